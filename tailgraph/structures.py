@@ -1,0 +1,329 @@
+"""Core data structures: scene graphs, video scene graphs, predictions, the task enum.
+
+All structures hold torch tensors (CPU by default) and validate themselves on construction,
+raising :class:`tailgraph.errors.DataError` that names the sample and the field at fault.
+
+Conventions
+-----------
+* Boxes are ``xyxy`` float32 in pixels of the original image, shape ``[N, 4]``.
+* Object labels are int64 class indices, shape ``[N]``; index 0 is ``__background__`` in
+  vocabularies that have one, so real objects use ``1..num_classes-1``.
+* Relations are int64 triplets ``(subject_index, object_index, predicate)``, shape ``[R, 3]``,
+  where the indices point into the boxes of the same graph. One pair may carry several
+  predicates (several rows with the same ``(s, o)``).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from tailgraph.errors import DataError
+
+__all__ = ["Task", "SceneGraph", "VideoSceneGraph", "Predictions", "as_tensor"]
+
+
+class Task(str, enum.Enum):
+    """The three standard SGG settings; it selects the detector stage.
+
+    * ``PREDCLS``: ground-truth boxes and labels are given, predicates are predicted.
+    * ``SGCLS``: ground-truth boxes are given, labels and predicates are predicted.
+    * ``SGDET``: boxes, labels and predicates are all predicted.
+    """
+
+    PREDCLS = "predcls"
+    SGCLS = "sgcls"
+    SGDET = "sgdet"
+
+    @property
+    def uses_gt_boxes(self) -> bool:
+        return self is not Task.SGDET
+
+    @property
+    def uses_gt_labels(self) -> bool:
+        return self is Task.PREDCLS
+
+    @classmethod
+    def parse(cls, value: "str | Task") -> "Task":
+        if isinstance(value, Task):
+            return value
+        try:
+            return cls(str(value).lower())
+        except ValueError:
+            raise DataError(
+                f"unknown task {value!r}; expected one of predcls, sgcls, sgdet", field="task"
+            ) from None
+
+
+def as_tensor(value: Any, dtype: torch.dtype, *, sample: object = None, field: str = "") -> torch.Tensor:
+    """Convert lists / numpy arrays / tensors to a CPU tensor of ``dtype`` with a clear error."""
+    if isinstance(value, torch.Tensor):
+        return value.to(dtype)
+    try:
+        arr = np.asarray(value)
+        if arr.dtype == object:
+            raise ValueError("ragged or non-numeric values")
+        return torch.as_tensor(arr).to(dtype)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"cannot read as a numeric array ({exc})", sample=sample, field=field) from None
+
+
+def _check_boxes(boxes: torch.Tensor, sample: object, name: str = "boxes") -> None:
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise DataError(f"expected shape [N, 4], got {list(boxes.shape)}", sample=sample, field=name)
+    if boxes.numel() == 0:
+        return
+    finite = torch.isfinite(boxes).all(dim=1)
+    if not bool(finite.all()):
+        i = int((~finite).nonzero()[0, 0])
+        raise DataError(f"box {i} is not finite: {boxes[i].tolist()}", sample=sample, field=name)
+    bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        raise DataError(
+            f"box {i} has x2<x1 or y2<y1: {boxes[i].tolist()}", sample=sample, field=name
+        )
+
+
+def _check_labels(labels: torch.Tensor, n: int, num_classes: int | None, sample: object, name: str) -> None:
+    if labels.ndim != 1 or labels.shape[0] != n:
+        raise DataError(f"expected shape [{n}], got {list(labels.shape)}", sample=sample, field=name)
+    if labels.numel() and int(labels.min()) < 0:
+        i = int((labels < 0).nonzero()[0, 0])
+        raise DataError(f"label {i} is negative ({int(labels[i])})", sample=sample, field=name)
+    if num_classes is not None and labels.numel() and int(labels.max()) >= num_classes:
+        i = int((labels >= num_classes).nonzero()[0, 0])
+        raise DataError(
+            f"label {i} = {int(labels[i])} is out of range [0, {num_classes})", sample=sample, field=name
+        )
+
+
+@dataclass
+class SceneGraph:
+    """One annotated image (or one video frame).
+
+    Attributes:
+        image_id: identifier of the image (string or int as the data set uses it).
+        width, height: image size in pixels.
+        boxes: ``[N, 4]`` float32 xyxy boxes.
+        labels: ``[N]`` int64 object classes.
+        relations: ``[R, 3]`` int64 ``(subject_idx, object_idx, predicate)``.
+        image_path: path of the image file, or ``None`` in layout-only data.
+        track_ids: optional ``[N]`` int64 track / trajectory id per box (video frames).
+        extras: free-form per-sample data (e.g. clean fine labels of the synthetic benchmark).
+    """
+
+    image_id: Any
+    width: int
+    height: int
+    boxes: torch.Tensor
+    labels: torch.Tensor
+    relations: torch.Tensor
+    image_path: str | None = None
+    track_ids: torch.Tensor | None = None
+    extras: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        sid = self.image_id
+        self.boxes = as_tensor(self.boxes, torch.float32, sample=sid, field="boxes")
+        if self.boxes.numel() == 0:
+            self.boxes = self.boxes.reshape(0, 4)
+        self.labels = as_tensor(self.labels, torch.int64, sample=sid, field="labels").reshape(-1)
+        self.relations = as_tensor(self.relations, torch.int64, sample=sid, field="relations")
+        if self.relations.numel() == 0:
+            self.relations = self.relations.reshape(0, 3)
+        if self.track_ids is not None:
+            self.track_ids = as_tensor(self.track_ids, torch.int64, sample=sid, field="track_ids").reshape(-1)
+        self.validate()
+
+    # ------------------------------------------------------------------ validation
+    def validate(self, num_classes: int | None = None, num_predicates: int | None = None) -> "SceneGraph":
+        """Check shapes, finiteness, box order and index ranges; raise :class:`DataError`.
+
+        Args:
+            num_classes: if given, labels must be ``< num_classes``.
+            num_predicates: if given, predicates must be ``< num_predicates``.
+        Returns:
+            ``self``, so calls can be chained.
+        """
+        sid = self.image_id
+        if not (isinstance(self.width, (int, np.integer)) and isinstance(self.height, (int, np.integer))):
+            raise DataError("width/height must be integers", sample=sid, field="width/height")
+        if self.width <= 0 or self.height <= 0:
+            raise DataError(f"image size must be positive, got {self.width}x{self.height}", sample=sid, field="width/height")
+        _check_boxes(self.boxes, sid)
+        n = self.boxes.shape[0]
+        _check_labels(self.labels, n, num_classes, sid, "labels")
+        rel = self.relations
+        if rel.ndim != 2 or rel.shape[1] != 3:
+            raise DataError(f"expected shape [R, 3], got {list(rel.shape)}", sample=sid, field="relations")
+        if rel.numel():
+            idx = rel[:, :2]
+            bad = (idx < 0) | (idx >= n)
+            if bool(bad.any()):
+                r = int(bad.any(dim=1).nonzero()[0, 0])
+                raise DataError(
+                    f"relation {r} {rel[r].tolist()} points outside the {n} boxes",
+                    sample=sid, field="relations",
+                )
+            if int(rel[:, 2].min()) < 0:
+                r = int((rel[:, 2] < 0).nonzero()[0, 0])
+                raise DataError(f"relation {r} has a negative predicate", sample=sid, field="relations")
+            if num_predicates is not None and int(rel[:, 2].max()) >= num_predicates:
+                r = int((rel[:, 2] >= num_predicates).nonzero()[0, 0])
+                raise DataError(
+                    f"relation {r} predicate {int(rel[r, 2])} out of range [0, {num_predicates})",
+                    sample=sid, field="relations",
+                )
+        if self.track_ids is not None and self.track_ids.shape[0] != n:
+            raise DataError(f"expected {n} track ids, got {self.track_ids.shape[0]}", sample=sid, field="track_ids")
+        return self
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def num_boxes(self) -> int:
+        return int(self.boxes.shape[0])
+
+    @property
+    def num_relations(self) -> int:
+        return int(self.relations.shape[0])
+
+    def to(self, device: torch.device | str) -> "SceneGraph":
+        """A copy with tensors moved to ``device`` (no validation is repeated)."""
+        new = object.__new__(SceneGraph)
+        new.__dict__.update(self.__dict__)
+        new.boxes = self.boxes.to(device)
+        new.labels = self.labels.to(device)
+        new.relations = self.relations.to(device)
+        new.track_ids = None if self.track_ids is None else self.track_ids.to(device)
+        return new
+
+    def with_relations(self, relations: torch.Tensor) -> "SceneGraph":
+        """A copy with another relation set (validated)."""
+        return replace(self, relations=relations, extras=dict(self.extras))
+
+    def to_dict(self) -> dict:
+        """JSON-friendly dict in tailgraph's ground-truth interchange layout (formats.md §5)."""
+        return {
+            "image_id": self.image_id,
+            "width": int(self.width),
+            "height": int(self.height),
+            "boxes": self.boxes.tolist(),
+            "labels": self.labels.tolist(),
+            "relations": self.relations.tolist(),
+        }
+
+
+@dataclass
+class VideoSceneGraph:
+    """A video as a sequence of annotated frames.
+
+    Attributes:
+        video_id: identifier of the video.
+        frames: one :class:`SceneGraph` per annotated frame, in time order.
+        frame_ids: identifier of each frame (e.g. AG's ``"000123.png"``, or a frame index).
+        extras: free-form per-video data (e.g. VidVRD relation instances over frame ranges).
+    """
+
+    video_id: Any
+    frames: list[SceneGraph]
+    frame_ids: list[Any] = field(default_factory=list)
+    extras: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.frame_ids:
+            self.frame_ids = list(range(len(self.frames)))
+        if len(self.frame_ids) != len(self.frames):
+            raise DataError(
+                f"{len(self.frames)} frames but {len(self.frame_ids)} frame ids",
+                sample=self.video_id, field="frame_ids",
+            )
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+@dataclass
+class Predictions:
+    """A model's scene graph for one image.
+
+    Attributes:
+        image_id: identifier matching the ground truth.
+        boxes: ``[N, 4]`` float32 xyxy boxes (GT boxes in PredCls / SGCls).
+        labels: ``[N]`` int64 predicted object classes.
+        label_scores: ``[N]`` float32 object scores (1 in PredCls).
+        pairs: ``[P, 2]`` int64 ordered ``(subject_idx, object_idx)`` candidate pairs.
+        predicate_scores: ``[P, C]`` float32 predicate scores per pair; column 0 is background
+            where the protocol has one. Probabilities (softmax) for the VG protocol.
+    """
+
+    image_id: Any
+    boxes: torch.Tensor
+    labels: torch.Tensor
+    label_scores: torch.Tensor
+    pairs: torch.Tensor
+    predicate_scores: torch.Tensor
+
+    def __post_init__(self) -> None:
+        sid = self.image_id
+        self.boxes = as_tensor(self.boxes, torch.float32, sample=sid, field="boxes")
+        if self.boxes.numel() == 0:
+            self.boxes = self.boxes.reshape(0, 4)
+        self.labels = as_tensor(self.labels, torch.int64, sample=sid, field="labels").reshape(-1)
+        self.label_scores = as_tensor(self.label_scores, torch.float32, sample=sid, field="label_scores").reshape(-1)
+        self.pairs = as_tensor(self.pairs, torch.int64, sample=sid, field="pairs")
+        if self.pairs.numel() == 0:
+            self.pairs = self.pairs.reshape(0, 2)
+        self.predicate_scores = as_tensor(self.predicate_scores, torch.float32, sample=sid, field="predicate_scores")
+        if self.predicate_scores.ndim == 1 and self.predicate_scores.numel() == 0:
+            self.predicate_scores = self.predicate_scores.reshape(0, 0)
+        self.validate()
+
+    def validate(self, num_classes: int | None = None, num_predicates: int | None = None) -> "Predictions":
+        sid = self.image_id
+        _check_boxes(self.boxes, sid)
+        n = self.boxes.shape[0]
+        _check_labels(self.labels, n, num_classes, sid, "labels")
+        if self.label_scores.shape[0] != n:
+            raise DataError(f"expected {n} label scores, got {self.label_scores.shape[0]}", sample=sid, field="label_scores")
+        if not bool(torch.isfinite(self.label_scores).all()):
+            raise DataError("label scores contain NaN or inf", sample=sid, field="label_scores")
+        if self.pairs.ndim != 2 or self.pairs.shape[1] != 2:
+            raise DataError(f"expected shape [P, 2], got {list(self.pairs.shape)}", sample=sid, field="pairs")
+        if self.pairs.numel():
+            bad = (self.pairs < 0) | (self.pairs >= n)
+            if bool(bad.any()):
+                r = int(bad.any(dim=1).nonzero()[0, 0])
+                raise DataError(f"pair {r} {self.pairs[r].tolist()} points outside the {n} boxes", sample=sid, field="pairs")
+        ps = self.predicate_scores
+        if ps.ndim != 2 or ps.shape[0] != self.pairs.shape[0]:
+            raise DataError(
+                f"expected one score row per pair ({self.pairs.shape[0]}), got shape {list(ps.shape)}",
+                sample=sid, field="predicate_scores",
+            )
+        if num_predicates is not None and ps.shape[0] and ps.shape[1] != num_predicates:
+            raise DataError(f"expected {num_predicates} columns, got {ps.shape[1]}", sample=sid, field="predicate_scores")
+        if ps.numel() and not bool(torch.isfinite(ps).all()):
+            r = int((~torch.isfinite(ps)).any(dim=1).nonzero()[0, 0])
+            raise DataError(f"row {r} contains NaN or inf", sample=sid, field="predicate_scores")
+        return self
+
+    def to_dict(self) -> dict:
+        """JSON-friendly dict in tailgraph's prediction interchange layout (formats.md §5)."""
+        return {
+            "image_id": self.image_id,
+            "boxes": self.boxes.tolist(),
+            "labels": self.labels.tolist(),
+            "label_scores": self.label_scores.tolist(),
+            "pairs": self.pairs.tolist(),
+            "predicate_scores": self.predicate_scores.tolist(),
+        }
+
+
+def collate_graphs(graphs: Sequence[SceneGraph]) -> list[SceneGraph]:
+    """Identity collate: graphs have different sizes, so a batch is a list."""
+    return list(graphs)
