@@ -1,0 +1,56 @@
+"""The ``tailgraph`` command.
+
+Subcommands are dispatched lazily to the module that owns them, so ``tailgraph evaluate``
+does not import the training stack. Each target is a ``main(argv: list[str]) -> int``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> (module, function, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "synth": ("tailgraph.data.synthetic.cli", "main", "generate a synthetic long-tailed benchmark"),
+    "stats": ("tailgraph.data.stats", "main", "statistics of a data set on disk"),
+    "fit": ("tailgraph.engine.cli", "fit_main", "train a relation model from a recipe (LightningCLI)"),
+    "validate": ("tailgraph.engine.cli", "validate_main", "validate a checkpoint (LightningCLI)"),
+    "test": ("tailgraph.engine.cli", "test_main", "test a checkpoint (LightningCLI)"),
+    "predict": ("tailgraph.engine.cli", "predict_main", "scene graphs for images (LightningCLI)"),
+    "evaluate": ("tailgraph.evaluation.cli", "main", "evaluate prediction files against ground truth"),
+    "report": ("tailgraph.engine.report", "main", "render a run's results as a readable report"),
+    "demo": ("tailgraph.engine.demo", "main", "generate -> fit -> test -> report on synth-vg"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: tailgraph <command> [options]", "", "commands:"]
+    for name, (_, _, text) in COMMANDS.items():
+        lines.append(f"  {name:<10} {text}")
+    lines.append("")
+    lines.append("Run 'tailgraph <command> --help' for a command's options.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from tailgraph import __version__
+
+        print(__version__)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"tailgraph: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, func_name, _ = COMMANDS[name]
+    func = getattr(importlib.import_module(module_name), func_name)
+    result = func(rest)
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

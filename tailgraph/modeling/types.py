@@ -1,0 +1,90 @@
+"""Tensor contracts between the model stages (features → context → predicate head).
+
+A batch of images is flattened: objects of all images are concatenated (``N`` rows, with
+``obj_to_img`` saying which image each belongs to) and candidate pairs likewise (``P`` rows,
+``pairs`` holding *global* object row indices, ``pair_to_img`` the image).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["RelationInputs", "ContextOutput", "HeadOutput"]
+
+
+@dataclass
+class RelationInputs:
+    """What a context model receives.
+
+    Attributes:
+        boxes: ``[N, 4]`` xyxy boxes in pixels of each object's image.
+        image_sizes: ``[B, 2]`` (height, width) of each image.
+        obj_to_img: ``[N]`` image index of each object.
+        labels: ``[N]`` object labels (GT in PredCls, predicted otherwise; may be ``None``
+            in SGCls before the object classifier has run).
+        label_dists: ``[N, C]`` class distribution per object (one-hot in PredCls; the
+            detector's scores in SGDet); used by models that embed soft labels.
+        pairs: ``[P, 2]`` global (subject_row, object_row) indices.
+        pair_to_img: ``[P]`` image index of each pair.
+        obj_feats: ``[N, D]`` visual RoI features, or ``None`` for layout-only models.
+        union_feats: ``[P, D_u]`` visual union-box features, or ``None``.
+        frame_index: ``[N]`` frame index of each object (video models), or ``None``.
+        track_ids: ``[N]`` track id of each object (video models with tracking), or ``None``.
+    """
+
+    boxes: torch.Tensor
+    image_sizes: torch.Tensor
+    obj_to_img: torch.Tensor
+    labels: torch.Tensor | None
+    label_dists: torch.Tensor | None
+    pairs: torch.Tensor
+    pair_to_img: torch.Tensor
+    obj_feats: torch.Tensor | None = None
+    union_feats: torch.Tensor | None = None
+    frame_index: torch.Tensor | None = None
+    track_ids: torch.Tensor | None = None
+
+    @property
+    def num_images(self) -> int:
+        return int(self.image_sizes.shape[0])
+
+    def normalized_boxes(self) -> torch.Tensor:
+        """``[N, 4]`` boxes divided by their image's width / height (values in [0, 1])."""
+        hw = self.image_sizes[self.obj_to_img].to(self.boxes.dtype)
+        scale = torch.stack([hw[:, 1], hw[:, 0], hw[:, 1], hw[:, 0]], dim=1)
+        return self.boxes / scale
+
+
+@dataclass
+class ContextOutput:
+    """What a context model returns.
+
+    Attributes:
+        pair_feats: ``[P, H]`` features of each candidate pair for the predicate head.
+        obj_logits: ``[N, C]`` object class logits (SGCls / SGDet refinement), or ``None``.
+        freq_logits: ``[P, R]`` additive frequency-bias logits (MOTIFS-style), or ``None``.
+        extras: model-specific tensors (e.g. attention maps, tree structure).
+    """
+
+    pair_feats: torch.Tensor
+    obj_logits: torch.Tensor | None = None
+    freq_logits: torch.Tensor | None = None
+    extras: dict = field(default_factory=dict)
+
+
+@dataclass
+class HeadOutput:
+    """What a predicate head returns.
+
+    Attributes:
+        logits: ``[P, R]`` predicate logits (the quantity a standard CE / BCE loss takes).
+        probs: ``[P, R]`` predicate probabilities used for ranking at test time, or ``None``
+            to mean ``softmax(logits)``.
+        extras: head-specific tensors (uncertainties, mixture parameters, distances, ...).
+    """
+
+    logits: torch.Tensor
+    probs: torch.Tensor | None = None
+    extras: dict = field(default_factory=dict)
