@@ -1,0 +1,96 @@
+"""Frequency statistics and the FREQ baseline (Neural Motifs' "predicate prior given classes")."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from tailgraph.modeling.types import ContextOutput, RelationInputs
+from tailgraph.structures import SceneGraph
+
+__all__ = ["pair_predicate_counts", "FrequencyBaseline"]
+
+
+def pair_predicate_counts(
+    graphs: Iterable[SceneGraph], num_classes: int, num_predicates: int, include_background: bool = True
+) -> torch.Tensor:
+    """Count predicates per (subject class, object class).
+
+    Args:
+        graphs: training scene graphs (predicate 0 = background / no relation).
+        num_classes: number of object classes ``C`` (incl. background).
+        num_predicates: number of predicates ``R`` (incl. background).
+        include_background: also count, in column 0, every ordered pair of distinct boxes of an
+            image that has no annotated relation (as Neural Motifs' ``bg_matrix``).
+    Returns:
+        ``[C, C, R]`` int64 counts.
+    """
+    counts = torch.zeros(num_classes * num_classes * num_predicates, dtype=torch.int64)
+    for g in graphs:
+        labels = g.labels
+        rel = g.relations
+        if rel.numel():
+            key = (labels[rel[:, 0]] * num_classes + labels[rel[:, 1]]) * num_predicates + rel[:, 2]
+            counts += torch.bincount(key, minlength=counts.numel())
+        if include_background and g.num_boxes > 1:
+            n = g.num_boxes
+            related = torch.zeros(n, n, dtype=torch.bool)
+            if rel.numel():
+                related[rel[:, 0], rel[:, 1]] = True
+            related.fill_diagonal_(True)
+            s, o = (~related).nonzero(as_tuple=True)
+            key = (labels[s] * num_classes + labels[o]) * num_predicates
+            counts += torch.bincount(key, minlength=counts.numel())
+    return counts.view(num_classes, num_classes, num_predicates)
+
+
+class FrequencyBaseline(nn.Module):
+    """FREQ: the predicate distribution given subject and object class, from training counts.
+
+    It has no trainable parameters; it plays the role of a context model whose
+    ``freq_logits`` are the log of the smoothed empirical distribution (pairs never seen fall
+    back to the global predicate distribution). Use it in :class:`RelationModel` with
+    ``head=None``.
+
+    Args:
+        num_classes: ``C``.
+        num_predicates: ``R`` (column 0 = background).
+        counts: optional ``[C, C, R]`` counts (see :func:`pair_predicate_counts`); set later
+            with :meth:`fit` otherwise.
+        smoothing: pseudo-count added to each cell.
+
+    Shapes:
+        ``forward(inp) -> ContextOutput(pair_feats [P, 0], freq_logits [P, R])``.
+    """
+
+    def __init__(self, num_classes: int, num_predicates: int, counts: torch.Tensor | None = None, smoothing: float = 1e-3) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.num_predicates = num_predicates
+        self.smoothing = smoothing
+        self.register_buffer("log_probs", torch.full((num_classes, num_classes, num_predicates), -float(torch.log(torch.tensor(float(num_predicates))))))
+        if counts is not None:
+            self.set_counts(counts)
+
+    def set_counts(self, counts: torch.Tensor) -> None:
+        counts = counts.to(torch.float64)
+        total = counts.sum(dim=(0, 1))
+        prior = (total + self.smoothing) / (total + self.smoothing).sum()
+        cell = counts.sum(dim=2, keepdim=True)
+        # Smoothed with the global prior so unseen class pairs get the marginal distribution.
+        probs = (counts + self.smoothing * prior * self.num_predicates) / (cell + self.smoothing * self.num_predicates)
+        self.log_probs.copy_(torch.log(probs).to(self.log_probs.dtype))
+
+    def fit(self, graphs: Iterable[SceneGraph]) -> "FrequencyBaseline":
+        self.set_counts(pair_predicate_counts(graphs, self.num_classes, self.num_predicates))
+        return self
+
+    def forward(self, inp: RelationInputs) -> ContextOutput:
+        if inp.labels is None:
+            raise ValueError("FrequencyBaseline needs object labels")
+        s = inp.labels[inp.pairs[:, 0]]
+        o = inp.labels[inp.pairs[:, 1]]
+        logits = self.log_probs[s, o]
+        return ContextOutput(pair_feats=logits.new_zeros((logits.shape[0], 0)), freq_logits=logits)

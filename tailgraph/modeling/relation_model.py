@@ -1,0 +1,219 @@
+"""The relation model: (optional) pixel features → context model → predicate head.
+
+:class:`RelationModel` is a plain ``nn.Module``; the Lightning module only wires it to a loss
+and metrics, so it can be used in any training loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tailgraph.modeling.roi import PixelFeatures
+from tailgraph.modeling.types import RelationInputs
+from tailgraph.structures import Predictions, SceneGraph, Task
+
+__all__ = ["GraphBatch", "RelationOutput", "RelationModel", "all_pairs"]
+
+
+@dataclass
+class GraphBatch:
+    """A batch of images and their (ground-truth) graphs.
+
+    Attributes:
+        graphs: the scene graphs; boxes in original image pixels.
+        images: ``[B, 3, H, W]`` normalised, resized, zero-padded images, or ``None``
+            (layout-only).
+        scales: ``[B]`` resize factor from original pixels to ``images``' pixels.
+    """
+
+    graphs: list[SceneGraph]
+    images: torch.Tensor | None = None
+    scales: torch.Tensor | None = None
+
+    def to(self, device: torch.device | str) -> "GraphBatch":
+        return GraphBatch(
+            graphs=[g.to(device) for g in self.graphs],
+            images=None if self.images is None else self.images.to(device),
+            scales=None if self.scales is None else self.scales.to(device),
+        )
+
+    def __len__(self) -> int:
+        return len(self.graphs)
+
+
+@dataclass
+class RelationOutput:
+    """Model outputs for a batch (objects and pairs of all images concatenated).
+
+    Attributes:
+        pairs: ``[P, 2]`` global object rows (subject, object).
+        pair_to_img: ``[P]``.
+        obj_to_img: ``[N]``.
+        obj_labels: ``[N]`` labels used (GT in PredCls, argmax of ``obj_logits`` otherwise).
+        obj_scores: ``[N]`` object scores (1 in PredCls).
+        obj_logits: ``[N, C]`` object logits, or ``None`` in PredCls.
+        predicate_logits: ``[P, R]``.
+        predicate_probs: ``[P, R]`` scores used for ranking.
+        extras: head / context extras.
+    """
+
+    pairs: torch.Tensor
+    pair_to_img: torch.Tensor
+    obj_to_img: torch.Tensor
+    obj_labels: torch.Tensor
+    obj_scores: torch.Tensor
+    obj_logits: torch.Tensor | None
+    predicate_logits: torch.Tensor
+    predicate_probs: torch.Tensor
+    extras: dict = field(default_factory=dict)
+
+
+def all_pairs(num_objs: list[int], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """All ordered pairs of distinct objects within each image.
+
+    Returns:
+        ``(pairs [P, 2] global rows, pair_to_img [P])``; images are concatenated in order.
+    """
+    pairs, owners = [], []
+    offset = 0
+    for i, n in enumerate(num_objs):
+        if n > 1:
+            idx = torch.arange(n, device=device)
+            s, o = torch.meshgrid(idx, idx, indexing="ij")
+            keep = s != o
+            p = torch.stack([s[keep], o[keep]], dim=1) + offset
+            pairs.append(p)
+            owners.append(torch.full((p.shape[0],), i, dtype=torch.int64, device=device))
+        offset += n
+    if not pairs:
+        return torch.zeros((0, 2), dtype=torch.int64, device=device), torch.zeros(0, dtype=torch.int64, device=device)
+    return torch.cat(pairs), torch.cat(owners)
+
+
+class RelationModel(nn.Module):
+    """Features → context → predicate head, for PredCls / SGCls on given boxes.
+
+    Args:
+        context: a context model ``forward(RelationInputs) -> ContextOutput``.
+        head: a predicate head ``forward(pair_feats [P, H]) -> HeadOutput``; ``None`` when the
+            context itself returns ``freq_logits`` (the FREQ baseline).
+        num_classes: object classes ``C`` (incl. background).
+        features: pixel feature extractor; ``None`` = layout-only model.
+        object_classifier: ``obj_feats [N, D] -> logits [N, C]`` for SGCls when the context
+            model does not classify objects itself.
+        task: PredCls or SGCls (SGDet runs through a detector that supplies boxes).
+        use_freq_bias: add the context's ``freq_logits`` (if any) to the head's logits.
+
+    Shapes:
+        ``forward(batch: GraphBatch) -> RelationOutput``.
+    """
+
+    def __init__(
+        self,
+        context: nn.Module,
+        head: nn.Module | None,
+        num_classes: int,
+        features: PixelFeatures | None = None,
+        object_classifier: nn.Module | None = None,
+        task: Task | str = Task.PREDCLS,
+        use_freq_bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.context = context
+        self.head = head
+        self.features = features
+        self.object_classifier = object_classifier
+        self.num_classes = num_classes
+        self.task = Task.parse(task)
+        self.use_freq_bias = use_freq_bias
+
+    def build_inputs(self, batch: GraphBatch) -> RelationInputs:
+        graphs = batch.graphs
+        device = graphs[0].boxes.device if graphs else torch.device("cpu")
+        num_objs = [g.num_boxes for g in graphs]
+        boxes = torch.cat([g.boxes for g in graphs]) if graphs else torch.zeros((0, 4), device=device)
+        labels = torch.cat([g.labels for g in graphs]) if graphs else torch.zeros(0, dtype=torch.int64, device=device)
+        obj_to_img = torch.repeat_interleave(torch.arange(len(graphs), device=device), torch.tensor(num_objs, device=device))
+        sizes = torch.tensor([[g.height, g.width] for g in graphs], dtype=torch.float32, device=device).reshape(-1, 2)
+        pairs, pair_to_img = all_pairs(num_objs, device=device)
+        obj_feats = union_feats = None
+        if self.features is not None:
+            if batch.images is None or batch.scales is None:
+                raise ValueError("this model reads pixels: the batch has no images (layout-only data?)")
+            obj_feats, union_feats = self.features(batch.images, batch.scales, boxes, obj_to_img, pairs)
+        dists = F.one_hot(labels, self.num_classes).to(boxes.dtype) if self.task is Task.PREDCLS else None
+        return RelationInputs(
+            boxes=boxes, image_sizes=sizes, obj_to_img=obj_to_img,
+            labels=labels if self.task is Task.PREDCLS else None, label_dists=dists,
+            pairs=pairs, pair_to_img=pair_to_img, obj_feats=obj_feats, union_feats=union_feats,
+        )
+
+    def forward(self, batch: GraphBatch) -> RelationOutput:
+        inp = self.build_inputs(batch)
+        gt_labels = torch.cat([g.labels for g in batch.graphs])
+        obj_logits = None
+        if self.task is not Task.PREDCLS and self.object_classifier is not None:
+            if inp.obj_feats is None:
+                raise ValueError("SGCls with a separate object classifier needs pixel features")
+            obj_logits = self.object_classifier(inp.obj_feats)
+            probs = torch.softmax(obj_logits, dim=-1)
+            inp.label_dists = probs
+            inp.labels = 1 + probs[:, 1:].argmax(dim=1)
+        ctx = self.context(inp)
+        if ctx.obj_logits is not None:
+            obj_logits = ctx.obj_logits
+        if self.task is Task.PREDCLS:
+            obj_labels = gt_labels
+            obj_scores = torch.ones(gt_labels.shape[0], device=gt_labels.device)
+        else:
+            if obj_logits is None:
+                raise ValueError(f"task {self.task.value} needs an object classifier or a context model that classifies objects")
+            probs = torch.softmax(obj_logits, dim=-1)
+            obj_scores, idx = probs[:, 1:].max(dim=1)
+            obj_labels = idx + 1
+        if self.head is None:
+            if ctx.freq_logits is None:
+                raise ValueError("RelationModel without a head needs a context model that returns freq_logits")
+            logits = ctx.freq_logits
+            probs = torch.softmax(logits, dim=-1)
+            extras: dict = {}
+        else:
+            out = self.head(ctx.pair_feats)
+            logits = out.logits
+            probs = out.probs if out.probs is not None else torch.softmax(logits, dim=-1)
+            if self.use_freq_bias and ctx.freq_logits is not None:
+                # MOTIFS-style frequency bias: added to the logits before the softmax.
+                logits = logits + ctx.freq_logits
+                probs = torch.softmax(logits, dim=-1)
+            extras = dict(out.extras)
+        extras.update(ctx.extras)
+        return RelationOutput(
+            pairs=inp.pairs, pair_to_img=inp.pair_to_img, obj_to_img=inp.obj_to_img,
+            obj_labels=obj_labels, obj_scores=obj_scores, obj_logits=obj_logits,
+            predicate_logits=logits, predicate_probs=probs, extras=extras,
+        )
+
+    @torch.no_grad()
+    def to_predictions(self, batch: GraphBatch, out: RelationOutput) -> list[Predictions]:
+        """Split a batch output into per-image :class:`Predictions` (local pair indices, CPU)."""
+        preds = []
+        offset = 0
+        for i, g in enumerate(batch.graphs):
+            n = g.num_boxes
+            pm = out.pair_to_img == i
+            preds.append(
+                Predictions(
+                    image_id=g.image_id,
+                    boxes=g.boxes.detach().cpu(),
+                    labels=out.obj_labels[offset:offset + n].detach().cpu(),
+                    label_scores=out.obj_scores[offset:offset + n].detach().float().cpu(),
+                    pairs=(out.pairs[pm] - offset).cpu(),
+                    predicate_scores=out.predicate_probs[pm].detach().float().cpu(),
+                )
+            )
+            offset += n
+        return preds

@@ -1,0 +1,100 @@
+"""Visual features of objects and pairs: backbone feature map → RoIAlign → MLP."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.ops import roi_align
+
+from tailgraph.modeling.backbone import ResNetTrunk
+from tailgraph.modeling.geometry import union_boxes
+
+__all__ = ["PixelFeatures", "rois_with_batch_index"]
+
+
+def rois_with_batch_index(boxes: torch.Tensor, box_to_img: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """``[K, 5]`` RoIs (batch_idx, x1, y1, x2, y2) in input-tensor pixels.
+
+    Args:
+        boxes: ``[K, 4]`` xyxy in original image pixels.
+        box_to_img: ``[K]`` image index of each box.
+        scales: ``[B]`` resize factor from original image pixels to the input tensor.
+    """
+    scaled = boxes * scales[box_to_img].unsqueeze(1).to(boxes.dtype)
+    return torch.cat([box_to_img.to(boxes.dtype).unsqueeze(1), scaled], dim=1)
+
+
+class PixelFeatures(nn.Module):
+    """Object and union-box features from pixels.
+
+    A ResNet trunk (cut after ``last_stage``) computes a feature map once per image; RoIAlign
+    pools ``roi_size × roi_size`` cells for every object box and every candidate pair's union
+    box; a small conv + MLP turns each into a vector.
+
+    Args:
+        depth: ResNet depth (18 / 34 / 50).
+        weights_path: torchvision ResNet weights on disk; ``None`` = random initialisation.
+        last_stage: last trunk stage used (``layer2`` keeps CPU training cheap; ``layer3`` /
+            ``layer4`` for real data).
+        roi_size: RoIAlign output size.
+        out_dim: size of the object / union feature vectors.
+        frozen_trunk: freeze the trunk (use with a feature cache).
+        union_features: also compute union-box features.
+
+    Shapes:
+        ``forward(images [B,3,H,W], scales [B], boxes [N,4], obj_to_img [N], pairs [P,2])``
+        → ``(obj_feats [N, out_dim], union_feats [P, out_dim] or None)``.
+    """
+
+    def __init__(
+        self,
+        depth: int = 18,
+        weights_path: str | None = None,
+        last_stage: str = "layer3",
+        roi_size: int = 7,
+        out_dim: int = 256,
+        frozen_trunk: bool = False,
+        union_features: bool = True,
+    ) -> None:
+        super().__init__()
+        self.trunk = ResNetTrunk(depth, weights_path=weights_path, last_stage=last_stage, frozen=frozen_trunk)
+        c = self.trunk.out_channels
+        self.roi_size = roi_size
+        self.spatial_scale = 1.0 / self.trunk.stride
+        self.out_dim = out_dim
+        self.union_features = union_features
+
+        def head() -> nn.Module:
+            return nn.Sequential(
+                nn.Conv2d(c, 128, kernel_size=3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.Flatten(),
+                nn.Linear(128 * roi_size * roi_size, out_dim),
+                nn.ReLU(inplace=True),
+            )
+
+        self.obj_head = head()
+        self.union_head = head() if union_features else None
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        scales: torch.Tensor,
+        boxes: torch.Tensor,
+        obj_to_img: torch.Tensor,
+        pairs: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        fmap = self.trunk(images)
+        obj_rois = rois_with_batch_index(boxes, obj_to_img, scales)
+        obj = roi_align(fmap, obj_rois, self.roi_size, self.spatial_scale, sampling_ratio=2, aligned=True)
+        obj_feats = self.obj_head(obj)
+        union_feats = None
+        if self.union_head is not None:
+            if pairs.shape[0] == 0:
+                union_feats = obj_feats.new_zeros((0, self.out_dim))
+            else:
+                ub = union_boxes(boxes, pairs)
+                rois = rois_with_batch_index(ub, obj_to_img[pairs[:, 0]], scales)
+                uni = roi_align(fmap, rois, self.roi_size, self.spatial_scale, sampling_ratio=2, aligned=True)
+                union_feats = self.union_head(uni)
+        return obj_feats, union_feats
