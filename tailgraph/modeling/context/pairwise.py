@@ -49,6 +49,7 @@ class PairwiseMLPContext(nn.Module):
         self.union_feat_dim = union_feat_dim
         self.use_geometry = use_geometry
         self.hidden_dim = hidden_dim
+        self.out_dim = hidden_dim
         obj_in = embed_dim + obj_feat_dim + (BOX_GEOMETRY_DIM if use_geometry else 0)
         self.obj_encoder = nn.Sequential(
             nn.Linear(obj_in, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, hidden_dim), nn.ReLU(inplace=True)

@@ -1,0 +1,146 @@
+"""LightningDataModules for image scene graphs: VG150-format data and synth-vg."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from tailgraph.data.images import GraphImageDataset, collate_graph_batch
+from tailgraph.errors import DataError
+from tailgraph.structures import SceneGraph
+from tailgraph.vocab import Vocabulary
+
+__all__ = ["VGDataModule", "SynthVGDataModule"]
+
+
+class VGDataModule(L.LightningDataModule):
+    """A data set in the VG150 file format (real VG150, RS-VG style sets, synth-vg).
+
+    Args:
+        root: folder with ``VG-SGG-with-attri.h5`` (or ``VG-SGG.h5``), ``VG-SGG-dicts.json``,
+            ``image_data.json`` and (unless layout-only) the images.
+        layout_only: train on boxes, labels and relations only (no image files needed).
+        max_size: longer image side fed to the network.
+        batch_size: images per batch.
+        num_workers: DataLoader workers.
+        num_val_im: images of the training split held out for validation (SGB: 5000).
+        filter_non_overlap: drop training relations whose boxes do not overlap (SGDet-style
+            training in SGB).
+        val_split: ``"val"`` (held-out training images) or ``"test"`` for validation.
+        cache_images: keep decoded images in memory (small sets).
+        seed: seed of the duplicate-relation sampling of the training filter.
+    """
+
+    def __init__(
+        self,
+        root: str = "data/synth-vg",
+        layout_only: bool = False,
+        max_size: int = 192,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        num_val_im: int = 0,
+        filter_non_overlap: bool = False,
+        val_split: str = "test",
+        cache_images: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.root = str(root)
+        self.layout_only = layout_only
+        self.max_size = max_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.num_val_im = num_val_im
+        self.filter_non_overlap = filter_non_overlap
+        self.val_split = val_split
+        self.cache_images = cache_images
+        self.seed = seed
+        self.vocab: Vocabulary | None = None
+        self.splits: dict[str, list[SceneGraph]] = {}
+
+    # ------------------------------------------------------------------ data
+    def _load(self, split: str) -> list[SceneGraph]:
+        from tailgraph.data.vg import load_vg
+
+        if split not in self.splits:
+            graphs, vocab = load_vg(
+                self.root, split, layout_only=self.layout_only, num_val_im=self.num_val_im,
+                filter_non_overlap=self.filter_non_overlap and split == "train", seed=self.seed,
+            )
+            self.splits[split] = graphs
+            if split == "train" or self.vocab is None:
+                self.vocab = vocab
+        return self.splits[split]
+
+    def prepare_data(self) -> None:
+        if not Path(self.root).is_dir():
+            raise DataError("data set folder not found", file=self.root, field="root")
+
+    def setup(self, stage: str | None = None) -> None:
+        self.prepare_data()
+        # The training split defines the vocabulary's counts (used by FREQ and the methods).
+        self._load("train")
+        if stage in (None, "fit", "validate"):
+            self._load(self.val_split)
+        if stage in (None, "test", "predict"):
+            self._load("test")
+
+    def train_graphs(self) -> list[SceneGraph]:
+        return self._load("train")
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        ds = GraphImageDataset(self._load(split), max_size=self.max_size, layout_only=self.layout_only, cache_images=self.cache_images)
+        return DataLoader(
+            ds, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+            collate_fn=collate_graph_batch, persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_split, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+class SynthVGDataModule(VGDataModule):
+    """synth-vg, generated into ``root`` on first use (deterministic per seed).
+
+    Args:
+        num_train, num_test: images per split.
+        image_size: canvas size in pixels.
+        synth_seed: generator seed.
+        **kwargs: :class:`VGDataModule` options.
+    """
+
+    def __init__(
+        self,
+        root: str = "data/synth-vg",
+        num_train: int = 2000,
+        num_test: int = 500,
+        image_size: int = 192,
+        synth_seed: int = 0,
+        **kwargs,
+    ) -> None:
+        super().__init__(root=root, **kwargs)
+        self.num_train = num_train
+        self.num_test = num_test
+        self.image_size = image_size
+        self.synth_seed = synth_seed
+
+    def prepare_data(self) -> None:
+        from tailgraph.data.synthetic import generate_synth_vg
+
+        marker = Path(self.root) / "VG-SGG-dicts.json"
+        if not marker.is_file():
+            generate_synth_vg(
+                self.root, num_train=self.num_train, num_test=self.num_test,
+                seed=self.synth_seed, image_size=self.image_size,
+            )

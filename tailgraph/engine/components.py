@@ -1,0 +1,60 @@
+"""Building model parts from ``class_path`` + ``init_args`` specs, with vocabulary injection.
+
+A recipe names real classes (``tailgraph.modeling.context.pairwise.PairwiseMLPContext``);
+arguments that depend on the data set (class names, counts, feature sizes) are injected here
+when the class's constructor accepts them and the recipe did not set them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any, Mapping
+
+from tailgraph.errors import DataError
+
+__all__ = ["build_component", "import_class"]
+
+
+def import_class(path: str) -> type:
+    """Import ``package.module.Class``; raise a clear error naming the path otherwise."""
+    module_name, _, name = path.rpartition(".")
+    if not module_name:
+        raise DataError(f"class_path {path!r} must be a dotted path 'package.module.Class'", field="class_path")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise DataError(f"cannot import module {module_name!r} ({exc})", field="class_path") from None
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise DataError(f"module {module_name!r} has no class {name!r}", field="class_path") from None
+
+
+def build_component(spec: Mapping[str, Any] | None, injected: Mapping[str, Any] | None = None) -> Any:
+    """Instantiate ``spec = {"class_path": ..., "init_args": {...}}``.
+
+    Args:
+        spec: the component spec, or ``None`` (returns ``None``).
+        injected: values offered to the constructor for parameters it accepts and the spec
+            did not set (e.g. ``class_names``, ``num_predicates``, ``in_dim``).
+    Returns:
+        The instance.
+    """
+    if spec is None:
+        return None
+    if not isinstance(spec, Mapping) or "class_path" not in spec:
+        raise DataError(f"a component spec needs a 'class_path' (got {spec!r})", field="class_path")
+    cls = import_class(str(spec["class_path"]))
+    args = dict(spec.get("init_args") or {})
+    params = inspect.signature(cls).parameters
+    accepts_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    for key, value in (injected or {}).items():
+        if key in args:
+            continue
+        if key in params:
+            args[key] = value
+    unknown = [k for k in args if k not in params and not accepts_kwargs]
+    if unknown:
+        raise DataError(f"{spec['class_path']} has no option(s) {unknown}", field="init_args")
+    return cls(**args)
