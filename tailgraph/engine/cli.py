@@ -18,7 +18,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from tailgraph.engine.module import SGGModule
 
-__all__ = ["fit_main", "validate_main", "test_main", "predict_main", "MetricsWriter", "write_json_atomic"]
+__all__ = ["fit_main", "validate_main", "test_main", "predict_main", "MetricsWriter", "write_json_atomic", "results_document"]
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
@@ -29,6 +29,17 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
     with open(tmp, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=True)
     os.replace(tmp, path)
+
+
+def results_document(models: dict[str, dict], vocab: Any, task: str, **more: Any) -> dict:
+    """The results file layout read by ``tailgraph report``."""
+    doc: dict[str, Any] = {"task": task, "models": models}
+    if vocab is not None:
+        fg = vocab.foreground_predicates
+        doc["predicates"] = [vocab.predicates[i] for i in fg]
+        doc["train_counts"] = [int(vocab.predicate_counts[i]) for i in fg]
+    doc.update(more)
+    return doc
 
 
 class MetricsWriter(Callback):
@@ -43,7 +54,7 @@ class MetricsWriter(Callback):
         if not metrics or not trainer.is_global_zero:
             return
         target = self.path or os.path.join(trainer.log_dir or ".", "metrics.json")
-        write_json_atomic(target, metrics)
+        write_json_atomic(target, results_document({"model": metrics}, getattr(pl_module, "vocab", None), pl_module.task.value))
 
 
 class TailgraphCLI(LightningCLI):

@@ -1,0 +1,133 @@
+"""``tailgraph report``: a run's results as a readable page (Markdown + HTML + PNG plots).
+
+Input is a results file written by ``tailgraph test`` / ``tailgraph demo``
+(``metrics.json``)::
+
+    {"task": "predcls",
+     "predicates": [fg predicate names], "train_counts": [training counts],
+     "models": {"FREQ": {"R@50": ..., "mR@50": ..., "per_predicate_R@50": [...], ...}, ...},
+     "timings": {"phase": seconds, ...}}            # optional
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from tailgraph.errors import DataError
+
+__all__ = ["write_report", "main", "results_table"]
+
+_MAIN_KEYS = ("R@20", "R@50", "R@100", "mR@20", "mR@50", "mR@100", "ngR@50", "ng-mR@50", "zR@50", "A@50")
+
+
+def _load(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        path = path / "metrics.json"
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise DataError("results file not found", file=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"not valid JSON ({exc})", file=str(path)) from None
+    if "models" not in data or not isinstance(data["models"], dict):
+        raise DataError("expected a 'models' object (model name -> metrics)", file=str(path), field="models")
+    return data
+
+
+def results_table(models: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows (percentages, 2 decimals) of the main metrics present in the results."""
+    keys = [k for k in _MAIN_KEYS if any(k in m for m in models.values())]
+    rows = []
+    for name, m in models.items():
+        rows.append([name] + [f"{100 * float(m[k]):.2f}" if k in m else "–" for k in keys])
+    return ["model"] + keys, rows
+
+
+def write_report(results_path: str | Path, out_dir: str | Path | None = None, k: int = 50) -> dict[str, Path]:
+    """Render ``report.md``, ``report.html`` and ``per_predicate_recall.png``.
+
+    Returns:
+        The written files by kind.
+    """
+    from tailgraph.viz.plots import plot_per_predicate_recall
+
+    results_path = Path(results_path)
+    data = _load(results_path)
+    base = results_path if results_path.is_dir() else results_path.parent
+    out = Path(out_dir) if out_dir is not None else base
+    out.mkdir(parents=True, exist_ok=True)
+    models = data["models"]
+    header, rows = results_table(models)
+    files: dict[str, Path] = {}
+    preds = data.get("predicates")
+    counts = data.get("train_counts")
+    key = f"per_predicate_R@{k}"
+    per_pred = {n: m[key] for n, m in models.items() if key in m}
+    if preds and counts and per_pred:
+        files["plot"] = plot_per_predicate_recall(preds, per_pred, counts, out / "per_predicate_recall.png", k=k)
+
+    task = data.get("task", "")
+    md = [f"# tailgraph results{(' — ' + task) if task else ''}", ""]
+    if data.get("dataset"):
+        md += [f"Data: {data['dataset']}", ""]
+    md += ["Recall in percent (graph constraint unless marked ng; mR = mean over predicates).", ""]
+    md.append("| " + " | ".join(header) + " |")
+    md.append("|" + "---|" * len(header))
+    for r in rows:
+        md.append("| " + " | ".join(r) + " |")
+    if "plot" in files:
+        md += ["", f"![per-predicate recall@{k}]({files['plot'].name})", "",
+               f"Per-predicate recall@{k}, predicates sorted by training frequency (line: training count, log scale)."]
+    if preds and per_pred:
+        md += ["", f"## Per-predicate recall@{k} (%)", ""]
+        names = list(per_pred)
+        md.append("| predicate | train count | " + " | ".join(names) + " |")
+        md.append("|" + "---|" * (len(names) + 2))
+        order = sorted(range(len(preds)), key=lambda i: -(counts[i] if counts else 0))
+        for i in order:
+            vals = " | ".join(f"{100 * per_pred[n][i]:.1f}" for n in names)
+            md.append(f"| {preds[i]} | {counts[i] if counts else ''} | {vals} |")
+    if data.get("timings"):
+        md += ["", "## Timings", "", "| phase | seconds |", "|---|---|"]
+        for phase, sec in data["timings"].items():
+            md.append(f"| {phase} | {float(sec):.1f} |")
+    files["markdown"] = out / "report.md"
+    files["markdown"].write_text("\n".join(md) + "\n")
+
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>tailgraph report</title>",
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+             "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
+             "td:first-child{text-align:left}</style></head><body>",
+             f"<h1>tailgraph results {html.escape(task)}</h1>", "<table><tr>"]
+    parts += [f"<th>{html.escape(h)}</th>" for h in header]
+    parts.append("</tr>")
+    for r in rows:
+        parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>")
+    parts.append("</table>")
+    if "plot" in files:
+        parts.append(f"<p><img src='{files['plot'].name}' style='max-width:100%'></p>")
+    parts.append("</body></html>")
+    files["html"] = out / "report.html"
+    files["html"].write_text("".join(parts))
+    return files
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tailgraph report", description="Render a run's metrics.json as a report.")
+    parser.add_argument("results", help="metrics.json, or a folder that holds one")
+    parser.add_argument("--out", default=None, help="output folder (default: next to the results)")
+    parser.add_argument("-k", type=int, default=50, help="K of the per-predicate recall plot")
+    args = parser.parse_args(argv)
+    try:
+        files = write_report(args.results, args.out, k=args.k)
+    except DataError as exc:
+        print(f"tailgraph report: {exc}")
+        return 2
+    for kind, path in files.items():
+        print(f"{kind}: {path}")
+    return 0
