@@ -86,8 +86,8 @@ class SGGModule(L.LightningModule):
         task: ``predcls`` | ``sgcls``.
         lr, weight_decay: AdamW settings.
         max_epochs_hint: length of the cosine learning-rate schedule in epochs (0 = constant).
-        bg_per_image: at most this many background pairs per image enter the loss during
-            training (random subset); ``None`` = all.
+        bg_per_image: training uses every annotated pair of an image plus at most this many
+            random unannotated (background) pairs; ``None`` = all pairs.
         eval_ks: K values of R@K / mR@K.
         vocab: vocabulary dict (set from the data module or the checkpoint; rarely given).
     """
@@ -103,7 +103,7 @@ class SGGModule(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         max_epochs_hint: int = 0,
-        bg_per_image: int | None = 64,
+        bg_per_image: int | None = 16,
         eval_ks: tuple[int, ...] = (20, 50, 100),
         vocab: dict | None = None,
     ) -> None:
@@ -195,23 +195,32 @@ class SGGModule(L.LightningModule):
             return batch.to(device)
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
+    def sample_pairs(self, batch: GraphBatch) -> GraphBatch:
+        """Training pairs per image: every annotated pair plus at most ``bg_per_image`` random
+        unannotated ones (all pairs when ``bg_per_image`` is ``None``)."""
+        if self.bg_per_image is None:
+            return batch
+        chosen = []
+        for g in batch.graphs:
+            n = g.num_boxes
+            device = g.boxes.device
+            related = torch.zeros((n, n), dtype=torch.bool, device=device)
+            if g.num_relations:
+                related[g.relations[:, 0], g.relations[:, 1]] = True
+            fg = related.nonzero()
+            free = ~related
+            free.fill_diagonal_(False)
+            bg = free.nonzero()
+            if bg.shape[0] > self.bg_per_image:
+                bg = bg[torch.randperm(bg.shape[0], device=device)[: self.bg_per_image]]
+            chosen.append(torch.cat([fg, bg]))
+        return batch.with_pairs(chosen)
+
     def compute_loss(self, batch: GraphBatch, out: RelationOutput) -> dict[str, torch.Tensor]:
         labels, _ = pair_targets(batch.graphs, out.pairs)
-        keep = torch.ones_like(labels, dtype=torch.bool)
-        if self.bg_per_image is not None and self.training:
-            # Random subset of background pairs per image (fg pairs always kept).
-            bg = labels == 0
-            rand = torch.rand(labels.shape[0], device=labels.device)
-            rand = torch.where(bg, rand, torch.full_like(rand, -1.0))
-            for i in range(len(batch.graphs)):
-                m = (out.pair_to_img == i) & bg
-                n = int(m.sum())
-                if n > self.bg_per_image:
-                    thresh = rand[m].kthvalue(n - self.bg_per_image).values
-                    keep &= ~(m & (rand <= thresh))
         losses = {}
-        if keep.any():
-            losses["loss_rel"] = self.loss_fn(out.predicate_logits[keep], labels[keep])
+        if labels.numel():
+            losses["loss_rel"] = self.loss_fn(out.predicate_logits, labels)
         else:
             losses["loss_rel"] = out.predicate_logits.sum() * 0.0
         if out.obj_logits is not None and self.task is not Task.PREDCLS:
@@ -220,6 +229,7 @@ class SGGModule(L.LightningModule):
         return losses
 
     def training_step(self, batch: GraphBatch, batch_idx: int) -> torch.Tensor:
+        batch = self.sample_pairs(batch)
         out = self(batch)
         losses = self.compute_loss(batch, out)
         total = sum(losses.values())

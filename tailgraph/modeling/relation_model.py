@@ -28,18 +28,26 @@ class GraphBatch:
         images: ``[B, 3, H, W]`` normalised, resized, zero-padded images, or ``None``
             (layout-only).
         scales: ``[B]`` resize factor from original pixels to ``images``' pixels.
+        pairs: optional candidate pairs per image (local ``[P_i, 2]`` object indices); ``None``
+            = all ordered pairs of distinct objects.
     """
 
     graphs: list[SceneGraph]
     images: torch.Tensor | None = None
     scales: torch.Tensor | None = None
+    pairs: list[torch.Tensor] | None = None
 
     def to(self, device: torch.device | str) -> "GraphBatch":
         return GraphBatch(
             graphs=[g.to(device) for g in self.graphs],
             images=None if self.images is None else self.images.to(device),
             scales=None if self.scales is None else self.scales.to(device),
+            pairs=None if self.pairs is None else [p.to(device) for p in self.pairs],
         )
+
+    def with_pairs(self, pairs: list[torch.Tensor]) -> "GraphBatch":
+        """The same batch restricted to the given candidate pairs (local ``[P_i, 2]`` per image)."""
+        return GraphBatch(self.graphs, self.images, self.scales, pairs)
 
     def __len__(self) -> int:
         return len(self.graphs)
@@ -139,7 +147,12 @@ class RelationModel(nn.Module):
         labels = torch.cat([g.labels for g in graphs]) if graphs else torch.zeros(0, dtype=torch.int64, device=device)
         obj_to_img = torch.repeat_interleave(torch.arange(len(graphs), device=device), torch.tensor(num_objs, device=device))
         sizes = torch.tensor([[g.height, g.width] for g in graphs], dtype=torch.float32, device=device).reshape(-1, 2)
-        pairs, pair_to_img = all_pairs(num_objs, device=device)
+        if batch.pairs is None:
+            pairs, pair_to_img = all_pairs(num_objs, device=device)
+        else:
+            offsets = torch.tensor([0] + num_objs[:-1], device=device).cumsum(0)
+            pairs = torch.cat([p.reshape(-1, 2) + offsets[i] for i, p in enumerate(batch.pairs)]) if batch.pairs else torch.zeros((0, 2), dtype=torch.int64, device=device)
+            pair_to_img = torch.cat([torch.full((p.reshape(-1, 2).shape[0],), i, dtype=torch.int64, device=device) for i, p in enumerate(batch.pairs)]) if batch.pairs else torch.zeros(0, dtype=torch.int64, device=device)
         obj_feats = union_feats = None
         if self.features is not None:
             if batch.images is None or batch.scales is None:

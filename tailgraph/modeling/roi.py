@@ -40,6 +40,7 @@ class PixelFeatures(nn.Module):
         out_dim: size of the object / union feature vectors.
         frozen_trunk: freeze the trunk (use with a feature cache).
         union_features: also compute union-box features.
+        reduce_channels: channels of the 1×1 reduction applied to each pooled RoI.
 
     Shapes:
         ``forward(images [B,3,H,W], scales [B], boxes [N,4], obj_to_img [N], pairs [P,2])``
@@ -55,6 +56,7 @@ class PixelFeatures(nn.Module):
         out_dim: int = 256,
         frozen_trunk: bool = False,
         union_features: bool = True,
+        reduce_channels: int = 32,
     ) -> None:
         super().__init__()
         self.trunk = ResNetTrunk(depth, weights_path=weights_path, last_stage=last_stage, frozen=frozen_trunk)
@@ -65,11 +67,13 @@ class PixelFeatures(nn.Module):
         self.union_features = union_features
 
         def head() -> nn.Module:
+            # 1x1 reduction before flattening keeps the per-RoI cost small (many union boxes).
             return nn.Sequential(
-                nn.Conv2d(c, 128, kernel_size=3, padding=1),
+                nn.Conv2d(c, reduce_channels, kernel_size=1),
+                nn.BatchNorm2d(reduce_channels),
                 nn.ReLU(inplace=True),
                 nn.Flatten(),
-                nn.Linear(128 * roi_size * roi_size, out_dim),
+                nn.Linear(reduce_channels * roi_size * roi_size, out_dim),
                 nn.ReLU(inplace=True),
             )
 

@@ -1,0 +1,128 @@
+"""Drawing primitives of the synthetic benchmarks: textured backgrounds, shapes, glyphs.
+
+Everything is drawn with PIL on small canvases; each function takes an explicit
+``numpy.random.Generator`` so a scene is a pure function of its seed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+__all__ = ["SHAPES", "COLOURS", "GLYPH_COLOURS", "GLYPH_PATTERNS", "background", "draw_shape", "draw_glyph"]
+
+SHAPES = ("circle", "square", "triangle", "diamond", "star", "cross", "ring", "hexagon", "bar", "arrow")
+COLOURS = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 80, 220),
+    "orange": (240, 140, 20),
+    "purple": (140, 50, 170),
+    "cyan": (30, 190, 200),
+}
+# Interaction glyphs use colours no object has, so a glyph is never mistaken for an object.
+GLYPH_COLOURS = {"white": (255, 255, 255), "black": (0, 0, 0), "yellow": (250, 240, 30), "pink": (255, 120, 200)}
+GLYPH_PATTERNS = ("solid", "dashed", "zigzag", "dotted")
+
+
+def background(rng: np.random.Generator, size: int) -> Image.Image:
+    """Low-frequency coloured noise (a 5×5 random grid upsampled) plus mild pixel noise."""
+    grid = rng.integers(70, 170, size=(5, 5, 3), dtype=np.uint8)
+    img = Image.fromarray(grid, "RGB").resize((size, size), Image.BICUBIC)
+    arr = np.asarray(img, dtype=np.int16) + rng.integers(-12, 13, size=(size, size, 1), dtype=np.int16)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+
+
+def _polygon(shape: str, x1: float, y1: float, x2: float, y2: float) -> list[tuple[float, float]]:
+    cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
+    if shape == "triangle":
+        return [(cx, y1), (x2, y2), (x1, y2)]
+    if shape == "diamond":
+        return [(cx, y1), (x2, cy), (cx, y2), (x1, cy)]
+    if shape == "hexagon":
+        return [(x1 + w / 4, y1), (x2 - w / 4, y1), (x2, cy), (x2 - w / 4, y2), (x1 + w / 4, y2), (x1, cy)]
+    if shape == "star":
+        pts = []
+        for i in range(10):
+            r = 0.5 if i % 2 == 0 else 0.22
+            a = -math.pi / 2 + i * math.pi / 5
+            pts.append((cx + r * w * math.cos(a), cy + r * h * math.sin(a)))
+        return pts
+    if shape == "arrow":
+        return [(x1, cy - h / 6), (cx, cy - h / 6), (cx, y1), (x2, cy), (cx, y2), (cx, cy + h / 6), (x1, cy + h / 6)]
+    raise ValueError(shape)
+
+
+def draw_shape(draw: ImageDraw.ImageDraw, shape: str, colour: tuple[int, int, int], box: tuple[float, float, float, float]) -> None:
+    """Draw ``shape`` filling ``box`` (x1, y1, x2, y2 in pixels) with a dark outline."""
+    x1, y1, x2, y2 = box
+    outline = tuple(max(0, c - 90) for c in colour)
+    w, h = x2 - x1, y2 - y1
+    if shape == "circle":
+        draw.ellipse(box, fill=colour, outline=outline)
+    elif shape == "square":
+        draw.rectangle(box, fill=colour, outline=outline)
+    elif shape == "ring":
+        t = max(2, int(min(w, h) / 5))
+        draw.ellipse(box, outline=colour, width=t)
+    elif shape == "cross":
+        t = max(2.0, min(w, h) / 3.5)
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        draw.rectangle((cx - t / 2, y1, cx + t / 2, y2), fill=colour)
+        draw.rectangle((x1, cy - t / 2, x2, cy + t / 2), fill=colour)
+    elif shape == "bar":
+        draw.rectangle(box, fill=colour, outline=outline)
+        draw.line((x1, (y1 + y2) / 2, x2, (y1 + y2) / 2), fill=outline, width=1)
+    else:
+        draw.polygon(_polygon(shape, x1, y1, x2, y2), fill=colour, outline=outline)
+
+
+def _segments(p0: tuple[float, float], p1: tuple[float, float], pattern: str, period: float) -> list[list[tuple[float, float]]]:
+    """Polylines of a patterned line from ``p0`` to ``p1``."""
+    (xa, ya), (xb, yb) = p0, p1
+    length = math.hypot(xb - xa, yb - ya)
+    if length < 1e-6:
+        return []
+    ux, uy = (xb - xa) / length, (yb - ya) / length
+    if pattern == "solid":
+        return [[p0, p1]]
+    if pattern == "zigzag":
+        n = max(2, int(length / (period / 2)))
+        pts = []
+        for i in range(n + 1):
+            t = i / n
+            off = (period / 3) * (1 if i % 2 else -1) if 0 < i < n else 0.0
+            pts.append((xa + ux * length * t - uy * off, ya + uy * length * t + ux * off))
+        return [pts]
+    on = period * (0.6 if pattern == "dashed" else 0.2)
+    segs, s = [], 0.0
+    while s < length:
+        e = min(length, s + on)
+        segs.append([(xa + ux * s, ya + uy * s), (xa + ux * e, ya + uy * e)])
+        s += period
+    return segs
+
+
+def draw_glyph(
+    draw: ImageDraw.ImageDraw,
+    p0: tuple[float, float],
+    p1: tuple[float, float],
+    colour: str,
+    pattern: str,
+    width: int = 2,
+    period: float = 8.0,
+) -> None:
+    """An interaction glyph from subject point ``p0`` to object point ``p1``: a patterned line
+    in a glyph colour, with a small filled disc at the subject end (its direction)."""
+    rgb = GLYPH_COLOURS[colour]
+    for seg in _segments(p0, p1, pattern, period):
+        if pattern == "dotted":
+            (xa, ya), _ = seg
+            r = width
+            draw.ellipse((xa - r, ya - r, xa + r, ya + r), fill=rgb)
+        else:
+            draw.line(seg, fill=rgb, width=width)
+    r = width + 1.5
+    draw.ellipse((p0[0] - r, p0[1] - r, p0[0] + r, p0[1] + r), fill=rgb)
