@@ -112,13 +112,15 @@ def decode_boxes(boxes_cxcywh: np.ndarray) -> np.ndarray:
 def encode_boxes(boxes_xyxy: np.ndarray, width: int, height: int, scale: int = 1024) -> np.ndarray:
     """Encode xyxy pixel boxes as stored (cx, cy, w, h) int32 at ``scale`` (long side).
 
-    Follows ``vg_to_roidb.encode_box`` for 0-based pixel coordinates:
-    ``x = floor(s·x1)``, ``w = ceil(s·(x2−x1))``, stored centre ``x + floor(w/2)``.
+    Follows ``vg_to_roidb.encode_box`` (``w = ceil(s·w)``, stored centre ``x + floor(w/2)``)
+    but rounds the corner to the nearest grid point (``x = floor(s·x1 + 1/2)``) instead of
+    flooring 1-based VG coordinates, so that encoding what :func:`decode_boxes` returns gives
+    the same integers again (a written and re-read data set round-trips exactly).
     """
     s = scale / max(width, height)
     b = np.asarray(boxes_xyxy, dtype=np.float64)
-    x = np.floor(s * b[:, 0] + 1e-6)
-    y = np.floor(s * b[:, 1] + 1e-6)
+    x = np.floor(s * b[:, 0] + 0.5)
+    y = np.floor(s * b[:, 1] + 0.5)
     w = np.ceil(s * (b[:, 2] - b[:, 0]) - 1e-6)
     h = np.ceil(s * (b[:, 3] - b[:, 1]) - 1e-6)
     x = np.clip(x, 0, scale - 1)
