@@ -175,8 +175,8 @@ class SGGModule(L.LightningModule):
         checkpoint["tailgraph"] = {
             "vocab": self.vocab.to_dict() if self.vocab else None,
             "versions": {
-                "tailgraph": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-                "lightning": lightning.__version__, "python": platform.python_version(),
+                "tailgraph": str(__version__), "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+                "lightning": str(lightning.__version__), "python": platform.python_version(),
             },
         }
 
