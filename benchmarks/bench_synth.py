@@ -1,0 +1,39 @@
+"""synth-vg generation speed (one process, one core), files included.
+
+    .venv/bin/python benchmarks/bench_synth.py [--n 1000] [--size 192]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+from tailgraph.data.synthetic import SynthVGConfig, build_world, generate_synth_vg, sample_scene, scene_seed
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--size", type=int, default=192)
+    a = p.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
+    world = build_world(0, SynthVGConfig(image_size=a.size))
+    t0 = time.perf_counter()
+    for i in range(a.n):
+        sample_scene(world, scene_seed(0, i))
+    draw_rate = a.n / (time.perf_counter() - t0)
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        generate_synth_vg(d, num_train=a.n, num_test=0, image_size=a.size)
+        file_rate = a.n / (time.perf_counter() - t0)
+    print(f"synth-vg {a.size}px, one core: {draw_rate:.0f} scenes/s drawn in memory, "
+          f"{file_rate:.0f} images/s written as VG150 files (JPEG + h5 + JSON)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
