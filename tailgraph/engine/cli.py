@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.cli import LightningCLI
 
 from tailgraph.engine.module import SGGModule
 
-__all__ = ["fit_main", "validate_main", "test_main", "predict_main", "MetricsWriter", "write_json_atomic", "results_document"]
+__all__ = ["fit_main", "validate_main", "test_main", "predict_main", "MetricsWriter", "PredictionWriter", "write_json_atomic", "results_document"]
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
@@ -57,6 +57,23 @@ class MetricsWriter(Callback):
         write_json_atomic(target, results_document({"model": metrics}, getattr(pl_module, "vocab", None), pl_module.task.value))
 
 
+class PredictionWriter(BasePredictionWriter):
+    """Writes ``tailgraph predict`` outputs as tailgraph-sg/1 prediction JSON
+    (``predictions.json`` in the run's log folder, or ``path``)."""
+
+    def __init__(self, path: str | None = None) -> None:
+        super().__init__(write_interval="epoch")
+        self.path = path
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:  # noqa: D102
+        from tailgraph.interchange import write_predictions
+
+        flat = [p for batch in predictions for p in batch]
+        target = self.path or os.path.join(trainer.log_dir or ".", "predictions.json")
+        write_predictions(target, flat)
+        print(f"predictions: {target} ({len(flat)} images)")
+
+
 class TailgraphCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:  # noqa: D401 - LightningCLI hook
         parser.set_defaults(
@@ -65,6 +82,7 @@ class TailgraphCLI(LightningCLI):
                     {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
                      "init_args": {"save_last": True, "filename": "epoch{epoch}", "auto_insert_metric_name": False}},
                     {"class_path": "tailgraph.engine.cli.MetricsWriter"},
+                    {"class_path": "tailgraph.engine.cli.PredictionWriter"},
                 ],
             }
         )

@@ -1,0 +1,79 @@
+"""``tailgraph evaluate``: score a prediction file against ground truth.
+
+    tailgraph evaluate --protocol vg --mode predcls --gt GT --pred PRED.json [--format vg]
+                       [--split test] [--zeroshot TRIPLETS.json] [--json OUT.json] [-k 20 50 100]
+
+GT is tailgraph's ground-truth JSON (``tailgraph.interchange``) or a data set folder read with
+``--format``; PRED is tailgraph's prediction JSON; TRIPLETS a JSON list of
+``[subject_class, object_class, predicate]``. The output JSON has flat keys with fractions in
+[0, 1] (``R@K``, ``mR@K``, ``ngR@K``, ``ng-mR@K``, ``zR@K``, ``ng-zR@K``, ``A@K`` and
+``per_predicate_R@K`` lists for the vg protocol).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tailgraph.errors import DataError
+
+__all__ = ["main"]
+
+# Protocols whose evaluator exists; see tailgraph.evaluation.
+PROTOCOLS = ("vg",)
+
+
+def _load_gt(args: argparse.Namespace):
+    path = Path(args.gt)
+    if path.is_dir():
+        if not args.format:
+            raise DataError("GT is a folder: say which data set format it is with --format", file=str(path), field="--format")
+        from tailgraph.data import load_dataset
+
+        graphs, vocab = load_dataset(args.format, str(path), args.split, layout_only=True)
+        return graphs, vocab
+    from tailgraph.interchange import read_ground_truth
+
+    graphs, vocab, protocol = read_ground_truth(path)
+    if protocol != args.protocol:
+        raise DataError(f"ground truth is for protocol {protocol!r}, not {args.protocol!r}", file=str(path), field="protocol")
+    return graphs, vocab
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="tailgraph evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--protocol", required=True, choices=PROTOCOLS)
+    p.add_argument("--mode", default="predcls", choices=("predcls", "sgcls", "sgdet"))
+    p.add_argument("--gt", required=True, help="ground-truth JSON, or a data set folder (with --format)")
+    p.add_argument("--pred", required=True, help="prediction JSON (.json or .json.gz)")
+    p.add_argument("--format", default=None, help="data set format of a GT folder (vg)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--zeroshot", default=None, help="JSON list of [subject_class, object_class, predicate]")
+    p.add_argument("--json", default=None, help="write the metrics here")
+    p.add_argument("-k", type=int, nargs="+", default=[20, 50, 100])
+    a = p.parse_args(argv)
+    from tailgraph.evaluation.vg import evaluate_vg
+    from tailgraph.interchange import read_json, read_predictions, write_json
+
+    try:
+        graphs, vocab = _load_gt(a)
+        preds = read_predictions(a.pred, num_predicates=vocab.num_predicates)
+        zs = None
+        if a.zeroshot:
+            zs = read_json(a.zeroshot)
+            if not isinstance(zs, list) or not all(isinstance(t, list) and len(t) == 3 for t in zs):
+                raise DataError("expected a list of [subject_class, object_class, predicate]", file=a.zeroshot)
+        metrics = evaluate_vg(graphs, preds, mode=a.mode, ks=a.k, zeroshot_triplets=zs, num_predicates=vocab.num_predicates)
+    except DataError as exc:
+        print(f"tailgraph evaluate: {exc}", file=sys.stderr)
+        return 2
+    keys = [k for k in ("R", "mR", "ngR", "ng-mR", "zR", "ng-zR", "A") if f"{k}@{a.k[0]}" in metrics]
+    print(f"{a.protocol} {a.mode}: {metrics['num_images']} images evaluated (percent)")
+    print(f"{'metric':<8}" + "".join(f"{'@' + str(k):>9}" for k in a.k))
+    for key in keys:
+        print(f"{key:<8}" + "".join(f"{100 * metrics[f'{key}@{k}']:>9.2f}" for k in a.k))
+    if a.json:
+        write_json(a.json, metrics)
+        print(f"metrics: {a.json}")
+    return 0

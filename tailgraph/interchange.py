@@ -1,0 +1,157 @@
+"""tailgraph's JSON interchange files (``"format": "tailgraph-sg/1"``), optionally gzipped.
+
+Ground truth::
+
+    {"format": "tailgraph-sg/1", "protocol": "vg", "object_classes": [...], "predicates": [...],
+     "images": [{"image_id", "width", "height", "boxes": [[x1, y1, x2, y2], ...],
+                 "labels": [...], "relations": [[s, o, p], ...]}]}
+
+Predictions::
+
+    {"format": "tailgraph-sg/1",
+     "images": [{"image_id", "boxes", "labels", "label_scores", "pairs": [[s, o], ...],
+                 "predicate_scores": [[...], ...]}]}
+
+Index 0 of ``object_classes`` / ``predicates`` is ``__background__`` where the protocol has
+one (VG); each ``predicate_scores`` row has one column per predicate. The order of ``pairs`` is
+free: the VG evaluator ranks pairs itself by SGB's triple score (max foreground predicate
+probability × subject score × object score). Files are validated on read; errors name the
+file, the image and the field. Writes are atomic (temporary file + rename).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from tailgraph.errors import DataError
+from tailgraph.structures import Predictions, SceneGraph
+from tailgraph.vocab import Vocabulary
+
+__all__ = ["FORMAT", "read_ground_truth", "write_ground_truth", "read_predictions", "write_predictions", "read_json", "write_json"]
+
+FORMAT = "tailgraph-sg/1"
+PROTOCOLS = ("vg", "ag", "vidvrd", "oi")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a ``.json`` or ``.json.gz`` file with clear errors."""
+    path = Path(path)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise DataError("file not found", file=str(path)) from None
+    except (json.JSONDecodeError, EOFError, gzip.BadGzipFile, UnicodeDecodeError, OSError) as exc:
+        raise DataError(f"not valid JSON (corrupt or truncated?): {exc}", file=str(path)) from None
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write JSON (gzip when the name ends in ``.gz``) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(tmp, "wt") as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
+    return path
+
+
+def _check_header(doc: Any, path: str) -> None:
+    if not isinstance(doc, dict):
+        raise DataError("expected a JSON object", file=path)
+    if doc.get("format") != FORMAT:
+        raise DataError(f"expected \"format\": \"{FORMAT}\", got {doc.get('format')!r}", file=path, field="format")
+    if not isinstance(doc.get("images"), list):
+        raise DataError("expected a list 'images'", file=path, field="images")
+
+
+def _get(entry: dict, key: str, path: str, i: int) -> Any:
+    if not isinstance(entry, dict):
+        raise DataError("image entry is not an object", file=path, sample=f"images[{i}]")
+    if key not in entry:
+        raise DataError(f"missing key '{key}'", file=path, sample=entry.get("image_id", f"images[{i}]"), field=key)
+    return entry[key]
+
+
+def write_ground_truth(path: str | os.PathLike, graphs: Sequence[SceneGraph], vocab: Vocabulary, protocol: str = "vg") -> Path:
+    """Write ground-truth graphs and their class / predicate names."""
+    images = []
+    for g in graphs:
+        d = g.to_dict()
+        for key in ("video_id", "frame_id"):
+            if key in g.extras:
+                d[key] = g.extras[key]
+        images.append(d)
+    return write_json(path, {"format": FORMAT, "protocol": protocol, "object_classes": vocab.object_classes,
+                             "predicates": vocab.predicates, "images": images})
+
+
+def read_ground_truth(path: str | os.PathLike) -> tuple[list[SceneGraph], Vocabulary, str]:
+    """Read and validate a ground-truth file.
+
+    Returns:
+        ``(graphs, vocabulary, protocol)``.
+    """
+    p = str(path)
+    doc = read_json(path)
+    _check_header(doc, p)
+    protocol = doc.get("protocol")
+    if protocol not in PROTOCOLS:
+        raise DataError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}", file=p, field="protocol")
+    for key in ("object_classes", "predicates"):
+        if not isinstance(doc.get(key), list):
+            raise DataError(f"expected a list '{key}'", file=p, field=key)
+    bg = bool(doc["predicates"]) and doc["predicates"][0] == "__background__"
+    vocab = Vocabulary(doc["object_classes"], doc["predicates"], predicate_background=bg,
+                       has_background=bool(doc["object_classes"]) and doc["object_classes"][0] == "__background__")
+    graphs = []
+    seen = set()
+    for i, e in enumerate(doc["images"]):
+        image_id = _get(e, "image_id", p, i)
+        if image_id in seen:
+            raise DataError("duplicate image_id", file=p, sample=image_id, field="image_id")
+        seen.add(image_id)
+        try:
+            g = SceneGraph(image_id, _get(e, "width", p, i), _get(e, "height", p, i), _get(e, "boxes", p, i),
+                           _get(e, "labels", p, i), _get(e, "relations", p, i))
+            g.validate(num_classes=vocab.num_classes, num_predicates=vocab.num_predicates)
+        except DataError as exc:
+            raise exc.with_context(file=p) from None
+        for key in ("video_id", "frame_id"):
+            if key in e:
+                g.extras[key] = e[key]
+        graphs.append(g)
+    return graphs, vocab, protocol
+
+
+def write_predictions(path: str | os.PathLike, preds: Sequence[Predictions]) -> Path:
+    """Write predictions (one entry per image)."""
+    return write_json(path, {"format": FORMAT, "images": [p.to_dict() for p in preds]})
+
+
+def read_predictions(path: str | os.PathLike, num_classes: int | None = None, num_predicates: int | None = None) -> list[Predictions]:
+    """Read and validate a prediction file (NaN / inf scores, indices out of range are errors)."""
+    p = str(path)
+    doc = read_json(path)
+    _check_header(doc, p)
+    out = []
+    seen = set()
+    for i, e in enumerate(doc["images"]):
+        image_id = _get(e, "image_id", p, i)
+        if image_id in seen:
+            raise DataError("duplicate image_id", file=p, sample=image_id, field="image_id")
+        seen.add(image_id)
+        try:
+            pred = Predictions(image_id, _get(e, "boxes", p, i), _get(e, "labels", p, i), _get(e, "label_scores", p, i),
+                               _get(e, "pairs", p, i), _get(e, "predicate_scores", p, i))
+            pred.validate(num_classes=num_classes, num_predicates=num_predicates)
+        except DataError as exc:
+            raise exc.with_context(file=p) from None
+        out.append(pred)
+    return out

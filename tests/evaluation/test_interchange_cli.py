@@ -1,0 +1,93 @@
+import json
+
+import numpy as np
+import pytest
+
+from tailgraph.errors import DataError
+from tailgraph.evaluation.cli import main as evaluate_main
+from tailgraph.evaluation.vg import evaluate_vg
+from tailgraph.interchange import read_ground_truth, read_predictions, write_ground_truth, write_predictions
+from tailgraph.structures import Predictions, SceneGraph
+from tailgraph.vocab import Vocabulary
+
+VOCAB = Vocabulary(["__background__", "a", "b", "c"], ["__background__", "on", "has", "near"])
+
+
+def data():
+    g = SceneGraph("x1", 100, 100, [[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 90, 90]], [1, 2, 3], [[0, 1, 1], [1, 2, 2]])
+    p = Predictions("x1", g.boxes, g.labels, [1, 1, 1], [[0, 1], [1, 2], [2, 0]],
+                    [[0.1, 0.7, 0.1, 0.1], [0.1, 0.6, 0.2, 0.1], [0.0, 0.0, 0.0, 1.0]])
+    return g, p
+
+
+@pytest.mark.parametrize("suffix", [".json", ".json.gz"])
+def test_round_trip(tmp_path, suffix):
+    g, p = data()
+    write_ground_truth(tmp_path / f"gt{suffix}", [g], VOCAB)
+    write_predictions(tmp_path / f"pred{suffix}", [p])
+    graphs, vocab, protocol = read_ground_truth(tmp_path / f"gt{suffix}")
+    preds = read_predictions(tmp_path / f"pred{suffix}")
+    assert protocol == "vg" and vocab.predicates == VOCAB.predicates
+    assert graphs[0].relations.tolist() == g.relations.tolist()
+    assert np.allclose(preds[0].predicate_scores.numpy(), p.predicate_scores.numpy())
+
+
+def test_bad_files_name_file_image_and_field(tmp_path):
+    g, p = data()
+    d = p.to_dict()
+    d["predicate_scores"][1][2] = float("nan")
+    (tmp_path / "nan.json").write_text(json.dumps({"format": "tailgraph-sg/1", "images": [d]}))
+    with pytest.raises(DataError) as err:
+        read_predictions(tmp_path / "nan.json")
+    assert "nan.json" in str(err.value) and err.value.sample == "x1" and err.value.field == "predicate_scores"
+    (tmp_path / "trunc.json").write_text('{"format": "tailgraph-sg/1", "images": [')
+    with pytest.raises(DataError, match="corrupt or truncated"):
+        read_predictions(tmp_path / "trunc.json")
+    (tmp_path / "nokey.json").write_text(json.dumps({"format": "tailgraph-sg/1", "images": [{"image_id": "x1"}]}))
+    with pytest.raises(DataError, match="missing key 'boxes'"):
+        read_predictions(tmp_path / "nokey.json")
+    gd = g.to_dict()
+    gd["labels"] = [1, 2, 9]
+    (tmp_path / "gt.json").write_text(json.dumps({"format": "tailgraph-sg/1", "protocol": "vg", "object_classes": VOCAB.object_classes,
+                                                  "predicates": VOCAB.predicates, "images": [gd]}))
+    with pytest.raises(DataError, match="out of range") as err:
+        read_ground_truth(tmp_path / "gt.json")
+    assert err.value.field == "labels" and "gt.json" in str(err.value)
+    (tmp_path / "old.json").write_text(json.dumps({"format": "other", "images": []}))
+    with pytest.raises(DataError, match="format"):
+        read_predictions(tmp_path / "old.json")
+
+
+def test_evaluate_command(tmp_path, capsys):
+    g, p = data()
+    write_ground_truth(tmp_path / "gt.json", [g], VOCAB)
+    write_predictions(tmp_path / "pred.json", [p])
+    (tmp_path / "zs.json").write_text("[[2, 3, 2]]")
+    rc = evaluate_main(["--protocol", "vg", "--mode", "predcls", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "pred.json"),
+                        "--zeroshot", str(tmp_path / "zs.json"), "--json", str(tmp_path / "out.json"), "-k", "1", "2"])
+    assert rc == 0
+    out = json.loads((tmp_path / "out.json").read_text())
+    # ranking: (2,0) near 1.0, (0,1) on .7 (hit), (1,2) on .6 (GT has: miss)
+    assert out["R@1"] == 0.0 and out["R@2"] == 0.5
+    direct = evaluate_vg([g], [p], ks=(1, 2), zeroshot_triplets=[[2, 3, 2]], num_predicates=4)
+    assert out.keys() == direct.keys()
+    assert all(out[k] == direct[k] for k in out)
+    assert "R " in capsys.readouterr().out
+    write_predictions(tmp_path / "other.json", [Predictions("zz", p.boxes, p.labels, p.label_scores, p.pairs, p.predicate_scores)])
+    rc = evaluate_main(["--protocol", "vg", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "other.json")])
+    assert rc == 2
+    assert "no prediction" in capsys.readouterr().err
+
+
+def test_evaluate_command_on_a_data_set_folder(tmp_path):
+    from tailgraph.data.vg import write_vg
+
+    g, p = data()
+    write_vg(tmp_path / "ds", {"train": [g], "test": [g]}, VOCAB)
+    write_predictions(tmp_path / "pred.json", [Predictions(1, p.boxes, p.labels, p.label_scores, p.pairs, p.predicate_scores)])
+    # image ids of a written VG set are those of the graphs ("x1"); a mismatch is reported
+    assert evaluate_main(["--protocol", "vg", "--gt", str(tmp_path / "ds"), "--format", "vg", "--pred", str(tmp_path / "pred.json")]) == 2
+    write_predictions(tmp_path / "pred.json", [p])
+    assert evaluate_main(["--protocol", "vg", "--gt", str(tmp_path / "ds"), "--format", "vg", "--pred", str(tmp_path / "pred.json"),
+                          "--json", str(tmp_path / "o.json")]) == 0
+    assert json.loads((tmp_path / "o.json").read_text())["R@50"] == 0.5
