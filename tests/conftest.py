@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ import torch
 torch.set_num_threads(2)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
+# The shared data sit beside the repository (../shared); TAILGRAPH_SHARED overrides that.
+SHARED = Path(os.environ.get("TAILGRAPH_SHARED", REPO_ROOT.parent / "shared"))
 RS_VG = SHARED / "data" / "rs-vg"
 
 

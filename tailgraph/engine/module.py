@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tailgraph.engine.components import build_component
+from tailgraph.evaluation.metric import VGRecallMetric
 from tailgraph.modeling.relation_model import GraphBatch, RelationModel, RelationOutput
 from tailgraph.structures import Predictions, SceneGraph, Task
 from tailgraph.vocab import Vocabulary
@@ -125,8 +126,7 @@ class SGGModule(L.LightningModule):
         self.vocab: Vocabulary | None = Vocabulary.from_dict(vocab) if vocab else None
         self.model: RelationModel | None = None
         self.loss_fn: nn.Module | None = None
-        self._eval_gts: list[SceneGraph] = []
-        self._eval_preds: list[Predictions] = []
+        self.metric: VGRecallMetric | None = None
         self.last_metrics: dict[str, Any] = {}
         if self.vocab is not None:
             self.build(self.vocab)
@@ -155,6 +155,8 @@ class SGGModule(L.LightningModule):
         head = build_component(self.head_spec, {**injected, "in_dim": out_dim}) if self.head_spec else None
         obj_cls = build_component(self.object_classifier_spec, {**injected, "in_dim": feat_dim})
         self.model = RelationModel(context, head, vocab.num_classes, features=features, object_classifier=obj_cls, task=self.task)
+        # Per-image statistics, concatenated across processes under DDP (torchmetrics).
+        self.metric = VGRecallMetric(self.task.value, self.eval_ks, num_predicates=vocab.num_predicates)
         self.loss_fn = build_component(self.loss_spec, injected) if self.loss_spec else nn.CrossEntropyLoss()
 
     def setup(self, stage: str) -> None:
@@ -241,24 +243,21 @@ class SGGModule(L.LightningModule):
     # ------------------------------------------------------------------ evaluation
     def _eval_step(self, batch: GraphBatch) -> None:
         out = self(batch)
-        self._eval_preds.extend(self.model.to_predictions(batch, out))
-        self._eval_gts.extend(g.to("cpu") for g in batch.graphs)
+        preds = self.model.to_predictions(batch, out)
+        self.metric.update([g.to("cpu") for g in batch.graphs], preds)
 
     def _eval_epoch_end(self, prefix: str) -> None:
-        from tailgraph.evaluation.vg import evaluate_vg
-
-        if not self._eval_gts:
+        metrics = self.metric.compute()
+        self.metric.reset()
+        if not metrics.get("num_images"):
             return
-        metrics = evaluate_vg(self._eval_gts, self._eval_preds, mode=self.task.value, ks=self.eval_ks,
-                              num_predicates=self.vocab.num_predicates if self.vocab else None)
-        self._eval_gts, self._eval_preds = [], []
         self.last_metrics = metrics
         for k, v in metrics.items():
             if isinstance(v, (int, float)):
-                self.log(f"{prefix}/{k}", float(v), prog_bar=k in ("R@50", "mR@50"))
+                self.log(f"{prefix}/{k}", float(v), prog_bar=k in ("R@50", "mR@50"), sync_dist=False)
 
     def on_validation_epoch_start(self) -> None:
-        self._eval_gts, self._eval_preds = [], []
+        self.metric.reset()
 
     def validation_step(self, batch: GraphBatch, batch_idx: int) -> None:
         self._eval_step(batch)
@@ -267,7 +266,7 @@ class SGGModule(L.LightningModule):
         self._eval_epoch_end("val")
 
     def on_test_epoch_start(self) -> None:
-        self._eval_gts, self._eval_preds = [], []
+        self.metric.reset()
 
     def test_step(self, batch: GraphBatch, batch_idx: int) -> None:
         self._eval_step(batch)

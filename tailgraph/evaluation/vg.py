@@ -41,7 +41,7 @@ import numpy as np
 
 from tailgraph.errors import DataError
 
-__all__ = ["evaluate_vg", "evaluate_image_vg", "aggregate_vg", "VGImageResult", "VGEvaluator", "box_iou_plus1", "top_k_stable"]
+__all__ = ["evaluate_vg", "evaluate_image_vg", "evaluate_images_vg", "aggregate_vg", "aggregate_rows", "result_rows", "VGImageResult", "VGEvaluator", "box_iou_plus1", "top_k_stable"]
 
 NG_TOP = 100
 
@@ -220,47 +220,74 @@ def evaluate_image_vg(
     return VGImageResult(ks, G, recall, ng_recall, pred_ids, counts, pred_hits, ng_pred_hits, zs, ng_zs, pair_hits)
 
 
-def aggregate_vg(
-    results: Iterable[VGImageResult | None], num_predicates: int, ks: Sequence[int] = (20, 50, 100), zeroshot: bool = False
+def result_rows(r: VGImageResult) -> tuple[np.ndarray, np.ndarray]:
+    """Flatten one image's result into fixed-width float64 rows (what DDP gathers).
+
+    Returns:
+        ``(image_row [2 + 5K], predicate_rows [Q, 2 + 2K])``: the image row holds
+        ``gt_count, R@k…, ngR@k…, pair_hits@k…, has_zeroshot, zR@k…, ng-zR@k…``; each
+        predicate row ``predicate, count, hits@k…, ng_hits@k…`` for a predicate of the image.
+    """
+    ks = r.ks
+    has_zs = r.zs_recall is not None
+    img = [float(r.gt_count)]
+    img += [r.recall[k] for k in ks] + [r.ng_recall[k] for k in ks] + [float(r.pair_hits[k]) for k in ks]
+    img += [1.0 if has_zs else 0.0]
+    img += [r.zs_recall[k] if has_zs else 0.0 for k in ks] + [r.ng_zs_recall[k] if has_zs else 0.0 for k in ks]
+    pred = np.column_stack([r.pred_ids, r.pred_counts] + [r.pred_hits[k] for k in ks] + [r.ng_pred_hits[k] for k in ks])
+    return np.asarray(img, dtype=np.float64), pred.astype(np.float64)
+
+
+def aggregate_rows(
+    image_rows: np.ndarray, predicate_rows: np.ndarray, num_predicates: int, ks: Sequence[int] = (20, 50, 100), zeroshot: bool = False
 ) -> dict[str, Any]:
-    """Combine per-image results into the flat metric dict (see module docstring).
+    """The flat metric dict from stacked :func:`result_rows` (see the module docstring).
 
     Args:
-        results: per-image results (``None`` entries = skipped images).
-        num_predicates: number of predicate columns incl. background (mR divides by
-            ``num_predicates - 1``).
+        image_rows: ``[M, 2 + 5K]`` one row per evaluated image.
+        predicate_rows: ``[Q, 2 + 2K]`` one row per (image, predicate present in it).
+        num_predicates: predicate columns incl. background (mR divides by ``num_predicates - 1``).
         zeroshot: report ``zR@K`` / ``ng-zR@K`` (0 when no image has a zero-shot GT).
     """
     ks = tuple(int(k) for k in ks)
-    res = [r for r in results if r is not None]
+    nk = len(ks)
+    img = np.asarray(image_rows, dtype=np.float64).reshape(-1, 2 + 5 * nk)
+    pr = np.asarray(predicate_rows, dtype=np.float64).reshape(-1, 2 + 2 * nk)
+    m = img.shape[0]
     nfg = num_predicates - 1
+    if pr.shape[0] and pr[:, 0].max() >= num_predicates:
+        raise DataError(f"GT predicate {int(pr[:, 0].max())} >= num_predicates {num_predicates}", field="relations")
+    pid = pr[:, 0].astype(np.int64)
+    nimg = np.bincount(pid, minlength=num_predicates)
+    has_zs = img[:, 1 + 3 * nk] > 0
+    total_gt = img[:, 0].sum()
     out: dict[str, Any] = {}
-    for k in ks:
-        out[f"R@{k}"] = float(np.mean([r.recall[k] for r in res])) if res else 0.0
-        out[f"ngR@{k}"] = float(np.mean([r.ng_recall[k] for r in res])) if res else 0.0
-        for prefix, attr in (("", "pred_hits"), ("ng-", "ng_pred_hits")):
-            sums = np.zeros(num_predicates)
-            nimg = np.zeros(num_predicates)
-            for r in res:
-                valid = r.pred_ids < num_predicates
-                if not valid.all():
-                    raise DataError(f"GT predicate {int(r.pred_ids[~valid][0])} >= num_predicates {num_predicates}", field="relations")
-                per = getattr(r, attr)[k] / r.pred_counts
-                np.add.at(sums, r.pred_ids, per)
-                np.add.at(nimg, r.pred_ids, 1)
+    for j, k in enumerate(ks):
+        out[f"R@{k}"] = float(img[:, 1 + j].mean()) if m else 0.0
+        out[f"ngR@{k}"] = float(img[:, 1 + nk + j].mean()) if m else 0.0
+        for prefix, col in (("", 2 + j), ("ng-", 2 + nk + j)):
+            per_image = pr[:, col] / np.maximum(pr[:, 1], 1)
+            sums = np.bincount(pid, weights=per_image, minlength=num_predicates)
             per_pred = np.where(nimg > 0, sums / np.maximum(nimg, 1), 0.0)[1:]
             out[f"{prefix}mR@{k}"] = float(per_pred.sum() / nfg) if nfg > 0 else 0.0
             out[f"per_predicate_{prefix}R@{k}"] = per_pred.tolist()
-        zs = [r.zs_recall[k] for r in res if r.zs_recall is not None]
-        ngzs = [r.ng_zs_recall[k] for r in res if r.ng_zs_recall is not None]
         if zeroshot:
-            out[f"zR@{k}"] = float(np.mean(zs)) if zs else 0.0
-            out[f"ng-zR@{k}"] = float(np.mean(ngzs)) if ngzs else 0.0
-        hits = sum(r.pair_hits[k] for r in res)
-        cnt = sum(r.gt_count for r in res)
-        out[f"A@{k}"] = float(hits) / cnt if cnt else 0.0
-    out["num_images"] = len(res)
+            out[f"zR@{k}"] = float(img[has_zs, 2 + 3 * nk + j].mean()) if has_zs.any() else 0.0
+            out[f"ng-zR@{k}"] = float(img[has_zs, 2 + 4 * nk + j].mean()) if has_zs.any() else 0.0
+        out[f"A@{k}"] = float(img[:, 1 + 2 * nk + j].sum() / total_gt) if total_gt else 0.0
+    out["num_images"] = int(m)
     return out
+
+
+def aggregate_vg(
+    results: Iterable[VGImageResult | None], num_predicates: int, ks: Sequence[int] = (20, 50, 100), zeroshot: bool = False
+) -> dict[str, Any]:
+    """Combine per-image results (``None`` = skipped image) into the flat metric dict."""
+    ks = tuple(int(k) for k in ks)
+    rows = [result_rows(r) for r in results if r is not None]
+    img = np.stack([a for a, _ in rows]) if rows else np.zeros((0, 2 + 5 * len(ks)))
+    pr = np.concatenate([b for _, b in rows]) if rows else np.zeros((0, 2 + 2 * len(ks)))
+    return aggregate_rows(img, pr, num_predicates, ks, zeroshot)
 
 
 def _as_arrays(gt: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
@@ -275,6 +302,52 @@ def _pred_arrays(p: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.nd
                 np.asarray(p["label_scores"], np.float32), np.asarray(p["pairs"], np.int64).reshape(-1, 2),
                 np.asarray(p["predicate_scores"], np.float32))
     return (p.image_id, p.boxes.numpy(), p.labels.numpy(), p.label_scores.numpy(), p.pairs.numpy(), p.predicate_scores.numpy())
+
+
+def evaluate_images_vg(
+    gts: Sequence[Any],
+    preds: Sequence[Any],
+    mode: str = "predcls",
+    ks: Sequence[int] = (20, 50, 100),
+    zeroshot: set[tuple[int, int, int]] | None = None,
+    iou_thresh: float = 0.5,
+) -> tuple[list[VGImageResult | None], int | None]:
+    """Validate and evaluate matched GT / prediction lists image by image.
+
+    Returns:
+        ``(per-image results, number of predicate columns seen or None)``.
+    """
+    if mode not in ("predcls", "sgcls", "sgdet"):
+        raise DataError(f"unknown mode {mode!r}", field="mode")
+    by_id: dict[Any, Any] = {}
+    for p in preds:
+        pid = p["image_id"] if isinstance(p, dict) else p.image_id
+        if pid in by_id:
+            raise DataError("duplicate prediction", sample=pid, field="image_id")
+        by_id[pid] = p
+    results: list[VGImageResult | None] = []
+    ncol = None
+    for gt in gts:
+        gid, gboxes, glabels, grels = _as_arrays(gt)
+        if gid not in by_id:
+            raise DataError("no prediction for this ground-truth image", sample=gid, field="image_id")
+        _, boxes, labels, scores, pairs, rel_scores = _pred_arrays(by_id.pop(gid))
+        if rel_scores.size and not np.isfinite(rel_scores).all():
+            raise DataError("predicate scores contain NaN or inf", sample=gid, field="predicate_scores")
+        if pairs.size and (pairs.min() < 0 or pairs.max() >= (len(glabels) if mode == "predcls" else len(labels))):
+            raise DataError("pair index out of range", sample=gid, field="pairs")
+        if pairs.shape[0] and (rel_scores.ndim != 2 or rel_scores.shape[0] != pairs.shape[0]):
+            raise DataError(f"expected one score row per pair ({pairs.shape[0]}), got shape {list(rel_scores.shape)}",
+                            sample=gid, field="predicate_scores")
+        if rel_scores.ndim == 2 and rel_scores.shape[0]:
+            if ncol is not None and rel_scores.shape[1] != ncol:
+                raise DataError(f"{rel_scores.shape[1]} predicate columns, other images have {ncol}", sample=gid, field="predicate_scores")
+            ncol = rel_scores.shape[1]
+        results.append(evaluate_image_vg(gboxes, glabels, grels, boxes, labels, scores, pairs,
+                                         rel_scores, mode=mode, ks=ks, zeroshot=zeroshot, iou_thresh=iou_thresh))
+    if by_id:
+        raise DataError(f"{len(by_id)} prediction(s) for images not in the ground truth, e.g. {next(iter(by_id))!r}", field="image_id")
+    return results, ncol
 
 
 def evaluate_vg(
@@ -300,42 +373,19 @@ def evaluate_vg(
     Returns:
         Flat dict of fractions in [0, 1] plus ``per_predicate_*`` lists and ``num_images``.
     """
-    if mode not in ("predcls", "sgcls", "sgdet"):
-        raise DataError(f"unknown mode {mode!r}", field="mode")
-    by_id: dict[Any, Any] = {}
-    for p in preds:
-        pid = p["image_id"] if isinstance(p, dict) else p.image_id
-        if pid in by_id:
-            raise DataError("duplicate prediction", sample=pid, field="image_id")
-        by_id[pid] = p
     zs = None if zeroshot_triplets is None else {tuple(int(v) for v in t) for t in zeroshot_triplets}
-    results = []
-    ncol = num_predicates
-    for gt in gts:
-        gid, gboxes, glabels, grels = _as_arrays(gt)
-        if gid not in by_id:
-            raise DataError("no prediction for this ground-truth image", sample=gid, field="image_id")
-        _, boxes, labels, scores, pairs, rel_scores = _pred_arrays(by_id.pop(gid))
-        if rel_scores.size and not np.isfinite(rel_scores).all():
-            raise DataError("predicate scores contain NaN or inf", sample=gid, field="predicate_scores")
-        if pairs.size and (pairs.min() < 0 or pairs.max() >= (len(glabels) if mode == "predcls" else len(labels))):
-            raise DataError("pair index out of range", sample=gid, field="pairs")
-        if rel_scores.ndim == 2 and rel_scores.shape[0]:
-            ncol = ncol or rel_scores.shape[1]
-        if pairs.shape[0] and (rel_scores.ndim != 2 or rel_scores.shape[0] != pairs.shape[0]):
-            raise DataError(f"expected one score row per pair ({pairs.shape[0]}), got shape {list(rel_scores.shape)}",
-                            sample=gid, field="predicate_scores")
-        results.append(evaluate_image_vg(gboxes, glabels, grels, boxes, labels, scores, pairs,
-                                         rel_scores, mode=mode, ks=ks, zeroshot=zs, iou_thresh=iou_thresh))
-    if by_id:
-        raise DataError(f"{len(by_id)} prediction(s) for images not in the ground truth, e.g. {next(iter(by_id))!r}", field="image_id")
+    results, ncol = evaluate_images_vg(gts, preds, mode, ks, zs, iou_thresh)
+    ncol = num_predicates or ncol
     if ncol is None:
-        ncol = 1 + max((int(np.asarray(_as_arrays(g)[3])[:, 2].max()) for g in gts if len(_as_arrays(g)[3])), default=0)
+        ncol = 1 + max((int(_as_arrays(g)[3][:, 2].max()) for g in gts if len(_as_arrays(g)[3])), default=0)
     return aggregate_vg(results, ncol, ks, zeroshot=zs is not None)
 
 
 class VGEvaluator:
-    """Stateful evaluator: ``reset()``, ``update(gts, preds)``, ``compute()``.
+    """Streaming evaluator: ``reset()``, ``update(gts, preds)``, ``compute()``.
+
+    Each ``update`` evaluates its images at once and keeps only per-image statistics, so
+    memory is bounded by one chunk of predictions however many images are evaluated.
 
     Args:
         mode, ks, zeroshot_triplets, iou_thresh, num_predicates: as :func:`evaluate_vg`.
@@ -343,17 +393,32 @@ class VGEvaluator:
 
     def __init__(self, mode: str = "predcls", ks: Sequence[int] = (20, 50, 100), zeroshot_triplets=None,
                  iou_thresh: float = 0.5, num_predicates: int | None = None) -> None:
-        self.mode, self.ks, self.iou_thresh, self.num_predicates = mode, tuple(ks), iou_thresh, num_predicates
-        self.zeroshot = zeroshot_triplets
+        self.mode, self.ks, self.iou_thresh, self.num_predicates = mode, tuple(int(k) for k in ks), iou_thresh, num_predicates
+        self.zeroshot = None if zeroshot_triplets is None else {tuple(int(v) for v in t) for t in zeroshot_triplets}
         self.reset()
 
     def reset(self) -> None:
-        self._gts: list = []
-        self._preds: list = []
+        self._img: list[np.ndarray] = []
+        self._pred: list[np.ndarray] = []
+        self._ncol: int | None = self.num_predicates
 
     def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:
-        self._gts.extend(gts)
-        self._preds.extend(preds)
+        results, ncol = evaluate_images_vg(gts, preds, self.mode, self.ks, self.zeroshot, self.iou_thresh)
+        self._ncol = self._ncol or ncol
+        for r in results:
+            if r is not None:
+                a, b = result_rows(r)
+                self._img.append(a)
+                self._pred.append(b)
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Stacked per-image and per-(image, predicate) rows collected so far."""
+        nk = len(self.ks)
+        img = np.stack(self._img) if self._img else np.zeros((0, 2 + 5 * nk))
+        pr = np.concatenate(self._pred) if self._pred else np.zeros((0, 2 + 2 * nk))
+        return img, pr
 
     def compute(self) -> dict[str, Any]:
-        return evaluate_vg(self._gts, self._preds, self.mode, self.ks, self.zeroshot, self.iou_thresh, self.num_predicates)
+        img, pr = self.rows()
+        ncol = self._ncol or (int(pr[:, 0].max()) + 1 if pr.shape[0] else 1)
+        return aggregate_rows(img, pr, ncol, self.ks, zeroshot=self.zeroshot is not None)
