@@ -21,7 +21,7 @@ from tailgraph.errors import DataError
 __all__ = ["main"]
 
 # Protocols whose evaluator exists; see tailgraph.evaluation.
-PROTOCOLS = ("vg",)
+PROTOCOLS = ("vg", "ag")
 
 
 def _load_gt(args: argparse.Namespace):
@@ -51,29 +51,52 @@ def main(argv: list[str]) -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--zeroshot", default=None, help="JSON list of [subject_class, object_class, predicate]")
     p.add_argument("--json", default=None, help="write the metrics here")
-    p.add_argument("-k", type=int, nargs="+", default=[20, 50, 100])
+    p.add_argument("-k", type=int, nargs="+", default=None, help="K values (vg: 20 50 100; ag: 10 20 50)")
+    p.add_argument("--semi-threshold", type=float, default=0.9, help="ag: threshold of the semi constraint")
+    p.add_argument("--attention-softmax", action="store_true", help="ag: softmax the attention columns (STTran)")
     a = p.parse_args(argv)
-    from tailgraph.evaluation.vg import evaluate_vg
     from tailgraph.interchange import read_json, read_predictions, write_json
 
+    ks = a.k or ([10, 20, 50] if a.protocol == "ag" else [20, 50, 100])
     try:
         graphs, vocab = _load_gt(a)
         preds = read_predictions(a.pred, num_predicates=vocab.num_predicates)
-        zs = None
-        if a.zeroshot:
-            zs = read_json(a.zeroshot)
-            if not isinstance(zs, list) or not all(isinstance(t, list) and len(t) == 3 for t in zs):
-                raise DataError("expected a list of [subject_class, object_class, predicate]", file=a.zeroshot)
-        metrics = evaluate_vg(graphs, preds, mode=a.mode, ks=a.k, zeroshot_triplets=zs, num_predicates=vocab.num_predicates)
+        if a.protocol == "ag":
+            from tailgraph.evaluation.ag import evaluate_ag
+
+            result = evaluate_ag(graphs, preds, mode=a.mode, ks=ks, semi_threshold=a.semi_threshold,
+                                 attention_softmax=a.attention_softmax)
+            _print_ag(result, ks, a.mode)
+        else:
+            from tailgraph.evaluation.vg import evaluate_vg
+
+            zs = None
+            if a.zeroshot:
+                zs = read_json(a.zeroshot)
+                if not isinstance(zs, list) or not all(isinstance(t, list) and len(t) == 3 for t in zs):
+                    raise DataError("expected a list of [subject_class, object_class, predicate]", file=a.zeroshot)
+            result = evaluate_vg(graphs, preds, mode=a.mode, ks=ks, zeroshot_triplets=zs, num_predicates=vocab.num_predicates)
+            _print_vg(result, ks, a.mode)
     except DataError as exc:
         print(f"tailgraph evaluate: {exc}", file=sys.stderr)
         return 2
-    keys = [k for k in ("R", "mR", "ngR", "ng-mR", "zR", "ng-zR", "A") if f"{k}@{a.k[0]}" in metrics]
-    print(f"{a.protocol} {a.mode}: {metrics['num_images']} images evaluated (percent)")
-    print(f"{'metric':<8}" + "".join(f"{'@' + str(k):>9}" for k in a.k))
-    for key in keys:
-        print(f"{key:<8}" + "".join(f"{100 * metrics[f'{key}@{k}']:>9.2f}" for k in a.k))
     if a.json:
-        write_json(a.json, metrics)
+        write_json(a.json, result)
         print(f"metrics: {a.json}")
     return 0
+
+
+def _print_vg(metrics: dict, ks: list[int], mode: str) -> None:
+    keys = [k for k in ("R", "mR", "ngR", "ng-mR", "zR", "ng-zR", "A") if f"{k}@{ks[0]}" in metrics]
+    print(f"vg {mode}: {metrics['num_images']} images evaluated (percent)")
+    print(f"{'metric':<8}" + "".join(f"{'@' + str(k):>9}" for k in ks))
+    for key in keys:
+        print(f"{key:<8}" + "".join(f"{100 * metrics[f'{key}@{k}']:>9.2f}" for k in ks))
+
+
+def _print_ag(result: dict, ks: list[int], mode: str) -> None:
+    frames = next(iter(result.values()))["num_frames"]
+    print(f"ag {mode}: {frames} frames evaluated (percent)")
+    print(f"{'constraint':<12}" + "".join(f"{'R@' + str(k):>9}" for k in ks) + "".join(f"{'mR@' + str(k):>9}" for k in ks))
+    for c, m in result.items():
+        print(f"{c:<12}" + "".join(f"{100 * m[f'R@{k}']:>9.2f}" for k in ks) + "".join(f"{100 * m[f'mR@{k}']:>9.2f}" for k in ks))

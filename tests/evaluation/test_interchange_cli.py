@@ -91,3 +91,27 @@ def test_evaluate_command_on_a_data_set_folder(tmp_path):
     assert evaluate_main(["--protocol", "vg", "--gt", str(tmp_path / "ds"), "--format", "vg", "--pred", str(tmp_path / "pred.json"),
                           "--json", str(tmp_path / "o.json")]) == 0
     assert json.loads((tmp_path / "o.json").read_text())["R@50"] == 0.5
+
+
+def test_evaluate_command_action_genome(tmp_path, capsys):
+    from tailgraph.evaluation.ag import evaluate_ag
+
+    from .test_ag_metrics import frame, pred, scores_for
+
+    preds_list = ["looking_at", "not_looking_at", "unsure", "above", "beneath", "in_front_of", "behind", "on_the_side_of", "in"]
+    preds_list += [f"c{i}" for i in range(17)]
+    vocab = Vocabulary(["__background__", "person"] + [f"o{i}" for i in range(2, 8)], preds_list, predicate_background=False)
+    gt = frame()
+    g = SceneGraph(gt["image_id"], 100, 100, gt["boxes"], gt["labels"], gt["relations"])
+    write_ground_truth(tmp_path / "gt.json", [g], vocab, protocol="ag")
+    p = pred("v/1", scores_for(True))
+    write_predictions(tmp_path / "pred.json", [Predictions(p["image_id"], p["boxes"], p["labels"], p["label_scores"], p["pairs"], p["predicate_scores"])])
+    assert evaluate_main(["--protocol", "ag", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "pred.json"),
+                          "--json", str(tmp_path / "o.json"), "-k", "1", "3", "6"]) == 0
+    out = json.loads((tmp_path / "o.json").read_text())
+    assert set(out) == {"with", "semi", "no"}
+    assert out["with"]["R@3"] == pytest.approx(evaluate_ag([gt], [p], ks=(1, 3, 6))["with"]["R@3"]) == pytest.approx(3 / 7)
+    assert "semi" in capsys.readouterr().out
+    # a vg ground truth is refused for the ag protocol
+    write_ground_truth(tmp_path / "vg.json", [g], vocab, protocol="vg")
+    assert evaluate_main(["--protocol", "ag", "--gt", str(tmp_path / "vg.json"), "--pred", str(tmp_path / "pred.json")]) == 2
