@@ -21,7 +21,7 @@ from tailgraph.errors import DataError
 __all__ = ["main"]
 
 # Protocols whose evaluator exists; see tailgraph.evaluation.
-PROTOCOLS = ("vg", "ag")
+PROTOCOLS = ("vg", "ag", "vidvrd")
 
 
 def _load_gt(args: argparse.Namespace):
@@ -59,6 +59,12 @@ def main(argv: list[str]) -> int:
 
     ks = a.k or ([10, 20, 50] if a.protocol == "ag" else [20, 50, 100])
     try:
+        if a.protocol == "vidvrd":
+            result = _run_vidvrd(a)
+            if a.json:
+                write_json(a.json, result)
+                print(f"metrics: {a.json}")
+            return 0
         graphs, vocab = _load_gt(a)
         preds = read_predictions(a.pred, num_predicates=vocab.num_predicates)
         if a.protocol == "ag":
@@ -84,6 +90,28 @@ def main(argv: list[str]) -> int:
         write_json(a.json, result)
         print(f"metrics: {a.json}")
     return 0
+
+
+def _run_vidvrd(a: argparse.Namespace) -> dict:
+    """GT: tailgraph JSON with ``"protocol": "vidvrd"`` and ``"videos"`` (video id → relation
+    instances); predictions: the official VidVRD results JSON."""
+    from tailgraph.evaluation.vidvrd import evaluate_vidvrd, read_vidvrd_results
+    from tailgraph.interchange import FORMAT, read_json
+
+    doc = read_json(a.gt)
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("protocol") != "vidvrd":
+        raise DataError(f"expected a {FORMAT} ground-truth file with \"protocol\": \"vidvrd\"", file=a.gt, field="protocol")
+    if not isinstance(doc.get("videos"), dict):
+        raise DataError("expected 'videos' (video id -> relation instances)", file=a.gt, field="videos")
+    preds = read_vidvrd_results(a.pred)
+    try:
+        result = evaluate_vidvrd(doc["videos"], preds, predicates=doc.get("predicates"))
+    except DataError as exc:
+        raise exc.with_context(file=a.pred) from None
+    print(f"vidvrd: {result['num_videos']} videos evaluated (percent)")
+    for key in ("RelDet_mAP", "RelDet_R@50", "RelDet_R@100", "RelTag_P@1", "RelTag_P@5", "RelTag_P@10", "mR@50", "mR@100", "Mean"):
+        print(f"{key:<14}{100 * result[key]:>9.2f}")
+    return result
 
 
 def _print_vg(metrics: dict, ks: list[int], mode: str) -> None:

@@ -1,0 +1,211 @@
+"""ImageNet-VidVRD evaluation (VidVRD-helper ``evaluation/visual_relation_detection.py``).
+
+Inputs per video: lists of relation instances ``{"triplet": [subject, predicate, object],
+"duration": [begin, end), "sub_traj": [[x1, y1, x2, y2] per frame], "obj_traj": [...]}``
+(predictions also carry ``"score"``); boxes are inclusive pixel coordinates.
+
+* ``viou`` — volume IoU of two trajectories: 0 when the durations are disjoint; otherwise the
+  summed per-frame intersections (+1 convention) over the overlap, divided by the summed box
+  areas of both trajectories over their *whole* durations minus that overlap.
+* Relation detection, per video: predictions sorted by score (stable, descending); each takes
+  the not-yet-detected GT with the same triplet and the largest ``min(viou_sub, viou_obj)``
+  if that is ≥ 0.5 (first GT on ties). ``RelDet_mAP`` = mean over videos of the VOC all-point
+  AP; ``RelDet_R@N`` = Σ TPs among each video's first N predictions / Σ GT (float32 as the
+  reference).
+* Relation tagging: unique predicted triplets in score order; ``RelTag_P@N`` = precision at
+  ``min(N, #unique)`` (videos with fewer unique triplets are not penalised; 0 without
+  predictions), averaged over GT videos.
+* ``mR@N`` (not in VidVRD-helper; used by DLL): per predicate, hits of its GT relations among
+  each video's first N predictions / its GT count, both summed over videos, averaged over the
+  predicates present in the GT (or over ``predicates`` when given, absent ones counting 0).
+  ``Mean`` = average of mR@50, mR@100, R@50, R@100 (DLL Table 1).
+
+Videos with no GT relation are skipped; predictions for videos not in the GT are ignored; GT
+videos without predictions count with an empty list — all as the reference.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from tailgraph.errors import DataError
+
+__all__ = ["viou", "voc_ap", "evaluate_vidvrd", "read_vidvrd_results"]
+
+EPS32 = np.finfo(np.float32).eps
+
+
+def _traj(rel: Mapping[str, Any], key: str, vid: Any, i: int) -> np.ndarray:
+    try:
+        t = np.asarray(rel[key], dtype=np.float64).reshape(-1, 4)
+    except KeyError:
+        raise DataError(f"missing key '{key}'", sample=f"{vid} relation {i}", field=key) from None
+    except (ValueError, TypeError):
+        raise DataError("trajectory is not a list of [x1, y1, x2, y2] boxes", sample=f"{vid} relation {i}", field=key) from None
+    b, e = rel["duration"]
+    if t.shape[0] != e - b:
+        raise DataError(f"{t.shape[0]} boxes for duration [{b}, {e})", sample=f"{vid} relation {i}", field=key)
+    if not np.isfinite(t).all():
+        raise DataError("non-finite box values", sample=f"{vid} relation {i}", field=key)
+    return t
+
+
+def viou(traj_1: np.ndarray, duration_1: Sequence[int], traj_2: np.ndarray, duration_2: Sequence[int]) -> float:
+    """Volume IoU of two trajectories (VidVRD-helper ``common.viou``), ``[T, 4]`` inclusive boxes."""
+    b1, e1 = int(duration_1[0]), int(duration_1[1])
+    b2, e2 = int(duration_2[0]), int(duration_2[1])
+    if b1 >= e2 or e1 <= b2:
+        return 0.0
+    lo, hi = max(b1, b2), min(e1, e2)
+    r1 = traj_1[lo - b1: hi - b1]
+    r2 = traj_2[lo - b2: hi - b2]
+    iw = np.clip(np.minimum(r1[:, 2], r2[:, 2]) - np.maximum(r1[:, 0], r2[:, 0]) + 1, 0, None)
+    ih = np.clip(np.minimum(r1[:, 3], r2[:, 3]) - np.maximum(r1[:, 1], r2[:, 1]) + 1, 0, None)
+    overlap = float((iw * ih).sum())
+    v1 = float(((traj_1[:, 2] - traj_1[:, 0] + 1) * (traj_1[:, 3] - traj_1[:, 1] + 1)).sum())
+    v2 = float(((traj_2[:, 2] - traj_2[:, 0] + 1) * (traj_2[:, 3] - traj_2[:, 1] + 1)).sum())
+    return overlap / (v1 + v2 - overlap)
+
+
+def voc_ap(rec: np.ndarray, prec: np.ndarray) -> float:
+    """VOC all-point interpolated AP (``use_07_metric=False``)."""
+    mrec = np.concatenate(([0.0], rec, [1.0]))
+    mpre = np.concatenate(([0.0], prec, [0.0]))
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+    i = np.flatnonzero(mrec[1:] != mrec[:-1])
+    return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
+
+
+def _detect(gt: list, preds: list, vid: Any, thr: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Greedy matching of one video. Returns (tp per sorted prediction, gt index or -1, sorted scores)."""
+    scores = np.array([float(p["score"]) for p in preds], dtype=np.float64)
+    if not np.isfinite(scores).all():
+        raise DataError("prediction score is NaN or inf", sample=vid, field="score")
+    order = np.argsort(-scores, kind="stable")
+    preds = [preds[i] for i in order]
+    n, g = len(preds), len(gt)
+    gt_trip = [tuple(r["triplet"]) for r in gt]
+    by_trip: dict[tuple, list[int]] = defaultdict(list)
+    for j, t in enumerate(gt_trip):
+        by_trip[t].append(j)
+    ov = np.full((n, g), -np.inf)
+    gt_sub = [_traj(r, "sub_traj", vid, j) for j, r in enumerate(gt)]
+    gt_obj = [_traj(r, "obj_traj", vid, j) for j, r in enumerate(gt)]
+    for i, p in enumerate(preds):
+        cands = by_trip.get(tuple(p["triplet"]))
+        if not cands:
+            continue
+        ps, po = _traj(p, "sub_traj", vid, int(order[i])), _traj(p, "obj_traj", vid, int(order[i]))
+        for j in cands:
+            ov[i, j] = min(viou(ps, p["duration"], gt_sub[j], gt[j]["duration"]),
+                           viou(po, p["duration"], gt_obj[j], gt[j]["duration"]))
+    detected = np.zeros(g, dtype=bool)
+    tp = np.zeros(n, dtype=bool)
+    which = np.full(n, -1)
+    for i in range(n):
+        cand = np.where(~detected & (ov[i] >= thr), ov[i], -np.inf)
+        if cand.size and np.isfinite(cand.max()):
+            j = int(np.argmax(cand))  # first GT among equal overlaps
+            detected[j] = True
+            tp[i] = True
+            which[i] = j
+    return tp, which, scores[order]
+
+
+def _tagging_precision(gt: list, preds: list) -> np.ndarray:
+    scores = np.array([float(p["score"]) for p in preds], dtype=np.float64)
+    order = np.argsort(-scores, kind="stable")
+    gt_trip = {tuple(r["triplet"]) for r in gt}
+    seen, hits = set(), []
+    for i in order:
+        t = tuple(preds[i]["triplet"])
+        if t not in seen:
+            seen.add(t)
+            hits.append(t in gt_trip)
+    tp = np.asarray(hits, dtype=bool)
+    cum_tp = np.cumsum(tp).astype(np.float32)
+    cum_fp = np.cumsum(~tp).astype(np.float32)
+    return cum_tp / np.maximum(cum_tp + cum_fp, EPS32)
+
+
+def evaluate_vidvrd(
+    groundtruth: Mapping[Any, list],
+    prediction: Mapping[Any, list],
+    viou_threshold: float = 0.5,
+    det_nreturns: Sequence[int] = (50, 100),
+    tag_nreturns: Sequence[int] = (1, 5, 10),
+    predicates: Sequence[Any] | None = None,
+) -> dict[str, Any]:
+    """Evaluate relation detection and tagging (see the module docstring).
+
+    Args:
+        groundtruth: video id → GT relation instances.
+        prediction: video id → predicted relation instances (with ``score``).
+        predicates: the predicate vocabulary for mR (default: predicates present in the GT).
+    Returns:
+        ``RelDet_mAP``, ``RelDet_R@N``, ``RelTag_P@N``, ``mR@N``, ``Mean`` (when N covers 50 and
+        100), ``per_predicate_R@N`` (dict predicate → recall) and ``num_videos``.
+    """
+    video_ap = []
+    tot_gt = 0
+    tot_tp = {n: 0 for n in det_nreturns}
+    prec_at = {n: [] for n in tag_nreturns}
+    pred_hits = {n: defaultdict(int) for n in det_nreturns}
+    pred_count: dict[Any, int] = defaultdict(int)
+    for vid, gt in groundtruth.items():
+        if not gt:
+            continue
+        tot_gt += len(gt)
+        for r in gt:
+            if "triplet" not in r or len(r["triplet"]) != 3:
+                raise DataError("relation instance needs a 3-element 'triplet'", sample=vid, field="triplet")
+            pred_count[r["triplet"][1]] += 1
+        preds = list(prediction.get(vid, []))
+        tp, which, _ = _detect(gt, preds, vid, viou_threshold)
+        cum_tp = np.cumsum(tp).astype(np.float32)
+        cum_fp = np.cumsum(~tp).astype(np.float32)
+        rec = cum_tp / np.maximum(len(gt), EPS32)
+        prec = cum_tp / np.maximum(cum_tp + cum_fp, EPS32)
+        video_ap.append(voc_ap(rec, prec))
+        for n in det_nreturns:
+            tot_tp[n] += int(tp[:n].sum())
+            for j in which[:n][tp[:n]]:
+                pred_hits[n][gt[int(j)]["triplet"][1]] += 1
+        tag_prec = _tagging_precision(gt, preds)
+        for n in tag_nreturns:
+            cut = min(n, tag_prec.size)
+            prec_at[n].append(float(tag_prec[cut - 1]) if cut > 0 else 0.0)
+    out: dict[str, Any] = {"RelDet_mAP": float(np.mean(video_ap)) if video_ap else 0.0}
+    vocab = list(predicates) if predicates is not None else sorted(pred_count, key=str)
+    for n in det_nreturns:
+        out[f"RelDet_R@{n}"] = float(np.float32(tot_tp[n]) / np.maximum(np.float32(tot_gt), EPS32))
+    for n in tag_nreturns:
+        out[f"RelTag_P@{n}"] = float(np.mean(prec_at[n])) if prec_at[n] else 0.0
+    for n in det_nreturns:
+        per = {p: (pred_hits[n][p] / pred_count[p] if pred_count.get(p) else 0.0) for p in vocab}
+        out[f"mR@{n}"] = float(np.mean(list(per.values()))) if per else 0.0
+        out[f"per_predicate_R@{n}"] = {str(k): v for k, v in per.items()}
+    if 50 in det_nreturns and 100 in det_nreturns:
+        out["Mean"] = (out["mR@50"] + out["mR@100"] + out["RelDet_R@50"] + out["RelDet_R@100"]) / 4
+    out["num_videos"] = len(video_ap)
+    return out
+
+
+def read_vidvrd_results(path: str) -> dict[Any, list]:
+    """Read official VidVRD results JSON (``{"results": {video: [...]}}``) with validation."""
+    from tailgraph.interchange import read_json
+
+    doc = read_json(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("results"), dict):
+        raise DataError("expected an object with 'results' (video id -> relation instances)", file=path, field="results")
+    for vid, rels in doc["results"].items():
+        if not isinstance(rels, list):
+            raise DataError("expected a list of relation instances", file=path, sample=vid, field="results")
+        for i, r in enumerate(rels):
+            for key in ("triplet", "score", "duration", "sub_traj", "obj_traj"):
+                if key not in r:
+                    raise DataError(f"missing key '{key}'", file=path, sample=f"{vid} relation {i}", field=key)
+    return doc["results"]
