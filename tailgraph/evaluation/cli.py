@@ -21,7 +21,7 @@ from tailgraph.errors import DataError
 __all__ = ["main"]
 
 # Protocols whose evaluator exists; see tailgraph.evaluation.
-PROTOCOLS = ("vg", "ag", "vidvrd")
+PROTOCOLS = ("vg", "ag", "vidvrd", "oi")
 
 
 def _load_gt(args: argparse.Namespace):
@@ -54,6 +54,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("-k", type=int, nargs="+", default=None, help="K values (vg: 20 50 100; ag: 10 20 50)")
     p.add_argument("--semi-threshold", type=float, default=0.9, help="ag: threshold of the semi constraint")
     p.add_argument("--attention-softmax", action="store_true", help="ag: softmax the attention columns (STTran)")
+    p.add_argument("--ignore", nargs="*", default=["under"], help="oi: predicates left out of mAP* (default: under)")
     a = p.parse_args(argv)
     from tailgraph.interchange import read_json, read_predictions, write_json
 
@@ -67,7 +68,14 @@ def main(argv: list[str]) -> int:
             return 0
         graphs, vocab = _load_gt(a)
         preds = read_predictions(a.pred, num_predicates=vocab.num_predicates)
-        if a.protocol == "ag":
+        if a.protocol == "oi":
+            from tailgraph.evaluation.openimages import evaluate_oi
+
+            result = evaluate_oi(graphs, preds, vocab.predicates, ignore=a.ignore, background=vocab.predicate_background)
+            print(f"oi: {result['num_pairs']} candidate pairs, {result['num_positive_pairs']} positive (percent)")
+            for key in ("mAP", "mAP*", "mAP_FG", "mAP*_FG"):
+                print(f"{key:<10}{100 * result[key]:>9.2f}")
+        elif a.protocol == "ag":
             from tailgraph.evaluation.ag import evaluate_ag
 
             result = evaluate_ag(graphs, preds, mode=a.mode, ks=ks, semi_threshold=a.semi_threshold,
