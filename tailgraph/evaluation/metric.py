@@ -17,7 +17,7 @@ from torchmetrics.utilities import dim_zero_cat
 
 from tailgraph.evaluation.vg import VGEvaluator, aggregate_rows
 
-__all__ = ["VGRecallMetric"]
+__all__ = ["VGRecallMetric", "AGRecallMetric"]
 
 
 class VGRecallMetric(Metric):
@@ -65,3 +65,53 @@ class VGRecallMetric(Metric):
         img = cat(self.image_rows, 2 + 5 * nk)
         pr = cat(self.predicate_rows, 2 + 2 * nk)
         return aggregate_rows(img, pr, self.num_predicates, self.ks, zeroshot=self.zeroshot_triplets is not None)
+
+
+class AGRecallMetric(Metric):
+    """Action Genome R@K / mR@K for one constraint as a DDP-aware ``Metric``.
+
+    State: per-frame recalls (concatenated across processes) and per-predicate hit / GT
+    counts (summed), which is all the AG protocol needs.
+
+    Args:
+        constraint, mode, ks, semi_threshold, iou_thresh, attention_softmax: as
+            :class:`tailgraph.evaluation.ag.AGEvaluator`.
+    """
+
+    full_state_update = False
+
+    def __init__(self, constraint: str = "with", mode: str = "predcls", ks: Sequence[int] = (10, 20, 50),
+                 semi_threshold: float = 0.9, iou_thresh: float = 0.5, attention_softmax: bool = False, **kwargs: Any) -> None:
+        from tailgraph.evaluation.ag import AG_NUM_PREDICATES
+
+        super().__init__(**kwargs)
+        self.options = dict(constraint=constraint, mode=mode, ks=tuple(int(k) for k in ks), semi_threshold=semi_threshold,
+                            iou_thresh=iou_thresh, attention_softmax=attention_softmax)
+        nk = len(self.options["ks"])
+        self.add_state("frame_recalls", default=[], dist_reduce_fx="cat")
+        self.add_state("hits", default=torch.zeros(nk, AG_NUM_PREDICATES, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("counts", default=torch.zeros(AG_NUM_PREDICATES, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:  # type: ignore[override]
+        from tailgraph.evaluation.ag import AGEvaluator
+
+        ev = AGEvaluator(**self.options)
+        ev.update(gts, preds)
+        ks = self.options["ks"]
+        self.frame_recalls.append(torch.tensor(np.stack([ev.recalls[k] for k in ks], axis=1), dtype=torch.float64, device=self.device))
+        self.hits += torch.tensor(np.stack([ev.hits[k] for k in ks]), dtype=torch.float64, device=self.device)
+        self.counts += torch.tensor(ev.counts, dtype=torch.float64, device=self.device)
+
+    def compute(self) -> dict[str, Any]:  # type: ignore[override]
+        ks = self.options["ks"]
+        rec = (dim_zero_cat(self.frame_recalls).reshape(-1, len(ks)).cpu().numpy()
+               if not (isinstance(self.frame_recalls, list) and not self.frame_recalls) else np.zeros((0, len(ks))))
+        hits, counts = self.hits.cpu().numpy(), self.counts.cpu().numpy()
+        out: dict[str, Any] = {}
+        for j, k in enumerate(ks):
+            out[f"R@{k}"] = float(rec[:, j].mean()) if rec.shape[0] else 0.0
+            per = hits[j] / (counts + 1e-10)
+            out[f"mR@{k}"] = float(per.mean())
+            out[f"per_predicate_R@{k}"] = per.tolist()
+        out["num_frames"] = int(rec.shape[0])
+        return out

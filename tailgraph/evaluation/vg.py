@@ -41,7 +41,7 @@ import numpy as np
 
 from tailgraph.errors import DataError
 
-__all__ = ["evaluate_vg", "evaluate_image_vg", "evaluate_images_vg", "aggregate_vg", "aggregate_rows", "result_rows", "VGImageResult", "VGEvaluator", "box_iou_plus1", "top_k_stable"]
+__all__ = ["evaluate_vg", "mean_at_k", "evaluate_image_vg", "evaluate_images_vg", "aggregate_vg", "aggregate_rows", "result_rows", "VGImageResult", "VGEvaluator", "box_iou_plus1", "top_k_stable"]
 
 NG_TOP = 100
 
@@ -422,3 +422,25 @@ class VGEvaluator:
         img, pr = self.rows()
         ncol = self._ncol or (int(pr[:, 0].max()) + 1 if pr.shape[0] else 1)
         return aggregate_rows(img, pr, ncol, self.ks, zeroshot=self.zeroshot is not None)
+
+
+def mean_at_k(results_by_task: dict[str, dict[str, Any]], ks: Sequence[int] = (20, 50, 100)) -> dict[str, float]:
+    """HML's Mean@K (Table 1b): the average of R@K and mR@K over the tasks given.
+
+    Args:
+        results_by_task: e.g. ``{"predcls": {...}, "sgcls": {...}, "sgdet": {...}}`` as returned
+            by :func:`evaluate_vg` for each task.
+    Returns:
+        ``{"Mean@K": ...}`` for every K.
+    """
+    if not results_by_task:
+        raise DataError("no task results given", field="results_by_task")
+    out = {}
+    for k in ks:
+        vals = []
+        for task, m in results_by_task.items():
+            if f"R@{k}" not in m or f"mR@{k}" not in m:
+                raise DataError(f"results of {task!r} lack R@{k} / mR@{k}", field=task)
+            vals += [m[f"R@{k}"], m[f"mR@{k}"]]
+        out[f"Mean@{k}"] = float(np.mean(vals))
+    return out

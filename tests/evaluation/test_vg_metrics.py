@@ -183,3 +183,12 @@ def test_properties_monotone_in_k_ng_above_gc_perfect_is_one(seed):
     mp = evaluate_vg(gts, perfect, ks=(100,), num_predicates=6)
     # with multi-predicate pairs graph-constrained recall may be < 1; ng recall is exactly 1
     assert mp["ngR@100"] == pytest.approx(1.0)
+
+
+def test_mean_at_k_hml_table_1b():
+    from tailgraph.evaluation.vg import mean_at_k
+
+    res = {"predcls": {"R@50": 0.6, "mR@50": 0.2}, "sgcls": {"R@50": 0.4, "mR@50": 0.1}, "sgdet": {"R@50": 0.3, "mR@50": 0.0}}
+    assert mean_at_k(res, ks=(50,)) == {"Mean@50": pytest.approx(1.6 / 6)}
+    with pytest.raises(DataError, match="lack R@20"):
+        mean_at_k(res, ks=(20,))
