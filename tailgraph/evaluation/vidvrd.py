@@ -79,39 +79,63 @@ def voc_ap(rec: np.ndarray, prec: np.ndarray) -> float:
     return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
 
 
+def _volume(t: np.ndarray) -> float:
+    return float(((t[:, 2] - t[:, 0] + 1) * (t[:, 3] - t[:, 1] + 1)).sum())
+
+
+def _overlap(t1: np.ndarray, b1: int, e1: int, t2: np.ndarray, b2: int, e2: int) -> float:
+    """Summed per-frame intersection (+1 convention) over the common frames."""
+    lo, hi = max(b1, b2), min(e1, e2)
+    if lo >= hi:
+        return 0.0
+    r1 = t1[lo - b1: hi - b1]
+    r2 = t2[lo - b2: hi - b2]
+    iw = np.minimum(r1[:, 2], r2[:, 2]) - np.maximum(r1[:, 0], r2[:, 0]) + 1
+    ih = np.minimum(r1[:, 3], r2[:, 3]) - np.maximum(r1[:, 1], r2[:, 1]) + 1
+    return float((np.maximum(iw, 0) * np.maximum(ih, 0)).sum())
+
+
 def _detect(gt: list, preds: list, vid: Any, thr: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Greedy matching of one video. Returns (tp per sorted prediction, gt index or -1, sorted scores)."""
+    """Greedy matching of one video. Returns (tp per sorted prediction, gt index or -1, sorted scores).
+
+    Overlaps are computed lazily, only for label-matched GT not yet detected (as the
+    reference), with each trajectory converted and its volume summed once.
+    """
     scores = np.array([float(p["score"]) for p in preds], dtype=np.float64)
     if not np.isfinite(scores).all():
         raise DataError("prediction score is NaN or inf", sample=vid, field="score")
     order = np.argsort(-scores, kind="stable")
-    preds = [preds[i] for i in order]
     n, g = len(preds), len(gt)
-    gt_trip = [tuple(r["triplet"]) for r in gt]
     by_trip: dict[tuple, list[int]] = defaultdict(list)
-    for j, t in enumerate(gt_trip):
-        by_trip[t].append(j)
-    ov = np.full((n, g), -np.inf)
-    gt_sub = [_traj(r, "sub_traj", vid, j) for j, r in enumerate(gt)]
-    gt_obj = [_traj(r, "obj_traj", vid, j) for j, r in enumerate(gt)]
-    for i, p in enumerate(preds):
-        cands = by_trip.get(tuple(p["triplet"]))
-        if not cands:
-            continue
-        ps, po = _traj(p, "sub_traj", vid, int(order[i])), _traj(p, "obj_traj", vid, int(order[i]))
-        for j in cands:
-            ov[i, j] = min(viou(ps, p["duration"], gt_sub[j], gt[j]["duration"]),
-                           viou(po, p["duration"], gt_obj[j], gt[j]["duration"]))
+    for j, r in enumerate(gt):
+        by_trip[tuple(r["triplet"])].append(j)
+    gt_info = []
+    for j, r in enumerate(gt):
+        ts, to = _traj(r, "sub_traj", vid, j), _traj(r, "obj_traj", vid, j)
+        gt_info.append((ts, to, int(r["duration"][0]), int(r["duration"][1]), _volume(ts), _volume(to)))
     detected = np.zeros(g, dtype=bool)
     tp = np.zeros(n, dtype=bool)
     which = np.full(n, -1)
-    for i in range(n):
-        cand = np.where(~detected & (ov[i] >= thr), ov[i], -np.inf)
-        if cand.size and np.isfinite(cand.max()):
-            j = int(np.argmax(cand))  # first GT among equal overlaps
-            detected[j] = True
-            tp[i] = True
-            which[i] = j
+    for rank, i in enumerate(order):
+        p = preds[int(i)]
+        cands = [j for j in by_trip.get(tuple(p["triplet"]), ()) if not detected[j]]
+        if not cands:
+            continue
+        ps, po = _traj(p, "sub_traj", vid, int(i)), _traj(p, "obj_traj", vid, int(i))
+        b, e = int(p["duration"][0]), int(p["duration"][1])
+        vs, vo = _volume(ps), _volume(po)
+        best, k = -np.inf, -1
+        for j in cands:
+            gs, go, gb, ge, gvs, gvo = gt_info[j]
+            os_ = _overlap(ps, b, e, gs, gb, ge)
+            oo = _overlap(po, b, e, go, gb, ge)
+            ov = min(os_ / (vs + gvs - os_), oo / (vo + gvo - oo))
+            if ov >= thr and ov > best:  # first GT on equal overlaps
+                best, k = ov, j
+        if k >= 0:
+            detected[k] = True
+            tp[rank] = True
+            which[rank] = k
     return tp, which, scores[order]
 
 
