@@ -1,0 +1,29 @@
+"""Run every benchmark script in this folder (each writes its own file in results/).
+
+    .venv/bin/python benchmarks/run_all.py
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = ["bench_synth.py", "bench_pixel_model.py", "bench_eval.py", "bench_eval_protocols.py", "bench_rs_vg.py"]
+
+
+def main() -> int:
+    failed = []
+    for name in SCRIPTS:
+        print(f"== {name}", flush=True)
+        if subprocess.call([sys.executable, str(HERE / name)], cwd=HERE.parent) != 0:
+            failed.append(name)
+    if failed:
+        print(f"failed: {failed}")
+    print("results in benchmarks/results/; benchmarks/RESULTS.md collects them with the demo's timings")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
