@@ -1,0 +1,144 @@
+"""Predicate heads: each head's math against a hand computation on tiny tensors."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tailgraph.modeling.heads.bayesian import BayesianHead
+from tailgraph.modeling.heads.gmm import GMMHead
+from tailgraph.modeling.heads.gmm_plus import GMMPlusHead
+from tailgraph.modeling.heads.linear import LinearHead
+from tailgraph.modeling.heads.prototype import PrototypeHead, gaussian_log_likelihood
+
+
+def softmax(v):
+    e = [math.exp(a) for a in v]
+    return [a / sum(e) for a in e]
+
+
+def sig(a):
+    return 1 / (1 + math.exp(-a))
+
+
+def set_linear(layer, weight, bias):
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(weight, dtype=torch.float32).view_as(layer.weight))
+        layer.bias.copy_(torch.tensor(bias, dtype=torch.float32))
+
+
+def gmm_fixture():
+    head = GMMHead(in_dim=1, num_predicates=2, num_components=2, act="softmax")
+    set_linear(head.mean, [[1.0], [0.0], [0.0], [2.0]], [0, 0, 0, 0])  # mu_1 = [1, 0], mu_2 = [0, 2] at x = 1
+    set_linear(head.mix, [[0.0], [0.0]], [0.0, math.log(3.0)])  # pi = [.25, .75]
+    set_linear(head.var, [[0.0]] * 4, [0.0] * 4)  # v = sigmoid(0) = .5
+    return head
+
+
+def test_gmm_eval_uncertainty_and_loss_by_hand():
+    head = gmm_fixture().eval()
+    out = head(torch.ones(1, 1))
+    s1, s2 = softmax([1, 0]), softmax([0, 2])
+    p = [0.25 * a + 0.75 * b for a, b in zip(s1, s2)]
+    assert out.probs[0].tolist() == pytest.approx(p, abs=1e-6)
+    assert out.extras["pi"][0].tolist() == pytest.approx([0.25, 0.75])
+    assert out.extras["aleatoric"][0].tolist() == pytest.approx([0.5, 0.5])
+    ep = [0.25 * (a - m) ** 2 + 0.75 * (b - m) ** 2 for a, b, m in zip(s1, s2, p)]
+    assert out.extras["epistemic"][0].tolist() == pytest.approx(ep, abs=1e-6)
+    # cross-entropy on the head's logits is TEMPURA's NLL on log(p + 1e-12)
+    ce = F.cross_entropy(out.logits, torch.tensor([1]))
+    assert ce.item() == pytest.approx(-math.log(p[1] + 1e-12), abs=1e-6)
+
+
+def test_gmm_training_sample_by_hand():
+    head = gmm_fixture().train()
+    eps = torch.tensor([[[1.0, -1.0]], [[0.5, 0.0]]])  # [K, P, C]
+    out = head(torch.ones(1, 1), eps=eps)
+    r = math.sqrt(0.5)
+    z1, z2 = [1 + r, 0 - r], [0 + 0.5 * r, 2]
+    p = [0.25 * a + 0.75 * b for a, b in zip(softmax(z1), softmax(z2))]
+    assert out.probs[0].tolist() == pytest.approx(p, abs=1e-6)
+
+
+def test_gmm_sigmoid_logits_give_bce_on_p():
+    head = GMMHead(3, 4, 2, act="sigmoid").eval()
+    out = head(torch.randn(5, 3))
+    y = (torch.rand(5, 4) > 0.5).float()
+    assert F.binary_cross_entropy_with_logits(out.logits, y).item() == pytest.approx(F.binary_cross_entropy(out.probs, y).item(), abs=1e-5)
+
+
+def test_bayesian_by_hand():
+    head = BayesianHead(1, 2, num_samples=2, act="softmax")
+    set_linear(head.mu, [[1.0], [0.0]], [0.0, 0.0])
+    set_linear(head.log_var, [[0.0], [0.0]], [math.log(0.25), math.log(0.25)])  # sigma = .5
+    head.eval()
+    out = head(torch.ones(1, 1))
+    assert out.probs[0].tolist() == pytest.approx(softmax([1, 0]), abs=1e-6)
+    assert out.extras["aleatoric"][0].tolist() == pytest.approx([0.25, 0.25], abs=1e-6)
+    q = softmax([1, 0])
+    assert out.extras["epistemic"][0].item() == pytest.approx(-sum(a * math.log(a) for a in q), abs=1e-6)
+    head.train()
+    eps = torch.tensor([[[1.0, 0.0]], [[-1.0, 2.0]]])  # [S, P, C]
+    out = head(torch.ones(1, 1), eps=eps)
+    p = [(a + b) / 2 for a, b in zip(softmax([1.5, 0.0]), softmax([0.5, 1.0]))]
+    assert out.probs[0].tolist() == pytest.approx(p, abs=1e-6)
+
+
+def test_gmm_plus_by_hand_and_variance_regularizer():
+    head = GMMPlusHead(1, 2, num_components=2, act="sigmoid", var_min=1e-3, var_max=5.0, var_floor=0.05,
+                       predicate_counts=[100, 1])
+    set_linear(head.mean, [[1.0], [0.0], [-1.0], [2.0]], [0.0] * 4)  # mu_1 = [1, 0], mu_2 = [-1, 2]
+    set_linear(head.spread, [[0.0]] * 4, [-20.0, 0.0, 0.0, 0.0])  # var: clamp(softplus(-20)) = var_min; softplus(0) = ln 2
+    set_linear(head.mix, [[0.0]] * 4, [0.0, 0.0, math.log(3.0), 0.0])  # class 0: pi = [.25, .75]; class 1: [.5, .5]
+    head.eval()
+    out = head(torch.ones(1, 1))
+    p0 = 0.25 * sig(1) + 0.75 * sig(-1)
+    p1 = 0.5 * sig(0) + 0.5 * sig(2)
+    assert out.probs[0].tolist() == pytest.approx([p0, p1], abs=1e-6)
+    var = out.extras["var"][:, 0, :]
+    assert var[0, 0].item() == pytest.approx(1e-3) and var[0, 1].item() == pytest.approx(math.log(2) + 1e-6, abs=1e-6)
+    # only (k=0, class 0) is below the floor; class weights 1/100 and 1/1 normalised to mean 1
+    w0 = (1 / 100) / ((1 / 100 + 1) / 2)
+    expected = w0 * (math.log(0.05) - math.log(1e-3)) / 4
+    assert head.variance_regularizer(out).item() == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="predicate_counts"):
+        GMMPlusHead(1, 3, predicate_counts=[1, 2])
+
+
+def test_prototype_heads_by_hand():
+    head = PrototypeHead(2, 2, kind="euclidean")
+    with torch.no_grad():
+        head.prototypes.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    out = head(torch.tensor([[1.0, 0.0]]))
+    assert out.logits[0].tolist() == pytest.approx([0.0, -2.0], abs=1e-5)
+    g = PrototypeHead(2, 2, kind="gaussian")
+    with torch.no_grad():
+        g.prototypes.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0]]))
+        g.log_var.copy_(torch.tensor([[0.0, 0.0], [math.log(4.0), 0.0]]))
+    x = torch.tensor([[1.0, 2.0]])
+    ll0 = -0.5 * ((1 + 0 + math.log(2 * math.pi)) + (4 + 0 + math.log(2 * math.pi)))
+    ll1 = -0.5 * ((0 / 4 + math.log(4) + math.log(2 * math.pi)) + (1 + 0 + math.log(2 * math.pi)))
+    assert g(x).logits[0].tolist() == pytest.approx([ll0, ll1], abs=1e-5)
+    assert gaussian_log_likelihood(x, g.prototypes, g.log_var)[0].tolist() == pytest.approx([ll0, ll1], abs=1e-5)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: LinearHead(8, 5), lambda: GMMHead(8, 5, 3), lambda: GMMPlusHead(8, 5, 2, act="softmax"),
+    lambda: BayesianHead(8, 5, 3), lambda: PrototypeHead(8, 5, proto_dim=4),
+])
+def test_heads_learn_a_tiny_task(make):
+    torch.manual_seed(0)
+    head = make()
+    x = torch.randn(40, 8)
+    y = x[:, :5].argmax(1)
+    opt = torch.optim.Adam(head.parameters(), lr=0.05)
+    for _ in range(150):
+        out = head.train()(x)
+        loss = F.cross_entropy(out.logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    out = head.eval()(x)
+    assert (out.probs.argmax(1) == y).float().mean().item() >= 0.95
+    assert out.logits.shape == (40, 5) and torch.isfinite(out.logits).all()
