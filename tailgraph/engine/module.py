@@ -144,6 +144,11 @@ class SGGModule(L.LightningModule):
             "num_predicates": vocab.num_predicates,
             "predicate_counts": list(vocab.predicate_counts),
         }
+        if train_graphs is not None:
+            from tailgraph.modeling.freq import pair_predicate_counts
+
+            # initial MOTIFS-style frequency bias of context models that take one
+            injected["pair_counts"] = pair_predicate_counts(train_graphs, vocab.num_classes, vocab.num_predicates)
         features = build_component(self.features_spec, {})
         feat_dim = getattr(features, "out_dim", 0) if features is not None else 0
         union_dim = feat_dim if (features is not None and getattr(features, "union_features", False)) else 0
