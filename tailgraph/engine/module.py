@@ -230,6 +230,8 @@ class SGGModule(L.LightningModule):
             losses["loss_rel"] = self.loss_fn(out.predicate_logits, labels)
         else:
             losses["loss_rel"] = out.predicate_logits.sum() * 0.0
+        if "pair_score_logits" in out.extras:  # VCTree: the tree scores learn "is this pair related"
+            losses["loss_pair_score"] = F.binary_cross_entropy_with_logits(out.extras["pair_score_logits"], (labels > 0).float())
         if out.obj_logits is not None and self.task is not Task.PREDCLS:
             gt = torch.cat([g.labels for g in batch.graphs])
             losses["loss_obj"] = F.cross_entropy(out.obj_logits, gt)

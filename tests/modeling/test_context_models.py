@@ -104,3 +104,60 @@ def test_motifs_sgcls_decoder_is_deterministic():
     batch = GraphBatch(graphs(2))
     a, b = model(batch), model(batch)
     assert torch.equal(a.obj_labels, b.obj_labels) and torch.allclose(a.predicate_probs, b.predicate_probs)
+
+
+def test_vctree_tree_construction_on_a_known_matrix():
+    from tailgraph.modeling.context.vctree import maximum_spanning_tree, to_binary_tree
+
+    s = [[0, .9, .1, .2], [.9, 0, .8, .1], [.1, .8, 0, .3], [.2, .1, .3, 0]]
+    root, parent, children = maximum_spanning_tree(s)
+    # row sums 1.2, 1.8, 1.2, 0.6 -> root 1; Prim adds 0 (.9 from 1), 2 (.8 from 1), 3 (.3 from 2)
+    assert root == 1 and parent == [1, -1, 1, 2] and children == [[], [0, 2], [3], []]
+    tree = to_binary_tree(root, children)
+    assert tree.left == [-1, 0, 3, -1] and tree.right == [2, -1, -1, -1]
+    assert tree.parent == [1, -1, 0, 2]
+    assert tree.postorder() == [3, 2, 0, 1]
+
+
+@pytest.mark.parametrize("task", [Task.PREDCLS, Task.SGCLS])
+def test_vctree_contract_gradients_and_pair_score_loss(task):
+    from tailgraph.engine.module import SGGModule
+    from tailgraph.modeling.context.vctree import VCTreeContext
+    from tailgraph.vocab import Vocabulary
+
+    torch.manual_seed(0)
+    g = graphs(3)
+    ctx = VCTreeContext(NAMES, 4, hidden_dim=16)
+    model = RelationModel(ctx, LinearHead(16, 4), 5, task=task)
+    out = model(GraphBatch(g))
+    assert out.predicate_logits.shape == (36, 4) and len(out.extras["trees"]) == 3
+    module = SGGModule(context={"class_path": "tailgraph.modeling.context.vctree.VCTreeContext", "init_args": {"hidden_dim": 16}},
+                       task=task.value)
+    module.build(Vocabulary(NAMES, ["__background__", "a", "b", "c"]), g)
+    module.train()
+    out = module(GraphBatch(g))
+    losses = module.compute_loss(GraphBatch(g), out)
+    assert "loss_pair_score" in losses and ("loss_obj" in losses) == (task is Task.SGCLS)
+    sum(losses.values()).backward()
+    assert module.model.context.score_s.weight.grad.abs().sum() > 0
+    assert module.model.context.obj_tree.up.x.weight.grad.abs().sum() > 0
+
+
+def test_vctree_overfits_a_few_images():
+    from tailgraph.modeling.context.vctree import VCTreeContext
+
+    torch.manual_seed(0)
+    g = graphs(4)
+    model = RelationModel(VCTreeContext(NAMES, 4, hidden_dim=32, use_freq_bias=False), LinearHead(32, 4), 5)
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+    batch = GraphBatch(g)
+    for _ in range(120):
+        out = model(batch)
+        labels, _ = pair_targets(g, out.pairs)
+        loss = F.cross_entropy(out.predicate_logits, labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    out = model(batch)
+    labels, _ = pair_targets(g, out.pairs)
+    assert (out.predicate_logits.argmax(1) == labels).float().mean().item() == 1.0
