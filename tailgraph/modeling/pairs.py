@@ -1,0 +1,46 @@
+"""Candidate pairs for SGDet: all ordered pairs of detected boxes, scored in chunks.
+
+With 80 boxes an image has 6,320 ordered pairs; at batch size 8 that is 50,560 pairs, whose
+union-box RoI features alone would need gigabytes. :func:`score_pairs_in_chunks` runs any
+pair-scoring function over chunks of pairs and concatenates the (small) score rows, so peak
+memory is set by the chunk size, not by the number of pairs.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import torch
+
+__all__ = ["ordered_pairs", "iter_pair_chunks", "score_pairs_in_chunks"]
+
+
+def ordered_pairs(num_objs: list[int], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """All ordered pairs of distinct objects per image (global rows) and their image index."""
+    from tailgraph.modeling.relation_model import all_pairs
+
+    return all_pairs(num_objs, device=device)
+
+
+def iter_pair_chunks(pairs: torch.Tensor, chunk_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield ``(start, pairs[start:start + chunk_size])``."""
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    for start in range(0, pairs.shape[0], chunk_size):
+        yield start, pairs[start:start + chunk_size]
+
+
+def score_pairs_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], pairs: torch.Tensor, chunk_size: int = 4096) -> torch.Tensor:
+    """``torch.cat([fn(chunk) for chunk in pairs])`` without holding every chunk's intermediates.
+
+    Args:
+        fn: maps ``[p, 2]`` pairs to ``[p, R]`` scores (e.g. union RoI features → head).
+        pairs: ``[P, 2]``.
+        chunk_size: pairs per call.
+    Returns:
+        ``[P, R]`` scores, identical to scoring all pairs at once.
+    """
+    outs = [fn(chunk) for _, chunk in iter_pair_chunks(pairs, chunk_size)]
+    if not outs:
+        return fn(pairs[:0])
+    return torch.cat(outs)
