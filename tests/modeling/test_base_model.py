@@ -177,3 +177,27 @@ def test_build_component_injects_only_accepted_arguments():
         build_component({"class_path": "tailgraph.nowhere.Thing"})
     with pytest.raises(DataError, match="class_path"):
         build_component({"init_args": {}})
+
+
+def test_sgcls_pairwise_with_object_classifier_learns_labels():
+    from tailgraph.modeling.object_classifier import ObjectClassifier
+
+    torch.manual_seed(0)
+    feats = PixelFeatures(last_stage="layer1", out_dim=16, union_features=False)
+    model = RelationModel(PairwiseMLPContext(NAMES, obj_feat_dim=16, hidden_dim=16), LinearHead(16, 4), 4,
+                          features=feats, object_classifier=ObjectClassifier(16, 4, 16), task=Task.SGCLS)
+    images = torch.zeros(2, 3, 96, 128)
+    # colour encodes the class: each box is painted with its own constant
+    batch = GraphBatch([g(), g(1)], images, torch.ones(2))
+    for k, (x1, y1, x2, y2) in enumerate([[0, 0, 50, 50], [20, 20, 90, 90], [60, 10, 120, 80]]):
+        images[:, k, y1:y2, x1:x2] = 2.0
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    gt = torch.cat([x.labels for x in batch.graphs])
+    for _ in range(40):
+        out = model(batch)
+        loss = torch.nn.functional.cross_entropy(out.obj_logits, gt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    out = model(batch)
+    assert torch.equal(out.obj_labels, gt) and (out.obj_scores > 0.5).all() and (out.obj_scores <= 1).all()
