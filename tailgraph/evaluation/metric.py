@@ -17,7 +17,7 @@ from torchmetrics.utilities import dim_zero_cat
 
 from tailgraph.evaluation.vg import VGEvaluator, aggregate_rows
 
-__all__ = ["VGRecallMetric", "AGRecallMetric"]
+__all__ = ["VGRecallMetric", "AGRecallMetric", "VidVRDMetric", "OIMetric"]
 
 
 class VGRecallMetric(Metric):
@@ -115,3 +115,110 @@ class AGRecallMetric(Metric):
             out[f"per_predicate_R@{k}"] = per.tolist()
         out["num_frames"] = int(rec.shape[0])
         return out
+
+
+class VidVRDMetric(Metric):
+    """VidVRD relation detection / tagging metrics as a DDP-aware ``Metric``.
+
+    Per-video statistics are kept as tensors (AP, GT count, TPs at N, tagging precision at
+    N, per-predicate hits at N and GT counts) and gathered across processes.
+
+    Args:
+        predicates: the predicate vocabulary (names as in the triplets); mR averages over it.
+        viou_threshold, det_nreturns, tag_nreturns: as :func:`evaluate_vidvrd`.
+
+    ``update(groundtruth: {video: [...]}, prediction: {video: [...]})``.
+    """
+
+    full_state_update = False
+
+    def __init__(self, predicates: Sequence[Any], viou_threshold: float = 0.5, det_nreturns: Sequence[int] = (50, 100),
+                 tag_nreturns: Sequence[int] = (1, 5, 10), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.predicates = list(predicates)
+        self.index = {p: i for i, p in enumerate(self.predicates)}
+        self.viou_threshold = viou_threshold
+        self.det_n = tuple(int(n) for n in det_nreturns)
+        self.tag_n = tuple(int(n) for n in tag_nreturns)
+        self.add_state("video_rows", default=[], dist_reduce_fx="cat")  # [V, 2 + len(det) + len(tag)]
+        self.add_state("hits", default=torch.zeros(len(self.det_n), len(self.predicates), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("counts", default=torch.zeros(len(self.predicates), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, groundtruth: dict, prediction: dict) -> None:  # type: ignore[override]
+        from tailgraph.errors import DataError
+        from tailgraph.evaluation.vidvrd import video_stats
+
+        rows = []
+        for vid, gt in groundtruth.items():
+            if not gt:
+                continue
+            st = video_stats(gt, prediction.get(vid, []), vid, self.viou_threshold, self.det_n, self.tag_n)
+            rows.append([st.ap, st.gt_count] + [st.tp_at[n] for n in self.det_n] + [st.tag_precision_at[n] for n in self.tag_n])
+            for p, c in st.predicate_counts.items():
+                if p not in self.index:
+                    raise DataError(f"predicate {p!r} is not in the metric's vocabulary", sample=vid, field="triplet")
+                self.counts[self.index[p]] += c
+            for j, n in enumerate(self.det_n):
+                for p, h in st.predicate_hits_at[n].items():
+                    self.hits[j, self.index[p]] += h
+        width = 2 + len(self.det_n) + len(self.tag_n)
+        self.video_rows.append(torch.tensor(rows, dtype=torch.float64, device=self.device).reshape(-1, width))
+
+    def compute(self) -> dict[str, Any]:  # type: ignore[override]
+        from tailgraph.evaluation.vidvrd import EPS32
+
+        width = 2 + len(self.det_n) + len(self.tag_n)
+        rows = (dim_zero_cat(self.video_rows).reshape(-1, width).cpu().numpy()
+                if not (isinstance(self.video_rows, list) and not self.video_rows) else np.zeros((0, width)))
+        tot_gt = rows[:, 1].sum()
+        out: dict[str, Any] = {"RelDet_mAP": float(rows[:, 0].mean()) if rows.shape[0] else 0.0}
+        for j, n in enumerate(self.det_n):
+            out[f"RelDet_R@{n}"] = float(np.float32(rows[:, 2 + j].sum()) / np.maximum(np.float32(tot_gt), EPS32))
+        for j, n in enumerate(self.tag_n):
+            out[f"RelTag_P@{n}"] = float(rows[:, 2 + len(self.det_n) + j].mean()) if rows.shape[0] else 0.0
+        counts = self.counts.cpu().numpy()
+        for j, n in enumerate(self.det_n):
+            per = np.where(counts > 0, self.hits[j].cpu().numpy() / np.maximum(counts, 1), 0.0)
+            out[f"mR@{n}"] = float(per.mean()) if per.size else 0.0
+            out[f"per_predicate_R@{n}"] = {str(p): float(v) for p, v in zip(self.predicates, per)}
+        if 50 in self.det_n and 100 in self.det_n:
+            out["Mean"] = (out["mR@50"] + out["mR@100"] + out["RelDet_R@50"] + out["RelDet_R@100"]) / 4
+        out["num_videos"] = int(rows.shape[0])
+        return out
+
+
+class OIMetric(Metric):
+    """Open Images exhaustive-pair AP metrics as a DDP-aware ``Metric``: candidate-pair scores
+    and labels are concatenated across processes, then :func:`evaluate_oi`'s AP computation
+    runs on all of them.
+
+    Args:
+        predicates: predicate names in column order (incl. background when ``background``).
+        ignore: names left out of the starred means.
+    """
+
+    full_state_update = False
+
+    def __init__(self, predicates: Sequence[str], ignore: Sequence[str] = ("under",), background: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.predicates, self.ignore, self.background = list(predicates), tuple(ignore), background
+        self.add_state("scores", default=[], dist_reduce_fx="cat")
+        self.add_state("labels", default=[], dist_reduce_fx="cat")
+        self.add_state("missed", default=torch.zeros(len(self.predicates), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:  # type: ignore[override]
+        from tailgraph.evaluation.openimages import collect_pairs
+
+        scores, labels, missed = collect_pairs(gts, preds, len(self.predicates), self.background)
+        self.scores.append(torch.from_numpy(scores).to(self.device, torch.float64))
+        self.labels.append(torch.from_numpy(labels.astype(np.float64)).to(self.device))
+        self.missed += torch.from_numpy(missed.astype(np.float64)).to(self.device)
+
+    def compute(self) -> dict[str, Any]:  # type: ignore[override]
+        from tailgraph.evaluation.openimages import ap_metrics
+
+        nr = len(self.predicates)
+        empty = isinstance(self.scores, list) and not self.scores
+        scores = np.zeros((0, nr)) if empty else dim_zero_cat(self.scores).reshape(-1, nr).cpu().numpy()
+        labels = np.zeros((0, nr), bool) if empty else dim_zero_cat(self.labels).reshape(-1, nr).cpu().numpy() > 0.5
+        return ap_metrics(scores, labels, self.missed.cpu().numpy().astype(np.int64), self.predicates, self.ignore, self.background)

@@ -25,7 +25,7 @@ from tailgraph.errors import DataError
 from tailgraph.evaluation.vg import _as_arrays, _pred_arrays
 from tailgraph.evaluation.vidvrd import voc_ap
 
-__all__ = ["average_precision", "evaluate_oi"]
+__all__ = ["average_precision", "evaluate_oi", "collect_pairs", "ap_metrics"]
 
 
 def average_precision(scores: np.ndarray, labels: np.ndarray, num_positives: int | None = None) -> float:
@@ -52,25 +52,12 @@ def average_precision(scores: np.ndarray, labels: np.ndarray, num_positives: int
     return voc_ap(recall, precision)
 
 
-def evaluate_oi(
-    gts: Sequence[Any],
-    preds: Sequence[Any],
-    predicates: Sequence[str],
-    ignore: Sequence[str] = ("under",),
-    background: bool = True,
-) -> dict[str, Any]:
-    """Per-predicate AP, mAP, mAP*, mAP_FG and mAP*_FG over all candidate pairs.
-
-    Args:
-        gts: GT per image (:class:`SceneGraph` or dicts); relations ``(s, o, p)``.
-        preds: per image ``pairs`` and ``predicate_scores`` (column 0 = no relation when
-            ``background``).
-        predicates: predicate names in column order (incl. ``__background__`` when
-            ``background``).
-        ignore: predicate names left out of the starred means.
-    """
+def collect_pairs(gts: Sequence[Any], preds: Sequence[Any], num_columns: int, background: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validated candidate-pair scores ``[M, R]``, multi-hot labels ``[M, R]`` and, per
+    predicate, the GT relations whose pair was never scored."""
     first = 1 if background else 0
-    nr = len(predicates)
+    nr = num_columns
     by_id = {}
     for q in preds:
         qid = q["image_id"] if isinstance(q, dict) else q.image_id
@@ -111,6 +98,14 @@ def evaluate_oi(
         raise DataError(f"{len(by_id)} prediction(s) for images not in the ground truth, e.g. {next(iter(by_id))!r}", field="image_id")
     scores = np.concatenate(all_scores) if all_scores else np.zeros((0, nr))
     labels = np.concatenate(all_labels) if all_labels else np.zeros((0, nr), dtype=bool)
+    return scores, labels, missed
+
+
+def ap_metrics(scores: np.ndarray, labels: np.ndarray, missed: np.ndarray, predicates: Sequence[str],
+               ignore: Sequence[str] = ("under",), background: bool = True) -> dict[str, Any]:
+    """Per-predicate AP (all pairs and positive pairs only) and the four means."""
+    first = 1 if background else 0
+    nr = len(predicates)
     fg_rows = labels[:, first:].any(axis=1)
     out: dict[str, Any] = {"per_predicate_AP": {}, "per_predicate_AP_FG": {}}
     for p in range(first, nr):
@@ -129,3 +124,24 @@ def evaluate_oi(
     out["num_pairs"] = int(scores.shape[0])
     out["num_positive_pairs"] = int(fg_rows.sum())
     return out
+
+
+def evaluate_oi(
+    gts: Sequence[Any],
+    preds: Sequence[Any],
+    predicates: Sequence[str],
+    ignore: Sequence[str] = ("under",),
+    background: bool = True,
+) -> dict[str, Any]:
+    """Per-predicate AP, mAP, mAP*, mAP_FG and mAP*_FG over all candidate pairs.
+
+    Args:
+        gts: GT per image (:class:`SceneGraph` or dicts); relations ``(s, o, p)``.
+        preds: per image ``pairs`` and ``predicate_scores`` (column 0 = no relation when
+            ``background``).
+        predicates: predicate names in column order (incl. ``__background__`` when
+            ``background``).
+        ignore: predicate names left out of the starred means.
+    """
+    scores, labels, missed = collect_pairs(gts, preds, len(predicates), background)
+    return ap_metrics(scores, labels, missed, predicates, ignore, background)

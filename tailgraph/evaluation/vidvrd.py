@@ -27,13 +27,14 @@ videos without predictions count with an empty list — all as the reference.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from tailgraph.errors import DataError
 
-__all__ = ["viou", "voc_ap", "evaluate_vidvrd", "read_vidvrd_results"]
+__all__ = ["viou", "voc_ap", "evaluate_vidvrd", "video_stats", "aggregate_video_stats", "VideoStats", "read_vidvrd_results"]
 
 EPS32 = np.finfo(np.float32).eps
 
@@ -155,6 +156,70 @@ def _tagging_precision(gt: list, preds: list) -> np.ndarray:
     return cum_tp / np.maximum(cum_tp + cum_fp, EPS32)
 
 
+@dataclass
+class VideoStats:
+    """Per-video sufficient statistics of the VidVRD protocol (what DDP gathers)."""
+
+    ap: float
+    gt_count: int
+    tp_at: dict[int, int]
+    tag_precision_at: dict[int, float]
+    predicate_hits_at: dict[int, dict[Any, int]]
+    predicate_counts: dict[Any, int]
+
+
+def video_stats(gt: list, preds: list, vid: Any = None, viou_threshold: float = 0.5,
+                det_nreturns: Sequence[int] = (50, 100), tag_nreturns: Sequence[int] = (1, 5, 10)) -> VideoStats:
+    """Evaluate one video with at least one GT relation."""
+    counts: dict[Any, int] = defaultdict(int)
+    for r in gt:
+        if "triplet" not in r or len(r["triplet"]) != 3:
+            raise DataError("relation instance needs a 3-element 'triplet'", sample=vid, field="triplet")
+        counts[r["triplet"][1]] += 1
+    tp, which, _ = _detect(gt, list(preds), vid, viou_threshold)
+    cum_tp = np.cumsum(tp).astype(np.float32)
+    cum_fp = np.cumsum(~tp).astype(np.float32)
+    rec = cum_tp / np.maximum(len(gt), EPS32)
+    prec = cum_tp / np.maximum(cum_tp + cum_fp, EPS32)
+    hits: dict[int, dict[Any, int]] = {}
+    for n in det_nreturns:
+        h: dict[Any, int] = defaultdict(int)
+        for j in which[:n][tp[:n]]:
+            h[gt[int(j)]["triplet"][1]] += 1
+        hits[n] = dict(h)
+    tag_prec = _tagging_precision(gt, list(preds))
+    tag = {n: (float(tag_prec[min(n, tag_prec.size) - 1]) if tag_prec.size else 0.0) for n in tag_nreturns}
+    return VideoStats(voc_ap(rec, prec), len(gt), {n: int(tp[:n].sum()) for n in det_nreturns}, tag, hits, dict(counts))
+
+
+def aggregate_video_stats(stats: Sequence[VideoStats], det_nreturns: Sequence[int] = (50, 100),
+                          tag_nreturns: Sequence[int] = (1, 5, 10), predicates: Sequence[Any] | None = None) -> dict[str, Any]:
+    """The metric dict from per-video statistics (see the module docstring)."""
+    tot_gt = sum(v.gt_count for v in stats)
+    counts: dict[Any, int] = defaultdict(int)
+    for v in stats:
+        for p, c in v.predicate_counts.items():
+            counts[p] += c
+    out: dict[str, Any] = {"RelDet_mAP": float(np.mean([v.ap for v in stats])) if stats else 0.0}
+    vocab = list(predicates) if predicates is not None else sorted(counts, key=str)
+    for n in det_nreturns:
+        out[f"RelDet_R@{n}"] = float(np.float32(sum(v.tp_at[n] for v in stats)) / np.maximum(np.float32(tot_gt), EPS32))
+    for n in tag_nreturns:
+        out[f"RelTag_P@{n}"] = float(np.mean([v.tag_precision_at[n] for v in stats])) if stats else 0.0
+    for n in det_nreturns:
+        hits: dict[Any, int] = defaultdict(int)
+        for v in stats:
+            for p, h in v.predicate_hits_at[n].items():
+                hits[p] += h
+        per = {p: (hits[p] / counts[p] if counts.get(p) else 0.0) for p in vocab}
+        out[f"mR@{n}"] = float(np.mean(list(per.values()))) if per else 0.0
+        out[f"per_predicate_R@{n}"] = {str(k): v for k, v in per.items()}
+    if 50 in det_nreturns and 100 in det_nreturns:
+        out["Mean"] = (out["mR@50"] + out["mR@100"] + out["RelDet_R@50"] + out["RelDet_R@100"]) / 4
+    out["num_videos"] = len(stats)
+    return out
+
+
 def evaluate_vidvrd(
     groundtruth: Mapping[Any, list],
     prediction: Mapping[Any, list],
@@ -173,49 +238,9 @@ def evaluate_vidvrd(
         ``RelDet_mAP``, ``RelDet_R@N``, ``RelTag_P@N``, ``mR@N``, ``Mean`` (when N covers 50 and
         100), ``per_predicate_R@N`` (dict predicate → recall) and ``num_videos``.
     """
-    video_ap = []
-    tot_gt = 0
-    tot_tp = {n: 0 for n in det_nreturns}
-    prec_at = {n: [] for n in tag_nreturns}
-    pred_hits = {n: defaultdict(int) for n in det_nreturns}
-    pred_count: dict[Any, int] = defaultdict(int)
-    for vid, gt in groundtruth.items():
-        if not gt:
-            continue
-        tot_gt += len(gt)
-        for r in gt:
-            if "triplet" not in r or len(r["triplet"]) != 3:
-                raise DataError("relation instance needs a 3-element 'triplet'", sample=vid, field="triplet")
-            pred_count[r["triplet"][1]] += 1
-        preds = list(prediction.get(vid, []))
-        tp, which, _ = _detect(gt, preds, vid, viou_threshold)
-        cum_tp = np.cumsum(tp).astype(np.float32)
-        cum_fp = np.cumsum(~tp).astype(np.float32)
-        rec = cum_tp / np.maximum(len(gt), EPS32)
-        prec = cum_tp / np.maximum(cum_tp + cum_fp, EPS32)
-        video_ap.append(voc_ap(rec, prec))
-        for n in det_nreturns:
-            tot_tp[n] += int(tp[:n].sum())
-            for j in which[:n][tp[:n]]:
-                pred_hits[n][gt[int(j)]["triplet"][1]] += 1
-        tag_prec = _tagging_precision(gt, preds)
-        for n in tag_nreturns:
-            cut = min(n, tag_prec.size)
-            prec_at[n].append(float(tag_prec[cut - 1]) if cut > 0 else 0.0)
-    out: dict[str, Any] = {"RelDet_mAP": float(np.mean(video_ap)) if video_ap else 0.0}
-    vocab = list(predicates) if predicates is not None else sorted(pred_count, key=str)
-    for n in det_nreturns:
-        out[f"RelDet_R@{n}"] = float(np.float32(tot_tp[n]) / np.maximum(np.float32(tot_gt), EPS32))
-    for n in tag_nreturns:
-        out[f"RelTag_P@{n}"] = float(np.mean(prec_at[n])) if prec_at[n] else 0.0
-    for n in det_nreturns:
-        per = {p: (pred_hits[n][p] / pred_count[p] if pred_count.get(p) else 0.0) for p in vocab}
-        out[f"mR@{n}"] = float(np.mean(list(per.values()))) if per else 0.0
-        out[f"per_predicate_R@{n}"] = {str(k): v for k, v in per.items()}
-    if 50 in det_nreturns and 100 in det_nreturns:
-        out["Mean"] = (out["mR@50"] + out["mR@100"] + out["RelDet_R@50"] + out["RelDet_R@100"]) / 4
-    out["num_videos"] = len(video_ap)
-    return out
+    stats = [video_stats(gt, prediction.get(vid, []), vid, viou_threshold, det_nreturns, tag_nreturns)
+             for vid, gt in groundtruth.items() if gt]
+    return aggregate_video_stats(stats, det_nreturns, tag_nreturns, predicates)
 
 
 def read_vidvrd_results(path: str) -> dict[Any, list]:

@@ -5,12 +5,15 @@ import os
 import socket
 
 import numpy as np
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from tailgraph.evaluation.ag import evaluate_ag
-from tailgraph.evaluation.metric import AGRecallMetric, VGRecallMetric
+from tailgraph.evaluation.metric import AGRecallMetric, OIMetric, VGRecallMetric, VidVRDMetric
+from tailgraph.evaluation.openimages import evaluate_oi
+from tailgraph.evaluation.vidvrd import evaluate_vidvrd
 from tailgraph.evaluation.vg import evaluate_vg
 
 from .test_vg_metrics import random_case
@@ -26,6 +29,33 @@ def ag_case():
         gts.append({**frame(), "image_id": i})
         preds.append({**pred(i, scores_for(i % 2 == 0)), "image_id": i})
     return gts, preds
+
+
+def vidvrd_case():
+    rng = np.random.default_rng(2)
+    preds = ["p", "q", "r"]
+    gt, pred = {}, {}
+    for v in range(6):
+        g = []
+        for _ in range(3):
+            b = int(rng.integers(0, 5))
+            box = [float(x) for x in rng.integers(0, 40, 2)] + [0.0, 0.0]
+            box[2], box[3] = box[0] + 10, box[1] + 10
+            g.append({"triplet": ["a", str(rng.choice(preds)), "b"], "duration": [b, b + 4], "sub_traj": [box] * 4, "obj_traj": [box] * 4})
+        gt[v] = g
+        pred[v] = [{**r, "score": float(rng.random())} for r in g if rng.random() < 0.7]
+    return gt, pred, preds
+
+
+def oi_case():
+    rng = np.random.default_rng(4)
+    gts, preds = [], []
+    for i in range(8):
+        gts.append({"image_id": i, "boxes": np.zeros((3, 4)), "labels": [1, 2, 3], "relations": [[0, 1, int(rng.integers(1, 4))], [2, 0, 3]]})
+        pairs = [[a, b] for a in range(3) for b in range(3) if a != b]
+        preds.append({"image_id": i, "boxes": np.zeros((3, 4)), "labels": [1, 2, 3], "label_scores": [1, 1, 1],
+                      "pairs": pairs, "predicate_scores": rng.random((6, 4))})
+    return gts, preds, ["__background__", "on", "under", "holds"]
 
 
 def _free_port() -> int:
@@ -50,6 +80,15 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     mine = list(range(rank, len(ag_gts), world))
     ag.update([ag_gts[i] for i in mine], [ag_preds[i] for i in mine])
     result["ag"] = ag.compute()
+    gt_v, pred_v, preds_v = vidvrd_case()
+    vm = VidVRDMetric(preds_v)
+    keys = sorted(gt_v)[rank::world]
+    vm.update({k: gt_v[k] for k in keys}, pred_v)
+    result["vidvrd"] = vm.compute()
+    oi_g, oi_p, names = oi_case()
+    om = OIMetric(names)
+    om.update(oi_g[rank::world], oi_p[rank::world])
+    result["oi"] = om.compute()
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         json.dump(result, f)
     dist.destroy_process_group()
@@ -72,6 +111,16 @@ def test_two_process_gloo_equals_one_process(tmp_path):
     for rank in range(2):
         got = json.loads((tmp_path / f"rank{rank}.json").read_text())
         got_ag = got.pop("ag")
+        gt_v, pred_v, preds_v = vidvrd_case()
+        exp_v = evaluate_vidvrd(gt_v, pred_v, predicates=preds_v)
+        got_v = got.pop("vidvrd")
+        for k, v in exp_v.items():
+            assert got_v[k] == pytest.approx(v, abs=1e-9), k
+        oi_g, oi_p, names = oi_case()
+        exp_o = evaluate_oi(oi_g, oi_p, names)
+        got_o = got.pop("oi")
+        for k in ("mAP", "mAP*", "mAP_FG", "mAP*_FG"):
+            assert got_o[k] == pytest.approx(exp_o[k], abs=1e-12), k
         for k, v in expected_ag.items():
             assert np.allclose(got_ag[k], v, atol=1e-12), k
         assert got.keys() == expected.keys()
