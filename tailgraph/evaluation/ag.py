@@ -33,7 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tailgraph.errors import DataError
-from tailgraph.evaluation.vg import _as_arrays, _pred_arrays, box_iou_plus1, top_k_stable
+from tailgraph.evaluation.vg import _as_arrays, _pred_arrays, box_iou_plus1, paired, top_k_stable
 
 __all__ = ["evaluate_ag", "AGEvaluator", "AG_NUM_PREDICATES", "ATTENTION", "SPATIAL", "CONTACTING"]
 
@@ -163,19 +163,8 @@ class AGEvaluator:
             np.add.at(self.hits[k], grels[hit, 2], 1)
 
     def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:
-        by_id = {}
-        for q in preds:
-            qid = q["image_id"] if isinstance(q, dict) else q.image_id
-            if qid in by_id:
-                raise DataError("duplicate prediction", sample=qid, field="image_id")
-            by_id[qid] = q
-        for gt in gts:
-            gid = gt["image_id"] if isinstance(gt, dict) else gt.image_id
-            if gid not in by_id:
-                raise DataError("no prediction for this ground-truth frame", sample=gid, field="image_id")
-            self.update_frame(gt, by_id.pop(gid))
-        if by_id:
-            raise DataError(f"{len(by_id)} prediction(s) for frames not in the ground truth, e.g. {next(iter(by_id))!r}", field="image_id")
+        for gt, pred in paired(gts, preds):
+            self.update_frame(gt, pred)
 
     def compute(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tailgraph.errors import DataError
-from tailgraph.evaluation.vg import _as_arrays, _pred_arrays
+from tailgraph.evaluation.vg import _as_arrays, _pred_arrays, paired
 from tailgraph.evaluation.vidvrd import voc_ap
 
 __all__ = ["average_precision", "evaluate_oi", "collect_pairs", "ap_metrics"]
@@ -58,18 +58,10 @@ def collect_pairs(gts: Sequence[Any], preds: Sequence[Any], num_columns: int, ba
     predicate, the GT relations whose pair was never scored."""
     first = 1 if background else 0
     nr = num_columns
-    by_id = {}
-    for q in preds:
-        qid = q["image_id"] if isinstance(q, dict) else q.image_id
-        if qid in by_id:
-            raise DataError("duplicate prediction", sample=qid, field="image_id")
-        by_id[qid] = q
     all_scores, all_labels, missed = [], [], np.zeros(nr, dtype=np.int64)
-    for gt in gts:
+    for gt, pred in paired(gts, preds):
         gid, _, glabels, grels = _as_arrays(gt)
-        if gid not in by_id:
-            raise DataError("no prediction for this ground-truth image", sample=gid, field="image_id")
-        _, _, _, _, pairs, scores = _pred_arrays(by_id.pop(gid))
+        _, _, _, _, pairs, scores = _pred_arrays(pred)
         n = len(glabels)
         if pairs.shape[0] and (scores.ndim != 2 or scores.shape != (pairs.shape[0], nr)):
             raise DataError(f"expected [{pairs.shape[0]}, {nr}] scores, got {list(scores.shape)}", sample=gid, field="predicate_scores")
@@ -94,8 +86,6 @@ def collect_pairs(gts: Sequence[Any], preds: Sequence[Any], num_columns: int, ba
                     lab[row, p] = True
         all_scores.append(scores.reshape(-1, nr))
         all_labels.append(lab)
-    if by_id:
-        raise DataError(f"{len(by_id)} prediction(s) for images not in the ground truth, e.g. {next(iter(by_id))!r}", field="image_id")
     scores = np.concatenate(all_scores) if all_scores else np.zeros((0, nr))
     labels = np.concatenate(all_labels) if all_labels else np.zeros((0, nr), dtype=bool)
     return scores, labels, missed

@@ -41,7 +41,7 @@ import numpy as np
 
 from tailgraph.errors import DataError
 
-__all__ = ["evaluate_vg", "mean_at_k", "evaluate_image_vg", "evaluate_images_vg", "aggregate_vg", "aggregate_rows", "result_rows", "VGImageResult", "VGEvaluator", "box_iou_plus1", "top_k_stable"]
+__all__ = ["evaluate_vg", "mean_at_k", "paired", "evaluate_image_vg", "evaluate_images_vg", "aggregate_vg", "aggregate_rows", "result_rows", "VGImageResult", "VGEvaluator", "box_iou_plus1", "top_k_stable"]
 
 NG_TOP = 100
 
@@ -304,6 +304,27 @@ def _pred_arrays(p: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.nd
     return (p.image_id, p.boxes.numpy(), p.labels.numpy(), p.label_scores.numpy(), p.pairs.numpy(), p.predicate_scores.numpy())
 
 
+def paired(gts: Sequence[Any], preds: Sequence[Any]) -> Iterable[tuple[Any, Any]]:
+    """Yield ``(gt, prediction)`` matched by ``image_id``.
+
+    Raises :class:`DataError` for a duplicated prediction, a GT image without prediction, and
+    (after the last GT) predictions for images that are not in the ground truth.
+    """
+    by_id: dict[Any, Any] = {}
+    for q in preds:
+        qid = q["image_id"] if isinstance(q, dict) else q.image_id
+        if qid in by_id:
+            raise DataError("duplicate prediction", sample=qid, field="image_id")
+        by_id[qid] = q
+    for gt in gts:
+        gid = gt["image_id"] if isinstance(gt, dict) else gt.image_id
+        if gid not in by_id:
+            raise DataError("no prediction for this ground-truth image", sample=gid, field="image_id")
+        yield gt, by_id.pop(gid)
+    if by_id:
+        raise DataError(f"{len(by_id)} prediction(s) for images not in the ground truth, e.g. {next(iter(by_id))!r}", field="image_id")
+
+
 def evaluate_images_vg(
     gts: Sequence[Any],
     preds: Sequence[Any],
@@ -319,19 +340,11 @@ def evaluate_images_vg(
     """
     if mode not in ("predcls", "sgcls", "sgdet"):
         raise DataError(f"unknown mode {mode!r}", field="mode")
-    by_id: dict[Any, Any] = {}
-    for p in preds:
-        pid = p["image_id"] if isinstance(p, dict) else p.image_id
-        if pid in by_id:
-            raise DataError("duplicate prediction", sample=pid, field="image_id")
-        by_id[pid] = p
     results: list[VGImageResult | None] = []
     ncol = None
-    for gt in gts:
+    for gt, pred in paired(gts, preds):
         gid, gboxes, glabels, grels = _as_arrays(gt)
-        if gid not in by_id:
-            raise DataError("no prediction for this ground-truth image", sample=gid, field="image_id")
-        _, boxes, labels, scores, pairs, rel_scores = _pred_arrays(by_id.pop(gid))
+        _, boxes, labels, scores, pairs, rel_scores = _pred_arrays(pred)
         if rel_scores.size and not np.isfinite(rel_scores).all():
             raise DataError("predicate scores contain NaN or inf", sample=gid, field="predicate_scores")
         if pairs.size and (pairs.min() < 0 or pairs.max() >= (len(glabels) if mode == "predcls" else len(labels))):
@@ -345,8 +358,6 @@ def evaluate_images_vg(
             ncol = rel_scores.shape[1]
         results.append(evaluate_image_vg(gboxes, glabels, grels, boxes, labels, scores, pairs,
                                          rel_scores, mode=mode, ks=ks, zeroshot=zeroshot, iou_thresh=iou_thresh))
-    if by_id:
-        raise DataError(f"{len(by_id)} prediction(s) for images not in the ground truth, e.g. {next(iter(by_id))!r}", field="image_id")
     return results, ncol
 
 
