@@ -32,6 +32,10 @@ def _load_gt(args: argparse.Namespace):
         from tailgraph.data import load_dataset
 
         graphs, vocab = load_dataset(args.format, str(path), args.split, layout_only=True)
+        from tailgraph.structures import VideoSceneGraph
+
+        if graphs and isinstance(graphs[0], VideoSceneGraph):  # frame-level protocols (AG)
+            graphs = [f for v in graphs for f in v.frames]
         return graphs, vocab
     from tailgraph.interchange import read_ground_truth
 

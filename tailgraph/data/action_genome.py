@@ -1,0 +1,230 @@
+"""Action Genome reader (the STTran / TEMPURA data loader's semantics), specs/formats.md §2.
+
+Files under ``root``:
+
+* ``annotations/object_classes.txt`` (36 lines) and ``annotations/relationship_classes.txt``
+  (26 lines);
+* ``annotations/person_bbox.pkl``: ``"<video>/<frame>"`` → ``{"bbox": [k, 4] xyxy,
+  "bbox_size": (w, h), ...}``;
+* ``annotations/object_bbox_and_relationship.pkl`` (or ``..._filtersmall.pkl`` for SGCls /
+  SGDet, ``filter_small_box=True``): ``"<video>/<frame>"`` → list of objects ``{"class",
+  "bbox": (x, y, w, h) or None, "attention_relationship", "spatial_relationship",
+  "contacting_relationship", "visible", "metadata": {"tag", "set"}}``;
+* ``frames/<video>/<frame>`` images unless read layout-only.
+
+Pickles are read with :func:`tailgraph.data.safe_pickle.safe_load` (no code can run).
+A frame is kept when its ``metadata.set`` is the split and it has a visible object (and a
+person box, with ``filter_nonperson_box_frame``); a video is kept when at least 3 frames
+remain (the reference's ``len(video) > 2``). Each frame becomes a :class:`SceneGraph` laid out
+as the reference evaluator builds its ground truth: box 0 is the person (label 1), objects
+follow; attention and contacting relations are ``(0, i, p)``, spatial ``(i, 0, p)``, with the
+26 predicates in the order attention (0–2), spatial (3–8), contacting (9–25). The per-object
+label groups are kept in ``extras["groups"]`` for models that use the grouped multi-label form.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tailgraph.data.safe_pickle import safe_load
+from tailgraph.errors import DataError
+from tailgraph.structures import SceneGraph, VideoSceneGraph
+from tailgraph.vocab import BACKGROUND, Vocabulary
+
+__all__ = ["load_ag", "ag_vocabulary", "stats", "AG_PREDICATES", "ATTENTION", "SPATIAL", "CONTACTING"]
+
+ATTENTION = ["looking_at", "not_looking_at", "unsure"]
+SPATIAL = ["above", "beneath", "in_front_of", "behind", "on_the_side_of", "in"]
+CONTACTING = ["carrying", "covered_by", "drinking_from", "eating", "have_it_on_the_back", "holding", "leaning_on",
+              "lying_on", "not_contacting", "other_relationship", "sitting_on", "standing_on", "touching", "twisting",
+              "wearing", "wiping", "writing_on"]
+AG_PREDICATES = ATTENTION + SPATIAL + CONTACTING
+# the reference loader renames these rows of object_classes.txt (indices after __background__)
+OBJECT_RENAMES = {9: "closet/cabinet", 11: "cup/glass/bottle", 23: "paper/notebook", 24: "phone/camera", 31: "sofa/couch"}
+
+
+def _lines(path: Path, expected: int) -> list[str]:
+    if not path.is_file():
+        raise DataError("file not found", file=str(path))
+    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    if len(lines) != expected:
+        raise DataError(f"expected {expected} lines, found {len(lines)}", file=str(path))
+    return lines
+
+
+def ag_vocabulary(root: str | Path) -> Vocabulary:
+    """Object classes (``__background__`` + 36, the reference's renames applied) and the 26
+    predicates with their relation type."""
+    ann = Path(root) / "annotations"
+    classes = [BACKGROUND] + _lines(ann / "object_classes.txt", 36)
+    for i, name in OBJECT_RENAMES.items():
+        classes[i] = name
+    _lines(ann / "relationship_classes.txt", 26)  # checked; names are canonicalised below
+    types = ["attention"] * 3 + ["spatial"] * 6 + ["contacting"] * 17
+    return Vocabulary(classes, list(AG_PREDICATES), relation_type=types, predicate_background=False, name="action-genome")
+
+
+def _frame_graph(key: str, objects: list, person: dict, vocab: Vocabulary, obj_file: str, person_file: str,
+                 image_path: str | None) -> SceneGraph | None:
+    """One frame's graph; ``None`` when the frame has no visible object."""
+    if not isinstance(person, dict) or "bbox" not in person or "bbox_size" not in person:
+        raise DataError("expected {'bbox', 'bbox_size'}", file=person_file, sample=key, field="bbox")
+    pbox = np.asarray(person["bbox"], dtype=np.float64).reshape(-1, 4)
+    try:
+        w, h = (int(round(float(v))) for v in person["bbox_size"])
+    except (TypeError, ValueError):
+        raise DataError(f"bad bbox_size {person['bbox_size']!r}", file=person_file, sample=key, field="bbox_size") from None
+    boxes = [pbox[0]]
+    labels = [vocab.class_index("person")]
+    rels, groups = [], []
+    cls_index = {n: i for i, n in enumerate(vocab.object_classes)}
+    for j, obj in enumerate(objects):
+        if not isinstance(obj, dict) or "visible" not in obj:
+            raise DataError("object entry without 'visible'", file=obj_file, sample=f"{key} object {j}", field="visible")
+        if not obj["visible"]:
+            continue
+        for field in ("class", "bbox", "attention_relationship", "spatial_relationship", "contacting_relationship"):
+            if field not in obj:
+                raise DataError(f"missing key '{field}'", file=obj_file, sample=f"{key} object {j}", field=field)
+        if obj["class"] not in cls_index:
+            raise DataError(f"unknown object class {obj['class']!r}", file=obj_file, sample=f"{key} object {j}", field="class")
+        if obj["bbox"] is None:
+            raise DataError("visible object without a box", file=obj_file, sample=f"{key} object {j}", field="bbox")
+        x, y, bw, bh = (float(v) for v in obj["bbox"])
+        if not np.isfinite([x, y, bw, bh]).all() or bw < 0 or bh < 0:
+            raise DataError(f"bad box (x, y, w, h) = {obj['bbox']!r}", file=obj_file, sample=f"{key} object {j}", field="bbox")
+        i = len(boxes)
+        boxes.append(np.array([x, y, x + bw, y + bh]))
+        labels.append(cls_index[obj["class"]])
+        group = {}
+        for gname, names, offset in (("attention_relationship", ATTENTION, 0), ("spatial_relationship", SPATIAL, 3),
+                                     ("contacting_relationship", CONTACTING, 9)):
+            idx = []
+            for r in obj[gname] or []:
+                if r not in names:
+                    raise DataError(f"unknown {gname.split('_')[0]} predicate {r!r}", file=obj_file, sample=f"{key} object {j}", field=gname)
+                idx.append(names.index(r))
+                p = offset + names.index(r)
+                rels.append((i, 0, p) if offset == 3 else (0, i, p))
+            group[gname.split("_")[0]] = idx
+        groups.append(group)
+    if len(boxes) == 1:
+        return None
+    g = SceneGraph(key, w, h, np.stack(boxes), labels, np.array(rels, dtype=np.int64).reshape(-1, 3), image_path=image_path,
+                   extras={"groups": groups, "video_id": key.split("/")[0], "frame_id": key.split("/", 1)[-1]})
+    try:
+        g.validate(num_classes=vocab.num_classes, num_predicates=vocab.num_predicates)
+    except DataError as exc:
+        raise exc.with_context(file=obj_file) from None
+    return g
+
+
+def load_ag(
+    root: str | Path,
+    split: str = "test",
+    *,
+    layout_only: bool = True,
+    filter_small_box: bool = False,
+    filter_nonperson_box_frame: bool = True,
+    min_frames: int = 3,
+) -> tuple[list[VideoSceneGraph], Vocabulary]:
+    """Read one split of Action Genome.
+
+    Args:
+        root: folder with ``annotations/`` (and ``frames/`` unless ``layout_only``).
+        split: ``train`` | ``test`` (AG's ``metadata.set``).
+        layout_only: do not require frame images.
+        filter_small_box: read ``object_bbox_and_relationship_filtersmall.pkl`` (SGCls / SGDet).
+        filter_nonperson_box_frame: drop frames without a person box.
+        min_frames: videos with fewer kept frames are dropped (reference: 3).
+    Returns:
+        ``(videos, vocabulary)``; the vocabulary's ``predicate_counts`` are counted on the
+        returned frames.
+    """
+    root = Path(root)
+    if split not in ("train", "test"):
+        raise DataError(f"unknown split {split!r}; expected train or test", field="split")
+    vocab = ag_vocabulary(root)
+    ann = root / "annotations"
+    obj_file = ann / ("object_bbox_and_relationship_filtersmall.pkl" if filter_small_box else "object_bbox_and_relationship.pkl")
+    person_file = ann / "person_bbox.pkl"
+    objects = safe_load(obj_file)
+    persons = safe_load(person_file)
+    if not isinstance(objects, dict):
+        raise DataError("expected a dict frame -> objects", file=str(obj_file))
+    if not isinstance(persons, dict):
+        raise DataError("expected a dict frame -> person boxes", file=str(person_file))
+    videos: "OrderedDict[str, list[SceneGraph]]" = OrderedDict()
+    for key in sorted(objects):
+        objs = objects[key]
+        if not isinstance(objs, list):
+            raise DataError("expected a list of objects", file=str(obj_file), sample=key)
+        sets = {o.get("metadata", {}).get("set") for o in objs if isinstance(o, dict)}
+        if split not in sets:
+            continue
+        if key not in persons:
+            raise DataError("frame has no entry in person_bbox.pkl", file=str(person_file), sample=key)
+        pb = np.asarray(persons[key].get("bbox", np.zeros((0, 4))) if isinstance(persons[key], dict) else np.zeros((0, 4)))
+        if pb.size == 0:
+            if filter_nonperson_box_frame:
+                continue
+            raise DataError("frame has no person box (use filter_nonperson_box_frame=True)", file=str(person_file), sample=key, field="bbox")
+        path = None
+        if not layout_only:
+            p = root / "frames" / key
+            if not p.is_file():
+                raise DataError("frame image not found", file=str(p), sample=key, field="image")
+            path = str(p)
+        g = _frame_graph(key, objs, persons[key], vocab, str(obj_file), str(person_file), path)
+        if g is None:
+            continue
+        videos.setdefault(key.split("/")[0], []).append(g)
+    out = [VideoSceneGraph(vid, frames, [f.extras["frame_id"] for f in frames]) for vid, frames in videos.items() if len(frames) >= min_frames]
+    counts = np.zeros(vocab.num_predicates, dtype=np.int64)
+    for v in out:
+        for f in v.frames:
+            counts += np.bincount(f.relations[:, 2].numpy(), minlength=vocab.num_predicates)
+    return out, vocab.with_counts(counts.tolist())
+
+
+def stats(root: str | Path) -> dict[str, Any]:
+    """``tailgraph stats --format ag``: videos / frames / boxes / relations per split, raw
+    (every annotated frame with a visible object) and after the reference's filters."""
+    vocab = ag_vocabulary(root)
+    ann = Path(root) / "annotations"
+    objects = safe_load(ann / "object_bbox_and_relationship.pkl")
+    raw: dict[str, dict[str, int]] = {}
+    raw_counts = dict.fromkeys(AG_PREDICATES, 0)
+    seen_videos: dict[str, set] = {}
+    for key, objs in objects.items():
+        vis = [o for o in objs if isinstance(o, dict) and o.get("visible")]
+        if not vis:
+            continue
+        split = vis[0].get("metadata", {}).get("set", "unknown")
+        s = raw.setdefault(split, {"videos": 0, "frames": 0, "boxes": 0, "relations": 0})
+        seen_videos.setdefault(split, set()).add(key.split("/")[0])
+        s["frames"] += 1
+        s["boxes"] += len(vis)
+        for o in vis:
+            for gname in ("attention_relationship", "spatial_relationship", "contacting_relationship"):
+                for r in o.get(gname) or []:
+                    s["relations"] += 1
+                    if r in raw_counts:
+                        raw_counts[r] += 1
+    for split, vids in seen_videos.items():
+        raw[split]["videos"] = len(vids)
+    filtered: dict[str, Any] = {"splits": {}, "predicate_counts": dict.fromkeys(AG_PREDICATES, 0)}
+    for split in ("train", "test"):
+        videos, _ = load_ag(root, split)
+        frames = [f for v in videos for f in v.frames]
+        filtered["splits"][split] = {"videos": len(videos), "frames": len(frames),
+                                     "boxes": sum(f.num_boxes - 1 for f in frames), "relations": sum(f.num_relations for f in frames)}
+        for f in frames:
+            for p in f.relations[:, 2].tolist():
+                filtered["predicate_counts"][AG_PREDICATES[p]] += 1
+    return {"format": "ag", "root": str(root), "splits": raw, "predicate_counts": raw_counts, "filtered": filtered,
+            "note": "images = frames; boxes exclude the person box"}
