@@ -110,7 +110,13 @@ def _run_vidvrd(a: argparse.Namespace) -> dict:
     from tailgraph.evaluation.vidvrd import evaluate_vidvrd, read_vidvrd_results
     from tailgraph.interchange import FORMAT, read_json
 
-    doc = read_json(a.gt)
+    if Path(a.gt).is_dir():
+        from tailgraph.data.vidvrd import load_vidvrd, to_groundtruth
+
+        videos, vocab = load_vidvrd(a.gt, a.split)
+        doc = {"format": FORMAT, "protocol": "vidvrd", "videos": to_groundtruth(videos), "predicates": vocab.predicates[1:]}
+    else:
+        doc = read_json(a.gt)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("protocol") != "vidvrd":
         raise DataError(f"expected a {FORMAT} ground-truth file with \"protocol\": \"vidvrd\"", file=a.gt, field="protocol")
     if not isinstance(doc.get("videos"), dict):
