@@ -1,0 +1,216 @@
+"""Samplers and batching for long-tailed relation training, usable with a plain DataLoader and
+under DDP (each rank draws its own shard: pass ``num_replicas`` / ``rank`` or let them come
+from ``torch.distributed``).
+
+* :class:`AspectBinBatchSampler` + :func:`resize_scale` + :func:`sample_relation_pairs` — the
+  negative-mining paper's batches: images from one aspect bin (wide / tall), shorter side
+  resized to 480 with the longer ≤ 960, zero-padded; all annotated relations positive, all
+  unannotated ordered pairs of annotated boxes negative; at most 400 relations per batch with
+  between 25 % and 75 % positives.
+* :class:`RepeatFactorSampler` — class-aware repeat-factor sampling (LVIS style) over
+  predicates: an image is repeated ``max_c max(1, sqrt(t / f_c))`` times per epoch (stochastic
+  rounding), ``f_c`` = fraction of images containing predicate ``c``.
+* :class:`VideoSampler` + :func:`video_collate` — one video (its frames, any length) per batch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator, Sequence
+
+import torch
+from torch.utils.data import Sampler
+
+from tailgraph.structures import SceneGraph, VideoSceneGraph
+
+__all__ = ["resize_scale", "AspectBinBatchSampler", "sample_relation_pairs", "RepeatFactorSampler", "VideoSampler",
+           "video_collate", "repeat_factors"]
+
+
+def _dist(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+    if num_replicas is None or rank is None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_world_size(), torch.distributed.get_rank()
+        return 1, 0
+    if not 0 <= rank < num_replicas:
+        raise ValueError(f"rank {rank} outside [0, {num_replicas})")
+    return num_replicas, rank
+
+
+def resize_scale(width: int, height: int, shorter: int = 480, longer_max: int = 960) -> float:
+    """Scale that makes the shorter side ``shorter`` unless the longer would exceed ``longer_max``."""
+    return min(shorter / min(width, height), longer_max / max(width, height))
+
+
+class AspectBinBatchSampler(Sampler[list[int]]):
+    """Batches of image indices drawn from one aspect bin (wide: width ≥ height, or tall).
+
+    Args:
+        sizes: ``(width, height)`` per image.
+        batch_size: images per batch (paper: 40).
+        shuffle, seed: reshuffle every epoch (call :meth:`set_epoch`).
+        drop_last: drop each bin's incomplete last batch.
+        num_replicas, rank: DDP shard (default: from ``torch.distributed``).
+    """
+
+    def __init__(self, sizes: Sequence[tuple[int, int]], batch_size: int = 40, shuffle: bool = True, seed: int = 0,
+                 drop_last: bool = False, num_replicas: int | None = None, rank: int | None = None) -> None:
+        self.sizes = list(sizes)
+        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
+        self.num_replicas, self.rank = _dist(num_replicas, rank)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        bins: dict[bool, list[int]] = {True: [], False: []}
+        order = torch.randperm(len(self.sizes), generator=g).tolist() if self.shuffle else range(len(self.sizes))
+        for i in order:
+            w, h = self.sizes[i]
+            bins[w >= h].append(i)
+        batches = []
+        for members in bins.values():
+            for s in range(0, len(members), self.batch_size):
+                chunk = members[s:s + self.batch_size]
+                if len(chunk) == self.batch_size or not self.drop_last:
+                    batches.append(chunk)
+        if self.shuffle:
+            perm = torch.randperm(len(batches), generator=g).tolist()
+            batches = [batches[i] for i in perm]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._batches()
+        # every rank gets the same number of batches (DDP steps must match)
+        per_rank = math.ceil(len(batches) / self.num_replicas) if batches else 0
+        padded = batches + batches[: per_rank * self.num_replicas - len(batches)]
+        return iter(padded[self.rank::self.num_replicas])
+
+    def __len__(self) -> int:
+        return math.ceil(len(self._batches()) / self.num_replicas)
+
+
+def sample_relation_pairs(graphs: Sequence[SceneGraph], max_relations: int = 400, min_pos: float = 0.25, max_pos: float = 0.75,
+                          generator: torch.Generator | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Choose the training pairs of a batch.
+
+    Every annotated (subject, object) pair is a positive, every other ordered pair of distinct
+    annotated boxes a negative. At most ``max_relations`` pairs are kept, with positives at
+    most ``max_pos`` of them and (as long as there are positives) at least ``min_pos``.
+
+    Returns:
+        Per image ``(pairs [p, 2] local indices, labels [p])`` with label 0 for negatives and
+        one annotated predicate for positives.
+    """
+    pos, neg = [], []
+    for i, g in enumerate(graphs):
+        n = g.num_boxes
+        lab = torch.zeros((n, n), dtype=torch.int64)
+        if g.num_relations:
+            lab[g.relations[:, 0], g.relations[:, 1]] = g.relations[:, 2]
+        related = lab > 0
+        for s, o in related.nonzero().tolist():
+            pos.append((i, s, o, int(lab[s, o])))
+        free = ~related
+        free.fill_diagonal_(False)
+        neg += [(i, s, o, 0) for s, o in free.nonzero().tolist()]
+    n_pos = min(len(pos), int(max_pos * max_relations))
+    n_neg = min(len(neg), max_relations - n_pos)
+    if n_pos and min_pos > 0:
+        n_neg = min(n_neg, int(n_pos * (1 - min_pos) / min_pos))
+    if n_pos < len(pos):
+        idx = torch.randperm(len(pos), generator=generator)[:n_pos].tolist()
+        pos = [pos[k] for k in sorted(idx)]
+    if n_neg < len(neg):
+        idx = torch.randperm(len(neg), generator=generator)[:n_neg].tolist()
+        neg = [neg[k] for k in sorted(idx)]
+    out = []
+    for i in range(len(graphs)):
+        rows = [r for r in pos + neg if r[0] == i]
+        pairs = torch.tensor([[s, o] for _, s, o, _ in rows], dtype=torch.int64).reshape(-1, 2)
+        out.append((pairs, torch.tensor([p for *_, p in rows], dtype=torch.int64)))
+    return out
+
+
+def repeat_factors(graphs: Sequence[SceneGraph], num_predicates: int, threshold: float = 0.1) -> torch.Tensor:
+    """``[len(graphs)]`` repeat factor of each image: ``max_c max(1, sqrt(t / f_c))`` over the
+    foreground predicates ``c`` it contains (1 for images without relations)."""
+    n = len(graphs)
+    present = torch.zeros((n, num_predicates), dtype=torch.bool)
+    for i, g in enumerate(graphs):
+        if g.num_relations:
+            present[i, g.relations[:, 2]] = True
+    present[:, 0] = False
+    freq = present.float().sum(0) / max(n, 1)
+    per_class = torch.where(freq > 0, torch.sqrt(threshold / freq.clamp_min(1e-12)).clamp_min(1.0), torch.ones_like(freq))
+    factors = torch.where(present, per_class.expand(n, -1), torch.ones(n, num_predicates)).max(dim=1).values
+    return factors
+
+
+class RepeatFactorSampler(Sampler[int]):
+    """Repeat-factor sampling over predicates (stochastic rounding per epoch), DDP-sharded.
+
+    Args:
+        graphs: the training graphs.
+        num_predicates: predicate count incl. background.
+        threshold: ``t``; predicates in fewer than a fraction ``t`` of the images are repeated.
+        seed: randomness of rounding and shuffling (epoch added via :meth:`set_epoch`).
+        num_replicas, rank: DDP shard (default: from ``torch.distributed``).
+    """
+
+    def __init__(self, graphs: Sequence[SceneGraph], num_predicates: int, threshold: float = 0.1, seed: int = 0,
+                 num_replicas: int | None = None, rank: int | None = None) -> None:
+        self.factors = repeat_factors(graphs, num_predicates, threshold)
+        self.seed = seed
+        self.num_replicas, self.rank = _dist(num_replicas, rank)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        base = self.factors.floor()
+        extra = (torch.rand(len(self.factors), generator=g) < (self.factors - base)).float()
+        reps = (base + extra).long()
+        idx = torch.repeat_interleave(torch.arange(len(self.factors)), reps)
+        idx = idx[torch.randperm(len(idx), generator=g)].tolist()
+        per_rank = math.ceil(len(idx) / self.num_replicas)
+        idx = idx + idx[: per_rank * self.num_replicas - len(idx)]
+        return idx[self.rank::self.num_replicas]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._indices())
+
+    def __len__(self) -> int:
+        return len(self._indices())
+
+
+class VideoSampler(Sampler[int]):
+    """One video per step (shuffled per epoch), DDP-sharded so every rank has the same count."""
+
+    def __init__(self, num_videos: int, shuffle: bool = True, seed: int = 0, num_replicas: int | None = None, rank: int | None = None) -> None:
+        self.n, self.shuffle, self.seed = num_videos, shuffle, seed
+        self.num_replicas, self.rank = _dist(num_replicas, rank)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        idx = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist() if self.shuffle else list(range(self.n))
+        per_rank = math.ceil(self.n / self.num_replicas) if self.n else 0
+        idx = idx + idx[: per_rank * self.num_replicas - len(idx)]
+        return iter(idx[self.rank::self.num_replicas])
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.num_replicas) if self.n else 0
+
+
+def video_collate(items: list[VideoSceneGraph]) -> VideoSceneGraph:
+    """A batch is one video: its frames keep their order and count (any length)."""
+    if len(items) != 1:
+        raise ValueError(f"video batches hold exactly one video (use batch_size=1), got {len(items)}")
+    return items[0]
