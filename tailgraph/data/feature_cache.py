@@ -1,0 +1,123 @@
+"""HDF5 cache of frozen-backbone RoI features.
+
+With a frozen trunk, object features depend only on the image, its boxes and the extractor's
+weights and settings, so they are computed once and read back on later epochs and runs. The
+cache stores a checksum of the extractor's parameters and buffers plus its settings; a cache
+built with other weights, other settings or other boxes is stale and :func:`ensure_cache`
+rebuilds it. Files are written to a temporary name and renamed, so an interrupted build never
+leaves a half-written cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from tailgraph.errors import DataError
+
+__all__ = ["extractor_checksum", "build_cache", "CachedFeatures", "ensure_cache"]
+
+CACHE_VERSION = 1
+
+
+def extractor_checksum(module: nn.Module, settings: Mapping[str, Any] | None = None) -> str:
+    """SHA-256 over every parameter and buffer (names, shapes, bytes) and the settings JSON."""
+    h = hashlib.sha256()
+    for name, t in list(module.named_parameters()) + list(module.named_buffers()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    h.update(json.dumps(dict(settings or {}), sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+@torch.no_grad()
+def build_cache(path: str | Path, extractor: nn.Module, batches: Iterable[Any], settings: Mapping[str, Any] | None = None) -> Path:
+    """Compute object features for every image and write them to ``path``.
+
+    Args:
+        extractor: ``forward(images, scales, boxes, obj_to_img, pairs) -> (obj_feats, _)``
+            (e.g. a frozen :class:`tailgraph.modeling.roi.PixelFeatures`).
+        batches: :class:`tailgraph.modeling.relation_model.GraphBatch` es with images.
+        settings: anything else the features depend on (input size, ...).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    import h5py
+
+    was_training = extractor.training
+    extractor.eval()
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["checksum"] = extractor_checksum(extractor, settings)
+            f.attrs["version"] = CACHE_VERSION
+            f.attrs["settings"] = json.dumps(dict(settings or {}), sort_keys=True, default=str)
+            for batch in batches:
+                graphs = batch.graphs
+                boxes = torch.cat([g.boxes for g in graphs])
+                owner = torch.repeat_interleave(torch.arange(len(graphs)), torch.tensor([g.num_boxes for g in graphs]))
+                feats, _ = extractor(batch.images, batch.scales, boxes, owner, torch.zeros((0, 2), dtype=torch.int64))
+                offset = 0
+                for g in graphs:
+                    grp = f.create_group(str(g.image_id))
+                    grp.create_dataset("features", data=feats[offset:offset + g.num_boxes].cpu().numpy(), track_times=False)
+                    grp.create_dataset("boxes", data=g.boxes.numpy(), track_times=False)
+                    offset += g.num_boxes
+    finally:
+        extractor.train(was_training)
+    os.replace(tmp, path)
+    return path
+
+
+class CachedFeatures:
+    """Read access to a feature cache.
+
+    Raises :class:`DataError` when the file is missing, unreadable, or stale for the given
+    ``checksum``; ``features(graph)`` raises when the graph's boxes differ from the cached ones.
+    """
+
+    def __init__(self, path: str | Path, checksum: str | None = None) -> None:
+        import h5py
+
+        self.path = Path(path)
+        try:
+            self.file = h5py.File(self.path, "r")
+        except (OSError, FileNotFoundError) as exc:
+            raise DataError(f"cannot open feature cache (missing, corrupt or truncated): {exc}", file=str(self.path)) from None
+        if int(self.file.attrs.get("version", -1)) != CACHE_VERSION:
+            raise DataError("feature cache of another version", file=str(self.path), field="version")
+        if checksum is not None and self.file.attrs.get("checksum") != checksum:
+            raise DataError("feature cache is stale: built with other weights or settings", file=str(self.path), field="checksum")
+
+    def __contains__(self, image_id: object) -> bool:
+        return str(image_id) in self.file
+
+    def features(self, graph: Any) -> torch.Tensor:
+        key = str(graph.image_id)
+        if key not in self.file:
+            raise DataError("image not in the feature cache", file=str(self.path), sample=graph.image_id)
+        grp = self.file[key]
+        if not np.array_equal(grp["boxes"][:], graph.boxes.numpy()):
+            raise DataError("cached boxes differ from the image's boxes (stale cache)", file=str(self.path), sample=graph.image_id, field="boxes")
+        return torch.from_numpy(grp["features"][:])
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def ensure_cache(path: str | Path, extractor: nn.Module, batches: Iterable[Any], settings: Mapping[str, Any] | None = None) -> CachedFeatures:
+    """Open the cache at ``path``, (re)building it when it is missing or stale."""
+    checksum = extractor_checksum(extractor, settings)
+    try:
+        return CachedFeatures(path, checksum)
+    except DataError:
+        build_cache(path, extractor, batches, settings)
+        return CachedFeatures(path, checksum)
