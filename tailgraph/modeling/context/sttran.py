@@ -1,0 +1,159 @@
+"""STTran / TEMPURA spatio-temporal relation model for Action Genome (methods.md §0).
+
+One batch is one video: ``RelationInputs.obj_to_img`` is the frame of each object and
+``pairs`` the (person, object) pairs of every frame.
+
+Relation feature: subject and object RoI features → Linear → ``proj_dim`` each; the union
+box: its feature vector → Linear → ``proj_dim`` plus a 2-channel 27×27 box-mask image
+(subject / object masks inside the union box, values shifted by −0.5) →
+conv 7×7/2 (128) + ReLU + BN + max-pool + conv 3×3 (256) + ReLU + BN → flatten → Linear →
+``proj_dim``, the two summed (the reference sums the two 256×7×7 maps before flattening; here
+the union feature arrives as a vector, so the sum happens after the projections); subject and
+object class embeddings (two GloVe-initialised tables of ``embed_dim``); all concatenated.
+
+Spatial encoder: one post-norm transformer layer over the pairs of each frame. Temporal
+decoder: ``temporal_layers`` self-attention layers over sliding windows of two consecutive
+frames with a learned 2-row frame embedding added to the inputs; each frame takes the output
+of the window in which it is the later frame (frame 0 from window 0).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from tailgraph.modeling.context.common import pad_by_image, unpad
+from tailgraph.modeling.embeddings import ClassEmbedding
+from tailgraph.modeling.types import ContextOutput, HeadOutput, RelationInputs
+
+__all__ = ["STTranContext", "STTranHeads", "box_masks"]
+
+
+def box_masks(sub: torch.Tensor, obj: torch.Tensor, size: int = 27) -> torch.Tensor:
+    """``[P, 2, size, size]`` masks of the subject and object boxes inside their union box,
+    1 inside the box and 0 outside, then shifted by −0.5 (as STTran's ``draw_union_boxes``)."""
+    ub = torch.cat([torch.minimum(sub[:, :2], obj[:, :2]), torch.maximum(sub[:, 2:], obj[:, 2:])], dim=1)
+    w = (ub[:, 2] - ub[:, 0]).clamp_min(1e-6)
+    h = (ub[:, 3] - ub[:, 1]).clamp_min(1e-6)
+    grid = (torch.arange(size, device=sub.device, dtype=sub.dtype) + 0.5) / size
+    out = []
+    for b in (sub, obj):
+        x1, x2 = ((b[:, 0] - ub[:, 0]) / w)[:, None], ((b[:, 2] - ub[:, 0]) / w)[:, None]
+        y1, y2 = ((b[:, 1] - ub[:, 1]) / h)[:, None], ((b[:, 3] - ub[:, 1]) / h)[:, None]
+        inx = (grid[None] >= x1) & (grid[None] <= x2)  # [P, size]
+        iny = (grid[None] >= y1) & (grid[None] <= y2)
+        out.append((iny[:, :, None] & inx[:, None, :]).to(sub.dtype))
+    return torch.stack(out, dim=1) - 0.5
+
+
+class STTranContext(nn.Module):
+    """STTran spatial encoder + temporal decoder over the relation features of one video.
+
+    Args:
+        class_names: object class names (GloVe-initialised embeddings).
+        obj_feat_dim: RoI feature size (required; STTran reads pixels).
+        union_feat_dim: union-box feature size.
+        proj_dim: projection of subject / object / union features (reference: 512).
+        embed_dim: class-embedding size per table (reference 200 with GloVe 200d; GloVe 50d is
+            projected to it).
+        num_heads, ff_dim, dropout: transformer settings (8, 2048, 0.1).
+        temporal_layers: decoder depth (3).
+
+    Shapes:
+        ``forward(RelationInputs) -> ContextOutput(pair_feats [P, 3·proj_dim + 2·embed_dim])``.
+    """
+
+    def __init__(self, class_names: Sequence[str], obj_feat_dim: int, union_feat_dim: int, proj_dim: int = 512, embed_dim: int = 200,
+                 num_heads: int = 8, ff_dim: int = 2048, dropout: float = 0.1, temporal_layers: int = 3) -> None:
+        super().__init__()
+        if not obj_feat_dim or not union_feat_dim:
+            raise ValueError("STTran needs object and union features (obj_feat_dim, union_feat_dim > 0)")
+        self.sub_proj = nn.Linear(obj_feat_dim, proj_dim)
+        self.obj_proj = nn.Linear(obj_feat_dim, proj_dim)
+        self.union_proj = nn.Linear(union_feat_dim, proj_dim)
+        self.mask_net = nn.Sequential(
+            nn.Conv2d(2, 128, 7, stride=2, padding=3), nn.ReLU(inplace=True), nn.BatchNorm2d(128),
+            nn.MaxPool2d(3, stride=2, padding=1),
+            nn.Conv2d(128, 256, 3, padding=1), nn.ReLU(inplace=True), nn.BatchNorm2d(256),
+        )
+        self.mask_proj = nn.Linear(256 * 7 * 7, proj_dim)
+        self.sub_embed = ClassEmbedding(list(class_names), dim=embed_dim)
+        self.obj_embed = ClassEmbedding(list(class_names), dim=embed_dim)
+        d = 3 * proj_dim + 2 * embed_dim
+        if d % num_heads:
+            raise ValueError(f"model width {d} must be divisible by num_heads {num_heads}")
+        self.spatial = nn.TransformerEncoderLayer(d, num_heads, ff_dim, dropout, batch_first=True)  # post-norm
+        layer = nn.TransformerEncoderLayer(d, num_heads, ff_dim, dropout, batch_first=True)
+        self.temporal = nn.TransformerEncoder(layer, temporal_layers, enable_nested_tensor=False)
+        self.frame_embed = nn.Embedding(2, d)
+        self.out_dim = self.hidden_dim = d
+        self.num_classes = len(class_names)
+
+    def relation_features(self, inp: RelationInputs) -> torch.Tensor:
+        s, o = inp.pairs[:, 0], inp.pairs[:, 1]
+        if inp.obj_feats is None or inp.union_feats is None:
+            raise ValueError("STTran needs obj_feats and union_feats")
+        dists = inp.label_dists
+        if dists is None:
+            dists = nn.functional.one_hot(inp.labels, self.num_classes).to(inp.boxes.dtype)
+        masks = self.mask_net(box_masks(inp.boxes[s], inp.boxes[o]))
+        union = self.union_proj(inp.union_feats) + self.mask_proj(masks.flatten(1))
+        return torch.cat([self.sub_proj(inp.obj_feats[s]), self.obj_proj(inp.obj_feats[o]), union,
+                          self.sub_embed.soft(dists[s]), self.obj_embed.soft(dists[o])], dim=1)
+
+    def forward(self, inp: RelationInputs) -> ContextOutput:
+        x = self.relation_features(inp)
+        frame = inp.obj_to_img[inp.pairs[:, 0]]
+        nf = inp.num_images
+        padded, valid, pos = pad_by_image(x, frame, nf)
+        spatial = unpad(self.spatial(padded, src_key_padding_mask=~valid), frame, pos)
+        out = torch.empty_like(spatial)
+        if nf == 1:
+            seq = spatial + self.frame_embed.weight[0]
+            return ContextOutput(pair_feats=self.temporal(seq.unsqueeze(0)).squeeze(0))
+        for w in range(nf - 1):  # window (w, w + 1)
+            rows = torch.nonzero((frame == w) | (frame == w + 1)).flatten()
+            if rows.numel() == 0:
+                continue
+            seq = spatial[rows] + self.frame_embed((frame[rows] - w).long())
+            res = self.temporal(seq.unsqueeze(0)).squeeze(0)
+            later = frame[rows] == w + 1
+            out[rows[later]] = res[later]
+            if w == 0:
+                out[rows[~later]] = res[~later]
+        return ContextOutput(pair_feats=out)
+
+
+class STTranHeads(nn.Module):
+    """Attention (softmax), spatial and contacting (sigmoid) outputs in AG's 26-column layout.
+
+    Args:
+        in_dim: pair feature size.
+        group_sizes: (attention, spatial, contacting) sizes (3, 6, 17).
+        kind: ``linear`` or ``gmm`` (TEMPURA's mixture head per type, ``num_components``).
+
+    Shapes:
+        ``forward(x [P, in_dim]) -> HeadOutput(logits [P, 26], probs [P, 26])``; probs are the
+        attention distribution then spatial and contacting probabilities, as AG's evaluator
+        takes them; ``extras`` hold each type's own :class:`HeadOutput`.
+    """
+
+    def __init__(self, in_dim: int, group_sizes: Sequence[int] = (3, 6, 17), kind: str = "linear", num_components: int = 4) -> None:
+        super().__init__()
+        from tailgraph.modeling.heads.gmm import GMMHead
+        from tailgraph.modeling.heads.linear import LinearHead
+
+        acts = ("softmax", "sigmoid", "sigmoid")
+        if kind == "linear":
+            self.heads = nn.ModuleList([LinearHead(in_dim, n, multilabel=a == "sigmoid") for n, a in zip(group_sizes, acts)])
+        elif kind == "gmm":
+            self.heads = nn.ModuleList([GMMHead(in_dim, n, num_components, act=a) for n, a in zip(group_sizes, acts)])
+        else:
+            raise ValueError(f"kind must be 'linear' or 'gmm', got {kind!r}")
+
+    def forward(self, x: torch.Tensor) -> HeadOutput:
+        outs = [h(x) for h in self.heads]
+        return HeadOutput(logits=torch.cat([o.logits for o in outs], 1), probs=torch.cat([o.probs for o in outs], 1),
+                          extras={"attention": outs[0], "spatial": outs[1], "contacting": outs[2]})
