@@ -1,0 +1,100 @@
+"""VidVRD-II-style tracklet-pair model (methods.md §3, the DLL paper's base model).
+
+Per video segment: each tracklet's visual feature is the mean of its per-frame RoI features;
+each (subject, object) tracklet pair gets a 12-d relative-position feature (6 values at the
+segment's start and 6 at its end, :func:`relative_motion_feature`). Predicate branch:
+``MLP(concat(subject, object)) → hidden`` (dropout) concatenated with the position feature →
+``Linear(hidden) + ReLU → Linear(P, no bias)``; object head: ``MLP → O + 1`` per tracklet.
+Zero-initialised preference tables (``so2p``, ``sp2o``, ``po2s``) refine the three
+distributions over ``steps`` iterations at inference; the triplet score is ``s · p · o``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from tailgraph.modeling.types import HeadOutput
+
+__all__ = ["relative_motion_feature", "TrackletPairModel"]
+
+
+def _one(sub: torch.Tensor, obj: torch.Tensor, t_s: torch.Tensor, t_o: torch.Tensor) -> torch.Tensor:
+    ws = (sub[:, 2] - sub[:, 0]).clamp_min(1e-6)
+    hs = (sub[:, 3] - sub[:, 1]).clamp_min(1e-6)
+    wo = (obj[:, 2] - obj[:, 0]).clamp_min(1e-6)
+    ho = (obj[:, 3] - obj[:, 1]).clamp_min(1e-6)
+    xs, ys = (sub[:, 0] + sub[:, 2]) / 2, (sub[:, 1] + sub[:, 3]) / 2
+    xo, yo = (obj[:, 0] + obj[:, 2]) / 2, (obj[:, 1] + obj[:, 3]) / 2
+    return torch.stack([(xs - xo) / wo, (ys - yo) / ho, ws.log() - wo.log(), hs.log() - ho.log(),
+                        (ws * hs).log() - (wo * ho).log(), (t_s - t_o).to(sub.dtype) / 30.0], dim=1)
+
+
+def relative_motion_feature(sub_start: torch.Tensor, obj_start: torch.Tensor, sub_end: torch.Tensor, obj_end: torch.Tensor,
+                            t_sub: tuple[torch.Tensor, torch.Tensor], t_obj: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """``[P, 12]``: at the segment's start and end, ``[(x_s−x_o)/w_o, (y_s−y_o)/h_o,
+    log w_s − log w_o, log h_s − log h_o, log(w_s h_s) − log(w_o h_o), (t_s − t_o)/30]`` with
+    box centres ``(x, y)`` and ``t`` the frame each box is taken from (``t_sub`` / ``t_obj`` =
+    (start frames, end frames)).
+    """
+    return torch.cat([_one(sub_start, obj_start, t_sub[0], t_obj[0]), _one(sub_end, obj_end, t_sub[1], t_obj[1])], dim=1)
+
+
+class TrackletPairModel(nn.Module):
+    """Tracklet-pair relation model with iterative preference refinement.
+
+    Args:
+        feat_dim: per-frame RoI feature size.
+        num_classes: object classes ``O + 1`` (background included).
+        num_predicates: predicates ``P`` (multi-label, sigmoid).
+        hidden_dim: width (reference 768).
+        dropout: predicate-branch dropout (0.2).
+        steps: iterative inference steps (3).
+
+    Shapes:
+        ``forward(track_feats [T, F], pairs [Q, 2], position [Q, 12]) -> dict`` with
+        ``predicate`` (:class:`HeadOutput`, logits ``[Q, P]``), ``object_logits`` ``[T, O+1]`` and,
+        after refinement, ``sub_probs`` / ``obj_probs`` ``[Q, O+1]``, ``pred_probs`` ``[Q, P]``.
+        ``triplet_scores(out, k)`` gives the top-k ``(s, p, o)`` triplets per pair with ``s·p·o``.
+    """
+
+    def __init__(self, feat_dim: int, num_classes: int, num_predicates: int, hidden_dim: int = 768, dropout: float = 0.2, steps: int = 3) -> None:
+        super().__init__()
+        self.pair_mlp = nn.Sequential(nn.Linear(2 * feat_dim, hidden_dim), nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.pred = nn.Sequential(nn.Linear(hidden_dim + 12, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, num_predicates, bias=False))
+        self.obj = nn.Sequential(nn.Linear(feat_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, num_classes))
+        o, p = num_classes, num_predicates
+        self.so2p = nn.Parameter(torch.zeros(o, o, p))
+        self.sp2o = nn.Parameter(torch.zeros(o, p, o))
+        self.po2s = nn.Parameter(torch.zeros(p, o, o))
+        self.steps = steps
+
+    def forward(self, track_feats: torch.Tensor, pairs: torch.Tensor, position: torch.Tensor) -> dict:
+        s, o = pairs[:, 0], pairs[:, 1]
+        obj_logits = self.obj(track_feats)
+        pred_logits = self.pred(torch.cat([self.pair_mlp(torch.cat([track_feats[s], track_feats[o]], 1)), position], 1))
+        # iterative inference: each distribution gets the expected preference given the others
+        sl, ol, pl = obj_logits[s], obj_logits[o], pred_logits
+        sp, op, pp = torch.softmax(sl, 1), torch.softmax(ol, 1), torch.sigmoid(pl)
+        for _ in range(self.steps):
+            pp = torch.sigmoid(pl + torch.einsum("qa,qb,abp->qp", sp, op, self.so2p))
+            op = torch.softmax(ol + torch.einsum("qa,qp,apb->qb", sp, pp, self.sp2o), 1)
+            sp = torch.softmax(sl + torch.einsum("qp,qb,pba->qa", pp, op, self.po2s), 1)
+        return {"predicate": HeadOutput(logits=pred_logits, probs=torch.sigmoid(pred_logits)), "object_logits": obj_logits,
+                "sub_probs": sp, "obj_probs": op, "pred_probs": pp}
+
+    @staticmethod
+    def triplet_scores(out: dict, k: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-``k`` triplets per pair: ``(indices [Q, k, 3] (s, p, o), scores [Q, k])``; the
+        background class is excluded for subject and object."""
+        sp, op, pp = out["sub_probs"][:, 1:], out["obj_probs"][:, 1:], out["pred_probs"]
+        joint = sp[:, :, None, None] * pp[:, None, :, None] * op[:, None, None, :]  # [Q, S, P, O]
+        q = joint.shape[0]
+        flat = joint.reshape(q, -1)
+        k = min(k, flat.shape[1])
+        scores, idx = flat.topk(k, dim=1)
+        ns, np_, no = joint.shape[1:]
+        s_idx = idx // (np_ * no) + 1
+        p_idx = (idx // no) % np_
+        o_idx = idx % no + 1
+        return torch.stack([s_idx, p_idx, o_idx], dim=-1), scores
