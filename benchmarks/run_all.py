@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_synth.py", "bench_pixel_model.py", "bench_eval.py", "bench_eval_protocols.py", "bench_rs_vg.py"]
+SCRIPTS = ["bench_synth.py", "bench_pixel_model.py", "bench_eval.py", "bench_eval_protocols.py", "bench_rs_vg.py",
+           "bench_context_models.py", "bench_sgdet_memory.py"]
 
 
 def main() -> int:

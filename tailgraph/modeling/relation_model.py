@@ -115,6 +115,10 @@ class RelationModel(nn.Module):
             model does not classify objects itself.
         task: PredCls or SGCls (SGDet runs through a detector that supplies boxes).
         use_freq_bias: add the context's ``freq_logits`` (if any) to the head's logits.
+        pair_chunk_size: at inference (``torch.no_grad``), compute union features, context and
+            head for at most this many pairs at a time (SGDet: 80 boxes per image are 6,320
+            pairs); the trunk runs once per batch. Only for context models that score pairs
+            independently given the objects (all image context models here).
 
     Shapes:
         ``forward(batch: GraphBatch) -> RelationOutput``.
@@ -129,6 +133,7 @@ class RelationModel(nn.Module):
         object_classifier: nn.Module | None = None,
         task: Task | str = Task.PREDCLS,
         use_freq_bias: bool = True,
+        pair_chunk_size: int | None = None,
     ) -> None:
         super().__init__()
         self.context = context
@@ -138,6 +143,7 @@ class RelationModel(nn.Module):
         self.num_classes = num_classes
         self.task = Task.parse(task)
         self.use_freq_bias = use_freq_bias
+        self.pair_chunk_size = pair_chunk_size
 
     def build_inputs(self, batch: GraphBatch) -> RelationInputs:
         graphs = batch.graphs
@@ -154,10 +160,15 @@ class RelationModel(nn.Module):
             pairs = torch.cat([p.reshape(-1, 2) + offsets[i] for i, p in enumerate(batch.pairs)]) if batch.pairs else torch.zeros((0, 2), dtype=torch.int64, device=device)
             pair_to_img = torch.cat([torch.full((p.reshape(-1, 2).shape[0],), i, dtype=torch.int64, device=device) for i, p in enumerate(batch.pairs)]) if batch.pairs else torch.zeros(0, dtype=torch.int64, device=device)
         obj_feats = union_feats = None
+        self._fmap = None
         if self.features is not None:
             if batch.images is None or batch.scales is None:
                 raise ValueError("this model reads pixels: the batch has no images (layout-only data?)")
-            obj_feats, union_feats = self.features(batch.images, batch.scales, boxes, obj_to_img, pairs)
+            if self._chunking(pairs):
+                self._fmap = self.features.feature_map(batch.images)
+                obj_feats = self.features.object_features(self._fmap, batch.scales, boxes, obj_to_img)
+            else:
+                obj_feats, union_feats = self.features(batch.images, batch.scales, boxes, obj_to_img, pairs)
         dists = F.one_hot(labels, self.num_classes).to(boxes.dtype) if self.task is Task.PREDCLS else None
         return RelationInputs(
             boxes=boxes, image_sizes=sizes, obj_to_img=obj_to_img,
@@ -176,7 +187,7 @@ class RelationModel(nn.Module):
             probs = torch.softmax(obj_logits, dim=-1)
             inp.label_dists = probs
             inp.labels = 1 + probs[:, 1:].argmax(dim=1)
-        ctx = self.context(inp)
+        ctx = self._context_in_chunks(inp, batch) if self._chunking(inp.pairs) else self.context(inp)
         if ctx.obj_logits is not None:
             obj_logits = ctx.obj_logits
         if self.task is Task.PREDCLS:
@@ -209,6 +220,31 @@ class RelationModel(nn.Module):
             obj_labels=obj_labels, obj_scores=obj_scores, obj_logits=obj_logits,
             predicate_logits=logits, predicate_probs=probs, extras=extras,
         )
+
+    def _chunking(self, pairs: torch.Tensor) -> bool:
+        return bool(self.pair_chunk_size) and not torch.is_grad_enabled() and pairs.shape[0] > self.pair_chunk_size
+
+    def _context_in_chunks(self, inp: RelationInputs, batch: GraphBatch):
+        """Run the context model on chunks of pairs and concatenate the pair outputs."""
+        from dataclasses import replace
+
+        from tailgraph.modeling.types import ContextOutput
+
+        feats, freqs, extras_pairs, obj_logits = [], [], [], None
+        for start in range(0, inp.pairs.shape[0], self.pair_chunk_size):
+            chunk = inp.pairs[start:start + self.pair_chunk_size]
+            union = None
+            if self.features is not None:
+                union = self.features.union_features_of(self._fmap, batch.scales, inp.boxes, inp.obj_to_img, chunk)
+            out = self.context(replace(inp, pairs=chunk, pair_to_img=inp.pair_to_img[start:start + self.pair_chunk_size], union_feats=union))
+            feats.append(out.pair_feats)
+            if out.freq_logits is not None:
+                freqs.append(out.freq_logits)
+            if "pair_score_logits" in out.extras:
+                extras_pairs.append(out.extras["pair_score_logits"])
+            obj_logits = out.obj_logits
+        extras = {"pair_score_logits": torch.cat(extras_pairs)} if extras_pairs else {}
+        return ContextOutput(pair_feats=torch.cat(feats), obj_logits=obj_logits, freq_logits=torch.cat(freqs) if freqs else None, extras=extras)
 
     @torch.no_grad()
     def to_predictions(self, batch: GraphBatch, out: RelationOutput) -> list[Predictions]:

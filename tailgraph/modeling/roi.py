@@ -80,6 +80,24 @@ class PixelFeatures(nn.Module):
         self.obj_head = head()
         self.union_head = head() if union_features else None
 
+    def feature_map(self, images: torch.Tensor) -> torch.Tensor:
+        """The trunk's feature map of the batch (computed once per batch)."""
+        return self.trunk(images)
+
+    def object_features(self, fmap: torch.Tensor, scales: torch.Tensor, boxes: torch.Tensor, obj_to_img: torch.Tensor) -> torch.Tensor:
+        rois = rois_with_batch_index(boxes, obj_to_img, scales)
+        return self.obj_head(roi_align(fmap, rois, self.roi_size, self.spatial_scale, sampling_ratio=2, aligned=True))
+
+    def union_features_of(self, fmap: torch.Tensor, scales: torch.Tensor, boxes: torch.Tensor, obj_to_img: torch.Tensor,
+                          pairs: torch.Tensor) -> torch.Tensor | None:
+        """Union-box features of ``pairs`` (``None`` when this extractor has no union head)."""
+        if self.union_head is None:
+            return None
+        if pairs.shape[0] == 0:
+            return fmap.new_zeros((0, self.out_dim))
+        rois = rois_with_batch_index(union_boxes(boxes, pairs), obj_to_img[pairs[:, 0]], scales)
+        return self.union_head(roi_align(fmap, rois, self.roi_size, self.spatial_scale, sampling_ratio=2, aligned=True))
+
     def forward(
         self,
         images: torch.Tensor,
@@ -88,17 +106,6 @@ class PixelFeatures(nn.Module):
         obj_to_img: torch.Tensor,
         pairs: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        fmap = self.trunk(images)
-        obj_rois = rois_with_batch_index(boxes, obj_to_img, scales)
-        obj = roi_align(fmap, obj_rois, self.roi_size, self.spatial_scale, sampling_ratio=2, aligned=True)
-        obj_feats = self.obj_head(obj)
-        union_feats = None
-        if self.union_head is not None:
-            if pairs.shape[0] == 0:
-                union_feats = obj_feats.new_zeros((0, self.out_dim))
-            else:
-                ub = union_boxes(boxes, pairs)
-                rois = rois_with_batch_index(ub, obj_to_img[pairs[:, 0]], scales)
-                uni = roi_align(fmap, rois, self.roi_size, self.spatial_scale, sampling_ratio=2, aligned=True)
-                union_feats = self.union_head(uni)
-        return obj_feats, union_feats
+        fmap = self.feature_map(images)
+        obj_feats = self.object_features(fmap, scales, boxes, obj_to_img)
+        return obj_feats, self.union_features_of(fmap, scales, boxes, obj_to_img, pairs)

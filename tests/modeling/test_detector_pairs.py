@@ -86,3 +86,30 @@ def test_chunked_pair_scoring_equals_unchunked_at_80_boxes():
         chunked = score_pairs_in_chunks(score, pairs, chunk_size=1000)
     assert torch.allclose(full, chunked, atol=1e-6)
     assert score_pairs_in_chunks(score, pairs[:0], 10).shape == (0, 51)
+
+
+@pytest.mark.parametrize("context", ["pairwise", "motifs"])
+def test_relation_model_pair_chunks_equal_one_pass(context):
+    from tailgraph.modeling.context.motifs import MotifsContext
+    from tailgraph.modeling.context.pairwise import PairwiseMLPContext
+    from tailgraph.modeling.heads.linear import LinearHead
+    from tailgraph.modeling.relation_model import GraphBatch, RelationModel
+    from tailgraph.modeling.roi import PixelFeatures
+
+    torch.manual_seed(0)
+    names = ["__background__", "a", "b", "c"]
+    rng = np.random.default_rng(0)
+    graphs = []
+    for i in range(2):
+        xy = rng.uniform(0, 80, (12, 2))
+        graphs.append(SceneGraph(i, 128, 128, np.concatenate([xy, xy + rng.uniform(8, 40, (12, 2))], 1).clip(0, 127), rng.integers(1, 4, 12), []))
+    feats = PixelFeatures(last_stage="layer1", out_dim=16)
+    ctx = PairwiseMLPContext(names, obj_feat_dim=16, union_feat_dim=16, hidden_dim=16) if context == "pairwise" else \
+        MotifsContext(names, 5, obj_feat_dim=16, union_feat_dim=16, hidden_dim=16)
+    model = RelationModel(ctx, LinearHead(16, 5), 4, features=feats).eval()
+    batch = GraphBatch(graphs, torch.randn(2, 3, 128, 128), torch.ones(2))
+    with torch.no_grad():
+        full = model(batch).predicate_probs
+        model.pair_chunk_size = 50  # 264 pairs in 6 chunks
+        chunked = model(batch).predicate_probs
+    assert torch.allclose(full, chunked, atol=1e-5)
