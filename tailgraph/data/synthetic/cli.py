@@ -17,8 +17,14 @@ def _synth_vg(a: argparse.Namespace) -> Any:
     return generate_synth_vg(a.out, num_train=a.train, num_test=a.test, seed=a.seed, image_size=a.size)
 
 
+def _synth_ag(a: argparse.Namespace) -> Any:
+    from tailgraph.data.synthetic.ag import generate_synth_ag
+
+    return generate_synth_ag(a.out, num_train=a.train, num_test=a.test, seed=a.seed, image_size=a.size)
+
+
 # variant name -> generator taking the parsed arguments
-VARIANTS: dict[str, Callable[[argparse.Namespace], Any]] = {"synth-vg": _synth_vg}
+VARIANTS: dict[str, Callable[[argparse.Namespace], Any]] = {"synth-vg": _synth_vg, "synth-ag": _synth_ag}
 
 
 def print_vg_stats(info: Any, out: Path) -> Path:
@@ -62,6 +68,12 @@ def main(argv: list[str]) -> int:
         if a.variant == "synth-vg":
             path = print_vg_stats(info, Path(a.out))
             print(f"histogram: {path}")
-        elif hasattr(info, "print_stats"):
-            info.print_stats()
+        else:
+            from tailgraph.data.stats import STATS
+
+            stats = STATS[{"synth-ag": "ag"}[a.variant]](a.out)
+            for split, st in stats["filtered"]["splits"].items():
+                print(f"{split}: {st}")
+            for name, c in sorted(stats["filtered"]["predicate_counts"].items(), key=lambda kv: -kv[1]):
+                print(f"{name:<24}{c:>8}")
     return 0

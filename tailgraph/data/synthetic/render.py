@@ -126,3 +126,24 @@ def draw_glyph(
             draw.line(seg, fill=rgb, width=width)
     r = width + 1.5
     draw.ellipse((p0[0] - r, p0[1] - r, p0[0] + r, p0[1] + r), fill=rgb)
+
+
+def draw_person(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float], gaze: tuple[float, float] | None) -> None:
+    """A stick figure filling ``box`` with a head whose gaze mark (a short bright line from the
+    head) points towards ``gaze`` (a point), or no mark when ``gaze`` is ``None``."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    cx = (x1 + x2) / 2
+    r = max(2.0, min(w, h) * 0.16)
+    hy = y1 + r
+    body = (40, 40, 40)
+    t = max(2, int(w / 10))
+    draw.ellipse((cx - r, hy - r, cx + r, hy + r), fill=(235, 200, 170), outline=body)
+    draw.line((cx, hy + r, cx, y1 + 0.65 * h), fill=body, width=t)  # torso
+    draw.line((x1, y1 + 0.4 * h, x2, y1 + 0.4 * h), fill=body, width=t)  # arms
+    draw.line((cx, y1 + 0.65 * h, x1 + 0.15 * w, y2), fill=body, width=t)  # legs
+    draw.line((cx, y1 + 0.65 * h, x2 - 0.15 * w, y2), fill=body, width=t)
+    if gaze is not None:
+        dx, dy = gaze[0] - cx, gaze[1] - hy
+        n = math.hypot(dx, dy) or 1.0
+        draw.line((cx, hy, cx + dx / n * 2.2 * r, hy + dy / n * 2.2 * r), fill=(255, 255, 0), width=max(2, t))
