@@ -32,6 +32,13 @@ def main() -> int:
         file_rate = a.n / (time.perf_counter() - t0)
     print(f"synth-vg {a.size}px, one core: {draw_rate:.0f} scenes/s drawn in memory, "
           f"{file_rate:.0f} images/s written as VG150 files (JPEG + h5 + JSON)")
+    from tailgraph.data.synthetic.ag import generate_synth_ag
+
+    with tempfile.TemporaryDirectory() as d:
+        info = generate_synth_ag(d, num_train=max(1, a.n // 10), num_test=0, image_size=a.size)
+        frames = sum(len(v) for v in info.videos["train"])
+    print(f"synth-ag {a.size}px, one core: {frames / info.seconds:.0f} frames/s written as Action Genome files "
+          f"({max(1, a.n // 10)} videos, {frames} frames; JPEG + pickles)")
     return 0
 
 
