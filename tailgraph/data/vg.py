@@ -441,7 +441,7 @@ def write_vg(
         os.replace(t, p)
         return p
 
-    files["dicts"] = dump("VG-SGG-dicts-with-attri.json" if "attri" in h5_name else "VG-SGG-dicts.json", dicts)
+    files["dicts"] = dump("VG-SGG-dicts.json", dicts)
     files["image_data"] = dump("image_data.json", infos)
     if extra_metadata:
         meta = {k: v for k, v in vocab.to_dict().items() if k in ("name", "predicates", "coarse_parent", "action_pattern", "spatial_pattern", "relation_type")}

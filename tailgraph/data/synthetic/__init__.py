@@ -46,7 +46,7 @@ def generate_synth_vg(
 ) -> SynthInfo:
     """Generate synth-vg into ``out_dir`` in the VG150 file format.
 
-    Writes ``VG-SGG-with-attri.h5``, ``VG-SGG-dicts-with-attri.json``, ``image_data.json``,
+    Writes ``VG-SGG-with-attri.h5``, ``VG-SGG-dicts.json``, ``image_data.json``,
     ``tailgraph-vocab.json`` (predicate metadata) and ``images/<image_id>.jpg``. The same
     arguments give byte-identical files. Image ids are 1..N (train first, then test).
 
