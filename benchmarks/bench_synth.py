@@ -39,6 +39,11 @@ def main() -> int:
         frames = sum(len(v) for v in info.videos["train"])
     print(f"synth-ag {a.size}px, one core: {frames / info.seconds:.0f} frames/s written as Action Genome files "
           f"({max(1, a.n // 10)} videos, {frames} frames; JPEG + pickles)")
+    from tailgraph.data.synthetic.oi import generate_synth_oi
+
+    with tempfile.TemporaryDirectory() as d:
+        info = generate_synth_oi(d, num_train=a.n, num_test=0, image_size=a.size)
+    print(f"synth-oi {a.size}px, one core: {a.n / info.seconds:.0f} images/s written as Open Images VRD files (JPEG + CSV)")
     return 0
 
 
