@@ -44,6 +44,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         info = generate_synth_oi(d, num_train=a.n, num_test=0, image_size=a.size)
     print(f"synth-oi {a.size}px, one core: {a.n / info.seconds:.0f} images/s written as Open Images VRD files (JPEG + CSV)")
+    from tailgraph.data.synthetic.vrd import generate_synth_vrd
+
+    with tempfile.TemporaryDirectory() as d:
+        info = generate_synth_vrd(d, num_train=max(1, a.n // 25), num_test=0, image_size=a.size)
+        frames = sum(doc["frame_count"] for doc in info.docs["train"])
+    print(f"synth-vrd {a.size}px, one core: {frames / info.seconds:.0f} frames/s written as VidVRD files "
+          f"({max(1, a.n // 25)} videos, {frames} frames; JPEG + JSON)")
     return 0
 
 

@@ -65,7 +65,7 @@ def _split_files(root: Path, split: str) -> list[Path]:
     return sorted(folder.glob("*.json"))
 
 
-def _video(doc: dict, path: Path, cls_index: dict[str, int], pred_index: dict[str, int]) -> VideoSceneGraph:
+def _video(doc: dict, path: Path, cls_index: dict[str, int], pred_index: dict[str, int], frames_dir: Path | None = None) -> VideoSceneGraph:
     vid = doc["video_id"]
     cat = {}
     for o in doc["subject/objects"]:
@@ -117,8 +117,14 @@ def _video(doc: dict, path: Path, cls_index: dict[str, int], pred_index: dict[st
         bx = np.array([boxes[t] for t in tids], dtype=np.float32).reshape(-1, 4)
         w = width or int(bx[:, 2].max() + 1 if len(bx) else 1)
         h = height or int(bx[:, 3].max() + 1 if len(bx) else 1)
+        image_path = None
+        if frames_dir is not None:
+            ip = frames_dir / vid / f"{f:06d}.jpg"
+            if not ip.is_file():
+                raise DataError("frame image not found (use layout_only=True to read annotations only)", file=str(ip), sample=f"{vid}/{f}", field="image")
+            image_path = str(ip)
         frames.append(SceneGraph(f"{vid}/{f}", w, h, bx, [cls_index[cat[t]] for t in tids], np.array(rels, dtype=np.int64).reshape(-1, 3),
-                                 track_ids=tids))
+                                 track_ids=tids, image_path=image_path))
     return VideoSceneGraph(vid, frames, list(range(n_frames)), extras={"relation_instances": instances, "categories": cat,
                                                                         "fps": doc.get("fps"), "file": str(path)})
 
@@ -130,15 +136,13 @@ def load_vidvrd(root: str | Path, split: str = "test", *, layout_only: bool = Tr
     Args:
         root: folder with ``train/`` and ``test/`` annotation folders.
         split: ``train`` | ``test``.
-        layout_only: frames are read from the annotations only (image frames are not needed;
-            ``False`` is not supported yet for this format and raises).
+        layout_only: read the annotations only; otherwise every frame needs
+            ``frames/<video_id>/<frame:06d>.jpg``.
         splits_for_vocab: splits whose names define the category / predicate ids.
     Returns:
         ``(videos, vocabulary)``; ``predicate_counts`` count the relation instances of ``train``.
     """
     root = Path(root)
-    if not layout_only:
-        raise DataError("the VidVRD reader reads annotations only; use layout_only=True", field="layout_only")
     docs = {}
     for s in splits_for_vocab:
         if (root / s).is_dir():
@@ -158,7 +162,8 @@ def load_vidvrd(root: str | Path, split: str = "test", *, layout_only: bool = Tr
     vocab = Vocabulary([BACKGROUND] + cats, [BACKGROUND] + preds, predicate_counts=counts,
                        action_pattern=[None] + [a for a, _ in patterns], spatial_pattern=[None] + [s for _, s in patterns],
                        name="vidvrd")
-    videos = [_video(doc, p, cls_index, pred_index) for p, doc in docs[split]]
+    frames_dir = None if layout_only else root / "frames"
+    videos = [_video(doc, p, cls_index, pred_index, frames_dir) for p, doc in docs[split]]
     return videos, vocab
 
 

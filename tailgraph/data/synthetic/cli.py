@@ -29,8 +29,15 @@ def _synth_oi(a: argparse.Namespace) -> Any:
     return generate_synth_oi(a.out, num_train=a.train, num_test=a.test, seed=a.seed, image_size=a.size)
 
 
+def _synth_vrd(a: argparse.Namespace) -> Any:
+    from tailgraph.data.synthetic.vrd import generate_synth_vrd
+
+    return generate_synth_vrd(a.out, num_train=a.train, num_test=a.test, seed=a.seed, image_size=a.size)
+
+
 # variant name -> generator taking the parsed arguments
-VARIANTS: dict[str, Callable[[argparse.Namespace], Any]] = {"synth-vg": _synth_vg, "synth-ag": _synth_ag, "synth-oi": _synth_oi}
+VARIANTS: dict[str, Callable[[argparse.Namespace], Any]] = {"synth-vg": _synth_vg, "synth-ag": _synth_ag, "synth-oi": _synth_oi,
+                                                            "synth-vrd": _synth_vrd}
 
 
 def print_vg_stats(info: Any, out: Path) -> Path:
@@ -77,7 +84,7 @@ def main(argv: list[str]) -> int:
         else:
             from tailgraph.data.stats import STATS
 
-            stats = STATS[{"synth-ag": "ag", "synth-oi": "oi"}[a.variant]](a.out)
+            stats = STATS[{"synth-ag": "ag", "synth-oi": "oi", "synth-vrd": "vidvrd"}[a.variant]](a.out)
             for split, st in stats["filtered"]["splits"].items():
                 print(f"{split}: {st}")
             for name, c in sorted(stats["filtered"]["predicate_counts"].items(), key=lambda kv: -kv[1]):
