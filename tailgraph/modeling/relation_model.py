@@ -16,7 +16,7 @@ from tailgraph.modeling.roi import PixelFeatures
 from tailgraph.modeling.types import RelationInputs
 from tailgraph.structures import Predictions, SceneGraph, Task
 
-__all__ = ["GraphBatch", "RelationOutput", "RelationModel", "all_pairs"]
+__all__ = ["GraphBatch", "RelationOutput", "RelationModel", "all_pairs", "detections_to_graphs", "SGDetPipeline"]
 
 
 @dataclass
@@ -134,6 +134,7 @@ class RelationModel(nn.Module):
         task: Task | str = Task.PREDCLS,
         use_freq_bias: bool = True,
         pair_chunk_size: int | None = None,
+        feature_cache: object | None = None,
     ) -> None:
         super().__init__()
         self.context = context
@@ -144,6 +145,7 @@ class RelationModel(nn.Module):
         self.task = Task.parse(task)
         self.use_freq_bias = use_freq_bias
         self.pair_chunk_size = pair_chunk_size
+        self.feature_cache = feature_cache
 
     def build_inputs(self, batch: GraphBatch) -> RelationInputs:
         graphs = batch.graphs
@@ -161,7 +163,10 @@ class RelationModel(nn.Module):
             pair_to_img = torch.cat([torch.full((p.reshape(-1, 2).shape[0],), i, dtype=torch.int64, device=device) for i, p in enumerate(batch.pairs)]) if batch.pairs else torch.zeros(0, dtype=torch.int64, device=device)
         obj_feats = union_feats = None
         self._fmap = None
-        if self.features is not None:
+        if self.feature_cache is not None:
+            # frozen-backbone mode: object features read from the HDF5 cache (no pixels needed)
+            obj_feats = torch.cat([self.feature_cache.features(g).to(device) for g in graphs])
+        elif self.features is not None:
             if batch.images is None or batch.scales is None:
                 raise ValueError("this model reads pixels: the batch has no images (layout-only data?)")
             if self._chunking(pairs):
@@ -169,10 +174,15 @@ class RelationModel(nn.Module):
                 obj_feats = self.features.object_features(self._fmap, batch.scales, boxes, obj_to_img)
             else:
                 obj_feats, union_feats = self.features(batch.images, batch.scales, boxes, obj_to_img, pairs)
-        dists = F.one_hot(labels, self.num_classes).to(boxes.dtype) if self.task is Task.PREDCLS else None
+        if self.task is Task.PREDCLS:
+            dists = F.one_hot(labels, self.num_classes).to(boxes.dtype)
+        elif self.task is Task.SGDET:
+            dists = torch.cat([_detector_field(g, "label_dists") for g in graphs]).to(boxes.dtype)
+        else:
+            dists = None
         return RelationInputs(
             boxes=boxes, image_sizes=sizes, obj_to_img=obj_to_img,
-            labels=labels if self.task is Task.PREDCLS else None, label_dists=dists,
+            labels=labels if self.task is not Task.SGCLS else None, label_dists=dists,
             pairs=pairs, pair_to_img=pair_to_img, obj_feats=obj_feats, union_feats=union_feats,
         )
 
@@ -193,6 +203,9 @@ class RelationModel(nn.Module):
         if self.task is Task.PREDCLS:
             obj_labels = gt_labels
             obj_scores = torch.ones(gt_labels.shape[0], device=gt_labels.device)
+        elif self.task is Task.SGDET:  # the detector's labels and scores
+            obj_labels = gt_labels
+            obj_scores = torch.cat([_detector_field(g, "label_scores") for g in batch.graphs]).to(gt_labels.device).float()
         else:
             if obj_logits is None:
                 raise ValueError(f"task {self.task.value} needs an object classifier or a context model that classifies objects")
@@ -266,3 +279,53 @@ class RelationModel(nn.Module):
             )
             offset += n
         return preds
+
+
+def _detector_field(g: SceneGraph, key: str) -> torch.Tensor:
+    if key not in g.extras:
+        raise ValueError(f"SGDet graph {g.image_id!r} lacks the detector's '{key}' (build it with detections_to_graphs)")
+    return g.extras[key]
+
+
+def detections_to_graphs(graphs: list[SceneGraph], detections: list) -> list[SceneGraph]:
+    """Graphs of detected objects (no relations) carrying the detector's class distributions and
+    scores, with the image ids, sizes and image paths of the ground-truth graphs."""
+    out = []
+    for g, d in zip(graphs, detections):
+        out.append(SceneGraph(g.image_id, g.width, g.height, d.boxes.detach().cpu(), d.labels.detach().cpu(), torch.zeros((0, 3), dtype=torch.int64),
+                              image_path=g.image_path, track_ids=None if d.track_ids is None else d.track_ids.cpu(),
+                              extras={"label_dists": d.label_dists.detach().cpu(), "label_scores": d.scores.detach().cpu()}))
+    return out
+
+
+class SGDetPipeline(nn.Module):
+    """Detector → relation model for SGDet.
+
+    Args:
+        detector: :class:`tailgraph.modeling.detector.SyntheticDetector` (called on the GT graphs)
+            or :class:`tailgraph.modeling.detector.FasterRCNNDetector` (called on the images).
+        model: a :class:`RelationModel` with ``task=Task.SGDET`` (use ``pair_chunk_size`` for
+            many boxes).
+
+    ``forward(batch)`` returns per-image :class:`Predictions` (detected boxes, labels, scores and
+    all ordered pairs of detections).
+    """
+
+    def __init__(self, detector: nn.Module, model: RelationModel) -> None:
+        super().__init__()
+        if model.task is not Task.SGDET:
+            raise ValueError("SGDetPipeline needs a RelationModel with task=sgdet")
+        self.detector, self.model = detector, model
+
+    @torch.no_grad()
+    def forward(self, batch: GraphBatch) -> list[Predictions]:
+        from tailgraph.modeling.detector import SyntheticDetector
+
+        if isinstance(self.detector, SyntheticDetector):
+            dets = self.detector(batch.graphs)
+        else:
+            if batch.images is None:
+                raise ValueError("a pixel detector needs images")
+            dets = self.detector([img for img in batch.images])
+        det_batch = GraphBatch(detections_to_graphs(batch.graphs, dets), batch.images, batch.scales)
+        return self.model.to_predictions(det_batch, self.model(det_batch))

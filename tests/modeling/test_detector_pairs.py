@@ -113,3 +113,51 @@ def test_relation_model_pair_chunks_equal_one_pass(context):
         model.pair_chunk_size = 50  # 264 pairs in 6 chunks
         chunked = model(batch).predicate_probs
     assert torch.allclose(full, chunked, atol=1e-5)
+
+
+def test_sgdet_with_a_perfect_synthetic_detector_equals_predcls():
+    """FREQ through SGDet with a perfect detector (no jitter, misses, duplicates or confusion)
+    scores exactly as PredCls; a noisy detector scores lower."""
+    from tailgraph.data.synthetic import build_world, sample_scene, scene_seed
+    from tailgraph.evaluation.vg import evaluate_vg
+    from tailgraph.modeling.freq import FrequencyBaseline
+    from tailgraph.modeling.relation_model import GraphBatch, RelationModel, SGDetPipeline
+    from tailgraph.structures import Task
+
+    world = build_world(0)
+    graphs = [sample_scene(world, scene_seed(0, i), i)[1] for i in range(60)]
+    train, test = graphs[:40], graphs[40:]
+    v = world.vocab
+    freq = FrequencyBaseline(v.num_classes, v.num_predicates).fit(train)
+    pred_cls = RelationModel(freq, None, v.num_classes, task=Task.PREDCLS)
+    p1 = pred_cls.to_predictions(GraphBatch(test), pred_cls(GraphBatch(test)))
+    m1 = evaluate_vg(test, p1, "predcls", num_predicates=v.num_predicates)
+    perfect = SyntheticDetector(v.num_classes, jitter=0.0, miss_rate=0.0, duplicate_rate=0.0, confusion=0.0)
+    sgdet = SGDetPipeline(perfect, RelationModel(freq, None, v.num_classes, task=Task.SGDET, pair_chunk_size=16))
+    m2 = evaluate_vg(test, sgdet(GraphBatch(test)), "sgdet", num_predicates=v.num_predicates)
+    for k in ("R@20", "R@50", "mR@50", "ngR@50"):
+        assert m2[k] == pytest.approx(m1[k]), k
+    noisy = SGDetPipeline(SyntheticDetector(v.num_classes, jitter=0.2, miss_rate=0.3, confusion=0.5),
+                          RelationModel(freq, None, v.num_classes, task=Task.SGDET))
+    assert evaluate_vg(test, noisy(GraphBatch(test)), "sgdet", num_predicates=v.num_predicates)["R@50"] < m1["R@50"]
+
+
+def test_relation_model_reads_cached_features(tmp_path):
+    from tailgraph.data.feature_cache import build_cache, CachedFeatures
+    from tailgraph.modeling.context.pairwise import PairwiseMLPContext
+    from tailgraph.modeling.heads.linear import LinearHead
+    from tailgraph.modeling.relation_model import GraphBatch, RelationModel
+    from tailgraph.modeling.roi import PixelFeatures
+
+    torch.manual_seed(0)
+    graphs = [graph(i) for i in range(2)]
+    fx = PixelFeatures(last_stage="layer1", out_dim=8, frozen_trunk=True, union_features=False)
+    batch = GraphBatch(graphs, torch.randn(2, 3, 80, 100), torch.ones(2))
+    build_cache(tmp_path / "c.h5", fx, [batch])
+    names = ["__background__", "a", "b", "c", "d"]
+    ctx = PairwiseMLPContext(names, obj_feat_dim=8, hidden_dim=8)
+    live = RelationModel(ctx, LinearHead(8, 3), 5, features=fx).eval()
+    cached = RelationModel(ctx, LinearHead(8, 3), 5, feature_cache=CachedFeatures(tmp_path / "c.h5")).eval()
+    cached.head = live.head
+    with torch.no_grad():
+        assert torch.allclose(live(batch).predicate_logits, cached(GraphBatch(graphs)).predicate_logits, atol=1e-5)
