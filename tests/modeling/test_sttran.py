@@ -79,3 +79,35 @@ def test_single_frame_video_and_bad_config():
         STTranContext(NAMES, 8, 8, proj_dim=10, embed_dim=2, num_heads=4)
     with pytest.raises(ValueError, match="needs object and union"):
         STTranContext(NAMES, 0, 8)
+
+
+def test_sttran_overfits_a_tiny_video():
+    from tailgraph.engine.video_module import ag_loss, ag_targets
+    from tailgraph.modeling.relation_model import GraphBatch, RelationModel
+    from tailgraph.modeling.roi import PixelFeatures
+    from tailgraph.structures import SceneGraph
+
+    torch.manual_seed(0)
+    frames = []
+    for f in range(3):
+        rels = [[0, 1, f % 3], [1, 0, 3 + f], [0, 1, 9 + 2 * f], [0, 2, (f + 1) % 3], [2, 0, 8], [0, 2, 20]]
+        frames.append(SceneGraph(f"v/{f}", 64, 64, [[0, 0, 30, 60], [20 + 5 * f, 20, 40 + 5 * f, 40], [40, 5, 60, 25]], [1, 2, 3], rels))
+    feats = PixelFeatures(last_stage="layer1", out_dim=16)
+    ctx = STTranContext(NAMES, 16, 16, proj_dim=16, embed_dim=8, num_heads=4, ff_dim=32, dropout=0.0, temporal_layers=1)
+    model = RelationModel(ctx, STTranHeads(ctx.out_dim), 4, features=feats, use_freq_bias=False)
+    images = torch.randn(3, 3, 64, 64)
+    pairs = [torch.tensor([[0, 1], [0, 2]])] * 3
+    batch = GraphBatch(frames, images, torch.ones(3), pairs)
+    targets = ag_targets(frames)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(80):
+        out = model(batch)
+        loss = sum(ag_loss(out.predicate_probs, targets).values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    probs = model(batch).predicate_probs
+    att, spa, con = targets
+    assert (probs[:, :3].argmax(1) == att).all()
+    assert ((probs[:, 3:9] > 0.5).float() == spa).all() and ((probs[:, 9:] > 0.5).float() == con).all()
