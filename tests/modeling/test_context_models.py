@@ -161,3 +161,19 @@ def test_vctree_overfits_a_few_images():
     out = model(batch)
     labels, _ = pair_targets(g, out.pairs)
     assert (out.predicate_logits.argmax(1) == labels).float().mean().item() == 1.0
+
+
+@pytest.mark.parametrize("path", ["tailgraph.modeling.context.pairwise.PairwiseMLPContext", "tailgraph.modeling.context.motifs.MotifsContext",
+                                  "tailgraph.modeling.context.transformer.TransformerContext", "tailgraph.modeling.context.vctree.VCTreeContext"])
+def test_same_seed_same_model_same_output(path):
+    from tailgraph.engine.components import build_component
+
+    def run():
+        torch.manual_seed(7)
+        ctx = build_component({"class_path": path, "init_args": {"hidden_dim": 16}}, {"class_names": NAMES, "num_predicates": 4})
+        model = RelationModel(ctx, LinearHead(16, 4), 5, task=Task.SGCLS if path.endswith("Context") and "pairwise" not in path else Task.PREDCLS)
+        model.train()  # dropout active: the seed fixes it too
+        torch.manual_seed(8)
+        return model(GraphBatch(graphs(2))).predicate_logits
+
+    assert torch.equal(run(), run())
