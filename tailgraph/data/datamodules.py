@@ -19,7 +19,7 @@ from tailgraph.modeling.relation_model import GraphBatch
 from tailgraph.structures import SceneGraph, VideoSceneGraph
 from tailgraph.vocab import Vocabulary
 
-__all__ = ["OIDataModule", "VidVRDDataModule", "NegativeMiningCollate"]
+__all__ = ["SplitDataModule", "OIDataModule", "VidVRDDataModule", "NegativeMiningCollate"]
 
 
 class _OIImages(Dataset):
@@ -60,7 +60,63 @@ class NegativeMiningCollate:
         return GraphBatch(graphs, images, torch.tensor([s for _, s, _ in items], dtype=torch.float32), pairs)
 
 
-class OIDataModule(L.LightningDataModule):
+class SplitDataModule(L.LightningDataModule):
+    """Shared logic of the data modules: a ``train`` and a ``test`` split read by ``reader``,
+    optionally generated first by ``generator`` (a synthetic variant) when ``marker`` is
+    missing under ``root``. Subclasses implement ``_loader(split, shuffle)``.
+
+    Args:
+        root: data set folder.
+        synth_train, synth_test, synth_size, synth_seed: synthetic generation (0 = never).
+        layout_only: read without images.
+    """
+
+    reader = ""  # "module:function" taking (root, split, layout_only=...)
+    generator = ""  # "module:function" taking (root, num_train=, num_test=, image_size=, seed=)
+    marker = ""  # file or folder under root whose presence means "already generated"
+
+    def __init__(self, root: str, synth_train: int = 0, synth_test: int = 0, synth_size: int = 128, synth_seed: int = 0,
+                 layout_only: bool = False, num_workers: int = 0) -> None:
+        super().__init__()
+        self.root, self.layout_only, self.num_workers = root, layout_only, num_workers
+        self.synth = (synth_train, synth_test, synth_size, synth_seed)
+        self.vocab: Vocabulary | None = None
+        self.splits: dict[str, list] = {}
+
+    @staticmethod
+    def _resolve(path: str):
+        import importlib
+
+        module, func = path.split(":")
+        return getattr(importlib.import_module(module), func)
+
+    def prepare_data(self) -> None:
+        if self.synth[0] and not (Path(self.root) / self.marker).exists():
+            self._resolve(self.generator)(self.root, num_train=self.synth[0], num_test=self.synth[1], image_size=self.synth[2],
+                                          seed=self.synth[3])
+
+    def setup(self, stage: str | None = None) -> None:
+        self.prepare_data()
+        for split in ("train", "test"):
+            if split not in self.splits:
+                self.splits[split], vocab = self._resolve(self.reader)(self.root, split, layout_only=self.layout_only)
+                if split == "train":
+                    self.vocab = vocab
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:  # pragma: no cover - overridden
+        raise TypeError(f"{type(self).__name__} must define _loader")
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+
+class OIDataModule(SplitDataModule):
     """Open Images VRD (or synth-oi) with the negative-mining paper's batches.
 
     Args:
@@ -72,31 +128,15 @@ class OIDataModule(L.LightningDataModule):
         layout_only: no images.
     """
 
+    reader = "tailgraph.data.openimages:load_oi"
+    generator = "tailgraph.data.synthetic.oi:generate_synth_oi"
+    marker = "class-descriptions.csv"
+
     def __init__(self, root: str = "data/synth-oi", synth_train: int = 0, synth_test: int = 0, synth_size: int = 192, synth_seed: int = 0,
                  batch_size: int = 40, max_relations: int = 400, shorter: int = 480, longer_max: int = 960, layout_only: bool = False,
                  num_workers: int = 0) -> None:
-        super().__init__()
-        self.root, self.batch_size, self.max_relations = root, batch_size, max_relations
-        self.shorter, self.longer_max, self.layout_only, self.num_workers = shorter, longer_max, layout_only, num_workers
-        self.synth = (synth_train, synth_test, synth_size, synth_seed)
-        self.vocab: Vocabulary | None = None
-        self.splits: dict[str, list[SceneGraph]] = {}
-
-    def prepare_data(self) -> None:
-        if self.synth[0] and not (Path(self.root) / "class-descriptions.csv").is_file():
-            from tailgraph.data.synthetic.oi import generate_synth_oi
-
-            generate_synth_oi(self.root, num_train=self.synth[0], num_test=self.synth[1], image_size=self.synth[2], seed=self.synth[3])
-
-    def setup(self, stage: str | None = None) -> None:
-        from tailgraph.data.openimages import load_oi
-
-        self.prepare_data()
-        for split in ("train", "test"):
-            if split not in self.splits:
-                self.splits[split], vocab = load_oi(self.root, split, layout_only=self.layout_only)
-                if split == "train":
-                    self.vocab = vocab
+        super().__init__(root, synth_train, synth_test, synth_size, synth_seed, layout_only, num_workers)
+        self.batch_size, self.max_relations, self.shorter, self.longer_max = batch_size, max_relations, shorter, longer_max
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         graphs = self.splits[split]
@@ -105,14 +145,6 @@ class OIDataModule(L.LightningDataModule):
         collate = NegativeMiningCollate(self.max_relations) if split == "train" else NegativeMiningCollate(10**9, 0.0, 1.0)
         return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
 
 
 class _Segments(Dataset):
@@ -130,7 +162,7 @@ class _Segments(Dataset):
                 "relation_instances": seg["relation_instances"]}
 
 
-class VidVRDDataModule(L.LightningDataModule):
+class VidVRDDataModule(SplitDataModule):
     """ImageNet-VidVRD (or synth-vrd) as 30-frame segments with a 15-frame stride (VidVRD-II).
 
     Batches are lists of segment dicts (``video_id``, ``begin``, ``end``, ``frames``,
@@ -138,40 +170,16 @@ class VidVRDDataModule(L.LightningDataModule):
     through ``self.splits`` for video-level evaluation.
     """
 
+    reader = "tailgraph.data.vidvrd:load_vidvrd"
+    generator = "tailgraph.data.synthetic.vrd:generate_synth_vrd"
+    marker = "train"
+
     def __init__(self, root: str = "data/synth-vrd", synth_train: int = 0, synth_test: int = 0, synth_size: int = 128, synth_seed: int = 0,
                  segment_length: int = 30, segment_stride: int = 15, batch_size: int = 12, layout_only: bool = True, num_workers: int = 0) -> None:
-        super().__init__()
-        self.root, self.length, self.stride, self.batch_size = root, segment_length, segment_stride, batch_size
-        self.layout_only, self.num_workers = layout_only, num_workers
-        self.synth = (synth_train, synth_test, synth_size, synth_seed)
-        self.vocab: Vocabulary | None = None
-        self.splits: dict[str, list[VideoSceneGraph]] = {}
-
-    def prepare_data(self) -> None:
-        if self.synth[0] and not (Path(self.root) / "train").is_dir():
-            from tailgraph.data.synthetic.vrd import generate_synth_vrd
-
-            generate_synth_vrd(self.root, num_train=self.synth[0], num_test=self.synth[1], image_size=self.synth[2], seed=self.synth[3])
-
-    def setup(self, stage: str | None = None) -> None:
-        from tailgraph.data.vidvrd import load_vidvrd
-
-        self.prepare_data()
-        for split in ("train", "test"):
-            if split not in self.splits:
-                self.splits[split], vocab = load_vidvrd(self.root, split, layout_only=self.layout_only)
-                if split == "train":
-                    self.vocab = vocab
+        super().__init__(root, synth_train, synth_test, synth_size, synth_seed, layout_only, num_workers)
+        self.length, self.stride, self.batch_size = segment_length, segment_stride, batch_size
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(_Segments(self.splits[split], self.length, self.stride), batch_size=self.batch_size, shuffle=shuffle,
                           collate_fn=list, num_workers=self.num_workers)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)

@@ -5,7 +5,6 @@ and the AG metrics. One batch is one video.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -13,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from tailgraph.data.datamodules import SplitDataModule
 from tailgraph.data.images import load_image
 from tailgraph.data.samplers import VideoSampler
 from tailgraph.engine.components import build_component
@@ -81,7 +81,7 @@ class _VideoDataset(Dataset):
         return GraphBatch(list(v.frames), images, torch.tensor([s for _, s in imgs]))
 
 
-class AGDataModule(L.LightningDataModule):
+class AGDataModule(SplitDataModule):
     """Action Genome (or synth-ag, generated on first use when ``synth_train`` > 0).
 
     Args:
@@ -92,42 +92,19 @@ class AGDataModule(L.LightningDataModule):
         layout_only: no frame images.
     """
 
+    reader = "tailgraph.data.action_genome:load_ag"
+    generator = "tailgraph.data.synthetic.ag:generate_synth_ag"
+    marker = "annotations/person_bbox.pkl"
+
     def __init__(self, root: str = "data/synth-ag", synth_train: int = 0, synth_test: int = 0, synth_size: int = 128,
                  synth_seed: int = 0, max_size: int = 128, layout_only: bool = False, num_workers: int = 0) -> None:
-        super().__init__()
-        self.root, self.max_size, self.layout_only, self.num_workers = root, max_size, layout_only, num_workers
-        self.synth = (synth_train, synth_test, synth_size, synth_seed)
-        self.vocab: Vocabulary | None = None
-        self.splits: dict[str, list[VideoSceneGraph]] = {}
-
-    def prepare_data(self) -> None:
-        if self.synth[0] and not (Path(self.root) / "annotations" / "person_bbox.pkl").is_file():
-            from tailgraph.data.synthetic.ag import generate_synth_ag
-
-            generate_synth_ag(self.root, num_train=self.synth[0], num_test=self.synth[1], image_size=self.synth[2], seed=self.synth[3])
-
-    def setup(self, stage: str | None = None) -> None:
-        from tailgraph.data.action_genome import load_ag
-
-        self.prepare_data()
-        for split in ("train", "test"):
-            if split not in self.splits:
-                self.splits[split], vocab = load_ag(self.root, split, layout_only=self.layout_only)
-                if split == "train":
-                    self.vocab = vocab
+        super().__init__(root, synth_train, synth_test, synth_size, synth_seed, layout_only, num_workers)
+        self.max_size = max_size
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         ds = _VideoDataset(self.splits[split], self.max_size, self.layout_only)
         return DataLoader(ds, batch_size=None, sampler=VideoSampler(len(ds), shuffle=shuffle), num_workers=self.num_workers)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
 
 
 class AGModule(L.LightningModule):

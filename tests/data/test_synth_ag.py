@@ -1,26 +1,17 @@
 """synth-ag: written in Action Genome's files, read back equal to the generator's truth."""
 
-import hashlib
-
 import torch
 
 from tailgraph.data.action_genome import load_ag
 from tailgraph.data.synthetic.ag import generate_synth_ag
 from tailgraph.data.synthetic.cli import main as synth_main
 
-
-def digest(root):
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            h.update(str(p.relative_to(root)).encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
+from ..helpers import tree_digest
 
 
 def test_round_trip_determinism_and_label_structure(tmp_path):
     info = generate_synth_ag(tmp_path / "a", num_train=4, num_test=2, seed=5, image_size=96)
-    assert digest(info.root) == digest(generate_synth_ag(tmp_path / "b", num_train=4, num_test=2, seed=5, image_size=96).root)
+    assert tree_digest(info.root) == tree_digest(generate_synth_ag(tmp_path / "b", num_train=4, num_test=2, seed=5, image_size=96).root)
     for split in ("train", "test"):
         videos, vocab = load_ag(info.root, split, layout_only=False)
         truth = info.videos[split]

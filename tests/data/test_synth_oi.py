@@ -1,25 +1,16 @@
 """synth-oi: written as Open Images VRD CSVs, read back equal to the generator's truth."""
 
-import hashlib
-
 import torch
 
 from tailgraph.data.openimages import load_oi
 from tailgraph.data.synthetic.oi import generate_synth_oi
 
-
-def digest(root):
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            h.update(str(p.relative_to(root)).encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
+from ..helpers import tree_digest
 
 
 def test_round_trip_and_determinism(tmp_path):
     info = generate_synth_oi(tmp_path / "a", num_train=25, num_test=5, seed=2, image_size=96)
-    assert digest(info.root) == digest(generate_synth_oi(tmp_path / "b", num_train=25, num_test=5, seed=2, image_size=96).root)
+    assert tree_digest(info.root) == tree_digest(generate_synth_oi(tmp_path / "b", num_train=25, num_test=5, seed=2, image_size=96).root)
     for split in ("train", "test"):
         graphs, vocab = load_oi(info.root, split, layout_only=False)
         truth = {g.image_id: g for g in info.splits[split]}

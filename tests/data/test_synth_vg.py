@@ -1,7 +1,5 @@
 """synth-vg: determinism, exact round trip through the VG files, the spec's statistics."""
 
-import hashlib
-
 import numpy as np
 import torch
 
@@ -9,22 +7,15 @@ from tailgraph.data.synthetic import SynthVGConfig, build_world, generate_synth_
 from tailgraph.data.synthetic.cli import main as synth_main
 from tailgraph.data.vg import load_vg
 
-
-def digest(root):
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            h.update(p.name.encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
+from ..helpers import tree_digest
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     a = generate_synth_vg(tmp_path / "a", num_train=12, num_test=4, seed=3, image_size=96)
     b = generate_synth_vg(tmp_path / "b", num_train=12, num_test=4, seed=3, image_size=96)
     c = generate_synth_vg(tmp_path / "c", num_train=12, num_test=4, seed=4, image_size=96)
-    assert digest(a.root) == digest(b.root)
-    assert digest(a.root) != digest(c.root)
+    assert tree_digest(a.root) == tree_digest(b.root)
+    assert tree_digest(a.root) != tree_digest(c.root)
 
 
 def test_round_trip_equals_generator_truth(tmp_path):

@@ -1,23 +1,14 @@
 """synth-vrd: VidVRD's per-video JSON + frames, read back equal to the generator's documents."""
 
-import hashlib
-
 from tailgraph.data.synthetic.vrd import VRD_PREDICATES, generate_synth_vrd
 from tailgraph.data.vidvrd import load_vidvrd, predicate_patterns
 
-
-def digest(root):
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            h.update(str(p.relative_to(root)).encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
+from ..helpers import tree_digest
 
 
 def test_round_trip_patterns_and_determinism(tmp_path):
     info = generate_synth_vrd(tmp_path / "a", num_train=6, num_test=2, seed=3, image_size=64, min_frames=8, max_frames=12)
-    assert digest(info.root) == digest(generate_synth_vrd(tmp_path / "b", num_train=6, num_test=2, seed=3, image_size=64,
+    assert tree_digest(info.root) == tree_digest(generate_synth_vrd(tmp_path / "b", num_train=6, num_test=2, seed=3, image_size=64,
                                                           min_frames=8, max_frames=12).root)
     assert len(VRD_PREDICATES) == 40
     kinds = [predicate_patterns(p) for p in VRD_PREDICATES]
