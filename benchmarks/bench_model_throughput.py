@@ -13,12 +13,8 @@ from pathlib import Path
 
 import torch
 
-MODELS = {
-    "pairwise MLP": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
-    "MOTIFS": "tailgraph.modeling.context.motifs.MotifsContext",
-    "Transformer": "tailgraph.modeling.context.transformer.TransformerContext",
-    "VCTree": "tailgraph.modeling.context.vctree.VCTreeContext",
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_context_models import MODELS  # noqa: E402  (the same four image context models)
 
 
 def main() -> int:
