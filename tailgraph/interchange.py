@@ -79,6 +79,17 @@ def _get(entry: dict, key: str, path: str, i: int) -> Any:
     return entry[key]
 
 
+def _entries(doc: dict, path: str):
+    """Yield ``(index, entry, image_id)`` of ``doc["images"]``, refusing duplicate image ids."""
+    seen = set()
+    for i, e in enumerate(doc["images"]):
+        image_id = _get(e, "image_id", path, i)
+        if image_id in seen:
+            raise DataError("duplicate image_id", file=path, sample=image_id, field="image_id")
+        seen.add(image_id)
+        yield i, e, image_id
+
+
 def write_ground_truth(path: str | os.PathLike, graphs: Sequence[SceneGraph], vocab: Vocabulary, protocol: str = "vg") -> Path:
     """Write ground-truth graphs and their class / predicate names."""
     images = []
@@ -111,12 +122,7 @@ def read_ground_truth(path: str | os.PathLike) -> tuple[list[SceneGraph], Vocabu
     vocab = Vocabulary(doc["object_classes"], doc["predicates"], predicate_background=bg,
                        has_background=bool(doc["object_classes"]) and doc["object_classes"][0] == "__background__")
     graphs = []
-    seen = set()
-    for i, e in enumerate(doc["images"]):
-        image_id = _get(e, "image_id", p, i)
-        if image_id in seen:
-            raise DataError("duplicate image_id", file=p, sample=image_id, field="image_id")
-        seen.add(image_id)
+    for i, e, image_id in _entries(doc, p):
         try:
             g = SceneGraph(image_id, _get(e, "width", p, i), _get(e, "height", p, i), _get(e, "boxes", p, i),
                            _get(e, "labels", p, i), _get(e, "relations", p, i))
@@ -141,12 +147,7 @@ def read_predictions(path: str | os.PathLike, num_classes: int | None = None, nu
     doc = read_json(path)
     _check_header(doc, p)
     out = []
-    seen = set()
-    for i, e in enumerate(doc["images"]):
-        image_id = _get(e, "image_id", p, i)
-        if image_id in seen:
-            raise DataError("duplicate image_id", file=p, sample=image_id, field="image_id")
-        seen.add(image_id)
+    for i, e, image_id in _entries(doc, p):
         try:
             pred = Predictions(image_id, _get(e, "boxes", p, i), _get(e, "labels", p, i), _get(e, "label_scores", p, i),
                                _get(e, "pairs", p, i), _get(e, "predicate_scores", p, i))
