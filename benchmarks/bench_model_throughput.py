@@ -23,7 +23,7 @@ def main() -> int:
     from tailgraph.data.feature_cache import CachedFeatures, build_cache
     from tailgraph.data.synthetic import SynthVGConfig, build_world, sample_scene, scene_seed
     from tailgraph.engine.module import SGGModule
-    from tailgraph.modeling.relation_model import GraphBatch
+    from tailgraph.structures import GraphBatch
     from tailgraph.modeling.roi import PixelFeatures
 
     world = build_world(0, SynthVGConfig(image_size=128))
@@ -42,7 +42,7 @@ def main() -> int:
                 m.build(world.vocab)
                 if mode == "cached":
                     # frozen backbone: object features from the cache, no union features
-                    from tailgraph.engine.components import build_component
+                    from tailgraph.components import build_component
 
                     ctx = build_component({"class_path": path, "init_args": {"hidden_dim": 256}},
                                           {"class_names": world.vocab.object_classes, "num_predicates": world.vocab.num_predicates,

@@ -14,7 +14,7 @@ import torch
 
 from tailgraph.data.synthetic import SynthVGConfig, build_world, sample_scene, scene_seed
 from tailgraph.engine.module import SGGModule
-from tailgraph.modeling.relation_model import GraphBatch
+from tailgraph.structures import GraphBatch
 
 
 def main() -> int:

@@ -2,12 +2,19 @@
 
 Subcommands are dispatched lazily to the module that owns them, so ``tailgraph evaluate``
 does not import the training stack. Each target is a ``main(argv: list[str]) -> int``.
+
+Errors on bad input (:class:`tailgraph.errors.DataError`, anywhere below a subcommand) print
+one line on stderr naming the file, sample and field, and exit with code 2; ``--debug`` (any
+position) shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+from tailgraph.errors import DataError
 
 # name -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -42,13 +49,26 @@ def main(argv: list[str] | None = None) -> int:
 
         print(__version__)
         return 0
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    if not argv:
+        print(_usage())
+        return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"tailgraph: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module_name, func_name, _ = COMMANDS[name]
-    func = getattr(importlib.import_module(module_name), func_name)
-    result = func(rest)
+    if debug:
+        os.environ["TAILGRAPH_DEBUG"] = "1"
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+        result = func(rest)
+    except DataError as exc:
+        if debug:
+            raise
+        print(f"tailgraph {name}: {exc}", file=sys.stderr)
+        return 2
     return int(result or 0)
 
 

@@ -24,7 +24,7 @@ import torch
 
 from tailgraph.errors import DataError
 
-__all__ = ["Task", "SceneGraph", "VideoSceneGraph", "Predictions", "as_tensor"]
+__all__ = ["Task", "SceneGraph", "VideoSceneGraph", "Predictions", "GraphBatch", "as_tensor"]
 
 
 class Task(str, enum.Enum):
@@ -327,3 +327,37 @@ class Predictions:
 def collate_graphs(graphs: Sequence[SceneGraph]) -> list[SceneGraph]:
     """Identity collate: graphs have different sizes, so a batch is a list."""
     return list(graphs)
+
+
+@dataclass
+class GraphBatch:
+    """A batch of images and their (ground-truth) graphs.
+
+    Attributes:
+        graphs: the scene graphs; boxes in original image pixels.
+        images: ``[B, 3, H, W]`` normalised, resized, zero-padded images, or ``None``
+            (layout-only).
+        scales: ``[B]`` resize factor from original pixels to ``images``' pixels.
+        pairs: optional candidate pairs per image (local ``[P_i, 2]`` object indices); ``None``
+            = all ordered pairs of distinct objects.
+    """
+
+    graphs: list[SceneGraph]
+    images: torch.Tensor | None = None
+    scales: torch.Tensor | None = None
+    pairs: list[torch.Tensor] | None = None
+
+    def to(self, device: torch.device | str) -> "GraphBatch":
+        return GraphBatch(
+            graphs=[g.to(device) for g in self.graphs],
+            images=None if self.images is None else self.images.to(device),
+            scales=None if self.scales is None else self.scales.to(device),
+            pairs=None if self.pairs is None else [p.to(device) for p in self.pairs],
+        )
+
+    def with_pairs(self, pairs: list[torch.Tensor]) -> "GraphBatch":
+        """The same batch restricted to the given candidate pairs (local ``[P_i, 2]`` per image)."""
+        return GraphBatch(self.graphs, self.images, self.scales, pairs)
+
+    def __len__(self) -> int:
+        return len(self.graphs)

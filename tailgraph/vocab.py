@@ -40,6 +40,9 @@ class Vocabulary:
         spatial_pattern: per predicate, name of its spatial pattern or ``None``.
         relation_type: per predicate, a type name (``attention`` / ``spatial`` /
             ``contacting``) or ``None``.
+        single_label_types: relation types whose predicates are mutually exclusive for a pair
+            (one softmax over the type, e.g. Action Genome's ``attention``); the other types
+            are multi-label (one sigmoid per predicate).
         name: data set name (informational).
     """
 
@@ -51,6 +54,7 @@ class Vocabulary:
     action_pattern: list[str | None] = field(default_factory=list)
     spatial_pattern: list[str | None] = field(default_factory=list)
     relation_type: list[str | None] = field(default_factory=list)
+    single_label_types: list[str] = field(default_factory=list)
     has_background: bool = True
     predicate_background: bool = True
     name: str = ""
@@ -76,6 +80,11 @@ class Vocabulary:
                 raise DataError(
                     f"has {len(getattr(self, fname))} entries for {p} predicates", sample=self.name or None, field=fname
                 )
+        self.single_label_types = list(self.single_label_types)
+        unknown = [t for t in self.single_label_types if t not in self.relation_type]
+        if unknown:
+            raise DataError(f"single-label types {unknown} are not relation types of any predicate", sample=self.name or None,
+                            field="single_label_types")
         if len(self.object_counts) != len(self.object_classes):
             raise DataError(
                 f"has {len(self.object_counts)} entries for {len(self.object_classes)} classes",
@@ -131,6 +140,20 @@ class Vocabulary:
             d["object_counts"] = [int(c) for c in object_counts]
         return Vocabulary.from_dict(d)
 
+    def relation_groups(self) -> list[tuple[str | None, list[int]]]:
+        """Predicates grouped by relation type, in order of first appearance.
+
+        Returns:
+            ``[(type, predicate indices)]``; a vocabulary without types is one group
+            ``(None, every predicate)`` (background included when it has one).
+        """
+        groups: dict[str | None, list[int]] = {}
+        for i, t in enumerate(self.relation_type):
+            groups.setdefault(t, []).append(i)
+        if set(groups) == {None}:
+            return [(None, list(range(self.num_predicates)))]
+        return list(groups.items())
+
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,6 +166,7 @@ class Vocabulary:
             "action_pattern": list(self.action_pattern),
             "spatial_pattern": list(self.spatial_pattern),
             "relation_type": list(self.relation_type),
+            "single_label_types": list(self.single_label_types),
             "has_background": bool(self.has_background),
             "predicate_background": bool(self.predicate_background),
         }

@@ -12,3 +12,24 @@ def tree_digest(root: Path) -> str:
             h.update(str(p.relative_to(root)).encode())
             h.update(p.read_bytes())
     return h.hexdigest()
+
+
+def pair_targets(graphs, pairs, num_predicates=None):
+    """VG-style targets of candidate pairs: ``(labels [P] with 0 = background, multi_hot [P, R])``."""
+    from tailgraph.protocols import pair_relation_targets
+
+    if num_predicates is None:
+        num_predicates = 1 + max([int(g.relations[:, 2].max()) for g in graphs if g.num_relations] or [0])
+    multi, last = pair_relation_targets(graphs, pairs, num_predicates)
+    multi[:, 0] = (multi[:, 1:].sum(1) == 0).float()
+    return last.clamp_min(0), multi
+
+
+def ag_vocab(class_names):
+    """An Action Genome vocabulary (the 26 predicates with their relation types) over ``class_names``."""
+    from tailgraph.data.action_genome import AG_PREDICATES, ATTENTION, CONTACTING, SPATIAL
+    from tailgraph.vocab import Vocabulary
+
+    types = ["attention"] * len(ATTENTION) + ["spatial"] * len(SPATIAL) + ["contacting"] * len(CONTACTING)
+    return Vocabulary(list(class_names), list(AG_PREDICATES), relation_type=types, single_label_types=["attention"],
+                      predicate_background=False, name="ag-test")

@@ -65,7 +65,8 @@ def ag_vocabulary(root: str | Path) -> Vocabulary:
         classes[i] = name
     _lines(ann / "relationship_classes.txt", 26)  # checked; names are canonicalised below
     types = ["attention"] * 3 + ["spatial"] * 6 + ["contacting"] * 17
-    return Vocabulary(classes, list(AG_PREDICATES), relation_type=types, predicate_background=False, name="action-genome")
+    return Vocabulary(classes, list(AG_PREDICATES), relation_type=types, single_label_types=["attention"],
+                      predicate_background=False, name="action-genome")
 
 
 def _frame_graph(key: str, objects: list, person: dict, vocab: Vocabulary, obj_file: str, person_file: str,

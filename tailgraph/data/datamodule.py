@@ -16,6 +16,8 @@ __all__ = ["VGDataModule", "SynthVGDataModule"]
 
 
 class VGDataModule(L.LightningDataModule):
+    protocol = "vg"  # targets, candidate pairs and metric: tailgraph.protocols.VGProtocol
+
     """A data set in the VG150 file format (real VG150, RS-VG style sets, synth-vg).
 
     Args:
@@ -25,10 +27,11 @@ class VGDataModule(L.LightningDataModule):
         max_size: longer image side fed to the network.
         batch_size: images per batch.
         num_workers: DataLoader workers.
-        num_val_im: images of the training split held out for validation (SGB: 5000).
+        num_val_im: images of the training split held out for validation, the first ones of
+            split 0 as in Scene-Graph-Benchmark (which holds out 5000); ``None`` = 10 % of
+            them, at most 5000; ``0`` = no validation. Validation never reads the test split.
         filter_non_overlap: drop training relations whose boxes do not overlap (SGDet-style
             training in SGB).
-        val_split: ``"val"`` (held-out training images) or ``"test"`` for validation.
         cache_images: keep decoded images in memory (small sets).
         seed: seed of the duplicate-relation sampling of the training filter.
     """
@@ -40,9 +43,8 @@ class VGDataModule(L.LightningDataModule):
         max_size: int = 192,
         batch_size: int = 8,
         num_workers: int = 0,
-        num_val_im: int = 0,
+        num_val_im: int | None = None,
         filter_non_overlap: bool = False,
-        val_split: str = "test",
         cache_images: bool = True,
         seed: int = 0,
     ) -> None:
@@ -54,19 +56,30 @@ class VGDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.num_val_im = num_val_im
         self.filter_non_overlap = filter_non_overlap
-        self.val_split = val_split
         self.cache_images = cache_images
         self.seed = seed
         self.vocab: Vocabulary | None = None
         self.splits: dict[str, list[SceneGraph]] = {}
 
     # ------------------------------------------------------------------ data
+    def _num_val(self) -> int:
+        from tailgraph.data.vg import default_num_val_im
+
+        if self.num_val_im is None:
+            self.num_val_im = default_num_val_im(self.root)
+        if self.num_val_im < 0:
+            raise DataError(f"num_val_im must be >= 0, got {self.num_val_im}", file=self.root, field="num_val_im")
+        return self.num_val_im
+
     def _load(self, split: str) -> list[SceneGraph]:
         from tailgraph.data.vg import load_vg
 
         if split not in self.splits:
+            if split == "val" and self._num_val() == 0:
+                self.splits[split] = []
+                return []
             graphs, vocab = load_vg(
-                self.root, split, layout_only=self.layout_only, num_val_im=self.num_val_im,
+                self.root, split, layout_only=self.layout_only, num_val_im=self._num_val(),
                 filter_non_overlap=self.filter_non_overlap and split == "train", seed=self.seed,
             )
             self.splits[split] = graphs
@@ -83,12 +96,17 @@ class VGDataModule(L.LightningDataModule):
         # The training split defines the vocabulary's counts (used by FREQ and the methods).
         self._load("train")
         if stage in (None, "fit", "validate"):
-            self._load(self.val_split)
+            self._load("val")
         if stage in (None, "test", "predict"):
             self._load("test")
 
     def train_graphs(self) -> list[SceneGraph]:
+        """The training split's graphs (what the training statistics count)."""
         return self._load("train")
+
+    def eval_graphs(self, split: str) -> list[SceneGraph]:
+        """The ground truth of ``split`` (``val`` / ``test``) as its metric reads it."""
+        return self._load(split)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         ds = GraphImageDataset(self._load(split), max_size=self.max_size, layout_only=self.layout_only, cache_images=self.cache_images)
@@ -100,8 +118,9 @@ class VGDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_split, shuffle=False)
+    def val_dataloader(self) -> DataLoader | list:
+        # no held-out images (num_val_im = 0): Lightning skips validation
+        return self._loader("val", shuffle=False) if self._load("val") else []
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)

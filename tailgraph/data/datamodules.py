@@ -1,7 +1,11 @@
-"""LightningDataModules for Open Images VRD (negative-mining batches) and ImageNet-VidVRD
-(30-frame segments), real or synthetic (generated into ``root`` on first use when asked).
-The VG150 / synth-vg modules are in :mod:`tailgraph.data.datamodule`, Action Genome's in
-:mod:`tailgraph.engine.video_module`.
+"""LightningDataModules for Action Genome (one video per batch), Open Images VRD
+(negative-mining batches) and ImageNet-VidVRD (30-frame segments), real or synthetic (generated
+into ``root`` on first use when asked). The VG150 / synth-vg modules are in
+:mod:`tailgraph.data.datamodule`.
+
+Each module names its protocol (``protocol = "ag" | "oi" | "vidvrd"``), which the engine builds
+from the vocabulary (:mod:`tailgraph.protocols`). Validation uses samples held out of
+the training split (``val_fraction``, the first ones in file order), never the test split.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from tailgraph.data.images import load_image
-from tailgraph.data.samplers import AspectBinBatchSampler, resize_scale, sample_relation_pairs
-from tailgraph.modeling.relation_model import GraphBatch
+from tailgraph.data.samplers import AspectBinBatchSampler, VideoSampler, resize_scale, sample_relation_pairs
+from tailgraph.errors import DataError
+from tailgraph.structures import GraphBatch
 from tailgraph.structures import SceneGraph, VideoSceneGraph
 from tailgraph.vocab import Vocabulary
 
-__all__ = ["SplitDataModule", "OIDataModule", "VidVRDDataModule", "NegativeMiningCollate"]
+__all__ = ["SplitDataModule", "AGDataModule", "OIDataModule", "VidVRDDataModule", "NegativeMiningCollate"]
 
 
 class _OIImages(Dataset):
@@ -39,17 +44,33 @@ class _OIImages(Dataset):
 
 
 class NegativeMiningCollate:
-    """Zero-pad a batch of images and choose its relation pairs (all annotated pairs positive,
-    unannotated ordered pairs negative, ≤ ``max_relations`` with 25–75 % positives)."""
+    """Zero-pad a batch of images and choose its relation pairs.
 
-    def __init__(self, max_relations: int = 400, min_pos: float = 0.25, max_pos: float = 0.75, seed: int = 0) -> None:
-        self.max_relations, self.min_pos, self.max_pos = max_relations, min_pos, max_pos
+    Args:
+        max_relations: pairs per batch (paper: 400).
+        min_pos, max_pos: bounds on the fraction of positives among the chosen pairs.
+        negatives: ``mined`` — every unannotated ordered pair of annotated boxes is a candidate
+            negative ("no relation"); ``gt_only`` — only annotated pairs train (the slides'
+            baseline, which never sees a negative); ``all`` — every pair (evaluation).
+        seed: randomness of the pair sampling.
+    """
+
+    def __init__(self, max_relations: int = 400, min_pos: float = 0.25, max_pos: float = 0.75, negatives: str = "mined",
+                 seed: int = 0) -> None:
+        if negatives not in ("mined", "gt_only", "all"):
+            raise ValueError(f"negatives must be 'mined', 'gt_only' or 'all', got {negatives!r}")
+        self.max_relations, self.min_pos, self.max_pos, self.negatives = max_relations, min_pos, max_pos, negatives
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, items: list) -> GraphBatch:
         graphs = [g for _, _, g in items]
-        chosen = sample_relation_pairs(graphs, self.max_relations, self.min_pos, self.max_pos, self.generator)
-        pairs = [p for p, _ in chosen]
+        if self.negatives == "all":
+            pairs = None  # the protocol's candidates: every ordered pair
+        else:
+            max_pos, min_pos = (1.0, 0.0) if self.negatives == "gt_only" else (self.max_pos, self.min_pos)
+            chosen = sample_relation_pairs(graphs, self.max_relations, min_pos, max_pos, self.generator,
+                                           negatives=self.negatives == "mined")
+            pairs = [p for p, _ in chosen]
         if items[0][0] is None:
             return GraphBatch(graphs, pairs=pairs)
         h = max(t.shape[1] for t, _, _ in items)
@@ -69,16 +90,22 @@ class SplitDataModule(L.LightningDataModule):
         root: data set folder.
         synth_train, synth_test, synth_size, synth_seed: synthetic generation (0 = never).
         layout_only: read without images.
+        num_workers: DataLoader workers.
+        val_fraction: fraction of the training samples (the first ones) held out for
+            validation; 0 = no validation.
     """
 
+    protocol = ""  # the engine protocol of this data kind
     reader = ""  # "module:function" taking (root, split, layout_only=...)
     generator = ""  # "module:function" taking (root, num_train=, num_test=, image_size=, seed=)
     marker = ""  # file or folder under root whose presence means "already generated"
 
     def __init__(self, root: str, synth_train: int = 0, synth_test: int = 0, synth_size: int = 128, synth_seed: int = 0,
-                 layout_only: bool = False, num_workers: int = 0) -> None:
+                 layout_only: bool = False, num_workers: int = 0, val_fraction: float = 0.1) -> None:
         super().__init__()
-        self.root, self.layout_only, self.num_workers = root, layout_only, num_workers
+        if not 0.0 <= val_fraction < 1.0:
+            raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}", field="val_fraction")
+        self.root, self.layout_only, self.num_workers, self.val_fraction = root, layout_only, num_workers, val_fraction
         self.synth = (synth_train, synth_test, synth_size, synth_seed)
         self.vocab: Vocabulary | None = None
         self.splits: dict[str, list] = {}
@@ -96,12 +123,32 @@ class SplitDataModule(L.LightningDataModule):
                                           seed=self.synth[3])
 
     def setup(self, stage: str | None = None) -> None:
+        if not Path(self.root).exists() and not self.synth[0]:
+            raise DataError("data set folder not found", file=str(self.root), field="root")
         self.prepare_data()
         for split in ("train", "test"):
             if split not in self.splits:
                 self.splits[split], vocab = self._resolve(self.reader)(self.root, split, layout_only=self.layout_only)
                 if split == "train":
                     self.vocab = vocab
+        if "val" not in self.splits:
+            train = self.splits["train"]
+            n_val = round(self.val_fraction * len(train)) if len(train) >= 2 else 0
+            self.splits["val"], self.splits["train"] = train[:n_val], train[n_val:]
+            if not self.splits["train"]:
+                raise DataError("the training split is empty", file=str(self.root), field="train")
+
+    def train_graphs(self) -> list:
+        """The training split's images / frames (what the training statistics count)."""
+        return self._flat(self.splits["train"])
+
+    def eval_graphs(self, split: str) -> list:
+        """The ground truth of ``split`` as its metric reads it (frames for video sets)."""
+        return self._flat(self.splits[split])
+
+    @staticmethod
+    def _flat(samples: list) -> list:
+        return [f for v in samples for f in v.frames] if samples and isinstance(samples[0], VideoSceneGraph) else list(samples)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:  # pragma: no cover - overridden
         raise TypeError(f"{type(self).__name__} must define _loader")
@@ -109,10 +156,13 @@ class SplitDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader("val", False) if self.splits.get("val") else []
 
     def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+    def predict_dataloader(self) -> DataLoader:
         return self._loader("test", False)
 
 
@@ -124,27 +174,94 @@ class OIDataModule(SplitDataModule):
         synth_train, synth_test, synth_size, synth_seed: generate synth-oi when ``root`` is empty.
         batch_size: images per batch (paper: 40), drawn from one aspect bin.
         max_relations: relation pairs per batch (paper: 400).
+        min_pos, max_pos: bounds on the fraction of positives in a batch (paper: 0.25 / 0.75).
+        negatives: ``mined`` (unannotated pairs of annotated boxes train as "no relation") or
+            ``gt_only`` (annotated pairs only: the slides' baseline).
         shorter, longer_max: resizing (paper: 480 / 960).
         layout_only: no images.
+        num_workers, val_fraction: see :class:`SplitDataModule`.
+        seed: pair-sampling seed.
+
+    Evaluation batches score every ordered pair of annotated boxes (the OI protocol).
     """
 
+    protocol = "oi"
     reader = "tailgraph.data.openimages:load_oi"
     generator = "tailgraph.data.synthetic.oi:generate_synth_oi"
     marker = "class-descriptions.csv"
 
     def __init__(self, root: str = "data/synth-oi", synth_train: int = 0, synth_test: int = 0, synth_size: int = 192, synth_seed: int = 0,
-                 batch_size: int = 40, max_relations: int = 400, shorter: int = 480, longer_max: int = 960, layout_only: bool = False,
-                 num_workers: int = 0) -> None:
-        super().__init__(root, synth_train, synth_test, synth_size, synth_seed, layout_only, num_workers)
+                 batch_size: int = 40, max_relations: int = 400, min_pos: float = 0.25, max_pos: float = 0.75,
+                 negatives: str = "mined", shorter: int = 480, longer_max: int = 960, layout_only: bool = False,
+                 num_workers: int = 0, val_fraction: float = 0.1, seed: int = 0) -> None:
+        super().__init__(root, synth_train, synth_test, synth_size, synth_seed, layout_only, num_workers, val_fraction)
+        if negatives not in ("mined", "gt_only"):
+            raise DataError(f"negatives must be 'mined' or 'gt_only', got {negatives!r}", field="negatives")
         self.batch_size, self.max_relations, self.shorter, self.longer_max = batch_size, max_relations, shorter, longer_max
+        self.min_pos, self.max_pos, self.negatives, self.seed = min_pos, max_pos, negatives, seed
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         graphs = self.splits[split]
         ds = _OIImages(graphs, self.shorter, self.longer_max, self.layout_only)
-        sampler = AspectBinBatchSampler([(g.width, g.height) for g in graphs], self.batch_size, shuffle=shuffle)
-        collate = NegativeMiningCollate(self.max_relations) if split == "train" else NegativeMiningCollate(10**9, 0.0, 1.0)
+        sampler = AspectBinBatchSampler([(g.width, g.height) for g in graphs], self.batch_size, shuffle=shuffle, seed=self.seed)
+        if split == "train":
+            collate = NegativeMiningCollate(self.max_relations, self.min_pos, self.max_pos, self.negatives, self.seed)
+        else:
+            collate = NegativeMiningCollate(negatives="all")
         return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
 
+
+
+class _VideoFrames(Dataset):
+    """One item per video: a :class:`GraphBatch` of its frames (and their pixels)."""
+
+    def __init__(self, videos: list[VideoSceneGraph], max_size: int, layout_only: bool) -> None:
+        self.videos, self.max_size, self.layout_only = videos, max_size, layout_only
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, i: int) -> GraphBatch:
+        v = self.videos[i]
+        if self.layout_only:
+            return GraphBatch(list(v.frames))
+        imgs = [load_image(f.image_path, self.max_size, sample=f.image_id) for f in v.frames]
+        h = max(t.shape[1] for t, _ in imgs)
+        w = max(t.shape[2] for t, _ in imgs)
+        images = torch.zeros((len(imgs), 3, h, w))
+        for k, (t, _) in enumerate(imgs):
+            images[k, :, : t.shape[1], : t.shape[2]] = t
+        return GraphBatch(list(v.frames), images, torch.tensor([s for _, s in imgs], dtype=torch.float32))
+
+
+class AGDataModule(SplitDataModule):
+    """Action Genome (or synth-ag, generated on first use when ``synth_train`` > 0); one video
+    per batch (all its frames).
+
+    Args:
+        root: data set folder.
+        synth_train, synth_test, synth_size, synth_seed: generate synth-ag into ``root`` when
+            it has no annotations.
+        max_size: frame size fed to the network.
+        layout_only: no frame images.
+        num_workers, val_fraction: see :class:`SplitDataModule` (validation videos are held
+            out of the training videos).
+    """
+
+    protocol = "ag"
+    reader = "tailgraph.data.action_genome:load_ag"
+    generator = "tailgraph.data.synthetic.ag:generate_synth_ag"
+    marker = "annotations/person_bbox.pkl"
+
+    def __init__(self, root: str = "data/synth-ag", synth_train: int = 0, synth_test: int = 0, synth_size: int = 128,
+                 synth_seed: int = 0, max_size: int = 128, layout_only: bool = False, num_workers: int = 0,
+                 val_fraction: float = 0.1) -> None:
+        super().__init__(root, synth_train, synth_test, synth_size, synth_seed, layout_only, num_workers, val_fraction)
+        self.max_size = max_size
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        ds = _VideoFrames(self.splits[split], self.max_size, self.layout_only)
+        return DataLoader(ds, batch_size=None, sampler=VideoSampler(len(ds), shuffle=shuffle), num_workers=self.num_workers)
 
 
 class _Segments(Dataset):
@@ -170,13 +287,15 @@ class VidVRDDataModule(SplitDataModule):
     through ``self.splits`` for video-level evaluation.
     """
 
+    protocol = "vidvrd"
     reader = "tailgraph.data.vidvrd:load_vidvrd"
     generator = "tailgraph.data.synthetic.vrd:generate_synth_vrd"
     marker = "train"
 
     def __init__(self, root: str = "data/synth-vrd", synth_train: int = 0, synth_test: int = 0, synth_size: int = 128, synth_seed: int = 0,
-                 segment_length: int = 30, segment_stride: int = 15, batch_size: int = 12, layout_only: bool = True, num_workers: int = 0) -> None:
-        super().__init__(root, synth_train, synth_test, synth_size, synth_seed, layout_only, num_workers)
+                 segment_length: int = 30, segment_stride: int = 15, batch_size: int = 12, layout_only: bool = True, num_workers: int = 0,
+                 val_fraction: float = 0.1) -> None:
+        super().__init__(root, synth_train, synth_test, synth_size, synth_seed, layout_only, num_workers, val_fraction)
         self.length, self.stride, self.batch_size = segment_length, segment_stride, batch_size
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from tailgraph.errors import DataError
-from tailgraph.modeling.relation_model import GraphBatch
+from tailgraph.structures import GraphBatch
 from tailgraph.structures import SceneGraph
 
 __all__ = ["GraphImageDataset", "collate_graph_batch", "load_image", "IMAGENET_MEAN", "IMAGENET_STD"]

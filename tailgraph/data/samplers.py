@@ -93,33 +93,51 @@ class AspectBinBatchSampler(Sampler[list[int]]):
 
 
 def sample_relation_pairs(graphs: Sequence[SceneGraph], max_relations: int = 400, min_pos: float = 0.25, max_pos: float = 0.75,
-                          generator: torch.Generator | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                          generator: torch.Generator | None = None, negatives: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Choose the training pairs of a batch.
 
     Every annotated (subject, object) pair is a positive, every other ordered pair of distinct
-    annotated boxes a negative. At most ``max_relations`` pairs are kept, with positives at
-    most ``max_pos`` of them and (as long as there are positives) at least ``min_pos``.
+    annotated boxes a negative. At most ``max_relations`` pairs are kept, and the *fraction*
+    of positives among them lies in ``[min_pos, max_pos]`` whenever the batch has both kinds:
+    with too few negatives some positives are dropped, with too few positives some negatives.
 
+    Args:
+        graphs: the batch's images.
+        max_relations: pairs per batch.
+        min_pos, max_pos: bounds on the positive fraction (``0 ≤ min_pos ≤ max_pos ≤ 1``).
+        generator: randomness of the subsampling.
+        negatives: ``False`` keeps positives only (GT-only training).
     Returns:
         Per image ``(pairs [p, 2] local indices, labels [p])`` with label 0 for negatives and
         one annotated predicate for positives.
     """
+    if not 0.0 <= min_pos <= max_pos <= 1.0:
+        raise ValueError(f"need 0 <= min_pos <= max_pos <= 1, got {min_pos}, {max_pos}")
+    if max_relations <= 0:
+        raise ValueError(f"max_relations must be positive, got {max_relations}")
     pos, neg = [], []
     for i, g in enumerate(graphs):
         n = g.num_boxes
         lab = torch.zeros((n, n), dtype=torch.int64)
         if g.num_relations:
-            lab[g.relations[:, 0], g.relations[:, 1]] = g.relations[:, 2]
+            rel = g.relations.cpu()
+            lab[rel[:, 0], rel[:, 1]] = rel[:, 2]
         related = lab > 0
-        for s, o in related.nonzero().tolist():
-            pos.append((i, s, o, int(lab[s, o])))
-        free = ~related
-        free.fill_diagonal_(False)
-        neg += [(i, s, o, 0) for s, o in free.nonzero().tolist()]
-    n_pos = min(len(pos), int(max_pos * max_relations))
-    n_neg = min(len(neg), max_relations - n_pos)
-    if n_pos and min_pos > 0:
-        n_neg = min(n_neg, int(n_pos * (1 - min_pos) / min_pos))
+        pos += [(i, s, o, int(lab[s, o])) for s, o in related.nonzero().tolist()]
+        if negatives:
+            free = ~related
+            free.fill_diagonal_(False)
+            neg += [(i, s, o, 0) for s, o in free.nonzero().tolist()]
+    n_pos, n_neg = min(len(pos), max_relations), 0
+    if negatives:
+        n_pos = min(len(pos), math.floor(max_pos * max_relations))
+        n_neg = min(len(neg), max_relations - n_pos)
+        if n_pos and n_neg:
+            # positive fraction p / (p + n) within [min_pos, max_pos]
+            if min_pos > 0:
+                n_neg = min(n_neg, math.floor(n_pos * (1 - min_pos) / min_pos))
+            if max_pos < 1:
+                n_pos = min(n_pos, math.floor(n_neg * max_pos / (1 - max_pos)))
     if n_pos < len(pos):
         idx = torch.randperm(len(pos), generator=generator)[:n_pos].tolist()
         pos = [pos[k] for k in sorted(idx)]
@@ -127,8 +145,11 @@ def sample_relation_pairs(graphs: Sequence[SceneGraph], max_relations: int = 400
         idx = torch.randperm(len(neg), generator=generator)[:n_neg].tolist()
         neg = [neg[k] for k in sorted(idx)]
     out = []
+    rows_by_image: dict[int, list] = {}
+    for r in pos + neg:
+        rows_by_image.setdefault(r[0], []).append(r)
     for i in range(len(graphs)):
-        rows = [r for r in pos + neg if r[0] == i]
+        rows = rows_by_image.get(i, [])
         pairs = torch.tensor([[s, o] for _, s, o, _ in rows], dtype=torch.int64).reshape(-1, 2)
         out.append((pairs, torch.tensor([p for *_, p in rows], dtype=torch.int64)))
     return out

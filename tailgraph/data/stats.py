@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -96,7 +97,7 @@ def main(argv: list[str]) -> int:
     try:
         stats = STATS[a.format](a.root)
     except DataError as exc:
-        print(f"tailgraph stats: {exc}")
+        print(f"tailgraph stats: {exc}", file=sys.stderr)
         return 2
     if a.json:
         print(json.dumps(stats, indent=2))

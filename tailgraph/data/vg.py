@@ -193,6 +193,15 @@ def _select_images(a: VGArrays, split: str, filter_empty_rels: bool, num_val_im:
     return index
 
 
+def default_num_val_im(root: str | Path, fraction: float = 0.1, cap: int = 5000) -> int:
+    """How many split-0 images to hold out for validation when a recipe does not say:
+    ``min(cap, round(fraction × n))`` of the ``n`` split-0 images with boxes and relations
+    (Scene-Graph-Benchmark holds out 5,000 of VG150's), at least 1 when ``n`` ≥ 2."""
+    a = read_vg_arrays(root)
+    n = int(((a.split == SPLIT_CODE["train"]) & (a.first_box >= 0) & (a.first_rel >= 0)).sum())
+    return min(cap, max(1 if n >= 2 else 0, round(fraction * n)))
+
+
 def _image_graph(
     a: VGArrays, i: int, info: Mapping[str, Any], num_classes: int, num_predicates: int, h5: str, box_scale: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,14 +1,22 @@
 """``tailgraph fit / validate / test / predict``: LightningCLI over :class:`SGGModule`.
 
 A recipe YAML has three sections: ``model`` (the :class:`SGGModule` options, whose parts are
-``class_path`` + ``init_args`` specs), ``data`` (a LightningDataModule by ``class_path``) and
-``trainer``. ``tailgraph fit --config configs/synth_vg_predcls.yaml``.
+``class_path`` + ``init_args`` specs), ``data`` (a LightningDataModule by ``class_path``, of any
+data kind: VG, Action Genome, Open Images, VidVRD or their synthetic twins) and ``trainer``.
+
+Every run writes into one folder, ``<trainer.default_root_dir>/runs/version_N/``: the CSV and
+TensorBoard logs, ``config.yaml`` (the resolved recipe), ``run.json`` (library versions and
+seed), ``checkpoints/last.ckpt`` (``fit``) and ``metrics.json`` (``test``; the keys
+``tailgraph evaluate --json`` writes for the protocol, AG nested under ``with`` / ``semi`` /
+``no``). Errors in the recipe or the data end in one line on stderr and exit code 2
+(``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +24,24 @@ import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.cli import LightningCLI
 
-from tailgraph.engine.module import SGGModule
+from tailgraph.engine.module import SGGModule, library_versions
 
-__all__ = ["fit_main", "validate_main", "test_main", "predict_main", "MetricsWriter", "PredictionWriter", "write_json_atomic", "results_document"]
+__all__ = ["fit_main", "validate_main", "test_main", "predict_main", "MetricsWriter", "PredictionWriter", "RunInfoWriter",
+           "write_json_atomic", "results_document"]
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
     """Write JSON to ``path`` via a temporary file and an atomic rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def results_document(models: dict[str, dict], vocab: Any, task: str, **more: Any) -> dict:
@@ -43,8 +56,8 @@ def results_document(models: dict[str, dict], vocab: Any, task: str, **more: Any
 
 
 class MetricsWriter(Callback):
-    """Writes the full test metrics (incl. per-predicate recall) to ``metrics.json`` in the
-    run's log folder (or ``path``)."""
+    """Writes the test metrics to ``metrics.json`` in the run's log folder (or ``path``) and
+    prints where."""
 
     def __init__(self, path: str | None = None) -> None:
         self.path = path
@@ -53,8 +66,25 @@ class MetricsWriter(Callback):
         metrics = getattr(pl_module, "last_metrics", None)
         if not metrics or not trainer.is_global_zero:
             return
-        target = self.path or os.path.join(trainer.log_dir or ".", "metrics.json")
-        write_json_atomic(target, results_document({"model": metrics}, getattr(pl_module, "vocab", None), pl_module.task.value))
+        target = self.path or os.path.join(trainer.log_dir or trainer.default_root_dir, "metrics.json")
+        vocab = getattr(pl_module, "vocab", None)
+        stats = getattr(pl_module, "train_stats", None)
+        if vocab is not None and stats is not None:
+            vocab = vocab.with_counts(stats.predicate_counts)
+        doc = results_document({"model": metrics}, vocab, pl_module.task.value, protocol=getattr(pl_module, "protocol_name", None))
+        write_json_atomic(target, doc)
+        print(f"metrics: {target}")
+
+
+class RunInfoWriter(Callback):
+    """Writes ``run.json`` (library versions, seed, subcommand) into the run's log folder."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if not trainer.is_global_zero:
+            return
+        seed = os.environ.get("PL_GLOBAL_SEED")
+        info = {"versions": library_versions(), "seed": int(seed) if seed is not None else None, "stage": stage}
+        write_json_atomic(os.path.join(trainer.log_dir or trainer.default_root_dir, "run.json"), info)
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -83,25 +113,43 @@ class TailgraphCLI(LightningCLI):
                      "init_args": {"save_last": True, "filename": "epoch{epoch}", "auto_insert_metric_name": False}},
                     {"class_path": "tailgraph.engine.cli.MetricsWriter"},
                     {"class_path": "tailgraph.engine.cli.PredictionWriter"},
+                    {"class_path": "tailgraph.engine.cli.RunInfoWriter"},
                 ],
             }
         )
 
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> L.Trainer:
+        # One run folder for every logger: <default_root_dir>/runs/version_N.
+        if config.get("logger") in (None, True):
+            from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+            root = config.get("default_root_dir") or os.getcwd()
+            csv = CSVLogger(save_dir=root, name="runs")
+            config["logger"] = [csv, TensorBoardLogger(save_dir=root, name="runs", version=csv.version, default_hp_metric=False)]
+        return super()._instantiate_trainer(config, callbacks)
+
 
 def _run(subcommand: str, argv: list[str]) -> int:
-    TailgraphCLI(
-        SGGModule,
-        L.LightningDataModule,
-        subclass_mode_data=True,
-        args=[subcommand, *argv],
-        save_config_kwargs={"overwrite": True},
-        trainer_defaults={
-            "logger": [
-                {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "tailgraph"}},
-                {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": "runs", "name": "tailgraph"}},
-            ],
-        },
-    )
+    from tailgraph.errors import DataError
+
+    debug = os.environ.get("TAILGRAPH_DEBUG") == "1"
+    try:
+        TailgraphCLI(
+            SGGModule,
+            L.LightningDataModule,
+            subclass_mode_data=True,
+            args=[subcommand, *argv],
+            save_config_kwargs={"overwrite": True},
+        )
+    except SystemExit as exc:  # argument errors (jsonargparse prints them) and --help
+        return int(exc.code or 0) if isinstance(exc.code, int) else 2
+    except (DataError, ValueError, RuntimeError, TypeError, KeyError, OSError) as exc:
+        if debug:
+            raise
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"tailgraph {subcommand}: {type(exc).__name__ + ': ' if not isinstance(exc, DataError) else ''}{msg}"
+              f" (--debug shows the traceback)", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -119,5 +167,3 @@ def test_main(argv: list[str]) -> int:
 
 def predict_main(argv: list[str]) -> int:
     return _run("predict", argv)
-
-

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,7 @@ def main(argv: list[str]) -> int:
     try:
         files = write_report(args.results, args.out, k=args.k)
     except DataError as exc:
-        print(f"tailgraph report: {exc}")
+        print(f"tailgraph report: {exc}", file=sys.stderr)
         return 2
     for kind, path in files.items():
         print(f"{kind}: {path}")

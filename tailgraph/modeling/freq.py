@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable, Sequence
 
 import torch
 from torch import nn
 
 from tailgraph.modeling.types import ContextOutput, RelationInputs
-from tailgraph.structures import SceneGraph
+from tailgraph.structures import Predictions, SceneGraph
 
-__all__ = ["pair_predicate_counts", "FrequencyBaseline"]
+__all__ = ["pair_predicate_counts", "FrequencyBaseline", "ag_frequency_predictions"]
 
 
 def pair_predicate_counts(
@@ -57,22 +57,24 @@ class FrequencyBaseline(nn.Module):
     Args:
         num_classes: ``C``.
         num_predicates: ``R`` (column 0 = background).
-        counts: optional ``[C, C, R]`` counts (see :func:`pair_predicate_counts`); set later
-            with :meth:`fit` otherwise.
+        pair_counts: optional ``[C, C, R]`` training counts (see :func:`pair_predicate_counts`;
+            injected by :func:`tailgraph.modeling.builder.build_model`); set later with
+            :meth:`fit` otherwise.
         smoothing: pseudo-count added to each cell.
 
     Shapes:
         ``forward(inp) -> ContextOutput(pair_feats [P, 0], freq_logits [P, R])``.
     """
 
-    def __init__(self, num_classes: int, num_predicates: int, counts: torch.Tensor | None = None, smoothing: float = 1e-3) -> None:
+    def __init__(self, num_classes: int, num_predicates: int, pair_counts: torch.Tensor | None = None,
+                 smoothing: float = 1e-3) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.num_predicates = num_predicates
         self.smoothing = smoothing
         self.register_buffer("log_probs", torch.full((num_classes, num_classes, num_predicates), -float(torch.log(torch.tensor(float(num_predicates))))))
-        if counts is not None:
-            self.set_counts(counts)
+        if pair_counts is not None:
+            self.set_counts(torch.as_tensor(pair_counts))
 
     def set_counts(self, counts: torch.Tensor) -> None:
         counts = counts.to(torch.float64)
@@ -94,3 +96,48 @@ class FrequencyBaseline(nn.Module):
         o = inp.labels[inp.pairs[:, 1]]
         logits = self.log_probs[s, o]
         return ContextOutput(pair_feats=logits.new_zeros((logits.shape[0], 0)), freq_logits=logits)
+
+
+def ag_frequency_predictions(train: Sequence[Any], test: Sequence[Any], vocab: Any) -> list[Predictions]:
+    """Action Genome's FREQ baseline on person → object pairs: per object class, the training
+    distribution of each single-label relation type (softmax group) and the frequency of each
+    multi-label predicate, Laplace-smoothed.
+
+    Args:
+        train, test: :class:`VideoSceneGraph` lists.
+        vocab: the AG vocabulary (relation types and single-label types).
+    Returns:
+        One :class:`Predictions` per test frame, scores in vocabulary columns.
+    """
+    from tailgraph.protocols import AGProtocol
+
+    protocol = AGProtocol(vocab)
+    c, r = vocab.num_classes, vocab.num_predicates
+    sums = torch.ones((c, r))
+    seen = torch.full((c,), 2.0)
+    single_sums = {g.name: torch.ones((c, len(g.columns))) for g in protocol.groups if g.single_label}
+    for v in train:
+        for f in v.frames:
+            pairs = protocol.candidate_pairs([f])[0]
+            if pairs.shape[0] == 0:
+                continue
+            t = protocol.targets([f], pairs)
+            cls = f.labels[pairs[:, 1]]
+            sums.index_add_(0, cls, t.multi_hot)
+            seen.index_add_(0, cls, torch.ones(len(cls)))
+            for name, acc in single_sums.items():
+                y = t.labels[name]
+                ok = y >= 0
+                acc.index_put_((cls[ok], y[ok]), torch.ones(int(ok.sum())), accumulate=True)
+    table = sums / seen[:, None]
+    for g in protocol.groups:
+        if g.single_label:
+            acc = single_sums[g.name]
+            table[:, list(g.columns)] = acc / acc.sum(1, keepdim=True)
+    preds = []
+    for v in test:
+        for f in v.frames:
+            pairs = protocol.candidate_pairs([f])[0]
+            scores = table[f.labels[pairs[:, 1]]]
+            preds.append(Predictions(f.image_id, f.boxes, f.labels, torch.ones(f.num_boxes), pairs, scores))
+    return preds

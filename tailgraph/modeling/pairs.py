@@ -12,13 +12,34 @@ from typing import Callable, Iterator
 
 import torch
 
-__all__ = ["ordered_pairs", "iter_pair_chunks", "score_pairs_in_chunks"]
+__all__ = ["all_pairs", "ordered_pairs", "iter_pair_chunks", "score_pairs_in_chunks"]
+
+
+def all_pairs(num_objs: list[int], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """All ordered pairs of distinct objects within each image.
+
+    Returns:
+        ``(pairs [P, 2] global rows, pair_to_img [P])``; images are concatenated in order.
+    """
+    pairs, owners = [], []
+    offset = 0
+    for i, n in enumerate(num_objs):
+        if n > 1:
+            idx = torch.arange(n, device=device)
+            s, o = torch.meshgrid(idx, idx, indexing="ij")
+            keep = s != o
+            p = torch.stack([s[keep], o[keep]], dim=1) + offset
+            pairs.append(p)
+            owners.append(torch.full((p.shape[0],), i, dtype=torch.int64, device=device))
+        offset += n
+    if not pairs:
+        return torch.zeros((0, 2), dtype=torch.int64, device=device), torch.zeros(0, dtype=torch.int64, device=device)
+    return torch.cat(pairs), torch.cat(owners)
 
 
 def ordered_pairs(num_objs: list[int], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """All ordered pairs of distinct objects per image (global rows) and their image index."""
-    from tailgraph.modeling.relation_model import all_pairs
-
+    """All ordered pairs of distinct objects per image (global rows) and their image index
+    (an alias of :func:`all_pairs`)."""
     return all_pairs(num_objs, device=device)
 
 

@@ -12,45 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tailgraph.modeling.pairs import all_pairs, iter_pair_chunks
 from tailgraph.modeling.roi import PixelFeatures
-from tailgraph.modeling.types import RelationInputs
-from tailgraph.structures import Predictions, SceneGraph, Task
+from tailgraph.modeling.types import HeadOutput, RelationInputs
+from tailgraph.structures import GraphBatch, Predictions, SceneGraph, Task
 
-__all__ = ["GraphBatch", "RelationOutput", "RelationModel", "all_pairs", "detections_to_graphs", "SGDetPipeline"]
-
-
-@dataclass
-class GraphBatch:
-    """A batch of images and their (ground-truth) graphs.
-
-    Attributes:
-        graphs: the scene graphs; boxes in original image pixels.
-        images: ``[B, 3, H, W]`` normalised, resized, zero-padded images, or ``None``
-            (layout-only).
-        scales: ``[B]`` resize factor from original pixels to ``images``' pixels.
-        pairs: optional candidate pairs per image (local ``[P_i, 2]`` object indices); ``None``
-            = all ordered pairs of distinct objects.
-    """
-
-    graphs: list[SceneGraph]
-    images: torch.Tensor | None = None
-    scales: torch.Tensor | None = None
-    pairs: list[torch.Tensor] | None = None
-
-    def to(self, device: torch.device | str) -> "GraphBatch":
-        return GraphBatch(
-            graphs=[g.to(device) for g in self.graphs],
-            images=None if self.images is None else self.images.to(device),
-            scales=None if self.scales is None else self.scales.to(device),
-            pairs=None if self.pairs is None else [p.to(device) for p in self.pairs],
-        )
-
-    def with_pairs(self, pairs: list[torch.Tensor]) -> "GraphBatch":
-        """The same batch restricted to the given candidate pairs (local ``[P_i, 2]`` per image)."""
-        return GraphBatch(self.graphs, self.images, self.scales, pairs)
-
-    def __len__(self) -> int:
-        return len(self.graphs)
+__all__ = ["GraphBatch", "RelationOutput", "RelationModel", "all_pairs", "detections_to_graphs", "SGDetPipeline", "run_detector",
+           "detector_images"]
 
 
 @dataclass
@@ -67,6 +35,7 @@ class RelationOutput:
         predicate_logits: ``[P, R]``.
         predicate_probs: ``[P, R]`` scores used for ranking.
         extras: head / context extras.
+        head_output: the head's own :class:`HeadOutput` (for head regularisers), or ``None``.
     """
 
     pairs: torch.Tensor
@@ -78,28 +47,7 @@ class RelationOutput:
     predicate_logits: torch.Tensor
     predicate_probs: torch.Tensor
     extras: dict = field(default_factory=dict)
-
-
-def all_pairs(num_objs: list[int], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """All ordered pairs of distinct objects within each image.
-
-    Returns:
-        ``(pairs [P, 2] global rows, pair_to_img [P])``; images are concatenated in order.
-    """
-    pairs, owners = [], []
-    offset = 0
-    for i, n in enumerate(num_objs):
-        if n > 1:
-            idx = torch.arange(n, device=device)
-            s, o = torch.meshgrid(idx, idx, indexing="ij")
-            keep = s != o
-            p = torch.stack([s[keep], o[keep]], dim=1) + offset
-            pairs.append(p)
-            owners.append(torch.full((p.shape[0],), i, dtype=torch.int64, device=device))
-        offset += n
-    if not pairs:
-        return torch.zeros((0, 2), dtype=torch.int64, device=device), torch.zeros(0, dtype=torch.int64, device=device)
-    return torch.cat(pairs), torch.cat(owners)
+    head_output: HeadOutput | None = None
 
 
 class RelationModel(nn.Module):
@@ -146,6 +94,7 @@ class RelationModel(nn.Module):
         self.use_freq_bias = use_freq_bias
         self.pair_chunk_size = pair_chunk_size
         self.feature_cache = feature_cache
+        self.detector: nn.Module | None = None  # the SGDet detector stage (set by build_model)
 
     def build_inputs(self, batch: GraphBatch) -> RelationInputs:
         graphs = batch.graphs
@@ -174,16 +123,19 @@ class RelationModel(nn.Module):
                 obj_feats = self.features.object_features(self._fmap, batch.scales, boxes, obj_to_img)
             else:
                 obj_feats, union_feats = self.features(batch.images, batch.scales, boxes, obj_to_img, pairs)
+        scores = None
         if self.task is Task.PREDCLS:
             dists = F.one_hot(labels, self.num_classes).to(boxes.dtype)
+            scores = torch.ones(labels.shape[0], dtype=boxes.dtype, device=device)
         elif self.task is Task.SGDET:
             dists = torch.cat([_detector_field(g, "label_dists") for g in graphs]).to(boxes.dtype)
+            scores = torch.cat([_detector_field(g, "label_scores") for g in graphs]).to(boxes.dtype)
         else:
             dists = None
         return RelationInputs(
             boxes=boxes, image_sizes=sizes, obj_to_img=obj_to_img,
             labels=labels if self.task is not Task.SGCLS else None, label_dists=dists,
-            pairs=pairs, pair_to_img=pair_to_img, obj_feats=obj_feats, union_feats=union_feats,
+            pairs=pairs, pair_to_img=pair_to_img, obj_feats=obj_feats, union_feats=union_feats, obj_scores=scores,
         )
 
     def forward(self, batch: GraphBatch) -> RelationOutput:
@@ -196,7 +148,8 @@ class RelationModel(nn.Module):
             obj_logits = self.object_classifier(inp.obj_feats)
             probs = torch.softmax(obj_logits, dim=-1)
             inp.label_dists = probs
-            inp.labels = 1 + probs[:, 1:].argmax(dim=1)
+            inp.obj_scores, idx = probs[:, 1:].max(dim=1)
+            inp.labels = 1 + idx
         ctx = self._context_in_chunks(inp, batch) if self._chunking(inp.pairs) else self.context(inp)
         if ctx.obj_logits is not None:
             obj_logits = ctx.obj_logits
@@ -218,6 +171,7 @@ class RelationModel(nn.Module):
             logits = ctx.freq_logits
             probs = torch.softmax(logits, dim=-1)
             extras: dict = {}
+            out = None
         else:
             out = self.head(ctx.pair_feats)
             logits = out.logits
@@ -231,7 +185,7 @@ class RelationModel(nn.Module):
         return RelationOutput(
             pairs=inp.pairs, pair_to_img=inp.pair_to_img, obj_to_img=inp.obj_to_img,
             obj_labels=obj_labels, obj_scores=obj_scores, obj_logits=obj_logits,
-            predicate_logits=logits, predicate_probs=probs, extras=extras,
+            predicate_logits=logits, predicate_probs=probs, extras=extras, head_output=out,
         )
 
     def _chunking(self, pairs: torch.Tensor) -> bool:
@@ -244,8 +198,7 @@ class RelationModel(nn.Module):
         from tailgraph.modeling.types import ContextOutput
 
         feats, freqs, extras_pairs, obj_logits = [], [], [], None
-        for start in range(0, inp.pairs.shape[0], self.pair_chunk_size):
-            chunk = inp.pairs[start:start + self.pair_chunk_size]
+        for start, chunk in iter_pair_chunks(inp.pairs, self.pair_chunk_size):
             union = None
             if self.features is not None:
                 union = self.features.union_features_of(self._fmap, batch.scales, inp.boxes, inp.obj_to_img, chunk)
@@ -303,7 +256,8 @@ class SGDetPipeline(nn.Module):
 
     Args:
         detector: :class:`tailgraph.modeling.detector.SyntheticDetector` (called on the GT graphs)
-            or :class:`tailgraph.modeling.detector.FasterRCNNDetector` (called on the images).
+            or an image detector such as :class:`tailgraph.modeling.detector.FasterRCNNDetector`
+            (called on the images: see :meth:`detect`).
         model: a :class:`RelationModel` with ``task=Task.SGDET`` (use ``pair_chunk_size`` for
             many boxes).
 
@@ -318,14 +272,51 @@ class SGDetPipeline(nn.Module):
         self.detector, self.model = detector, model
 
     @torch.no_grad()
-    def forward(self, batch: GraphBatch) -> list[Predictions]:
-        from tailgraph.modeling.detector import SyntheticDetector
+    def detect(self, batch: GraphBatch) -> GraphBatch:
+        """The batch with its graphs replaced by detections (see :func:`run_detector`)."""
+        return run_detector(self.detector, batch)
 
-        if isinstance(self.detector, SyntheticDetector):
-            dets = self.detector(batch.graphs)
-        else:
-            if batch.images is None:
-                raise ValueError("a pixel detector needs images")
-            dets = self.detector([img for img in batch.images])
-        det_batch = GraphBatch(detections_to_graphs(batch.graphs, dets), batch.images, batch.scales)
+    @torch.no_grad()
+    def forward(self, batch: GraphBatch) -> list[Predictions]:
+        det_batch = self.detect(batch)
         return self.model.to_predictions(det_batch, self.model(det_batch))
+
+
+def detector_images(batch: GraphBatch) -> list[torch.Tensor]:
+    """The batch's images as an image detector expects them: ``[3, h, w]`` RGB in [0, 1]
+    (the ImageNet normalisation undone), the zero padding cropped away, one per image, at the
+    batch's resized resolution (``scales`` maps original pixels to it)."""
+    from tailgraph.data.images import IMAGENET_MEAN, IMAGENET_STD
+
+    if batch.images is None or batch.scales is None:
+        raise ValueError("a pixel detector needs images (the batch is layout-only)")
+    mean = torch.tensor(IMAGENET_MEAN, device=batch.images.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=batch.images.device).view(3, 1, 1)
+    out = []
+    for img, g, s in zip(batch.images, batch.graphs, batch.scales.tolist()):
+        h = min(img.shape[1], max(1, round(g.height * s)))
+        w = min(img.shape[2], max(1, round(g.width * s)))
+        out.append((img[:, :h, :w] * std + mean).clamp(0.0, 1.0))
+    return out
+
+
+@torch.no_grad()
+def run_detector(detector: nn.Module, batch: GraphBatch) -> GraphBatch:
+    """Detect the objects of ``batch`` and return the batch of detected graphs.
+
+    A :class:`SyntheticDetector` reads the ground-truth graphs. Any other detector is called
+    on :func:`detector_images` and its boxes, in the pixels of the images it was given, are
+    mapped back to original image pixels (divided by the batch's resize factor).
+    """
+    from tailgraph.modeling.detector import SyntheticDetector
+
+    if isinstance(detector, SyntheticDetector):
+        dets = detector(batch.graphs)
+    else:
+        dets = detector(detector_images(batch))
+        for d, s, g in zip(dets, batch.scales.tolist(), batch.graphs):
+            b = d.boxes / s
+            b[:, 0::2] = b[:, 0::2].clamp(0, g.width)
+            b[:, 1::2] = b[:, 1::2].clamp(0, g.height)
+            d.boxes = b
+    return GraphBatch(detections_to_graphs(batch.graphs, dets), batch.images, batch.scales)

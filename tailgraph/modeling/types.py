@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
-__all__ = ["RelationInputs", "ContextOutput", "HeadOutput"]
+__all__ = ["RelationInputs", "ContextOutput", "HeadOutput", "PredicateHead"]
 
 
 @dataclass
@@ -32,6 +33,8 @@ class RelationInputs:
         union_feats: ``[P, D_u]`` visual union-box features, or ``None``.
         frame_index: ``[N]`` frame index of each object (video models), or ``None``.
         track_ids: ``[N]`` track id of each object (video models with tracking), or ``None``.
+        obj_scores: ``[N]`` confidence of each object's label (1 in PredCls, the detector's
+            score in SGDet, the classifier's in SGCls), or ``None`` when not known yet.
     """
 
     boxes: torch.Tensor
@@ -45,6 +48,7 @@ class RelationInputs:
     union_feats: torch.Tensor | None = None
     frame_index: torch.Tensor | None = None
     track_ids: torch.Tensor | None = None
+    obj_scores: torch.Tensor | None = None
 
     @property
     def num_images(self) -> int:
@@ -88,3 +92,17 @@ class HeadOutput:
     logits: torch.Tensor
     probs: torch.Tensor | None = None
     extras: dict = field(default_factory=dict)
+
+
+class PredicateHead(nn.Module):
+    """Base class of predicate heads: ``forward(x [P, D]) -> HeadOutput``.
+
+    Attributes:
+        act: ``softmax`` (single-label: logits are proper softmax logits) or ``sigmoid``.
+    """
+
+    act = "softmax"
+
+    def regularizer(self, out: HeadOutput) -> torch.Tensor | None:
+        """A loss term the head adds to training (``None`` = none); the method weighs it."""
+        return None

@@ -3,7 +3,7 @@ import torch
 
 from tailgraph.data.feature_cache import CachedFeatures, build_cache, ensure_cache, extractor_checksum
 from tailgraph.errors import DataError
-from tailgraph.modeling.relation_model import GraphBatch
+from tailgraph.structures import GraphBatch
 from tailgraph.modeling.roi import PixelFeatures
 from tailgraph.structures import SceneGraph
 

@@ -46,4 +46,4 @@ def test_report_bad_input(tmp_path, capsys):
         write_report(bad)
     bad.write_text(json.dumps({"task": "x"}))
     assert main([str(bad)]) == 2
-    assert "models" in capsys.readouterr().out
+    assert "models" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import torch
 from tailgraph.cli import main as tailgraph_main
 from tailgraph.data.datamodule import SynthVGDataModule
 from tailgraph.engine.module import SGGModule
-from tailgraph.modeling.relation_model import GraphBatch
+from tailgraph.structures import GraphBatch
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +62,9 @@ def test_training_pairs_keep_all_foreground_and_cap_background(synth_root):
     dm = SynthVGDataModule(root=str(synth_root), num_train=40, num_test=12, image_size=96, layout_only=True)
     dm.setup("fit")
     module = SGGModule(features=None, bg_per_image=2)
-    module.build(dm.vocab)
+    module.build(dm.vocab, "vg")
     graphs = dm.train_graphs()[:4]
-    sampled = module.sample_pairs(GraphBatch(graphs))
+    sampled = module.train_batch(GraphBatch(graphs))
     for g, p in zip(graphs, sampled.pairs):
         fg = {tuple(r[:2]) for r in g.relations.tolist()}
         got = {tuple(x) for x in p.tolist()}
@@ -100,10 +100,10 @@ trainer:
   limit_val_batches: 0
 """)
     assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
-    ckpts = sorted(tmp_path.glob("runs/tailgraph/version_*/checkpoints/last.ckpt"))
+    ckpts = sorted(tmp_path.glob("runs/version_*/checkpoints/last.ckpt"))
     assert ckpts, list(tmp_path.rglob("*.ckpt"))
     assert tailgraph_main(["test", "--config", str(cfg), "--ckpt_path", str(ckpts[0])]) == 0
-    metrics = sorted(tmp_path.glob("runs/tailgraph/version_*/metrics.json"))
+    metrics = sorted(tmp_path.glob("runs/version_*/metrics.json"))
     doc = json.loads(metrics[-1].read_text())
     assert set(doc["models"]["model"]) >= {"R@50", "mR@50"}
     assert len(doc["predicates"]) == 50 and len(doc["train_counts"]) == 50

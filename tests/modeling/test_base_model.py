@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from tailgraph.engine.components import build_component
-from tailgraph.engine.module import pair_targets
+from tailgraph.components import build_component
+from tests.helpers import pair_targets
 from tailgraph.errors import DataError
 from tailgraph.modeling.backbone import ResNetTrunk, load_backbone_weights
 from tailgraph.modeling.context.pairwise import PairwiseMLPContext

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tailgraph.engine.module import pair_targets
+from tests.helpers import pair_targets
 from tailgraph.modeling.context.common import FrequencyBias, pad_by_image, unpad
 from tailgraph.modeling.context.motifs import MotifsContext, motifs_order
 from tailgraph.modeling.context.transformer import TransformerContext
@@ -136,10 +136,12 @@ def test_vctree_contract_gradients_and_pair_score_loss(task):
     assert out.predicate_logits.shape == (36, 4) and len(out.extras["trees"]) == 3
     module = SGGModule(context={"class_path": "tailgraph.modeling.context.vctree.VCTreeContext", "init_args": {"hidden_dim": 16}},
                        task=task.value)
-    module.build(Vocabulary(NAMES, ["__background__", "a", "b", "c"]), g)
+    from tailgraph.methods.base import TrainStats
+
+    vocab = Vocabulary(NAMES, ["__background__", "a", "b", "c"])
+    module.build(vocab, "vg", TrainStats.from_graphs(g, vocab))
     module.train()
-    out = module(GraphBatch(g))
-    losses = module.compute_loss(GraphBatch(g), out)
+    losses = module.method.training_step(module.model, module.train_batch(GraphBatch(g)))
     assert "loss_pair_score" in losses and ("loss_obj" in losses) == (task is Task.SGCLS)
     sum(losses.values()).backward()
     assert module.model.context.score_s.weight.grad.abs().sum() > 0
@@ -149,7 +151,7 @@ def test_vctree_contract_gradients_and_pair_score_loss(task):
 @pytest.mark.parametrize("path", ["tailgraph.modeling.context.pairwise.PairwiseMLPContext", "tailgraph.modeling.context.motifs.MotifsContext",
                                   "tailgraph.modeling.context.transformer.TransformerContext", "tailgraph.modeling.context.vctree.VCTreeContext"])
 def test_same_seed_same_model_same_output(path):
-    from tailgraph.engine.components import build_component
+    from tailgraph.components import build_component
 
     def run():
         torch.manual_seed(7)

@@ -82,8 +82,10 @@ def test_single_frame_video_and_bad_config():
 
 
 def test_sttran_overfits_a_tiny_video():
-    from tailgraph.engine.video_module import ag_loss, ag_targets
+    from tailgraph.methods.base import group_losses
     from tailgraph.modeling.relation_model import GraphBatch, RelationModel
+    from tailgraph.protocols import AGProtocol
+    from tests.helpers import ag_vocab
     from tailgraph.modeling.roi import PixelFeatures
     from tailgraph.structures import SceneGraph
 
@@ -98,16 +100,16 @@ def test_sttran_overfits_a_tiny_video():
     images = torch.randn(3, 3, 64, 64)
     pairs = [torch.tensor([[0, 1], [0, 2]])] * 3
     batch = GraphBatch(frames, images, torch.ones(3), pairs)
-    targets = ag_targets(frames)
+    protocol = AGProtocol(ag_vocab(NAMES))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(80):
         out = model(batch)
-        loss = sum(ag_loss(out.predicate_probs, targets).values())
+        loss = sum(group_losses(out.predicate_logits, protocol.targets(frames, out.pairs), protocol).values())
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
-    probs = model(batch).predicate_probs
-    att, spa, con = targets
-    assert (probs[:, :3].argmax(1) == att).all()
-    assert ((probs[:, 3:9] > 0.5).float() == spa).all() and ((probs[:, 9:] > 0.5).float() == con).all()
+    out = model(batch)
+    probs, t = out.predicate_probs, protocol.targets(frames, out.pairs)
+    assert (probs[:, :3].argmax(1) == t.labels["attention"]).all()
+    assert ((probs[:, 3:] > 0.5).float() == t.multi_hot[:, 3:]).all()

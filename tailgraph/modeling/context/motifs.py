@@ -19,7 +19,8 @@ def motifs_order(inp: RelationInputs, order: str = "leftright", scores: torch.Te
     """Sort key per object: objects of an image are visited by increasing key.
 
     ``leftright`` (the paper's default): box centre x; ``size``: decreasing box area;
-    ``confidence``: decreasing object score (``scores`` ``[N]``, e.g. detector confidence).
+    ``confidence``: decreasing object score (``scores`` ``[N]``, e.g. detector confidence;
+    default ``inp.obj_scores``, else the largest foreground entry of ``inp.label_dists``).
     """
     b = inp.boxes
     if order == "leftright":
@@ -27,6 +28,10 @@ def motifs_order(inp: RelationInputs, order: str = "leftright", scores: torch.Te
     elif order == "size":
         key = -(b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     elif order == "confidence":
+        if scores is None:
+            scores = inp.obj_scores
+        if scores is None and inp.label_dists is not None:
+            scores = inp.label_dists[:, 1:].max(dim=1).values
         if scores is None:
             raise ValueError("order 'confidence' needs object scores")
         key = -scores

@@ -6,12 +6,12 @@ import torch
 from torch import nn
 
 from tailgraph.modeling.heads.gmm import mixture_activation, probs_to_logits
-from tailgraph.modeling.types import HeadOutput
+from tailgraph.modeling.types import HeadOutput, PredicateHead
 
 __all__ = ["BayesianHead"]
 
 
-class BayesianHead(nn.Module):
+class BayesianHead(PredicateHead):
     """Mean and log-variance per class; Monte-Carlo averaging during training.
 
     Training: ``p = (1/S) Σ_s act(μ + σ ε_s)`` over ``S`` samples (FReMuRe's code: S = 6);

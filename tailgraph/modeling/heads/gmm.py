@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tailgraph.modeling.types import HeadOutput
+from tailgraph.modeling.types import HeadOutput, PredicateHead
 
 __all__ = ["GMMHead", "mixture_activation", "probs_to_logits"]
 
@@ -32,7 +32,7 @@ def probs_to_logits(p: torch.Tensor, act: str, eps: float = 1e-12) -> torch.Tens
     return torch.log(p) - torch.log1p(-p)
 
 
-class GMMHead(nn.Module):
+class GMMHead(PredicateHead):
     """K-component Gaussian mixture over predicate logits (TEMPURA).
 
     Per component k, three linear maps of the pair feature ``h``: mean logits ``μ_k`` (C),

@@ -9,12 +9,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from tailgraph.modeling.heads.gmm import mixture_activation, probs_to_logits
-from tailgraph.modeling.types import HeadOutput
+from tailgraph.modeling.types import HeadOutput, PredicateHead
 
 __all__ = ["GMMPlusHead"]
 
 
-class GMMPlusHead(nn.Module):
+class GMMPlusHead(PredicateHead):
     """K Gaussian components *per class* with per-class mixing weights and a variance floor.
 
     For class ``c`` and component ``k``: mean ``μ_kc``, variance
@@ -78,6 +78,10 @@ class GMMPlusHead(nn.Module):
             probs = probs / probs.sum(-1, keepdim=True)
         return HeadOutput(logits=probs_to_logits(probs, self.act), probs=probs,
                           extras={"mu": mu, "var": var, "pi": pi, "temperature": tau})
+
+    def regularizer(self, out: HeadOutput) -> torch.Tensor:
+        """The variance-floor regulariser (:meth:`variance_regularizer`)."""
+        return self.variance_regularizer(out)
 
     def variance_regularizer(self, out: HeadOutput) -> torch.Tensor:
         """Mean over components, pairs and classes of ``w_c · relu(log var_floor − log σ²_kc)``."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tailgraph.modeling.types import HeadOutput
+from tailgraph.modeling.types import HeadOutput, PredicateHead
 
 __all__ = ["LinearHead"]
 
 
-class LinearHead(nn.Module):
+class LinearHead(PredicateHead):
     """A linear classifier over predicates (background included when the vocabulary has one).
 
     Args:
@@ -26,6 +26,7 @@ class LinearHead(nn.Module):
         super().__init__()
         self.fc = nn.Linear(in_dim, num_predicates)
         self.multilabel = multilabel
+        self.act = "sigmoid" if multilabel else "softmax"
 
     def forward(self, x: torch.Tensor) -> HeadOutput:
         logits = self.fc(x)

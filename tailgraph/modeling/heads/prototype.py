@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from tailgraph.modeling.types import HeadOutput
+from tailgraph.modeling.types import HeadOutput, PredicateHead
 
 __all__ = ["PrototypeHead", "gaussian_log_likelihood"]
 
@@ -21,7 +21,7 @@ def gaussian_log_likelihood(x: torch.Tensor, mu: torch.Tensor, log_var: torch.Te
     return -0.5 * (diff2 / log_var.exp().unsqueeze(0) + log_var.unsqueeze(0) + math.log(2 * math.pi)).sum(-1)
 
 
-class PrototypeHead(nn.Module):
+class PrototypeHead(PredicateHead):
     """Scores pairs by their distance to one prototype per class.
 
     ``euclidean``: ``logit_c = −‖W x − m_c‖² / τ`` (learnable ``τ``). ``gaussian``: each
