@@ -133,6 +133,8 @@ def _run(subcommand: str, argv: list[str]) -> int:
     from tailgraph.errors import DataError
 
     debug = os.environ.get("TAILGRAPH_DEBUG") == "1"
+    saved_argv = sys.argv
+    sys.argv = saved_argv[:1]  # the arguments are passed explicitly
     try:
         TailgraphCLI(
             SGGModule,
@@ -150,6 +152,8 @@ def _run(subcommand: str, argv: list[str]) -> int:
         print(f"tailgraph {subcommand}: {type(exc).__name__ + ': ' if not isinstance(exc, DataError) else ''}{msg}"
               f" (--debug shows the traceback)", file=sys.stderr)
         return 2
+    finally:
+        sys.argv = saved_argv
     return 0
 
 
