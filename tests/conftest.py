@@ -16,6 +16,28 @@ SHARED = Path(os.environ.get("TAILGRAPH_SHARED", REPO_ROOT.parent / "shared"))
 RS_VG = SHARED / "data" / "rs-vg"
 
 
+def needs_shared_data(path: Path = RS_VG):
+    """Mark a test that reads the shared data set at ``path``: it runs when the data are there,
+    is skipped with a one-line reason when they are not (a clone of the repository alone), and
+    fails under ``CI=true``, where the data must be present."""
+    import functools
+
+    if path.exists():
+        return lambda fn: fn
+    reason = f"shared data not found at {path} (set TAILGRAPH_SHARED)"
+    if os.environ.get("CI", "").lower() != "true":
+        return pytest.mark.skip(reason=reason)
+
+    def fail_instead(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            pytest.fail(f"CI=true: {reason}")
+
+        return wrapper
+
+    return fail_instead
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

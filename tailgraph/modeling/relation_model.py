@@ -306,16 +306,19 @@ def run_detector(detector: nn.Module, batch: GraphBatch) -> GraphBatch:
 
     A :class:`SyntheticDetector` reads the ground-truth graphs. Any other detector is called
     on :func:`detector_images` and its boxes, in the pixels of the images it was given, are
-    mapped back to original image pixels (divided by the batch's resize factor).
+    mapped back to original image pixels (per axis: original size / size given, which undoes
+    the resize exactly, rounding included).
     """
     from tailgraph.modeling.detector import SyntheticDetector
 
     if isinstance(detector, SyntheticDetector):
         dets = detector(batch.graphs)
     else:
-        dets = detector(detector_images(batch))
-        for d, s, g in zip(dets, batch.scales.tolist(), batch.graphs):
-            b = d.boxes / s
+        images = detector_images(batch)
+        dets = detector(images)
+        for d, img, g in zip(dets, images, batch.graphs):
+            fx, fy = g.width / img.shape[2], g.height / img.shape[1]
+            b = d.boxes * torch.tensor([fx, fy, fx, fy], dtype=d.boxes.dtype, device=d.boxes.device)
             b[:, 0::2] = b[:, 0::2].clamp(0, g.width)
             b[:, 1::2] = b[:, 1::2].clamp(0, g.height)
             d.boxes = b

@@ -12,7 +12,7 @@ from tailgraph.errors import DataError
 from tailgraph.structures import SceneGraph
 from tailgraph.vocab import Vocabulary
 
-from ..conftest import RS_VG
+from ..conftest import RS_VG, needs_shared_data
 
 VOCAB = Vocabulary(["__background__", "cat", "dog", "car"], ["__background__", "on", "near", "has"])
 
@@ -26,6 +26,7 @@ def tiny(tmp_path, graphs_train=None, graphs_test=None):
     return tmp_path
 
 
+@needs_shared_data(RS_VG)
 def test_real_rs_vg_files_read_as_they_are():
     stats = vg_stats(RS_VG)
     assert stats["splits"]["train"]["images"] == 5997
