@@ -39,7 +39,9 @@ def main() -> int:
     n_train = len(dm.splits["train"])
     rows = {}
     freq = SGGModule(context={"class_path": "tailgraph.modeling.freq.FrequencyBaseline"}, head=None)
-    freq.build(dm.vocab, dm.train_graphs())
+    from tailgraph.methods.base import TrainStats
+
+    freq.build(dm.vocab, "vg", TrainStats.from_graphs(dm.train_graphs(), dm.vocab))
     L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False).test(freq, datamodule=dm, verbose=False)
     rows["FREQ"] = (freq.last_metrics, float("nan"))
     for name, path in MODELS.items():

@@ -39,7 +39,7 @@ def main() -> int:
             for mode in ("pixels", "cached"):
                 feats = {"class_path": "tailgraph.modeling.roi.PixelFeatures", "init_args": {"last_stage": "layer2", "out_dim": 256}}
                 m = SGGModule(context={"class_path": path, "init_args": {"hidden_dim": 256}}, features=feats if mode == "pixels" else None)
-                m.build(world.vocab)
+                m.build(world.vocab, "vg")
                 if mode == "cached":
                     # frozen backbone: object features from the cache, no union features
                     from tailgraph.components import build_component
@@ -55,15 +55,14 @@ def main() -> int:
                 times, npairs = [], 0
                 for it in range(4):
                     t0 = time.perf_counter()
-                    b = m.sample_pairs(batch)
-                    out = m(b)
-                    loss = sum(m.compute_loss(b, out).values())
+                    b = m.train_batch(batch)
+                    loss = sum(m.method.training_step(m.model, b).values())
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
                     if it:
                         times.append(time.perf_counter() - t0)
-                        npairs += out.pairs.shape[0]
+                        npairs += sum(p.shape[0] for p in b.pairs)
                 t = sum(times)
                 rows.append((name, mode, 16 * len(times) / t, npairs / t))
                 print(rows[-1], flush=True)

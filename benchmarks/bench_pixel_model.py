@@ -29,15 +29,14 @@ def main() -> int:
         for stage in ("layer1", "layer2", "layer3", "layer4"):
             m = SGGModule(features={"class_path": "tailgraph.modeling.roi.PixelFeatures",
                                     "init_args": {"last_stage": stage, "out_dim": 256}})
-            m.build(world.vocab)
+            m.build(world.vocab, "vg")
             opt = torch.optim.AdamW(m.parameters(), 1e-3)
             batch = GraphBatch(graphs, images, torch.ones(16))
             times = []
             for it in range(4):
                 t0 = time.perf_counter()
-                b = m.sample_pairs(batch)
-                out = m(b)
-                loss = m.compute_loss(b, out)["loss_rel"]
+                b = m.train_batch(batch)
+                loss = m.method.training_step(m.model, b)["loss_predicate"]
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

@@ -36,7 +36,9 @@ def main() -> int:
     rows = {}
     t0 = time.perf_counter()
     freq = SGGModule(context={"class_path": "tailgraph.modeling.freq.FrequencyBaseline"}, head=None)
-    freq.build(dm.vocab, dm.train_graphs())
+    from tailgraph.methods.base import TrainStats
+
+    freq.build(dm.vocab, "vg", TrainStats.from_graphs(dm.train_graphs(), dm.vocab))
     trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.test(freq, datamodule=dm, verbose=False)
     rows["FREQ"] = (freq.last_metrics, time.perf_counter() - t0)

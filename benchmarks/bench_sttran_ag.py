@@ -23,16 +23,23 @@ def main() -> int:
     p.add_argument("--root", default="data/bench-synth-ag")
     a = p.parse_args()
     torch.set_num_threads(2)
-    from tailgraph.engine.video_module import AGDataModule, AGModule, ag_frequency_predictions
+    from tailgraph.data.datamodules import AGDataModule
+    from tailgraph.engine.module import SGGModule
     from tailgraph.evaluation.ag import evaluate_ag
+    from tailgraph.modeling.freq import ag_frequency_predictions
 
-    dm = AGDataModule(root=a.root, synth_train=a.train, synth_test=a.test, synth_size=a.size, max_size=a.size)
+    dm = AGDataModule(root=a.root, synth_train=a.train, synth_test=a.test, synth_size=a.size, max_size=a.size, val_fraction=0.0)
     dm.setup("fit")
     frames = [f for v in dm.splits["test"] for f in v.frames]
     ks = (10, 20, 50)
-    freq = evaluate_ag(frames, ag_frequency_predictions(dm.splits["train"], dm.splits["test"], dm.vocab.num_classes), ks=ks)
+    freq = evaluate_ag(frames, ag_frequency_predictions(dm.splits["train"], dm.splits["test"], dm.vocab), ks=ks)
     L.seed_everything(0)
-    module = AGModule(lr=3e-4)
+    module = SGGModule(
+        lr=3e-4,
+        features={"class_path": "tailgraph.modeling.roi.PixelFeatures", "init_args": {"last_stage": "layer2", "out_dim": 256}},
+        context={"class_path": "tailgraph.modeling.context.sttran.STTranContext",
+                 "init_args": {"proj_dim": 128, "embed_dim": 64, "num_heads": 8, "ff_dim": 512, "temporal_layers": 2}},
+        head={"class_path": "tailgraph.modeling.heads.typed.TypedHead"})
     trainer = L.Trainer(max_epochs=a.epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, gradient_clip_val=5.0)
     t0 = time.perf_counter()
@@ -41,19 +48,11 @@ def main() -> int:
     rows = {"FREQ": {}, "STTran": {}}
     for c in ("with", "semi", "no"):
         rows["FREQ"][c] = freq[c]
-    from tailgraph.evaluation.ag import AGEvaluator
-    from tailgraph.engine.video_module import person_object_pairs
-
-    evs = {c: AGEvaluator(c, "predcls", ks) for c in ("with", "semi", "no")}
-    module.eval()
-    with torch.no_grad():
-        for batch in dm.test_dataloader():
-            b = batch.with_pairs(person_object_pairs(batch.graphs))
-            preds = module.model.to_predictions(b, module.model(b))
-            for ev in evs.values():
-                ev.update(batch.graphs, preds)
-    for c, ev in evs.items():
-        rows["STTran"][c] = ev.compute()
+    module.eval_ks = ks
+    module.protocol.ks = ks
+    trainer.test(module, datamodule=dm, verbose=False)
+    for c in ("with", "semi", "no"):
+        rows["STTran"][c] = module.last_metrics[c]
     n_train_frames = sum(len(v) for v in dm.splits["train"])
     lines = ["## STTran vs FREQ on synth-ag (PredCls)", "",
              f"Command: `.venv/bin/python benchmarks/bench_sttran_ag.py --train {a.train} --test {a.test} --epochs {a.epochs}`", "",

@@ -46,7 +46,8 @@ from tailgraph.structures import GraphBatch, SceneGraph, Task
 from tailgraph.vocab import Vocabulary
 
 __all__ = ["LossGroup", "Targets", "Protocol", "VGProtocol", "AGProtocol", "OIProtocol", "VidVRDProtocol", "PROTOCOLS",
-           "build_protocol", "assign_detections", "sample_background_pairs", "pair_relation_targets"]
+           "build_protocol", "assign_detections", "sample_background_pairs", "pair_relation_targets",
+           "frames_to_relation_instances"]
 
 
 @dataclass(frozen=True)
@@ -404,9 +405,97 @@ class AGProtocol(Protocol):
         return out
 
 
+def frames_to_relation_instances(frames: Sequence[SceneGraph], preds: Sequence[Any], vocab: Vocabulary,
+                                 per_pair: int = 5, per_video: int = 200) -> list[dict[str, Any]]:
+    """Video-level relation instances from per-frame pair scores (VidVRD's results format).
+
+    The frames of one video, in order, carry track ids; each frame's prediction scores its
+    ordered pairs. For each (subject track, object track) the frames in which the pair was
+    scored are split into runs of consecutive frames; a run's predicate scores are the mean of
+    its frames' scores, and its ``per_pair`` best predicates become instances spanning the run
+    (score = that mean), with the two tracks' boxes as trajectories. The ``per_video`` best
+    instances are kept (VidVRD-II keeps 200).
+
+    Returns:
+        ``[{"triplet": [subject class, predicate, object class], "score", "duration": [b, e),
+        "sub_traj", "obj_traj"}]`` with predicate and class names from ``vocab``.
+    """
+    tracks: dict[tuple[int, int], dict[int, tuple[Any, Any, Any, int, int]]] = {}
+    for g, p in zip(frames, preds):
+        if g.track_ids is None:
+            raise ValueError(f"frame {g.image_id!r} has no track ids (VidVRD frames carry them)")
+        fid = int(str(g.image_id).rsplit("/", 1)[1])
+        tids = g.track_ids.tolist()
+        for (a, b), sc in zip(p.pairs.tolist(), p.predicate_scores):
+            tracks.setdefault((tids[a], tids[b]), {})[fid] = (p.boxes[a], p.boxes[b], sc, int(p.labels[a]), int(p.labels[b]))
+    fg = torch.tensor(vocab.foreground_predicates)
+    out = []
+    for by_frame in tracks.values():
+        fids = sorted(by_frame)
+        runs, start = [], 0
+        for k in range(1, len(fids) + 1):
+            if k == len(fids) or fids[k] != fids[k - 1] + 1:
+                runs.append(fids[start:k])
+                start = k
+        for run in runs:
+            rows = [by_frame[f] for f in run]
+            mean = torch.stack([r[2] for r in rows]).float().mean(0)[fg]
+            top = torch.topk(mean, min(per_pair, mean.numel()))
+            s_cls, o_cls = vocab.object_classes[rows[0][3]], vocab.object_classes[rows[0][4]]
+            sub = [r[0].tolist() for r in rows]
+            obj = [r[1].tolist() for r in rows]
+            for score, j in zip(top.values.tolist(), top.indices.tolist()):
+                out.append({"triplet": [s_cls, vocab.predicates[int(fg[j])], o_cls], "score": float(score),
+                            "duration": [run[0], run[-1] + 1], "sub_traj": sub, "obj_traj": obj})
+    out.sort(key=lambda r: -r["score"])
+    return out[:per_video]
+
+
+class _VidVRDFrameMetric:
+    """The VidVRD metric fed frame by frame: predictions are gathered per video and turned into
+    relation instances (:func:`frames_to_relation_instances`) at ``compute``; the ground truth
+    is the videos' annotated relation instances."""
+
+    def __init__(self, vocab: Vocabulary, videos: Sequence[Any] | None, ks: Sequence[int]) -> None:
+        from tailgraph.evaluation.metric import VidVRDMetric
+
+        self.vocab = vocab
+        self.metric = VidVRDMetric([vocab.predicates[i] for i in vocab.foreground_predicates], det_nreturns=ks)
+        self.gt: dict[Any, list] = {}
+        if videos:
+            from tailgraph.data.vidvrd import to_groundtruth
+
+            self.gt = to_groundtruth(videos)
+        self.frames: dict[Any, list] = {}
+
+    def to(self, device: Any) -> "_VidVRDFrameMetric":
+        return self
+
+    def reset(self) -> None:
+        self.frames = {}
+        self.metric.reset()
+
+    def update(self, gts: Sequence[SceneGraph], preds: Sequence[Any]) -> None:
+        for g, p in zip(gts, preds):
+            vid = str(g.image_id).rsplit("/", 1)[0]
+            self.frames.setdefault(vid, []).append((g, p))
+
+    def compute(self) -> dict[str, Any]:
+        if not self.gt:
+            raise ValueError("the vidvrd metric needs the evaluated videos' relation instances (the data module's eval_graphs)")
+        prediction = {}
+        for vid, items in self.frames.items():
+            items.sort(key=lambda gp: int(str(gp[0].image_id).rsplit("/", 1)[1]))
+            prediction[vid] = frames_to_relation_instances([g for g, _ in items], [p for _, p in items], self.vocab)
+        self.metric.reset()
+        self.metric.update({v: r for v, r in self.gt.items() if v in prediction}, prediction)
+        return self.metric.compute()
+
+
 class VidVRDProtocol(Protocol):
-    """ImageNet-VidVRD: multi-label (sigmoid) targets over the predicates of each track pair;
-    RelDet / RelTag metrics over video-level relation instances."""
+    """ImageNet-VidVRD: multi-label (sigmoid) targets over the predicates of each track pair of
+    each frame; RelDet / RelTag metrics over video-level relation instances assembled from the
+    frames' pair scores (:func:`frames_to_relation_instances`)."""
 
     name = "vidvrd"
     default_ks = (50, 100)
@@ -417,9 +506,7 @@ class VidVRDProtocol(Protocol):
         return [LossGroup("predicate", fg, False)]
 
     def make_metric(self, train_triplets=None, eval_graphs=None):
-        from tailgraph.evaluation.metric import VidVRDMetric
-
-        return VidVRDMetric([self.vocab.predicates[i] for i in self.vocab.foreground_predicates], det_nreturns=self.ks)
+        return _VidVRDFrameMetric(self.vocab, eval_graphs, self.ks)
 
 
 PROTOCOLS: dict[str, type[Protocol]] = {"vg": VGProtocol, "ag": AGProtocol, "oi": OIProtocol, "vidvrd": VidVRDProtocol}

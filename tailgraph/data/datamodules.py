@@ -279,12 +279,44 @@ class _Segments(Dataset):
                 "relation_instances": seg["relation_instances"]}
 
 
-class VidVRDDataModule(SplitDataModule):
-    """ImageNet-VidVRD (or synth-vrd) as 30-frame segments with a 15-frame stride (VidVRD-II).
+class _SegmentFrames(Dataset):
+    """One item per segment (training) or per whole video (evaluation): a :class:`GraphBatch`
+    of its frames; each frame's relations are the instances active in it."""
 
-    Batches are lists of segment dicts (``video_id``, ``begin``, ``end``, ``frames``,
-    ``relation_instances`` clipped to the segment); the test loaders also expose whole videos
-    through ``self.splits`` for video-level evaluation.
+    def __init__(self, videos: list[VideoSceneGraph], length: int | None, stride: int, max_size: int, layout_only: bool) -> None:
+        from tailgraph.data.vidvrd import split_segments
+
+        self.frames = _VideoFrames(videos, max_size, layout_only)
+        self.items = [(i, s["begin"], s["end"]) for i, v in enumerate(videos) for s in split_segments(v, length, stride)] \
+            if length else [(i, 0, len(v)) for i, v in enumerate(videos)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, k: int) -> GraphBatch:
+        i, b, e = self.items[k]
+        v = self.frames.videos[i]
+        part = VideoSceneGraph(v.video_id, v.frames[b:e], list(range(b, e)), extras=v.extras)
+        return _VideoFrames([part], self.frames.max_size, self.frames.layout_only)[0]
+
+
+class VidVRDDataModule(SplitDataModule):
+    """ImageNet-VidVRD (or synth-vrd) in 30-frame segments with a 15-frame stride (VidVRD-II).
+
+    Args:
+        segment_length, segment_stride: the segments (30 / 15).
+        output: ``frames`` — each training batch is one segment's frames as a
+            :class:`GraphBatch` (every frame carries the relation instances active in it, boxes
+            carry their track ids) and each evaluation batch one whole video: what the engine
+            trains and evaluates with the ``vidvrd`` protocol; ``segments`` — lists of segment
+            dicts (``video_id``, ``begin``, ``end``, ``frames``, ``relation_instances`` clipped to
+            the segment), ``batch_size`` per batch, for segment-level pipelines.
+        max_size: frame size fed to a pixel model.
+        layout_only: no frame images.
+        num_workers, val_fraction: see :class:`SplitDataModule`.
+
+    Video-level ground truth for the metric comes from :meth:`eval_graphs` (whole videos with
+    their relation instances).
     """
 
     protocol = "vidvrd"
@@ -293,12 +325,20 @@ class VidVRDDataModule(SplitDataModule):
     marker = "train"
 
     def __init__(self, root: str = "data/synth-vrd", synth_train: int = 0, synth_test: int = 0, synth_size: int = 128, synth_seed: int = 0,
-                 segment_length: int = 30, segment_stride: int = 15, batch_size: int = 12, layout_only: bool = True, num_workers: int = 0,
-                 val_fraction: float = 0.1) -> None:
+                 segment_length: int = 30, segment_stride: int = 15, batch_size: int = 12, output: str = "frames", max_size: int = 128,
+                 layout_only: bool = True, num_workers: int = 0, val_fraction: float = 0.1) -> None:
         super().__init__(root, synth_train, synth_test, synth_size, synth_seed, layout_only, num_workers, val_fraction)
-        self.length, self.stride, self.batch_size = segment_length, segment_stride, batch_size
+        if output not in ("frames", "segments"):
+            raise DataError(f"output must be 'frames' or 'segments', got {output!r}", field="output")
+        self.length, self.stride, self.batch_size, self.output, self.max_size = segment_length, segment_stride, batch_size, output, max_size
+
+    def eval_graphs(self, split: str) -> list:
+        """The whole videos of ``split`` (their relation instances are the metric's ground truth)."""
+        return list(self.splits[split])
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(_Segments(self.splits[split], self.length, self.stride), batch_size=self.batch_size, shuffle=shuffle,
-                          collate_fn=list, num_workers=self.num_workers)
-
+        if self.output == "segments":
+            return DataLoader(_Segments(self.splits[split], self.length, self.stride), batch_size=self.batch_size, shuffle=shuffle,
+                              collate_fn=list, num_workers=self.num_workers)
+        ds = _SegmentFrames(self.splits[split], self.length if split == "train" else None, self.stride, self.max_size, self.layout_only)
+        return DataLoader(ds, batch_size=None, sampler=VideoSampler(len(ds), shuffle=shuffle), num_workers=self.num_workers)

@@ -73,7 +73,6 @@ def run_demo(
     # FREQ: counts only, no training.
     t0 = time.perf_counter()
     freq = SGGModule(context={"class_path": "tailgraph.modeling.freq.FrequencyBaseline"}, head=None)
-    freq.build(dm.vocab, dm.train_graphs())
     _trainer(out, "freq", 1).test(freq, datamodule=dm, verbose=False)
     models["FREQ"] = freq.last_metrics
     timings["FREQ (count + test)"] = time.perf_counter() - t0

@@ -37,7 +37,7 @@ def test_positive_fraction_bounds_hold_with_few_negatives():
 
 
 def test_vidvrd_segments(tmp_path):
-    dm = VidVRDDataModule(root=str(tmp_path / "vrd"), synth_train=3, synth_test=1, synth_size=64, batch_size=4)
+    dm = VidVRDDataModule(root=str(tmp_path / "vrd"), synth_train=3, synth_test=1, synth_size=64, batch_size=4, output="segments")
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     seg = batch[0]

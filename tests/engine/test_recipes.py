@@ -12,12 +12,13 @@ from tailgraph.cli import main as tailgraph_main
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SYNTHETIC = sorted(p.stem for p in (CONFIGS / "synthetic").glob("*.yaml"))
 REQUIRED = {"vg_predcls_motifs", "vg_sgcls_motifs", "vg_sgdet_motifs", "vg_predcls_vctree", "vg_predcls_transformer",
-            "ag_predcls_sttran", "ag_sgdet_sttran", "oi_negmine"}
+            "ag_predcls_sttran", "ag_sgdet_sttran", "oi_negmine", "vrd_frames_pairwise"}
 
 # data sizes per data module: tiny, and small images
 TINY_DATA = {
     "SynthVGDataModule": {"num_train": 24, "num_test": 6, "image_size": 64, "max_size": 64, "batch_size": 6},
     "AGDataModule": {"synth_train": 5, "synth_test": 2, "synth_size": 64, "max_size": 64},
+    "VidVRDDataModule": {"synth_train": 4, "synth_test": 2, "synth_size": 64},
     "OIDataModule": {"synth_train": 20, "synth_test": 6, "synth_size": 64, "shorter": 64, "longer_max": 128, "batch_size": 8,
                      "max_relations": 40},
 }
@@ -87,6 +88,8 @@ def test_synthetic_recipe_fits_and_tests(name, tmp_path, monkeypatch, capsys):
     m = doc["models"]["model"]
     if name.startswith("ag_"):
         assert set(m) >= {"with", "semi", "no"} and {"R@10", "R@20", "R@50", "R@100", "mR@20"} <= set(m["with"])
+    elif name.startswith("vrd_"):
+        assert {"RelDet_mAP", "RelDet_R@50", "RelDet_R@100", "RelTag_P@5", "mR@50", "Mean"} <= set(m) and m["num_videos"] > 0
     elif name.startswith("oi_"):
         assert {"mAP", "mAP*", "mAP_FG", "mAP*_FG"} <= set(m)
     else:

@@ -2,7 +2,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tailgraph.modeling.context.sttran import STTranContext, STTranHeads, box_masks
+from tailgraph.modeling.context.sttran import STTranContext, box_masks
+from tailgraph.modeling.heads.typed import TypedHead
+
+AG_GROUPS = [("attention", range(3), True), ("spatial", range(3, 9), False), ("contacting", range(9, 26), False)]
 from tailgraph.modeling.types import RelationInputs
 
 NAMES = ["__background__", "person", "cup", "table"]
@@ -43,7 +46,8 @@ def test_shapes_heads_and_gradients():
     ctx = model().train()
     out = ctx(inp)
     assert out.pair_feats.shape == (8, 3 * 16 + 2 * 8)
-    heads = STTranHeads(ctx.out_dim, kind="gmm", num_components=2)
+    heads = TypedHead(ctx.out_dim, 26, AG_GROUPS, head={"class_path": "tailgraph.modeling.heads.gmm.GMMHead",
+                                                        "init_args": {"num_components": 2}})
     h = heads(out.pair_feats)
     assert h.logits.shape == (8, 26) and torch.allclose(h.probs[:, :3].sum(1), torch.ones(8), atol=1e-5)
     loss = F.nll_loss(torch.log(h.probs[:, :3] + 1e-12), torch.zeros(8, dtype=torch.long)) + F.binary_cross_entropy(h.probs[:, 3:], torch.zeros(8, 23))
@@ -96,7 +100,7 @@ def test_sttran_overfits_a_tiny_video():
         frames.append(SceneGraph(f"v/{f}", 64, 64, [[0, 0, 30, 60], [20 + 5 * f, 20, 40 + 5 * f, 40], [40, 5, 60, 25]], [1, 2, 3], rels))
     feats = PixelFeatures(last_stage="layer1", out_dim=16)
     ctx = STTranContext(NAMES, 16, 16, proj_dim=16, embed_dim=8, num_heads=4, ff_dim=32, dropout=0.0, temporal_layers=1)
-    model = RelationModel(ctx, STTranHeads(ctx.out_dim), 4, features=feats, use_freq_bias=False)
+    model = RelationModel(ctx, TypedHead(ctx.out_dim, 26, AG_GROUPS), 4, features=feats, use_freq_bias=False)
     images = torch.randn(3, 3, 64, 64)
     pairs = [torch.tensor([[0, 1], [0, 2]])] * 3
     batch = GraphBatch(frames, images, torch.ones(3), pairs)

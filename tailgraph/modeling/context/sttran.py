@@ -26,9 +26,9 @@ from torch import nn
 
 from tailgraph.modeling.context.common import pad_by_image, unpad
 from tailgraph.modeling.embeddings import ClassEmbedding
-from tailgraph.modeling.types import ContextOutput, HeadOutput, RelationInputs
+from tailgraph.modeling.types import ContextOutput, RelationInputs
 
-__all__ = ["STTranContext", "STTranHeads", "box_masks"]
+__all__ = ["STTranContext", "box_masks"]
 
 
 def box_masks(sub: torch.Tensor, obj: torch.Tensor, size: int = 27) -> torch.Tensor:
@@ -124,36 +124,3 @@ class STTranContext(nn.Module):
             if w == 0:
                 out[rows[~later]] = res[~later]
         return ContextOutput(pair_feats=out)
-
-
-class STTranHeads(nn.Module):
-    """Attention (softmax), spatial and contacting (sigmoid) outputs in AG's 26-column layout.
-
-    Args:
-        in_dim: pair feature size.
-        group_sizes: (attention, spatial, contacting) sizes (3, 6, 17).
-        kind: ``linear`` or ``gmm`` (TEMPURA's mixture head per type, ``num_components``).
-
-    Shapes:
-        ``forward(x [P, in_dim]) -> HeadOutput(logits [P, 26], probs [P, 26])``; probs are the
-        attention distribution then spatial and contacting probabilities, as AG's evaluator
-        takes them; ``extras`` hold each type's own :class:`HeadOutput`.
-    """
-
-    def __init__(self, in_dim: int, group_sizes: Sequence[int] = (3, 6, 17), kind: str = "linear", num_components: int = 4) -> None:
-        super().__init__()
-        from tailgraph.modeling.heads.gmm import GMMHead
-        from tailgraph.modeling.heads.linear import LinearHead
-
-        acts = ("softmax", "sigmoid", "sigmoid")
-        if kind == "linear":
-            self.heads = nn.ModuleList([LinearHead(in_dim, n, multilabel=a == "sigmoid") for n, a in zip(group_sizes, acts)])
-        elif kind == "gmm":
-            self.heads = nn.ModuleList([GMMHead(in_dim, n, num_components, act=a) for n, a in zip(group_sizes, acts)])
-        else:
-            raise ValueError(f"kind must be 'linear' or 'gmm', got {kind!r}")
-
-    def forward(self, x: torch.Tensor) -> HeadOutput:
-        outs = [h(x) for h in self.heads]
-        return HeadOutput(logits=torch.cat([o.logits for o in outs], 1), probs=torch.cat([o.probs for o in outs], 1),
-                          extras={"attention": outs[0], "spatial": outs[1], "contacting": outs[2]})
