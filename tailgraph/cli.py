@@ -10,6 +10,7 @@ position) shows the traceback instead.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import sys
@@ -28,6 +29,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("tailgraph.engine.report", "main", "render a run's results as a readable report"),
     "demo": ("tailgraph.engine.demo", "main", "generate -> fit -> test -> report on synth-vg"),
 }
+
+
+def _one_line_error(self: argparse.ArgumentParser, message: str) -> None:
+    """argparse's error, as one line on stderr (exit code 2)."""
+    sys.stderr.write(f"{self.prog}: {message} (see {self.prog} --help)\n")
+    raise SystemExit(2)
 
 
 def _usage() -> str:
@@ -59,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tailgraph: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module_name, func_name, _ = COMMANDS[name]
+    argparse.ArgumentParser.error = _one_line_error  # every subcommand's argument errors: one line
     if debug:
         os.environ["TAILGRAPH_DEBUG"] = "1"
     try:

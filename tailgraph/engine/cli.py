@@ -22,6 +22,7 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
+from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningCLI
 
 from tailgraph.engine.module import SGGModule, library_versions
@@ -142,9 +143,16 @@ def _run(subcommand: str, argv: list[str]) -> int:
             subclass_mode_data=True,
             args=[subcommand, *argv],
             save_config_kwargs={"overwrite": True},
+            parser_kwargs={"exit_on_error": False, subcommand: {"exit_on_error": False}},
         )
     except SystemExit as exc:  # argument errors (jsonargparse prints them) and --help
         return int(exc.code or 0) if isinstance(exc.code, int) else 2
+    except ArgumentError as exc:  # a bad recipe or option: jsonargparse's message, one line
+        if debug:
+            raise
+        msg = " ".join(str(exc).split())
+        print(f"tailgraph {subcommand}: bad recipe or option: {msg[:600]} (see tailgraph {subcommand} --help)", file=sys.stderr)
+        return 2
     except (DataError, ValueError, RuntimeError, TypeError, KeyError, OSError) as exc:
         if debug:
             raise

@@ -363,3 +363,21 @@ def test_motifs_confidence_order_runs_in_sgdet(tmp_path):
     batch = run_detector(model.detector, GraphBatch(dm.eval_graphs("test")))
     out = model(batch)
     assert out.predicate_probs.shape[0] == sum(g.num_boxes * (g.num_boxes - 1) for g in batch.graphs)
+
+
+def test_recipe_and_data_errors_are_one_line_on_stderr(tmp_path, capsys):
+    assert tailgraph_main(["fit", "--config", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.yaml" in err[0]
+    cfg = tmp_path / "r.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "model": {"features": None},
+        "data": {"class_path": "tailgraph.data.datamodule.VGDataModule", "init_args": {"root": str(tmp_path / "nowhere"),
+                                                                                    "layout_only": True}},
+        "trainer": {"max_epochs": 1, "logger": False, "enable_progress_bar": False, "default_root_dir": str(tmp_path)}}))
+    assert tailgraph_main(["fit", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nowhere" in err[-1] and "root" in err[-1]
+    assert tailgraph_main(["fit", "--config", str(cfg), "--model.lr", "abc"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.lr" in err[0]
