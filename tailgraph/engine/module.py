@@ -232,6 +232,9 @@ class SGGModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.method.on_train_epoch_start(self.model, self.current_epoch)
+        if self.method.reset_optimizer() and self.trainer is not None:
+            for opt in self.trainer.optimizers:
+                opt.state.clear()
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)

@@ -121,6 +121,11 @@ class Method(nn.Module):
     def on_after_optimizer_step(self, model: "RelationModel", step: int) -> None:
         """Running statistics after each optimiser step."""
 
+    def reset_optimizer(self) -> bool:
+        """Asked by the engine after ``on_train_epoch_start``: ``True`` clears the optimiser's
+        state (momenta) before the epoch, e.g. when a staged method starts a fresh model."""
+        return False
+
     # shared helpers ---------------------------------------------------------------
     def auxiliary_losses(self, model: "RelationModel", batch: GraphBatch, out: "RelationOutput",
                          targets: "Targets") -> dict[str, torch.Tensor]:

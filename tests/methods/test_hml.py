@@ -1,0 +1,135 @@
+"""HML's pieces against hand computation, and the method end to end."""
+
+import math
+
+import lightning as L
+import pytest
+import torch
+
+from tailgraph.methods.hml import (HML, ImportanceTracker, build_predicate_tree, cr_loss, mr_loss, normalize_importance,
+                                   predicate_vectors)
+
+
+def test_tree_groups_and_layers_by_hand():
+    counts = [5, 9, 9, 1, 3]
+    v = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.0, 1.0], [1.0, 0.05]])
+    # visit order: 1, 2 (tie 9/9: lower index first), 0, 4, 3
+    t = build_predicate_tree(counts, v, threshold=0.9)
+    assert t.groups == [[1, 0, 4], [2, 3]]
+    assert t.layers == [[1, 2], [0, 3], [4]]
+    # a threshold above 1: every predicate its own group, one layer in visit order
+    t = build_predicate_tree(counts, v, threshold=1.01)
+    assert t.groups == [[1], [2], [0], [4], [3]]
+    assert t.layers == [[1, 2, 0, 4, 3]]
+
+
+def test_tree_running_mean_decides_membership():
+    # after [1,0] and [0,1] join one group the mean is [.5,.5]; [1,1] then joins it (cos 1)
+    counts = [3, 2, 1]
+    v = torch.tensor([[1.0, 0.0], [0.7, 0.7], [0.0, 1.0]])
+    t = build_predicate_tree(counts, v, threshold=0.7)
+    # 0 starts; 1: cos([1,0],[.7,.7]) = .707 >= .7 joins, mean [.85,.35]; 2: cos([.85,.35],[0,1]) = .38 -> new group
+    assert t.groups == [[0, 1], [2]]
+    assert t.layers == [[0, 2], [1]]
+    # ties between groups: the earlier group wins
+    v = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    t = build_predicate_tree([3, 2, 1], v, threshold=0.5)
+    assert t.groups == [[0, 2], [1]]
+
+
+def test_tree_human_action_rule_moves_rare_singletons_last():
+    counts = [1000, 900, 800, 700, 5]
+    v = torch.tensor([[1.0, 0.0], [1.0, 0.01], [0.0, 1.0], [0.01, 1.0], [-1.0, -1.0]])
+    t = build_predicate_tree(counts, v, threshold=0.9, human_action_ratio=100)
+    assert t.groups == [[0, 1], [2, 3], [4]]
+    assert t.layers == [[0, 2], [1, 3, 4]]
+
+
+def test_predicate_vectors_average_words():
+    from tailgraph.wordvec import phrase_vector
+
+    v = predicate_vectors(["on", "parked on"])
+    assert v.shape == (2, 50)
+    assert torch.allclose(v[1], torch.tensor((phrase_vector("parked")[0] + phrase_vector("on")[0]) / 2), atol=1e-6)
+
+
+def test_normalize_importance_by_hand():
+    omega = torch.tensor([0.0, 1.0, 3.0, 4.0])
+    out = normalize_importance(omega)
+    # P = 4, sum = 8: ratios 0, .5, 1.5, 2
+    want = [0.0] + [1 / (1 + math.exp(-math.log10(r))) for r in (0.5, 1.5, 2.0)]
+    assert out.tolist() == pytest.approx(want, rel=1e-6)
+    assert normalize_importance(torch.zeros(3)).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_mr_loss_by_hand():
+    p = [torch.tensor([1.0, 2.0]), torch.tensor([[3.0]])]
+    q = [torch.tensor([0.0, 2.0]), torch.tensor([[1.0]])]
+    f = [torch.tensor([0.5, 1.0]), torch.tensor([[2.0]])]
+    o = [torch.tensor([0.5, 0.0]), torch.tensor([[1.0]])]
+    # (0.5+0.5)*1 + (1+0)*0 + (2+1)*4 = 13, P = 3
+    assert mr_loss(p, q, f, o).item() == pytest.approx(13 / 3)
+
+
+def test_cr_loss_by_hand():
+    s = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]])
+    t = torch.tensor([[math.log(3.0), 0.0], [math.log(3.0), 0.0]])
+    # row 0: softmax s = [.5,.5], t = [.75,.25]; old class 0 only -> (.25)^2; row 1 identical -> 0
+    assert cr_loss(s, t, [0]).item() == pytest.approx(0.0625 / 2)
+    assert cr_loss(s, t, [0, 1]).item() == pytest.approx(2 * 0.0625 / 2)
+
+
+def test_importance_tracker_fisher_mean_and_path_integral():
+    p = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
+    tr = ImportanceTracker([p.shape], fisher="mean", eps=0.0)
+    tr.start([p])
+    # step 1: g = [2, -1], theta moves by [-0.5, +0.25] (lowers the loss: sum g*d = -1.25)
+    p.grad = torch.tensor([2.0, -1.0])
+    with torch.no_grad():
+        p += torch.tensor([-0.5, 0.25])
+    tr.step([p])
+    f1 = torch.tensor([4.0, 1.0])
+    assert torch.allclose(tr.fisher[0], f1)
+    want = -torch.tensor([2.0, -1.0]) * torch.tensor([-0.5, 0.25]) / (0.5 * f1 * torch.tensor([0.25, 0.0625]))
+    assert torch.allclose(tr.omega_raw[0], want)
+    # step 2: g = [0, 1], theta moves by [0, +0.5]: raises the loss -> no contribution; F is the mean
+    p.grad = torch.tensor([0.0, 1.0])
+    with torch.no_grad():
+        p += torch.tensor([0.0, 0.5])
+    tr.step([p])
+    assert torch.allclose(tr.fisher[0], torch.tensor([2.0, 1.0]))
+    assert torch.allclose(tr.omega_raw[0], want)
+
+
+def test_hml_stages_on_synth_vg(tmp_path):
+    from tailgraph.data.datamodule import SynthVGDataModule
+    from tailgraph.engine.module import SGGModule
+
+    L.seed_everything(0)
+    dm = SynthVGDataModule(root=str(tmp_path / "vg"), num_train=60, num_test=10, image_size=64, layout_only=True, batch_size=16,
+                           num_val_im=0)
+    module = SGGModule(features=None, context={"class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
+                                               "init_args": {"hidden_dim": 16}},
+                       method={"class_path": "tailgraph.methods.hml.HML", "init_args": {"stage_epochs": [2, 2]}})
+    seen = []
+
+    class Watch(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            seen.append((trainer.current_epoch, int(pl_module.method.current_stage), sorted(trainer.callback_metrics)))
+
+    t = L.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                  callbacks=[Watch()])
+    t.fit(module, datamodule=dm)
+    m = module.method
+    assert [s for _, s, _ in seen][0] == 0 and [s for _, s, _ in seen][-1] == 1
+    assert all(s == (e >= 2) for e, s, _ in seen)
+    assert len(m.stages) == 2 and set(m.stages[0]) < set(m.stages[1]) and m.stages[1] == dm.vocab.foreground_predicates
+    # the teacher is the stage-1 model, frozen, and MR anchors at its parameters
+    assert all(not p.requires_grad for p in m.teacher.parameters())
+    for a, b in zip(m.anchor.fisher, m.tracker.fisher):
+        assert a.shape == b.shape
+    assert float(sum(o.sum() for o in [m.anchor._get("omega", i) for i in range(m.anchor.n)])) > 0
+    losses = m.training_step(module.model, module.train_batch(next(iter(dm.train_dataloader()))))
+    assert {"loss_new", "loss_cr", "loss_mr"} <= set(losses)
+    with pytest.raises(ValueError):
+        HML(stage_epochs=[0])
