@@ -66,6 +66,20 @@ def build_component(spec: Mapping[str, Any] | None, injected: Mapping[str, Any] 
     if not isinstance(init_args, Mapping):
         raise DataError(f"init_args of {spec['class_path']} must be a mapping, got {type(init_args).__name__}", field="init_args")
     args = dict(init_args)
+    # A command-line override such as --model.context.init_args.hidden_dim 64 reaches the spec
+    # as a top-level key next to init_args (jsonargparse's form): it overrides init_args.
+    # Their values arrive as text ("64", "fixed", "[2, 2]"): read them as YAML.
+    for key, value in spec.items():
+        if key in ("class_path", "init_args", "dict_kwargs"):
+            continue
+        if isinstance(value, str):
+            import yaml
+
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                raise DataError(f"cannot read the value {value!r} of {key}", field=f"init_args.{key}") from None
+        args[key] = value
     params = inspect.signature(cls).parameters
     accepts_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     for key, value in (injected or {}).items():

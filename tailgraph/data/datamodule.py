@@ -136,6 +136,8 @@ class SynthVGDataModule(VGDataModule):
         num_train, num_test: images per split.
         image_size: canvas size in pixels.
         synth_seed: generator seed.
+        head_tail_ratio, max_units, max_objects, p_coarse, p_missing: generator options
+            (:func:`tailgraph.data.synthetic.generate_synth_vg`).
         **kwargs: :class:`VGDataModule` options.
     """
 
@@ -146,6 +148,11 @@ class SynthVGDataModule(VGDataModule):
         num_test: int = 500,
         image_size: int = 192,
         synth_seed: int = 0,
+        head_tail_ratio: float = 1000.0,
+        max_units: int = 4,
+        max_objects: int = 10,
+        p_coarse: float = 0.4,
+        p_missing: float = 0.2,
         **kwargs,
     ) -> None:
         super().__init__(root=root, **kwargs)
@@ -153,6 +160,8 @@ class SynthVGDataModule(VGDataModule):
         self.num_test = num_test
         self.image_size = image_size
         self.synth_seed = synth_seed
+        self.generator_options = dict(head_tail_ratio=head_tail_ratio, max_units=max_units, max_objects=max_objects,
+                                      p_coarse=p_coarse, p_missing=p_missing)
 
     def prepare_data(self) -> None:
         from tailgraph.data.synthetic import generate_synth_vg
@@ -161,5 +170,5 @@ class SynthVGDataModule(VGDataModule):
         if not marker.is_file():
             generate_synth_vg(
                 self.root, num_train=self.num_train, num_test=self.num_test,
-                seed=self.synth_seed, image_size=self.image_size,
+                seed=self.synth_seed, image_size=self.image_size, **self.generator_options,
             )

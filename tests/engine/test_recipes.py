@@ -73,8 +73,16 @@ def test_required_recipes_exist(capsys):
 def test_synthetic_recipe_fits_and_tests(name, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     recipe = tiny_recipe(name, tmp_path)
-    assert tailgraph_main(["fit", "--config", str(recipe)]) == 0
+    overrides = ["--model.context.init_args.hidden_dim", "24"] if name == "vg_predcls_motifs" else []
+    assert tailgraph_main(["fit", "--config", str(recipe), *overrides]) == 0
     run = tmp_path / "out" / "runs" / "version_0"
+    if overrides:  # a dotted override inside a component spec reaches the component
+        saved = yaml.safe_load((run / "config.yaml").read_text())["model"]["context"]
+        assert str(saved.get("hidden_dim", saved["init_args"].get("hidden_dim"))) == "24"
+        import torch
+
+        state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+        assert state["model.context.edge_ctx.weight_hh_l0"].shape[1] == 12  # bidirectional: hidden_dim // 2
     ckpt = run / "checkpoints" / "last.ckpt"
     assert ckpt.is_file() and (run / "config.yaml").is_file()
     info = json.loads((run / "run.json").read_text())

@@ -41,6 +41,8 @@ def generate_synth_vg(
     p_coarse: float = 0.4,
     p_missing: float = 0.2,
     head_tail_ratio: float = 1000.0,
+    max_units: int = 4,
+    max_objects: int = 10,
     jpeg_quality: int = 92,
     write_images: bool = True,
 ) -> SynthInfo:
@@ -48,7 +50,9 @@ def generate_synth_vg(
 
     Writes ``VG-SGG-with-attri.h5``, ``VG-SGG-dicts.json``, ``image_data.json``,
     ``tailgraph-vocab.json`` (predicate metadata) and ``images/<image_id>.jpg``. The same
-    arguments give byte-identical files. Image ids are 1..N (train first, then test).
+    arguments give byte-identical files. ``max_units`` bounds the true relations per scene
+    (uniform in 1 … ``max_units``), ``max_objects`` the boxes; ``head_tail_ratio`` is the
+    ratio of the most to the least likely predicate before coarse labelling. Image ids are 1..N (train first, then test).
 
     Returns:
         :class:`SynthInfo` with the in-memory truth (annotated relations; the clean fine
@@ -59,7 +63,8 @@ def generate_synth_vg(
 
     t0 = time.perf_counter()
     cfg = SynthVGConfig(image_size=image_size, num_classes=num_classes, num_predicates=num_predicates,
-                        p_coarse=p_coarse, p_missing=p_missing, head_tail_ratio=head_tail_ratio)
+                        p_coarse=p_coarse, p_missing=p_missing, head_tail_ratio=head_tail_ratio,
+                        max_units=max_units, max_objects=max_objects)
     world = build_world(seed, cfg)
     out = Path(out_dir)
     img_dir = out / "images"

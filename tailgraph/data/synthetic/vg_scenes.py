@@ -216,11 +216,18 @@ def _place_pair(rng: np.random.Generator, spatial: str | None, cell: tuple[float
     return sb, ob, s == "in front of"
 
 
+def _grid(n: int) -> int:
+    """Side of the cell grid that holds ``n`` units (2 up to 4 units, then ⌈√n⌉)."""
+    return 2 if n <= 4 else math.ceil(math.sqrt(n))
+
+
 def _cells(size: int, n: int, rng: np.random.Generator) -> list[tuple[float, float, float, float]]:
-    """Disjoint square cells (2×2 grid) in random order."""
-    h = size / 2
-    cells = [(0.0, 0.0, h, h), (h, 0.0, size, h), (0.0, h, h, size), (h, h, size, size)]
-    return [cells[i] for i in rng.permutation(4)[:n]]
+    """Disjoint square cells (a 2×2 grid, or ⌈√n⌉² for more than 4 units) in random order."""
+    g = _grid(n)
+    h = size / g
+    cells = [(c * h, r * h, (c + 1) * h if c < g - 1 else float(size), (r + 1) * h if r < g - 1 else float(size))
+             for r in range(g) for c in range(g)]
+    return [cells[i] for i in rng.permutation(g * g)[:n]]
 
 
 def sample_scene(world: SynthVGWorld, seed: int | tuple[int, ...], image_id: int = 0) -> tuple[Image.Image, SceneGraph]:
@@ -247,11 +254,12 @@ def sample_scene(world: SynthVGWorld, seed: int | tuple[int, ...], image_id: int
     fine: list[tuple[int, int, int]] = []
     glyphs = []
     depth = 0
+    shrink = 2.0 / _grid(len(cells)) if len(cells) > 1 else 1.0  # objects fit smaller cells
     for p, cell in zip(preds, cells):
         sub_cls = int(rng.choice(cfg.num_classes, p=world.compat_sub[p]))
         obj_cls = int(rng.choice(cfg.num_classes, p=world.compat_obj[p]))
-        ss = world.class_sizes[sub_cls] * size * rng.uniform(0.85, 1.15)
-        os_ = world.class_sizes[obj_cls] * size * rng.uniform(0.85, 1.15)
+        ss = world.class_sizes[sub_cls] * size * rng.uniform(0.85, 1.15) * shrink
+        os_ = world.class_sizes[obj_cls] * size * rng.uniform(0.85, 1.15) * shrink
         sb, ob, sub_last = _place_pair(rng, world.spatial[p], cell, ss, os_)
         si, oi = len(objs), len(objs) + 1
         d_s, d_o = (depth + 1, depth) if sub_last else (depth, depth + 1)
