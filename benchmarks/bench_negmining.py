@@ -71,7 +71,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
-    p.add_argument("--root", default="data/synth-oi")
+    p.add_argument("--root", default="data/synth-oi-mild")
     a = p.parse_args()
     torch.set_num_threads(2)
     cfg = yaml.safe_load((ROOT / "configs" / "synthetic" / "oi_negmine.yaml").read_text())
@@ -91,8 +91,8 @@ def main() -> None:
     d = cfg["data"]["init_args"]
     lines = ["## Negative-sample mining on synth-oi", "",
              f"Command: `.venv/bin/python benchmarks/bench_negmining.py --seeds {' '.join(map(str, a.seeds))} --epochs {a.epochs}`", "",
-             f"Model and data of `configs/synthetic/oi_negmine.yaml` (synth-oi seed 0: {d['synth_train']} train images, 10 % held out, "
-             f"{d['synth_test']} test; {d['shorter']}/{d['longer_max']} px; batches of {d['batch_size']} images, ≤ {d['max_relations']} "
+             f"Model and data of `configs/synthetic/oi_negmine.yaml` (synth-oi seed 0, {d.get('synth_options', {})}: "
+             f"{d['synth_train']} train images, 10 % held out, {d['synth_test']} test; {d['shorter']}/{d['longer_max']} px; batches of {d['batch_size']} images, ≤ {d['max_relations']} "
              f"pairs, 25–75 % positives), {a.epochs} epochs, AdamW, one-cycle schedule, random-initialised ResNet-18, "
              f"{len(a.seeds)} seeds (mean ± std, percent). Slides: Open Images VRD with ImageNet weights.", "",
              "| row | mAP | mAP* | mAP_FG | mAP*_FG | train s | slides (mAP / mAP* / mAP_FG / mAP*_FG) |",

@@ -93,6 +93,7 @@ class SplitDataModule(L.LightningDataModule):
         num_workers: DataLoader workers.
         val_fraction: fraction of the training samples (the first ones) held out for
             validation; 0 = no validation.
+        synth_options: further options of the synthetic generator (e.g. ``head_tail_ratio``).
     """
 
     protocol = ""  # the engine protocol of this data kind
@@ -101,8 +102,10 @@ class SplitDataModule(L.LightningDataModule):
     marker = ""  # file or folder under root whose presence means "already generated"
 
     def __init__(self, root: str, synth_train: int = 0, synth_test: int = 0, synth_size: int = 128, synth_seed: int = 0,
-                 layout_only: bool = False, num_workers: int = 0, val_fraction: float = 0.1) -> None:
+                 layout_only: bool = False, num_workers: int = 0, val_fraction: float = 0.1,
+                 synth_options: dict | None = None) -> None:
         super().__init__()
+        self.synth_options = dict(synth_options or {})
         if not 0.0 <= val_fraction < 1.0:
             raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}", field="val_fraction")
         self.root, self.layout_only, self.num_workers, self.val_fraction = root, layout_only, num_workers, val_fraction
@@ -120,7 +123,7 @@ class SplitDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         if self.synth[0] and not (Path(self.root) / self.marker).exists():
             self._resolve(self.generator)(self.root, num_train=self.synth[0], num_test=self.synth[1], image_size=self.synth[2],
-                                          seed=self.synth[3])
+                                          seed=self.synth[3], **self.synth_options)
 
     def setup(self, stage: str | None = None) -> None:
         if not Path(self.root).exists() and not self.synth[0]:
@@ -179,7 +182,7 @@ class OIDataModule(SplitDataModule):
             ``gt_only`` (annotated pairs only: the slides' baseline).
         shorter, longer_max: resizing (paper: 480 / 960).
         layout_only: no images.
-        num_workers, val_fraction: see :class:`SplitDataModule`.
+        num_workers, val_fraction, synth_options: see :class:`SplitDataModule`.
         seed: pair-sampling seed.
 
     Evaluation batches score every ordered pair of annotated boxes (the OI protocol).
@@ -193,8 +196,8 @@ class OIDataModule(SplitDataModule):
     def __init__(self, root: str = "data/synth-oi", synth_train: int = 0, synth_test: int = 0, synth_size: int = 192, synth_seed: int = 0,
                  batch_size: int = 40, max_relations: int = 400, min_pos: float = 0.25, max_pos: float = 0.75,
                  negatives: str = "mined", shorter: int = 480, longer_max: int = 960, layout_only: bool = False,
-                 num_workers: int = 0, val_fraction: float = 0.1, seed: int = 0) -> None:
-        super().__init__(root, synth_train, synth_test, synth_size, synth_seed, layout_only, num_workers, val_fraction)
+                 num_workers: int = 0, val_fraction: float = 0.1, seed: int = 0, synth_options: dict | None = None) -> None:
+        super().__init__(root, synth_train, synth_test, synth_size, synth_seed, layout_only, num_workers, val_fraction, synth_options)
         if negatives not in ("mined", "gt_only"):
             raise DataError(f"negatives must be 'mined' or 'gt_only', got {negatives!r}", field="negatives")
         self.batch_size, self.max_relations, self.shorter, self.longer_max = batch_size, max_relations, shorter, longer_max

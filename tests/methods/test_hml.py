@@ -133,3 +133,59 @@ def test_hml_stages_on_synth_vg(tmp_path):
     assert {"loss_new", "loss_cr", "loss_mr"} <= set(losses)
     with pytest.raises(ValueError):
         HML(stage_epochs=[0])
+
+
+def test_hml_resumes_mid_stage_without_restarting_it(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from tailgraph.data.datamodule import SynthVGDataModule
+    from tailgraph.engine.module import SGGModule
+
+    def make():
+        return SGGModule(features=None, context={"class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
+                                                 "init_args": {"hidden_dim": 16}},
+                         method={"class_path": "tailgraph.methods.hml.HML", "init_args": {"stage_epochs": [1, 3]}})
+
+    dm = SynthVGDataModule(root=str(tmp_path / "vg"), num_train=40, num_test=8, image_size=64, layout_only=True, batch_size=16,
+                           num_val_im=0)
+    L.seed_everything(0)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ck", save_top_k=-1, every_n_epochs=1, filename="e{epoch}", auto_insert_metric_name=False)
+    t = L.Trainer(max_epochs=3, logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[ckpt])
+    first = make()
+    t.fit(first, datamodule=dm)  # stage 1 = epoch 0, stage 2 = epochs 1..3; stops after epoch 2
+    path = tmp_path / "ck" / "e2.ckpt"
+    saved = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    assert int(saved["method.current_stage"]) == 1
+
+    starts = {}
+
+    class AtStart(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            starts[trainer.current_epoch] = ({k: v.clone() for k, v in pl_module.model.state_dict().items()},
+                                             int(pl_module.method.current_stage))
+
+    second = make()
+    t2 = L.Trainer(max_epochs=4, logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                   callbacks=[AtStart()])
+    t2.fit(second, datamodule=dm, ckpt_path=str(path))
+    weights, stage = starts[3]
+    assert stage == 1  # still stage 2 after the resume
+    # the model continues from the checkpoint (no fresh re-initialisation), the teacher and MR anchor are restored
+    for k, v in weights.items():
+        assert torch.equal(v, saved[f"model.{k}"]), k
+    for k, v in second.method.teacher.state_dict().items():
+        assert torch.equal(v, saved[f"method.teacher.{k}"]), k
+    assert torch.equal(second.method.anchor._get("fisher", 0), saved["method.anchor.fisher_0"])
+
+
+def test_demo_runs_tiny(tmp_path):
+    import json
+
+    from tailgraph.engine.demo import run_demo
+
+    doc = run_demo(tmp_path / "demo", num_train=120, num_test=20, epochs=1, stage_epochs=(1, 1))
+    assert set(doc["models"]) == {"FREQ", "MOTIFS", "MOTIFS + HML"}
+    assert len(doc["train_counts"]) == len(doc["predicates"]) == 50
+    saved = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert saved["models"]["MOTIFS + HML"]["mR@50"] == doc["models"]["MOTIFS + HML"]["mR@50"]
+    assert (tmp_path / "demo" / "report.md").is_file()
