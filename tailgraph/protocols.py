@@ -264,6 +264,10 @@ class Protocol:
                     eval_graphs: Sequence[SceneGraph] | None = None) -> Any:
         raise NotImplementedError
 
+    def finalize(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """Derived metrics added after ``compute`` (default: none)."""
+        return metrics
+
     def flat(self, metrics: dict[str, Any]) -> dict[str, float]:
         """Scalar metrics for the logger (nested protocols joined with ``/``)."""
         return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -283,6 +287,14 @@ class VGProtocol(Protocol):
 
     def loss_groups(self) -> list[LossGroup]:
         return [LossGroup("predicate", tuple(range(self.vocab.num_predicates)), True)]
+
+    def finalize(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """Adds ``Mean@K`` = (R@K + mR@K) / 2 of this task (HML's Mean@K averages it over the
+        three tasks: :func:`tailgraph.evaluation.vg.mean_at_k`)."""
+        for k in self.ks:
+            if f"R@{k}" in metrics and f"mR@{k}" in metrics:
+                metrics[f"Mean@{k}"] = (metrics[f"R@{k}"] + metrics[f"mR@{k}"]) / 2
+        return metrics
 
     def make_metric(self, train_triplets=None, eval_graphs=None):
         from tailgraph.evaluation.metric import VGRecallMetric

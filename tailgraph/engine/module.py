@@ -254,7 +254,7 @@ class SGGModule(L.LightningModule):
         self.metric.update([g.to("cpu") for g in batch.graphs], self.model.to_predictions(b, out))
 
     def _eval_end(self, prefix: str) -> None:
-        metrics = self.metric.compute()
+        metrics = self.protocol.finalize(self.metric.compute())
         self.metric.reset()
         self.last_metrics = metrics
         flat = self.protocol.flat(metrics)
