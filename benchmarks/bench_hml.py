@@ -157,7 +157,8 @@ def main() -> None:
     lines += ["", "Training seconds per run (mean): " + ", ".join(f"{k} {statistics.mean(v):.0f}" for k, v in times.items()), ""]
     text = "\n".join(lines)
     print(text)
-    out = ROOT / "benchmarks" / "results" / f"hml_{a.part}_{a.data if a.part == 'main' else 'synth'}.md"
+    tag = "_".join(c.lower() for c in a.contexts) if a.part == "main" else "motifs"
+    out = ROOT / "benchmarks" / "results" / f"hml_{a.part}_{a.data if a.part == 'main' else 'synth'}_{tag}.md"
     out.write_text(text)
     (out.with_suffix(".json")).write_text(json.dumps(raw, indent=1))
 

@@ -189,3 +189,26 @@ def test_demo_runs_tiny(tmp_path):
     saved = json.loads((tmp_path / "demo" / "metrics.json").read_text())
     assert saved["models"]["MOTIFS + HML"]["mR@50"] == doc["models"]["MOTIFS + HML"]["mR@50"]
     assert (tmp_path / "demo" / "report.md").is_file()
+
+
+@pytest.mark.parametrize("context", ["tailgraph.modeling.context.motifs.MotifsContext",
+                                     "tailgraph.modeling.context.vctree.VCTreeContext",
+                                     "tailgraph.modeling.context.transformer.TransformerContext"])
+def test_hml_wraps_every_image_context_model(context, tmp_path):
+    from tailgraph.data.datamodule import SynthVGDataModule
+    from tailgraph.engine.module import SGGModule
+
+    L.seed_everything(0)
+    dm = SynthVGDataModule(root=str(tmp_path / "vg"), num_train=24, num_test=6, image_size=64, layout_only=True, batch_size=12,
+                           num_val_im=0)
+    module = SGGModule(features=None, context={"class_path": context, "init_args": {"hidden_dim": 16}},
+                       method={"class_path": "tailgraph.methods.hml.HML", "init_args": {"stage_epochs": [1, 1]}})
+    t = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    t.fit(module, datamodule=dm)
+    assert int(module.method.current_stage) == 1
+    losses = module.method.training_step(module.model, module.train_batch(next(iter(dm.train_dataloader()))))
+    assert {"loss_new", "loss_cr", "loss_mr"} <= set(losses) and all(torch.isfinite(v) for v in losses.values())
+    if "vctree" in context:
+        assert "loss_pair_score" in losses
+    t.test(module, datamodule=dm, verbose=False)
+    assert 0 <= module.last_metrics["mR@50"] <= 1 and "Mean@50" in module.last_metrics
