@@ -381,3 +381,24 @@ def test_recipe_and_data_errors_are_one_line_on_stderr(tmp_path, capsys):
     assert tailgraph_main(["fit", "--config", str(cfg), "--model.lr", "abc"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "model.lr" in err[0]
+
+
+def test_negative_mining_batches_reach_the_loss_unchanged(tmp_path):
+    dm = OIDataModule(root=str(tmp_path / "oi"), synth_train=16, synth_test=4, synth_size=64, shorter=64, longer_max=64,
+                      batch_size=8, max_relations=30)
+    dm.setup("fit")
+    module = SGGModule(features={"class_path": "tailgraph.modeling.negmining.NegativeMiningFeatures",
+                                 "init_args": {"roi_size": 2, "visual_dim": 8, "stage3_channels": 8}},
+                       context={"class_path": "tailgraph.modeling.negmining.NegativeMiningContext", "init_args": {"embed_dim": 4}})
+    module.build(dm.vocab, dm.protocol, TrainStats.from_graphs(dm.train_graphs(), dm.vocab))
+    assert module.protocol.name == "oi" and module.protocol.groups[0].single_label
+    batch = next(iter(dm.train_dataloader()))
+    prepared = module.train_batch(batch)
+    assert prepared.pairs is batch.pairs  # the sampler's balanced pairs, not re-sampled
+    out = module.model(prepared)
+    assert out.pairs.shape[0] == sum(p.shape[0] for p in batch.pairs)
+    t = module.protocol.targets(prepared.graphs, out.pairs)
+    labels = t.labels["predicate"]
+    assert (labels == 0).any() and (labels > 0).any()  # softmax CE over {no relation} ∪ predicates
+    losses = module.method.training_step(module.model, prepared)
+    assert set(losses) == {"loss_predicate"}
