@@ -18,12 +18,12 @@ import argparse
 import copy
 import json
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
+from common import fit_and_test
 
 ROOT = Path(__file__).resolve().parents[1]
 KS = (20, 50, 100)
@@ -52,14 +52,7 @@ def run(dm, context: str, method: dict, epochs: int, seed: int) -> tuple[dict, f
     model["context"] = {"class_path": CONTEXTS[context], "init_args": {"hidden_dim": 128}}
     model["method"] = method
     L.seed_everything(seed, verbose=False)
-    module = SGGModule(**model)
-    trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
-    t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
-    seconds = time.perf_counter() - t0
-    trainer.test(module, datamodule=dm, verbose=False)
-    return module.last_metrics, seconds
+    return fit_and_test(SGGModule(**model), dm, epochs)
 
 
 def head_body_tail(metrics: dict, counts: list[int], k: int = 50) -> tuple[float, float, float]:

@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import time
 from pathlib import Path
 
 import torch
 import yaml
+from common import fit_and_test
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("mAP", "mAP*", "mAP_FG", "mAP*_FG")
@@ -50,14 +50,7 @@ def run(cfg: dict, root: str, negatives: str, coordconv: bool, embeddings: bool,
     data = dict(cfg["data"]["init_args"], root=root, negatives=negatives, seed=seed)
     L.seed_everything(seed, verbose=False)
     dm = OIDataModule(**data)
-    module = SGGModule(**model)
-    trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
-    t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
-    seconds = time.perf_counter() - t0
-    trainer.test(module, datamodule=dm, verbose=False)
-    return module.last_metrics, seconds
+    return fit_and_test(SGGModule(**model), dm, epochs)
 
 
 def fmt(values: list[float]) -> str:
