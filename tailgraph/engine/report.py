@@ -20,9 +20,24 @@ from typing import Any
 
 from tailgraph.errors import DataError
 
-__all__ = ["write_report", "main", "results_table"]
+__all__ = ["write_report", "main", "results_table", "flatten_models"]
 
-_MAIN_KEYS = ("R@20", "R@50", "R@100", "mR@20", "mR@50", "mR@100", "ngR@50", "ng-mR@50", "zR@50", "A@50")
+_MAIN_KEYS = ("R@10", "R@20", "R@50", "R@100", "mR@10", "mR@20", "mR@50", "mR@100", "ngR@50", "ng-mR@50", "zR@50", "A@50",
+              "Mean@50", "mAP", "mAP*", "mAP_FG", "mAP*_FG", "RelDet_mAP", "RelDet_R@50", "RelDet_R@100", "RelTag_P@5", "Mean")
+
+
+def flatten_models(models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """One row per model, and per constraint for protocols that nest their metrics (Action
+    Genome's ``with`` / ``semi`` / ``no``): ``"model (with)"``."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, m in models.items():
+        nested = {k: v for k, v in m.items() if isinstance(v, dict) and any(str(x).startswith("R@") for x in v)}
+        if nested:
+            for c, sub in nested.items():
+                out[f"{name} ({c})"] = sub
+        else:
+            out[name] = m
+    return out
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -62,13 +77,13 @@ def write_report(results_path: str | Path, out_dir: str | Path | None = None, k:
     base = results_path if results_path.is_dir() else results_path.parent
     out = Path(out_dir) if out_dir is not None else base
     out.mkdir(parents=True, exist_ok=True)
-    models = data["models"]
+    models = flatten_models(data["models"])
     header, rows = results_table(models)
     files: dict[str, Path] = {}
     preds = data.get("predicates")
     counts = data.get("train_counts")
     key = f"per_predicate_R@{k}"
-    per_pred = {n: m[key] for n, m in models.items() if key in m}
+    per_pred = {n: m[key] for n, m in models.items() if isinstance(m.get(key), list)}
     if preds and counts and per_pred:
         files["plot"] = plot_per_predicate_recall(preds, per_pred, counts, out / "per_predicate_recall.png", k=k)
 

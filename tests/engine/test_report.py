@@ -47,3 +47,15 @@ def test_report_bad_input(tmp_path, capsys):
     bad.write_text(json.dumps({"task": "x"}))
     assert main([str(bad)]) == 2
     assert "models" in capsys.readouterr().err
+
+
+def test_report_rows_for_nested_and_ap_protocols(tmp_path):
+    ag = {"with": {"R@20": 0.5, "mR@20": 0.25, "per_predicate_R@50": [0.5, 0.5]}, "semi": {"R@20": 0.4, "mR@20": 0.2}, "num_frames": 3}
+    oi = {"mAP": 0.5, "mAP*": 0.6, "mAP_FG": 0.7, "mAP*_FG": 0.8, "per_predicate_AP": {"at": 0.5}}
+    doc = {"task": "predcls", "models": {"STTran": ag, "negmine": oi}, "predicates": ["a", "b"], "train_counts": [3, 1]}
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(doc))
+    files = write_report(path)
+    md = files["markdown"].read_text()
+    assert "| STTran (with) | –" not in md and "STTran (with)" in md and "STTran (semi)" in md
+    assert "| negmine |" in md and "50.00 | 60.00 | 70.00 | 80.00" in md
