@@ -1,7 +1,7 @@
 """``tailgraph demo``: the main job on the built-in benchmark — and the tail lifted.
 
-generate a long-tailed synth-vg (every predicate has ≥ 30 training relations, head / tail
-≈ 120, ~4 relations per image) → the FREQ baseline → the same model (layout-only MOTIFS)
+generate a long-tailed synth-vg (every predicate has ≥ 33 training relations, head / tail
+115, ~4.7 relations per image) → the FREQ baseline → the same model (layout-only MOTIFS)
 trained plainly and with HML → test all three → ``metrics.json`` (with the training counts), a
 per-predicate recall plot (both models' bars against predicate frequency) and a report in
 ``--out``. The settings are those of ``configs/synthetic/hml_motifs_vg.yaml``.
