@@ -37,6 +37,7 @@ serves every task.
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -189,7 +190,7 @@ def assign_detections(gt: SceneGraph, det: SceneGraph, iou_threshold: float = 0.
                       track_ids=det.track_ids, extras=dict(det.extras))
 
 
-class Protocol:
+class Protocol(abc.ABC):
     """Targets, candidate pairs and metric of one data kind (see the module docstring).
 
     Args:
@@ -260,9 +261,12 @@ class Protocol:
         return batch.with_pairs(sample_background_pairs(batch.graphs, background_per_image, generator))
 
     # ------------------------------------------------------------------ metric
+    @abc.abstractmethod
     def make_metric(self, train_triplets: set[tuple[int, int, int]] | None = None,
                     eval_graphs: Sequence[SceneGraph] | None = None) -> Any:
-        raise NotImplementedError
+        """The metric object (``update(gts, preds)`` / ``compute()`` / ``reset()``) of an
+        evaluation; ``train_triplets`` and ``eval_graphs`` serve zero-shot recall and
+        video-level ground truth."""
 
     def finalize(self, metrics: dict[str, Any]) -> dict[str, Any]:
         """Derived metrics added after ``compute`` (default: none)."""

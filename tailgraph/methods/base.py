@@ -15,6 +15,7 @@ epoch / step numbers the hooks receive, so a resumed run continues exactly.
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -96,8 +97,9 @@ def group_losses(logits: torch.Tensor, targets: "Targets", protocol: "Protocol",
     return out
 
 
-class Method(nn.Module):
-    """Base class of the training methods (the default is :class:`Supervised`)."""
+class Method(nn.Module, metaclass=abc.ABCMeta):
+    """Base class of the training methods (the default is :class:`Supervised`); a method
+    defines at least :meth:`training_step`."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -111,9 +113,9 @@ class Method(nn.Module):
         self.vocab = vocab
         self.protocol = protocol
 
+    @abc.abstractmethod
     def training_step(self, model: "RelationModel", batch: GraphBatch) -> dict[str, torch.Tensor]:
         """Named loss terms of one batch (the engine sums them)."""
-        raise NotImplementedError
 
     def on_train_epoch_start(self, model: "RelationModel", epoch: int) -> None:
         """Epoch schedules (derived from ``epoch`` so resume is exact)."""
