@@ -381,6 +381,22 @@ class HML(Method):
         self.tracker.step(self.mr_params(model))
 
     # ------------------------------------------------------------------ losses
+    def stage_weights(self, k: int) -> torch.Tensor:
+        """Eq. 4: class-balanced weights from the counts of stage ``k``'s predicates (foreground
+        normalised to mean 1, background 1); computed once per stage."""
+        cache = self.__dict__.setdefault("_weights", {})
+        if k not in cache:
+            stage_counts = torch.zeros(self.vocab.num_predicates)
+            for p in self.stages[k]:
+                stage_counts[p] = self.counts[p]
+            w = class_balanced_weights(stage_counts, self.beta)
+            fg = w[1:]
+            if bool((fg > 0).any()):
+                w[1:] = fg / fg[fg > 0].mean()
+            w[0] = 1.0
+            cache[k] = w
+        return cache[k]
+
     def training_step(self, model, batch):
         if self.protocol is None:
             raise RuntimeError("HML.setup(...) must run before training_step")
@@ -393,16 +409,8 @@ class HML(Method):
         learned[0] = True  # background
         ignore = (labels >= 0) & ~learned[labels.clamp_min(0)]
         labels[ignore] = -100  # predicates of later stages: neither foreground nor background yet
-        # Eq. 4: class-balanced weights with counts of the current stage's predicates
-        stage_counts = torch.zeros(self.vocab.num_predicates)
-        for p in self.stages[k]:
-            stage_counts[p] = self.counts[p]
-        w = class_balanced_weights(stage_counts, self.beta)
-        fg = w[1:]
-        if bool((fg > 0).any()):
-            w[1:] = fg / fg[fg > 0].mean()
-        w[0] = 1.0
-        losses = {"loss_new": cross_entropy(out.predicate_logits, labels, w.to(out.predicate_logits))}
+        w = self.stage_weights(k).to(out.predicate_logits)
+        losses = {"loss_new": cross_entropy(out.predicate_logits, labels, w)}
         if k > 0:
             if self.use_cr:
                 with torch.no_grad():
