@@ -468,8 +468,9 @@ def frames_to_relation_instances(frames: Sequence[SceneGraph], preds: Sequence[A
 
 
 class _VidVRDFrameMetric:
-    """The VidVRD metric fed frame by frame: predictions are gathered per video and turned into
-    relation instances (:func:`frames_to_relation_instances`) at ``compute``; the ground truth
+    """The VidVRD metric fed frame by frame (predictions gathered per video and turned into
+    relation instances by :func:`frames_to_relation_instances` at ``compute``) or segment by
+    segment (:meth:`update_segments`, associated per video at ``compute``); the ground truth
     is the videos' annotated relation instances."""
 
     def __init__(self, vocab: Vocabulary, videos: Sequence[Any] | None, ks: Sequence[int]) -> None:
@@ -483,13 +484,24 @@ class _VidVRDFrameMetric:
 
             self.gt = to_groundtruth(videos)
         self.frames: dict[Any, list] = {}
+        self.segments: dict[Any, list] = {}
+        self.associate: Any = None
 
     def to(self, device: Any) -> "_VidVRDFrameMetric":
         return self
 
     def reset(self) -> None:
         self.frames = {}
+        self.segments = {}
         self.metric.reset()
+
+    def update_segments(self, segments: Sequence[tuple[Any, int, list]], associate: Any) -> None:
+        """Segment-level predictions ``[(video id, segment begin, instances)]`` (VidVRD-II);
+        ``associate(list of per-segment instance lists) -> video instances`` joins them at
+        :meth:`compute`."""
+        self.associate = associate
+        for vid, begin, instances in segments:
+            self.segments.setdefault(vid, []).append((begin, instances))
 
     def update(self, gts: Sequence[SceneGraph], preds: Sequence[Any]) -> None:
         for g, p in zip(gts, preds):
@@ -500,6 +512,9 @@ class _VidVRDFrameMetric:
         if not self.gt:
             raise ValueError("the vidvrd metric needs the evaluated videos' relation instances (the data module's eval_graphs)")
         prediction = {}
+        for vid, segs in self.segments.items():
+            segs.sort(key=lambda bi: bi[0])
+            prediction[vid] = self.associate([inst for _, inst in segs])
         for vid, items in self.frames.items():
             items.sort(key=lambda gp: int(str(gp[0].image_id).rsplit("/", 1)[1]))
             prediction[vid] = frames_to_relation_instances([g for g, _ in items], [p for _, p in items], self.vocab)

@@ -303,6 +303,105 @@ class _SegmentFrames(Dataset):
         return _VideoFrames([part], self.frames.max_size, self.frames.layout_only)[0]
 
 
+class _TrackletSegments(Dataset):
+    """Segments with tracklet features (VidVRD-II); training keeps every positive pair and
+    random negatives up to ``max_pairs`` (all positives are kept when they alone exceed it:
+    a random subset of them then)."""
+
+    def __init__(self, segments: list, mean: torch.Tensor, std: torch.Tensor, max_pairs: int | None) -> None:
+        self.segments, self.mean, self.std, self.max_pairs = segments, mean, std, max_pairs
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+    def __getitem__(self, i: int):
+        from dataclasses import replace
+
+        seg = self.segments[i]
+        feats = (seg.feats - self.mean) / self.std
+        if self.max_pairs is None or seg.pairs.shape[0] <= self.max_pairs:
+            return replace(seg, feats=feats)
+        pos = seg.positive.nonzero().flatten()
+        neg = (~seg.positive).nonzero().flatten()
+        pos = pos[torch.randperm(pos.numel())[: self.max_pairs]]
+        neg = neg[torch.randperm(neg.numel())[: self.max_pairs - pos.numel()]]
+        keep = torch.cat([pos, neg]).sort().values
+        return replace(seg, feats=feats, pairs=seg.pairs[keep], targets=seg.targets[keep], positive=seg.positive[keep],
+                       position=seg.position[keep])
+
+
+_SEGMENT_MEMO: dict[tuple, list] = {}
+
+
+def build_tracklet_segments(videos: list[VideoSceneGraph], vocab: Vocabulary, extractor: Any, *, length: int, stride: int,
+                            max_size: int, source: str, jitter: float, seed: int, pos_viou: float, neg_viou: float,
+                            min_overlap: float, training: bool, frame_batch: int = 32) -> list:
+    """The VidVRD-II segments of ``videos`` (:mod:`tailgraph.data.tracklets`): tracklets,
+    mean per-frame RoI features from ``extractor``, and (``training``) labelled candidate
+    pairs, else every ordered pair of tracklets."""
+    import numpy as np
+
+    from tailgraph.data.tracklets import Segment, active_instances, assign_pairs, pair_position, segment_tracklets
+    from tailgraph.data.vidvrd import split_segments
+
+    fg = vocab.foreground_predicates
+    pred_col = {vocab.predicates[p]: j for j, p in enumerate(fg)}
+    cls_index = {c: i for i, c in enumerate(vocab.object_classes)}
+    out = []
+    for vi, v in enumerate(videos):
+        cats = {t: cls_index[c] for t, c in v.extras.get("categories", {}).items()}
+        segs = []
+        for si, seg in enumerate(split_segments(v, length, stride)):
+            rng = np.random.default_rng([seed, vi, si, 4242])
+            tracklets, tracks = segment_tracklets(v, seg["begin"], seg["end"], source, jitter, rng)
+            if not tracklets:
+                continue
+            active = active_instances(v.extras.get("relation_instances", []), seg["begin"], seg["end"], min_overlap)
+            labels, pairs, targets, positive = assign_pairs(tracklets, tracks, active, pred_col, cats, pos_viou=pos_viou,
+                                                            neg_viou=neg_viou)
+            if not training:
+                n = len(tracklets)
+                pairs = torch.tensor([(a, b) for a in range(n) for b in range(n) if a != b], dtype=torch.int64).reshape(-1, 2)
+                targets, positive = torch.zeros((pairs.shape[0], len(fg))), torch.zeros(pairs.shape[0], dtype=torch.bool)
+            segs.append((seg, tracklets, labels, pairs, targets, positive))
+        # per-frame RoI features of every tracklet box, one trunk pass per frame of the video
+        frames_needed = sorted({t.begin + k for _, trs, *_ in segs for t in trs for k in range(len(t.boxes))})
+        index = {f: i for i, f in enumerate(frames_needed)}
+        boxes, frame_of = [], []
+        for _, trs, *_ in segs:
+            for t in trs:
+                boxes.append(torch.tensor(t.boxes, dtype=torch.float32))
+                frame_of.append(torch.arange(t.begin, t.end))
+        feats_per_box = torch.zeros((0, extractor.out_dim))
+        if boxes:
+            all_boxes, all_frames = torch.cat(boxes), torch.cat(frame_of)
+            chunks = []
+            for c in range(0, len(frames_needed), frame_batch):
+                fr = frames_needed[c: c + frame_batch]
+                imgs = [load_image(v.frames[f].image_path, max_size, sample=v.frames[f].image_id) for f in fr]
+                h = max(t.shape[1] for t, _ in imgs)
+                w = max(t.shape[2] for t, _ in imgs)
+                images = torch.zeros((len(imgs), 3, h, w))
+                for k, (t, _) in enumerate(imgs):
+                    images[k, :, : t.shape[1], : t.shape[2]] = t
+                scales = torch.tensor([sc for _, sc in imgs], dtype=torch.float32)
+                sel = torch.tensor([index[int(f)] for f in all_frames]) - c
+                mask = (sel >= 0) & (sel < len(fr))
+                chunks.append((mask, extractor(images, scales, all_boxes[mask], sel[mask])))
+            feats_per_box = torch.zeros((all_boxes.shape[0], extractor.out_dim))
+            for mask, f in chunks:
+                feats_per_box[mask] = f
+        row = 0
+        for seg, trs, labels, pairs, targets, positive in segs:
+            tf = []
+            for t in trs:
+                tf.append(feats_per_box[row: row + len(t.boxes)].mean(0))
+                row += len(t.boxes)
+            out.append(Segment(v.video_id, seg["begin"], seg["end"], trs, torch.stack(tf), labels, pairs, targets, positive,
+                               pair_position(trs, pairs)))
+    return out
+
+
 class VidVRDDataModule(SplitDataModule):
     """ImageNet-VidVRD (or synth-vrd) in 30-frame segments with a 15-frame stride (VidVRD-II).
 
@@ -313,12 +412,24 @@ class VidVRDDataModule(SplitDataModule):
             carry their track ids) and each evaluation batch one whole video: what the engine
             trains and evaluates with the ``vidvrd`` protocol; ``segments`` — lists of segment
             dicts (``video_id``, ``begin``, ``end``, ``frames``, ``relation_instances`` clipped to
-            the segment), ``batch_size`` per batch, for segment-level pipelines.
+            the segment), ``batch_size`` per batch, for segment-level pipelines; ``tracklets`` —
+            VidVRD-II's :class:`tailgraph.data.tracklets.SegmentBatch` es (``batch_size``
+            segments each) with tracklet features, labelled candidate pairs for training and
+            every ordered tracklet pair for evaluation (:func:`build_tracklet_segments`).
         max_size: frame size fed to a pixel model.
         layout_only: no frame images.
         num_workers, val_fraction: see :class:`SplitDataModule`.
+        tracklets: ``gt`` | ``jittered`` (``output: tracklets``; see
+            :func:`tailgraph.data.tracklets.segment_tracklets`), ``jitter`` its noise scale.
+        feature_extractor: spec of the frozen per-box feature extractor (default
+            :class:`tailgraph.modeling.tracklet_features.TrackletFeatureExtractor`); its
+            ``out_dim`` must equal the model's ``feat_dim``.
+        max_pairs, pos_viou, neg_viou, min_overlap: VidVRD-II's pair sampling (64, 0.9, 0.5)
+            and when a relation instance counts for a segment (0.5).
+        seed: tracklet-jitter seed.
 
-    Video-level ground truth for the metric comes from :meth:`eval_graphs` (whole videos with
+    With ``output: tracklets``, tracklet features are standardised with the training
+    segments' per-dimension mean and standard deviation. Video-level ground truth for the metric comes from :meth:`eval_graphs` (whole videos with
     their relation instances).
     """
 
@@ -329,17 +440,71 @@ class VidVRDDataModule(SplitDataModule):
 
     def __init__(self, root: str = "data/synth-vrd", synth_train: int = 0, synth_test: int = 0, synth_size: int = 128, synth_seed: int = 0,
                  segment_length: int = 30, segment_stride: int = 15, batch_size: int = 12, output: str = "frames", max_size: int = 128,
-                 layout_only: bool = True, num_workers: int = 0, val_fraction: float = 0.1) -> None:
-        super().__init__(root, synth_train, synth_test, synth_size, synth_seed, layout_only, num_workers, val_fraction)
-        if output not in ("frames", "segments"):
-            raise DataError(f"output must be 'frames' or 'segments', got {output!r}", field="output")
+                 layout_only: bool = True, num_workers: int = 0, val_fraction: float = 0.1, tracklets: str = "gt",
+                 jitter: float = 0.05, feature_extractor: dict | None = None, max_pairs: int = 64, pos_viou: float = 0.9,
+                 neg_viou: float = 0.5, min_overlap: float = 0.5, seed: int = 0, synth_options: dict | None = None) -> None:
+        super().__init__(root, synth_train, synth_test, synth_size, synth_seed, layout_only, num_workers, val_fraction, synth_options)
+        if output not in ("frames", "segments", "tracklets"):
+            raise DataError(f"output must be 'frames', 'segments' or 'tracklets', got {output!r}", field="output")
+        if output == "tracklets" and layout_only:
+            raise DataError("output 'tracklets' computes RoI features from the frames: set layout_only: false", field="layout_only")
+        from tailgraph.data.tracklets import TRACKLET_SOURCES
+
+        if tracklets not in TRACKLET_SOURCES:
+            raise DataError(f"tracklets must be one of {TRACKLET_SOURCES}, got {tracklets!r}", field="tracklets")
+        if max_pairs < 1:
+            raise DataError(f"max_pairs must be positive, got {max_pairs}", field="max_pairs")
         self.length, self.stride, self.batch_size, self.output, self.max_size = segment_length, segment_stride, batch_size, output, max_size
+        self.tracklet_options = {"source": tracklets, "jitter": jitter, "seed": seed, "pos_viou": pos_viou, "neg_viou": neg_viou,
+                                 "min_overlap": min_overlap}
+        self.feature_spec = feature_extractor or {"class_path": "tailgraph.modeling.tracklet_features.TrackletFeatureExtractor"}
+        self.max_pairs = max_pairs
+        self.segments: dict[str, list] = {}
+        self.feature_mean: torch.Tensor | None = None
+        self.feature_std: torch.Tensor | None = None
+
+    @property
+    def feature_dim(self) -> int:
+        """Size of the tracklet features (``output: tracklets``)."""
+        from tailgraph.components import build_component
+
+        return int(build_component(self.feature_spec, {}).out_dim)
+
+    def setup(self, stage: str | None = None) -> None:
+        super().setup(stage)
+        if self.output != "tracklets" or self.segments:
+            return
+        import json
+
+        from tailgraph.components import build_component
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # a randomly initialised extractor is the same in every run
+            extractor = build_component(self.feature_spec, {})
+        settings = json.dumps({"spec": self.feature_spec, "len": self.length, "stride": self.stride, "size": self.max_size,
+                               **self.tracklet_options}, sort_keys=True, default=str)
+        for split in ("train", "val", "test"):
+            videos = self.splits.get(split) or []
+            key = (str(Path(self.root).resolve()), split, tuple(v.video_id for v in videos), settings)
+            if key not in _SEGMENT_MEMO:
+                _SEGMENT_MEMO[key] = build_tracklet_segments(videos, self.vocab, extractor, length=self.length, stride=self.stride,
+                                                             max_size=self.max_size, training=split == "train", **self.tracklet_options)
+            self.segments[split] = _SEGMENT_MEMO[key]
+        if not self.segments["train"]:
+            raise DataError("no training segment has a tracklet", file=str(self.root), field="train")
+        f = torch.cat([s.feats for s in self.segments["train"]])
+        self.feature_mean, self.feature_std = f.mean(0), f.std(0).clamp_min(1e-6)
 
     def eval_graphs(self, split: str) -> list:
         """The whole videos of ``split`` (their relation instances are the metric's ground truth)."""
         return list(self.splits[split])
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if self.output == "tracklets":
+            from tailgraph.data.tracklets import collate_segments
+
+            ds = _TrackletSegments(self.segments[split], self.feature_mean, self.feature_std, self.max_pairs if split == "train" else None)
+            return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, collate_fn=collate_segments, num_workers=self.num_workers)
         if self.output == "segments":
             return DataLoader(_Segments(self.splits[split], self.length, self.stride), batch_size=self.batch_size, shuffle=shuffle,
                               collate_fn=list, num_workers=self.num_workers)

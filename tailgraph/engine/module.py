@@ -27,6 +27,7 @@ from tailgraph.protocols import Protocol, assign_detections, build_protocol
 from tailgraph.methods.base import Method, TrainStats
 from tailgraph.modeling.builder import DEFAULT_CONTEXT, DEFAULT_FEATURES, DEFAULT_HEAD, build_model
 from tailgraph.modeling.relation_model import RelationModel, RelationOutput, run_detector
+from tailgraph.data.tracklets import SegmentBatch
 from tailgraph.structures import GraphBatch, Predictions, Task
 from tailgraph.vocab import Vocabulary
 
@@ -181,7 +182,7 @@ class SGGModule(L.LightningModule):
             self.build(Vocabulary.from_dict(info["vocab"]), info.get("protocol") or "vg", stats)
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        if isinstance(batch, GraphBatch):
+        if isinstance(batch, (GraphBatch, SegmentBatch)):
             return batch.to(device)
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
@@ -206,7 +207,10 @@ class SGGModule(L.LightningModule):
 
     def train_batch(self, batch: GraphBatch) -> GraphBatch:
         """The batch the method trains on: SGDet detections carrying the ground truth's
-        relations (:func:`assign_detections`), with the protocol's training pairs."""
+        relations (:func:`assign_detections`), with the protocol's training pairs. Segment
+        batches (VidVRD-II) come with their candidate pairs from the data module."""
+        if isinstance(batch, SegmentBatch):
+            return batch
         if self.task is Task.SGDET:
             det = self.detect(batch)
             graphs = [assign_detections(g, d) for g, d in zip(batch.graphs, det.graphs)]
@@ -248,7 +252,10 @@ class SGGModule(L.LightningModule):
         self.metric = self.protocol.make_metric(triplets, graphs).to(self.device)
         self.metric.reset()
 
-    def _eval_step(self, batch: GraphBatch) -> None:
+    def _eval_step(self, batch: GraphBatch | SegmentBatch) -> None:
+        if isinstance(batch, SegmentBatch):
+            self.metric.update_segments(self.model.segment_predictions(batch, self.model(batch)), self.model.associate)
+            return
         b = self.eval_batch(batch)
         out = self.model(b)
         self.metric.update([g.to("cpu") for g in batch.graphs], self.model.to_predictions(b, out))
@@ -280,7 +287,9 @@ class SGGModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._eval_end("test")
 
-    def predict_step(self, batch: GraphBatch, batch_idx: int) -> list[Predictions]:
+    def predict_step(self, batch: GraphBatch | SegmentBatch, batch_idx: int) -> list:
+        if isinstance(batch, SegmentBatch):
+            return self.model.segment_predictions(batch, self.model(batch))
         b = self.eval_batch(batch)
         return self.model.to_predictions(b, self.model(b))
 

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tailgraph.modeling.types import SegmentRelationModel
 from tailgraph.structures import GraphBatch, Task
 from tailgraph.vocab import Vocabulary
 
@@ -174,6 +175,8 @@ class Supervised(Method):
     def training_step(self, model, batch):
         if self.protocol is None:
             raise RuntimeError("Method.setup(...) must run before training_step")
+        if isinstance(model, SegmentRelationModel):  # VidVRD-II: the model's own (focal) losses
+            return model.losses(batch, model(batch))
         out = model(batch)
         targets = self.protocol.targets(batch.graphs, out.pairs)
         losses = group_losses(out.predicate_logits, targets, self.protocol, self.loss_fn)

@@ -16,9 +16,9 @@ from typing import Any, Mapping, Sequence
 
 from torch import nn
 
-from tailgraph.components import build_component
+from tailgraph.components import build_component, import_class
 from tailgraph.modeling.relation_model import RelationModel
-from tailgraph.modeling.types import PredicateHead
+from tailgraph.modeling.types import PredicateHead, SegmentRelationModel
 from tailgraph.structures import Task
 from tailgraph.vocab import Vocabulary
 
@@ -77,8 +77,10 @@ def build_model(
     groups: Sequence[Sequence[Any]] | None = None,
     pair_chunk_size: int | None = None,
     use_freq_bias: bool = True,
-) -> RelationModel:
-    """A :class:`RelationModel` built from component specs.
+) -> RelationModel | SegmentRelationModel:
+    """A :class:`RelationModel` built from component specs (or, when ``context`` names a
+    :class:`SegmentRelationModel` such as VidVRD-II, that model with ``head`` as its predicate
+    classifier).
 
     Args:
         vocab: the data set's vocabulary.
@@ -94,6 +96,15 @@ def build_model(
     """
     task = Task.parse(task)
     inj = vocab_injection(vocab, train_stats, groups)
+    if context is not None and issubclass(import_class(str(context.get("class_path")), nn.Module), SegmentRelationModel):
+        # segment-level video models (VidVRD-II) are complete models: the head is theirs
+        if features is not None or object_classifier is not None or detector is not None:
+            raise ValueError("a segment-level model reads tracklet features from its data module: "
+                             "set features, object_classifier and detector to null")
+        spec = dict(context)
+        if head is not None and head != DEFAULT_HEAD:
+            spec["init_args"] = {**dict(spec.get("init_args") or {}), "head": dict(head)}
+        return build_component(spec, inj, kind=SegmentRelationModel)
     feats = build_component(features, inj)
     feat_dim = int(getattr(feats, "out_dim", 0)) if feats is not None else 0
     obj_dim = int(getattr(feats, "obj_dim", feat_dim)) if feats is not None else 0

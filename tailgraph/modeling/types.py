@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["RelationInputs", "ContextOutput", "HeadOutput", "PredicateHead"]
+__all__ = ["RelationInputs", "ContextOutput", "HeadOutput", "PredicateHead", "SegmentRelationModel"]
 
 
 @dataclass
@@ -106,3 +106,27 @@ class PredicateHead(nn.Module):
     def regularizer(self, out: HeadOutput) -> torch.Tensor | None:
         """A loss term the head adds to training (``None`` = none); the method weighs it."""
         return None
+
+
+class SegmentRelationModel(nn.Module):
+    """Base of segment-level video relation models (VidVRD-II): the engine trains and evaluates
+    them on :class:`tailgraph.data.tracklets.SegmentBatch` es instead of image batches.
+
+    A subclass defines ``forward(batch) -> dict`` (with ``refined_logits`` / ``pair_feats`` as
+    methods need them), ``losses(batch, out) -> {name: loss}`` (its own supervised losses),
+    ``segment_predictions(batch, out) -> [(video id, segment begin, instances)]`` and
+    ``associate(segments) -> instances`` (video-level relation instances), and exposes the
+    predicate classifier as ``head``.
+    """
+
+    task = None  # segment models have no PredCls / SGCls / SGDet stage
+    detector = None
+
+    def losses(self, batch, out: dict) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def segment_predictions(self, batch, out: dict) -> list:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def associate(self, segments) -> list:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,269 @@
+"""VidVRD-II's segment-level data: tracklets, tracklet features, candidate pairs and targets.
+
+A video is cut into segments (:func:`tailgraph.data.vidvrd.split_segments`: 30 frames, stride
+15). In each segment:
+
+* **Tracklets** are the boxes of one track over the frames of the segment in which it appears
+  (``source="gt"``: the annotated trajectories; ``source="jittered"``: the same with per-tracklet
+  and per-frame box noise, a stand-in for a detector + tracker whose tracklets are not exact).
+  A gap inside a tracklet is filled with the previous box.
+* A tracklet's **class label** (the object head's target) is the class of the annotated track
+  it overlaps most with vIoU ≥ ``label_viou`` (0.5), else background.
+* **Candidate pairs** are the ordered pairs of distinct tracklets. A pair is *positive* for the
+  predicates of the relation instances active in the segment whose annotated (subject, object)
+  tracks it matches with ``min(vIoU_subject, vIoU_object) ≥ pos_viou`` (0.9); *negative* when it
+  matches no active instance's pair with ≥ ``neg_viou`` (0.5); otherwise it is ignored. An
+  instance is active in a segment when it covers at least ``min_overlap`` of
+  ``min(segment length, instance length)``. Training keeps every positive pair and random
+  negatives up to ``max_pairs`` (64) per segment.
+* The **relative position** feature of a pair is VidVRD-II's 12-d start / end feature
+  (:func:`tailgraph.modeling.context.vidvrd_ii.relative_motion_feature`).
+* A tracklet's **visual feature** is the mean of its per-frame RoI features
+  (:class:`tailgraph.modeling.tracklet_features.TrackletFeatureExtractor`).
+
+vIoU is VidVRD-helper's (:func:`tailgraph.evaluation.vidvrd.viou`, +1 pixel convention).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from tailgraph.errors import DataError
+from tailgraph.evaluation.vidvrd import viou
+from tailgraph.structures import VideoSceneGraph
+
+__all__ = ["Tracklet", "Segment", "SegmentBatch", "segment_tracklets", "active_instances", "assign_pairs", "collate_segments",
+           "TRACKLET_SOURCES"]
+
+TRACKLET_SOURCES = ("gt", "jittered")
+
+
+@dataclass
+class Tracklet:
+    """One tracklet of a segment: ``boxes [L, 4]`` over frames ``[begin, begin + L)``."""
+
+    begin: int
+    boxes: np.ndarray
+    track_id: Any = None  # the annotated track it was made from (analysis only)
+
+    @property
+    def end(self) -> int:
+        return self.begin + len(self.boxes)
+
+
+@dataclass
+class Segment:
+    """A segment ready for the model (one item of the VidVRD-II data set)."""
+
+    video_id: Any
+    begin: int
+    end: int
+    tracklets: list[Tracklet]
+    feats: torch.Tensor  # [T, F]
+    labels: torch.Tensor  # [T] class (0 = background)
+    pairs: torch.Tensor  # [Q, 2] local tracklet indices
+    targets: torch.Tensor  # [Q, P] multi-hot over the foreground predicates
+    positive: torch.Tensor  # [Q] bool
+    position: torch.Tensor  # [Q, 12]
+
+
+@dataclass
+class SegmentBatch:
+    """Segments concatenated: tracklet and pair tensors with global tracklet indices.
+
+    Attributes:
+        segments: the segments (video id, span, tracklets for the output trajectories).
+        feats: ``[T, F]`` tracklet features; ``track_segment`` ``[T]`` their segment.
+        labels: ``[T]`` tracklet classes (0 = background).
+        pairs: ``[Q, 2]`` global tracklet indices; ``pair_segment`` ``[Q]``.
+        targets: ``[Q, P]`` multi-hot over the foreground predicates (column j = predicate j + 1).
+        position: ``[Q, 12]`` relative position features.
+    """
+
+    segments: list[Segment]
+    feats: torch.Tensor
+    track_segment: torch.Tensor
+    labels: torch.Tensor
+    pairs: torch.Tensor
+    pair_segment: torch.Tensor
+    targets: torch.Tensor
+    position: torch.Tensor
+    extras: dict = field(default_factory=dict)
+
+    def to(self, device: torch.device | str) -> "SegmentBatch":
+        return SegmentBatch(self.segments, self.feats.to(device), self.track_segment.to(device), self.labels.to(device),
+                            self.pairs.to(device), self.pair_segment.to(device), self.targets.to(device), self.position.to(device),
+                            self.extras)
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+
+def collate_segments(segments: Sequence[Segment]) -> SegmentBatch:
+    """Concatenate segments into a :class:`SegmentBatch`."""
+    feats, tseg, labels, pairs, pseg, targets, pos = [], [], [], [], [], [], []
+    offset = 0
+    for k, s in enumerate(segments):
+        n = s.feats.shape[0]
+        feats.append(s.feats)
+        labels.append(s.labels)
+        tseg.append(torch.full((n,), k, dtype=torch.int64))
+        pairs.append(s.pairs + offset)
+        pseg.append(torch.full((s.pairs.shape[0],), k, dtype=torch.int64))
+        targets.append(s.targets)
+        pos.append(s.position)
+        offset += n
+    return SegmentBatch(list(segments), torch.cat(feats), torch.cat(tseg), torch.cat(labels), torch.cat(pairs).reshape(-1, 2),
+                        torch.cat(pseg), torch.cat(targets), torch.cat(pos))
+
+
+def _track_boxes(video: VideoSceneGraph, begin: int, end: int) -> dict[Any, tuple[int, np.ndarray]]:
+    """Annotated tracks in ``[begin, end)``: track id → (first frame, boxes over [first, last])."""
+    seen: dict[Any, dict[int, np.ndarray]] = {}
+    for f in range(begin, end):
+        fr = video.frames[f]
+        if fr.track_ids is None:
+            raise DataError("VidVRD frames need track ids", sample=fr.image_id, field="track_ids")
+        boxes = fr.boxes.numpy()
+        for k, t in enumerate(fr.track_ids.tolist()):
+            seen.setdefault(t, {})[f] = boxes[k]
+    out = {}
+    for t, by_frame in seen.items():
+        first, last = min(by_frame), max(by_frame)
+        rows, prev = [], None
+        for f in range(first, last + 1):
+            prev = by_frame.get(f, prev)
+            rows.append(prev)
+        out[t] = (first, np.asarray(rows, dtype=np.float64).reshape(-1, 4))
+    return out
+
+
+def segment_tracklets(video: VideoSceneGraph, begin: int, end: int, source: str = "gt", jitter: float = 0.0,
+                      rng: np.random.Generator | None = None) -> tuple[list[Tracklet], dict[Any, tuple[int, np.ndarray]]]:
+    """The tracklets of segment ``[begin, end)`` and the annotated tracks they come from.
+
+    ``jittered``: every box moves by ``jitter`` × its size times (a per-tracklet offset drawn
+    once + a per-frame offset of half that scale), normal noise from ``rng``.
+    """
+    if source not in TRACKLET_SOURCES:
+        raise DataError(f"tracklet source must be one of {TRACKLET_SOURCES}, got {source!r}", field="tracklets")
+    tracks = _track_boxes(video, begin, end)
+    out = []
+    for t in sorted(tracks, key=str):
+        first, boxes = tracks[t]
+        if source == "jittered" and jitter > 0:
+            rng = rng if rng is not None else np.random.default_rng(0)
+            wh = np.concatenate([boxes[:, 2:] - boxes[:, :2]] * 2, axis=1)
+            noise = rng.normal(0, jitter, (1, 4)) + rng.normal(0, jitter / 2, boxes.shape)
+            boxes = boxes + noise * wh
+            x1, y1 = np.minimum(boxes[:, 0], boxes[:, 2]), np.minimum(boxes[:, 1], boxes[:, 3])
+            x2, y2 = np.maximum(boxes[:, 0], boxes[:, 2]), np.maximum(boxes[:, 1], boxes[:, 3])
+            boxes = np.stack([x1, y1, x2, y2], axis=1)
+        out.append(Tracklet(first, boxes, t))
+    return out, tracks
+
+
+def active_instances(instances: Sequence[dict], begin: int, end: int, min_overlap: float = 0.5) -> list[dict]:
+    """Relation instances covering at least ``min_overlap`` of ``min(segment, instance)``
+    length within ``[begin, end)``."""
+    out = []
+    for r in instances:
+        lo, hi = max(begin, r["begin_fid"]), min(end, r["end_fid"])
+        need = min_overlap * min(end - begin, r["end_fid"] - r["begin_fid"])
+        if hi > lo and hi - lo >= need:
+            out.append(r)
+    return out
+
+
+def assign_pairs(tracklets: Sequence[Tracklet], tracks: dict[Any, tuple[int, np.ndarray]], instances: Sequence[dict],
+                 predicate_index: dict[str, int], categories: dict[Any, int], *, pos_viou: float = 0.9, neg_viou: float = 0.5,
+                 label_viou: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Labels, candidate pairs and targets of one segment (see the module docstring).
+
+    Args:
+        tracklets: the segment's tracklets.
+        tracks: annotated tracks in the segment (track id → (first frame, boxes)).
+        instances: the relation instances active in the segment.
+        predicate_index: predicate name → target column (foreground predicates from 0).
+        categories: track id → class index.
+    Returns:
+        ``(labels [T], pairs [Q, 2], targets [Q, P], positive [Q])``; ignored pairs (vIoU between
+        the thresholds) are left out.
+    """
+    tids = list(tracks)
+    n, m = len(tracklets), len(tids)
+    ov = np.zeros((n, m))
+    for i, tr in enumerate(tracklets):
+        for j, t in enumerate(tids):
+            first, boxes = tracks[t]
+            ov[i, j] = viou(tr.boxes, (tr.begin, tr.end), boxes, (first, first + len(boxes)))
+    labels = torch.zeros(n, dtype=torch.int64)
+    for i in range(n):
+        if m and ov[i].max() >= label_viou:
+            labels[i] = int(categories[tids[int(ov[i].argmax())]])
+    col = {t: j for j, t in enumerate(tids)}
+    num_p = len(predicate_index)
+    pairs, targets, positive = [], [], []
+    for a in range(n):
+        for b in range(n):
+            if a == b:
+                continue
+            y = torch.zeros(num_p)
+            best = 0.0
+            for r in instances:
+                js, jo = col.get(r["subject_tid"]), col.get(r["object_tid"])
+                if js is None or jo is None:
+                    continue
+                o = min(ov[a, js], ov[b, jo])
+                best = max(best, o)
+                if o >= pos_viou:
+                    y[predicate_index[r["predicate"]]] = 1.0
+            if y.any():
+                pairs.append((a, b))
+                targets.append(y)
+                positive.append(True)
+            elif best < neg_viou:
+                pairs.append((a, b))
+                targets.append(y)
+                positive.append(False)
+    pt = torch.tensor(pairs, dtype=torch.int64).reshape(-1, 2)
+    tt = torch.stack(targets) if targets else torch.zeros((0, num_p))
+    return labels, pt, tt, torch.tensor(positive, dtype=torch.bool)
+
+
+def pair_position(tracklets: Sequence[Tracklet], pairs: torch.Tensor) -> torch.Tensor:
+    """``[Q, 12]`` relative position features of the pairs (boxes at each tracklet's first and
+    last frame in the segment)."""
+    from tailgraph.modeling.context.vidvrd_ii import relative_motion_feature
+
+    if pairs.numel() == 0:
+        return torch.zeros((0, 12))
+    first = torch.tensor(np.stack([t.boxes[0] for t in tracklets]), dtype=torch.float32)
+    last = torch.tensor(np.stack([t.boxes[-1] for t in tracklets]), dtype=torch.float32)
+    t0 = torch.tensor([t.begin for t in tracklets], dtype=torch.float32)
+    t1 = torch.tensor([t.end - 1 for t in tracklets], dtype=torch.float32)
+    s, o = pairs[:, 0], pairs[:, 1]
+    return relative_motion_feature(first[s], first[o], last[s], last[o], (t0[s], t1[s]), (t0[o], t1[o]))
+
+
+def segment_instances(segment: Segment, out_triplets: torch.Tensor, scores: torch.Tensor, pair_index: torch.Tensor,
+                      vocab: Any) -> list[dict]:
+    """Relation instances of one segment from its scored triplets (``out_triplets [K, 3]``
+    (subject class, predicate index, object class), ``scores [K]``, ``pair_index [K]`` local
+    pair rows): the pair's common frames are the duration, the tracklets' boxes there the
+    trajectories."""
+    res = []
+    for (sc, p, oc), score, q in zip(out_triplets.tolist(), scores.tolist(), pair_index.tolist()):
+        a, b = (int(x) for x in segment.pairs[q])
+        ta, tb = segment.tracklets[a], segment.tracklets[b]
+        lo, hi = max(ta.begin, tb.begin), min(ta.end, tb.end)
+        if hi <= lo:
+            continue
+        res.append({"triplet": [vocab.object_classes[sc], vocab.predicates[p], vocab.object_classes[oc]], "score": float(score),
+                    "duration": [lo, hi], "sub_traj": ta.boxes[lo - ta.begin: hi - ta.begin].tolist(),
+                    "obj_traj": tb.boxes[lo - tb.begin: hi - tb.begin].tolist()})
+    return res
