@@ -12,7 +12,7 @@ from tailgraph.cli import main as tailgraph_main
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SYNTHETIC = sorted(p.stem for p in (CONFIGS / "synthetic").glob("*.yaml"))
 REQUIRED = {"vg_predcls_motifs", "vg_sgcls_motifs", "vg_sgdet_motifs", "vg_predcls_vctree", "vg_predcls_transformer",
-            "ag_predcls_sttran", "ag_sgdet_sttran", "oi_negmine", "vrd_frames_pairwise"}
+            "ag_predcls_sttran", "ag_sgdet_sttran", "oi_negmine", "vrd_frames_pairwise", "vrd_vidvrd2", "dll_vrd"}
 
 # data sizes per data module: tiny, and small images
 TINY_DATA = {
@@ -57,7 +57,7 @@ def test_required_recipes_exist(capsys):
     assert REQUIRED <= set(SYNTHETIC), REQUIRED - set(SYNTHETIC)
     for sub, kinds in (("vg150", {"vg_predcls_motifs", "vg_sgcls_motifs", "vg_sgdet_motifs", "vg_predcls_vctree",
                                   "vg_predcls_transformer"}), ("ag", {"ag_predcls_sttran", "ag_sgdet_sttran"}),
-                       ("oi", {"oi_negmine"})):
+                       ("oi", {"oi_negmine"}), ("vidvrd", {"vidvrd2", "dll_vidvrd2"})):
         names = {p.stem for p in (CONFIGS / sub).glob("*.yaml")}
         assert kinds <= names, (sub, kinds - names)
         for p in (CONFIGS / sub).glob("*.yaml"):
@@ -96,7 +96,7 @@ def test_synthetic_recipe_fits_and_tests(name, tmp_path, monkeypatch, capsys):
     m = doc["models"]["model"]
     if name.startswith("ag_"):
         assert set(m) >= {"with", "semi", "no"} and {"R@10", "R@20", "R@50", "R@100", "mR@20"} <= set(m["with"])
-    elif name.startswith("vrd_"):
+    elif name.startswith(("vrd_", "dll_vrd")):
         assert {"RelDet_mAP", "RelDet_R@50", "RelDet_R@100", "RelTag_P@5", "mR@50", "Mean"} <= set(m) and m["num_videos"] > 0
     elif name.startswith("oi_"):
         assert {"mAP", "mAP*", "mAP_FG", "mAP*_FG"} <= set(m)

@@ -1,0 +1,192 @@
+"""DLL's formulas against hand-computed values (methods.md §3)."""
+
+import math
+
+import pytest
+import torch
+
+from tailgraph.methods.dll import (DLL, DecoupledHead, PatternMap, grad_reverse, header_predicates, kl_divergence,
+                                   mutual_calibration, non_target)
+
+
+def _map():
+    # k0: act0 + spa0, k1: act1 only, k2: spa1 only, k3: act0 + spa1; act2 is used by no predicate
+    return PatternMap([0, 1, -1, 0], [0, -1, 1, 1], num_action=3, num_spatial=2)
+
+
+def test_grad_reverse_identity_forward_negated_backward():
+    x = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    w = torch.tensor([0.5, 2.0, -1.0])
+    y = grad_reverse(x, 0.5)
+    assert torch.equal(y, x)
+    (y * w).sum().backward()
+    assert torch.allclose(x.grad, -0.5 * w)
+
+
+def test_pattern_map_and_inverse_by_hand():
+    m = _map()
+    a, s = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([10.0, 20.0])
+    p = m.to_predicates(a, s)
+    assert p.tolist() == pytest.approx([5.5, 2.0, 20.0, 10.5])
+    a2, s2 = m.to_patterns(p)
+    # act0 = mean(k0, k3), act1 = k1, act2 unused -> 0; spa0 = k0, spa1 = mean(k2, k3)
+    assert a2.tolist() == pytest.approx([8.0, 2.0, 0.0])
+    assert s2.tolist() == pytest.approx([5.5, 15.25])
+    # batched
+    assert m.to_predicates(a.expand(4, 3), s.expand(4, 2)).shape == (4, 4)
+
+
+def test_pattern_map_refuses_predicates_without_a_pattern_and_bad_indices():
+    with pytest.raises(ValueError, match="neither"):
+        PatternMap([0, -1], [0, -1], 1, 1)
+    with pytest.raises(ValueError, match="range"):
+        PatternMap([0, 2], [0, 0], 2, 1)
+
+
+def test_pattern_map_from_vocabulary_names():
+    m, acts, spas = PatternMap.from_names(["fly", None, "walk", "fly"], ["above", "left", None, None])
+    assert acts == ["fly", "walk"] and spas == ["above", "left"]
+    assert m.predicate_action.tolist() == [0, -1, 1, 0] and m.predicate_spatial.tolist() == [0, 1, -1, -1]
+
+
+def test_mutual_calibration_one_and_two_steps_by_hand():
+    m = _map()
+    a, s = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([10.0, 20.0])
+    a1, s1 = mutual_calibration(a, s, m, eta=0.5, steps=1)
+    # the unused pattern act2 keeps its own value 3
+    assert a1.tolist() == pytest.approx([4.5, 2.0, 3.0])
+    assert s1.tolist() == pytest.approx([7.75, 17.625])
+    a2, s2 = mutual_calibration(a, s, m, eta=0.5, steps=2)
+    assert a2.tolist() == pytest.approx([6.546875, 2.0, 3.0])
+    assert s2.tolist() == pytest.approx([6.9375, 15.984375])
+    a0, s0 = mutual_calibration(a, s, m, eta=0.5, steps=0)
+    assert torch.equal(a0, a) and torch.equal(s0, s)
+
+
+def test_non_target_by_hand():
+    p = torch.tensor([0.2, 0.3, 0.5])
+    assert non_target(p, 1).tolist() == pytest.approx([2 / 7, 0.0, 5 / 7])
+    rows = torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]])
+    out = non_target(rows, torch.tensor([2, 0]))
+    assert out.tolist() == [pytest.approx([0.4, 0.6, 0.0]), pytest.approx([0.0, 0.5, 0.5])]
+
+
+def test_header_predicates_share_a_pattern_most_frequent():
+    # k0 ~ {k0, k3}; k1 ~ {k1}; k2 ~ {k2, k3}; k3 ~ {k0, k2, k3}
+    assert header_predicates(_map(), [5, 100, 7, 3]).tolist() == [0, 1, 2, 2]
+    assert header_predicates(_map(), [4, 1, 4, 4]).tolist() == [0, 1, 2, 0]  # ties: lower index
+
+
+def _dll(p=3, header=(1, 1, 1)):
+    d = DLL(pdl=False)
+    d.correlation = torch.nn.Parameter(torch.zeros(p, p))  # softmax rows = uniform 1/3
+    d.header = torch.tensor(header)
+    return d
+
+
+def test_kdl_losses_by_hand_and_their_gradient_blocking():
+    d = _dll()
+    probs = torch.tensor([[0.2, 0.3, 0.5]], requires_grad=True)
+    targets = torch.tensor([[0.0, 0.0, 1.0]])
+    l_cm, l_nt = d.kdl_losses(probs, targets)
+    l_cm_value, l_nt_value = float(l_cm.detach()), float(l_nt.detach())
+    # p_non = [0.4, 0.6, 0]; m_k = m_h = [0.5, 0.5, 0]
+    assert l_cm_value == pytest.approx(0.5 * math.log(0.5 / 0.4) + 0.5 * math.log(0.5 / 0.6), rel=1e-5)
+    assert l_nt_value == pytest.approx(0.4 * math.log(0.4 / 0.5) + 0.6 * math.log(0.6 / 0.5), rel=1e-5)
+    # L_cm updates only M, L_nt only the model
+    g_p, g_m = torch.autograd.grad(l_cm, [probs, d.correlation], allow_unused=True)
+    assert g_p is None and g_m.abs().sum() > 0
+    g_p, g_m = torch.autograd.grad(l_nt, [probs, d.correlation], allow_unused=True)
+    assert g_m is None and g_p.abs().sum() > 0
+
+
+def test_kdl_losses_average_over_every_ground_truth_position():
+    d = _dll(header=(0, 1, 2))
+    probs = torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]])
+    targets = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])  # two positions in row 0, none in row 1
+    l_cm, _ = d.kdl_losses(probs, targets)
+    m = torch.full((3,), 1 / 3)
+    expect = [kl_divergence(non_target(m, k), non_target(probs[0], k)) for k in (0, 2)]
+    assert float(l_cm) == pytest.approx(float(sum(expect) / 2), rel=1e-5)
+
+
+def test_correlation_starts_near_identity():
+    from types import SimpleNamespace
+
+    from tailgraph.modeling.vidvrd2 import VidVRD2Model
+    from tailgraph.vocab import Vocabulary
+
+    vocab = Vocabulary(["__background__", "a", "b"], ["__background__", "fly_above", "left", "chase"], predicate_counts=[0, 3, 9, 1],
+                       action_pattern=[None, "fly", None, "chase"], spatial_pattern=[None, "above", "left", None])
+    model = VidVRD2Model(feat_dim=4, num_classes=3, num_predicates=4, hidden_dim=8, predicate_counts=[0, 3, 9, 1],
+                         action_pattern=vocab.action_pattern, spatial_pattern=vocab.spatial_pattern)
+    d = DLL(pdl=False)
+    d.setup(model, vocab, SimpleNamespace(predicate_counts=[0, 3, 9, 1]))
+    m = torch.softmax(d.correlation, -1)
+    assert torch.allclose(torch.diagonal(m), torch.full((3,), 0.999), atol=1e-6)
+    assert d.header.tolist() == [0, 1, 2]  # fly_above shares no pattern with left / chase
+    with pytest.raises(ValueError, match="DecoupledHead"):
+        DLL(pdl=True).setup(model, vocab, None)
+
+
+def test_alpha_and_gamma_schedules():
+    d = DLL(alpha=0.1, beta=0.01, alpha_hold_epochs=1, gamma_decay=0.9)
+    d.on_train_epoch_start(None, 0)
+    for step in range(1, 6):
+        d.on_after_optimizer_step(None, step)
+    assert d.alpha() == pytest.approx(0.1)
+    d.on_train_epoch_start(None, 1)
+    d.on_after_optimizer_step(None, 8)  # three iterations after the hold ended at step 5
+    assert d.alpha() == pytest.approx(0.1 + 0.01 * 3)
+    d.alpha_growth = "recurrence"
+    assert d.alpha() == pytest.approx(0.1 + 0.01 * (1 + 2 + 3))
+    d.alpha_max = 0.12
+    assert d.alpha() == pytest.approx(0.12)
+    d.on_train_epoch_start(None, 3)
+    assert d.gamma() == pytest.approx(0.9 ** 3)
+
+
+def _head():
+    torch.manual_seed(0)
+    return DecoupledHead(in_dim=6, num_predicates=4, predicate_action=["x", "y", None, "x"], predicate_spatial=["u", None, "v", "v"],
+                         hidden_dim=16, mc_steps=1, eta=0.1)
+
+
+def test_decoupled_head_couples_calibrated_patterns():
+    head = _head()
+    f = torch.randn(3, 6)
+    out = head(f)
+    a, s = head.classify_a(head.d_a(f)), head.classify_s(head.d_s(f))
+    a, s = mutual_calibration(a, s, head.pattern_map, 0.1, 1)
+    assert torch.allclose(out["logits"], head.pattern_map.to_predicates(a, s))
+    assert out["logits"].shape == (3, 4)
+
+
+def test_decouplers_receive_reversed_gradients_and_opposite_networks_do_not():
+    f = torch.randn(7, 6, generator=torch.Generator().manual_seed(3))
+
+    def grads(coeff):
+        head = _head()
+        head.grl_coeff = coeff
+        loss = head.adversarial_loss(head(f))
+        params = {n: p for n, p in head.named_parameters()}
+        g = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+        return {n: x for n, x in zip(params, g)}
+
+    rev, plain = grads(1.0), grads(-1.0)  # coeff −1 reverses the reversal: ordinary gradients
+    d_names = [n for n in rev if n.startswith(("d_a.", "d_s."))]
+    n_names = [n for n in rev if n.startswith(("n_s2a.", "n_a2s."))]
+    assert d_names and n_names
+    for n in d_names:
+        assert plain[n] is not None and plain[n].abs().sum() > 0
+        assert torch.allclose(rev[n], -plain[n], atol=1e-7), n
+    for n in n_names:
+        assert plain[n].abs().sum() > 0
+        assert torch.allclose(rev[n], plain[n], atol=1e-7), n
+    # the pattern classifiers learn on these inputs, unreversed
+    assert torch.allclose(rev["classify_a.weight"], plain["classify_a.weight"], atol=1e-7)
+
+
+def test_decoupled_head_needs_pattern_metadata():
+    with pytest.raises(ValueError, match="pattern metadata"):
+        DecoupledHead(in_dim=4, num_predicates=3, predicate_action=["x"], predicate_spatial=[None])
