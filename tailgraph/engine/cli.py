@@ -24,10 +24,12 @@ import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from tailgraph.engine.module import SGGModule, library_versions
 
 __all__ = ["fit_main", "validate_main", "test_main", "predict_main", "MetricsWriter", "PredictionWriter", "RunInfoWriter",
+           "latest_checkpoint",
            "write_json_atomic", "results_document"]
 
 
@@ -90,7 +92,9 @@ class RunInfoWriter(Callback):
 
 class PredictionWriter(BasePredictionWriter):
     """Writes ``tailgraph predict`` outputs as tailgraph-sg/1 prediction JSON
-    (``predictions.json`` in the run's log folder, or ``path``)."""
+    (``predictions.json`` in the run's log folder, or ``path``); a segment-level video model's
+    predictions (VidVRD-II) are associated per video and written as VidVRD's results JSON
+    (``{"results": {video id: relation instances}}``, what ``tailgraph evaluate`` reads)."""
 
     def __init__(self, path: str | None = None) -> None:
         super().__init__(write_interval="epoch")
@@ -101,8 +105,47 @@ class PredictionWriter(BasePredictionWriter):
 
         flat = [p for batch in predictions for p in batch]
         target = self.path or os.path.join(trainer.log_dir or ".", "predictions.json")
+        if flat and isinstance(flat[0], tuple):  # (video id, segment begin, instances)
+            by_video: dict[Any, list] = {}
+            for vid, begin, instances in flat:
+                by_video.setdefault(vid, []).append((begin, instances))
+            results = {str(v): pl_module.model.associate([inst for _, inst in sorted(segs, key=lambda x: x[0])])
+                       for v, segs in by_video.items()}
+            write_json_atomic(target, {"version": "VERSION 1.0", "results": results})
+            print(f"predictions: {target} ({len(results)} videos)")
+            return
         write_predictions(target, flat)
         print(f"predictions: {target} ({len(flat)} images)")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints are written to a temporary name and renamed: a run killed while saving
+    leaves the previous checkpoint intact, never a truncated one."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+
+def latest_checkpoint(root: str | os.PathLike) -> str:
+    """``--ckpt_path last``: the ``last.ckpt`` of the newest run under ``<root>/runs`` (every run
+    gets a new ``version_N`` folder, so Lightning's own ``last`` would look in the empty new one)."""
+    from tailgraph.errors import DataError
+
+    runs = []
+    for d in Path(root, "runs").glob("version_*"):
+        ckpt = d / "checkpoints" / "last.ckpt"
+        if ckpt.is_file() and d.name.split("_", 1)[1].isdigit():
+            runs.append((int(d.name.split("_", 1)[1]), ckpt))
+    if not runs:
+        raise DataError("--ckpt_path last: no run with checkpoints/last.ckpt", file=str(Path(root, "runs")), field="ckpt_path")
+    return str(max(runs)[1])
 
 
 class TailgraphCLI(LightningCLI):
@@ -119,6 +162,12 @@ class TailgraphCLI(LightningCLI):
             }
         )
 
+    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
+        kwargs = super()._prepare_subcommand_kwargs(subcommand)
+        if kwargs.get("ckpt_path") == "last":
+            kwargs["ckpt_path"] = latest_checkpoint(self.trainer.default_root_dir)
+        return kwargs
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> L.Trainer:
         # One run folder for every logger: <default_root_dir>/runs/version_N.
         if config.get("logger") in (None, True):
@@ -127,12 +176,16 @@ class TailgraphCLI(LightningCLI):
             root = config.get("default_root_dir") or os.getcwd()
             csv = CSVLogger(save_dir=root, name="runs")
             config["logger"] = [csv, TensorBoardLogger(save_dir=root, name="runs", version=csv.version, default_hp_metric=False)]
+        if not config.get("plugins"):
+            config["plugins"] = [AtomicCheckpointIO()]
         return super()._instantiate_trainer(config, callbacks)
 
 
 def _run(subcommand: str, argv: list[str]) -> int:
+    from tailgraph.engine.quiet import quiet_libraries
     from tailgraph.errors import DataError
 
+    quiet_libraries()
     debug = os.environ.get("TAILGRAPH_DEBUG") == "1"
     saved_argv = sys.argv
     sys.argv = saved_argv[:1]  # the arguments are passed explicitly

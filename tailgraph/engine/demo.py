@@ -51,6 +51,10 @@ def run_demo(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Run the demo; returns the results document (also written to ``out/metrics.json``)."""
+    from tailgraph.engine.quiet import quiet_libraries
+
+    quiet_libraries()
+
     import lightning as L
     import numpy as np
     import torch

@@ -162,7 +162,17 @@ class SGGModule(L.LightningModule):
         self.build(dm.vocab, protocol, TrainStats.from_graphs(dm.train_graphs(), dm.vocab))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        import random
+
+        import numpy as np
+
         st = self.train_stats
+        # random states, so a run resumed from this checkpoint continues exactly (deterministic mode)
+        np_state = np.random.get_state()
+        checkpoint["tailgraph_rng"] = {"torch": torch.get_rng_state(), "pairs": self._pair_generator.get_state(),
+                                       "numpy": [np_state[0], torch.from_numpy(np_state[1].astype("int64")), *np_state[2:]],
+                                       "python": list(random.getstate()[1]), "python_version": random.getstate()[0],
+                                       "python_gauss": random.getstate()[2]}
         checkpoint["tailgraph"] = {
             "vocab": self.vocab.to_dict() if self.vocab else None,
             "protocol": self.protocol_name,
@@ -174,6 +184,17 @@ class SGGModule(L.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        rng = checkpoint.get("tailgraph_rng")
+        if rng is not None:
+            import random
+
+            import numpy as np
+
+            torch.set_rng_state(rng["torch"])
+            self._pair_generator.set_state(rng["pairs"])
+            n = rng["numpy"]
+            np.random.set_state((n[0], n[1].numpy().astype(np.uint32), *n[2:]))
+            random.setstate((rng["python_version"], tuple(rng["python"]), rng["python_gauss"]))
         info = checkpoint.get("tailgraph") or {}
         if self.model is None and info.get("vocab"):
             st = info.get("train_stats")

@@ -124,3 +124,23 @@ def test_hml_synthetic_recipe_fits_and_tests(tmp_path, monkeypatch):
     assert tailgraph_main(["test", "--config", str(recipe), "--ckpt_path", str(run / "checkpoints" / "last.ckpt")]) == 0
     m = json.loads((tmp_path / "out" / "runs" / "version_1" / "metrics.json").read_text())["models"]["model"]
     assert {"R@50", "mR@50", "Mean@50"} <= set(m)
+
+
+def test_console_has_no_library_tips_or_deprecation_noise(tmp_path):
+    """fit and test through the real command: none of the library noise reaches the console."""
+    import subprocess
+    import sys
+
+    from tailgraph.engine.quiet import NOISE
+
+    recipe = tiny_recipe("vrd_frames_pairwise", tmp_path)
+    out = []
+    for cmd in (["fit", "--config", str(recipe)],
+                ["test", "--config", str(recipe), "--ckpt_path", str(tmp_path / "out" / "runs" / "version_0" / "checkpoints" / "last.ckpt")]):
+        proc = subprocess.run([sys.executable, "-m", "tailgraph.cli", *cmd], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        out.append(proc.stdout + proc.stderr)
+    text = "\n".join(out)
+    assert "metrics:" in text
+    for fragment in NOISE + ("Tip:", "DeprecationWarning", "is deprecated"):
+        assert fragment not in text, fragment

@@ -180,3 +180,24 @@ def test_dll_trains_through_the_engine_and_checkpoints_its_correlation(vrd_dm, t
     module.trainer.save_checkpoint(path)
     restored = SGGModule.load_from_checkpoint(path, weights_only=True)
     assert torch.equal(restored.method.correlation, module.method.correlation)
+
+
+def test_predict_writes_associated_video_results_that_evaluate_to_the_test_metrics(vrd_dm, tmp_path, capsys):
+    import lightning as L
+
+    from tailgraph.data.vidvrd import to_groundtruth
+    from tailgraph.engine.cli import PredictionWriter
+    from tailgraph.evaluation.vidvrd import evaluate_vidvrd, read_vidvrd_results
+
+    module = _fit(vrd_dm, 2)
+    path = tmp_path / "pred.json"
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[PredictionWriter(str(path))])
+    trainer.predict(module, datamodule=vrd_dm, return_predictions=False)
+    results = read_vidvrd_results(str(path))
+    assert len(results) == len(vrd_dm.splits["test"]) and all(len(r) <= 200 for r in results.values())
+    gt = {v: r for v, r in to_groundtruth(vrd_dm.splits["test"]).items() if v in results}
+    vocab = vrd_dm.vocab
+    metrics = evaluate_vidvrd(gt, results, predicates=[vocab.predicates[i] for i in vocab.foreground_predicates])
+    for key in ("RelDet_mAP", "RelDet_R@50", "RelDet_R@100", "mR@100", "RelTag_P@5"):
+        assert metrics[key] == pytest.approx(module.last_metrics[key]), key

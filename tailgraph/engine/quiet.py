@@ -1,0 +1,58 @@
+"""Keep the console to what the user asked for: no library advertising or deprecation noise.
+
+Lightning prints a "💡 Tip" advertising a cloud logger on every trainer, and the libraries warn
+about details of their own internals (a pytree deprecation inside Lightning, the
+``transfer_batch_to_device`` override that tailgraph makes on purpose, a checkpoint folder that
+moves between ``fit`` and ``test`` runs, DataLoader worker counts on purpose left at 0).
+:func:`quiet_libraries` filters exactly those messages; every other warning and log line is
+kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+__all__ = ["quiet_libraries", "NOISE"]
+
+# message fragments of library output that says nothing about the user's run
+NOISE = (
+    "litlogger",
+    "isinstance(treespec, LeafSpec)",
+    "You have overridden `transfer_batch_to_device`",
+    "The dirpath has changed from",
+    "does not have many workers",
+    "Consider setting `persistent_workers=True`",
+)
+
+
+class _DropNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not any(n in msg for n in NOISE)
+
+
+_installed = False
+
+
+def quiet_libraries() -> None:
+    """Install the filters (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    for fragment in NOISE:
+        warnings.filterwarnings("ignore", message=f".*{_escape(fragment)}.*")
+    drop = _DropNoise()
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "lightning.pytorch",
+                 "lightning.fabric"):
+        logging.getLogger(name).addFilter(drop)
+    # Lightning's own handler sits on the package logger: filter there too
+    for handler in logging.getLogger("lightning.pytorch").handlers:
+        handler.addFilter(drop)
+
+
+def _escape(text: str) -> str:
+    import re
+
+    return re.escape(text)
