@@ -25,6 +25,7 @@ demo: $(STAMP)
 	$(VENV)/bin/tailgraph demo --out $(DEMO_OUT)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check tailgraph
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 bench: $(STAMP)

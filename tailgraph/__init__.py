@@ -6,4 +6,12 @@ from tailgraph.vocab import Vocabulary
 
 __version__ = "0.1.0"
 
-__all__ = ["DataError", "Predictions", "SceneGraph", "Task", "VideoSceneGraph", "Vocabulary", "__version__"]
+__all__ = [
+    "DataError",
+    "Predictions",
+    "SceneGraph",
+    "Task",
+    "VideoSceneGraph",
+    "Vocabulary",
+    "__version__",
+]

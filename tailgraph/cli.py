@@ -21,11 +21,19 @@ from tailgraph.errors import DataError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "synth": ("tailgraph.data.synthetic.cli", "main", "generate a synthetic long-tailed benchmark"),
     "stats": ("tailgraph.data.stats", "main", "statistics of a data set on disk"),
-    "fit": ("tailgraph.engine.cli", "fit_main", "train a relation model from a recipe (LightningCLI)"),
+    "fit": (
+        "tailgraph.engine.cli",
+        "fit_main",
+        "train a relation model from a recipe (LightningCLI)",
+    ),
     "validate": ("tailgraph.engine.cli", "validate_main", "validate a checkpoint (LightningCLI)"),
     "test": ("tailgraph.engine.cli", "test_main", "test a checkpoint (LightningCLI)"),
     "predict": ("tailgraph.engine.cli", "predict_main", "scene graphs for images (LightningCLI)"),
-    "evaluate": ("tailgraph.evaluation.cli", "main", "evaluate prediction files against ground truth"),
+    "evaluate": (
+        "tailgraph.evaluation.cli",
+        "main",
+        "evaluate prediction files against ground truth",
+    ),
     "report": ("tailgraph.engine.report", "main", "render a run's results as a readable report"),
     "demo": ("tailgraph.engine.demo", "main", "generate -> fit -> test -> report on synth-vg"),
 }

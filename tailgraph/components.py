@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from torch import nn
 
@@ -28,15 +29,21 @@ def import_class(path: str, kind: type | tuple[type, ...] | None = None) -> type
     """
     module_name, _, name = path.rpartition(".")
     if not module_name:
-        raise DataError(f"class_path {path!r} must be a dotted path 'package.module.Class'", field="class_path")
+        raise DataError(
+            f"class_path {path!r} must be a dotted path 'package.module.Class'", field="class_path"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise DataError(f"cannot import module {module_name!r} ({exc})", field="class_path") from None
+        raise DataError(
+            f"cannot import module {module_name!r} ({exc})", field="class_path"
+        ) from None
     try:
         obj = getattr(module, name)
     except AttributeError:
-        raise DataError(f"module {module_name!r} has no class {name!r}", field="class_path") from None
+        raise DataError(
+            f"module {module_name!r} has no class {name!r}", field="class_path"
+        ) from None
     if not isinstance(obj, type):
         raise DataError(f"{path!r} is not a class", field="class_path")
     if kind is not None and not issubclass(obj, kind):
@@ -45,8 +52,11 @@ def import_class(path: str, kind: type | tuple[type, ...] | None = None) -> type
     return obj
 
 
-def build_component(spec: Mapping[str, Any] | None, injected: Mapping[str, Any] | None = None,
-                    kind: type | tuple[type, ...] | None = nn.Module) -> Any:
+def build_component(
+    spec: Mapping[str, Any] | None,
+    injected: Mapping[str, Any] | None = None,
+    kind: type | tuple[type, ...] | None = nn.Module,
+) -> Any:
     """Instantiate ``spec = {"class_path": ..., "init_args": {...}}``.
 
     Args:
@@ -64,7 +74,10 @@ def build_component(spec: Mapping[str, Any] | None, injected: Mapping[str, Any] 
     cls = import_class(str(spec["class_path"]), kind)
     init_args = spec.get("init_args") or {}
     if not isinstance(init_args, Mapping):
-        raise DataError(f"init_args of {spec['class_path']} must be a mapping, got {type(init_args).__name__}", field="init_args")
+        raise DataError(
+            f"init_args of {spec['class_path']} must be a mapping, got {type(init_args).__name__}",
+            field="init_args",
+        )
     args = dict(init_args)
     # A command-line override such as --model.context.init_args.hidden_dim 64 reaches the spec
     # as a top-level key next to init_args (jsonargparse's form): it overrides init_args.
@@ -78,7 +91,9 @@ def build_component(spec: Mapping[str, Any] | None, injected: Mapping[str, Any] 
             try:
                 value = yaml.safe_load(value)
             except yaml.YAMLError:
-                raise DataError(f"cannot read the value {value!r} of {key}", field=f"init_args.{key}") from None
+                raise DataError(
+                    f"cannot read the value {value!r} of {key}", field=f"init_args.{key}"
+                ) from None
         args[key] = value
     params = inspect.signature(cls).parameters
     accepts_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

@@ -41,11 +41,13 @@ class DataError(ValueError):
 
     def with_context(
         self, *, file: str | None = None, sample: object | None = None, field: str | None = None
-    ) -> "DataError":
+    ) -> DataError:
         """A copy of this error with missing context filled in (existing context wins)."""
         msg = str(self)
         # Rebuild from the original message part: strip an old prefix if present.
-        base = msg.split(": ", 1)[1] if (self.file or self.sample is not None or self.field) else msg
+        base = (
+            msg.split(": ", 1)[1] if (self.file or self.sample is not None or self.field) else msg
+        )
         return DataError(
             base,
             file=self.file if self.file is not None else file,

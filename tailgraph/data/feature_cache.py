@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +40,12 @@ def extractor_checksum(module: nn.Module, settings: Mapping[str, Any] | None = N
 
 
 @torch.no_grad()
-def build_cache(path: str | Path, extractor: nn.Module, batches: Iterable[Any], settings: Mapping[str, Any] | None = None) -> Path:
+def build_cache(
+    path: str | Path,
+    extractor: nn.Module,
+    batches: Iterable[Any],
+    settings: Mapping[str, Any] | None = None,
+) -> Path:
     """Compute object features for every image and write them to ``path``.
 
     Args:
@@ -63,12 +69,20 @@ def build_cache(path: str | Path, extractor: nn.Module, batches: Iterable[Any], 
             for batch in batches:
                 graphs = batch.graphs
                 boxes = torch.cat([g.boxes for g in graphs])
-                owner = torch.repeat_interleave(torch.arange(len(graphs)), torch.tensor([g.num_boxes for g in graphs]))
-                feats, _ = extractor(batch.images, batch.scales, boxes, owner, torch.zeros((0, 2), dtype=torch.int64))
+                owner = torch.repeat_interleave(
+                    torch.arange(len(graphs)), torch.tensor([g.num_boxes for g in graphs])
+                )
+                feats, _ = extractor(
+                    batch.images, batch.scales, boxes, owner, torch.zeros((0, 2), dtype=torch.int64)
+                )
                 offset = 0
                 for g in graphs:
                     grp = f.create_group(str(g.image_id))
-                    grp.create_dataset("features", data=feats[offset:offset + g.num_boxes].cpu().numpy(), track_times=False)
+                    grp.create_dataset(
+                        "features",
+                        data=feats[offset : offset + g.num_boxes].cpu().numpy(),
+                        track_times=False,
+                    )
                     grp.create_dataset("boxes", data=g.boxes.numpy(), track_times=False)
                     offset += g.num_boxes
     finally:
@@ -91,11 +105,20 @@ class CachedFeatures:
         try:
             self.file = h5py.File(self.path, "r")
         except (OSError, FileNotFoundError) as exc:
-            raise DataError(f"cannot open feature cache (missing, corrupt or truncated): {exc}", file=str(self.path)) from None
+            raise DataError(
+                f"cannot open feature cache (missing, corrupt or truncated): {exc}",
+                file=str(self.path),
+            ) from None
         if int(self.file.attrs.get("version", -1)) != CACHE_VERSION:
-            raise DataError("feature cache of another version", file=str(self.path), field="version")
+            raise DataError(
+                "feature cache of another version", file=str(self.path), field="version"
+            )
         if checksum is not None and self.file.attrs.get("checksum") != checksum:
-            raise DataError("feature cache is stale: built with other weights or settings", file=str(self.path), field="checksum")
+            raise DataError(
+                "feature cache is stale: built with other weights or settings",
+                file=str(self.path),
+                field="checksum",
+            )
 
     def __contains__(self, image_id: object) -> bool:
         return str(image_id) in self.file
@@ -103,17 +126,29 @@ class CachedFeatures:
     def features(self, graph: Any) -> torch.Tensor:
         key = str(graph.image_id)
         if key not in self.file:
-            raise DataError("image not in the feature cache", file=str(self.path), sample=graph.image_id)
+            raise DataError(
+                "image not in the feature cache", file=str(self.path), sample=graph.image_id
+            )
         grp = self.file[key]
         if not np.array_equal(grp["boxes"][:], graph.boxes.numpy()):
-            raise DataError("cached boxes differ from the image's boxes (stale cache)", file=str(self.path), sample=graph.image_id, field="boxes")
+            raise DataError(
+                "cached boxes differ from the image's boxes (stale cache)",
+                file=str(self.path),
+                sample=graph.image_id,
+                field="boxes",
+            )
         return torch.from_numpy(grp["features"][:])
 
     def close(self) -> None:
         self.file.close()
 
 
-def ensure_cache(path: str | Path, extractor: nn.Module, batches: Iterable[Any], settings: Mapping[str, Any] | None = None) -> CachedFeatures:
+def ensure_cache(
+    path: str | Path,
+    extractor: nn.Module,
+    batches: Iterable[Any],
+    settings: Mapping[str, Any] | None = None,
+) -> CachedFeatures:
     """Open the cache at ``path``, (re)building it when it is missing or stale."""
     checksum = extractor_checksum(extractor, settings)
     try:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from tailgraph.errors import DataError
-from tailgraph.structures import GraphBatch
-from tailgraph.structures import SceneGraph
+from tailgraph.structures import GraphBatch, SceneGraph
 
-__all__ = ["GraphImageDataset", "collate_graph_batch", "load_image", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = [
+    "GraphImageDataset",
+    "collate_graph_batch",
+    "load_image",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -38,7 +43,9 @@ def load_image(path: str, max_size: int, *, sample: object = None) -> tuple[torc
     except FileNotFoundError:
         raise DataError("image file not found", file=path, sample=sample, field="image") from None
     except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"cannot decode image ({exc})", file=path, sample=sample, field="image") from None
+        raise DataError(
+            f"cannot decode image ({exc})", file=path, sample=sample, field="image"
+        ) from None
     t = torch.from_numpy(arr).permute(2, 0, 1)
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
@@ -58,7 +65,11 @@ class GraphImageDataset(Dataset):
     """
 
     def __init__(
-        self, graphs: Sequence[SceneGraph], max_size: int = 192, layout_only: bool = False, cache_images: bool = False
+        self,
+        graphs: Sequence[SceneGraph],
+        max_size: int = 192,
+        layout_only: bool = False,
+        cache_images: bool = False,
     ) -> None:
         self.graphs = list(graphs)
         self.max_size = max_size
@@ -68,7 +79,11 @@ class GraphImageDataset(Dataset):
         if not layout_only:
             for g in self.graphs:
                 if g.image_path is None:
-                    raise DataError("no image file (read the data set with layout_only=False)", sample=g.image_id, field="image_path")
+                    raise DataError(
+                        "no image file (read the data set with layout_only=False)",
+                        sample=g.image_id,
+                        field="image_path",
+                    )
 
     def __len__(self) -> int:
         return len(self.graphs)

@@ -29,8 +29,31 @@ from tailgraph.vocab import BACKGROUND, Vocabulary
 
 __all__ = ["load_oi", "stats", "OI_PREDICATES", "COLUMNS"]
 
-OI_PREDICATES = ["at", "on", "holds", "plays", "interacts_with", "wears", "inside_of", "under", "hits"]
-COLUMNS = ["ImageID", "LabelName1", "LabelName2", "XMin1", "XMax1", "YMin1", "YMax1", "XMin2", "XMax2", "YMin2", "YMax2", "RelationshipLabel"]
+OI_PREDICATES = [
+    "at",
+    "on",
+    "holds",
+    "plays",
+    "interacts_with",
+    "wears",
+    "inside_of",
+    "under",
+    "hits",
+]
+COLUMNS = [
+    "ImageID",
+    "LabelName1",
+    "LabelName2",
+    "XMin1",
+    "XMax1",
+    "YMin1",
+    "YMax1",
+    "XMin2",
+    "XMax2",
+    "YMin2",
+    "YMax2",
+    "RelationshipLabel",
+]
 
 
 def _first(root: Path, names: list[str], what: str) -> Path:
@@ -41,7 +64,9 @@ def _first(root: Path, names: list[str], what: str) -> Path:
 
 
 def _classes(root: Path) -> tuple[list[str], list[str]]:
-    path = _first(root, ["class-descriptions.csv", "class-descriptions-boxable.csv"], "class descriptions")
+    path = _first(
+        root, ["class-descriptions.csv", "class-descriptions-boxable.csv"], "class descriptions"
+    )
     mids, names = [], []
     with open(path, newline="") as f:
         for i, row in enumerate(csv.reader(f)):
@@ -63,7 +88,9 @@ def _sizes(root: Path, image_ids: set[str]) -> dict[str, tuple[int, int]]:
                 try:
                     sizes[row["ImageID"]] = (int(row["width"]), int(row["height"]))
                 except (KeyError, ValueError, TypeError):
-                    raise DataError("expected ImageID,width,height", file=str(path), sample=f"row {i + 2}") from None
+                    raise DataError(
+                        "expected ImageID,width,height", file=str(path), sample=f"row {i + 2}"
+                    ) from None
     missing = [i for i in image_ids if i not in sizes]
     if missing:
         from PIL import Image
@@ -71,22 +98,37 @@ def _sizes(root: Path, image_ids: set[str]) -> dict[str, tuple[int, int]]:
         for image_id in missing:
             p = root / "images" / f"{image_id}.jpg"
             if not p.is_file():
-                raise DataError("image size unknown: no image-sizes.csv entry and no image file", file=str(p), sample=image_id, field="width/height")
+                raise DataError(
+                    "image size unknown: no image-sizes.csv entry and no image file",
+                    file=str(p),
+                    sample=image_id,
+                    field="width/height",
+                )
             with Image.open(p) as im:
                 sizes[image_id] = im.size
     return sizes
 
 
 def _rows(root: Path, split: str) -> tuple[Path, list[dict[str, str]]]:
-    path = _first(root, [f"{split}-annotations-vrd.csv", f"challenge-2018-{split}-vrd.csv"], f"{split} relationship CSV")
+    path = _first(
+        root,
+        [f"{split}-annotations-vrd.csv", f"challenge-2018-{split}-vrd.csv"],
+        f"{split} relationship CSV",
+    )
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or any(c not in reader.fieldnames for c in COLUMNS):
-            raise DataError(f"expected columns {COLUMNS}, got {reader.fieldnames}", file=str(path), field="header")
+            raise DataError(
+                f"expected columns {COLUMNS}, got {reader.fieldnames}",
+                file=str(path),
+                field="header",
+            )
         return path, list(reader)
 
 
-def load_oi(root: str | Path, split: str = "test", *, layout_only: bool = True) -> tuple[list[SceneGraph], Vocabulary]:
+def load_oi(
+    root: str | Path, split: str = "test", *, layout_only: bool = True
+) -> tuple[list[SceneGraph], Vocabulary]:
     """Read one split of Open Images VRD.
 
     Returns:
@@ -106,17 +148,38 @@ def load_oi(root: str | Path, split: str = "test", *, layout_only: bool = True) 
         try:
             coords = [float(r[c]) for c in COLUMNS[3:11]]
         except ValueError:
-            raise DataError("box coordinates must be numbers", file=str(path), sample=sample, field="XMin1..YMax2") from None
+            raise DataError(
+                "box coordinates must be numbers",
+                file=str(path),
+                sample=sample,
+                field="XMin1..YMax2",
+            ) from None
         x1a, x2a, y1a, y2a, x1b, x2b, y1b, y2b = coords
-        for (lo, hi), name in (((x1a, x2a), "XMin1/XMax1"), ((y1a, y2a), "YMin1/YMax1"), ((x1b, x2b), "XMin2/XMax2"), ((y1b, y2b), "YMin2/YMax2")):
+        for (lo, hi), name in (
+            ((x1a, x2a), "XMin1/XMax1"),
+            ((y1a, y2a), "YMin1/YMax1"),
+            ((x1b, x2b), "XMin2/XMax2"),
+            ((y1b, y2b), "YMin2/YMax2"),
+        ):
             if not (0.0 <= lo <= hi <= 1.0):
-                raise DataError(f"normalised box range [{lo}, {hi}] is not within [0, 1] with min <= max", file=str(path), sample=sample, field=name)
+                raise DataError(
+                    f"normalised box range [{lo}, {hi}] is not within [0, 1] with min <= max",
+                    file=str(path),
+                    sample=sample,
+                    field=name,
+                )
         w, h = sizes[r["ImageID"]]
-        img = per_image.setdefault(r["ImageID"], {"objects": {}, "relations": [], "attributes": [], "w": w, "h": h})
+        img = per_image.setdefault(
+            r["ImageID"], {"objects": {}, "relations": [], "attributes": [], "w": w, "h": h}
+        )
 
-        def obj(mid: str, x1: float, x2: float, y1: float, y2: float, field: str) -> int:
+        def obj(
+            mid: str, x1: float, x2: float, y1: float, y2: float, field: str, img=img, sample=sample
+        ) -> int:
             if mid not in cls_index:
-                raise DataError(f"unknown class MID {mid!r}", file=str(path), sample=sample, field=field)
+                raise DataError(
+                    f"unknown class MID {mid!r}", file=str(path), sample=sample, field=field
+                )
             key = (mid, x1, x2, y1, y2)
             if key not in img["objects"]:
                 img["objects"][key] = len(img["objects"])
@@ -128,13 +191,21 @@ def load_oi(root: str | Path, split: str = "test", *, layout_only: bool = True) 
             img["attributes"].append((s, r["LabelName2"]))
             continue
         if label not in pred_index:
-            raise DataError(f"unknown relationship {label!r}", file=str(path), sample=sample, field="RelationshipLabel")
+            raise DataError(
+                f"unknown relationship {label!r}",
+                file=str(path),
+                sample=sample,
+                field="RelationshipLabel",
+            )
         o = obj(r["LabelName2"], x1b, x2b, y1b, y2b, "LabelName2")
         img["relations"].append((s, o, pred_index[label]))
     graphs = []
     for image_id, img in per_image.items():
         keys = sorted(img["objects"], key=img["objects"].get)
-        boxes = np.array([[k[1] * img["w"], k[3] * img["h"], k[2] * img["w"], k[4] * img["h"]] for k in keys], dtype=np.float32).reshape(-1, 4)
+        boxes = np.array(
+            [[k[1] * img["w"], k[3] * img["h"], k[2] * img["w"], k[4] * img["h"]] for k in keys],
+            dtype=np.float32,
+        ).reshape(-1, 4)
         labels = [cls_index[k[0]] for k in keys]
         path_img = None
         if not layout_only:
@@ -142,8 +213,18 @@ def load_oi(root: str | Path, split: str = "test", *, layout_only: bool = True) 
             if not p.is_file():
                 raise DataError("image file not found", file=str(p), sample=image_id, field="image")
             path_img = str(p)
-        graphs.append(SceneGraph(image_id, img["w"], img["h"], boxes, labels, np.array(img["relations"], dtype=np.int64).reshape(-1, 3),
-                                 image_path=path_img, extras={"attributes": img["attributes"]}))
+        graphs.append(
+            SceneGraph(
+                image_id,
+                img["w"],
+                img["h"],
+                boxes,
+                labels,
+                np.array(img["relations"], dtype=np.int64).reshape(-1, 3),
+                image_path=path_img,
+                extras={"attributes": img["attributes"]},
+            )
+        )
     counts = [0] * (len(OI_PREDICATES) + 1)
     if split == "train":
         for g in graphs:
@@ -157,7 +238,12 @@ def load_oi(root: str | Path, split: str = "test", *, layout_only: bool = True) 
                     counts[pred_index[r["RelationshipLabel"]]] += 1
         except DataError:
             pass  # no training file next to this split: counts stay 0
-    vocab = Vocabulary([BACKGROUND] + names, [BACKGROUND] + OI_PREDICATES, predicate_counts=counts, name="openimages-vrd")
+    vocab = Vocabulary(
+        [BACKGROUND] + names,
+        [BACKGROUND] + OI_PREDICATES,
+        predicate_counts=counts,
+        name="openimages-vrd",
+    )
     return graphs, vocab
 
 
@@ -171,11 +257,25 @@ def stats(root: str | Path) -> dict[str, Any]:
         except DataError:
             continue
         graphs, _ = load_oi(root, split)
-        splits[split] = {"images": len({r["ImageID"] for r in rows}), "boxes": sum(g.num_boxes for g in graphs), "relations": len(rows)}
-        fsplits[split] = {"images": len(graphs), "boxes": sum(g.num_boxes for g in graphs), "relations": sum(g.num_relations for g in graphs)}
+        splits[split] = {
+            "images": len({r["ImageID"] for r in rows}),
+            "boxes": sum(g.num_boxes for g in graphs),
+            "relations": len(rows),
+        }
+        fsplits[split] = {
+            "images": len(graphs),
+            "boxes": sum(g.num_boxes for g in graphs),
+            "relations": sum(g.num_relations for g in graphs),
+        }
         for r in rows:
             raw_counts[r["RelationshipLabel"]] = raw_counts.get(r["RelationshipLabel"], 0) + 1
             if r["RelationshipLabel"] != "is":
                 fcounts[r["RelationshipLabel"]] = fcounts.get(r["RelationshipLabel"], 0) + 1
-    return {"format": "oi", "root": str(root), "splits": splits, "predicate_counts": raw_counts,
-            "filtered": {"splits": fsplits, "predicate_counts": fcounts}, "note": "filtered = without the 'is' attribute rows"}
+    return {
+        "format": "oi",
+        "root": str(root),
+        "splits": splits,
+        "predicate_counts": raw_counts,
+        "filtered": {"splits": fsplits, "predicate_counts": fcounts},
+        "note": "filtered = without the 'is' attribute rows",
+    }

@@ -18,13 +18,27 @@ from tailgraph.errors import DataError
 __all__ = ["safe_load", "safe_loads", "ALLOWED_GLOBALS"]
 
 ALLOWED_GLOBALS = {
-    ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"), ("builtins", "set"), ("builtins", "frozenset"),
-    ("builtins", "str"), ("builtins", "bytes"), ("builtins", "int"), ("builtins", "float"), ("builtins", "bool"),
-    ("builtins", "complex"), ("builtins", "bytearray"), ("collections", "OrderedDict"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("builtins", "dict"),
+    ("builtins", "list"),
+    ("builtins", "tuple"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "str"),
+    ("builtins", "bytes"),
+    ("builtins", "int"),
+    ("builtins", "float"),
+    ("builtins", "bool"),
+    ("builtins", "complex"),
+    ("builtins", "bytearray"),
+    ("collections", "OrderedDict"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
     # numpy arrays pickled with protocol 2 (Python 2 era files) carry their bytes through this
     ("_codecs", "encode"),
 }
@@ -37,8 +51,13 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in ALLOWED_GLOBALS:
-            raise DataError(f"refused to load {module}.{name}: only containers, scalars and numpy arrays are allowed "
-                            "in annotation pickles", file=self.source, field="pickle")
+            raise DataError(
+                f"refused to load {module}.{name}: only containers, scalars and numpy arrays "
+                "are allowed "
+                "in annotation pickles",
+                file=self.source,
+                field="pickle",
+            )
         return super().find_class(module, name)
 
 
@@ -48,8 +67,19 @@ def safe_loads(data: bytes, source: str = "<bytes>") -> Any:
         return _RestrictedUnpickler(io.BytesIO(data), source).load()
     except DataError:
         raise
-    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError, IndexError, KeyError) as exc:
-        raise DataError(f"not a readable pickle (corrupt or truncated?): {exc.__class__.__name__}: {exc}", file=source) from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        AttributeError,
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+    ) as exc:
+        raise DataError(
+            f"not a readable pickle (corrupt or truncated?): {exc.__class__.__name__}: {exc}",
+            file=source,
+        ) from None
 
 
 def safe_load(path: str | Path) -> Any:

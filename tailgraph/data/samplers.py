@@ -16,15 +16,22 @@ from ``torch.distributed``).
 from __future__ import annotations
 
 import math
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch.utils.data import Sampler
 
 from tailgraph.structures import SceneGraph, VideoSceneGraph
 
-__all__ = ["resize_scale", "AspectBinBatchSampler", "sample_relation_pairs", "RepeatFactorSampler", "VideoSampler",
-           "video_collate", "repeat_factors"]
+__all__ = [
+    "resize_scale",
+    "AspectBinBatchSampler",
+    "sample_relation_pairs",
+    "RepeatFactorSampler",
+    "VideoSampler",
+    "video_collate",
+    "repeat_factors",
+]
 
 
 def _dist(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
@@ -38,7 +45,8 @@ def _dist(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
 
 
 def resize_scale(width: int, height: int, shorter: int = 480, longer_max: int = 960) -> float:
-    """Scale that makes the shorter side ``shorter`` unless the longer would exceed ``longer_max``."""
+    """Scale that makes the shorter side ``shorter`` unless the longer would exceed
+    ``longer_max``."""
     return min(shorter / min(width, height), longer_max / max(width, height))
 
 
@@ -53,10 +61,23 @@ class AspectBinBatchSampler(Sampler[list[int]]):
         num_replicas, rank: DDP shard (default: from ``torch.distributed``).
     """
 
-    def __init__(self, sizes: Sequence[tuple[int, int]], batch_size: int = 40, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = False, num_replicas: int | None = None, rank: int | None = None) -> None:
+    def __init__(
+        self,
+        sizes: Sequence[tuple[int, int]],
+        batch_size: int = 40,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ) -> None:
         self.sizes = list(sizes)
-        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
+        self.batch_size, self.shuffle, self.seed, self.drop_last = (
+            batch_size,
+            shuffle,
+            seed,
+            drop_last,
+        )
         self.num_replicas, self.rank = _dist(num_replicas, rank)
         self.epoch = 0
 
@@ -66,14 +87,18 @@ class AspectBinBatchSampler(Sampler[list[int]]):
     def _batches(self) -> list[list[int]]:
         g = torch.Generator().manual_seed(self.seed + self.epoch)
         bins: dict[bool, list[int]] = {True: [], False: []}
-        order = torch.randperm(len(self.sizes), generator=g).tolist() if self.shuffle else range(len(self.sizes))
+        order = (
+            torch.randperm(len(self.sizes), generator=g).tolist()
+            if self.shuffle
+            else range(len(self.sizes))
+        )
         for i in order:
             w, h = self.sizes[i]
             bins[w >= h].append(i)
         batches = []
         for members in bins.values():
             for s in range(0, len(members), self.batch_size):
-                chunk = members[s:s + self.batch_size]
+                chunk = members[s : s + self.batch_size]
                 if len(chunk) == self.batch_size or not self.drop_last:
                     batches.append(chunk)
         if self.shuffle:
@@ -86,14 +111,20 @@ class AspectBinBatchSampler(Sampler[list[int]]):
         # every rank gets the same number of batches (DDP steps must match)
         per_rank = math.ceil(len(batches) / self.num_replicas) if batches else 0
         padded = batches + batches[: per_rank * self.num_replicas - len(batches)]
-        return iter(padded[self.rank::self.num_replicas])
+        return iter(padded[self.rank :: self.num_replicas])
 
     def __len__(self) -> int:
         return math.ceil(len(self._batches()) / self.num_replicas)
 
 
-def sample_relation_pairs(graphs: Sequence[SceneGraph], max_relations: int = 400, min_pos: float = 0.25, max_pos: float = 0.75,
-                          generator: torch.Generator | None = None, negatives: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def sample_relation_pairs(
+    graphs: Sequence[SceneGraph],
+    max_relations: int = 400,
+    min_pos: float = 0.25,
+    max_pos: float = 0.75,
+    generator: torch.Generator | None = None,
+    negatives: bool = True,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Choose the training pairs of a batch.
 
     Every annotated (subject, object) pair is a positive, every other ordered pair of distinct
@@ -155,7 +186,9 @@ def sample_relation_pairs(graphs: Sequence[SceneGraph], max_relations: int = 400
     return out
 
 
-def repeat_factors(graphs: Sequence[SceneGraph], num_predicates: int, threshold: float = 0.1) -> torch.Tensor:
+def repeat_factors(
+    graphs: Sequence[SceneGraph], num_predicates: int, threshold: float = 0.1
+) -> torch.Tensor:
     """``[len(graphs)]`` repeat factor of each image: ``max_c max(1, sqrt(t / f_c))`` over the
     foreground predicates ``c`` it contains (1 for images without relations)."""
     n = len(graphs)
@@ -165,8 +198,16 @@ def repeat_factors(graphs: Sequence[SceneGraph], num_predicates: int, threshold:
             present[i, g.relations[:, 2]] = True
     present[:, 0] = False
     freq = present.float().sum(0) / max(n, 1)
-    per_class = torch.where(freq > 0, torch.sqrt(threshold / freq.clamp_min(1e-12)).clamp_min(1.0), torch.ones_like(freq))
-    factors = torch.where(present, per_class.expand(n, -1), torch.ones(n, num_predicates)).max(dim=1).values
+    per_class = torch.where(
+        freq > 0,
+        torch.sqrt(threshold / freq.clamp_min(1e-12)).clamp_min(1.0),
+        torch.ones_like(freq),
+    )
+    factors = (
+        torch.where(present, per_class.expand(n, -1), torch.ones(n, num_predicates))
+        .max(dim=1)
+        .values
+    )
     return factors
 
 
@@ -181,8 +222,15 @@ class RepeatFactorSampler(Sampler[int]):
         num_replicas, rank: DDP shard (default: from ``torch.distributed``).
     """
 
-    def __init__(self, graphs: Sequence[SceneGraph], num_predicates: int, threshold: float = 0.1, seed: int = 0,
-                 num_replicas: int | None = None, rank: int | None = None) -> None:
+    def __init__(
+        self,
+        graphs: Sequence[SceneGraph],
+        num_predicates: int,
+        threshold: float = 0.1,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ) -> None:
         self.factors = repeat_factors(graphs, num_predicates, threshold)
         self.seed = seed
         self.num_replicas, self.rank = _dist(num_replicas, rank)
@@ -200,7 +248,7 @@ class RepeatFactorSampler(Sampler[int]):
         idx = idx[torch.randperm(len(idx), generator=g)].tolist()
         per_rank = math.ceil(len(idx) / self.num_replicas)
         idx = idx + idx[: per_rank * self.num_replicas - len(idx)]
-        return idx[self.rank::self.num_replicas]
+        return idx[self.rank :: self.num_replicas]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._indices())
@@ -212,7 +260,14 @@ class RepeatFactorSampler(Sampler[int]):
 class VideoSampler(Sampler[int]):
     """One video per step (shuffled per epoch), DDP-sharded so every rank has the same count."""
 
-    def __init__(self, num_videos: int, shuffle: bool = True, seed: int = 0, num_replicas: int | None = None, rank: int | None = None) -> None:
+    def __init__(
+        self,
+        num_videos: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ) -> None:
         self.n, self.shuffle, self.seed = num_videos, shuffle, seed
         self.num_replicas, self.rank = _dist(num_replicas, rank)
         self.epoch = 0
@@ -221,10 +276,16 @@ class VideoSampler(Sampler[int]):
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
-        idx = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist() if self.shuffle else list(range(self.n))
+        idx = (
+            torch.randperm(
+                self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)
+            ).tolist()
+            if self.shuffle
+            else list(range(self.n))
+        )
         per_rank = math.ceil(self.n / self.num_replicas) if self.n else 0
         idx = idx + idx[: per_rank * self.num_replicas - len(idx)]
-        return iter(idx[self.rank::self.num_replicas])
+        return iter(idx[self.rank :: self.num_replicas])
 
     def __len__(self) -> int:
         return math.ceil(self.n / self.num_replicas) if self.n else 0
@@ -233,5 +294,7 @@ class VideoSampler(Sampler[int]):
 def video_collate(items: list[VideoSceneGraph]) -> VideoSceneGraph:
     """A batch is one video: its frames keep their order and count (any length)."""
     if len(items) != 1:
-        raise ValueError(f"video batches hold exactly one video (use batch_size=1), got {len(items)}")
+        raise ValueError(
+            f"video batches hold exactly one video (use batch_size=1), got {len(items)}"
+        )
     return items[0]

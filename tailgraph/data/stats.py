@@ -6,8 +6,9 @@ import argparse
 import importlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,11 @@ def vg_stats(root: str | Path) -> dict[str, Any]:
     nrel = np.where(a.first_rel >= 0, a.last_rel - a.first_rel + 1, 0)
     for code in sorted(set(a.split.tolist())):
         m = a.split == code
-        splits[names.get(code, str(code))] = {"images": int(m.sum()), "boxes": int(nbox[m].sum()), "relations": int(nrel[m].sum())}
+        splits[names.get(code, str(code))] = {
+            "images": int(m.sum()),
+            "boxes": int(nbox[m].sum()),
+            "relations": int(nrel[m].sum()),
+        }
     counts = np.bincount(a.predicates, minlength=vocab.num_predicates)
     raw_counts = {vocab.predicates[i]: int(counts[i]) for i in range(1, vocab.num_predicates)}
     fsplits: dict[str, dict[str, int]] = {}
@@ -51,8 +56,19 @@ def vg_stats(root: str | Path) -> dict[str, Any]:
         }
         for g in graphs:
             fcounts += np.bincount(g.relations[:, 2].numpy(), minlength=vocab.num_predicates)
-    filtered = {"splits": fsplits, "predicate_counts": {vocab.predicates[i]: int(fcounts[i]) for i in range(1, vocab.num_predicates)}}
-    return {"format": "vg", "root": str(root), "splits": splits, "predicate_counts": raw_counts, "filtered": filtered}
+    filtered = {
+        "splits": fsplits,
+        "predicate_counts": {
+            vocab.predicates[i]: int(fcounts[i]) for i in range(1, vocab.num_predicates)
+        },
+    }
+    return {
+        "format": "vg",
+        "root": str(root),
+        "splits": splits,
+        "predicate_counts": raw_counts,
+        "filtered": filtered,
+    }
 
 
 def _lazy(path: str) -> Callable[[str], dict[str, Any]]:
@@ -89,7 +105,9 @@ def _print_table(stats: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="tailgraph stats", description="Statistics of a data set on disk.")
+    p = argparse.ArgumentParser(
+        prog="tailgraph stats", description="Statistics of a data set on disk."
+    )
     p.add_argument("--format", required=True, choices=sorted(STATS))
     p.add_argument("--root", required=True, help="data set folder")
     p.add_argument("--json", action="store_true", help="print one JSON object")

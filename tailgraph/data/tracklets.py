@@ -26,8 +26,9 @@ vIoU is VidVRD-helper's (:func:`tailgraph.evaluation.vidvrd.viou`, +1 pixel conv
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,8 +37,16 @@ from tailgraph.errors import DataError
 from tailgraph.evaluation.vidvrd import viou
 from tailgraph.structures import VideoSceneGraph
 
-__all__ = ["Tracklet", "Segment", "SegmentBatch", "segment_tracklets", "active_instances", "assign_pairs", "collate_segments",
-           "TRACKLET_SOURCES"]
+__all__ = [
+    "Tracklet",
+    "Segment",
+    "SegmentBatch",
+    "segment_tracklets",
+    "active_instances",
+    "assign_pairs",
+    "collate_segments",
+    "TRACKLET_SOURCES",
+]
 
 TRACKLET_SOURCES = ("gt", "jittered")
 
@@ -94,10 +103,18 @@ class SegmentBatch:
     position: torch.Tensor
     extras: dict = field(default_factory=dict)
 
-    def to(self, device: torch.device | str) -> "SegmentBatch":
-        return SegmentBatch(self.segments, self.feats.to(device), self.track_segment.to(device), self.labels.to(device),
-                            self.pairs.to(device), self.pair_segment.to(device), self.targets.to(device), self.position.to(device),
-                            self.extras)
+    def to(self, device: torch.device | str) -> SegmentBatch:
+        return SegmentBatch(
+            self.segments,
+            self.feats.to(device),
+            self.track_segment.to(device),
+            self.labels.to(device),
+            self.pairs.to(device),
+            self.pair_segment.to(device),
+            self.targets.to(device),
+            self.position.to(device),
+            self.extras,
+        )
 
     def __len__(self) -> int:
         return len(self.segments)
@@ -117,8 +134,16 @@ def collate_segments(segments: Sequence[Segment]) -> SegmentBatch:
         targets.append(s.targets)
         pos.append(s.position)
         offset += n
-    return SegmentBatch(list(segments), torch.cat(feats), torch.cat(tseg), torch.cat(labels), torch.cat(pairs).reshape(-1, 2),
-                        torch.cat(pseg), torch.cat(targets), torch.cat(pos))
+    return SegmentBatch(
+        list(segments),
+        torch.cat(feats),
+        torch.cat(tseg),
+        torch.cat(labels),
+        torch.cat(pairs).reshape(-1, 2),
+        torch.cat(pseg),
+        torch.cat(targets),
+        torch.cat(pos),
+    )
 
 
 def _track_boxes(video: VideoSceneGraph, begin: int, end: int) -> dict[Any, tuple[int, np.ndarray]]:
@@ -142,15 +167,23 @@ def _track_boxes(video: VideoSceneGraph, begin: int, end: int) -> dict[Any, tupl
     return out
 
 
-def segment_tracklets(video: VideoSceneGraph, begin: int, end: int, source: str = "gt", jitter: float = 0.0,
-                      rng: np.random.Generator | None = None) -> tuple[list[Tracklet], dict[Any, tuple[int, np.ndarray]]]:
+def segment_tracklets(
+    video: VideoSceneGraph,
+    begin: int,
+    end: int,
+    source: str = "gt",
+    jitter: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> tuple[list[Tracklet], dict[Any, tuple[int, np.ndarray]]]:
     """The tracklets of segment ``[begin, end)`` and the annotated tracks they come from.
 
     ``jittered``: every box moves by ``jitter`` × its size times (a per-tracklet offset drawn
     once + a per-frame offset of half that scale), normal noise from ``rng``.
     """
     if source not in TRACKLET_SOURCES:
-        raise DataError(f"tracklet source must be one of {TRACKLET_SOURCES}, got {source!r}", field="tracklets")
+        raise DataError(
+            f"tracklet source must be one of {TRACKLET_SOURCES}, got {source!r}", field="tracklets"
+        )
     tracks = _track_boxes(video, begin, end)
     out = []
     for t in sorted(tracks, key=str):
@@ -167,7 +200,9 @@ def segment_tracklets(video: VideoSceneGraph, begin: int, end: int, source: str 
     return out, tracks
 
 
-def active_instances(instances: Sequence[dict], begin: int, end: int, min_overlap: float = 0.5) -> list[dict]:
+def active_instances(
+    instances: Sequence[dict], begin: int, end: int, min_overlap: float = 0.5
+) -> list[dict]:
     """Relation instances covering at least ``min_overlap`` of ``min(segment, instance)``
     length within ``[begin, end)``."""
     out = []
@@ -179,9 +214,17 @@ def active_instances(instances: Sequence[dict], begin: int, end: int, min_overla
     return out
 
 
-def assign_pairs(tracklets: Sequence[Tracklet], tracks: dict[Any, tuple[int, np.ndarray]], instances: Sequence[dict],
-                 predicate_index: dict[str, int], categories: dict[Any, int], *, pos_viou: float = 0.9, neg_viou: float = 0.5,
-                 label_viou: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def assign_pairs(
+    tracklets: Sequence[Tracklet],
+    tracks: dict[Any, tuple[int, np.ndarray]],
+    instances: Sequence[dict],
+    predicate_index: dict[str, int],
+    categories: dict[Any, int],
+    *,
+    pos_viou: float = 0.9,
+    neg_viou: float = 0.5,
+    label_viou: float = 0.5,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Labels, candidate pairs and targets of one segment (see the module docstring).
 
     Args:
@@ -247,11 +290,18 @@ def pair_position(tracklets: Sequence[Tracklet], pairs: torch.Tensor) -> torch.T
     t0 = torch.tensor([t.begin for t in tracklets], dtype=torch.float32)
     t1 = torch.tensor([t.end - 1 for t in tracklets], dtype=torch.float32)
     s, o = pairs[:, 0], pairs[:, 1]
-    return relative_motion_feature(first[s], first[o], last[s], last[o], (t0[s], t1[s]), (t0[o], t1[o]))
+    return relative_motion_feature(
+        first[s], first[o], last[s], last[o], (t0[s], t1[s]), (t0[o], t1[o])
+    )
 
 
-def segment_instances(segment: Segment, out_triplets: torch.Tensor, scores: torch.Tensor, pair_index: torch.Tensor,
-                      vocab: Any) -> list[dict]:
+def segment_instances(
+    segment: Segment,
+    out_triplets: torch.Tensor,
+    scores: torch.Tensor,
+    pair_index: torch.Tensor,
+    vocab: Any,
+) -> list[dict]:
     """Relation instances of one segment from its scored triplets (``out_triplets [K, 3]``
     (subject class, predicate index, object class), ``scores [K]``, ``pair_index [K]`` local
     pair rows): the pair's common frames are the duration, the tracklets' boxes there the
@@ -263,7 +313,17 @@ def segment_instances(segment: Segment, out_triplets: torch.Tensor, scores: torc
         lo, hi = max(ta.begin, tb.begin), min(ta.end, tb.end)
         if hi <= lo:
             continue
-        res.append({"triplet": [vocab.object_classes[sc], vocab.predicates[p], vocab.object_classes[oc]], "score": float(score),
-                    "duration": [lo, hi], "sub_traj": ta.boxes[lo - ta.begin: hi - ta.begin].tolist(),
-                    "obj_traj": tb.boxes[lo - tb.begin: hi - tb.begin].tolist()})
+        res.append(
+            {
+                "triplet": [
+                    vocab.object_classes[sc],
+                    vocab.predicates[p],
+                    vocab.object_classes[oc],
+                ],
+                "score": float(score),
+                "duration": [lo, hi],
+                "sub_traj": ta.boxes[lo - ta.begin : hi - ta.begin].tolist(),
+                "obj_traj": tb.boxes[lo - tb.begin : hi - tb.begin].tolist(),
+            }
+        )
     return res

@@ -25,8 +25,9 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -34,14 +35,30 @@ from tailgraph.errors import DataError
 from tailgraph.structures import SceneGraph
 from tailgraph.vocab import BACKGROUND, Vocabulary
 
-__all__ = ["load_vg", "write_vg", "read_vg_arrays", "vg_vocabulary", "encode_boxes", "decode_boxes", "VGArrays"]
+__all__ = [
+    "load_vg",
+    "write_vg",
+    "read_vg_arrays",
+    "vg_vocabulary",
+    "encode_boxes",
+    "decode_boxes",
+    "VGArrays",
+]
 
 H5_NAMES = ("VG-SGG-with-attri.h5", "VG-SGG.h5")
 DICT_NAMES = ("VG-SGG-dicts-with-attri.json", "VG-SGG-dicts.json")
 VOCAB_EXTRA = "tailgraph-vocab.json"
 SPLIT_CODE = {"train": 0, "val": 0, "test": 2}
-REQUIRED_KEYS = ("labels", "img_to_first_box", "img_to_last_box", "relationships", "predicates",
-                 "img_to_first_rel", "img_to_last_rel", "split")
+REQUIRED_KEYS = (
+    "labels",
+    "img_to_first_box",
+    "img_to_last_box",
+    "relationships",
+    "predicates",
+    "img_to_first_rel",
+    "img_to_last_rel",
+    "split",
+)
 
 
 def _find(root: Path, names: Sequence[str], given: str | None, what: str) -> Path:
@@ -66,14 +83,20 @@ class VGArrays:
         try:
             f = h5py.File(path, "r")
         except OSError as exc:
-            raise DataError(f"cannot open as HDF5 (corrupt or truncated?): {exc}", file=str(path)) from None
+            raise DataError(
+                f"cannot open as HDF5 (corrupt or truncated?): {exc}", file=str(path)
+            ) from None
         with f:
             for key in REQUIRED_KEYS:
                 if key not in f:
                     raise DataError(f"missing key '{key}'", file=str(path), field=key)
             box_key = f"boxes_{box_scale}"
             if box_key not in f:
-                raise DataError(f"missing key '{box_key}' (keys: {sorted(f.keys())})", file=str(path), field=box_key)
+                raise DataError(
+                    f"missing key '{box_key}' (keys: {sorted(f.keys())})",
+                    file=str(path),
+                    field=box_key,
+                )
             try:
                 self.labels = np.asarray(f["labels"][:]).reshape(-1).astype(np.int64)
                 self.boxes = np.asarray(f[box_key][:]).astype(np.float64)
@@ -85,16 +108,39 @@ class VGArrays:
                 self.last_rel = np.asarray(f["img_to_last_rel"][:]).astype(np.int64)
                 self.split = np.asarray(f["split"][:]).astype(np.int64)
             except (OSError, KeyError, ValueError) as exc:
-                raise DataError(f"cannot read arrays (corrupt or truncated?): {exc}", file=str(path)) from None
+                raise DataError(
+                    f"cannot read arrays (corrupt or truncated?): {exc}", file=str(path)
+                ) from None
         self.box_key = box_key
         n_img = self.split.shape[0]
         for name in ("first_box", "last_box", "first_rel", "last_rel"):
             if getattr(self, name).shape[0] != n_img:
-                raise DataError(f"has {getattr(self, name).shape[0]} rows for {n_img} images", file=str(path), field=f"img_to_{name}")
-        if self.boxes.ndim != 2 or self.boxes.shape[1] != 4 or self.boxes.shape[0] != self.labels.shape[0]:
-            raise DataError(f"shape {list(self.boxes.shape)} does not match {self.labels.shape[0]} labels", file=str(path), field=box_key)
-        if self.rels.ndim != 2 or self.rels.shape[1] != 2 or self.rels.shape[0] != self.predicates.shape[0]:
-            raise DataError(f"shape {list(self.rels.shape)} does not match {self.predicates.shape[0]} predicates", file=str(path), field="relationships")
+                raise DataError(
+                    f"has {getattr(self, name).shape[0]} rows for {n_img} images",
+                    file=str(path),
+                    field=f"img_to_{name}",
+                )
+        if (
+            self.boxes.ndim != 2
+            or self.boxes.shape[1] != 4
+            or self.boxes.shape[0] != self.labels.shape[0]
+        ):
+            raise DataError(
+                f"shape {list(self.boxes.shape)} does not match {self.labels.shape[0]} labels",
+                file=str(path),
+                field=box_key,
+            )
+        if (
+            self.rels.ndim != 2
+            or self.rels.shape[1] != 2
+            or self.rels.shape[0] != self.predicates.shape[0]
+        ):
+            raise DataError(
+                f"shape {list(self.rels.shape)} does not match {self.predicates.shape[0]} "
+                "predicates",
+                file=str(path),
+                field="relationships",
+            )
 
     @property
     def num_images(self) -> int:
@@ -149,7 +195,9 @@ def vg_vocabulary(dicts_path: Path, extra_path: Path | None = None) -> Vocabular
         try:
             items = sorted(((int(k), v) for k, v in mapping.items()), key=lambda kv: kv[0])
         except ValueError:
-            raise DataError("keys must be integer strings", file=str(dicts_path), field=field) from None
+            raise DataError(
+                "keys must be integer strings", file=str(dicts_path), field=field
+            ) from None
         if [k for k, _ in items] != list(range(1, len(items) + 1)):
             raise DataError("indices must be 1..N without gaps", file=str(dicts_path), field=field)
         return [BACKGROUND] + [v for _, v in items]
@@ -160,7 +208,11 @@ def vg_vocabulary(dicts_path: Path, extra_path: Path | None = None) -> Vocabular
     if extra_path is not None and extra_path.is_file():
         meta = _read_json(extra_path)
         if meta.get("predicates") and meta["predicates"] != predicates:
-            raise DataError("predicate list differs from VG-SGG-dicts.json", file=str(extra_path), field="predicates")
+            raise DataError(
+                "predicate list differs from VG-SGG-dicts.json",
+                file=str(extra_path),
+                field="predicates",
+            )
     return Vocabulary(
         object_classes=classes,
         predicates=predicates,
@@ -189,7 +241,10 @@ def _select_images(a: VGArrays, split: str, filter_empty_rels: bool, num_val_im:
         elif split == "train":
             index = index[num_val_im:]
     elif split == "val":
-        raise DataError("split 'val' needs num_val_im > 0 (validation images are held out of split 0)", field="num_val_im")
+        raise DataError(
+            "split 'val' needs num_val_im > 0 (validation images are held out of split 0)",
+            field="num_val_im",
+        )
     return index
 
 
@@ -203,24 +258,45 @@ def default_num_val_im(root: str | Path, fraction: float = 0.1, cap: int = 5000)
 
 
 def _image_graph(
-    a: VGArrays, i: int, info: Mapping[str, Any], num_classes: int, num_predicates: int, h5: str, box_scale: int
+    a: VGArrays,
+    i: int,
+    info: Mapping[str, Any],
+    num_classes: int,
+    num_predicates: int,
+    h5: str,
+    box_scale: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validated (boxes xyxy pixels, labels, relations) of image row ``i``."""
     fb, lb = int(a.first_box[i]), int(a.last_box[i])
     sample = f"image {i} (image_id {info.get('image_id')})"
     if not (0 <= fb <= lb < a.labels.shape[0]):
-        raise DataError(f"box range [{fb}, {lb}] outside the {a.labels.shape[0]} boxes", file=h5, sample=sample, field="img_to_first_box/img_to_last_box")
-    raw = a.boxes[fb:lb + 1]
+        raise DataError(
+            f"box range [{fb}, {lb}] outside the {a.labels.shape[0]} boxes",
+            file=h5,
+            sample=sample,
+            field="img_to_first_box/img_to_last_box",
+        )
+    raw = a.boxes[fb : lb + 1]
     if (raw[:, 2:] < 0).any():
         j = int(np.nonzero((raw[:, 2:] < 0).any(axis=1))[0][0])
-        raise DataError(f"box {j} has negative width or height: {raw[j].tolist()}", file=h5, sample=sample, field=a.box_key)
+        raise DataError(
+            f"box {j} has negative width or height: {raw[j].tolist()}",
+            file=h5,
+            sample=sample,
+            field=a.box_key,
+        )
     if not np.isfinite(raw).all():
         raise DataError("non-finite box values", file=h5, sample=sample, field=a.box_key)
-    labels = a.labels[fb:lb + 1]
+    labels = a.labels[fb : lb + 1]
     bad = (labels < 1) | (labels >= num_classes)
     if bad.any():
         j = int(np.nonzero(bad)[0][0])
-        raise DataError(f"label {int(labels[j])} of box {j} outside 1..{num_classes - 1}", file=h5, sample=sample, field="labels")
+        raise DataError(
+            f"label {int(labels[j])} of box {j} outside 1..{num_classes - 1}",
+            file=h5,
+            sample=sample,
+            field="labels",
+        )
     w, h = info["width"], info["height"]
     boxes = decode_boxes(raw) / box_scale * max(w, h)
     boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w - 1)
@@ -228,19 +304,32 @@ def _image_graph(
     fr, lr = int(a.first_rel[i]), int(a.last_rel[i])
     if fr >= 0:
         if not (fr <= lr < a.rels.shape[0]):
-            raise DataError(f"relation range [{fr}, {lr}] outside the {a.rels.shape[0]} relations", file=h5, sample=sample, field="img_to_first_rel/img_to_last_rel")
-        pairs = a.rels[fr:lr + 1] - fb
+            raise DataError(
+                f"relation range [{fr}, {lr}] outside the {a.rels.shape[0]} relations",
+                file=h5,
+                sample=sample,
+                field="img_to_first_rel/img_to_last_rel",
+            )
+        pairs = a.rels[fr : lr + 1] - fb
         if (pairs < 0).any() or (pairs > lb - fb).any():
             j = int(np.nonzero(((pairs < 0) | (pairs > lb - fb)).any(axis=1))[0][0])
             raise DataError(
-                f"relation {j} (global row {fr + j}) points to boxes {a.rels[fr + j].tolist()} outside the image's rows [{fb}, {lb}]",
-                file=h5, sample=sample, field="relationships",
+                f"relation {j} (global row {fr + j}) points to boxes {a.rels[fr + j].tolist()} "
+                f"outside the image's rows [{fb}, {lb}]",
+                file=h5,
+                sample=sample,
+                field="relationships",
             )
-        preds = a.predicates[fr:lr + 1]
+        preds = a.predicates[fr : lr + 1]
         badp = (preds < 1) | (preds >= num_predicates)
         if badp.any():
             j = int(np.nonzero(badp)[0][0])
-            raise DataError(f"predicate {int(preds[j])} of relation {j} outside 1..{num_predicates - 1}", file=h5, sample=sample, field="predicates")
+            raise DataError(
+                f"predicate {int(preds[j])} of relation {j} outside 1..{num_predicates - 1}",
+                file=h5,
+                sample=sample,
+                field="predicates",
+            )
         rels = np.column_stack([pairs, preds])
     else:
         rels = np.zeros((0, 3), dtype=np.int64)
@@ -305,7 +394,11 @@ def load_vg(
     info_path = _find(root, ("image_data.json",), None, "image_data.json")
     infos = _read_json(info_path)
     if not isinstance(infos, list) or len(infos) != a.num_images:
-        raise DataError(f"expected a list of {a.num_images} images (as in {a.path.name}), got {len(infos) if isinstance(infos, list) else type(infos).__name__}", file=str(info_path))
+        raise DataError(
+            f"expected a list of {a.num_images} images (as in {a.path.name}), got "
+            f"{len(infos) if isinstance(infos, list) else type(infos).__name__}",
+            file=str(info_path),
+        )
     if filter_duplicate_rels is None:
         filter_duplicate_rels = split == "train"
     rng = np.random.default_rng(seed)
@@ -314,10 +407,23 @@ def load_vg(
         info = infos[i]
         for key in ("image_id", "width", "height"):
             if key not in info:
-                raise DataError(f"missing key '{key}'", file=str(info_path), sample=f"image {i}", field=key)
-        if not (isinstance(info["width"], int) and isinstance(info["height"], int)) or info["width"] <= 0 or info["height"] <= 0:
-            raise DataError(f"bad size {info['width']}x{info['height']}", file=str(info_path), sample=f"image {i} (image_id {info['image_id']})", field="width/height")
-        boxes, labels, rels = _image_graph(a, int(i), info, vocab.num_classes, vocab.num_predicates, h5, box_scale)
+                raise DataError(
+                    f"missing key '{key}'", file=str(info_path), sample=f"image {i}", field=key
+                )
+        if (
+            not (isinstance(info["width"], int) and isinstance(info["height"], int))
+            or info["width"] <= 0
+            or info["height"] <= 0
+        ):
+            raise DataError(
+                f"bad size {info['width']}x{info['height']}",
+                file=str(info_path),
+                sample=f"image {i} (image_id {info['image_id']})",
+                field="width/height",
+            )
+        boxes, labels, rels = _image_graph(
+            a, int(i), info, vocab.num_classes, vocab.num_predicates, h5, box_scale
+        )
         if filter_non_overlap and split == "train" and len(rels):
             rels = rels[_iou_positive(boxes, rels)]
             if len(rels) == 0:
@@ -326,20 +432,54 @@ def load_vg(
             groups: dict[tuple[int, int], list[int]] = defaultdict(list)
             for s, o, p in rels.tolist():
                 groups[(s, o)].append(p)
-            rels = np.array([(s, o, ps[0] if len(ps) == 1 else int(rng.choice(ps))) for (s, o), ps in groups.items()], dtype=np.int64)
+            rels = np.array(
+                [
+                    (s, o, ps[0] if len(ps) == 1 else int(rng.choice(ps)))
+                    for (s, o), ps in groups.items()
+                ],
+                dtype=np.int64,
+            )
         path = None
         if not layout_only:
             p = root / image_dir / f"{info['image_id']}.jpg"
             if not p.is_file():
-                raise DataError("image file not found (use layout_only=True to read boxes and relations only)", file=str(p), sample=info["image_id"], field="image")
+                raise DataError(
+                    "image file not found (use layout_only=True to read boxes and relations only)",
+                    file=str(p),
+                    sample=info["image_id"],
+                    field="image",
+                )
             path = str(p)
-        graphs.append(SceneGraph(info["image_id"], int(info["width"]), int(info["height"]), boxes, labels, rels.reshape(-1, 3), image_path=path))
+        graphs.append(
+            SceneGraph(
+                info["image_id"],
+                int(info["width"]),
+                int(info["height"]),
+                boxes,
+                labels,
+                rels.reshape(-1, 3),
+                image_path=path,
+            )
+        )
     if count_split is not None:
-        count_graphs = graphs if count_split == split else load_vg(
-            root, count_split, layout_only=True, num_val_im=num_val_im, box_scale=box_scale,
-            h5_name=h5_name, dicts_name=dicts_name, seed=seed, count_split=None,
-            filter_non_overlap=filter_non_overlap,
-        )[0] if (count_split != "val" or num_val_im > 0) else []
+        count_graphs = (
+            graphs
+            if count_split == split
+            else load_vg(
+                root,
+                count_split,
+                layout_only=True,
+                num_val_im=num_val_im,
+                box_scale=box_scale,
+                h5_name=h5_name,
+                dicts_name=dicts_name,
+                seed=seed,
+                count_split=None,
+                filter_non_overlap=filter_non_overlap,
+            )[0]
+            if (count_split != "val" or num_val_im > 0)
+            else []
+        )
         pc = np.zeros(vocab.num_predicates, dtype=np.int64)
         oc = np.zeros(vocab.num_classes, dtype=np.int64)
         for g in count_graphs:
@@ -383,7 +523,16 @@ def write_vg(
             raise DataError(f"unknown split {split!r}", field="split")
         for g in graphs:
             n = g.num_boxes
-            infos.append({"image_id": g.image_id, "width": int(g.width), "height": int(g.height), "url": "", "coco_id": None, "flickr_id": None})
+            infos.append(
+                {
+                    "image_id": g.image_id,
+                    "width": int(g.width),
+                    "height": int(g.height),
+                    "url": "",
+                    "coco_id": None,
+                    "flickr_id": None,
+                }
+            )
             splits.append(SPLIT_CODE[split])
             bx = g.boxes.numpy()
             if n:
@@ -413,6 +562,7 @@ def write_vg(
     h5_path = out / h5_name
     tmp = out / (h5_name + ".tmp")
     with h5py.File(tmp, "w", track_order=False) as f:
+
         def put(name: str, arr: np.ndarray) -> None:
             f.create_dataset(name, data=arr, track_times=False)
 
@@ -438,7 +588,9 @@ def write_vg(
         "predicate_to_idx": {p: i + 1 for i, p in enumerate(predicates)},
         "idx_to_predicate": {str(i + 1): p for i, p in enumerate(predicates)},
         "object_count": {c: int(vocab.object_counts[i + 1]) for i, c in enumerate(classes)},
-        "predicate_count": {p: int(vocab.predicate_counts[i + 1]) for i, p in enumerate(predicates)},
+        "predicate_count": {
+            p: int(vocab.predicate_counts[i + 1]) for i, p in enumerate(predicates)
+        },
     }
     files = {"h5": h5_path}
 
@@ -453,6 +605,18 @@ def write_vg(
     files["dicts"] = dump("VG-SGG-dicts.json", dicts)
     files["image_data"] = dump("image_data.json", infos)
     if extra_metadata:
-        meta = {k: v for k, v in vocab.to_dict().items() if k in ("name", "predicates", "coarse_parent", "action_pattern", "spatial_pattern", "relation_type")}
+        meta = {
+            k: v
+            for k, v in vocab.to_dict().items()
+            if k
+            in (
+                "name",
+                "predicates",
+                "coarse_parent",
+                "action_pattern",
+                "spatial_pattern",
+                "relation_type",
+            )
+        }
         files["vocab"] = dump(VOCAB_EXTRA, meta)
     return files

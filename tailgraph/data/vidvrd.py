@@ -16,8 +16,9 @@ derived from the predicate names.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -25,9 +26,29 @@ from tailgraph.errors import DataError
 from tailgraph.structures import SceneGraph, VideoSceneGraph
 from tailgraph.vocab import BACKGROUND, Vocabulary
 
-__all__ = ["load_vidvrd", "split_segments", "to_groundtruth", "predicate_patterns", "stats", "SPATIAL_SUFFIXES"]
+__all__ = [
+    "load_vidvrd",
+    "split_segments",
+    "to_groundtruth",
+    "predicate_patterns",
+    "stats",
+    "SPATIAL_SUFFIXES",
+]
 
-SPATIAL_SUFFIXES = ("above", "away", "behind", "beneath", "front", "inside", "left", "next_to", "past", "right", "toward", "with")
+SPATIAL_SUFFIXES = (
+    "above",
+    "away",
+    "behind",
+    "beneath",
+    "front",
+    "inside",
+    "left",
+    "next_to",
+    "past",
+    "right",
+    "toward",
+    "with",
+)
 
 
 def predicate_patterns(name: str) -> tuple[str | None, str | None]:
@@ -54,7 +75,9 @@ def _read(path: Path) -> dict:
         raise DataError("expected a JSON object", file=str(path))
     for key in ("video_id", "subject/objects", "trajectories", "relation_instances"):
         if key not in doc:
-            raise DataError(f"missing key '{key}'", file=str(path), sample=doc.get("video_id"), field=key)
+            raise DataError(
+                f"missing key '{key}'", file=str(path), sample=doc.get("video_id"), field=key
+            )
     return doc
 
 
@@ -65,12 +88,23 @@ def _split_files(root: Path, split: str) -> list[Path]:
     return sorted(folder.glob("*.json"))
 
 
-def _video(doc: dict, path: Path, cls_index: dict[str, int], pred_index: dict[str, int], frames_dir: Path | None = None) -> VideoSceneGraph:
+def _video(
+    doc: dict,
+    path: Path,
+    cls_index: dict[str, int],
+    pred_index: dict[str, int],
+    frames_dir: Path | None = None,
+) -> VideoSceneGraph:
     vid = doc["video_id"]
     cat = {}
     for o in doc["subject/objects"]:
         if "tid" not in o or "category" not in o:
-            raise DataError("object needs 'tid' and 'category'", file=str(path), sample=vid, field="subject/objects")
+            raise DataError(
+                "object needs 'tid' and 'category'",
+                file=str(path),
+                sample=vid,
+                field="subject/objects",
+            )
         cat[o["tid"]] = o["category"]
     trajs = doc["trajectories"]
     n_frames = len(trajs)
@@ -85,35 +119,93 @@ def _video(doc: dict, path: Path, cls_index: dict[str, int], pred_index: dict[st
                 box = [float(bb["xmin"]), float(bb["ymin"]), float(bb["xmax"]), float(bb["ymax"])]
                 tid = b["tid"]
             except (KeyError, TypeError, ValueError):
-                raise DataError("box needs 'tid' and bbox xmin/ymin/xmax/ymax", file=str(path), sample=f"{vid} frame {f}", field="trajectories") from None
+                raise DataError(
+                    "box needs 'tid' and bbox xmin/ymin/xmax/ymax",
+                    file=str(path),
+                    sample=f"{vid} frame {f}",
+                    field="trajectories",
+                ) from None
             if tid not in cat:
-                raise DataError(f"tid {tid} is not in subject/objects", file=str(path), sample=f"{vid} frame {f}", field="trajectories")
+                raise DataError(
+                    f"tid {tid} is not in subject/objects",
+                    file=str(path),
+                    sample=f"{vid} frame {f}",
+                    field="trajectories",
+                )
             if not np.isfinite(box).all() or box[2] < box[0] or box[3] < box[1]:
-                raise DataError(f"bad box {box}", file=str(path), sample=f"{vid} frame {f} tid {tid}", field="bbox")
+                raise DataError(
+                    f"bad box {box}",
+                    file=str(path),
+                    sample=f"{vid} frame {f} tid {tid}",
+                    field="bbox",
+                )
             boxes[tid] = box
         frame_boxes.append(boxes)
     instances = []
     for i, r in enumerate(doc["relation_instances"]):
         try:
-            s, o, p, b, e = r["subject_tid"], r["object_tid"], r["predicate"], int(r["begin_fid"]), int(r["end_fid"])
+            s, o, p, b, e = (
+                r["subject_tid"],
+                r["object_tid"],
+                r["predicate"],
+                int(r["begin_fid"]),
+                int(r["end_fid"]),
+            )
         except (KeyError, TypeError, ValueError):
-            raise DataError("relation needs subject_tid, object_tid, predicate, begin_fid, end_fid", file=str(path), sample=f"{vid} relation {i}", field="relation_instances") from None
+            raise DataError(
+                "relation needs subject_tid, object_tid, predicate, begin_fid, end_fid",
+                file=str(path),
+                sample=f"{vid} relation {i}",
+                field="relation_instances",
+            ) from None
         if s not in cat or o not in cat:
-            raise DataError(f"tid {s if s not in cat else o} is not in subject/objects", file=str(path), sample=f"{vid} relation {i}", field="relation_instances")
+            raise DataError(
+                f"tid {s if s not in cat else o} is not in subject/objects",
+                file=str(path),
+                sample=f"{vid} relation {i}",
+                field="relation_instances",
+            )
         if not (0 <= b < e <= n_frames):
-            raise DataError(f"frame range [{b}, {e}) outside the {n_frames} frames", file=str(path), sample=f"{vid} relation {i}", field="begin_fid/end_fid")
+            raise DataError(
+                f"frame range [{b}, {e}) outside the {n_frames} frames",
+                file=str(path),
+                sample=f"{vid} relation {i}",
+                field="begin_fid/end_fid",
+            )
         missing = [f for f in range(b, e) if s not in frame_boxes[f] or o not in frame_boxes[f]]
         if missing:
-            raise DataError(f"trajectory has no box in frame {missing[0]}", file=str(path), sample=f"{vid} relation {i}", field="trajectories")
+            raise DataError(
+                f"trajectory has no box in frame {missing[0]}",
+                file=str(path),
+                sample=f"{vid} relation {i}",
+                field="trajectories",
+            )
         if p not in pred_index:
-            raise DataError(f"unknown predicate {p!r}", file=str(path), sample=f"{vid} relation {i}", field="predicate")
-        instances.append({"subject_tid": s, "object_tid": o, "predicate": p, "begin_fid": b, "end_fid": e,
-                          "triplet": (cat[s], p, cat[o])})
+            raise DataError(
+                f"unknown predicate {p!r}",
+                file=str(path),
+                sample=f"{vid} relation {i}",
+                field="predicate",
+            )
+        instances.append(
+            {
+                "subject_tid": s,
+                "object_tid": o,
+                "predicate": p,
+                "begin_fid": b,
+                "end_fid": e,
+                "triplet": (cat[s], p, cat[o]),
+            }
+        )
     frames = []
     for f, boxes in enumerate(frame_boxes):
         tids = sorted(boxes)
         pos = {t: k for k, t in enumerate(tids)}
-        rels = [(pos[r["subject_tid"]], pos[r["object_tid"]], pred_index[r["predicate"]]) for r in instances if r["begin_fid"] <= f < r["end_fid"]]
+        rels = [
+            (pos[r["subject_tid"]], pos[r["object_tid"]], pred_index[r["predicate"]])
+            for r in instances
+            if r["begin_fid"] <= f < r["end_fid"]
+        ]
         bx = np.array([boxes[t] for t in tids], dtype=np.float32).reshape(-1, 4)
         w = width or int(bx[:, 2].max() + 1 if len(bx) else 1)
         h = height or int(bx[:, 3].max() + 1 if len(bx) else 1)
@@ -121,16 +213,45 @@ def _video(doc: dict, path: Path, cls_index: dict[str, int], pred_index: dict[st
         if frames_dir is not None:
             ip = frames_dir / vid / f"{f:06d}.jpg"
             if not ip.is_file():
-                raise DataError("frame image not found (use layout_only=True to read annotations only)", file=str(ip), sample=f"{vid}/{f}", field="image")
+                raise DataError(
+                    "frame image not found (use layout_only=True to read annotations only)",
+                    file=str(ip),
+                    sample=f"{vid}/{f}",
+                    field="image",
+                )
             image_path = str(ip)
-        frames.append(SceneGraph(f"{vid}/{f}", w, h, bx, [cls_index[cat[t]] for t in tids], np.array(rels, dtype=np.int64).reshape(-1, 3),
-                                 track_ids=tids, image_path=image_path))
-    return VideoSceneGraph(vid, frames, list(range(n_frames)), extras={"relation_instances": instances, "categories": cat,
-                                                                        "fps": doc.get("fps"), "file": str(path)})
+        frames.append(
+            SceneGraph(
+                f"{vid}/{f}",
+                w,
+                h,
+                bx,
+                [cls_index[cat[t]] for t in tids],
+                np.array(rels, dtype=np.int64).reshape(-1, 3),
+                track_ids=tids,
+                image_path=image_path,
+            )
+        )
+    return VideoSceneGraph(
+        vid,
+        frames,
+        list(range(n_frames)),
+        extras={
+            "relation_instances": instances,
+            "categories": cat,
+            "fps": doc.get("fps"),
+            "file": str(path),
+        },
+    )
 
 
-def load_vidvrd(root: str | Path, split: str = "test", *, layout_only: bool = True, splits_for_vocab: Iterable[str] = ("train", "test")
-                ) -> tuple[list[VideoSceneGraph], Vocabulary]:
+def load_vidvrd(
+    root: str | Path,
+    split: str = "test",
+    *,
+    layout_only: bool = True,
+    splits_for_vocab: Iterable[str] = ("train", "test"),
+) -> tuple[list[VideoSceneGraph], Vocabulary]:
     """Read one split of ImageNet-VidVRD.
 
     Args:
@@ -149,8 +270,24 @@ def load_vidvrd(root: str | Path, split: str = "test", *, layout_only: bool = Tr
             docs[s] = [(p, _read(p)) for p in _split_files(root, s)]
     if split not in docs:
         _split_files(root, split)  # raises the missing-folder error
-    cats = sorted({o["category"] for d in docs.values() for _, doc in d for o in doc["subject/objects"] if "category" in o})
-    preds = sorted({r["predicate"] for d in docs.values() for _, doc in d for r in doc["relation_instances"] if "predicate" in r})
+    cats = sorted(
+        {
+            o["category"]
+            for d in docs.values()
+            for _, doc in d
+            for o in doc["subject/objects"]
+            if "category" in o
+        }
+    )
+    preds = sorted(
+        {
+            r["predicate"]
+            for d in docs.values()
+            for _, doc in d
+            for r in doc["relation_instances"]
+            if "predicate" in r
+        }
+    )
     cls_index = {c: i + 1 for i, c in enumerate(cats)}
     pred_index = {p: i + 1 for i, p in enumerate(preds)}
     patterns = [predicate_patterns(p) for p in preds]
@@ -159,15 +296,22 @@ def load_vidvrd(root: str | Path, split: str = "test", *, layout_only: bool = Tr
         for r in doc["relation_instances"]:
             if r.get("predicate") in pred_index:
                 counts[pred_index[r["predicate"]]] += 1
-    vocab = Vocabulary([BACKGROUND] + cats, [BACKGROUND] + preds, predicate_counts=counts,
-                       action_pattern=[None] + [a for a, _ in patterns], spatial_pattern=[None] + [s for _, s in patterns],
-                       name="vidvrd")
+    vocab = Vocabulary(
+        [BACKGROUND] + cats,
+        [BACKGROUND] + preds,
+        predicate_counts=counts,
+        action_pattern=[None] + [a for a, _ in patterns],
+        spatial_pattern=[None] + [s for _, s in patterns],
+        name="vidvrd",
+    )
     frames_dir = None if layout_only else root / "frames"
     videos = [_video(doc, p, cls_index, pred_index, frames_dir) for p, doc in docs[split]]
     return videos, vocab
 
 
-def split_segments(video: VideoSceneGraph, length: int = 30, stride: int = 15) -> list[dict[str, Any]]:
+def split_segments(
+    video: VideoSceneGraph, length: int = 30, stride: int = 15
+) -> list[dict[str, Any]]:
     """VidVRD-II's segment split: windows of ``length`` frames every ``stride`` frames (the last
     window ends at the video's end); each segment lists the relation instances overlapping it,
     clipped to it.
@@ -204,7 +348,14 @@ def to_groundtruth(videos: Iterable[VideoSceneGraph]) -> dict[Any, list]:
                 tids = fr.track_ids.tolist()
                 sub.append(fr.boxes[tids.index(r["subject_tid"])].tolist())
                 obj.append(fr.boxes[tids.index(r["object_tid"])].tolist())
-            rels.append({"triplet": list(r["triplet"]), "duration": [r["begin_fid"], r["end_fid"]], "sub_traj": sub, "obj_traj": obj})
+            rels.append(
+                {
+                    "triplet": list(r["triplet"]),
+                    "duration": [r["begin_fid"], r["end_fid"]],
+                    "sub_traj": sub,
+                    "obj_traj": obj,
+                }
+            )
         gt[v.video_id] = rels
     return gt
 
@@ -218,11 +369,20 @@ def stats(root: str | Path) -> dict[str, Any]:
         if not (Path(root) / split).is_dir():
             continue
         videos, vocab = load_vidvrd(root, split)
-        splits[split] = {"videos": len(videos), "frames": sum(len(v) for v in videos),
-                         "boxes": sum(f.num_boxes for v in videos for f in v.frames),
-                         "relations": sum(len(v.extras["relation_instances"]) for v in videos)}
+        splits[split] = {
+            "videos": len(videos),
+            "frames": sum(len(v) for v in videos),
+            "boxes": sum(f.num_boxes for v in videos for f in v.frames),
+            "relations": sum(len(v.extras["relation_instances"]) for v in videos),
+        }
         for v in videos:
             for r in v.extras["relation_instances"]:
                 counts[r["predicate"]] = counts.get(r["predicate"], 0) + 1
-    return {"format": "vidvrd", "root": str(root), "splits": splits, "predicate_counts": counts,
-            "filtered": {"splits": splits, "predicate_counts": counts}, "note": "relations = relation instances over frame ranges"}
+    return {
+        "format": "vidvrd",
+        "root": str(root),
+        "splits": splits,
+        "predicate_counts": counts,
+        "filtered": {"splits": splits, "predicate_counts": counts},
+        "note": "relations = relation instances over frame ranges",
+    }

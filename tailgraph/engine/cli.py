@@ -21,16 +21,25 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from jsonargparse import ArgumentError
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from tailgraph.engine.module import SGGModule, library_versions
 
-__all__ = ["fit_main", "validate_main", "test_main", "predict_main", "MetricsWriter", "PredictionWriter", "RunInfoWriter",
-           "latest_checkpoint",
-           "write_json_atomic", "results_document"]
+__all__ = [
+    "fit_main",
+    "validate_main",
+    "test_main",
+    "predict_main",
+    "MetricsWriter",
+    "PredictionWriter",
+    "RunInfoWriter",
+    "latest_checkpoint",
+    "write_json_atomic",
+    "results_document",
+]
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
@@ -69,12 +78,19 @@ class MetricsWriter(Callback):
         metrics = getattr(pl_module, "last_metrics", None)
         if not metrics or not trainer.is_global_zero:
             return
-        target = self.path or os.path.join(trainer.log_dir or trainer.default_root_dir, "metrics.json")
+        target = self.path or os.path.join(
+            trainer.log_dir or trainer.default_root_dir, "metrics.json"
+        )
         vocab = getattr(pl_module, "vocab", None)
         stats = getattr(pl_module, "train_stats", None)
         if vocab is not None and stats is not None:
             vocab = vocab.with_counts(stats.predicate_counts)
-        doc = results_document({"model": metrics}, vocab, pl_module.task.value, protocol=getattr(pl_module, "protocol_name", None))
+        doc = results_document(
+            {"model": metrics},
+            vocab,
+            pl_module.task.value,
+            protocol=getattr(pl_module, "protocol_name", None),
+        )
         write_json_atomic(target, doc)
         print(f"metrics: {target}")
 
@@ -86,8 +102,14 @@ class RunInfoWriter(Callback):
         if not trainer.is_global_zero:
             return
         seed = os.environ.get("PL_GLOBAL_SEED")
-        info = {"versions": library_versions(), "seed": int(seed) if seed is not None else None, "stage": stage}
-        write_json_atomic(os.path.join(trainer.log_dir or trainer.default_root_dir, "run.json"), info)
+        info = {
+            "versions": library_versions(),
+            "seed": int(seed) if seed is not None else None,
+            "stage": stage,
+        }
+        write_json_atomic(
+            os.path.join(trainer.log_dir or trainer.default_root_dir, "run.json"), info
+        )
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -109,8 +131,12 @@ class PredictionWriter(BasePredictionWriter):
             by_video: dict[Any, list] = {}
             for vid, begin, instances in flat:
                 by_video.setdefault(vid, []).append((begin, instances))
-            results = {str(v): pl_module.model.associate([inst for _, inst in sorted(segs, key=lambda x: x[0])])
-                       for v, segs in by_video.items()}
+            results = {
+                str(v): pl_module.model.associate(
+                    [inst for _, inst in sorted(segs, key=lambda x: x[0])]
+                )
+                for v, segs in by_video.items()
+            }
             write_json_atomic(target, {"version": "VERSION 1.0", "results": results})
             print(f"predictions: {target} ({len(results)} videos)")
             return
@@ -122,7 +148,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints are written to a temporary name and renamed: a run killed while saving
     leaves the previous checkpoint intact, never a truncated one."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+    ) -> None:
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp")
         try:
@@ -135,7 +163,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 def latest_checkpoint(root: str | os.PathLike) -> str:
     """``--ckpt_path last``: the ``last.ckpt`` of the newest run under ``<root>/runs`` (every run
-    gets a new ``version_N`` folder, so Lightning's own ``last`` would look in the empty new one)."""
+    gets a new ``version_N`` folder, so Lightning's own ``last`` would look in the empty new
+    one)."""
     from tailgraph.errors import DataError
 
     runs = []
@@ -144,7 +173,11 @@ def latest_checkpoint(root: str | os.PathLike) -> str:
         if ckpt.is_file() and d.name.split("_", 1)[1].isdigit():
             runs.append((int(d.name.split("_", 1)[1]), ckpt))
     if not runs:
-        raise DataError("--ckpt_path last: no run with checkpoints/last.ckpt", file=str(Path(root, "runs")), field="ckpt_path")
+        raise DataError(
+            "--ckpt_path last: no run with checkpoints/last.ckpt",
+            file=str(Path(root, "runs")),
+            field="ckpt_path",
+        )
     return str(max(runs)[1])
 
 
@@ -153,8 +186,14 @@ class TailgraphCLI(LightningCLI):
         parser.set_defaults(
             {
                 "trainer.callbacks": [
-                    {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                     "init_args": {"save_last": True, "filename": "epoch{epoch}", "auto_insert_metric_name": False}},
+                    {
+                        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                        "init_args": {
+                            "save_last": True,
+                            "filename": "epoch{epoch}",
+                            "auto_insert_metric_name": False,
+                        },
+                    },
                     {"class_path": "tailgraph.engine.cli.MetricsWriter"},
                     {"class_path": "tailgraph.engine.cli.PredictionWriter"},
                     {"class_path": "tailgraph.engine.cli.RunInfoWriter"},
@@ -175,7 +214,12 @@ class TailgraphCLI(LightningCLI):
 
             root = config.get("default_root_dir") or os.getcwd()
             csv = CSVLogger(save_dir=root, name="runs")
-            config["logger"] = [csv, TensorBoardLogger(save_dir=root, name="runs", version=csv.version, default_hp_metric=False)]
+            config["logger"] = [
+                csv,
+                TensorBoardLogger(
+                    save_dir=root, name="runs", version=csv.version, default_hp_metric=False
+                ),
+            ]
         if not config.get("plugins"):
             config["plugins"] = [AtomicCheckpointIO()]
         return super()._instantiate_trainer(config, callbacks)
@@ -204,14 +248,22 @@ def _run(subcommand: str, argv: list[str]) -> int:
         if debug:
             raise
         msg = " ".join(str(exc).split())
-        print(f"tailgraph {subcommand}: bad recipe or option: {msg[:600]} (see tailgraph {subcommand} --help)", file=sys.stderr)
+        print(
+            f"tailgraph {subcommand}: bad recipe or option: {msg[:600]} (see tailgraph "
+            f"{subcommand} --help)",
+            file=sys.stderr,
+        )
         return 2
     except (DataError, ValueError, RuntimeError, TypeError, KeyError, OSError) as exc:
         if debug:
             raise
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"tailgraph {subcommand}: {type(exc).__name__ + ': ' if not isinstance(exc, DataError) else ''}{msg}"
-              f" (--debug shows the traceback)", file=sys.stderr)
+        print(
+            f"tailgraph {subcommand}: "
+            f"{type(exc).__name__ + ': ' if not isinstance(exc, DataError) else ''}{msg}"
+            f" (--debug shows the traceback)",
+            file=sys.stderr,
+        )
         return 2
     finally:
         sys.argv = saved_argv

@@ -17,11 +17,28 @@ from typing import Any
 __all__ = ["main", "run_demo", "DEMO_DATA", "DEMO_MODEL"]
 
 # the data and model of configs/synthetic/hml_motifs_vg.yaml
-DEMO_DATA = dict(num_train=4000, num_test=500, image_size=128, head_tail_ratio=50, max_units=14, max_objects=30, num_val_im=200,
-                 layout_only=True, batch_size=32)
-DEMO_MODEL = dict(task="predcls", lr=0.002, bg_per_image=32, features=None,
-                  context={"class_path": "tailgraph.modeling.context.motifs.MotifsContext", "init_args": {"hidden_dim": 128}},
-                  head={"class_path": "tailgraph.modeling.heads.linear.LinearHead"})
+DEMO_DATA = dict(
+    num_train=4000,
+    num_test=500,
+    image_size=128,
+    head_tail_ratio=50,
+    max_units=14,
+    max_objects=30,
+    num_val_im=200,
+    layout_only=True,
+    batch_size=32,
+)
+DEMO_MODEL = dict(
+    task="predcls",
+    lr=0.002,
+    bg_per_image=32,
+    features=None,
+    context={
+        "class_path": "tailgraph.modeling.context.motifs.MotifsContext",
+        "init_args": {"hidden_dim": 128},
+    },
+    head={"class_path": "tailgraph.modeling.heads.linear.LinearHead"},
+)
 
 
 def _trainer(out: Path, name: str, epochs: int):
@@ -71,7 +88,12 @@ def run_demo(
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
     t0 = time.perf_counter()
-    data = {**DEMO_DATA, "num_train": num_train, "num_test": num_test, "num_val_im": min(DEMO_DATA["num_val_im"], num_train // 10)}
+    data = {
+        **DEMO_DATA,
+        "num_train": num_train,
+        "num_test": num_test,
+        "num_val_im": min(DEMO_DATA["num_val_im"], num_train // 10),
+    }
     dm = SynthVGDataModule(root=str(out / "synth-vg"), synth_seed=seed, **data)
     dm.prepare_data()
     dm.setup("fit")
@@ -79,9 +101,13 @@ def run_demo(
     timings["generate synth-vg"] = time.perf_counter() - t0
     counts = np.array([dm.vocab.predicate_counts[i] for i in dm.vocab.foreground_predicates])
     rels = np.array([g.num_relations for g in dm.splits["train"]])
-    print(f"[demo] synth-vg: {len(dm.splits['train'])} train / {len(dm.splits['test'])} test images in {out / 'synth-vg'}; "
-          f"{rels.mean():.1f} relations per image; training relations per predicate {counts.min()}..{counts.max()} "
-          f"(head / tail {counts.max() / max(counts.min(), 1):.0f})")
+    print(
+        f"[demo] synth-vg: {len(dm.splits['train'])} train / {len(dm.splits['test'])} test "
+        f"images in {out / 'synth-vg'}; "
+        f"{rels.mean():.1f} relations per image; training relations per predicate "
+        f"{counts.min()}..{counts.max()} "
+        f"(head / tail {counts.max() / max(counts.min(), 1):.0f})"
+    )
 
     t0 = time.perf_counter()
     freq = SGGModule(context={"class_path": "tailgraph.modeling.freq.FrequencyBaseline"}, head=None)
@@ -89,9 +115,16 @@ def run_demo(
     models["FREQ"] = freq.last_metrics
     timings["FREQ (count + test)"] = time.perf_counter() - t0
 
-    runs = {"MOTIFS": ({"class_path": "tailgraph.methods.base.Supervised"}, epochs),
-            "MOTIFS + HML": ({"class_path": "tailgraph.methods.hml.HML", "init_args": {"stage_epochs": list(stage_epochs)}},
-                             sum(stage_epochs))}
+    runs = {
+        "MOTIFS": ({"class_path": "tailgraph.methods.base.Supervised"}, epochs),
+        "MOTIFS + HML": (
+            {
+                "class_path": "tailgraph.methods.hml.HML",
+                "init_args": {"stage_epochs": list(stage_epochs)},
+            },
+            sum(stage_epochs),
+        ),
+    }
     for name, (method, n_epochs) in runs.items():
         t0 = time.perf_counter()
         L.seed_everything(seed, workers=True, verbose=False)
@@ -103,9 +136,13 @@ def run_demo(
         timings[f"{name} ({n_epochs} epochs fit + test)"] = time.perf_counter() - t0
 
     doc = results_document(
-        models, dm.vocab, "predcls", timings=timings,
-        dataset=f"synth-vg seed {seed}: {len(dm.splits['train'])} train / {num_test} test images, head/tail "
-                f"{counts.max() / max(counts.min(), 1):.0f}, {rels.mean():.1f} relations per image",
+        models,
+        dm.vocab,
+        "predcls",
+        timings=timings,
+        dataset=f"synth-vg seed {seed}: {len(dm.splits['train'])} train / {num_test} test images, "
+        "head/tail "
+        f"{counts.max() / max(counts.min(), 1):.0f}, {rels.mean():.1f} relations per image",
     )
     write_json_atomic(out / "metrics.json", doc)
     files = write_report(out / "metrics.json", out)
@@ -114,7 +151,11 @@ def run_demo(
     print("PredCls on synth-vg (graph constraint), percent:")
     print(f"{'model':<16}" + "".join(f"{k:>9}" for k in keys) + f"{'Mean@50':>9}")
     for name, m in models.items():
-        print(f"{name:<16}" + "".join(f"{100 * m[k]:>9.2f}" for k in keys) + f"{50 * (m['R@50'] + m['mR@50']):>9.2f}")
+        print(
+            f"{name:<16}"
+            + "".join(f"{100 * m[k]:>9.2f}" for k in keys)
+            + f"{50 * (m['R@50'] + m['mR@50']):>9.2f}"
+        )
     print()
     for phase, sec in timings.items():
         print(f"[demo] {phase}: {sec:.1f} s")
@@ -125,12 +166,18 @@ def run_demo(
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="tailgraph demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="tailgraph demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--out", default="demo_out", help="output folder")
     p.add_argument("--train", type=int, default=DEMO_DATA["num_train"], help="training images")
     p.add_argument("--test", type=int, default=DEMO_DATA["num_test"], help="test images")
     p.add_argument("--epochs", type=int, default=8, help="epochs of the plain model")
-    p.add_argument("--stage-epochs", type=int, nargs="+", default=[4, 4], help="epochs of each HML stage")
+    p.add_argument(
+        "--stage-epochs", type=int, nargs="+", default=[4, 4], help="epochs of each HML stage"
+    )
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     if a.epochs <= 0 or any(e <= 0 for e in a.stage_epochs):
@@ -138,6 +185,9 @@ def main(argv: list[str]) -> int:
     doc = run_demo(a.out, a.train, a.test, a.epochs, tuple(a.stage_epochs), a.seed)
     plain, hml = doc["models"]["MOTIFS"], doc["models"]["MOTIFS + HML"]
     verdict = "lifts" if hml["mR@50"] > plain["mR@50"] else "does NOT lift"
-    print(f"[demo] HML {verdict} the tail: mR@50 {100 * hml['mR@50']:.2f} vs {100 * plain['mR@50']:.2f} "
-          f"(R@50 {100 * hml['R@50']:.2f} vs {100 * plain['R@50']:.2f})")
+    print(
+        f"[demo] HML {verdict} the tail: mR@50 {100 * hml['mR@50']:.2f} vs "
+        f"{100 * plain['mR@50']:.2f} "
+        f"(R@50 {100 * hml['R@50']:.2f} vs {100 * plain['R@50']:.2f})"
+    )
     return 0

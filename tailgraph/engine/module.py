@@ -17,21 +17,29 @@ validation and test.
 from __future__ import annotations
 
 import platform
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import lightning as L
 import torch
 
 from tailgraph.components import build_component
-from tailgraph.protocols import Protocol, assign_detections, build_protocol
+from tailgraph.data.tracklets import SegmentBatch
 from tailgraph.methods.base import Method, TrainStats
 from tailgraph.modeling.builder import DEFAULT_CONTEXT, DEFAULT_FEATURES, DEFAULT_HEAD, build_model
 from tailgraph.modeling.relation_model import RelationModel, RelationOutput, run_detector
-from tailgraph.data.tracklets import SegmentBatch
-from tailgraph.structures import GraphBatch, Predictions, Task
+from tailgraph.protocols import Protocol, assign_detections, build_protocol
+from tailgraph.structures import GraphBatch, Task
 from tailgraph.vocab import Vocabulary
 
-__all__ = ["SGGModule", "DEFAULT_CONTEXT", "DEFAULT_HEAD", "DEFAULT_FEATURES", "DEFAULT_METHOD", "library_versions"]
+__all__ = [
+    "SGGModule",
+    "DEFAULT_CONTEXT",
+    "DEFAULT_HEAD",
+    "DEFAULT_FEATURES",
+    "DEFAULT_METHOD",
+    "library_versions",
+]
 
 DEFAULT_METHOD = {"class_path": "tailgraph.methods.base.Supervised"}
 SCHEDULES = ("auto", "constant", "onecycle", "plateau")
@@ -44,8 +52,13 @@ def library_versions() -> dict[str, str]:
 
     from tailgraph import __version__
 
-    return {"tailgraph": str(__version__), "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
-            "lightning": str(lightning.__version__), "python": platform.python_version()}
+    return {
+        "tailgraph": str(__version__),
+        "torch": str(torch.__version__),
+        "torchvision": str(torchvision.__version__),
+        "lightning": str(lightning.__version__),
+        "python": platform.python_version(),
+    }
 
 
 class SGGModule(L.LightningModule):
@@ -108,13 +121,22 @@ class SGGModule(L.LightningModule):
         self.save_hyperparameters(ignore=["vocab"])
         if lr_schedule not in SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {SCHEDULES}, got {lr_schedule!r}")
-        self.specs = {"context": context, "head": head, "features": features, "object_classifier": object_classifier,
-                      "detector": detector}
+        self.specs = {
+            "context": context,
+            "head": head,
+            "features": features,
+            "object_classifier": object_classifier,
+            "detector": detector,
+        }
         self.method_spec = method or DEFAULT_METHOD
         self.optimizer_spec = optimizer
         self.task = Task.parse(task)
         self.lr, self.weight_decay = lr, weight_decay
-        self.lr_schedule, self.plateau_factor, self.plateau_patience = lr_schedule, plateau_factor, plateau_patience
+        self.lr_schedule, self.plateau_factor, self.plateau_patience = (
+            lr_schedule,
+            plateau_factor,
+            plateau_patience,
+        )
         self.max_epochs_hint = max_epochs_hint
         self.bg_per_image = bg_per_image
         self.eval_ks = tuple(int(k) for k in eval_ks) if eval_ks else None
@@ -133,16 +155,26 @@ class SGGModule(L.LightningModule):
             self.build(Vocabulary.from_dict(vocab), protocol or "vg")
 
     # ------------------------------------------------------------------ construction
-    def build(self, vocab: Vocabulary, protocol: str, train_stats: TrainStats | None = None) -> None:
+    def build(
+        self, vocab: Vocabulary, protocol: str, train_stats: TrainStats | None = None
+    ) -> None:
         """Build protocol, model and method for ``vocab`` (idempotent)."""
         if self.model is not None:
             return
         self.vocab = vocab
         self.protocol_name = self.protocol_name or protocol
-        self.protocol = build_protocol(self.protocol_name, vocab, self.task, self.eval_ks, **self.protocol_options)
+        self.protocol = build_protocol(
+            self.protocol_name, vocab, self.task, self.eval_ks, **self.protocol_options
+        )
         self.train_stats = train_stats
-        self.model = build_model(vocab, task=self.task, train_stats=train_stats, groups=[(g.name, g.columns, g.single_label)
-                                 for g in self.protocol.groups], pair_chunk_size=self.pair_chunk_size, **self.specs)
+        self.model = build_model(
+            vocab,
+            task=self.task,
+            train_stats=train_stats,
+            groups=[(g.name, g.columns, g.single_label) for g in self.protocol.groups],
+            pair_chunk_size=self.pair_chunk_size,
+            **self.specs,
+        )
         self.method = build_component(self.method_spec, {}, kind=Method)
         self.method.setup(self.model, vocab, train_stats, protocol=self.protocol)
 
@@ -151,14 +183,23 @@ class SGGModule(L.LightningModule):
         if dm is not None and getattr(dm, "vocab", None) is None and hasattr(dm, "setup"):
             dm.setup(stage)
         if self.model is not None:
-            if self.train_stats is None and dm is not None and getattr(dm, "vocab", None) is not None:
+            if (
+                self.train_stats is None
+                and dm is not None
+                and getattr(dm, "vocab", None) is not None
+            ):
                 self.train_stats = TrainStats.from_graphs(dm.train_graphs(), self.vocab)
             return
         if dm is None or getattr(dm, "vocab", None) is None:
-            raise RuntimeError("SGGModule needs a data module with a vocabulary (or a checkpoint that embeds one)")
+            raise RuntimeError(
+                "SGGModule needs a data module with a vocabulary (or a checkpoint that embeds one)"
+            )
         protocol = self.protocol_name or getattr(dm, "protocol", "") or ""
         if not protocol:
-            raise RuntimeError(f"{type(dm).__name__} names no protocol (set its 'protocol' attribute or the module's 'protocol')")
+            raise RuntimeError(
+                f"{type(dm).__name__} names no protocol (set its 'protocol' attribute or the "
+                "module's 'protocol')"
+            )
         self.build(dm.vocab, protocol, TrainStats.from_graphs(dm.train_graphs(), dm.vocab))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -167,20 +208,29 @@ class SGGModule(L.LightningModule):
         import numpy as np
 
         st = self.train_stats
-        # random states, so a run resumed from this checkpoint continues exactly (deterministic mode)
+        # random states, so a run resumed from this checkpoint continues exactly
+        # (deterministic mode)
         np_state = np.random.get_state()
-        checkpoint["tailgraph_rng"] = {"torch": torch.get_rng_state(), "pairs": self._pair_generator.get_state(),
-                                       "numpy": [np_state[0], torch.from_numpy(np_state[1].astype("int64")), *np_state[2:]],
-                                       "python": list(random.getstate()[1]), "python_version": random.getstate()[0],
-                                       "python_gauss": random.getstate()[2]}
+        checkpoint["tailgraph_rng"] = {
+            "torch": torch.get_rng_state(),
+            "pairs": self._pair_generator.get_state(),
+            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype("int64")), *np_state[2:]],
+            "python": list(random.getstate()[1]),
+            "python_version": random.getstate()[0],
+            "python_gauss": random.getstate()[2],
+        }
         checkpoint["tailgraph"] = {
             "vocab": self.vocab.to_dict() if self.vocab else None,
             "protocol": self.protocol_name,
             "versions": library_versions(),
-            "train_stats": None if st is None else {"predicate_counts": list(st.predicate_counts),
-                                                    "object_counts": list(st.object_counts),
-                                                    "triplets": sorted(list(t) for t in st.triplets),
-                                                    "num_samples": st.num_samples},
+            "train_stats": None
+            if st is None
+            else {
+                "predicate_counts": list(st.predicate_counts),
+                "object_counts": list(st.object_counts),
+                "triplets": sorted(list(t) for t in st.triplets),
+                "num_samples": st.num_samples,
+            },
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -198,11 +248,22 @@ class SGGModule(L.LightningModule):
         info = checkpoint.get("tailgraph") or {}
         if self.model is None and info.get("vocab"):
             st = info.get("train_stats")
-            stats = None if not st else TrainStats(st["predicate_counts"], st["object_counts"], None,
-                                                   {tuple(t) for t in st["triplets"]}, st["num_samples"])
+            stats = (
+                None
+                if not st
+                else TrainStats(
+                    st["predicate_counts"],
+                    st["object_counts"],
+                    None,
+                    {tuple(t) for t in st["triplets"]},
+                    st["num_samples"],
+                )
+            )
             self.build(Vocabulary.from_dict(info["vocab"]), info.get("protocol") or "vg", stats)
 
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> Any:
         if isinstance(batch, (GraphBatch, SegmentBatch)):
             return batch.to(device)
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
@@ -275,7 +336,9 @@ class SGGModule(L.LightningModule):
 
     def _eval_step(self, batch: GraphBatch | SegmentBatch) -> None:
         if isinstance(batch, SegmentBatch):
-            self.metric.update_segments(self.model.segment_predictions(batch, self.model(batch)), self.model.associate)
+            self.metric.update_segments(
+                self.model.segment_predictions(batch, self.model(batch)), self.model.associate
+            )
             return
         b = self.eval_batch(batch)
         out = self.model(b)
@@ -322,20 +385,40 @@ class SGGModule(L.LightningModule):
         schedule = self.lr_schedule
         if schedule == "auto":
             schedule = "onecycle" if self.max_epochs_hint else "constant"
-        if schedule == "onecycle" and self.trainer is not None and self.trainer.estimated_stepping_batches:
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=int(self.trainer.estimated_stepping_batches),
-                                                        pct_start=0.1)
+        if (
+            schedule == "onecycle"
+            and self.trainer is not None
+            and self.trainer.estimated_stepping_batches
+        ):
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt,
+                max_lr=self.lr,
+                total_steps=int(self.trainer.estimated_stepping_batches),
+                pct_start=0.1,
+            )
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         if schedule == "plateau":
-            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=self.plateau_factor,
-                                                               patience=self.plateau_patience)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": f"val/{self.protocol.monitor}",
-                                                       "interval": "epoch", "strict": False}}
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, mode="max", factor=self.plateau_factor, patience=self.plateau_patience
+            )
+            return {
+                "optimizer": opt,
+                "lr_scheduler": {
+                    "scheduler": sched,
+                    "monitor": f"val/{self.protocol.monitor}",
+                    "interval": "epoch",
+                    "strict": False,
+                },
+            }
         return opt
 
     def _optimizer(self, spec: dict, params: list) -> torch.optim.Optimizer:
         from tailgraph.components import import_class
 
         cls = import_class(str(spec.get("class_path")), torch.optim.Optimizer)
-        args = {"lr": self.lr, "weight_decay": self.weight_decay, **dict(spec.get("init_args") or {})}
+        args = {
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            **dict(spec.get("init_args") or {}),
+        }
         return cls(params, **args)

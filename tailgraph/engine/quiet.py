@@ -44,8 +44,12 @@ def quiet_libraries() -> None:
     for fragment in NOISE:
         warnings.filterwarnings("ignore", message=f".*{_escape(fragment)}.*")
     drop = _DropNoise()
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "lightning.pytorch",
-                 "lightning.fabric"):
+    for name in (
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.fabric.utilities.rank_zero",
+        "lightning.pytorch",
+        "lightning.fabric",
+    ):
         logging.getLogger(name).addFilter(drop)
     # Lightning's own handler sits on the package logger: filter there too
     for handler in logging.getLogger("lightning.pytorch").handlers:

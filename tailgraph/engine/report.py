@@ -22,8 +22,30 @@ from tailgraph.errors import DataError
 
 __all__ = ["write_report", "main", "results_table", "flatten_models"]
 
-_MAIN_KEYS = ("R@10", "R@20", "R@50", "R@100", "mR@10", "mR@20", "mR@50", "mR@100", "ngR@50", "ng-mR@50", "zR@50", "A@50",
-              "Mean@50", "mAP", "mAP*", "mAP_FG", "mAP*_FG", "RelDet_mAP", "RelDet_R@50", "RelDet_R@100", "RelTag_P@5", "Mean")
+_MAIN_KEYS = (
+    "R@10",
+    "R@20",
+    "R@50",
+    "R@100",
+    "mR@10",
+    "mR@20",
+    "mR@50",
+    "mR@100",
+    "ngR@50",
+    "ng-mR@50",
+    "zR@50",
+    "A@50",
+    "Mean@50",
+    "mAP",
+    "mAP*",
+    "mAP_FG",
+    "mAP*_FG",
+    "RelDet_mAP",
+    "RelDet_R@50",
+    "RelDet_R@100",
+    "RelTag_P@5",
+    "Mean",
+)
 
 
 def flatten_models(models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -31,7 +53,11 @@ def flatten_models(models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
     Genome's ``with`` / ``semi`` / ``no``): ``"model (with)"``."""
     out: dict[str, dict[str, Any]] = {}
     for name, m in models.items():
-        nested = {k: v for k, v in m.items() if isinstance(v, dict) and any(str(x).startswith("R@") for x in v)}
+        nested = {
+            k: v
+            for k, v in m.items()
+            if isinstance(v, dict) and any(str(x).startswith("R@") for x in v)
+        }
         if nested:
             for c, sub in nested.items():
                 out[f"{name} ({c})"] = sub
@@ -51,7 +77,9 @@ def _load(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise DataError(f"not valid JSON ({exc})", file=str(path)) from None
     if "models" not in data or not isinstance(data["models"], dict):
-        raise DataError("expected a 'models' object (model name -> metrics)", file=str(path), field="models")
+        raise DataError(
+            "expected a 'models' object (model name -> metrics)", file=str(path), field="models"
+        )
     return data
 
 
@@ -64,7 +92,9 @@ def results_table(models: dict[str, dict[str, Any]]) -> tuple[list[str], list[li
     return ["model"] + keys, rows
 
 
-def write_report(results_path: str | Path, out_dir: str | Path | None = None, k: int = 50) -> dict[str, Path]:
+def write_report(
+    results_path: str | Path, out_dir: str | Path | None = None, k: int = 50
+) -> dict[str, Path]:
     """Render ``report.md``, ``report.html`` and ``per_predicate_recall.png``.
 
     Returns:
@@ -85,7 +115,9 @@ def write_report(results_path: str | Path, out_dir: str | Path | None = None, k:
     key = f"per_predicate_R@{k}"
     per_pred = {n: m[key] for n, m in models.items() if isinstance(m.get(key), list)}
     if preds and counts and per_pred:
-        files["plot"] = plot_per_predicate_recall(preds, per_pred, counts, out / "per_predicate_recall.png", k=k)
+        files["plot"] = plot_per_predicate_recall(
+            preds, per_pred, counts, out / "per_predicate_recall.png", k=k
+        )
 
     task = data.get("task", "")
     md = [f"# tailgraph results{(' — ' + task) if task else ''}", ""]
@@ -97,8 +129,13 @@ def write_report(results_path: str | Path, out_dir: str | Path | None = None, k:
     for r in rows:
         md.append("| " + " | ".join(r) + " |")
     if "plot" in files:
-        md += ["", f"![per-predicate recall@{k}]({files['plot'].name})", "",
-               f"Per-predicate recall@{k}, predicates sorted by training frequency (line: training count, log scale)."]
+        md += [
+            "",
+            f"![per-predicate recall@{k}]({files['plot'].name})",
+            "",
+            f"Per-predicate recall@{k}, predicates sorted by training frequency (line: "
+            "training count, log scale).",
+        ]
     if preds and per_pred:
         md += ["", f"## Per-predicate recall@{k} (%)", ""]
         names = list(per_pred)
@@ -115,11 +152,15 @@ def write_report(results_path: str | Path, out_dir: str | Path | None = None, k:
     files["markdown"] = out / "report.md"
     files["markdown"].write_text("\n".join(md) + "\n")
 
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>tailgraph report</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-             "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
-             "td:first-child{text-align:left}</style></head><body>",
-             f"<h1>tailgraph results {html.escape(task)}</h1>", "<table><tr>"]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>tailgraph report</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+        "table{border-collapse:collapse}"
+        "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
+        "td:first-child{text-align:left}</style></head><body>",
+        f"<h1>tailgraph results {html.escape(task)}</h1>",
+        "<table><tr>",
+    ]
     parts += [f"<th>{html.escape(h)}</th>" for h in header]
     parts.append("</tr>")
     for r in rows:
@@ -134,7 +175,9 @@ def write_report(results_path: str | Path, out_dir: str | Path | None = None, k:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tailgraph report", description="Render a run's metrics.json as a report.")
+    parser = argparse.ArgumentParser(
+        prog="tailgraph report", description="Render a run's metrics.json as a report."
+    )
     parser.add_argument("results", help="metrics.json, or a folder that holds one")
     parser.add_argument("--out", default=None, help="output folder (default: next to the results)")
     parser.add_argument("-k", type=int, default=50, help="K of the per-predicate recall plot")

@@ -28,7 +28,8 @@ softmax to the attention columns (TEMPURA gives probabilities and does not).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,9 @@ CONTACTING = slice(9, 26)
 NO_CONSTRAINT_TOP = 100
 
 
-def _expand_rows(pairs: np.ndarray, scores: np.ndarray, attention_softmax: bool) -> tuple[np.ndarray, np.ndarray]:
+def _expand_rows(
+    pairs: np.ndarray, scores: np.ndarray, attention_softmax: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """The reference's 3 rows per (person, object) pair: ``(row_pairs [3P, 2], rel [3P, 26])``."""
     p = pairs.shape[0]
     att = scores[:, ATTENTION].astype(np.float64)
@@ -62,7 +65,9 @@ def _expand_rows(pairs: np.ndarray, scores: np.ndarray, attention_softmax: bool)
     return rows, rel
 
 
-def _candidates(rows: np.ndarray, rel: np.ndarray, obj_scores: np.ndarray, constraint: str, threshold: float):
+def _candidates(
+    rows: np.ndarray, rel: np.ndarray, obj_scores: np.ndarray, constraint: str, threshold: float
+):
     """(subject, object, predicate, predicate_score, rank_score) of every prediction."""
     if constraint == "with":
         pred = rel.argmax(axis=1)
@@ -89,7 +94,9 @@ def _candidates(rows: np.ndarray, rel: np.ndarray, obj_scores: np.ndarray, const
         score = rel[r, pred]
         s, o = rows[r, 0], rows[r, 1]
     else:
-        raise DataError(f"unknown constraint {constraint!r}; expected with, semi or no", field="constraint")
+        raise DataError(
+            f"unknown constraint {constraint!r}; expected with, semi or no", field="constraint"
+        )
     rank = obj_scores[s] * obj_scores[o] * score
     return s, o, pred, rank
 
@@ -106,14 +113,27 @@ class AGEvaluator:
         attention_softmax: STTran's softmax over the attention columns.
     """
 
-    def __init__(self, constraint: str = "with", mode: str = "predcls", ks: Sequence[int] = (10, 20, 50),
-                 semi_threshold: float = 0.9, iou_thresh: float = 0.5, attention_softmax: bool = False) -> None:
+    def __init__(
+        self,
+        constraint: str = "with",
+        mode: str = "predcls",
+        ks: Sequence[int] = (10, 20, 50),
+        semi_threshold: float = 0.9,
+        iou_thresh: float = 0.5,
+        attention_softmax: bool = False,
+    ) -> None:
         if constraint not in ("with", "semi", "no"):
-            raise DataError(f"unknown constraint {constraint!r}; expected with, semi or no", field="constraint")
+            raise DataError(
+                f"unknown constraint {constraint!r}; expected with, semi or no", field="constraint"
+            )
         if mode not in ("predcls", "sgcls", "sgdet"):
             raise DataError(f"unknown mode {mode!r}", field="mode")
         self.constraint, self.mode, self.ks = constraint, mode, tuple(int(k) for k in ks)
-        self.semi_threshold, self.iou_thresh, self.attention_softmax = semi_threshold, iou_thresh, attention_softmax
+        self.semi_threshold, self.iou_thresh, self.attention_softmax = (
+            semi_threshold,
+            iou_thresh,
+            attention_softmax,
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -125,13 +145,25 @@ class AGEvaluator:
         gid, gboxes, glabels, grels = _as_arrays(gt)
         _, boxes, labels, scores, pairs, rel_scores = _pred_arrays(pred)
         if grels.shape[0] == 0:
-            raise DataError("frame has no GT relation (the AG evaluator requires at least one)", sample=gid, field="relations")
+            raise DataError(
+                "frame has no GT relation (the AG evaluator requires at least one)",
+                sample=gid,
+                field="relations",
+            )
         if grels.size and (grels[:, 2].min() < 0 or grels[:, 2].max() >= AG_NUM_PREDICATES):
             raise DataError("GT predicate outside 0..25", sample=gid, field="relations")
         if rel_scores.size and not np.isfinite(rel_scores).all():
-            raise DataError("predicate scores contain NaN or inf", sample=gid, field="predicate_scores")
-        if pairs.shape[0] and (rel_scores.ndim != 2 or rel_scores.shape != (pairs.shape[0], AG_NUM_PREDICATES)):
-            raise DataError(f"expected [{pairs.shape[0]}, 26] scores, got {list(rel_scores.shape)}", sample=gid, field="predicate_scores")
+            raise DataError(
+                "predicate scores contain NaN or inf", sample=gid, field="predicate_scores"
+            )
+        if pairs.shape[0] and (
+            rel_scores.ndim != 2 or rel_scores.shape != (pairs.shape[0], AG_NUM_PREDICATES)
+        ):
+            raise DataError(
+                f"expected [{pairs.shape[0]}, 26] scores, got {list(rel_scores.shape)}",
+                sample=gid,
+                field="predicate_scores",
+            )
         if self.mode == "predcls":
             boxes, labels, scores = gboxes, glabels, np.ones(len(glabels))
         if pairs.size and (pairs.min() < 0 or pairs.max() >= len(labels)):
@@ -177,9 +209,16 @@ class AGEvaluator:
         return out
 
 
-def evaluate_ag(gts: Sequence[Any], preds: Sequence[Any], mode: str = "predcls", ks: Sequence[int] = (10, 20, 50),
-                constraints: Sequence[str] = ("with", "semi", "no"), semi_threshold: float = 0.9,
-                iou_thresh: float = 0.5, attention_softmax: bool = False) -> dict[str, dict[str, Any]]:
+def evaluate_ag(
+    gts: Sequence[Any],
+    preds: Sequence[Any],
+    mode: str = "predcls",
+    ks: Sequence[int] = (10, 20, 50),
+    constraints: Sequence[str] = ("with", "semi", "no"),
+    semi_threshold: float = 0.9,
+    iou_thresh: float = 0.5,
+    attention_softmax: bool = False,
+) -> dict[str, dict[str, Any]]:
     """Evaluate frames under each constraint; returns ``{constraint: {R@K, mR@K, ...}}``."""
     out = {}
     for c in constraints:

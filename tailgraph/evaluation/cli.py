@@ -28,7 +28,11 @@ def _load_gt(args: argparse.Namespace):
     path = Path(args.gt)
     if path.is_dir():
         if not args.format:
-            raise DataError("GT is a folder: say which data set format it is with --format", file=str(path), field="--format")
+            raise DataError(
+                "GT is a folder: say which data set format it is with --format",
+                file=str(path),
+                field="--format",
+            )
         from tailgraph.data import load_dataset
 
         graphs, vocab = load_dataset(args.format, str(path), args.split, layout_only=True)
@@ -41,24 +45,49 @@ def _load_gt(args: argparse.Namespace):
 
     graphs, vocab, protocol = read_ground_truth(path)
     if protocol != args.protocol:
-        raise DataError(f"ground truth is for protocol {protocol!r}, not {args.protocol!r}", file=str(path), field="protocol")
+        raise DataError(
+            f"ground truth is for protocol {protocol!r}, not {args.protocol!r}",
+            file=str(path),
+            field="protocol",
+        )
     return graphs, vocab
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="tailgraph evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="tailgraph evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--protocol", required=True, choices=PROTOCOLS)
     p.add_argument("--mode", default="predcls", choices=("predcls", "sgcls", "sgdet"))
-    p.add_argument("--gt", required=True, help="ground-truth JSON, or a data set folder (with --format)")
+    p.add_argument(
+        "--gt", required=True, help="ground-truth JSON, or a data set folder (with --format)"
+    )
     p.add_argument("--pred", required=True, help="prediction JSON (.json or .json.gz)")
     p.add_argument("--format", default=None, help="data set format of a GT folder (vg)")
     p.add_argument("--split", default="test")
-    p.add_argument("--zeroshot", default=None, help="JSON list of [subject_class, object_class, predicate]")
+    p.add_argument(
+        "--zeroshot", default=None, help="JSON list of [subject_class, object_class, predicate]"
+    )
     p.add_argument("--json", default=None, help="write the metrics here")
-    p.add_argument("-k", type=int, nargs="+", default=None, help="K values (vg: 20 50 100; ag: 10 20 50)")
-    p.add_argument("--semi-threshold", type=float, default=0.9, help="ag: threshold of the semi constraint")
-    p.add_argument("--attention-softmax", action="store_true", help="ag: softmax the attention columns (STTran)")
-    p.add_argument("--ignore", nargs="*", default=["under"], help="oi: predicates left out of mAP* (default: under)")
+    p.add_argument(
+        "-k", type=int, nargs="+", default=None, help="K values (vg: 20 50 100; ag: 10 20 50)"
+    )
+    p.add_argument(
+        "--semi-threshold", type=float, default=0.9, help="ag: threshold of the semi constraint"
+    )
+    p.add_argument(
+        "--attention-softmax",
+        action="store_true",
+        help="ag: softmax the attention columns (STTran)",
+    )
+    p.add_argument(
+        "--ignore",
+        nargs="*",
+        default=["under"],
+        help="oi: predicates left out of mAP* (default: under)",
+    )
     a = p.parse_args(argv)
     from tailgraph.interchange import read_json, read_predictions, write_json
 
@@ -75,15 +104,30 @@ def main(argv: list[str]) -> int:
         if a.protocol == "oi":
             from tailgraph.evaluation.openimages import evaluate_oi
 
-            result = evaluate_oi(graphs, preds, vocab.predicates, ignore=a.ignore, background=vocab.predicate_background)
-            print(f"oi: {result['num_pairs']} candidate pairs, {result['num_positive_pairs']} positive (percent)")
+            result = evaluate_oi(
+                graphs,
+                preds,
+                vocab.predicates,
+                ignore=a.ignore,
+                background=vocab.predicate_background,
+            )
+            print(
+                f"oi: {result['num_pairs']} candidate pairs, {result['num_positive_pairs']} "
+                "positive (percent)"
+            )
             for key in ("mAP", "mAP*", "mAP_FG", "mAP*_FG"):
                 print(f"{key:<10}{100 * result[key]:>9.2f}")
         elif a.protocol == "ag":
             from tailgraph.evaluation.ag import evaluate_ag
 
-            result = evaluate_ag(graphs, preds, mode=a.mode, ks=ks, semi_threshold=a.semi_threshold,
-                                 attention_softmax=a.attention_softmax)
+            result = evaluate_ag(
+                graphs,
+                preds,
+                mode=a.mode,
+                ks=ks,
+                semi_threshold=a.semi_threshold,
+                attention_softmax=a.attention_softmax,
+            )
             _print_ag(result, ks, a.mode)
         else:
             from tailgraph.evaluation.vg import evaluate_vg
@@ -91,9 +135,21 @@ def main(argv: list[str]) -> int:
             zs = None
             if a.zeroshot:
                 zs = read_json(a.zeroshot)
-                if not isinstance(zs, list) or not all(isinstance(t, list) and len(t) == 3 for t in zs):
-                    raise DataError("expected a list of [subject_class, object_class, predicate]", file=a.zeroshot)
-            result = evaluate_vg(graphs, preds, mode=a.mode, ks=ks, zeroshot_triplets=zs, num_predicates=vocab.num_predicates)
+                if not isinstance(zs, list) or not all(
+                    isinstance(t, list) and len(t) == 3 for t in zs
+                ):
+                    raise DataError(
+                        "expected a list of [subject_class, object_class, predicate]",
+                        file=a.zeroshot,
+                    )
+            result = evaluate_vg(
+                graphs,
+                preds,
+                mode=a.mode,
+                ks=ks,
+                zeroshot_triplets=zs,
+                num_predicates=vocab.num_predicates,
+            )
             _print_vg(result, ks, a.mode)
     except DataError as exc:
         print(f"tailgraph evaluate: {exc}", file=sys.stderr)
@@ -114,20 +170,41 @@ def _run_vidvrd(a: argparse.Namespace) -> dict:
         from tailgraph.data.vidvrd import load_vidvrd, to_groundtruth
 
         videos, vocab = load_vidvrd(a.gt, a.split)
-        doc = {"format": FORMAT, "protocol": "vidvrd", "videos": to_groundtruth(videos), "predicates": vocab.predicates[1:]}
+        doc = {
+            "format": FORMAT,
+            "protocol": "vidvrd",
+            "videos": to_groundtruth(videos),
+            "predicates": vocab.predicates[1:],
+        }
     else:
         doc = read_json(a.gt)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("protocol") != "vidvrd":
-        raise DataError(f"expected a {FORMAT} ground-truth file with \"protocol\": \"vidvrd\"", file=a.gt, field="protocol")
+        raise DataError(
+            f'expected a {FORMAT} ground-truth file with "protocol": "vidvrd"',
+            file=a.gt,
+            field="protocol",
+        )
     if not isinstance(doc.get("videos"), dict):
-        raise DataError("expected 'videos' (video id -> relation instances)", file=a.gt, field="videos")
+        raise DataError(
+            "expected 'videos' (video id -> relation instances)", file=a.gt, field="videos"
+        )
     preds = read_vidvrd_results(a.pred)
     try:
         result = evaluate_vidvrd(doc["videos"], preds, predicates=doc.get("predicates"))
     except DataError as exc:
         raise exc.with_context(file=a.pred) from None
     print(f"vidvrd: {result['num_videos']} videos evaluated (percent)")
-    for key in ("RelDet_mAP", "RelDet_R@50", "RelDet_R@100", "RelTag_P@1", "RelTag_P@5", "RelTag_P@10", "mR@50", "mR@100", "Mean"):
+    for key in (
+        "RelDet_mAP",
+        "RelDet_R@50",
+        "RelDet_R@100",
+        "RelTag_P@1",
+        "RelTag_P@5",
+        "RelTag_P@10",
+        "mR@50",
+        "mR@100",
+        "Mean",
+    ):
         print(f"{key:<14}{100 * result[key]:>9.2f}")
     return result
 
@@ -143,6 +220,14 @@ def _print_vg(metrics: dict, ks: list[int], mode: str) -> None:
 def _print_ag(result: dict, ks: list[int], mode: str) -> None:
     frames = next(iter(result.values()))["num_frames"]
     print(f"ag {mode}: {frames} frames evaluated (percent)")
-    print(f"{'constraint':<12}" + "".join(f"{'R@' + str(k):>9}" for k in ks) + "".join(f"{'mR@' + str(k):>9}" for k in ks))
+    print(
+        f"{'constraint':<12}"
+        + "".join(f"{'R@' + str(k):>9}" for k in ks)
+        + "".join(f"{'mR@' + str(k):>9}" for k in ks)
+    )
     for c, m in result.items():
-        print(f"{c:<12}" + "".join(f"{100 * m[f'R@{k}']:>9.2f}" for k in ks) + "".join(f"{100 * m[f'mR@{k}']:>9.2f}" for k in ks))
+        print(
+            f"{c:<12}"
+            + "".join(f"{100 * m[f'R@{k}']:>9.2f}" for k in ks)
+            + "".join(f"{100 * m[f'mR@{k}']:>9.2f}" for k in ks)
+        )

@@ -8,7 +8,8 @@ numbers equal a single-process evaluation of the whole set.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,8 +37,15 @@ class VGRecallMetric(Metric):
 
     full_state_update = False
 
-    def __init__(self, mode: str = "predcls", ks: Sequence[int] = (20, 50, 100), num_predicates: int = 51,
-                 zeroshot_triplets: Sequence[Sequence[int]] | None = None, iou_thresh: float = 0.5, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        mode: str = "predcls",
+        ks: Sequence[int] = (20, 50, 100),
+        num_predicates: int = 51,
+        zeroshot_triplets: Sequence[Sequence[int]] | None = None,
+        iou_thresh: float = 0.5,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.mode = mode
         self.ks = tuple(int(k) for k in ks)
@@ -48,7 +56,9 @@ class VGRecallMetric(Metric):
         self.add_state("predicate_rows", default=[], dist_reduce_fx="cat")
 
     def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:  # type: ignore[override]
-        ev = VGEvaluator(self.mode, self.ks, self.zeroshot_triplets, self.iou_thresh, self.num_predicates)
+        ev = VGEvaluator(
+            self.mode, self.ks, self.zeroshot_triplets, self.iou_thresh, self.num_predicates
+        )
         ev.update(gts, preds)
         img, pr = ev.rows()
         self.image_rows.append(torch.from_numpy(img).to(self.device))
@@ -64,7 +74,9 @@ class VGRecallMetric(Metric):
 
         img = cat(self.image_rows, 2 + 5 * nk)
         pr = cat(self.predicate_rows, 2 + 2 * nk)
-        return aggregate_rows(img, pr, self.num_predicates, self.ks, zeroshot=self.zeroshot_triplets is not None)
+        return aggregate_rows(
+            img, pr, self.num_predicates, self.ks, zeroshot=self.zeroshot_triplets is not None
+        )
 
 
 class AGRecallMetric(Metric):
@@ -80,17 +92,39 @@ class AGRecallMetric(Metric):
 
     full_state_update = False
 
-    def __init__(self, constraint: str = "with", mode: str = "predcls", ks: Sequence[int] = (10, 20, 50),
-                 semi_threshold: float = 0.9, iou_thresh: float = 0.5, attention_softmax: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        constraint: str = "with",
+        mode: str = "predcls",
+        ks: Sequence[int] = (10, 20, 50),
+        semi_threshold: float = 0.9,
+        iou_thresh: float = 0.5,
+        attention_softmax: bool = False,
+        **kwargs: Any,
+    ) -> None:
         from tailgraph.evaluation.ag import AG_NUM_PREDICATES
 
         super().__init__(**kwargs)
-        self.options = dict(constraint=constraint, mode=mode, ks=tuple(int(k) for k in ks), semi_threshold=semi_threshold,
-                            iou_thresh=iou_thresh, attention_softmax=attention_softmax)
+        self.options = dict(
+            constraint=constraint,
+            mode=mode,
+            ks=tuple(int(k) for k in ks),
+            semi_threshold=semi_threshold,
+            iou_thresh=iou_thresh,
+            attention_softmax=attention_softmax,
+        )
         nk = len(self.options["ks"])
         self.add_state("frame_recalls", default=[], dist_reduce_fx="cat")
-        self.add_state("hits", default=torch.zeros(nk, AG_NUM_PREDICATES, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("counts", default=torch.zeros(AG_NUM_PREDICATES, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state(
+            "hits",
+            default=torch.zeros(nk, AG_NUM_PREDICATES, dtype=torch.float64),
+            dist_reduce_fx="sum",
+        )
+        self.add_state(
+            "counts",
+            default=torch.zeros(AG_NUM_PREDICATES, dtype=torch.float64),
+            dist_reduce_fx="sum",
+        )
 
     def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:  # type: ignore[override]
         from tailgraph.evaluation.ag import AGEvaluator
@@ -98,14 +132,25 @@ class AGRecallMetric(Metric):
         ev = AGEvaluator(**self.options)
         ev.update(gts, preds)
         ks = self.options["ks"]
-        self.frame_recalls.append(torch.tensor(np.stack([ev.recalls[k] for k in ks], axis=1), dtype=torch.float64, device=self.device))
-        self.hits += torch.tensor(np.stack([ev.hits[k] for k in ks]), dtype=torch.float64, device=self.device)
+        self.frame_recalls.append(
+            torch.tensor(
+                np.stack([ev.recalls[k] for k in ks], axis=1),
+                dtype=torch.float64,
+                device=self.device,
+            )
+        )
+        self.hits += torch.tensor(
+            np.stack([ev.hits[k] for k in ks]), dtype=torch.float64, device=self.device
+        )
         self.counts += torch.tensor(ev.counts, dtype=torch.float64, device=self.device)
 
     def compute(self) -> dict[str, Any]:  # type: ignore[override]
         ks = self.options["ks"]
-        rec = (dim_zero_cat(self.frame_recalls).reshape(-1, len(ks)).cpu().numpy()
-               if not (isinstance(self.frame_recalls, list) and not self.frame_recalls) else np.zeros((0, len(ks))))
+        rec = (
+            dim_zero_cat(self.frame_recalls).reshape(-1, len(ks)).cpu().numpy()
+            if not (isinstance(self.frame_recalls, list) and not self.frame_recalls)
+            else np.zeros((0, len(ks)))
+        )
         hits, counts = self.hits.cpu().numpy(), self.counts.cpu().numpy()
         out: dict[str, Any] = {}
         for j, k in enumerate(ks):
@@ -132,17 +177,33 @@ class VidVRDMetric(Metric):
 
     full_state_update = False
 
-    def __init__(self, predicates: Sequence[Any], viou_threshold: float = 0.5, det_nreturns: Sequence[int] = (50, 100),
-                 tag_nreturns: Sequence[int] = (1, 5, 10), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        predicates: Sequence[Any],
+        viou_threshold: float = 0.5,
+        det_nreturns: Sequence[int] = (50, 100),
+        tag_nreturns: Sequence[int] = (1, 5, 10),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.predicates = list(predicates)
         self.index = {p: i for i, p in enumerate(self.predicates)}
         self.viou_threshold = viou_threshold
         self.det_n = tuple(int(n) for n in det_nreturns)
         self.tag_n = tuple(int(n) for n in tag_nreturns)
-        self.add_state("video_rows", default=[], dist_reduce_fx="cat")  # [V, 2 + len(det) + len(tag)]
-        self.add_state("hits", default=torch.zeros(len(self.det_n), len(self.predicates), dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("counts", default=torch.zeros(len(self.predicates), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state(
+            "video_rows", default=[], dist_reduce_fx="cat"
+        )  # [V, 2 + len(det) + len(tag)]
+        self.add_state(
+            "hits",
+            default=torch.zeros(len(self.det_n), len(self.predicates), dtype=torch.float64),
+            dist_reduce_fx="sum",
+        )
+        self.add_state(
+            "counts",
+            default=torch.zeros(len(self.predicates), dtype=torch.float64),
+            dist_reduce_fx="sum",
+        )
 
     def update(self, groundtruth: dict, prediction: dict) -> None:  # type: ignore[override]
         from tailgraph.errors import DataError
@@ -152,37 +213,58 @@ class VidVRDMetric(Metric):
         for vid, gt in groundtruth.items():
             if not gt:
                 continue
-            st = video_stats(gt, prediction.get(vid, []), vid, self.viou_threshold, self.det_n, self.tag_n)
-            rows.append([st.ap, st.gt_count] + [st.tp_at[n] for n in self.det_n] + [st.tag_precision_at[n] for n in self.tag_n])
+            st = video_stats(
+                gt, prediction.get(vid, []), vid, self.viou_threshold, self.det_n, self.tag_n
+            )
+            rows.append(
+                [st.ap, st.gt_count]
+                + [st.tp_at[n] for n in self.det_n]
+                + [st.tag_precision_at[n] for n in self.tag_n]
+            )
             for p, c in st.predicate_counts.items():
                 if p not in self.index:
-                    raise DataError(f"predicate {p!r} is not in the metric's vocabulary", sample=vid, field="triplet")
+                    raise DataError(
+                        f"predicate {p!r} is not in the metric's vocabulary",
+                        sample=vid,
+                        field="triplet",
+                    )
                 self.counts[self.index[p]] += c
             for j, n in enumerate(self.det_n):
                 for p, h in st.predicate_hits_at[n].items():
                     self.hits[j, self.index[p]] += h
         width = 2 + len(self.det_n) + len(self.tag_n)
-        self.video_rows.append(torch.tensor(rows, dtype=torch.float64, device=self.device).reshape(-1, width))
+        self.video_rows.append(
+            torch.tensor(rows, dtype=torch.float64, device=self.device).reshape(-1, width)
+        )
 
     def compute(self) -> dict[str, Any]:  # type: ignore[override]
         from tailgraph.evaluation.vidvrd import EPS32
 
         width = 2 + len(self.det_n) + len(self.tag_n)
-        rows = (dim_zero_cat(self.video_rows).reshape(-1, width).cpu().numpy()
-                if not (isinstance(self.video_rows, list) and not self.video_rows) else np.zeros((0, width)))
+        rows = (
+            dim_zero_cat(self.video_rows).reshape(-1, width).cpu().numpy()
+            if not (isinstance(self.video_rows, list) and not self.video_rows)
+            else np.zeros((0, width))
+        )
         tot_gt = rows[:, 1].sum()
         out: dict[str, Any] = {"RelDet_mAP": float(rows[:, 0].mean()) if rows.shape[0] else 0.0}
         for j, n in enumerate(self.det_n):
-            out[f"RelDet_R@{n}"] = float(np.float32(rows[:, 2 + j].sum()) / np.maximum(np.float32(tot_gt), EPS32))
+            out[f"RelDet_R@{n}"] = float(
+                np.float32(rows[:, 2 + j].sum()) / np.maximum(np.float32(tot_gt), EPS32)
+            )
         for j, n in enumerate(self.tag_n):
-            out[f"RelTag_P@{n}"] = float(rows[:, 2 + len(self.det_n) + j].mean()) if rows.shape[0] else 0.0
+            out[f"RelTag_P@{n}"] = (
+                float(rows[:, 2 + len(self.det_n) + j].mean()) if rows.shape[0] else 0.0
+            )
         counts = self.counts.cpu().numpy()
         for j, n in enumerate(self.det_n):
             per = np.where(counts > 0, self.hits[j].cpu().numpy() / np.maximum(counts, 1), 0.0)
             out[f"mR@{n}"] = float(per.mean()) if per.size else 0.0
             out[f"per_predicate_R@{n}"] = {str(p): float(v) for p, v in zip(self.predicates, per)}
         if 50 in self.det_n and 100 in self.det_n:
-            out["Mean"] = (out["mR@50"] + out["mR@100"] + out["RelDet_R@50"] + out["RelDet_R@100"]) / 4
+            out["Mean"] = (
+                out["mR@50"] + out["mR@100"] + out["RelDet_R@50"] + out["RelDet_R@100"]
+            ) / 4
         out["num_videos"] = int(rows.shape[0])
         return out
 
@@ -199,12 +281,22 @@ class OIMetric(Metric):
 
     full_state_update = False
 
-    def __init__(self, predicates: Sequence[str], ignore: Sequence[str] = ("under",), background: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        predicates: Sequence[str],
+        ignore: Sequence[str] = ("under",),
+        background: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.predicates, self.ignore, self.background = list(predicates), tuple(ignore), background
         self.add_state("scores", default=[], dist_reduce_fx="cat")
         self.add_state("labels", default=[], dist_reduce_fx="cat")
-        self.add_state("missed", default=torch.zeros(len(self.predicates), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state(
+            "missed",
+            default=torch.zeros(len(self.predicates), dtype=torch.float64),
+            dist_reduce_fx="sum",
+        )
 
     def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:  # type: ignore[override]
         from tailgraph.evaluation.openimages import collect_pairs
@@ -219,6 +311,19 @@ class OIMetric(Metric):
 
         nr = len(self.predicates)
         empty = isinstance(self.scores, list) and not self.scores
-        scores = np.zeros((0, nr)) if empty else dim_zero_cat(self.scores).reshape(-1, nr).cpu().numpy()
-        labels = np.zeros((0, nr), bool) if empty else dim_zero_cat(self.labels).reshape(-1, nr).cpu().numpy() > 0.5
-        return ap_metrics(scores, labels, self.missed.cpu().numpy().astype(np.int64), self.predicates, self.ignore, self.background)
+        scores = (
+            np.zeros((0, nr)) if empty else dim_zero_cat(self.scores).reshape(-1, nr).cpu().numpy()
+        )
+        labels = (
+            np.zeros((0, nr), bool)
+            if empty
+            else dim_zero_cat(self.labels).reshape(-1, nr).cpu().numpy() > 0.5
+        )
+        return ap_metrics(
+            scores,
+            labels,
+            self.missed.cpu().numpy().astype(np.int64),
+            self.predicates,
+            self.ignore,
+            self.background,
+        )

@@ -17,7 +17,8 @@ denominator of recall); duplicate prediction rows for one pair are an error.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,9 @@ from tailgraph.evaluation.vidvrd import voc_ap
 __all__ = ["average_precision", "evaluate_oi", "collect_pairs", "ap_metrics"]
 
 
-def average_precision(scores: np.ndarray, labels: np.ndarray, num_positives: int | None = None) -> float:
+def average_precision(
+    scores: np.ndarray, labels: np.ndarray, num_positives: int | None = None
+) -> float:
     """VOC all-point AP of binary ``labels`` ranked by ``scores`` (stable order on ties).
 
     Args:
@@ -52,8 +55,9 @@ def average_precision(scores: np.ndarray, labels: np.ndarray, num_positives: int
     return voc_ap(recall, precision)
 
 
-def collect_pairs(gts: Sequence[Any], preds: Sequence[Any], num_columns: int, background: bool = True
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def collect_pairs(
+    gts: Sequence[Any], preds: Sequence[Any], num_columns: int, background: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validated candidate-pair scores ``[M, R]``, multi-hot labels ``[M, R]`` and, per
     predicate, the GT relations whose pair was never scored."""
     first = 1 if background else 0
@@ -64,13 +68,21 @@ def collect_pairs(gts: Sequence[Any], preds: Sequence[Any], num_columns: int, ba
         _, _, _, _, pairs, scores = _pred_arrays(pred)
         n = len(glabels)
         if pairs.shape[0] and (scores.ndim != 2 or scores.shape != (pairs.shape[0], nr)):
-            raise DataError(f"expected [{pairs.shape[0]}, {nr}] scores, got {list(scores.shape)}", sample=gid, field="predicate_scores")
+            raise DataError(
+                f"expected [{pairs.shape[0]}, {nr}] scores, got {list(scores.shape)}",
+                sample=gid,
+                field="predicate_scores",
+            )
         if scores.size and not np.isfinite(scores).all():
-            raise DataError("predicate scores contain NaN or inf", sample=gid, field="predicate_scores")
+            raise DataError(
+                "predicate scores contain NaN or inf", sample=gid, field="predicate_scores"
+            )
         if pairs.size and (pairs.min() < 0 or pairs.max() >= n):
             raise DataError("pair index out of range", sample=gid, field="pairs")
         if grels.size and (grels[:, 2].min() < first or grels[:, 2].max() >= nr):
-            raise DataError(f"GT predicate outside {first}..{nr - 1}", sample=gid, field="relations")
+            raise DataError(
+                f"GT predicate outside {first}..{nr - 1}", sample=gid, field="relations"
+            )
         key = pairs[:, 0] * max(n, 1) + pairs[:, 1]
         if np.unique(key).shape[0] != key.shape[0]:
             raise DataError("a pair is scored twice", sample=gid, field="pairs")
@@ -91,8 +103,14 @@ def collect_pairs(gts: Sequence[Any], preds: Sequence[Any], num_columns: int, ba
     return scores, labels, missed
 
 
-def ap_metrics(scores: np.ndarray, labels: np.ndarray, missed: np.ndarray, predicates: Sequence[str],
-               ignore: Sequence[str] = ("under",), background: bool = True) -> dict[str, Any]:
+def ap_metrics(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    missed: np.ndarray,
+    predicates: Sequence[str],
+    ignore: Sequence[str] = ("under",),
+    background: bool = True,
+) -> dict[str, Any]:
     """Per-predicate AP (all pairs and positive pairs only) and the four means."""
     first = 1 if background else 0
     nr = len(predicates)
@@ -102,7 +120,9 @@ def ap_metrics(scores: np.ndarray, labels: np.ndarray, missed: np.ndarray, predi
         name = predicates[p]
         npos = int(labels[:, p].sum()) + int(missed[p])
         out["per_predicate_AP"][name] = average_precision(scores[:, p], labels[:, p], npos)
-        out["per_predicate_AP_FG"][name] = average_precision(scores[fg_rows, p], labels[fg_rows, p], npos)
+        out["per_predicate_AP_FG"][name] = average_precision(
+            scores[fg_rows, p], labels[fg_rows, p], npos
+        )
     skip = set(ignore)
     for suffix, table in (("", "per_predicate_AP"), ("_FG", "per_predicate_AP_FG")):
         vals = {k: v for k, v in out[table].items() if not np.isnan(v)}

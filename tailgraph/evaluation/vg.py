@@ -34,14 +34,28 @@ so on tie-free inputs the numbers are identical.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from tailgraph.errors import DataError
 
-__all__ = ["evaluate_vg", "mean_at_k", "paired", "evaluate_image_vg", "evaluate_images_vg", "aggregate_vg", "aggregate_rows", "result_rows", "VGImageResult", "VGEvaluator", "box_iou_plus1", "top_k_stable"]
+__all__ = [
+    "evaluate_vg",
+    "mean_at_k",
+    "paired",
+    "evaluate_image_vg",
+    "evaluate_images_vg",
+    "aggregate_vg",
+    "aggregate_rows",
+    "result_rows",
+    "VGImageResult",
+    "VGEvaluator",
+    "box_iou_plus1",
+    "top_k_stable",
+]
 
 NG_TOP = 100
 
@@ -104,7 +118,9 @@ class VGImageResult:
     pair_hits: dict[int, int] = field(default_factory=dict)
 
 
-def _matches(gt_trip: np.ndarray, gt_boxes: np.ndarray, pr_trip: np.ndarray, pr_boxes: np.ndarray, thr: float) -> np.ndarray:
+def _matches(
+    gt_trip: np.ndarray, gt_boxes: np.ndarray, pr_trip: np.ndarray, pr_boxes: np.ndarray, thr: float
+) -> np.ndarray:
     """``[G, M]`` bool: prediction m matches GT g (labels equal, both IoUs ≥ thr)."""
     if pr_trip.shape[0] == 0:
         return np.zeros((gt_trip.shape[0], 0), dtype=bool)
@@ -208,7 +224,9 @@ def evaluate_image_vg(
     pred_ids, inverse = np.unique(gp, return_inverse=True)
     counts = np.bincount(inverse, minlength=pred_ids.shape[0])
     pred_hits = {k: np.bincount(inverse, weights=hit_k[k], minlength=pred_ids.shape[0]) for k in ks}
-    ng_pred_hits = {k: np.bincount(inverse, weights=ng_hit_k[k], minlength=pred_ids.shape[0]) for k in ks}
+    ng_pred_hits = {
+        k: np.bincount(inverse, weights=ng_hit_k[k], minlength=pred_ids.shape[0]) for k in ks
+    }
 
     zs = ng_zs = None
     if zeroshot is not None:
@@ -217,7 +235,9 @@ def evaluate_image_vg(
         if zmask.any():
             zs = {k: float(hit_k[k][zmask].sum()) / float(zmask.sum()) for k in ks}
             ng_zs = {k: float(ng_hit_k[k][zmask].sum()) / float(zmask.sum()) for k in ks}
-    return VGImageResult(ks, G, recall, ng_recall, pred_ids, counts, pred_hits, ng_pred_hits, zs, ng_zs, pair_hits)
+    return VGImageResult(
+        ks, G, recall, ng_recall, pred_ids, counts, pred_hits, ng_pred_hits, zs, ng_zs, pair_hits
+    )
 
 
 def result_rows(r: VGImageResult) -> tuple[np.ndarray, np.ndarray]:
@@ -231,15 +251,27 @@ def result_rows(r: VGImageResult) -> tuple[np.ndarray, np.ndarray]:
     ks = r.ks
     has_zs = r.zs_recall is not None
     img = [float(r.gt_count)]
-    img += [r.recall[k] for k in ks] + [r.ng_recall[k] for k in ks] + [float(r.pair_hits[k]) for k in ks]
+    img += (
+        [r.recall[k] for k in ks]
+        + [r.ng_recall[k] for k in ks]
+        + [float(r.pair_hits[k]) for k in ks]
+    )
     img += [1.0 if has_zs else 0.0]
-    img += [r.zs_recall[k] if has_zs else 0.0 for k in ks] + [r.ng_zs_recall[k] if has_zs else 0.0 for k in ks]
-    pred = np.column_stack([r.pred_ids, r.pred_counts] + [r.pred_hits[k] for k in ks] + [r.ng_pred_hits[k] for k in ks])
+    img += [r.zs_recall[k] if has_zs else 0.0 for k in ks] + [
+        r.ng_zs_recall[k] if has_zs else 0.0 for k in ks
+    ]
+    pred = np.column_stack(
+        [r.pred_ids, r.pred_counts] + [r.pred_hits[k] for k in ks] + [r.ng_pred_hits[k] for k in ks]
+    )
     return np.asarray(img, dtype=np.float64), pred.astype(np.float64)
 
 
 def aggregate_rows(
-    image_rows: np.ndarray, predicate_rows: np.ndarray, num_predicates: int, ks: Sequence[int] = (20, 50, 100), zeroshot: bool = False
+    image_rows: np.ndarray,
+    predicate_rows: np.ndarray,
+    num_predicates: int,
+    ks: Sequence[int] = (20, 50, 100),
+    zeroshot: bool = False,
 ) -> dict[str, Any]:
     """The flat metric dict from stacked :func:`result_rows` (see the module docstring).
 
@@ -256,7 +288,10 @@ def aggregate_rows(
     m = img.shape[0]
     nfg = num_predicates - 1
     if pr.shape[0] and pr[:, 0].max() >= num_predicates:
-        raise DataError(f"GT predicate {int(pr[:, 0].max())} >= num_predicates {num_predicates}", field="relations")
+        raise DataError(
+            f"GT predicate {int(pr[:, 0].max())} >= num_predicates {num_predicates}",
+            field="relations",
+        )
     pid = pr[:, 0].astype(np.int64)
     nimg = np.bincount(pid, minlength=num_predicates)
     has_zs = img[:, 1 + 3 * nk] > 0
@@ -280,7 +315,10 @@ def aggregate_rows(
 
 
 def aggregate_vg(
-    results: Iterable[VGImageResult | None], num_predicates: int, ks: Sequence[int] = (20, 50, 100), zeroshot: bool = False
+    results: Iterable[VGImageResult | None],
+    num_predicates: int,
+    ks: Sequence[int] = (20, 50, 100),
+    zeroshot: bool = False,
 ) -> dict[str, Any]:
     """Combine per-image results (``None`` = skipped image) into the flat metric dict."""
     ks = tuple(int(k) for k in ks)
@@ -292,16 +330,33 @@ def aggregate_vg(
 
 def _as_arrays(gt: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
     if isinstance(gt, dict):
-        return gt["image_id"], np.asarray(gt["boxes"], np.float32).reshape(-1, 4), np.asarray(gt["labels"], np.int64), np.asarray(gt["relations"], np.int64).reshape(-1, 3)
+        return (
+            gt["image_id"],
+            np.asarray(gt["boxes"], np.float32).reshape(-1, 4),
+            np.asarray(gt["labels"], np.int64),
+            np.asarray(gt["relations"], np.int64).reshape(-1, 3),
+        )
     return gt.image_id, gt.boxes.numpy(), gt.labels.numpy(), gt.relations.numpy()
 
 
 def _pred_arrays(p: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if isinstance(p, dict):
-        return (p["image_id"], np.asarray(p["boxes"], np.float32).reshape(-1, 4), np.asarray(p["labels"], np.int64),
-                np.asarray(p["label_scores"], np.float32), np.asarray(p["pairs"], np.int64).reshape(-1, 2),
-                np.asarray(p["predicate_scores"], np.float32))
-    return (p.image_id, p.boxes.numpy(), p.labels.numpy(), p.label_scores.numpy(), p.pairs.numpy(), p.predicate_scores.numpy())
+        return (
+            p["image_id"],
+            np.asarray(p["boxes"], np.float32).reshape(-1, 4),
+            np.asarray(p["labels"], np.int64),
+            np.asarray(p["label_scores"], np.float32),
+            np.asarray(p["pairs"], np.int64).reshape(-1, 2),
+            np.asarray(p["predicate_scores"], np.float32),
+        )
+    return (
+        p.image_id,
+        p.boxes.numpy(),
+        p.labels.numpy(),
+        p.label_scores.numpy(),
+        p.pairs.numpy(),
+        p.predicate_scores.numpy(),
+    )
 
 
 def paired(gts: Sequence[Any], preds: Sequence[Any]) -> Iterable[tuple[Any, Any]]:
@@ -319,10 +374,16 @@ def paired(gts: Sequence[Any], preds: Sequence[Any]) -> Iterable[tuple[Any, Any]
     for gt in gts:
         gid = gt["image_id"] if isinstance(gt, dict) else gt.image_id
         if gid not in by_id:
-            raise DataError("no prediction for this ground-truth image", sample=gid, field="image_id")
+            raise DataError(
+                "no prediction for this ground-truth image", sample=gid, field="image_id"
+            )
         yield gt, by_id.pop(gid)
     if by_id:
-        raise DataError(f"{len(by_id)} prediction(s) for images not in the ground truth, e.g. {next(iter(by_id))!r}", field="image_id")
+        raise DataError(
+            f"{len(by_id)} prediction(s) for images not in the ground truth, e.g. "
+            f"{next(iter(by_id))!r}",
+            field="image_id",
+        )
 
 
 def evaluate_images_vg(
@@ -346,18 +407,44 @@ def evaluate_images_vg(
         gid, gboxes, glabels, grels = _as_arrays(gt)
         _, boxes, labels, scores, pairs, rel_scores = _pred_arrays(pred)
         if rel_scores.size and not np.isfinite(rel_scores).all():
-            raise DataError("predicate scores contain NaN or inf", sample=gid, field="predicate_scores")
-        if pairs.size and (pairs.min() < 0 or pairs.max() >= (len(glabels) if mode == "predcls" else len(labels))):
+            raise DataError(
+                "predicate scores contain NaN or inf", sample=gid, field="predicate_scores"
+            )
+        if pairs.size and (
+            pairs.min() < 0 or pairs.max() >= (len(glabels) if mode == "predcls" else len(labels))
+        ):
             raise DataError("pair index out of range", sample=gid, field="pairs")
         if pairs.shape[0] and (rel_scores.ndim != 2 or rel_scores.shape[0] != pairs.shape[0]):
-            raise DataError(f"expected one score row per pair ({pairs.shape[0]}), got shape {list(rel_scores.shape)}",
-                            sample=gid, field="predicate_scores")
+            raise DataError(
+                f"expected one score row per pair ({pairs.shape[0]}), got shape "
+                f"{list(rel_scores.shape)}",
+                sample=gid,
+                field="predicate_scores",
+            )
         if rel_scores.ndim == 2 and rel_scores.shape[0]:
             if ncol is not None and rel_scores.shape[1] != ncol:
-                raise DataError(f"{rel_scores.shape[1]} predicate columns, other images have {ncol}", sample=gid, field="predicate_scores")
+                raise DataError(
+                    f"{rel_scores.shape[1]} predicate columns, other images have {ncol}",
+                    sample=gid,
+                    field="predicate_scores",
+                )
             ncol = rel_scores.shape[1]
-        results.append(evaluate_image_vg(gboxes, glabels, grels, boxes, labels, scores, pairs,
-                                         rel_scores, mode=mode, ks=ks, zeroshot=zeroshot, iou_thresh=iou_thresh))
+        results.append(
+            evaluate_image_vg(
+                gboxes,
+                glabels,
+                grels,
+                boxes,
+                labels,
+                scores,
+                pairs,
+                rel_scores,
+                mode=mode,
+                ks=ks,
+                zeroshot=zeroshot,
+                iou_thresh=iou_thresh,
+            )
+        )
     return results, ncol
 
 
@@ -384,11 +471,15 @@ def evaluate_vg(
     Returns:
         Flat dict of fractions in [0, 1] plus ``per_predicate_*`` lists and ``num_images``.
     """
-    zs = None if zeroshot_triplets is None else {tuple(int(v) for v in t) for t in zeroshot_triplets}
+    zs = (
+        None if zeroshot_triplets is None else {tuple(int(v) for v in t) for t in zeroshot_triplets}
+    )
     results, ncol = evaluate_images_vg(gts, preds, mode, ks, zs, iou_thresh)
     ncol = num_predicates or ncol
     if ncol is None:
-        ncol = 1 + max((int(_as_arrays(g)[3][:, 2].max()) for g in gts if len(_as_arrays(g)[3])), default=0)
+        ncol = 1 + max(
+            (int(_as_arrays(g)[3][:, 2].max()) for g in gts if len(_as_arrays(g)[3])), default=0
+        )
     return aggregate_vg(results, ncol, ks, zeroshot=zs is not None)
 
 
@@ -402,10 +493,25 @@ class VGEvaluator:
         mode, ks, zeroshot_triplets, iou_thresh, num_predicates: as :func:`evaluate_vg`.
     """
 
-    def __init__(self, mode: str = "predcls", ks: Sequence[int] = (20, 50, 100), zeroshot_triplets=None,
-                 iou_thresh: float = 0.5, num_predicates: int | None = None) -> None:
-        self.mode, self.ks, self.iou_thresh, self.num_predicates = mode, tuple(int(k) for k in ks), iou_thresh, num_predicates
-        self.zeroshot = None if zeroshot_triplets is None else {tuple(int(v) for v in t) for t in zeroshot_triplets}
+    def __init__(
+        self,
+        mode: str = "predcls",
+        ks: Sequence[int] = (20, 50, 100),
+        zeroshot_triplets=None,
+        iou_thresh: float = 0.5,
+        num_predicates: int | None = None,
+    ) -> None:
+        self.mode, self.ks, self.iou_thresh, self.num_predicates = (
+            mode,
+            tuple(int(k) for k in ks),
+            iou_thresh,
+            num_predicates,
+        )
+        self.zeroshot = (
+            None
+            if zeroshot_triplets is None
+            else {tuple(int(v) for v in t) for t in zeroshot_triplets}
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -414,7 +520,9 @@ class VGEvaluator:
         self._ncol: int | None = self.num_predicates
 
     def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:
-        results, ncol = evaluate_images_vg(gts, preds, self.mode, self.ks, self.zeroshot, self.iou_thresh)
+        results, ncol = evaluate_images_vg(
+            gts, preds, self.mode, self.ks, self.zeroshot, self.iou_thresh
+        )
         self._ncol = self._ncol or ncol
         for r in results:
             if r is not None:
@@ -435,7 +543,9 @@ class VGEvaluator:
         return aggregate_rows(img, pr, ncol, self.ks, zeroshot=self.zeroshot is not None)
 
 
-def mean_at_k(results_by_task: dict[str, dict[str, Any]], ks: Sequence[int] = (20, 50, 100)) -> dict[str, float]:
+def mean_at_k(
+    results_by_task: dict[str, dict[str, Any]], ks: Sequence[int] = (20, 50, 100)
+) -> dict[str, float]:
     """HML's Mean@K (Table 1b): the average of R@K and mR@K over the tasks given.
 
     Args:

@@ -27,14 +27,23 @@ videos without predictions count with an empty list — all as the reference.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from tailgraph.errors import DataError
 
-__all__ = ["viou", "voc_ap", "evaluate_vidvrd", "video_stats", "aggregate_video_stats", "VideoStats", "read_vidvrd_results"]
+__all__ = [
+    "viou",
+    "voc_ap",
+    "evaluate_vidvrd",
+    "video_stats",
+    "aggregate_video_stats",
+    "VideoStats",
+    "read_vidvrd_results",
+]
 
 EPS32 = np.finfo(np.float32).eps
 
@@ -45,24 +54,33 @@ def _traj(rel: Mapping[str, Any], key: str, vid: Any, i: int) -> np.ndarray:
     except KeyError:
         raise DataError(f"missing key '{key}'", sample=f"{vid} relation {i}", field=key) from None
     except (ValueError, TypeError):
-        raise DataError("trajectory is not a list of [x1, y1, x2, y2] boxes", sample=f"{vid} relation {i}", field=key) from None
+        raise DataError(
+            "trajectory is not a list of [x1, y1, x2, y2] boxes",
+            sample=f"{vid} relation {i}",
+            field=key,
+        ) from None
     b, e = rel["duration"]
     if t.shape[0] != e - b:
-        raise DataError(f"{t.shape[0]} boxes for duration [{b}, {e})", sample=f"{vid} relation {i}", field=key)
+        raise DataError(
+            f"{t.shape[0]} boxes for duration [{b}, {e})", sample=f"{vid} relation {i}", field=key
+        )
     if not np.isfinite(t).all():
         raise DataError("non-finite box values", sample=f"{vid} relation {i}", field=key)
     return t
 
 
-def viou(traj_1: np.ndarray, duration_1: Sequence[int], traj_2: np.ndarray, duration_2: Sequence[int]) -> float:
-    """Volume IoU of two trajectories (VidVRD-helper ``common.viou``), ``[T, 4]`` inclusive boxes."""
+def viou(
+    traj_1: np.ndarray, duration_1: Sequence[int], traj_2: np.ndarray, duration_2: Sequence[int]
+) -> float:
+    """Volume IoU of two trajectories (VidVRD-helper ``common.viou``), ``[T, 4]`` inclusive
+    boxes."""
     b1, e1 = int(duration_1[0]), int(duration_1[1])
     b2, e2 = int(duration_2[0]), int(duration_2[1])
     if b1 >= e2 or e1 <= b2:
         return 0.0
     lo, hi = max(b1, b2), min(e1, e2)
-    r1 = traj_1[lo - b1: hi - b1]
-    r2 = traj_2[lo - b2: hi - b2]
+    r1 = traj_1[lo - b1 : hi - b1]
+    r2 = traj_2[lo - b2 : hi - b2]
     iw = np.clip(np.minimum(r1[:, 2], r2[:, 2]) - np.maximum(r1[:, 0], r2[:, 0]) + 1, 0, None)
     ih = np.clip(np.minimum(r1[:, 3], r2[:, 3]) - np.maximum(r1[:, 1], r2[:, 1]) + 1, 0, None)
     overlap = float((iw * ih).sum())
@@ -89,15 +107,18 @@ def _overlap(t1: np.ndarray, b1: int, e1: int, t2: np.ndarray, b2: int, e2: int)
     lo, hi = max(b1, b2), min(e1, e2)
     if lo >= hi:
         return 0.0
-    r1 = t1[lo - b1: hi - b1]
-    r2 = t2[lo - b2: hi - b2]
+    r1 = t1[lo - b1 : hi - b1]
+    r2 = t2[lo - b2 : hi - b2]
     iw = np.minimum(r1[:, 2], r2[:, 2]) - np.maximum(r1[:, 0], r2[:, 0]) + 1
     ih = np.minimum(r1[:, 3], r2[:, 3]) - np.maximum(r1[:, 1], r2[:, 1]) + 1
     return float((np.maximum(iw, 0) * np.maximum(ih, 0)).sum())
 
 
-def _detect(gt: list, preds: list, vid: Any, thr: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Greedy matching of one video. Returns (tp per sorted prediction, gt index or -1, sorted scores).
+def _detect(
+    gt: list, preds: list, vid: Any, thr: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Greedy matching of one video. Returns (tp per sorted prediction, gt index or -1, sorted
+    scores).
 
     Overlaps are computed lazily, only for label-matched GT not yet detected (as the
     reference), with each trajectory converted and its volume summed once.
@@ -113,7 +134,9 @@ def _detect(gt: list, preds: list, vid: Any, thr: float) -> tuple[np.ndarray, np
     gt_info = []
     for j, r in enumerate(gt):
         ts, to = _traj(r, "sub_traj", vid, j), _traj(r, "obj_traj", vid, j)
-        gt_info.append((ts, to, int(r["duration"][0]), int(r["duration"][1]), _volume(ts), _volume(to)))
+        gt_info.append(
+            (ts, to, int(r["duration"][0]), int(r["duration"][1]), _volume(ts), _volume(to))
+        )
     detected = np.zeros(g, dtype=bool)
     tp = np.zeros(n, dtype=bool)
     which = np.full(n, -1)
@@ -168,13 +191,21 @@ class VideoStats:
     predicate_counts: dict[Any, int]
 
 
-def video_stats(gt: list, preds: list, vid: Any = None, viou_threshold: float = 0.5,
-                det_nreturns: Sequence[int] = (50, 100), tag_nreturns: Sequence[int] = (1, 5, 10)) -> VideoStats:
+def video_stats(
+    gt: list,
+    preds: list,
+    vid: Any = None,
+    viou_threshold: float = 0.5,
+    det_nreturns: Sequence[int] = (50, 100),
+    tag_nreturns: Sequence[int] = (1, 5, 10),
+) -> VideoStats:
     """Evaluate one video with at least one GT relation."""
     counts: dict[Any, int] = defaultdict(int)
     for r in gt:
         if "triplet" not in r or len(r["triplet"]) != 3:
-            raise DataError("relation instance needs a 3-element 'triplet'", sample=vid, field="triplet")
+            raise DataError(
+                "relation instance needs a 3-element 'triplet'", sample=vid, field="triplet"
+            )
         counts[r["triplet"][1]] += 1
     tp, which, _ = _detect(gt, list(preds), vid, viou_threshold)
     cum_tp = np.cumsum(tp).astype(np.float32)
@@ -188,12 +219,26 @@ def video_stats(gt: list, preds: list, vid: Any = None, viou_threshold: float = 
             h[gt[int(j)]["triplet"][1]] += 1
         hits[n] = dict(h)
     tag_prec = _tagging_precision(gt, list(preds))
-    tag = {n: (float(tag_prec[min(n, tag_prec.size) - 1]) if tag_prec.size else 0.0) for n in tag_nreturns}
-    return VideoStats(voc_ap(rec, prec), len(gt), {n: int(tp[:n].sum()) for n in det_nreturns}, tag, hits, dict(counts))
+    tag = {
+        n: (float(tag_prec[min(n, tag_prec.size) - 1]) if tag_prec.size else 0.0)
+        for n in tag_nreturns
+    }
+    return VideoStats(
+        voc_ap(rec, prec),
+        len(gt),
+        {n: int(tp[:n].sum()) for n in det_nreturns},
+        tag,
+        hits,
+        dict(counts),
+    )
 
 
-def aggregate_video_stats(stats: Sequence[VideoStats], det_nreturns: Sequence[int] = (50, 100),
-                          tag_nreturns: Sequence[int] = (1, 5, 10), predicates: Sequence[Any] | None = None) -> dict[str, Any]:
+def aggregate_video_stats(
+    stats: Sequence[VideoStats],
+    det_nreturns: Sequence[int] = (50, 100),
+    tag_nreturns: Sequence[int] = (1, 5, 10),
+    predicates: Sequence[Any] | None = None,
+) -> dict[str, Any]:
     """The metric dict from per-video statistics (see the module docstring)."""
     tot_gt = sum(v.gt_count for v in stats)
     counts: dict[Any, int] = defaultdict(int)
@@ -203,9 +248,13 @@ def aggregate_video_stats(stats: Sequence[VideoStats], det_nreturns: Sequence[in
     out: dict[str, Any] = {"RelDet_mAP": float(np.mean([v.ap for v in stats])) if stats else 0.0}
     vocab = list(predicates) if predicates is not None else sorted(counts, key=str)
     for n in det_nreturns:
-        out[f"RelDet_R@{n}"] = float(np.float32(sum(v.tp_at[n] for v in stats)) / np.maximum(np.float32(tot_gt), EPS32))
+        out[f"RelDet_R@{n}"] = float(
+            np.float32(sum(v.tp_at[n] for v in stats)) / np.maximum(np.float32(tot_gt), EPS32)
+        )
     for n in tag_nreturns:
-        out[f"RelTag_P@{n}"] = float(np.mean([v.tag_precision_at[n] for v in stats])) if stats else 0.0
+        out[f"RelTag_P@{n}"] = (
+            float(np.mean([v.tag_precision_at[n] for v in stats])) if stats else 0.0
+        )
     for n in det_nreturns:
         hits: dict[Any, int] = defaultdict(int)
         for v in stats:
@@ -238,8 +287,11 @@ def evaluate_vidvrd(
         ``RelDet_mAP``, ``RelDet_R@N``, ``RelTag_P@N``, ``mR@N``, ``Mean`` (when N covers 50 and
         100), ``per_predicate_R@N`` (dict predicate → recall) and ``num_videos``.
     """
-    stats = [video_stats(gt, prediction.get(vid, []), vid, viou_threshold, det_nreturns, tag_nreturns)
-             for vid, gt in groundtruth.items() if gt]
+    stats = [
+        video_stats(gt, prediction.get(vid, []), vid, viou_threshold, det_nreturns, tag_nreturns)
+        for vid, gt in groundtruth.items()
+        if gt
+    ]
     return aggregate_video_stats(stats, det_nreturns, tag_nreturns, predicates)
 
 
@@ -249,12 +301,20 @@ def read_vidvrd_results(path: str) -> dict[Any, list]:
 
     doc = read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), dict):
-        raise DataError("expected an object with 'results' (video id -> relation instances)", file=path, field="results")
+        raise DataError(
+            "expected an object with 'results' (video id -> relation instances)",
+            file=path,
+            field="results",
+        )
     for vid, rels in doc["results"].items():
         if not isinstance(rels, list):
-            raise DataError("expected a list of relation instances", file=path, sample=vid, field="results")
+            raise DataError(
+                "expected a list of relation instances", file=path, sample=vid, field="results"
+            )
         for i, r in enumerate(rels):
             for key in ("triplet", "score", "duration", "sub_traj", "obj_traj"):
                 if key not in r:
-                    raise DataError(f"missing key '{key}'", file=path, sample=f"{vid} relation {i}", field=key)
+                    raise DataError(
+                        f"missing key '{key}'", file=path, sample=f"{vid} relation {i}", field=key
+                    )
     return doc["results"]

@@ -28,8 +28,8 @@ from tailgraph.structures import GraphBatch, Task
 from tailgraph.vocab import Vocabulary
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tailgraph.protocols import Protocol, Targets
     from tailgraph.modeling.relation_model import RelationModel, RelationOutput
+    from tailgraph.protocols import Protocol, Targets
 
 __all__ = ["TrainStats", "Method", "Supervised", "group_losses"]
 
@@ -53,7 +53,7 @@ class TrainStats:
     num_samples: int = 0
 
     @classmethod
-    def from_graphs(cls, graphs: Any, vocab: Vocabulary) -> "TrainStats":
+    def from_graphs(cls, graphs: Any, vocab: Vocabulary) -> TrainStats:
         """Count ``graphs`` (scene graphs or frames) over ``vocab``."""
         from tailgraph.modeling.freq import pair_predicate_counts
 
@@ -64,18 +64,26 @@ class TrainStats:
         for g in graphs:
             oc += torch.bincount(g.labels, minlength=vocab.num_classes)[: vocab.num_classes]
             if g.num_relations:
-                pc += torch.bincount(g.relations[:, 2], minlength=vocab.num_predicates)[: vocab.num_predicates]
+                pc += torch.bincount(g.relations[:, 2], minlength=vocab.num_predicates)[
+                    : vocab.num_predicates
+                ]
                 lab = g.labels
                 for s, o, p in g.relations.tolist():
                     triplets.add((int(lab[s]), int(lab[o]), int(p)))
         if vocab.predicate_background:
             pc[0] = 0
-        return cls(pc.tolist(), oc.tolist(), pair_predicate_counts(graphs, vocab.num_classes, vocab.num_predicates),
-                   triplets, len(graphs))
+        return cls(
+            pc.tolist(),
+            oc.tolist(),
+            pair_predicate_counts(graphs, vocab.num_classes, vocab.num_predicates),
+            triplets,
+            len(graphs),
+        )
 
 
-def group_losses(logits: torch.Tensor, targets: "Targets", protocol: "Protocol",
-                 loss_fn: nn.Module | None = None) -> dict[str, torch.Tensor]:
+def group_losses(
+    logits: torch.Tensor, targets: Targets, protocol: Protocol, loss_fn: nn.Module | None = None
+) -> dict[str, torch.Tensor]:
     """The plain per-type losses: softmax cross-entropy on single-label groups (``loss_fn``
     when given, called as ``loss_fn(logits [P, G], labels [P])``), binary cross-entropy with
     logits on multi-label groups. Keys ``loss_<group>``."""
@@ -94,7 +102,9 @@ def group_losses(logits: torch.Tensor, targets: "Targets", protocol: "Protocol",
                 out[f"loss_{group.name}"] = F.cross_entropy(z[valid], y[valid])
         else:
             y = targets.multi_hot.index_select(1, cols)
-            out[f"loss_{group.name}"] = F.binary_cross_entropy_with_logits(z, y) if z.numel() else z.sum() * 0.0
+            out[f"loss_{group.name}"] = (
+                F.binary_cross_entropy_with_logits(z, y) if z.numel() else z.sum() * 0.0
+            )
     return out
 
 
@@ -104,24 +114,29 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
 
     def __init__(self) -> None:
         super().__init__()
-        self.protocol: "Protocol | None" = None
+        self.protocol: Protocol | None = None
         self.vocab: Vocabulary | None = None
 
-    def setup(self, model: "RelationModel", vocab: Vocabulary, train_stats: TrainStats | None,
-              protocol: "Protocol | None" = None) -> None:
+    def setup(
+        self,
+        model: RelationModel,
+        vocab: Vocabulary,
+        train_stats: TrainStats | None,
+        protocol: Protocol | None = None,
+    ) -> None:
         """Build vocabulary-shaped buffers, teachers and counts. Called once by the engine
         (also when restoring from a checkpoint, before the state dict is loaded)."""
         self.vocab = vocab
         self.protocol = protocol
 
     @abc.abstractmethod
-    def training_step(self, model: "RelationModel", batch: GraphBatch) -> dict[str, torch.Tensor]:
+    def training_step(self, model: RelationModel, batch: GraphBatch) -> dict[str, torch.Tensor]:
         """Named loss terms of one batch (the engine sums them)."""
 
-    def on_train_epoch_start(self, model: "RelationModel", epoch: int) -> None:
+    def on_train_epoch_start(self, model: RelationModel, epoch: int) -> None:
         """Epoch schedules (derived from ``epoch`` so resume is exact)."""
 
-    def on_after_optimizer_step(self, model: "RelationModel", step: int) -> None:
+    def on_after_optimizer_step(self, model: RelationModel, step: int) -> None:
         """Running statistics after each optimiser step."""
 
     def reset_optimizer(self) -> bool:
@@ -130,13 +145,16 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
         return False
 
     # shared helpers ---------------------------------------------------------------
-    def auxiliary_losses(self, model: "RelationModel", batch: GraphBatch, out: "RelationOutput",
-                         targets: "Targets") -> dict[str, torch.Tensor]:
+    def auxiliary_losses(
+        self, model: RelationModel, batch: GraphBatch, out: RelationOutput, targets: Targets
+    ) -> dict[str, torch.Tensor]:
         """Losses every method keeps: the object classifier's CE (SGCls), a context model's
         pair-relatedness score (VCTree) and the head's regulariser (GMM-Plus)."""
         losses: dict[str, torch.Tensor] = {}
         if "pair_score_logits" in out.extras:
-            losses["loss_pair_score"] = F.binary_cross_entropy_with_logits(out.extras["pair_score_logits"], targets.related.float())
+            losses["loss_pair_score"] = F.binary_cross_entropy_with_logits(
+                out.extras["pair_score_logits"], targets.related.float()
+            )
         if out.obj_logits is not None and model.task is Task.SGCLS:
             gt = torch.cat([g.labels for g in batch.graphs])
             losses["loss_obj"] = F.cross_entropy(out.obj_logits, gt)
@@ -169,8 +187,14 @@ class Supervised(Method):
         if self.loss_spec is not None and self.loss_fn is None:
             from tailgraph.components import build_component
 
-            counts = train_stats.predicate_counts if train_stats is not None else list(vocab.predicate_counts)
-            self.loss_fn = build_component(self.loss_spec, {"predicate_counts": counts}, kind=nn.Module)
+            counts = (
+                train_stats.predicate_counts
+                if train_stats is not None
+                else list(vocab.predicate_counts)
+            )
+            self.loss_fn = build_component(
+                self.loss_spec, {"predicate_counts": counts}, kind=nn.Module
+            )
 
     def training_step(self, model, batch):
         if self.protocol is None:

@@ -50,7 +50,7 @@ Readings of points the paper leaves open (documented choices):
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -59,8 +59,16 @@ from torch import nn
 from tailgraph.methods.base import Method
 from tailgraph.modeling.types import SegmentRelationModel
 
-__all__ = ["grad_reverse", "PatternMap", "mutual_calibration", "non_target", "DecoupledHead", "DLL", "kl_divergence",
-           "header_predicates"]
+__all__ = [
+    "grad_reverse",
+    "PatternMap",
+    "mutual_calibration",
+    "non_target",
+    "DecoupledHead",
+    "DLL",
+    "kl_divergence",
+    "header_predicates",
+]
 
 _EPS = 1e-12
 
@@ -96,12 +104,20 @@ class PatternMap(nn.Module):
     :func:`mutual_calibration` keeps such a pattern's own value).
     """
 
-    def __init__(self, predicate_action: Sequence[int], predicate_spatial: Sequence[int], num_action: int, num_spatial: int) -> None:
+    def __init__(
+        self,
+        predicate_action: Sequence[int],
+        predicate_spatial: Sequence[int],
+        num_action: int,
+        num_spatial: int,
+    ) -> None:
         super().__init__()
         act = torch.as_tensor(list(predicate_action), dtype=torch.int64)
         spa = torch.as_tensor(list(predicate_spatial), dtype=torch.int64)
         if act.shape != spa.shape or act.dim() != 1:
-            raise ValueError("predicate_action and predicate_spatial must be 1-d and of equal length")
+            raise ValueError(
+                "predicate_action and predicate_spatial must be 1-d and of equal length"
+            )
         if ((act < -1) | (act >= num_action)).any() or ((spa < -1) | (spa >= num_spatial)).any():
             raise ValueError("pattern index out of range")
         if ((act < 0) & (spa < 0)).any():
@@ -121,21 +137,40 @@ class PatternMap(nn.Module):
         self.register_buffer("predicate_spatial", spa, persistent=False)
         self.register_buffer("to_p_a", to_p_a, persistent=False)
         self.register_buffer("to_p_s", to_p_s, persistent=False)
-        self.register_buffer("from_p_a", (member_a / member_a.sum(1, keepdim=True).clamp_min(1)).T.contiguous(), persistent=False)
-        self.register_buffer("from_p_s", (member_s / member_s.sum(1, keepdim=True).clamp_min(1)).T.contiguous(), persistent=False)
+        self.register_buffer(
+            "from_p_a",
+            (member_a / member_a.sum(1, keepdim=True).clamp_min(1)).T.contiguous(),
+            persistent=False,
+        )
+        self.register_buffer(
+            "from_p_s",
+            (member_s / member_s.sum(1, keepdim=True).clamp_min(1)).T.contiguous(),
+            persistent=False,
+        )
         self.register_buffer("used_a", member_a.sum(1) > 0, persistent=False)
         self.register_buffer("used_s", member_s.sum(1) > 0, persistent=False)
         self.num_action, self.num_spatial, self.num_predicates = num_action, num_spatial, p
 
     @classmethod
-    def from_names(cls, action: Sequence[str | None], spatial: Sequence[str | None]) -> tuple["PatternMap", list[str], list[str]]:
+    def from_names(
+        cls, action: Sequence[str | None], spatial: Sequence[str | None]
+    ) -> tuple[PatternMap, list[str], list[str]]:
         """From per-predicate pattern names (``None`` = none): ``(map, action names, spatial
         names)`` with the pattern names sorted."""
         a_names = sorted({a for a in action if a})
         s_names = sorted({s for s in spatial if s})
         ai = {n: i for i, n in enumerate(a_names)}
         si = {n: i for i, n in enumerate(s_names)}
-        return cls([ai[a] if a else -1 for a in action], [si[s] if s else -1 for s in spatial], len(a_names), len(s_names)), a_names, s_names
+        return (
+            cls(
+                [ai[a] if a else -1 for a in action],
+                [si[s] if s else -1 for s in spatial],
+                len(a_names),
+                len(s_names),
+            ),
+            a_names,
+            s_names,
+        )
 
     def to_predicates(self, a: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         return a @ self.to_p_a.to(a.dtype) + s @ self.to_p_s.to(s.dtype)
@@ -144,8 +179,9 @@ class PatternMap(nn.Module):
         return p @ self.from_p_a.to(p.dtype), p @ self.from_p_s.to(p.dtype)
 
 
-def mutual_calibration(a: torch.Tensor, s: torch.Tensor, pattern_map: PatternMap, eta: float, steps: int
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+def mutual_calibration(
+    a: torch.Tensor, s: torch.Tensor, pattern_map: PatternMap, eta: float, steps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``steps`` rounds of Eq. 7–8: ``(a', s') = Map⁻¹(Map(a, s))``, ``a ← η a + (1 − η) a'``,
     ``s ← η s + (1 − η) s'``; a pattern no predicate uses keeps its own value."""
     for _ in range(int(steps)):
@@ -174,7 +210,9 @@ def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 
 def _mlp(i: int, h: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(i, h), nn.ReLU(inplace=True), nn.Linear(h, h), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Linear(i, h), nn.ReLU(inplace=True), nn.Linear(h, h), nn.ReLU(inplace=True)
+    )
 
 
 class DecoupledHead(nn.Module):
@@ -194,13 +232,27 @@ class DecoupledHead(nn.Module):
     :meth:`adversarial_loss` gives ``L_r`` from that output.
     """
 
-    def __init__(self, in_dim: int, num_predicates: int, predicate_action: Sequence[str | None], predicate_spatial: Sequence[str | None],
-                 hidden_dim: int | None = None, mc_steps: int = 1, eta: float = 1e-3, grl_coeff: float = 1.0) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        num_predicates: int,
+        predicate_action: Sequence[str | None],
+        predicate_spatial: Sequence[str | None],
+        hidden_dim: int | None = None,
+        mc_steps: int = 1,
+        eta: float = 1e-3,
+        grl_coeff: float = 1.0,
+    ) -> None:
         super().__init__()
         if len(predicate_action) != num_predicates or len(predicate_spatial) != num_predicates:
-            raise ValueError(f"pattern metadata covers {len(predicate_action)} / {len(predicate_spatial)} predicates, expected {num_predicates}"
-                             " (the vocabulary needs action_pattern / spatial_pattern for DLL)")
-        self.pattern_map, self.action_names, self.spatial_names = PatternMap.from_names(predicate_action, predicate_spatial)
+            raise ValueError(
+                f"pattern metadata covers {len(predicate_action)} / {len(predicate_spatial)} "
+                f"predicates, expected {num_predicates}"
+                " (the vocabulary needs action_pattern / spatial_pattern for DLL)"
+            )
+        self.pattern_map, self.action_names, self.spatial_names = PatternMap.from_names(
+            predicate_action, predicate_spatial
+        )
         h = hidden_dim or in_dim
         self.d_a, self.d_s = _mlp(in_dim, h), _mlp(in_dim, h)
         self.classify_a = nn.Linear(h, self.pattern_map.num_action)
@@ -212,7 +264,13 @@ class DecoupledHead(nn.Module):
         f_a, f_s = self.d_a(f_v), self.d_s(f_v)
         a, s = self.classify_a(f_a), self.classify_s(f_s)
         a, s = mutual_calibration(a, s, self.pattern_map, self.eta, self.mc_steps)
-        return {"logits": self.pattern_map.to_predicates(a, s), "action_logits": a, "spatial_logits": s, "f_a": f_a, "f_s": f_s}
+        return {
+            "logits": self.pattern_map.to_predicates(a, s),
+            "action_logits": a,
+            "spatial_logits": s,
+            "f_a": f_a,
+            "f_s": f_s,
+        }
 
     def adversarial_loss(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
         """``L_r = KL(p_a2s ‖ sg(p_a)) + KL(p_s2a ‖ sg(p_s))`` averaged over pairs, with
@@ -221,8 +279,12 @@ class DecoupledHead(nn.Module):
             return out["f_a"].sum() * 0.0
         p_a = torch.softmax(self.classify_a(out["f_a"]), -1).detach()
         p_s = torch.softmax(self.classify_s(out["f_s"]), -1).detach()
-        p_a2s = torch.softmax(self.classify_a(self.n_s2a(grad_reverse(out["f_s"], self.grl_coeff))), -1)
-        p_s2a = torch.softmax(self.classify_s(self.n_a2s(grad_reverse(out["f_a"], self.grl_coeff))), -1)
+        p_a2s = torch.softmax(
+            self.classify_a(self.n_s2a(grad_reverse(out["f_s"], self.grl_coeff))), -1
+        )
+        p_s2a = torch.softmax(
+            self.classify_s(self.n_a2s(grad_reverse(out["f_a"], self.grl_coeff))), -1
+        )
         return (kl_divergence(p_a2s, p_a) + kl_divergence(p_s2a, p_s)).mean()
 
 
@@ -260,16 +322,33 @@ class DLL(Method):
     ``L_t + λ L_r``. The object loss of the base model is always added.
     """
 
-    def __init__(self, pdl: bool = True, kdl: bool = True, adversarial: bool = True, adv_weight: float = 0.13, alpha: float = 0.1,
-                 beta: float = 1e-4, alpha_hold_epochs: int = 10, alpha_growth: str = "linear", alpha_max: float | None = None,
-                 gamma_decay: float = 0.99, target_loss: str = "bce", focal_gamma: float = 2.0) -> None:
+    def __init__(
+        self,
+        pdl: bool = True,
+        kdl: bool = True,
+        adversarial: bool = True,
+        adv_weight: float = 0.13,
+        alpha: float = 0.1,
+        beta: float = 1e-4,
+        alpha_hold_epochs: int = 10,
+        alpha_growth: str = "linear",
+        alpha_max: float | None = None,
+        gamma_decay: float = 0.99,
+        target_loss: str = "bce",
+        focal_gamma: float = 2.0,
+    ) -> None:
         super().__init__()
         if alpha_growth not in ("recurrence", "linear"):
             raise ValueError(f"alpha_growth must be 'recurrence' or 'linear', got {alpha_growth!r}")
         if target_loss not in ("bce", "focal"):
             raise ValueError(f"target_loss must be 'bce' or 'focal', got {target_loss!r}")
         self.pdl, self.kdl, self.adversarial = pdl, kdl, adversarial
-        self.adv_weight, self.alpha0, self.beta, self.alpha_hold_epochs = adv_weight, alpha, beta, alpha_hold_epochs
+        self.adv_weight, self.alpha0, self.beta, self.alpha_hold_epochs = (
+            adv_weight,
+            alpha,
+            beta,
+            alpha_hold_epochs,
+        )
         self.alpha_growth, self.alpha_max, self.gamma_decay = alpha_growth, alpha_max, gamma_decay
         self.target_loss, self.focal_gamma = target_loss, focal_gamma
         self.correlation: nn.Parameter | None = None
@@ -282,17 +361,24 @@ class DLL(Method):
     def setup(self, model, vocab, train_stats, protocol=None) -> None:
         super().setup(model, vocab, train_stats, protocol)
         if not isinstance(model, SegmentRelationModel):
-            raise ValueError("DLL trains a segment-level video model (e.g. tailgraph.modeling.vidvrd2.VidVRD2Model)")
+            raise ValueError(
+                "DLL trains a segment-level video model (e.g. "
+                "tailgraph.modeling.vidvrd2.VidVRD2Model)"
+            )
         head = model.head
         if self.pdl and not isinstance(head, DecoupledHead):
             raise ValueError("DLL with pdl: true needs head: tailgraph.methods.dll.DecoupledHead")
         if not self.pdl and isinstance(head, DecoupledHead):
-            raise ValueError("DLL with pdl: false uses the base model's linear head; remove the DecoupledHead")
+            raise ValueError(
+                "DLL with pdl: false uses the base model's linear head; remove the DecoupledHead"
+            )
         fg = vocab.foreground_predicates
         if isinstance(head, DecoupledHead):
             pmap = head.pattern_map
         else:
-            pmap, _, _ = PatternMap.from_names([vocab.action_pattern[p] for p in fg], [vocab.spatial_pattern[p] for p in fg])
+            pmap, _, _ = PatternMap.from_names(
+                [vocab.action_pattern[p] for p in fg], [vocab.spatial_pattern[p] for p in fg]
+            )
         counts = train_stats.predicate_counts if train_stats is not None else vocab.predicate_counts
         self.header = header_predicates(pmap, [counts[p] for p in fg])
         p = len(fg)
@@ -311,7 +397,7 @@ class DLL(Method):
 
     def gamma(self) -> float:
         """``γ = gamma_decay^epoch`` (Eq. 13)."""
-        return self.gamma_decay ** self.epoch
+        return self.gamma_decay**self.epoch
 
     def alpha(self) -> float:
         """``α`` now (Eq. 12; see the module docstring)."""
@@ -322,7 +408,9 @@ class DLL(Method):
         return min(a, self.alpha_max) if self.alpha_max is not None else a
 
     # -- losses ------------------------------------------------------------------------------
-    def kdl_losses(self, probs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def kdl_losses(
+        self, probs: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(L_cm, L_nt)`` over every ground-truth position of ``targets`` (Eq. 10–11)."""
         rows, ks = targets.nonzero(as_tuple=True)
         if rows.numel() == 0:
@@ -343,8 +431,13 @@ class DLL(Method):
         losses = {"loss_obj": model.losses(batch, out)["loss_obj"]}
         logits = out["refined_logits"]
         if self.target_loss == "bce":
-            l_t = F.binary_cross_entropy_with_logits(logits, batch.targets, reduction="none").sum(1).mean() if logits.numel() \
+            l_t = (
+                F.binary_cross_entropy_with_logits(logits, batch.targets, reduction="none")
+                .sum(1)
+                .mean()
+                if logits.numel()
                 else logits.sum() * 0.0
+            )
         else:
             l_t = binary_focal_loss(logits, batch.targets, self.focal_gamma)
         gamma = self.gamma() if self.kdl else 1.0

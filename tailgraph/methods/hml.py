@@ -30,8 +30,9 @@ Choices the paper leaves open, documented:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,8 +40,17 @@ from torch import nn
 from tailgraph.methods.base import Method
 from tailgraph.methods.losses import class_balanced_weights, cross_entropy
 
-__all__ = ["PredicateTree", "build_predicate_tree", "predicate_vectors", "normalize_importance", "mr_loss", "cr_loss",
-           "ImportanceTracker", "HML", "CODE_VG_STAGE1"]
+__all__ = [
+    "PredicateTree",
+    "build_predicate_tree",
+    "predicate_vectors",
+    "normalize_importance",
+    "mr_loss",
+    "cr_loss",
+    "ImportanceTracker",
+    "HML",
+    "CODE_VG_STAGE1",
+]
 
 # The authors' code's fixed VG split: stage 1 learns these, stage 2 all 50.
 CODE_VG_STAGE1 = ("above", "behind", "has", "holding", "in", "near", "of", "on", "wearing", "with")
@@ -61,8 +71,12 @@ class PredicateTree:
     layers: list[list[int]] = field(default_factory=list)
 
 
-def build_predicate_tree(counts: torch.Tensor | Sequence[int], vectors: torch.Tensor, threshold: float,
-                         human_action_ratio: float | None = None) -> PredicateTree:
+def build_predicate_tree(
+    counts: torch.Tensor | Sequence[int],
+    vectors: torch.Tensor,
+    threshold: float,
+    human_action_ratio: float | None = None,
+) -> PredicateTree:
     """The predicate tree of HML §3.1 (Eq. 1–2).
 
     Predicates are visited by count, descending (ties: lower index first). Each joins the group
@@ -83,7 +97,10 @@ def build_predicate_tree(counts: torch.Tensor | Sequence[int], vectors: torch.Te
     counts = torch.as_tensor(counts, dtype=torch.float64)
     vectors = torch.as_tensor(vectors, dtype=torch.float64)
     if vectors.ndim != 2 or vectors.shape[0] != counts.shape[0]:
-        raise ValueError(f"need one vector per predicate: {counts.shape[0]} counts, vectors {list(vectors.shape)}")
+        raise ValueError(
+            f"need one vector per predicate: {counts.shape[0]} counts, vectors "
+            f"{list(vectors.shape)}"
+        )
     order = sorted(range(counts.shape[0]), key=lambda i: (-float(counts[i]), i))
     groups: list[list[int]] = []
     means: list[torch.Tensor] = []
@@ -103,18 +120,22 @@ def build_predicate_tree(counts: torch.Tensor | Sequence[int], vectors: torch.Te
             groups.append([i])
             means.append(v.clone())
     depth = max((len(g) for g in groups), default=0)
-    layers = [[g[l] for g in groups if len(g) > l] for l in range(depth)]
+    layers = [[g[d] for g in groups if len(g) > d] for d in range(depth)]
     if human_action_ratio is not None and layers:
         big = [counts[i] for g in groups if len(g) > 1 for i in g]
         if big:
             median = float(torch.stack(big).median())
-            actions = [g[0] for g in groups if len(g) == 1 and float(counts[g[0]]) * human_action_ratio <= median]
+            actions = [
+                g[0]
+                for g in groups
+                if len(g) == 1 and float(counts[g[0]]) * human_action_ratio <= median
+            ]
             if actions:
                 layers[0] = [i for i in layers[0] if i not in actions]
                 if len(layers) == 1:
                     layers.append([])
                 layers[-1] = layers[-1] + actions
-                layers = [l for l in layers if l]
+                layers = [layer for layer in layers if layer]
     return PredicateTree(groups, layers)
 
 
@@ -134,12 +155,18 @@ def normalize_importance(omega_raw: torch.Tensor) -> torch.Tensor:
     if float(total) <= 0:
         return torch.zeros_like(omega_raw)
     ratio = w.numel() * w / total
-    out = torch.where(ratio > 0, torch.sigmoid(torch.log10(ratio.clamp_min(1e-300))), torch.zeros_like(ratio))
+    out = torch.where(
+        ratio > 0, torch.sigmoid(torch.log10(ratio.clamp_min(1e-300))), torch.zeros_like(ratio)
+    )
     return out.to(omega_raw.dtype)
 
 
-def mr_loss(params: Sequence[torch.Tensor], prev_params: Sequence[torch.Tensor], fisher: Sequence[torch.Tensor],
-            omega: Sequence[torch.Tensor]) -> torch.Tensor:
+def mr_loss(
+    params: Sequence[torch.Tensor],
+    prev_params: Sequence[torch.Tensor],
+    fisher: Sequence[torch.Tensor],
+    omega: Sequence[torch.Tensor],
+) -> torch.Tensor:
     """Eq. 12: ``Σ_i (F_i + Ω_i)(θ_i − θ_i^prev)² / P`` over the given tensors, ``P`` their total
     number of elements."""
     params = list(params)
@@ -155,16 +182,24 @@ def mr_loss(params: Sequence[torch.Tensor], prev_params: Sequence[torch.Tensor],
     return total / n
 
 
-def cr_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, old_classes: torch.Tensor | Sequence[int]) -> torch.Tensor:
+def cr_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    old_classes: torch.Tensor | Sequence[int],
+) -> torch.Tensor:
     """Eq. 5: softmax over all columns of each, the squared differences on ``old_classes``
     summed, divided by the number of rows."""
     if student_logits.shape != teacher_logits.shape:
-        raise ValueError(f"logit shapes differ: {list(student_logits.shape)} vs {list(teacher_logits.shape)}")
+        raise ValueError(
+            f"logit shapes differ: {list(student_logits.shape)} vs {list(teacher_logits.shape)}"
+        )
     if student_logits.shape[0] == 0:
         return student_logits.sum() * 0.0
     cols = torch.as_tensor(old_classes, dtype=torch.int64, device=student_logits.device)
-    d = torch.softmax(student_logits, -1).index_select(1, cols) - torch.softmax(teacher_logits.detach(), -1).index_select(1, cols)
-    return (d ** 2).sum() / student_logits.shape[0]
+    d = torch.softmax(student_logits, -1).index_select(1, cols) - torch.softmax(
+        teacher_logits.detach(), -1
+    ).index_select(1, cols)
+    return (d**2).sum() / student_logits.shape[0]
 
 
 class ImportanceTracker(nn.Module):
@@ -187,7 +222,13 @@ class ImportanceTracker(nn.Module):
         eps: ``ε`` of Eq. 9.
     """
 
-    def __init__(self, shapes: Sequence[torch.Size], fisher: str = "mean", alpha: float = 0.5, eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        shapes: Sequence[torch.Size],
+        fisher: str = "mean",
+        alpha: float = 0.5,
+        eps: float = 1e-8,
+    ) -> None:
         super().__init__()
         if fisher not in ("mean", "ema"):
             raise ValueError(f"fisher must be 'mean' or 'ema', got {fisher!r}")
@@ -234,7 +275,9 @@ class ImportanceTracker(nn.Module):
         first_order = sum(float((g * d).sum()) for g, d in zip(grads, deltas))
         if first_order < 0:  # the step lowered the loss (Eq. 11)
             for k, (g, d) in enumerate(zip(grads, deltas)):
-                self._get("omega", k).add_(-g * d / (0.5 * self._get("fisher", k) * d * d + self.eps))
+                self._get("omega", k).add_(
+                    -g * d / (0.5 * self._get("fisher", k) * d * d + self.eps)
+                )
         for k, p in enumerate(params):
             self._get("prev", k).copy_(p.detach())
 
@@ -265,10 +308,20 @@ class HML(Method):
     stage.
     """
 
-    def __init__(self, stage_epochs: Sequence[int] = (4, 4), split: str = "tree", threshold: float = 0.7,
-                 human_action_ratio: float | None = None, fixed_stage1: Sequence[str] | None = None, lam: float = 0.5,
-                 beta: float = 0.999, use_cr: bool = True, use_mr: bool = True, fisher: str = "mean",
-                 mr_scope: str = "predictor") -> None:
+    def __init__(
+        self,
+        stage_epochs: Sequence[int] = (4, 4),
+        split: str = "tree",
+        threshold: float = 0.7,
+        human_action_ratio: float | None = None,
+        fixed_stage1: Sequence[str] | None = None,
+        lam: float = 0.5,
+        beta: float = 0.999,
+        use_cr: bool = True,
+        use_mr: bool = True,
+        fisher: str = "mean",
+        mr_scope: str = "predictor",
+    ) -> None:
         super().__init__()
         if split not in ("tree", "fixed"):
             raise ValueError(f"split must be 'tree' or 'fixed', got {split!r}")
@@ -293,17 +346,23 @@ class HML(Method):
         if self.split == "fixed":
             first = [vocab.predicate_index(p) for p in self.fixed_stage1 if p in vocab.predicates]
             if not first:
-                raise ValueError("split 'fixed': none of the stage-1 predicates is in the vocabulary")
+                raise ValueError(
+                    "split 'fixed': none of the stage-1 predicates is in the vocabulary"
+                )
             layers = [first, [p for p in fg if p not in first]]
         else:
-            tree = build_predicate_tree([counts[p] for p in fg], predicate_vectors([vocab.predicates[p] for p in fg]),
-                                        self.threshold, self.human_action_ratio)
+            tree = build_predicate_tree(
+                [counts[p] for p in fg],
+                predicate_vectors([vocab.predicates[p] for p in fg]),
+                self.threshold,
+                self.human_action_ratio,
+            )
             layers = [[fg[i] for i in layer] for layer in tree.layers]
             self.tree = tree
         if n == 1:
             return [fg]
         # stage k learns layers 0..k; the last stage takes every remaining layer
-        cut = layers[: n - 1] + [[p for layer in layers[n - 1:] for p in layer]]
+        cut = layers[: n - 1] + [[p for layer in layers[n - 1 :] for p in layer]]
         while len(cut) < n:  # fewer layers than stages: the remaining stages repeat the full set
             cut.append([])
         stages, seen = [], []
@@ -315,8 +374,15 @@ class HML(Method):
     def setup(self, model, vocab, train_stats, protocol=None) -> None:
         super().setup(model, vocab, train_stats, protocol)
         if protocol is not None and protocol.name not in ("vg", "oi"):
-            raise ValueError(f"HML trains single-label image predicates (vg / oi protocols), not {protocol.name!r}")
-        counts = list(train_stats.predicate_counts) if train_stats is not None else list(vocab.predicate_counts)
+            raise ValueError(
+                "HML trains single-label image predicates (vg / oi protocols), not "
+                f"{protocol.name!r}"
+            )
+        counts = (
+            list(train_stats.predicate_counts)
+            if train_stats is not None
+            else list(vocab.predicate_counts)
+        )
         self.counts = counts
         self.stages = self.stage_predicates(vocab, counts)
         if not hasattr(self, "teacher"):
@@ -330,7 +396,9 @@ class HML(Method):
                 p.requires_grad_(False)
             shapes = [p.shape for p in self.mr_params(model)]
             self.tracker = ImportanceTracker(shapes, self.fisher_mode)
-            self.anchor = ImportanceTracker(shapes, self.fisher_mode)  # F, Ω, θ of the previous stage
+            self.anchor = ImportanceTracker(
+                shapes, self.fisher_mode
+            )  # F, Ω, θ of the previous stage
             self._started = False
 
     def mr_params(self, model) -> list[nn.Parameter]:
@@ -367,7 +435,9 @@ class HML(Method):
             self.anchor._get("omega", k).copy_(normalize_importance(self.tracker._get("omega", k)))
             self.anchor._get("prev", k).copy_(p.detach())
         self.teacher.load_state_dict(model.state_dict())
-        model.load_state_dict(self.initial_model.state_dict())  # a freshly initialised model, not the previous one
+        model.load_state_dict(
+            self.initial_model.state_dict()
+        )  # a freshly initialised model, not the previous one
         self.tracker.start(self.mr_params(model))
         self.current_stage += 1
         self._reset_optimizer = True
@@ -419,7 +489,11 @@ class HML(Method):
                 old = [0] + self.stages[k - 1]
                 losses["loss_cr"] = cr_loss(out.predicate_logits, teacher.predicate_logits, old)
             if self.use_mr:
-                losses["loss_mr"] = self.lam * mr_loss(self.mr_params(model), [self.anchor._get("prev", i) for i in range(self.anchor.n)],
-                                                       self.anchor.fisher, [self.anchor._get("omega", i) for i in range(self.anchor.n)])
+                losses["loss_mr"] = self.lam * mr_loss(
+                    self.mr_params(model),
+                    [self.anchor._get("prev", i) for i in range(self.anchor.n)],
+                    self.anchor.fisher,
+                    [self.anchor._get("omega", i) for i in range(self.anchor.n)],
+                )
         losses.update(self.auxiliary_losses(model, batch, out, targets))
         return losses

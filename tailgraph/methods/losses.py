@@ -9,17 +9,28 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["cross_entropy", "binary_cross_entropy", "focal_loss", "class_balanced_weights", "ClassBalancedCE", "FocalLoss"]
+__all__ = [
+    "cross_entropy",
+    "binary_cross_entropy",
+    "focal_loss",
+    "class_balanced_weights",
+    "ClassBalancedCE",
+    "FocalLoss",
+]
 
 
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None,
-                  ignore_index: int = -100) -> torch.Tensor:
+def cross_entropy(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+) -> torch.Tensor:
     """Softmax cross-entropy ``[P, C]`` × ``[P]`` → scalar (weighted mean as torch's
     ``F.cross_entropy``: ``Σ w_y ℓ / Σ w_y`` over the rows that are not ignored; 0 when none)."""
     valid = labels != ignore_index
@@ -28,15 +39,22 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tens
     return F.cross_entropy(logits[valid], labels[valid], weight=weight)
 
 
-def binary_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+def binary_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean binary cross-entropy with logits over all elements (``weight`` broadcasts per class)."""
     if logits.numel() == 0:
         return logits.sum() * 0.0
     return F.binary_cross_entropy_with_logits(logits, targets, weight=weight)
 
 
-def focal_loss(logits: torch.Tensor, labels: torch.Tensor, gamma: float = 2.0, alpha: torch.Tensor | None = None,
-               ignore_index: int = -100) -> torch.Tensor:
+def focal_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    gamma: float = 2.0,
+    alpha: torch.Tensor | None = None,
+    ignore_index: int = -100,
+) -> torch.Tensor:
     """Softmax focal loss, mean over the rows that are not ignored.
 
     ``ℓ = −α_y (1 − p_y)^γ log p_y`` with ``p = softmax(logits)``; ``γ = 0`` and ``α = None`` is
@@ -65,8 +83,12 @@ def class_balanced_weights(counts: torch.Tensor | Sequence[int], beta: float) ->
     n = torch.as_tensor(counts, dtype=torch.float64)
     if not 0.0 <= beta < 1.0:
         raise ValueError(f"beta must be in [0, 1), got {beta}")
-    w = torch.where(n > 0, (1.0 - beta) / (1.0 - torch.pow(torch.tensor(beta, dtype=torch.float64), n)).clamp_min(1e-300),
-                    torch.zeros_like(n))
+    w = torch.where(
+        n > 0,
+        (1.0 - beta)
+        / (1.0 - torch.pow(torch.tensor(beta, dtype=torch.float64), n)).clamp_min(1e-300),
+        torch.zeros_like(n),
+    )
     return w.float()
 
 
@@ -85,8 +107,14 @@ class ClassBalancedCE(nn.Module):
         ``forward(logits [P, C], labels [P]) -> scalar``.
     """
 
-    def __init__(self, predicate_counts: Sequence[int], beta: float = 0.999, background_weight: float = 1.0,
-                 normalize: bool = True, has_background: bool = True) -> None:
+    def __init__(
+        self,
+        predicate_counts: Sequence[int],
+        beta: float = 0.999,
+        background_weight: float = 1.0,
+        normalize: bool = True,
+        has_background: bool = True,
+    ) -> None:
         super().__init__()
         w = class_balanced_weights(predicate_counts, beta)
         if normalize:

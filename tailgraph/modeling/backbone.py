@@ -11,15 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import nn
 import torchvision
+from torch import nn
 
 from tailgraph.errors import DataError
 
 __all__ = ["ResNetTrunk", "load_backbone_weights", "STAGE_NAMES"]
 
 STAGE_NAMES = ("stem", "layer1", "layer2", "layer3", "layer4")
-_BUILDERS = {18: torchvision.models.resnet18, 34: torchvision.models.resnet34, 50: torchvision.models.resnet50}
+_BUILDERS = {
+    18: torchvision.models.resnet18,
+    34: torchvision.models.resnet34,
+    50: torchvision.models.resnet50,
+}
 _LAYER_CHANNELS = {
     18: {"stem": 64, "layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512},
     34: {"stem": 64, "layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512},
@@ -41,7 +45,9 @@ def load_backbone_weights(model: nn.Module, path: str | Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt / truncated / not a torch file
-        raise DataError(f"cannot read backbone weights ({exc.__class__.__name__}: {exc})", file=str(path)) from None
+        raise DataError(
+            f"cannot read backbone weights ({exc.__class__.__name__}: {exc})", file=str(path)
+        ) from None
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if key in state and isinstance(state[key], dict):
@@ -52,12 +58,16 @@ def load_backbone_weights(model: nn.Module, path: str | Path) -> None:
     own = model.state_dict()
     missing = [k for k in own if k not in state and not k.startswith("fc.")]
     if missing:
-        raise DataError(f"weights lack {len(missing)} parameters, e.g. {missing[:3]}", file=str(path))
+        raise DataError(
+            f"weights lack {len(missing)} parameters, e.g. {missing[:3]}", file=str(path)
+        )
     for key, value in state.items():
         if key in own and own[key].shape != value.shape:
             raise DataError(
-                f"parameter {key} has shape {list(value.shape)}, model expects {list(own[key].shape)}",
-                file=str(path), field=key,
+                f"parameter {key} has shape {list(value.shape)}, model expects "
+                f"{list(own[key].shape)}",
+                file=str(path),
+                field=key,
             )
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
 
@@ -115,7 +125,7 @@ class ResNetTrunk(nn.Module):
     def stride_of(stage: str) -> int:
         return _STRIDES[stage]
 
-    def train(self, mode: bool = True) -> "ResNetTrunk":
+    def train(self, mode: bool = True) -> ResNetTrunk:
         super().train(mode)
         if self.frozen:
             for m in self.modules():

@@ -1,7 +1,8 @@
 """Building a relation model from a recipe's component specs, without Lightning.
 
     from tailgraph.modeling.builder import build_model
-    model = build_model(vocab, context={"class_path": "tailgraph.modeling.context.motifs.MotifsContext"},
+    model = build_model(vocab,
+                        context={"class_path": "tailgraph.modeling.context.motifs.MotifsContext"},
                         features=None, task="predcls", train_stats=stats)
 
 Everything a component needs from the data set reaches it through one mechanism,
@@ -12,7 +13,8 @@ before it. A spec sets any of these explicitly to override them.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from torch import nn
 
@@ -22,9 +24,19 @@ from tailgraph.modeling.types import PredicateHead, SegmentRelationModel
 from tailgraph.structures import Task
 from tailgraph.vocab import Vocabulary
 
-__all__ = ["build_model", "vocab_injection", "default_groups", "DEFAULT_CONTEXT", "DEFAULT_HEAD", "DEFAULT_FEATURES"]
+__all__ = [
+    "build_model",
+    "vocab_injection",
+    "default_groups",
+    "DEFAULT_CONTEXT",
+    "DEFAULT_HEAD",
+    "DEFAULT_FEATURES",
+]
 
-DEFAULT_CONTEXT = {"class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext", "init_args": {"hidden_dim": 256}}
+DEFAULT_CONTEXT = {
+    "class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
+    "init_args": {"hidden_dim": 256},
+}
 DEFAULT_HEAD = {"class_path": "tailgraph.modeling.heads.linear.LinearHead"}
 DEFAULT_FEATURES = {
     "class_path": "tailgraph.modeling.roi.PixelFeatures",
@@ -42,22 +54,32 @@ def default_groups(vocab: Vocabulary) -> list[tuple[str, list[int], bool]]:
     return [(str(t), cols, t in singles) for t, cols in groups]
 
 
-def vocab_injection(vocab: Vocabulary, train_stats: Any = None,
-                    groups: Sequence[Sequence[Any]] | None = None) -> dict[str, Any]:
+def vocab_injection(
+    vocab: Vocabulary, train_stats: Any = None, groups: Sequence[Sequence[Any]] | None = None
+) -> dict[str, Any]:
     """The values offered to every component constructor (taken when it has the parameter)."""
-    counts = list(train_stats.predicate_counts) if train_stats is not None else list(vocab.predicate_counts)
+    counts = (
+        list(train_stats.predicate_counts)
+        if train_stats is not None
+        else list(vocab.predicate_counts)
+    )
     inj: dict[str, Any] = {
         "class_names": vocab.object_classes,
         "predicate_names": vocab.predicates,
         "num_classes": vocab.num_classes,
         "num_predicates": vocab.num_predicates,
         "predicate_counts": counts,
-        "object_counts": list(train_stats.object_counts) if train_stats is not None else list(vocab.object_counts),
+        "object_counts": list(train_stats.object_counts)
+        if train_stats is not None
+        else list(vocab.object_counts),
         "coarse_parent": list(vocab.coarse_parent),
         "relation_type": list(vocab.relation_type),
         "action_pattern": list(vocab.action_pattern),
         "spatial_pattern": list(vocab.spatial_pattern),
-        "groups": [(str(g[0]), [int(c) for c in g[1]], bool(g[2])) for g in (groups or default_groups(vocab))],
+        "groups": [
+            (str(g[0]), [int(c) for c in g[1]], bool(g[2]))
+            for g in (groups or default_groups(vocab))
+        ],
     }
     if train_stats is not None and getattr(train_stats, "pair_counts", None) is not None:
         inj["pair_counts"] = train_stats.pair_counts
@@ -96,11 +118,15 @@ def build_model(
     """
     task = Task.parse(task)
     inj = vocab_injection(vocab, train_stats, groups)
-    if context is not None and issubclass(import_class(str(context.get("class_path")), nn.Module), SegmentRelationModel):
+    if context is not None and issubclass(
+        import_class(str(context.get("class_path")), nn.Module), SegmentRelationModel
+    ):
         # segment-level video models (VidVRD-II) are complete models: the head is theirs
         if features is not None or object_classifier is not None or detector is not None:
-            raise ValueError("a segment-level model reads tracklet features from its data module: "
-                             "set features, object_classifier and detector to null")
+            raise ValueError(
+                "a segment-level model reads tracklet features from its data module: "
+                "set features, object_classifier and detector to null"
+            )
         spec = dict(context)
         if head is not None and head != DEFAULT_HEAD:
             spec["init_args"] = {**dict(spec.get("init_args") or {}), "head": dict(head)}
@@ -108,7 +134,11 @@ def build_model(
     feats = build_component(features, inj)
     feat_dim = int(getattr(feats, "out_dim", 0)) if feats is not None else 0
     obj_dim = int(getattr(feats, "obj_dim", feat_dim)) if feats is not None else 0
-    union_dim = int(getattr(feats, "union_dim", feat_dim if getattr(feats, "union_features", False) else 0)) if feats is not None else 0
+    union_dim = (
+        int(getattr(feats, "union_dim", feat_dim if getattr(feats, "union_features", False) else 0))
+        if feats is not None
+        else 0
+    )
     inj.update(obj_feat_dim=obj_dim, union_feat_dim=union_dim)
     ctx = build_component(context, inj)
     if ctx is None:
@@ -120,14 +150,26 @@ def build_model(
         head_inj.update(act="softmax" if single else "sigmoid", multilabel=not single)
     pred_head = build_component(head, head_inj, kind=PredicateHead) if head is not None else None
     if pred_head is not None and len(inj["groups"]) == 1 and pred_head.act != head_inj["act"]:
-        raise ValueError(f"the predicates train with a {'softmax' if inj['groups'][0][2] else 'sigmoid'} loss: "
-                         f"the head must have act={head_inj['act']!r}, not {pred_head.act!r}")
+        raise ValueError(
+            f"the predicates train with a {'softmax' if inj['groups'][0][2] else 'sigmoid'} loss: "
+            f"the head must have act={head_inj['act']!r}, not {pred_head.act!r}"
+        )
     obj_cls = build_component(object_classifier, {**inj, "in_dim": obj_dim})
     det = build_component(detector, inj)
     if task is Task.SGDET and det is None:
-        raise ValueError("task sgdet needs a detector spec (e.g. tailgraph.modeling.detector.SyntheticDetector)")
-    model = RelationModel(ctx, pred_head, vocab.num_classes, features=feats, object_classifier=obj_cls, task=task,
-                          use_freq_bias=use_freq_bias, pair_chunk_size=pair_chunk_size)
+        raise ValueError(
+            "task sgdet needs a detector spec (e.g. tailgraph.modeling.detector.SyntheticDetector)"
+        )
+    model = RelationModel(
+        ctx,
+        pred_head,
+        vocab.num_classes,
+        features=feats,
+        object_classifier=obj_cls,
+        task=task,
+        use_freq_bias=use_freq_bias,
+        pair_chunk_size=pair_chunk_size,
+    )
     model.detector = det if det is not None else None
     if det is not None:
         for p in det.parameters():  # the detector is a fixed stage (trained separately)

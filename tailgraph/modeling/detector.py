@@ -12,9 +12,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -66,13 +66,31 @@ class SyntheticDetector(nn.Module):
         seed: random seed (the detections are a pure function of seed, image and box).
     """
 
-    def __init__(self, num_classes: int, jitter: float = 0.05, miss_rate: float = 0.1, duplicate_rate: float = 0.1,
-                 confusion: float = 0.3, confusable: int = 2, tracking: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        jitter: float = 0.05,
+        miss_rate: float = 0.1,
+        duplicate_rate: float = 0.1,
+        confusion: float = 0.3,
+        confusable: int = 2,
+        tracking: bool = False,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
-        for name, v in (("miss_rate", miss_rate), ("duplicate_rate", duplicate_rate), ("confusion", confusion)):
+        for name, v in (
+            ("miss_rate", miss_rate),
+            ("duplicate_rate", duplicate_rate),
+            ("confusion", confusion),
+        ):
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
-        self.c, self.jitter, self.miss_rate, self.dup = num_classes, jitter, miss_rate, duplicate_rate
+        self.c, self.jitter, self.miss_rate, self.dup = (
+            num_classes,
+            jitter,
+            miss_rate,
+            duplicate_rate,
+        )
         self.confusion, self.tracking, self.seed = confusion, tracking, seed
         rng = np.random.default_rng(_seed("confusable", seed))
         table = np.zeros((num_classes, max(1, confusable)), dtype=np.int64)
@@ -95,13 +113,19 @@ class SyntheticDetector(nn.Module):
     def detect_graph(self, g: SceneGraph, video_id: object = None) -> Detections:
         """Detections for one annotated image / frame."""
         n = g.num_boxes
-        boxes, labels, dists, tracks, source = [], [], [], [], []
+        boxes, dists, tracks, source = [], [], [], []
         w, h = float(g.width), float(g.height)
         for i in range(n):
             tid = int(g.track_ids[i]) if (self.tracking and g.track_ids is not None) else None
             if self.tracking and tid is None:
-                raise DataError("tracking needs track_ids on every frame", sample=g.image_id, field="track_ids")
-            key = (self.seed, video_id, "track", tid) if tid is not None else (self.seed, g.image_id, i)
+                raise DataError(
+                    "tracking needs track_ids on every frame", sample=g.image_id, field="track_ids"
+                )
+            key = (
+                (self.seed, video_id, "track", tid)
+                if tid is not None
+                else (self.seed, g.image_id, i)
+            )
             stable = np.random.default_rng(_seed(*key))  # per object (per track when tracking)
             frame_rng = np.random.default_rng(_seed(self.seed, g.image_id, i, "frame"))
             if stable.random() < self.miss_rate:
@@ -109,7 +133,9 @@ class SyntheticDetector(nn.Module):
             b = g.boxes[i].numpy().astype(np.float64)
             size = np.array([b[2] - b[0], b[3] - b[1]] * 2)
             jit = b + frame_rng.normal(0, self.jitter, 4) * size
-            jb = np.array([min(jit[0], jit[2]), min(jit[1], jit[3]), max(jit[0], jit[2]), max(jit[1], jit[3])])
+            jb = np.array(
+                [min(jit[0], jit[2]), min(jit[1], jit[3]), max(jit[0], jit[2]), max(jit[1], jit[3])]
+            )
             jb = np.clip(jb, 0, [w - 1, h - 1, w - 1, h - 1])
             d = self._dist(int(g.labels[i]), stable)
             boxes.append(jb)
@@ -130,10 +156,20 @@ class SyntheticDetector(nn.Module):
             ds = torch.tensor(np.stack(dists), dtype=torch.float32)
         else:
             bx, ds = torch.zeros((0, 4)), torch.zeros((0, self.c))
-        scores, lab = ds[:, 1:].max(dim=1) if ds.shape[0] else (torch.zeros(0), torch.zeros(0, dtype=torch.int64))
-        return Detections(bx, lab + 1 if ds.shape[0] else lab, scores, ds, None,
-                          torch.tensor(tracks, dtype=torch.int64) if self.tracking else None,
-                          torch.tensor(source, dtype=torch.int64))
+        scores, lab = (
+            ds[:, 1:].max(dim=1)
+            if ds.shape[0]
+            else (torch.zeros(0), torch.zeros(0, dtype=torch.int64))
+        )
+        return Detections(
+            bx,
+            lab + 1 if ds.shape[0] else lab,
+            scores,
+            ds,
+            None,
+            torch.tensor(tracks, dtype=torch.int64) if self.tracking else None,
+            torch.tensor(source, dtype=torch.int64),
+        )
 
     def forward(self, graphs: Sequence[SceneGraph], video_id: object = None) -> list[Detections]:
         return [self.detect_graph(g, video_id) for g in graphs]
@@ -156,27 +192,51 @@ class FasterRCNNDetector(nn.Module):
         ``label_dists`` the softmax of the box predictor on them.
     """
 
-    def __init__(self, num_classes: int, weights_path: str | None = None, score_thresh: float = 0.05, nms_thresh: float = 0.5,
-                 detections_per_img: int = 80, min_size: int = 600, max_size: int = 1000) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        weights_path: str | None = None,
+        score_thresh: float = 0.05,
+        nms_thresh: float = 0.5,
+        detections_per_img: int = 80,
+        min_size: int = 600,
+        max_size: int = 1000,
+    ) -> None:
         super().__init__()
         from torchvision.models.detection import fasterrcnn_resnet50_fpn
 
-        self.model = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=num_classes,
-                                             box_score_thresh=score_thresh, box_nms_thresh=nms_thresh,
-                                             box_detections_per_img=detections_per_img, min_size=min_size, max_size=max_size)
+        self.model = fasterrcnn_resnet50_fpn(
+            weights=None,
+            weights_backbone=None,
+            num_classes=num_classes,
+            box_score_thresh=score_thresh,
+            box_nms_thresh=nms_thresh,
+            box_detections_per_img=detections_per_img,
+            min_size=min_size,
+            max_size=max_size,
+        )
         if weights_path is not None:
             path = Path(weights_path)
             if not path.is_file():
-                raise DataError("detector weights file not found", file=str(path), field="weights_path")
+                raise DataError(
+                    "detector weights file not found", file=str(path), field="weights_path"
+                )
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as exc:
-                raise DataError(f"cannot read detector weights ({exc.__class__.__name__}: {exc})", file=str(path)) from None
+                raise DataError(
+                    f"cannot read detector weights ({exc.__class__.__name__}: {exc})",
+                    file=str(path),
+                ) from None
             state = state.get("model", state) if isinstance(state, dict) else state
             try:
                 self.model.load_state_dict(state)
             except RuntimeError as exc:
-                raise DataError(f"weights do not fit fasterrcnn_resnet50_fpn with {num_classes} classes: {str(exc)[:300]}", file=str(path)) from None
+                raise DataError(
+                    f"weights do not fit fasterrcnn_resnet50_fpn with {num_classes} classes: "
+                    f"{str(exc)[:300]}",
+                    file=str(path),
+                ) from None
         self.num_classes = num_classes
 
     @torch.no_grad()
@@ -199,4 +259,7 @@ class FasterRCNNDetector(nn.Module):
             dets = m.transform.postprocess(dets, batch.image_sizes, original)
         finally:
             m.train(was_training)
-        return [Detections(d["boxes"], d["labels"], d["scores"], dist, r) for d, dist, r in zip(dets, dists, reps)]
+        return [
+            Detections(d["boxes"], d["labels"], d["scores"], dist, r)
+            for d, dist, r in zip(dets, dists, reps)
+        ]

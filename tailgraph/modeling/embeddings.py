@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -23,7 +23,7 @@ def glove_matrix(names: Sequence[str], dim: int = GLOVE_DIM, seed: int = 0) -> t
     if dim == GLOVE_DIM:
         return base.clone()
     gen = torch.Generator().manual_seed(seed)
-    proj = torch.randn(GLOVE_DIM, dim, generator=gen) / (GLOVE_DIM ** 0.5)
+    proj = torch.randn(GLOVE_DIM, dim, generator=gen) / (GLOVE_DIM**0.5)
     return base @ proj
 
 
@@ -41,7 +41,9 @@ class ClassEmbedding(nn.Module):
         distribution (the expectation of the embedding under it).
     """
 
-    def __init__(self, names: Sequence[str], dim: int = GLOVE_DIM, init: str = "glove", freeze: bool = False) -> None:
+    def __init__(
+        self, names: Sequence[str], dim: int = GLOVE_DIM, init: str = "glove", freeze: bool = False
+    ) -> None:
         super().__init__()
         if init == "glove":
             weight = glove_matrix(names, dim)

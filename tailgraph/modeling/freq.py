@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -14,7 +15,10 @@ __all__ = ["pair_predicate_counts", "FrequencyBaseline", "ag_frequency_predictio
 
 
 def pair_predicate_counts(
-    graphs: Iterable[SceneGraph], num_classes: int, num_predicates: int, include_background: bool = True
+    graphs: Iterable[SceneGraph],
+    num_classes: int,
+    num_predicates: int,
+    include_background: bool = True,
 ) -> torch.Tensor:
     """Count predicates per (subject class, object class).
 
@@ -66,13 +70,24 @@ class FrequencyBaseline(nn.Module):
         ``forward(inp) -> ContextOutput(pair_feats [P, 0], freq_logits [P, R])``.
     """
 
-    def __init__(self, num_classes: int, num_predicates: int, pair_counts: torch.Tensor | None = None,
-                 smoothing: float = 1e-3) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        num_predicates: int,
+        pair_counts: torch.Tensor | None = None,
+        smoothing: float = 1e-3,
+    ) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.num_predicates = num_predicates
         self.smoothing = smoothing
-        self.register_buffer("log_probs", torch.full((num_classes, num_classes, num_predicates), -float(torch.log(torch.tensor(float(num_predicates))))))
+        self.register_buffer(
+            "log_probs",
+            torch.full(
+                (num_classes, num_classes, num_predicates),
+                -float(torch.log(torch.tensor(float(num_predicates)))),
+            ),
+        )
         if pair_counts is not None:
             self.set_counts(torch.as_tensor(pair_counts))
 
@@ -82,10 +97,12 @@ class FrequencyBaseline(nn.Module):
         prior = (total + self.smoothing) / (total + self.smoothing).sum()
         cell = counts.sum(dim=2, keepdim=True)
         # Smoothed with the global prior so unseen class pairs get the marginal distribution.
-        probs = (counts + self.smoothing * prior * self.num_predicates) / (cell + self.smoothing * self.num_predicates)
+        probs = (counts + self.smoothing * prior * self.num_predicates) / (
+            cell + self.smoothing * self.num_predicates
+        )
         self.log_probs.copy_(torch.log(probs).to(self.log_probs.dtype))
 
-    def fit(self, graphs: Iterable[SceneGraph]) -> "FrequencyBaseline":
+    def fit(self, graphs: Iterable[SceneGraph]) -> FrequencyBaseline:
         self.set_counts(pair_predicate_counts(graphs, self.num_classes, self.num_predicates))
         return self
 
@@ -98,7 +115,9 @@ class FrequencyBaseline(nn.Module):
         return ContextOutput(pair_feats=logits.new_zeros((logits.shape[0], 0)), freq_logits=logits)
 
 
-def ag_frequency_predictions(train: Sequence[Any], test: Sequence[Any], vocab: Any) -> list[Predictions]:
+def ag_frequency_predictions(
+    train: Sequence[Any], test: Sequence[Any], vocab: Any
+) -> list[Predictions]:
     """Action Genome's FREQ baseline on person → object pairs: per object class, the training
     distribution of each single-label relation type (softmax group) and the frequency of each
     multi-label predicate, Laplace-smoothed.
@@ -115,7 +134,9 @@ def ag_frequency_predictions(train: Sequence[Any], test: Sequence[Any], vocab: A
     c, r = vocab.num_classes, vocab.num_predicates
     sums = torch.ones((c, r))
     seen = torch.full((c,), 2.0)
-    single_sums = {g.name: torch.ones((c, len(g.columns))) for g in protocol.groups if g.single_label}
+    single_sums = {
+        g.name: torch.ones((c, len(g.columns))) for g in protocol.groups if g.single_label
+    }
     for v in train:
         for f in v.frames:
             pairs = protocol.candidate_pairs([f])[0]
@@ -139,5 +160,7 @@ def ag_frequency_predictions(train: Sequence[Any], test: Sequence[Any], vocab: A
         for f in v.frames:
             pairs = protocol.candidate_pairs([f])[0]
             scores = table[f.labels[pairs[:, 1]]]
-            preds.append(Predictions(f.image_id, f.boxes, f.labels, torch.ones(f.num_boxes), pairs, scores))
+            preds.append(
+                Predictions(f.image_id, f.boxes, f.labels, torch.ones(f.num_boxes), pairs, scores)
+            )
     return preds

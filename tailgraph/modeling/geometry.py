@@ -10,7 +10,9 @@ BOX_GEOMETRY_DIM = 9
 PAIR_GEOMETRY_DIM = 13
 
 
-def box_geometry(boxes: torch.Tensor, image_sizes: torch.Tensor, obj_to_img: torch.Tensor) -> torch.Tensor:
+def box_geometry(
+    boxes: torch.Tensor, image_sizes: torch.Tensor, obj_to_img: torch.Tensor
+) -> torch.Tensor:
     """Per-object layout features.
 
     Args:
@@ -33,7 +35,9 @@ def box_geometry(boxes: torch.Tensor, image_sizes: torch.Tensor, obj_to_img: tor
     return torch.cat([norm, area], dim=1)
 
 
-def pair_geometry(sub_boxes: torch.Tensor, obj_boxes: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+def pair_geometry(
+    sub_boxes: torch.Tensor, obj_boxes: torch.Tensor, eps: float = 1.0
+) -> torch.Tensor:
     """Relative layout of subject and object boxes (translation / scale invariant).
 
     Args:
@@ -50,21 +54,38 @@ def pair_geometry(sub_boxes: torch.Tensor, obj_boxes: torch.Tensor, eps: float =
     oh = (obj_boxes[:, 3] - obj_boxes[:, 1]) + eps
     scx, scy = (sub_boxes[:, 0] + sub_boxes[:, 2]) / 2, (sub_boxes[:, 1] + sub_boxes[:, 3]) / 2
     ocx, ocy = (obj_boxes[:, 0] + obj_boxes[:, 2]) / 2, (obj_boxes[:, 1] + obj_boxes[:, 3]) / 2
-    ix = (torch.minimum(sub_boxes[:, 2], obj_boxes[:, 2]) - torch.maximum(sub_boxes[:, 0], obj_boxes[:, 0])).clamp(min=0)
-    iy = (torch.minimum(sub_boxes[:, 3], obj_boxes[:, 3]) - torch.maximum(sub_boxes[:, 1], obj_boxes[:, 1])).clamp(min=0)
+    ix = (
+        torch.minimum(sub_boxes[:, 2], obj_boxes[:, 2])
+        - torch.maximum(sub_boxes[:, 0], obj_boxes[:, 0])
+    ).clamp(min=0)
+    iy = (
+        torch.minimum(sub_boxes[:, 3], obj_boxes[:, 3])
+        - torch.maximum(sub_boxes[:, 1], obj_boxes[:, 1])
+    ).clamp(min=0)
     inter = ix * iy
     sa, oa = sw * sh, ow * oh
     iou = inter / (sa + oa - inter)
-    gap_x = (torch.maximum(sub_boxes[:, 0], obj_boxes[:, 0]) - torch.minimum(sub_boxes[:, 2], obj_boxes[:, 2]))
-    gap_y = (torch.maximum(sub_boxes[:, 1], obj_boxes[:, 1]) - torch.minimum(sub_boxes[:, 3], obj_boxes[:, 3]))
+    gap_x = torch.maximum(sub_boxes[:, 0], obj_boxes[:, 0]) - torch.minimum(
+        sub_boxes[:, 2], obj_boxes[:, 2]
+    )
+    gap_y = torch.maximum(sub_boxes[:, 1], obj_boxes[:, 1]) - torch.minimum(
+        sub_boxes[:, 3], obj_boxes[:, 3]
+    )
     scale = torch.sqrt(torch.minimum(sa, oa))
     return torch.stack(
         [
-            (scx - ocx) / ow, (scy - ocy) / oh,
-            torch.log(sw / ow), torch.log(sh / oh), torch.log(sa / oa),
-            (ocx - scx) / sw, (ocy - scy) / sh,
-            iou, inter / sa, inter / oa,
-            gap_x / scale, gap_y / scale,
+            (scx - ocx) / ow,
+            (scy - ocy) / oh,
+            torch.log(sw / ow),
+            torch.log(sh / oh),
+            torch.log(sa / oa),
+            (ocx - scx) / sw,
+            (ocy - scy) / sh,
+            iou,
+            inter / sa,
+            inter / oa,
+            gap_x / scale,
+            gap_y / scale,
             (scy - ocy) / torch.sqrt(sh * oh),
         ],
         dim=1,

@@ -38,7 +38,9 @@ from tailgraph.modeling.types import ContextOutput, RelationInputs
 __all__ = ["coordconv_maps", "NegativeMiningFeatures", "NegativeMiningContext", "NegativeMiningNet"]
 
 
-def coordconv_maps(sub_boxes: torch.Tensor, obj_boxes: torch.Tensor, union: torch.Tensor, size: int) -> torch.Tensor:
+def coordconv_maps(
+    sub_boxes: torch.Tensor, obj_boxes: torch.Tensor, union: torch.Tensor, size: int
+) -> torch.Tensor:
     """Position maps of the subject, object and union RoIs, relative to the union box.
 
     Args:
@@ -54,7 +56,9 @@ def coordconv_maps(sub_boxes: torch.Tensor, obj_boxes: torch.Tensor, union: torc
     uh = (union[:, 3] - union[:, 1]).clamp_min(1e-6)
     maps = []
     for box in (sub_boxes, obj_boxes, union):
-        xs = (box[:, 0:1] + steps * (box[:, 2:3] - box[:, 0:1]) - union[:, 0:1]) / uw[:, None]  # [P, size]
+        xs = (box[:, 0:1] + steps * (box[:, 2:3] - box[:, 0:1]) - union[:, 0:1]) / uw[
+            :, None
+        ]  # [P, size]
         ys = (box[:, 1:2] + steps * (box[:, 3:4] - box[:, 1:2]) - union[:, 1:2]) / uh[:, None]
         maps.append(xs[:, None, :].expand(-1, size, -1))  # x varies along columns
         maps.append(ys[:, :, None].expand(-1, -1, size))  # y varies along rows
@@ -82,52 +86,101 @@ class NegativeMiningFeatures(nn.Module):
 
     union_features = True
 
-    def __init__(self, weights_path: str | None = None, roi_size: int = 7, visual_dim: int = 512, stage3_channels: int = 512,
-                 use_coordconv: bool = True) -> None:
+    def __init__(
+        self,
+        weights_path: str | None = None,
+        roi_size: int = 7,
+        visual_dim: int = 512,
+        stage3_channels: int = 512,
+        use_coordconv: bool = True,
+    ) -> None:
         super().__init__()
         trunk = ResNetTrunk(18, weights_path=weights_path, last_stage="layer3")
-        self.stage1 = nn.Sequential(trunk.stages["stem"], trunk.stages["layer1"], trunk.stages["layer2"])
+        self.stage1 = nn.Sequential(
+            trunk.stages["stem"], trunk.stages["layer1"], trunk.stages["layer2"]
+        )
         self.stage2 = trunk.stages["layer3"]
         self.roi_size, self.use_coordconv = roi_size, use_coordconv
         c = 256 + (2 if use_coordconv else 0)
         self.stage3 = nn.Sequential(
-            nn.Conv2d(3 * c, stage3_channels, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(stage3_channels, stage3_channels, 3, padding=1), nn.ReLU(inplace=True),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Conv2d(3 * c, stage3_channels, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(stage3_channels, stage3_channels, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
-        self.visual_fc = nn.Sequential(nn.Linear(stage3_channels, visual_dim), nn.ReLU(inplace=True))
+        self.visual_fc = nn.Sequential(
+            nn.Linear(stage3_channels, visual_dim), nn.ReLU(inplace=True)
+        )
         self.obj_dim, self.union_dim, self.out_dim = 128, visual_dim, visual_dim
 
     def feature_map(self, images: torch.Tensor) -> torch.Tensor:
         """Stage 1 (ResNet-18 ``stem … layer2``, stride 8) on the whole batch."""
         return self.stage1(images)
 
-    def object_features(self, fmap: torch.Tensor, scales: torch.Tensor, boxes: torch.Tensor, obj_to_img: torch.Tensor) -> torch.Tensor:
-        pooled = roi_align(fmap, rois_with_batch_index(boxes, obj_to_img, scales), self.roi_size, 1 / 8, sampling_ratio=2, aligned=True)
+    def object_features(
+        self,
+        fmap: torch.Tensor,
+        scales: torch.Tensor,
+        boxes: torch.Tensor,
+        obj_to_img: torch.Tensor,
+    ) -> torch.Tensor:
+        pooled = roi_align(
+            fmap,
+            rois_with_batch_index(boxes, obj_to_img, scales),
+            self.roi_size,
+            1 / 8,
+            sampling_ratio=2,
+            aligned=True,
+        )
         return pooled.mean(dim=(2, 3))
 
-    def union_features_of(self, fmap: torch.Tensor, scales: torch.Tensor, boxes: torch.Tensor, obj_to_img: torch.Tensor,
-                          pairs: torch.Tensor) -> torch.Tensor:
+    def union_features_of(
+        self,
+        fmap: torch.Tensor,
+        scales: torch.Tensor,
+        boxes: torch.Tensor,
+        obj_to_img: torch.Tensor,
+        pairs: torch.Tensor,
+    ) -> torch.Tensor:
         """``[P, visual_dim]`` visual vectors of ``pairs`` (global object rows)."""
         if pairs.shape[0] == 0:
             return fmap.new_zeros((0, self.union_dim))
         s, o = pairs[:, 0], pairs[:, 1]
         img = obj_to_img[s]
         ub = union_boxes(boxes, pairs)
-        coords = coordconv_maps(boxes[s], boxes[o], ub, self.roi_size) if self.use_coordconv else None
+        coords = (
+            coordconv_maps(boxes[s], boxes[o], ub, self.roi_size) if self.use_coordconv else None
+        )
         maps = []
         for k, bx in enumerate((boxes[s], boxes[o], ub)):
-            pooled = roi_align(fmap, rois_with_batch_index(bx, img, scales), 2 * self.roi_size, 1 / 8, sampling_ratio=2, aligned=True)
+            pooled = roi_align(
+                fmap,
+                rois_with_batch_index(bx, img, scales),
+                2 * self.roi_size,
+                1 / 8,
+                sampling_ratio=2,
+                aligned=True,
+            )
             r = self.stage2(pooled)  # [P, 256, roi, roi]
             if coords is not None:
-                r = torch.cat([r, coords[:, 2 * k:2 * k + 2].to(r.dtype)], dim=1)
+                r = torch.cat([r, coords[:, 2 * k : 2 * k + 2].to(r.dtype)], dim=1)
             maps.append(r)
         return self.visual_fc(self.stage3(torch.cat(maps, dim=1)))
 
-    def forward(self, images: torch.Tensor, scales: torch.Tensor, boxes: torch.Tensor, obj_to_img: torch.Tensor,
-                pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        images: torch.Tensor,
+        scales: torch.Tensor,
+        boxes: torch.Tensor,
+        obj_to_img: torch.Tensor,
+        pairs: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         fmap = self.feature_map(images)
-        return self.object_features(fmap, scales, boxes, obj_to_img), self.union_features_of(fmap, scales, boxes, obj_to_img, pairs)
+        return self.object_features(fmap, scales, boxes, obj_to_img), self.union_features_of(
+            fmap, scales, boxes, obj_to_img, pairs
+        )
 
 
 class NegativeMiningContext(nn.Module):
@@ -144,14 +197,26 @@ class NegativeMiningContext(nn.Module):
         embeddings are linear maps of the label distributions (one-hot in PredCls).
     """
 
-    def __init__(self, num_classes: int, union_feat_dim: int = 0, embed_dim: int = 64, use_visual: bool = True,
-                 use_embeddings: bool = True) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        union_feat_dim: int = 0,
+        embed_dim: int = 64,
+        use_visual: bool = True,
+        use_embeddings: bool = True,
+    ) -> None:
         super().__init__()
         if use_visual and not union_feat_dim:
-            raise ValueError("use_visual needs visual features: give the recipe NegativeMiningFeatures")
+            raise ValueError(
+                "use_visual needs visual features: give the recipe NegativeMiningFeatures"
+            )
         if not (use_visual or use_embeddings):
             raise ValueError("the classifier needs visual features or class embeddings")
-        self.use_visual, self.use_embeddings, self.num_classes = use_visual, use_embeddings, num_classes
+        self.use_visual, self.use_embeddings, self.num_classes = (
+            use_visual,
+            use_embeddings,
+            num_classes,
+        )
         out = union_feat_dim if use_visual else 0
         if use_embeddings:
             self.sub_embed = nn.Linear(num_classes, embed_dim, bias=False)
@@ -164,13 +229,18 @@ class NegativeMiningContext(nn.Module):
         parts = []
         if self.use_visual:
             if inp.union_feats is None:
-                raise ValueError("NegativeMiningContext with use_visual needs the visual vectors (union_feats)")
+                raise ValueError(
+                    "NegativeMiningContext with use_visual needs the visual vectors (union_feats)"
+                )
             parts.append(inp.union_feats)
         if self.use_embeddings:
             dists = inp.label_dists
             if dists is None:
                 dists = nn.functional.one_hot(inp.labels, self.num_classes).float()
-            parts += [self.sub_embed(dists[s].to(self.sub_embed.weight.dtype)), self.obj_embed(dists[o].to(self.obj_embed.weight.dtype))]
+            parts += [
+                self.sub_embed(dists[s].to(self.sub_embed.weight.dtype)),
+                self.obj_embed(dists[o].to(self.obj_embed.weight.dtype)),
+            ]
         return ContextOutput(pair_feats=torch.cat(parts, dim=1))
 
 
@@ -194,14 +264,32 @@ class NegativeMiningNet(nn.Module):
         ``images``).
     """
 
-    def __init__(self, num_classes: int, num_predicates: int, weights_path: str | None = None, roi_size: int = 7,
-                 visual_dim: int = 512, embed_dim: int = 64, use_visual: bool = True, use_coordconv: bool = True,
-                 use_embeddings: bool = True, stage3_channels: int = 512) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        num_predicates: int,
+        weights_path: str | None = None,
+        roi_size: int = 7,
+        visual_dim: int = 512,
+        embed_dim: int = 64,
+        use_visual: bool = True,
+        use_coordconv: bool = True,
+        use_embeddings: bool = True,
+        stage3_channels: int = 512,
+    ) -> None:
         super().__init__()
         if not (use_visual or use_embeddings):
             raise ValueError("the classifier needs visual features or class embeddings")
-        self.features = NegativeMiningFeatures(weights_path, roi_size, visual_dim, stage3_channels, use_coordconv) if use_visual else None
-        self.context = NegativeMiningContext(num_classes, visual_dim if use_visual else 0, embed_dim, use_visual, use_embeddings)
+        self.features = (
+            NegativeMiningFeatures(
+                weights_path, roi_size, visual_dim, stage3_channels, use_coordconv
+            )
+            if use_visual
+            else None
+        )
+        self.context = NegativeMiningContext(
+            num_classes, visual_dim if use_visual else 0, embed_dim, use_visual, use_embeddings
+        )
         self.classifier = nn.Linear(self.context.out_dim, num_predicates)
         self.num_classes = num_classes
 
@@ -213,13 +301,29 @@ class NegativeMiningNet(nn.Module):
     def sub_embed(self) -> nn.Module:
         return self.context.sub_embed
 
-    def forward(self, images: torch.Tensor, scales: torch.Tensor, boxes: torch.Tensor, obj_to_img: torch.Tensor,
-                labels: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        images: torch.Tensor,
+        scales: torch.Tensor,
+        boxes: torch.Tensor,
+        obj_to_img: torch.Tensor,
+        labels: torch.Tensor,
+        pairs: torch.Tensor,
+    ) -> torch.Tensor:
         union = None
         if self.features is not None:
-            union = self.features.union_features_of(self.features.feature_map(images), scales, boxes, obj_to_img, pairs)
+            union = self.features.union_features_of(
+                self.features.feature_map(images), scales, boxes, obj_to_img, pairs
+            )
         n_img = int(obj_to_img.max()) + 1 if obj_to_img.numel() else 0
-        inp = RelationInputs(boxes=boxes, image_sizes=boxes.new_zeros((n_img, 2)), obj_to_img=obj_to_img, labels=labels,
-                             label_dists=nn.functional.one_hot(labels, self.num_classes).float(), pairs=pairs,
-                             pair_to_img=obj_to_img[pairs[:, 0]], union_feats=union)
+        inp = RelationInputs(
+            boxes=boxes,
+            image_sizes=boxes.new_zeros((n_img, 2)),
+            obj_to_img=obj_to_img,
+            labels=labels,
+            label_dists=nn.functional.one_hot(labels, self.num_classes).float(),
+            pairs=pairs,
+            pair_to_img=obj_to_img[pairs[:, 0]],
+            union_feats=union,
+        )
         return self.classifier(self.context(inp).pair_feats)

@@ -26,7 +26,11 @@ class ObjectClassifier(nn.Module):
     def __init__(self, in_dim: int, num_classes: int, hidden_dim: int = 256) -> None:
         super().__init__()
         if hidden_dim:
-            self.net = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, num_classes))
+            self.net = nn.Sequential(
+                nn.Linear(in_dim, hidden_dim),
+                nn.ReLU(inplace=True),
+                nn.Linear(hidden_dim, num_classes),
+            )
         else:
             self.net = nn.Linear(in_dim, num_classes)
 

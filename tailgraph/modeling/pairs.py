@@ -8,14 +8,16 @@ memory is set by the chunk size, not by the number of pairs.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
 __all__ = ["all_pairs", "ordered_pairs", "iter_pair_chunks", "score_pairs_in_chunks"]
 
 
-def all_pairs(num_objs: list[int], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def all_pairs(
+    num_objs: list[int], device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """All ordered pairs of distinct objects within each image.
 
     Returns:
@@ -33,11 +35,15 @@ def all_pairs(num_objs: list[int], device: torch.device | str = "cpu") -> tuple[
             owners.append(torch.full((p.shape[0],), i, dtype=torch.int64, device=device))
         offset += n
     if not pairs:
-        return torch.zeros((0, 2), dtype=torch.int64, device=device), torch.zeros(0, dtype=torch.int64, device=device)
+        return torch.zeros((0, 2), dtype=torch.int64, device=device), torch.zeros(
+            0, dtype=torch.int64, device=device
+        )
     return torch.cat(pairs), torch.cat(owners)
 
 
-def ordered_pairs(num_objs: list[int], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def ordered_pairs(
+    num_objs: list[int], device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """All ordered pairs of distinct objects per image (global rows) and their image index
     (an alias of :func:`all_pairs`)."""
     return all_pairs(num_objs, device=device)
@@ -48,10 +54,12 @@ def iter_pair_chunks(pairs: torch.Tensor, chunk_size: int) -> Iterator[tuple[int
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     for start in range(0, pairs.shape[0], chunk_size):
-        yield start, pairs[start:start + chunk_size]
+        yield start, pairs[start : start + chunk_size]
 
 
-def score_pairs_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], pairs: torch.Tensor, chunk_size: int = 4096) -> torch.Tensor:
+def score_pairs_in_chunks(
+    fn: Callable[[torch.Tensor], torch.Tensor], pairs: torch.Tensor, chunk_size: int = 4096
+) -> torch.Tensor:
     """``torch.cat([fn(chunk) for chunk in pairs])`` without holding every chunk's intermediates.
 
     Args:

@@ -17,8 +17,16 @@ from tailgraph.modeling.roi import PixelFeatures
 from tailgraph.modeling.types import HeadOutput, RelationInputs
 from tailgraph.structures import GraphBatch, Predictions, SceneGraph, Task
 
-__all__ = ["GraphBatch", "RelationOutput", "RelationModel", "all_pairs", "detections_to_graphs", "SGDetPipeline", "run_detector",
-           "detector_images"]
+__all__ = [
+    "GraphBatch",
+    "RelationOutput",
+    "RelationModel",
+    "all_pairs",
+    "detections_to_graphs",
+    "SGDetPipeline",
+    "run_detector",
+    "detector_images",
+]
 
 
 @dataclass
@@ -100,16 +108,41 @@ class RelationModel(nn.Module):
         graphs = batch.graphs
         device = graphs[0].boxes.device if graphs else torch.device("cpu")
         num_objs = [g.num_boxes for g in graphs]
-        boxes = torch.cat([g.boxes for g in graphs]) if graphs else torch.zeros((0, 4), device=device)
-        labels = torch.cat([g.labels for g in graphs]) if graphs else torch.zeros(0, dtype=torch.int64, device=device)
-        obj_to_img = torch.repeat_interleave(torch.arange(len(graphs), device=device), torch.tensor(num_objs, device=device))
-        sizes = torch.tensor([[g.height, g.width] for g in graphs], dtype=torch.float32, device=device).reshape(-1, 2)
+        boxes = (
+            torch.cat([g.boxes for g in graphs]) if graphs else torch.zeros((0, 4), device=device)
+        )
+        labels = (
+            torch.cat([g.labels for g in graphs])
+            if graphs
+            else torch.zeros(0, dtype=torch.int64, device=device)
+        )
+        obj_to_img = torch.repeat_interleave(
+            torch.arange(len(graphs), device=device), torch.tensor(num_objs, device=device)
+        )
+        sizes = torch.tensor(
+            [[g.height, g.width] for g in graphs], dtype=torch.float32, device=device
+        ).reshape(-1, 2)
         if batch.pairs is None:
             pairs, pair_to_img = all_pairs(num_objs, device=device)
         else:
             offsets = torch.tensor([0] + num_objs[:-1], device=device).cumsum(0)
-            pairs = torch.cat([p.reshape(-1, 2) + offsets[i] for i, p in enumerate(batch.pairs)]) if batch.pairs else torch.zeros((0, 2), dtype=torch.int64, device=device)
-            pair_to_img = torch.cat([torch.full((p.reshape(-1, 2).shape[0],), i, dtype=torch.int64, device=device) for i, p in enumerate(batch.pairs)]) if batch.pairs else torch.zeros(0, dtype=torch.int64, device=device)
+            pairs = (
+                torch.cat([p.reshape(-1, 2) + offsets[i] for i, p in enumerate(batch.pairs)])
+                if batch.pairs
+                else torch.zeros((0, 2), dtype=torch.int64, device=device)
+            )
+            pair_to_img = (
+                torch.cat(
+                    [
+                        torch.full(
+                            (p.reshape(-1, 2).shape[0],), i, dtype=torch.int64, device=device
+                        )
+                        for i, p in enumerate(batch.pairs)
+                    ]
+                )
+                if batch.pairs
+                else torch.zeros(0, dtype=torch.int64, device=device)
+            )
         obj_feats = union_feats = None
         self._fmap = None
         if self.feature_cache is not None:
@@ -117,12 +150,18 @@ class RelationModel(nn.Module):
             obj_feats = torch.cat([self.feature_cache.features(g).to(device) for g in graphs])
         elif self.features is not None:
             if batch.images is None or batch.scales is None:
-                raise ValueError("this model reads pixels: the batch has no images (layout-only data?)")
+                raise ValueError(
+                    "this model reads pixels: the batch has no images (layout-only data?)"
+                )
             if self._chunking(pairs):
                 self._fmap = self.features.feature_map(batch.images)
-                obj_feats = self.features.object_features(self._fmap, batch.scales, boxes, obj_to_img)
+                obj_feats = self.features.object_features(
+                    self._fmap, batch.scales, boxes, obj_to_img
+                )
             else:
-                obj_feats, union_feats = self.features(batch.images, batch.scales, boxes, obj_to_img, pairs)
+                obj_feats, union_feats = self.features(
+                    batch.images, batch.scales, boxes, obj_to_img, pairs
+                )
         scores = None
         if self.task is Task.PREDCLS:
             dists = F.one_hot(labels, self.num_classes).to(boxes.dtype)
@@ -133,9 +172,16 @@ class RelationModel(nn.Module):
         else:
             dists = None
         return RelationInputs(
-            boxes=boxes, image_sizes=sizes, obj_to_img=obj_to_img,
-            labels=labels if self.task is not Task.SGCLS else None, label_dists=dists,
-            pairs=pairs, pair_to_img=pair_to_img, obj_feats=obj_feats, union_feats=union_feats, obj_scores=scores,
+            boxes=boxes,
+            image_sizes=sizes,
+            obj_to_img=obj_to_img,
+            labels=labels if self.task is not Task.SGCLS else None,
+            label_dists=dists,
+            pairs=pairs,
+            pair_to_img=pair_to_img,
+            obj_feats=obj_feats,
+            union_feats=union_feats,
+            obj_scores=scores,
         )
 
     def forward(self, batch: GraphBatch) -> RelationOutput:
@@ -150,7 +196,9 @@ class RelationModel(nn.Module):
             inp.label_dists = probs
             inp.obj_scores, idx = probs[:, 1:].max(dim=1)
             inp.labels = 1 + idx
-        ctx = self._context_in_chunks(inp, batch) if self._chunking(inp.pairs) else self.context(inp)
+        ctx = (
+            self._context_in_chunks(inp, batch) if self._chunking(inp.pairs) else self.context(inp)
+        )
         if ctx.obj_logits is not None:
             obj_logits = ctx.obj_logits
         if self.task is Task.PREDCLS:
@@ -158,16 +206,25 @@ class RelationModel(nn.Module):
             obj_scores = torch.ones(gt_labels.shape[0], device=gt_labels.device)
         elif self.task is Task.SGDET:  # the detector's labels and scores
             obj_labels = gt_labels
-            obj_scores = torch.cat([_detector_field(g, "label_scores") for g in batch.graphs]).to(gt_labels.device).float()
+            obj_scores = (
+                torch.cat([_detector_field(g, "label_scores") for g in batch.graphs])
+                .to(gt_labels.device)
+                .float()
+            )
         else:
             if obj_logits is None:
-                raise ValueError(f"task {self.task.value} needs an object classifier or a context model that classifies objects")
+                raise ValueError(
+                    f"task {self.task.value} needs an object classifier or a context model "
+                    "that classifies objects"
+                )
             probs = torch.softmax(obj_logits, dim=-1)
             obj_scores, idx = probs[:, 1:].max(dim=1)
             obj_labels = idx + 1
         if self.head is None:
             if ctx.freq_logits is None:
-                raise ValueError("RelationModel without a head needs a context model that returns freq_logits")
+                raise ValueError(
+                    "RelationModel without a head needs a context model that returns freq_logits"
+                )
             logits = ctx.freq_logits
             probs = torch.softmax(logits, dim=-1)
             extras: dict = {}
@@ -183,13 +240,24 @@ class RelationModel(nn.Module):
             extras = dict(out.extras)
         extras.update(ctx.extras)
         return RelationOutput(
-            pairs=inp.pairs, pair_to_img=inp.pair_to_img, obj_to_img=inp.obj_to_img,
-            obj_labels=obj_labels, obj_scores=obj_scores, obj_logits=obj_logits,
-            predicate_logits=logits, predicate_probs=probs, extras=extras, head_output=out,
+            pairs=inp.pairs,
+            pair_to_img=inp.pair_to_img,
+            obj_to_img=inp.obj_to_img,
+            obj_labels=obj_labels,
+            obj_scores=obj_scores,
+            obj_logits=obj_logits,
+            predicate_logits=logits,
+            predicate_probs=probs,
+            extras=extras,
+            head_output=out,
         )
 
     def _chunking(self, pairs: torch.Tensor) -> bool:
-        return bool(self.pair_chunk_size) and not torch.is_grad_enabled() and pairs.shape[0] > self.pair_chunk_size
+        return (
+            bool(self.pair_chunk_size)
+            and not torch.is_grad_enabled()
+            and pairs.shape[0] > self.pair_chunk_size
+        )
 
     def _context_in_chunks(self, inp: RelationInputs, batch: GraphBatch):
         """Run the context model on chunks of pairs and concatenate the pair outputs."""
@@ -201,8 +269,17 @@ class RelationModel(nn.Module):
         for start, chunk in iter_pair_chunks(inp.pairs, self.pair_chunk_size):
             union = None
             if self.features is not None:
-                union = self.features.union_features_of(self._fmap, batch.scales, inp.boxes, inp.obj_to_img, chunk)
-            out = self.context(replace(inp, pairs=chunk, pair_to_img=inp.pair_to_img[start:start + self.pair_chunk_size], union_feats=union))
+                union = self.features.union_features_of(
+                    self._fmap, batch.scales, inp.boxes, inp.obj_to_img, chunk
+                )
+            out = self.context(
+                replace(
+                    inp,
+                    pairs=chunk,
+                    pair_to_img=inp.pair_to_img[start : start + self.pair_chunk_size],
+                    union_feats=union,
+                )
+            )
             feats.append(out.pair_feats)
             if out.freq_logits is not None:
                 freqs.append(out.freq_logits)
@@ -210,7 +287,12 @@ class RelationModel(nn.Module):
                 extras_pairs.append(out.extras["pair_score_logits"])
             obj_logits = out.obj_logits
         extras = {"pair_score_logits": torch.cat(extras_pairs)} if extras_pairs else {}
-        return ContextOutput(pair_feats=torch.cat(feats), obj_logits=obj_logits, freq_logits=torch.cat(freqs) if freqs else None, extras=extras)
+        return ContextOutput(
+            pair_feats=torch.cat(feats),
+            obj_logits=obj_logits,
+            freq_logits=torch.cat(freqs) if freqs else None,
+            extras=extras,
+        )
 
     @torch.no_grad()
     def to_predictions(self, batch: GraphBatch, out: RelationOutput) -> list[Predictions]:
@@ -224,8 +306,8 @@ class RelationModel(nn.Module):
                 Predictions(
                     image_id=g.image_id,
                     boxes=g.boxes.detach().cpu(),
-                    labels=out.obj_labels[offset:offset + n].detach().cpu(),
-                    label_scores=out.obj_scores[offset:offset + n].detach().float().cpu(),
+                    labels=out.obj_labels[offset : offset + n].detach().cpu(),
+                    label_scores=out.obj_scores[offset : offset + n].detach().float().cpu(),
                     pairs=(out.pairs[pm] - offset).cpu(),
                     predicate_scores=out.predicate_probs[pm].detach().float().cpu(),
                 )
@@ -236,7 +318,10 @@ class RelationModel(nn.Module):
 
 def _detector_field(g: SceneGraph, key: str) -> torch.Tensor:
     if key not in g.extras:
-        raise ValueError(f"SGDet graph {g.image_id!r} lacks the detector's '{key}' (build it with detections_to_graphs)")
+        raise ValueError(
+            f"SGDet graph {g.image_id!r} lacks the detector's '{key}' (build it with "
+            "detections_to_graphs)"
+        )
     return g.extras[key]
 
 
@@ -245,9 +330,22 @@ def detections_to_graphs(graphs: list[SceneGraph], detections: list) -> list[Sce
     scores, with the image ids, sizes and image paths of the ground-truth graphs."""
     out = []
     for g, d in zip(graphs, detections):
-        out.append(SceneGraph(g.image_id, g.width, g.height, d.boxes.detach().cpu(), d.labels.detach().cpu(), torch.zeros((0, 3), dtype=torch.int64),
-                              image_path=g.image_path, track_ids=None if d.track_ids is None else d.track_ids.cpu(),
-                              extras={"label_dists": d.label_dists.detach().cpu(), "label_scores": d.scores.detach().cpu()}))
+        out.append(
+            SceneGraph(
+                g.image_id,
+                g.width,
+                g.height,
+                d.boxes.detach().cpu(),
+                d.labels.detach().cpu(),
+                torch.zeros((0, 3), dtype=torch.int64),
+                image_path=g.image_path,
+                track_ids=None if d.track_ids is None else d.track_ids.cpu(),
+                extras={
+                    "label_dists": d.label_dists.detach().cpu(),
+                    "label_scores": d.scores.detach().cpu(),
+                },
+            )
+        )
     return out
 
 

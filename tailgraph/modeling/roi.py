@@ -12,7 +12,9 @@ from tailgraph.modeling.geometry import union_boxes
 __all__ = ["PixelFeatures", "rois_with_batch_index"]
 
 
-def rois_with_batch_index(boxes: torch.Tensor, box_to_img: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+def rois_with_batch_index(
+    boxes: torch.Tensor, box_to_img: torch.Tensor, scales: torch.Tensor
+) -> torch.Tensor:
     """``[K, 5]`` RoIs (batch_idx, x1, y1, x2, y2) in input-tensor pixels.
 
     Args:
@@ -59,7 +61,9 @@ class PixelFeatures(nn.Module):
         reduce_channels: int = 32,
     ) -> None:
         super().__init__()
-        self.trunk = ResNetTrunk(depth, weights_path=weights_path, last_stage=last_stage, frozen=frozen_trunk)
+        self.trunk = ResNetTrunk(
+            depth, weights_path=weights_path, last_stage=last_stage, frozen=frozen_trunk
+        )
         c = self.trunk.out_channels
         self.roi_size = roi_size
         self.spatial_scale = 1.0 / self.trunk.stride
@@ -84,19 +88,35 @@ class PixelFeatures(nn.Module):
         """The trunk's feature map of the batch (computed once per batch)."""
         return self.trunk(images)
 
-    def object_features(self, fmap: torch.Tensor, scales: torch.Tensor, boxes: torch.Tensor, obj_to_img: torch.Tensor) -> torch.Tensor:
+    def object_features(
+        self,
+        fmap: torch.Tensor,
+        scales: torch.Tensor,
+        boxes: torch.Tensor,
+        obj_to_img: torch.Tensor,
+    ) -> torch.Tensor:
         rois = rois_with_batch_index(boxes, obj_to_img, scales)
-        return self.obj_head(roi_align(fmap, rois, self.roi_size, self.spatial_scale, sampling_ratio=2, aligned=True))
+        return self.obj_head(
+            roi_align(fmap, rois, self.roi_size, self.spatial_scale, sampling_ratio=2, aligned=True)
+        )
 
-    def union_features_of(self, fmap: torch.Tensor, scales: torch.Tensor, boxes: torch.Tensor, obj_to_img: torch.Tensor,
-                          pairs: torch.Tensor) -> torch.Tensor | None:
+    def union_features_of(
+        self,
+        fmap: torch.Tensor,
+        scales: torch.Tensor,
+        boxes: torch.Tensor,
+        obj_to_img: torch.Tensor,
+        pairs: torch.Tensor,
+    ) -> torch.Tensor | None:
         """Union-box features of ``pairs`` (``None`` when this extractor has no union head)."""
         if self.union_head is None:
             return None
         if pairs.shape[0] == 0:
             return fmap.new_zeros((0, self.out_dim))
         rois = rois_with_batch_index(union_boxes(boxes, pairs), obj_to_img[pairs[:, 0]], scales)
-        return self.union_head(roi_align(fmap, rois, self.roi_size, self.spatial_scale, sampling_ratio=2, aligned=True))
+        return self.union_head(
+            roi_align(fmap, rois, self.roi_size, self.spatial_scale, sampling_ratio=2, aligned=True)
+        )
 
     def forward(
         self,

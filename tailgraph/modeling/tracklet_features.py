@@ -33,22 +33,39 @@ class TrackletFeatureExtractor(nn.Module):
         with boxes in original pixels.
     """
 
-    def __init__(self, depth: int = 18, weights_path: str | None = None, last_stage: str = "layer2", pool: int = 2) -> None:
+    def __init__(
+        self,
+        depth: int = 18,
+        weights_path: str | None = None,
+        last_stage: str = "layer2",
+        pool: int = 2,
+    ) -> None:
         super().__init__()
-        self.trunk = ResNetTrunk(depth, weights_path=weights_path, last_stage=last_stage, frozen=True)
+        self.trunk = ResNetTrunk(
+            depth, weights_path=weights_path, last_stage=last_stage, frozen=True
+        )
         self.pool = pool
         self.out_dim = self.trunk.out_channels * pool * pool
-        self.settings = {"depth": depth, "weights_path": weights_path, "last_stage": last_stage, "pool": pool}
+        self.settings = {
+            "depth": depth,
+            "weights_path": weights_path,
+            "last_stage": last_stage,
+            "pool": pool,
+        }
         self.eval()
 
-    def train(self, mode: bool = True) -> "TrackletFeatureExtractor":
+    def train(self, mode: bool = True) -> TrackletFeatureExtractor:
         return super().train(False)  # always frozen
 
     @torch.no_grad()
-    def forward(self, images: torch.Tensor, scales: torch.Tensor, boxes: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor, scales: torch.Tensor, boxes: torch.Tensor, frame: torch.Tensor
+    ) -> torch.Tensor:
         if boxes.numel() == 0:
             return images.new_zeros((0, self.out_dim))
         fmap = self.trunk(images)
         rois = rois_with_batch_index(boxes.to(images.dtype), frame, scales)
-        pooled = roi_align(fmap, rois, self.pool, 1.0 / self.trunk.stride, sampling_ratio=2, aligned=True)
+        pooled = roi_align(
+            fmap, rois, self.pool, 1.0 / self.trunk.stride, sampling_ratio=2, aligned=True
+        )
         return pooled.flatten(1)

@@ -18,7 +18,8 @@ DLL. Predicate columns are the vocabulary's foreground predicates: column ``j`` 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,10 +32,18 @@ from tailgraph.methods.losses import focal_loss
 from tailgraph.modeling.context.vidvrd_ii import TrackletPairModel
 from tailgraph.modeling.types import SegmentRelationModel
 
-__all__ = ["VidVRD2Model", "SegmentLinearHead", "binary_focal_loss", "greedy_association", "overlap_viou"]
+__all__ = [
+    "VidVRD2Model",
+    "SegmentLinearHead",
+    "binary_focal_loss",
+    "greedy_association",
+    "overlap_viou",
+]
 
 
-def binary_focal_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
+def binary_focal_loss(
+    logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0
+) -> torch.Tensor:
     """Binary focal loss ``−[y (1−p)^γ log p + (1−y) p^γ log(1−p)]``, ``p = σ(logits)``, summed
     over the classes and averaged over the rows (0 for no rows)."""
     if logits.numel() == 0:
@@ -62,8 +71,8 @@ def overlap_viou(t1: np.ndarray, d1: Sequence[int], t2: np.ndarray, d2: Sequence
     lo, hi = max(d1[0], d2[0]), min(d1[1], d2[1])
     if lo >= hi:
         return 0.0
-    a = np.asarray(t1, dtype=np.float64)[lo - d1[0]: hi - d1[0]]
-    b = np.asarray(t2, dtype=np.float64)[lo - d2[0]: hi - d2[0]]
+    a = np.asarray(t1, dtype=np.float64)[lo - d1[0] : hi - d1[0]]
+    b = np.asarray(t2, dtype=np.float64)[lo - d2[0] : hi - d2[0]]
     iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]) + 1, 0, None)
     ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]) + 1, 0, None)
     inter = float((iw * ih).sum())
@@ -85,12 +94,18 @@ def _merge(r: dict, s: dict, score: str) -> dict:
                 rows.append(list(box))
         out[key] = rows
     total = r["score"] + s["score"]
-    out["score"] = total if score == "sum" else (r["score"] * r.get("_n", 1) + s["score"]) / out["_n"]
+    out["score"] = (
+        total if score == "sum" else (r["score"] * r.get("_n", 1) + s["score"]) / out["_n"]
+    )
     return out
 
 
-def greedy_association(segments: Sequence[Sequence[dict]], viou_threshold: float = 0.5, per_video: int = 200,
-                       score: str = "sum") -> list[dict]:
+def greedy_association(
+    segments: Sequence[Sequence[dict]],
+    viou_threshold: float = 0.5,
+    per_video: int = 200,
+    score: str = "sum",
+) -> list[dict]:
     """Greedy relational association of one video's segment-level relation instances.
 
     Segments are taken in time order; within a segment, instances in descending score. An
@@ -116,8 +131,10 @@ def greedy_association(segments: Sequence[Sequence[dict]], viou_threshold: float
                 r = video[j]
                 if r["duration"][1] <= s["duration"][0] or s["duration"][1] <= r["duration"][0]:
                     continue
-                ov = min(overlap_viou(r["sub_traj"], r["duration"], s["sub_traj"], s["duration"]),
-                         overlap_viou(r["obj_traj"], r["duration"], s["obj_traj"], s["duration"]))
+                ov = min(
+                    overlap_viou(r["sub_traj"], r["duration"], s["sub_traj"], s["duration"]),
+                    overlap_viou(r["obj_traj"], r["duration"], s["obj_traj"], s["duration"]),
+                )
                 if ov > viou_threshold and ov > best:
                     best, k = ov, j
             if k >= 0:
@@ -152,21 +169,43 @@ class VidVRD2Model(SegmentRelationModel):
             injected from the vocabulary.
     """
 
-    def __init__(self, feat_dim: int, num_classes: int, num_predicates: int, hidden_dim: int = 768, dropout: float = 0.2,
-                 steps: int = 3, head: Mapping[str, Any] | None = None, gamma: float = 2.0, per_segment: int = 100,
-                 per_video: int = 200, association_viou: float = 0.5, association_score: str = "sum",
-                 class_names: Sequence[str] = (), predicate_names: Sequence[str] = (), predicate_counts: Sequence[int] = (),
-                 action_pattern: Sequence[str | None] = (), spatial_pattern: Sequence[str | None] = ()) -> None:
+    def __init__(
+        self,
+        feat_dim: int,
+        num_classes: int,
+        num_predicates: int,
+        hidden_dim: int = 768,
+        dropout: float = 0.2,
+        steps: int = 3,
+        head: Mapping[str, Any] | None = None,
+        gamma: float = 2.0,
+        per_segment: int = 100,
+        per_video: int = 200,
+        association_viou: float = 0.5,
+        association_score: str = "sum",
+        class_names: Sequence[str] = (),
+        predicate_names: Sequence[str] = (),
+        predicate_counts: Sequence[int] = (),
+        action_pattern: Sequence[str | None] = (),
+        spatial_pattern: Sequence[str | None] = (),
+    ) -> None:
         super().__init__()
         p = num_predicates - 1
         if p < 1:
             raise ValueError("VidVRD2Model needs at least one foreground predicate")
-        inj = {"in_dim": hidden_dim, "num_predicates": p,
-               "predicate_action": list(action_pattern)[1:] if len(action_pattern) else [None] * p,
-               "predicate_spatial": list(spatial_pattern)[1:] if len(spatial_pattern) else [None] * p,
-               "predicate_counts": list(predicate_counts)[1:] if len(predicate_counts) else [0] * p}
-        head_module = build_component(head or {"class_path": "tailgraph.modeling.vidvrd2.SegmentLinearHead"}, inj)
-        self.net = TrackletPairModel(feat_dim, num_classes, p, hidden_dim, dropout, steps, head=head_module)
+        inj = {
+            "in_dim": hidden_dim,
+            "num_predicates": p,
+            "predicate_action": list(action_pattern)[1:] if len(action_pattern) else [None] * p,
+            "predicate_spatial": list(spatial_pattern)[1:] if len(spatial_pattern) else [None] * p,
+            "predicate_counts": list(predicate_counts)[1:] if len(predicate_counts) else [0] * p,
+        }
+        head_module = build_component(
+            head or {"class_path": "tailgraph.modeling.vidvrd2.SegmentLinearHead"}, inj
+        )
+        self.net = TrackletPairModel(
+            feat_dim, num_classes, p, hidden_dim, dropout, steps, head=head_module
+        )
         self.feat_dim, self.gamma = feat_dim, gamma
         self.per_segment, self.per_video = per_segment, per_video
         self.association_viou, self.association_score = association_viou, association_score
@@ -178,17 +217,24 @@ class VidVRD2Model(SegmentRelationModel):
 
     def forward(self, batch: SegmentBatch) -> dict:
         if batch.feats.shape[1] != self.feat_dim:
-            raise ValueError(f"tracklet features have {batch.feats.shape[1]} values, the model expects feat_dim={self.feat_dim}")
+            raise ValueError(
+                f"tracklet features have {batch.feats.shape[1]} values, the model expects "
+                f"feat_dim={self.feat_dim}"
+            )
         return self.net(batch.feats, batch.pairs, batch.position)
 
     def losses(self, batch: SegmentBatch, out: dict) -> dict[str, torch.Tensor]:
         """``loss_obj`` (softmax focal on the tracklets) and ``loss_predicate`` (binary focal on
         the refined predicate logits)."""
-        return {"loss_obj": focal_loss(out["object_logits"], batch.labels, self.gamma),
-                "loss_predicate": binary_focal_loss(out["refined_logits"], batch.targets, self.gamma)}
+        return {
+            "loss_obj": focal_loss(out["object_logits"], batch.labels, self.gamma),
+            "loss_predicate": binary_focal_loss(out["refined_logits"], batch.targets, self.gamma),
+        }
 
     @torch.no_grad()
-    def segment_predictions(self, batch: SegmentBatch, out: dict) -> list[tuple[Any, int, list[dict]]]:
+    def segment_predictions(
+        self, batch: SegmentBatch, out: dict
+    ) -> list[tuple[Any, int, list[dict]]]:
         """``[(video id, segment begin, relation instances)]``: each segment's top
         ``per_segment`` triplets by ``s·p·o`` (background classes excluded)."""
         from types import SimpleNamespace
@@ -201,7 +247,9 @@ class VidVRD2Model(SegmentRelationModel):
             if rows.numel() == 0:
                 res.append((seg.video_id, seg.begin, []))
                 continue
-            joint = sp[rows][:, :, None, None] * pp[rows][:, None, :, None] * op[rows][:, None, None, :]
+            joint = (
+                sp[rows][:, :, None, None] * pp[rows][:, None, :, None] * op[rows][:, None, None, :]
+            )
             n_s, n_p, n_o = joint.shape[1:]
             flat = joint.reshape(-1)
             top = flat.topk(min(self.per_segment, flat.numel()))
@@ -209,9 +257,17 @@ class VidVRD2Model(SegmentRelationModel):
             q = idx // (n_s * n_p * n_o)
             rem = idx % (n_s * n_p * n_o)
             trip = torch.stack([rem // (n_p * n_o) + 1, (rem // n_o) % n_p + 1, rem % n_o + 1], 1)
-            res.append((seg.video_id, seg.begin, segment_instances(seg, trip.cpu(), top.values.cpu(), q.cpu(), vocab)))
+            res.append(
+                (
+                    seg.video_id,
+                    seg.begin,
+                    segment_instances(seg, trip.cpu(), top.values.cpu(), q.cpu(), vocab),
+                )
+            )
         return res
 
     def associate(self, segments: Sequence[Sequence[dict]]) -> list[dict]:
         """:func:`greedy_association` with this model's settings."""
-        return greedy_association(segments, self.association_viou, self.per_video, self.association_score)
+        return greedy_association(
+            segments, self.association_viou, self.per_video, self.association_score
+        )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -15,7 +15,11 @@ __all__ = ["plot_predicate_histogram"]
 
 
 def plot_predicate_histogram(
-    names: Sequence[str], counts: Sequence[int], out_path: str | Path, is_fine: Sequence[bool] | None = None, title: str = ""
+    names: Sequence[str],
+    counts: Sequence[int],
+    out_path: str | Path,
+    is_fine: Sequence[bool] | None = None,
+    title: str = "",
 ) -> Path:
     """Bar chart of predicate counts, most frequent first, log y axis.
 
@@ -36,7 +40,13 @@ def plot_predicate_histogram(
     if is_fine is not None:
         from matplotlib.patches import Patch
 
-        ax.legend(handles=[Patch(color="tab:blue", label="coarse / no parent"), Patch(color="tab:orange", label="fine (has a coarse parent)")], fontsize=8)
+        ax.legend(
+            handles=[
+                Patch(color="tab:blue", label="coarse / no parent"),
+                Patch(color="tab:orange", label="fine (has a coarse parent)"),
+            ],
+            fontsize=8,
+        )
     ax.set_title(title or "Predicate histogram")
     fig.tight_layout()
     out_path = Path(out_path)

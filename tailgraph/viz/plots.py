@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import matplotlib
 
@@ -55,7 +55,14 @@ def plot_per_predicate_recall(
     ax.set_ylim(0, 1.0)
     ax.set_xlabel("predicates, most frequent in training first")
     ax2 = ax.twinx()
-    ax2.plot(x, np.maximum(counts[order], 0.5), color="black", marker=".", linewidth=1, label="training count")
+    ax2.plot(
+        x,
+        np.maximum(counts[order], 0.5),
+        color="black",
+        marker=".",
+        linewidth=1,
+        label="training count",
+    )
     ax2.set_yscale("log")
     ax2.set_ylabel("training count (log)")
     lines, labels = ax.get_legend_handles_labels()

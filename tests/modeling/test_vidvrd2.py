@@ -201,3 +201,35 @@ def test_predict_writes_associated_video_results_that_evaluate_to_the_test_metri
     metrics = evaluate_vidvrd(gt, results, predicates=[vocab.predicates[i] for i in vocab.foreground_predicates])
     for key in ("RelDet_mAP", "RelDet_R@50", "RelDet_R@100", "mR@100", "RelTag_P@5"):
         assert metrics[key] == pytest.approx(module.last_metrics[key]), key
+
+
+def test_dll_in_a_plain_training_loop_as_the_readme_shows(vrd_dm):
+    from tailgraph.methods.base import TrainStats
+    from tailgraph.methods.dll import DLL
+    from tailgraph.modeling.builder import build_model
+    from tailgraph.protocols import build_protocol
+
+    torch.manual_seed(0)
+    vocab = vrd_dm.vocab
+    train_stats = TrainStats.from_graphs(vrd_dm.train_graphs(), vocab)
+    model = build_model(vocab, context={"class_path": "tailgraph.modeling.vidvrd2.VidVRD2Model",
+                                        "init_args": {"feat_dim": vrd_dm.feature_dim, "hidden_dim": 32}},
+                        head={"class_path": "tailgraph.methods.dll.DecoupledHead"}, features=None)
+    method = DLL(alpha_hold_epochs=0)
+    method.setup(model, vocab, train_stats, protocol=build_protocol("vidvrd", vocab))
+    opt = torch.optim.Adam(list(model.parameters()) + list(method.parameters()), lr=1e-3)
+    step, first, last = 0, None, None
+    for epoch in range(2):
+        method.on_train_epoch_start(model, epoch)
+        for batch in vrd_dm.train_dataloader():
+            losses = method.training_step(model, batch)
+            loss = sum(losses.values())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+            method.on_after_optimizer_step(model, step)
+            first = float(loss) if first is None else first
+            last = float(loss)
+    assert set(losses) == {"loss_obj", "loss_target", "loss_adversarial", "loss_correlation", "loss_transfer"}
+    assert last < first and method.alpha() > method.alpha0

@@ -7,11 +7,24 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tailgraph.data.synthetic.vg_scenes import SynthVGConfig, SynthVGWorld, build_world, sample_scene
+from tailgraph.data.synthetic.vg_scenes import (
+    SynthVGConfig,
+    SynthVGWorld,
+    build_world,
+    sample_scene,
+)
 from tailgraph.structures import SceneGraph
 from tailgraph.vocab import Vocabulary
 
-__all__ = ["generate_synth_vg", "SynthInfo", "SynthVGConfig", "build_world", "sample_scene", "scene_seed"]
+__all__ = [
+    "generate_synth_vg",
+    "SynthInfo",
+    "SynthVGConfig",
+    "SynthVGWorld",
+    "build_world",
+    "sample_scene",
+    "scene_seed",
+]
 
 
 @dataclass
@@ -52,7 +65,8 @@ def generate_synth_vg(
     ``tailgraph-vocab.json`` (predicate metadata) and ``images/<image_id>.jpg``. The same
     arguments give byte-identical files. ``max_units`` bounds the true relations per scene
     (uniform in 1 … ``max_units``), ``max_objects`` the boxes; ``head_tail_ratio`` is the
-    ratio of the most to the least likely predicate before coarse labelling. Image ids are 1..N (train first, then test).
+    ratio of the most to the least likely predicate before coarse labelling. Image ids are 1..N
+    (train first, then test).
 
     Returns:
         :class:`SynthInfo` with the in-memory truth (annotated relations; the clean fine
@@ -62,9 +76,16 @@ def generate_synth_vg(
     from tailgraph.data.vg import write_vg
 
     t0 = time.perf_counter()
-    cfg = SynthVGConfig(image_size=image_size, num_classes=num_classes, num_predicates=num_predicates,
-                        p_coarse=p_coarse, p_missing=p_missing, head_tail_ratio=head_tail_ratio,
-                        max_units=max_units, max_objects=max_objects)
+    cfg = SynthVGConfig(
+        image_size=image_size,
+        num_classes=num_classes,
+        num_predicates=num_predicates,
+        p_coarse=p_coarse,
+        p_missing=p_missing,
+        head_tail_ratio=head_tail_ratio,
+        max_units=max_units,
+        max_objects=max_objects,
+    )
     world = build_world(seed, cfg)
     out = Path(out_dir)
     img_dir = out / "images"
@@ -91,5 +112,3 @@ def generate_synth_vg(
     vocab = world.vocab.with_counts(pc.tolist(), oc.tolist())
     write_vg(out, splits, vocab)
     return SynthInfo(out, vocab, splits, time.perf_counter() - t0)
-
-

@@ -30,21 +30,88 @@ import numpy as np
 from PIL import ImageDraw
 
 from tailgraph.data.action_genome import CONTACTING, OBJECT_RENAMES, _frame_graph, ag_vocabulary
-from tailgraph.data.synthetic.render import COLOURS, GLYPH_COLOURS, GLYPH_PATTERNS, SHAPES, background, draw_glyph, draw_person, draw_shape
+from tailgraph.data.synthetic.render import (
+    COLOURS,
+    GLYPH_COLOURS,
+    GLYPH_PATTERNS,
+    SHAPES,
+    background,
+    draw_glyph,
+    draw_person,
+    draw_shape,
+)
 from tailgraph.structures import VideoSceneGraph
 from tailgraph.vocab import Vocabulary
 
 __all__ = ["generate_synth_ag", "SynthAGInfo", "AG_CLASS_FILE_NAMES"]
 
 # object_classes.txt as Action Genome ships it (the loader renames five of them)
-AG_CLASS_FILE_NAMES = ["person", "bag", "bed", "blanket", "book", "box", "broom", "chair", "closetcabinet", "clothes", "cupglassbottle",
-                       "dish", "door", "doorknob", "doorway", "floor", "food", "groceries", "laptop", "light", "medicine", "mirror",
-                       "papernotebook", "phonecamera", "picture", "pillow", "refrigerator", "sandwich", "shelf", "shoe", "sofacouch",
-                       "table", "television", "towel", "vacuum", "window"]
-RELATIONSHIP_FILE_NAMES = ["lookingat", "notlookingat", "unsure", "above", "beneath", "infrontof", "behind", "onthesideof", "in",
-                           "carrying", "coveredby", "drinkingfrom", "eating", "haveitonthe back", "holding", "leaningon", "lyingon",
-                           "notcontacting", "otherrelationship", "sittingon", "standingon", "touching", "twisting", "wearing",
-                           "wiping", "writingon"]
+AG_CLASS_FILE_NAMES = [
+    "person",
+    "bag",
+    "bed",
+    "blanket",
+    "book",
+    "box",
+    "broom",
+    "chair",
+    "closetcabinet",
+    "clothes",
+    "cupglassbottle",
+    "dish",
+    "door",
+    "doorknob",
+    "doorway",
+    "floor",
+    "food",
+    "groceries",
+    "laptop",
+    "light",
+    "medicine",
+    "mirror",
+    "papernotebook",
+    "phonecamera",
+    "picture",
+    "pillow",
+    "refrigerator",
+    "sandwich",
+    "shelf",
+    "shoe",
+    "sofacouch",
+    "table",
+    "television",
+    "towel",
+    "vacuum",
+    "window",
+]
+RELATIONSHIP_FILE_NAMES = [
+    "lookingat",
+    "notlookingat",
+    "unsure",
+    "above",
+    "beneath",
+    "infrontof",
+    "behind",
+    "onthesideof",
+    "in",
+    "carrying",
+    "coveredby",
+    "drinkingfrom",
+    "eating",
+    "haveitonthe back",
+    "holding",
+    "leaningon",
+    "lyingon",
+    "notcontacting",
+    "otherrelationship",
+    "sittingon",
+    "standingon",
+    "touching",
+    "twisting",
+    "wearing",
+    "wiping",
+    "writingon",
+]
 
 
 @dataclass
@@ -65,7 +132,7 @@ def _class_names() -> list[str]:
 def _spatial(obj: np.ndarray, person: np.ndarray, obj_in_front: bool) -> list[str]:
     ox1, oy1, ox2, oy2 = obj
     px1, py1, px2, py2 = person
-    ocx, ocy = (ox1 + ox2) / 2, (oy1 + oy2) / 2
+    ocy = (oy1 + oy2) / 2
     labels = []
     overlap = min(ox2, px2) > max(ox1, px1) and min(oy2, py2) > max(oy1, py1)
     if ox1 >= px1 and oy1 >= py1 and ox2 <= px2 and oy2 <= py2:
@@ -81,8 +148,17 @@ def _spatial(obj: np.ndarray, person: np.ndarray, obj_in_front: bool) -> list[st
     return labels
 
 
-def generate_synth_ag(out_dir: str | os.PathLike, *, num_train: int, num_test: int, seed: int = 0, image_size: int = 128,
-                      min_frames: int = 8, max_frames: int = 12, jpeg_quality: int = 90) -> SynthAGInfo:
+def generate_synth_ag(
+    out_dir: str | os.PathLike,
+    *,
+    num_train: int,
+    num_test: int,
+    seed: int = 0,
+    image_size: int = 128,
+    min_frames: int = 8,
+    max_frames: int = 12,
+    jpeg_quality: int = 90,
+) -> SynthAGInfo:
     """Generate synth-ag into ``out_dir`` (see the module docstring).
 
     Returns:
@@ -98,8 +174,14 @@ def generate_synth_ag(out_dir: str | os.PathLike, *, num_train: int, num_test: i
     world = np.random.default_rng([seed, 31337])
     names = _class_names()
     combos = [(s, c) for c in COLOURS for s in SHAPES]
-    drawing = {n: combos[int(i)] for n, i in zip(names[1:], world.permutation(len(combos))[: len(names) - 1])}
-    contact_styles = {p: (list(GLYPH_COLOURS)[k % 4], GLYPH_PATTERNS[k // 4]) for k, p in enumerate(x for x in CONTACTING if x != "not_contacting")}
+    drawing = {
+        n: combos[int(i)]
+        for n, i in zip(names[1:], world.permutation(len(combos))[: len(names) - 1])
+    }
+    contact_styles = {
+        p: (list(GLYPH_COLOURS)[k % 4], GLYPH_PATTERNS[k // 4])
+        for k, p in enumerate(x for x in CONTACTING if x != "not_contacting")
+    }
     ranks = world.permutation(len(CONTACTING))
     nc = CONTACTING.index("not_contacting")
     ranks = [nc] + [int(r) for r in ranks if r != nc]
@@ -116,7 +198,9 @@ def generate_synth_ag(out_dir: str | os.PathLike, *, num_train: int, num_test: i
         n_obj = int(rng.integers(2, 5))
         pw, ph = size * 0.22, size * 0.5
         px = rng.uniform(0.25, 0.75) * size
-        person = np.array([px - pw / 2, size * 0.45 - ph / 2, px + pw / 2, size * 0.45 + ph / 2]).clip(0, size - 1)
+        person = np.array(
+            [px - pw / 2, size * 0.45 - ph / 2, px + pw / 2, size * 0.45 + ph / 2]
+        ).clip(0, size - 1)
         cls = [names[int(i)] for i in rng.integers(1, len(names), n_obj)]
         osz = rng.uniform(0.08, 0.16, n_obj) * size
         pos = rng.uniform(0.1, 0.9, (n_obj, 2)) * size
@@ -142,18 +226,30 @@ def generate_synth_ag(out_dir: str | os.PathLike, *, num_train: int, num_test: i
             boxes = []
             for k in range(n_obj):
                 c = (pos[k] + vel[k] * f).clip(osz[k] / 2, size - 1 - osz[k] / 2)
-                boxes.append(np.array([c[0] - osz[k] / 2, c[1] - osz[k] / 2, c[0] + osz[k] / 2, c[1] + osz[k] / 2]))
+                boxes.append(
+                    np.array(
+                        [c[0] - osz[k] / 2, c[1] - osz[k] / 2, c[0] + osz[k] / 2, c[1] + osz[k] / 2]
+                    )
+                )
             if rng.random() < 0.15:
                 target = int(rng.integers(n_obj))  # the person looks elsewhere from now on
             gaze_shown = rng.random() > 0.08
             for k in range(n_obj):  # objects behind the person first
                 if not front[k]:
-                    draw_shape(draw, drawing[cls[k]][0], COLOURS[drawing[cls[k]][1]], tuple(boxes[k]))
+                    draw_shape(
+                        draw, drawing[cls[k]][0], COLOURS[drawing[cls[k]][1]], tuple(boxes[k])
+                    )
             gb = boxes[target]
-            draw_person(draw, tuple(person), ((gb[0] + gb[2]) / 2, (gb[1] + gb[3]) / 2) if gaze_shown else None)
+            draw_person(
+                draw,
+                tuple(person),
+                ((gb[0] + gb[2]) / 2, (gb[1] + gb[3]) / 2) if gaze_shown else None,
+            )
             for k in range(n_obj):
                 if front[k]:
-                    draw_shape(draw, drawing[cls[k]][0], COLOURS[drawing[cls[k]][1]], tuple(boxes[k]))
+                    draw_shape(
+                        draw, drawing[cls[k]][0], COLOURS[drawing[cls[k]][1]], tuple(boxes[k])
+                    )
             hand = (person[2], person[1] + 0.4 * (person[3] - person[1]))
             entries = []
             for k in range(n_obj):
@@ -162,16 +258,42 @@ def generate_synth_ag(out_dir: str | os.PathLike, *, num_train: int, num_test: i
                 for j, name in enumerate(a for a in active if a != "not_contacting"):
                     colour, pattern = contact_styles[name]
                     ob = boxes[k]
-                    draw_glyph(draw, (hand[0], hand[1] + 3 * j), ((ob[0] + ob[2]) / 2, (ob[1] + ob[3]) / 2), colour, pattern,
-                               width=max(2, size // 64), period=max(6.0, size / 24))
-                att = "unsure" if not gaze_shown else ("looking_at" if k == target else "not_looking_at")
+                    draw_glyph(
+                        draw,
+                        (hand[0], hand[1] + 3 * j),
+                        ((ob[0] + ob[2]) / 2, (ob[1] + ob[3]) / 2),
+                        colour,
+                        pattern,
+                        width=max(2, size // 64),
+                        period=max(6.0, size / 24),
+                    )
+                att = (
+                    "unsure"
+                    if not gaze_shown
+                    else ("looking_at" if k == target else "not_looking_at")
+                )
                 x1, y1 = float(round(boxes[k][0], 2)), float(round(boxes[k][1], 2))
-                w, h = float(round(boxes[k][2] - boxes[k][0], 2)), float(round(boxes[k][3] - boxes[k][1], 2))
-                entries.append({"class": cls[k], "bbox": (x1, y1, w, h), "attention_relationship": [att],
-                                "spatial_relationship": _spatial(boxes[k], person, bool(front[k])), "contacting_relationship": active,
-                                "visible": True, "metadata": {"tag": key, "set": split}})
+                w, h = (
+                    float(round(boxes[k][2] - boxes[k][0], 2)),
+                    float(round(boxes[k][3] - boxes[k][1], 2)),
+                )
+                entries.append(
+                    {
+                        "class": cls[k],
+                        "bbox": (x1, y1, w, h),
+                        "attention_relationship": [att],
+                        "spatial_relationship": _spatial(boxes[k], person, bool(front[k])),
+                        "contacting_relationship": active,
+                        "visible": True,
+                        "metadata": {"tag": key, "set": split},
+                    }
+                )
             objects[key] = entries
-            persons[key] = {"bbox": person.astype(np.float32)[None], "bbox_size": (size, size), "bbox_mode": "xyxy"}
+            persons[key] = {
+                "bbox": person.astype(np.float32)[None],
+                "bbox_size": (size, size),
+                "bbox_mode": "xyxy",
+            }
             path = out / "frames" / key
             path.parent.mkdir(parents=True, exist_ok=True)
             img.save(path.with_name(path.name + ".tmp"), format="JPEG", quality=jpeg_quality)
@@ -184,7 +306,9 @@ def generate_synth_ag(out_dir: str | os.PathLike, *, num_train: int, num_test: i
         os.replace(tmp, ann / name)
 
     dump("object_bbox_and_relationship.pkl", objects)
-    small = {k: [o for o in objs if min(o["bbox"][2], o["bbox"][3]) > 16] for k, objs in objects.items()}
+    small = {
+        k: [o for o in objs if min(o["bbox"][2], o["bbox"][3]) > 16] for k, objs in objects.items()
+    }
     dump("object_bbox_and_relationship_filtersmall.pkl", small)
     dump("person_bbox.pkl", persons)
     (ann / "frame_list.txt").write_text("\n".join(keys) + "\n")
@@ -197,7 +321,9 @@ def generate_synth_ag(out_dir: str | os.PathLike, *, num_train: int, num_test: i
                 continue
             g = _frame_graph(key, objects[key], persons[key], vocab, "<memory>", "<memory>", None)
             grouped.setdefault(key.split("/")[0], []).append(g)
-        truth[split] = [VideoSceneGraph(v, fr, [x.extras["frame_id"] for x in fr]) for v, fr in grouped.items() if len(fr) >= 3]
+        truth[split] = [
+            VideoSceneGraph(v, fr, [x.extras["frame_id"] for x in fr])
+            for v, fr in grouped.items()
+            if len(fr) >= 3
+        ]
     return SynthAGInfo(out, vocab, truth, time.perf_counter() - t0)
-
-

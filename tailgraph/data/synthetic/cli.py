@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -14,30 +15,42 @@ __all__ = ["main", "VARIANTS", "print_vg_stats"]
 def _synth_vg(a: argparse.Namespace) -> Any:
     from tailgraph.data.synthetic import generate_synth_vg
 
-    return generate_synth_vg(a.out, num_train=a.train, num_test=a.test, seed=a.seed, image_size=a.size)
+    return generate_synth_vg(
+        a.out, num_train=a.train, num_test=a.test, seed=a.seed, image_size=a.size
+    )
 
 
 def _synth_ag(a: argparse.Namespace) -> Any:
     from tailgraph.data.synthetic.ag import generate_synth_ag
 
-    return generate_synth_ag(a.out, num_train=a.train, num_test=a.test, seed=a.seed, image_size=a.size)
+    return generate_synth_ag(
+        a.out, num_train=a.train, num_test=a.test, seed=a.seed, image_size=a.size
+    )
 
 
 def _synth_oi(a: argparse.Namespace) -> Any:
     from tailgraph.data.synthetic.oi import generate_synth_oi
 
-    return generate_synth_oi(a.out, num_train=a.train, num_test=a.test, seed=a.seed, image_size=a.size)
+    return generate_synth_oi(
+        a.out, num_train=a.train, num_test=a.test, seed=a.seed, image_size=a.size
+    )
 
 
 def _synth_vrd(a: argparse.Namespace) -> Any:
     from tailgraph.data.synthetic.vrd import generate_synth_vrd
 
-    return generate_synth_vrd(a.out, num_train=a.train, num_test=a.test, seed=a.seed, image_size=a.size)
+    return generate_synth_vrd(
+        a.out, num_train=a.train, num_test=a.test, seed=a.seed, image_size=a.size
+    )
 
 
 # variant name -> generator taking the parsed arguments
-VARIANTS: dict[str, Callable[[argparse.Namespace], Any]] = {"synth-vg": _synth_vg, "synth-ag": _synth_ag, "synth-oi": _synth_oi,
-                                                            "synth-vrd": _synth_vrd}
+VARIANTS: dict[str, Callable[[argparse.Namespace], Any]] = {
+    "synth-vg": _synth_vg,
+    "synth-ag": _synth_ag,
+    "synth-oi": _synth_oi,
+    "synth-vrd": _synth_vrd,
+}
 
 
 def print_vg_stats(info: Any, out: Path) -> Path:
@@ -53,20 +66,41 @@ def print_vg_stats(info: Any, out: Path) -> Path:
     rels = np.array([g.num_relations for g in train])
     total = max(1, sum(counts))
     nz = [c for c in counts if c > 0]
-    print(f"training images: {len(train)}, relations: {int(rels.sum())}, per image: mean {rels.mean():.2f}, max {rels.max()}")
-    print(f"head/tail ratio (most / least frequent seen predicate): {max(nz) / min(nz):.0f}; unseen predicates: {counts.count(0)}")
-    print(f"fine-predicate share of annotations: {sum(c for c, f in zip(counts, fine) if f) / total:.3f}")
-    clean = np.concatenate([g.extras["fine_relations"][:, 2] for g in train]) if train else np.zeros(0, int)
+    print(
+        f"training images: {len(train)}, relations: {int(rels.sum())}, per image: mean "
+        f"{rels.mean():.2f}, max {rels.max()}"
+    )
+    print(
+        f"head/tail ratio (most / least frequent seen predicate): {max(nz) / min(nz):.0f}; "
+        f"unseen predicates: {counts.count(0)}"
+    )
+    print(
+        "fine-predicate share of annotations: "
+        f"{sum(c for c, f in zip(counts, fine) if f) / total:.3f}"
+    )
+    clean = (
+        np.concatenate([g.extras["fine_relations"][:, 2] for g in train])
+        if train
+        else np.zeros(0, int)
+    )
     print(f"true relations (before coarse labelling and missing labels): {clean.shape[0]}")
     print(f"{'predicate':<26}{'count':>8}  parent")
     for i in np.argsort(-np.asarray(counts), kind="stable"):
         parent = vocab.coarse_parent[fg[i]]
         print(f"{names[i]:<26}{counts[i]:>8}  {vocab.predicates[parent] if parent > 0 else ''}")
-    return plot_predicate_histogram(names, counts, out / "predicate_histogram.png", fine, title=f"{vocab.name}: training predicates")
+    return plot_predicate_histogram(
+        names,
+        counts,
+        out / "predicate_histogram.png",
+        fine,
+        title=f"{vocab.name}: training predicates",
+    )
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="tailgraph synth", description="Generate a synthetic long-tailed SGG benchmark.")
+    p = argparse.ArgumentParser(
+        prog="tailgraph synth", description="Generate a synthetic long-tailed SGG benchmark."
+    )
     p.add_argument("--variant", default="synth-vg", choices=sorted(VARIANTS))
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--train", type=int, default=2000, help="training images / videos")
@@ -84,9 +118,13 @@ def main(argv: list[str]) -> int:
         else:
             from tailgraph.data.stats import STATS
 
-            stats = STATS[{"synth-ag": "ag", "synth-oi": "oi", "synth-vrd": "vidvrd"}[a.variant]](a.out)
+            stats = STATS[{"synth-ag": "ag", "synth-oi": "oi", "synth-vrd": "vidvrd"}[a.variant]](
+                a.out
+            )
             for split, st in stats["filtered"]["splits"].items():
                 print(f"{split}: {st}")
-            for name, c in sorted(stats["filtered"]["predicate_counts"].items(), key=lambda kv: -kv[1]):
+            for name, c in sorted(
+                stats["filtered"]["predicate_counts"].items(), key=lambda kv: -kv[1]
+            ):
                 print(f"{name:<24}{c:>8}")
     return 0

@@ -29,9 +29,15 @@ __all__ = ["generate_synth_oi", "SynthOIInfo", "OI_PATTERNS"]
 
 # relationship -> (spatial pattern for placement, glyph (colour, pattern) or None)
 OI_PATTERNS = {
-    "at": ("near", None), "on": ("on", None), "under": ("below", None), "inside_of": ("inside", None),
-    "holds": (None, ("white", "solid")), "plays": (None, ("yellow", "zigzag")), "interacts_with": (None, ("pink", "dashed")),
-    "wears": (None, ("black", "dashed")), "hits": (None, ("white", "dotted")),
+    "at": ("near", None),
+    "on": ("on", None),
+    "under": ("below", None),
+    "inside_of": ("inside", None),
+    "holds": (None, ("white", "solid")),
+    "plays": (None, ("yellow", "zigzag")),
+    "interacts_with": (None, ("pink", "dashed")),
+    "wears": (None, ("black", "dashed")),
+    "hits": (None, ("white", "dotted")),
 }
 ATTRIBUTES = ["/m/attr_striped", "/m/attr_wooden", "/m/attr_shiny"]
 
@@ -44,8 +50,17 @@ class SynthOIInfo:
     seconds: float
 
 
-def generate_synth_oi(out_dir: str | os.PathLike, *, num_train: int, num_test: int, seed: int = 0, image_size: int = 192,
-                      num_classes: int = 20, head_tail_ratio: float = 300.0, jpeg_quality: int = 90) -> SynthOIInfo:
+def generate_synth_oi(
+    out_dir: str | os.PathLike,
+    *,
+    num_train: int,
+    num_test: int,
+    seed: int = 0,
+    image_size: int = 192,
+    num_classes: int = 20,
+    head_tail_ratio: float = 300.0,
+    jpeg_quality: int = 90,
+) -> SynthOIInfo:
     """Generate synth-oi into ``out_dir``.
 
     Returns:
@@ -78,8 +93,12 @@ def generate_synth_oi(out_dir: str | os.PathLike, *, num_train: int, num_test: i
         img = background(rng, image_size)
         draw = ImageDraw.Draw(img)
         n_units = int(rng.integers(1, 4))
-        cells = [(0.0, 0.0, image_size / 2, image_size / 2), (image_size / 2, 0.0, image_size, image_size / 2),
-                 (0.0, image_size / 2, image_size / 2, image_size), (image_size / 2, image_size / 2, image_size, image_size)]
+        cells = [
+            (0.0, 0.0, image_size / 2, image_size / 2),
+            (image_size / 2, 0.0, image_size, image_size / 2),
+            (0.0, image_size / 2, image_size / 2, image_size),
+            (image_size / 2, image_size / 2, image_size, image_size),
+        ]
         cells = [cells[int(i)] for i in rng.permutation(4)[:n_units]]
         boxes, labels, rels = [], [], []
         glyphs = []
@@ -87,7 +106,9 @@ def generate_synth_oi(out_dir: str | os.PathLike, *, num_train: int, num_test: i
             p = int(rng.choice(len(OI_PREDICATES), p=probs))
             spatial, glyph = OI_PATTERNS[OI_PREDICATES[p]]
             sc, oc = int(rng.integers(num_classes)), int(rng.integers(num_classes))
-            sb, ob, _ = _place_pair(rng, spatial, cell, sizes[sc] * image_size, sizes[oc] * image_size)
+            sb, ob, _ = _place_pair(
+                rng, spatial, cell, sizes[sc] * image_size, sizes[oc] * image_size
+            )
             boxes += [np.clip(sb, 0, image_size - 1), np.clip(ob, 0, image_size - 1)]
             labels += [sc + 1, oc + 1]
             rels.append((len(boxes) - 2, len(boxes) - 1, p + 1))
@@ -101,31 +122,69 @@ def generate_synth_oi(out_dir: str | os.PathLike, *, num_train: int, num_test: i
             draw_shape(draw, shape, COLOURS[colour], tuple(float(v) for v in boxes[k]))
         for s, o, (colour, pattern) in glyphs:
             bs, bo = boxes[s], boxes[o]
-            draw_glyph(draw, ((bs[0] + bs[2]) / 2, (bs[1] + bs[3]) / 2), ((bo[0] + bo[2]) / 2, (bo[1] + bo[3]) / 2), colour, pattern,
-                       width=max(2, image_size // 64), period=max(6.0, image_size / 24))
-        attrs = [(k, ATTRIBUTES[int(rng.integers(len(ATTRIBUTES)))]) for k in range(len(boxes)) if rng.random() < 0.1]
+            draw_glyph(
+                draw,
+                ((bs[0] + bs[2]) / 2, (bs[1] + bs[3]) / 2),
+                ((bo[0] + bo[2]) / 2, (bo[1] + bo[3]) / 2),
+                colour,
+                pattern,
+                width=max(2, image_size // 64),
+                period=max(6.0, image_size / 24),
+            )
+        attrs = [
+            (k, ATTRIBUTES[int(rng.integers(len(ATTRIBUTES)))])
+            for k in range(len(boxes))
+            if rng.random() < 0.1
+        ]
         # exhaustive annotation: every relation is written (objects appear only through rows)
         norm = [np.round(b / image_size, 6) for b in boxes]
-        bx = np.array([[n[0] * image_size, n[1] * image_size, n[2] * image_size, n[3] * image_size] for n in norm])
+        bx = np.array(
+            [
+                [n[0] * image_size, n[1] * image_size, n[2] * image_size, n[3] * image_size]
+                for n in norm
+            ]
+        )
 
-        def row(s: int, o: int, label: str, mid2: str) -> list:
+        def row(
+            s: int, o: int, label: str, mid2: str, norm=norm, image_id=image_id, labels=labels
+        ) -> list:
             a_, b_ = norm[s], norm[o]
-            return [image_id, mids[labels[s] - 1], mid2, a_[0], a_[2], a_[1], a_[3], b_[0], b_[2], b_[1], b_[3], label]
+            return [
+                image_id,
+                mids[labels[s] - 1],
+                mid2,
+                a_[0],
+                a_[2],
+                a_[1],
+                a_[3],
+                b_[0],
+                b_[2],
+                b_[1],
+                b_[3],
+                label,
+            ]
 
         for s, o, p in rels:
             rows[split].append(row(s, o, OI_PREDICATES[p - 1], mids[labels[o] - 1]))
         for k, attr in attrs:
             rows[split].append(row(k, k, "is", attr))
-        # objects are the distinct boxes referenced by rows, in first-reference order (as the reader)
+        # objects are the distinct boxes referenced by rows, in first-reference order
+        # (as the reader)
         ref = []
         for s, o, _ in rels:
             for k in (s, o):
                 if k not in ref:
                     ref.append(k)
         remap = {k: i for i, k in enumerate(ref)}
-        g = SceneGraph(image_id, image_size, image_size, bx[ref].astype(np.float32), [labels[k] for k in ref],
-                       np.array([(remap[s], remap[o], p) for s, o, p in rels], dtype=np.int64).reshape(-1, 3),
-                       extras={"attributes": [(remap[k], a_) for k, a_ in attrs if k in remap]})
+        g = SceneGraph(
+            image_id,
+            image_size,
+            image_size,
+            bx[ref].astype(np.float32),
+            [labels[k] for k in ref],
+            np.array([(remap[s], remap[o], p) for s, o, p in rels], dtype=np.int64).reshape(-1, 3),
+            extras={"attributes": [(remap[k], a_) for k, a_ in attrs if k in remap]},
+        )
         splits[split].append(g)
         size_rows.append((image_id, image_size, image_size))
         tmp = out / "images" / f"{image_id}.jpg.tmp"

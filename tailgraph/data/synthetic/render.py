@@ -11,9 +11,28 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ["SHAPES", "COLOURS", "GLYPH_COLOURS", "GLYPH_PATTERNS", "background", "draw_shape", "draw_glyph"]
+__all__ = [
+    "SHAPES",
+    "COLOURS",
+    "GLYPH_COLOURS",
+    "GLYPH_PATTERNS",
+    "background",
+    "draw_shape",
+    "draw_glyph",
+]
 
-SHAPES = ("circle", "square", "triangle", "diamond", "star", "cross", "ring", "hexagon", "bar", "arrow")
+SHAPES = (
+    "circle",
+    "square",
+    "triangle",
+    "diamond",
+    "star",
+    "cross",
+    "ring",
+    "hexagon",
+    "bar",
+    "arrow",
+)
 COLOURS = {
     "red": (220, 40, 40),
     "green": (40, 170, 60),
@@ -23,7 +42,12 @@ COLOURS = {
     "cyan": (30, 190, 200),
 }
 # Interaction glyphs use colours no object has, so a glyph is never mistaken for an object.
-GLYPH_COLOURS = {"white": (255, 255, 255), "black": (0, 0, 0), "yellow": (250, 240, 30), "pink": (255, 120, 200)}
+GLYPH_COLOURS = {
+    "white": (255, 255, 255),
+    "black": (0, 0, 0),
+    "yellow": (250, 240, 30),
+    "pink": (255, 120, 200),
+}
 GLYPH_PATTERNS = ("solid", "dashed", "zigzag", "dotted")
 
 
@@ -31,7 +55,9 @@ def background(rng: np.random.Generator, size: int) -> Image.Image:
     """Low-frequency coloured noise (a 5×5 random grid upsampled) plus mild pixel noise."""
     grid = rng.integers(70, 170, size=(5, 5, 3), dtype=np.uint8)
     img = Image.fromarray(grid, "RGB").resize((size, size), Image.BICUBIC)
-    arr = np.asarray(img, dtype=np.int16) + rng.integers(-12, 13, size=(size, size, 1), dtype=np.int16)
+    arr = np.asarray(img, dtype=np.int16) + rng.integers(
+        -12, 13, size=(size, size, 1), dtype=np.int16
+    )
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
 
 
@@ -42,7 +68,14 @@ def _polygon(shape: str, x1: float, y1: float, x2: float, y2: float) -> list[tup
     if shape == "diamond":
         return [(cx, y1), (x2, cy), (cx, y2), (x1, cy)]
     if shape == "hexagon":
-        return [(x1 + w / 4, y1), (x2 - w / 4, y1), (x2, cy), (x2 - w / 4, y2), (x1 + w / 4, y2), (x1, cy)]
+        return [
+            (x1 + w / 4, y1),
+            (x2 - w / 4, y1),
+            (x2, cy),
+            (x2 - w / 4, y2),
+            (x1 + w / 4, y2),
+            (x1, cy),
+        ]
     if shape == "star":
         pts = []
         for i in range(10):
@@ -51,11 +84,24 @@ def _polygon(shape: str, x1: float, y1: float, x2: float, y2: float) -> list[tup
             pts.append((cx + r * w * math.cos(a), cy + r * h * math.sin(a)))
         return pts
     if shape == "arrow":
-        return [(x1, cy - h / 6), (cx, cy - h / 6), (cx, y1), (x2, cy), (cx, y2), (cx, cy + h / 6), (x1, cy + h / 6)]
+        return [
+            (x1, cy - h / 6),
+            (cx, cy - h / 6),
+            (cx, y1),
+            (x2, cy),
+            (cx, y2),
+            (cx, cy + h / 6),
+            (x1, cy + h / 6),
+        ]
     raise ValueError(shape)
 
 
-def draw_shape(draw: ImageDraw.ImageDraw, shape: str, colour: tuple[int, int, int], box: tuple[float, float, float, float]) -> None:
+def draw_shape(
+    draw: ImageDraw.ImageDraw,
+    shape: str,
+    colour: tuple[int, int, int],
+    box: tuple[float, float, float, float],
+) -> None:
     """Draw ``shape`` filling ``box`` (x1, y1, x2, y2 in pixels) with a dark outline."""
     x1, y1, x2, y2 = box
     outline = tuple(max(0, c - 90) for c in colour)
@@ -79,7 +125,9 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: str, colour: tuple[int, int, in
         draw.polygon(_polygon(shape, x1, y1, x2, y2), fill=colour, outline=outline)
 
 
-def _segments(p0: tuple[float, float], p1: tuple[float, float], pattern: str, period: float) -> list[list[tuple[float, float]]]:
+def _segments(
+    p0: tuple[float, float], p1: tuple[float, float], pattern: str, period: float
+) -> list[list[tuple[float, float]]]:
     """Polylines of a patterned line from ``p0`` to ``p1``."""
     (xa, ya), (xb, yb) = p0, p1
     length = math.hypot(xb - xa, yb - ya)
@@ -128,7 +176,11 @@ def draw_glyph(
     draw.ellipse((p0[0] - r, p0[1] - r, p0[0] + r, p0[1] + r), fill=rgb)
 
 
-def draw_person(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float], gaze: tuple[float, float] | None) -> None:
+def draw_person(
+    draw: ImageDraw.ImageDraw,
+    box: tuple[float, float, float, float],
+    gaze: tuple[float, float] | None,
+) -> None:
     """A stick figure filling ``box`` with a head whose gaze mark (a short bright line from the
     head) points towards ``gaze`` (a point), or no mark when ``gaze`` is ``None``."""
     x1, y1, x2, y2 = box
@@ -146,4 +198,8 @@ def draw_person(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float
     if gaze is not None:
         dx, dy = gaze[0] - cx, gaze[1] - hy
         n = math.hypot(dx, dy) or 1.0
-        draw.line((cx, hy, cx + dx / n * 2.2 * r, hy + dy / n * 2.2 * r), fill=(255, 255, 0), width=max(2, t))
+        draw.line(
+            (cx, hy, cx + dx / n * 2.2 * r, hy + dy / n * 2.2 * r),
+            fill=(255, 255, 0),
+            width=max(2, t),
+        )

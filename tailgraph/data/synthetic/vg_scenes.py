@@ -21,26 +21,90 @@ from tailgraph.vocab import BACKGROUND, Vocabulary
 
 __all__ = ["SynthVGConfig", "SynthVGWorld", "build_world", "sample_scene", "SPATIAL", "ACTIONS"]
 
-SPATIAL = ("above", "below", "left of", "right of", "on", "inside", "covering", "in front of", "behind", "near", "far")
+SPATIAL = (
+    "above",
+    "below",
+    "left of",
+    "right of",
+    "on",
+    "inside",
+    "covering",
+    "in front of",
+    "behind",
+    "near",
+    "far",
+)
 # action pattern -> (verb used in fine names, glyph colour, glyph pattern)
 ACTIONS = {
-    "has": ("has", "white", "solid"), "hold": ("holding", "black", "solid"), "look": ("looking at", "yellow", "solid"),
-    "touch": ("touching", "pink", "solid"), "carry": ("carrying", "white", "dashed"), "wear": ("wearing", "black", "dashed"),
-    "eat": ("eating", "yellow", "dashed"), "push": ("pushing", "pink", "dashed"), "pull": ("pulling", "white", "zigzag"),
-    "chase": ("chasing", "black", "zigzag"), "watch": ("watching", "yellow", "zigzag"), "ride": ("riding", "pink", "zigzag"),
-    "sit": ("sitting", "white", "dotted"), "lie": ("lying", "black", "dotted"), "park": ("parked", "yellow", "dotted"),
+    "has": ("has", "white", "solid"),
+    "hold": ("holding", "black", "solid"),
+    "look": ("looking at", "yellow", "solid"),
+    "touch": ("touching", "pink", "solid"),
+    "carry": ("carrying", "white", "dashed"),
+    "wear": ("wearing", "black", "dashed"),
+    "eat": ("eating", "yellow", "dashed"),
+    "push": ("pushing", "pink", "dashed"),
+    "pull": ("pulling", "white", "zigzag"),
+    "chase": ("chasing", "black", "zigzag"),
+    "watch": ("watching", "yellow", "zigzag"),
+    "ride": ("riding", "pink", "zigzag"),
+    "sit": ("sitting", "white", "dotted"),
+    "lie": ("lying", "black", "dotted"),
+    "park": ("parked", "yellow", "dotted"),
     "walk": ("walking", "pink", "dotted"),
 }
-ACTION_ONLY = ("has", "hold", "look", "touch", "carry", "wear", "eat", "push", "pull", "chase", "watch", "ride")
+ACTION_ONLY = (
+    "has",
+    "hold",
+    "look",
+    "touch",
+    "carry",
+    "wear",
+    "eat",
+    "push",
+    "pull",
+    "chase",
+    "watch",
+    "ride",
+)
 # (action, spatial) pairs for dual-pattern predicates, in the order they are added.
 DUAL = (
-    ("sit", "on"), ("lie", "on"), ("park", "on"), ("walk", "near"), ("sit", "near"), ("park", "near"),
-    ("ride", "on"), ("hold", "above"), ("carry", "above"), ("walk", "behind"), ("walk", "in front of"),
-    ("sit", "behind"), ("sit", "in front of"), ("lie", "inside"), ("sit", "inside"), ("look", "far"),
-    ("watch", "far"), ("chase", "left of"), ("chase", "right of"), ("push", "left of"), ("pull", "right of"),
-    ("park", "behind"), ("lie", "near"), ("walk", "left of"), ("walk", "right of"), ("hold", "below"),
-    ("touch", "covering"), ("eat", "in front of"), ("ride", "above"), ("carry", "below"), ("lie", "below"),
-    ("watch", "near"), ("look", "near"), ("push", "behind"), ("pull", "in front of"), ("sit", "above"),
+    ("sit", "on"),
+    ("lie", "on"),
+    ("park", "on"),
+    ("walk", "near"),
+    ("sit", "near"),
+    ("park", "near"),
+    ("ride", "on"),
+    ("hold", "above"),
+    ("carry", "above"),
+    ("walk", "behind"),
+    ("walk", "in front of"),
+    ("sit", "behind"),
+    ("sit", "in front of"),
+    ("lie", "inside"),
+    ("sit", "inside"),
+    ("look", "far"),
+    ("watch", "far"),
+    ("chase", "left of"),
+    ("chase", "right of"),
+    ("push", "left of"),
+    ("pull", "right of"),
+    ("park", "behind"),
+    ("lie", "near"),
+    ("walk", "left of"),
+    ("walk", "right of"),
+    ("hold", "below"),
+    ("touch", "covering"),
+    ("eat", "in front of"),
+    ("ride", "above"),
+    ("carry", "below"),
+    ("lie", "below"),
+    ("watch", "near"),
+    ("look", "near"),
+    ("push", "behind"),
+    ("pull", "in front of"),
+    ("sit", "above"),
 )
 COARSE_OF_ACTION = {"carry": "has", "wear": "has", "hold": "has"}
 
@@ -111,7 +175,12 @@ def build_world(seed: int, config: SynthVGConfig | None = None) -> SynthVGWorld:
         p = -1
         if s is not None and a is not None and s in idx:
             p = idx[s] + 1
-        elif a in COARSE_OF_ACTION and COARSE_OF_ACTION[a] in {ACTIONS[x][0] for x in ACTION_ONLY} and ACTIONS["has"][0] in idx and name != "has":
+        elif (
+            a in COARSE_OF_ACTION
+            and COARSE_OF_ACTION[a] in {ACTIONS[x][0] for x in ACTION_ONLY}
+            and ACTIONS["has"][0] in idx
+            and name != "has"
+        ):
             p = idx[ACTIONS["has"][0]] + 1
         parent.append(p)
     # Zipf tail: coarse predicates lead (as "on", "has", "near" do in VG), the rest shuffled.
@@ -149,12 +218,19 @@ def build_world(seed: int, config: SynthVGConfig | None = None) -> SynthVGWorld:
         spatial_pattern=[None] + spatial,
         name="synth-vg",
     )
-    return SynthVGWorld(cfg, classes, sizes, names, spatial, action, parent, probs, compat_sub, compat_obj, vocab)
+    return SynthVGWorld(
+        cfg, classes, sizes, names, spatial, action, parent, probs, compat_sub, compat_obj, vocab
+    )
 
 
 # --------------------------------------------------------------------------- placement
-def _place_pair(rng: np.random.Generator, spatial: str | None, cell: tuple[float, float, float, float],
-                ss: float, os_: float) -> tuple[np.ndarray, np.ndarray, bool]:
+def _place_pair(
+    rng: np.random.Generator,
+    spatial: str | None,
+    cell: tuple[float, float, float, float],
+    ss: float,
+    os_: float,
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """Subject and object boxes inside ``cell`` satisfying ``spatial``.
 
     Returns ``(sub_box, obj_box, subject_drawn_last)``.
@@ -167,14 +243,17 @@ def _place_pair(rng: np.random.Generator, spatial: str | None, cell: tuple[float
 
     sw = sh = ss
     ow = oh = os_
-    sub_last = True
     jitter = lambda a: rng.uniform(-a, a)  # noqa: E731
     s = spatial
     if s is None:  # action only: side by side at a moderate distance, any direction
         ang = rng.uniform(0, 2 * math.pi)
         d = (sw + ow) / 2 + rng.uniform(0.15, 0.3) * min(cw, ch)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        return box(cx - d / 2 * math.cos(ang), cy - d / 2 * math.sin(ang), sw, sh), box(cx + d / 2 * math.cos(ang), cy + d / 2 * math.sin(ang), ow, oh), True
+        return (
+            box(cx - d / 2 * math.cos(ang), cy - d / 2 * math.sin(ang), sw, sh),
+            box(cx + d / 2 * math.cos(ang), cy + d / 2 * math.sin(ang), ow, oh),
+            True,
+        )
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     if s in ("above", "below", "on"):
         gap = 0.0 if s == "on" else rng.uniform(0.12, 0.25) * ch
@@ -182,24 +261,38 @@ def _place_pair(rng: np.random.Generator, spatial: str | None, cell: tuple[float
         total = top_h + gap + bot_h
         ytop = cy - total / 2
         upper = box(cx + jitter(0.1 * cw), ytop + top_h / 2, sw if s != "below" else ow, top_h)
-        lower = box(cx + jitter(0.1 * cw), ytop + top_h + gap + bot_h / 2, ow if s != "below" else sw, bot_h)
+        lower = box(
+            cx + jitter(0.1 * cw), ytop + top_h + gap + bot_h / 2, ow if s != "below" else sw, bot_h
+        )
         return (upper, lower, True) if s in ("above", "on") else (lower, upper, True)
     if s in ("left of", "right of"):
         gap = rng.uniform(0.12, 0.25) * cw
         left_w, right_w = (sw, ow) if s == "left of" else (ow, sw)
         xl = cx - (left_w + gap + right_w) / 2
         left = box(xl + left_w / 2, cy + jitter(0.08 * ch), left_w, sh if s == "left of" else oh)
-        right = box(xl + left_w + gap + right_w / 2, cy + jitter(0.08 * ch), right_w, oh if s == "left of" else sh)
+        right = box(
+            xl + left_w + gap + right_w / 2,
+            cy + jitter(0.08 * ch),
+            right_w,
+            oh if s == "left of" else sh,
+        )
         return (left, right, True) if s == "left of" else (right, left, True)
     if s == "near":  # diagonal neighbours with a small gap
         dx = (sw + ow) / 2 + rng.uniform(0.03, 0.1) * cw
         dy = (sh + oh) / 2 + rng.uniform(0.03, 0.1) * ch
         sx, sy = rng.choice([-1, 1]), rng.choice([-1, 1])
-        return box(cx - sx * dx / 2, cy - sy * dy / 2, sw, sh), box(cx + sx * dx / 2, cy + sy * dy / 2, ow, oh), True
+        return (
+            box(cx - sx * dx / 2, cy - sy * dy / 2, sw, sh),
+            box(cx + sx * dx / 2, cy + sy * dy / 2, ow, oh),
+            True,
+        )
     if s == "far":  # opposite corners of the (large) cell
         sx, sy = rng.choice([-1, 1]), rng.choice([-1, 1])
-        return (box(cx - sx * (cw / 2 - sw / 2 - 1), cy - sy * (ch / 2 - sh / 2 - 1), sw, sh),
-                box(cx + sx * (cw / 2 - ow / 2 - 1), cy + sy * (ch / 2 - oh / 2 - 1), ow, oh), True)
+        return (
+            box(cx - sx * (cw / 2 - sw / 2 - 1), cy - sy * (ch / 2 - sh / 2 - 1), sw, sh),
+            box(cx + sx * (cw / 2 - ow / 2 - 1), cy + sy * (ch / 2 - oh / 2 - 1), ow, oh),
+            True,
+        )
     if s == "inside":
         big, small = max(ss, os_) * 1.5, min(ss, os_) * 0.6
         o = box(cx, cy, big, big)
@@ -225,12 +318,22 @@ def _cells(size: int, n: int, rng: np.random.Generator) -> list[tuple[float, flo
     """Disjoint square cells (a 2×2 grid, or ⌈√n⌉² for more than 4 units) in random order."""
     g = _grid(n)
     h = size / g
-    cells = [(c * h, r * h, (c + 1) * h if c < g - 1 else float(size), (r + 1) * h if r < g - 1 else float(size))
-             for r in range(g) for c in range(g)]
+    cells = [
+        (
+            c * h,
+            r * h,
+            (c + 1) * h if c < g - 1 else float(size),
+            (r + 1) * h if r < g - 1 else float(size),
+        )
+        for r in range(g)
+        for c in range(g)
+    ]
     return [cells[i] for i in rng.permutation(g * g)[:n]]
 
 
-def sample_scene(world: SynthVGWorld, seed: int | tuple[int, ...], image_id: int = 0) -> tuple[Image.Image, SceneGraph]:
+def sample_scene(
+    world: SynthVGWorld, seed: int | tuple[int, ...], image_id: int = 0
+) -> tuple[Image.Image, SceneGraph]:
     """Draw one scene.
 
     Returns:
@@ -249,7 +352,11 @@ def sample_scene(world: SynthVGWorld, seed: int | tuple[int, ...], image_id: int
     # a "far" unit needs the whole canvas: keep at most one, alone
     if any(world.spatial[p] == "far" for p in preds):
         preds = np.array([p for p in preds if world.spatial[p] == "far"][:1])
-    cells = [(0.0, 0.0, float(size), float(size))] if world.spatial[preds[0]] == "far" else _cells(size, len(preds), rng)
+    cells = (
+        [(0.0, 0.0, float(size), float(size))]
+        if world.spatial[preds[0]] == "far"
+        else _cells(size, len(preds), rng)
+    )
     objs: list[tuple[int, np.ndarray, int]] = []  # (class, box, depth)
     fine: list[tuple[int, int, int]] = []
     glyphs = []
@@ -268,7 +375,9 @@ def sample_scene(world: SynthVGWorld, seed: int | tuple[int, ...], image_id: int
         fine.append((si, oi, int(p) + 1))
         if world.action[p] is not None:
             glyphs.append((si, oi, world.action[p]))
-    n_extra = int(rng.integers(max(0, cfg.min_objects - len(objs)), max(0, cfg.max_objects - len(objs)) + 1))
+    n_extra = int(
+        rng.integers(max(0, cfg.min_objects - len(objs)), max(0, cfg.max_objects - len(objs)) + 1)
+    )
     for _ in range(n_extra):
         c = int(rng.integers(cfg.num_classes))
         s = world.class_sizes[c] * size * rng.uniform(0.7, 1.0)
@@ -303,8 +412,12 @@ def sample_scene(world: SynthVGWorld, seed: int | tuple[int, ...], image_id: int
             annotated.append((s, o, p))
     labels = np.array([o[0] + 1 for o in objs], dtype=np.int64)
     graph = SceneGraph(
-        image_id, size, size, boxes.astype(np.float32), labels, np.array(annotated, dtype=np.int64).reshape(-1, 3),
+        image_id,
+        size,
+        size,
+        boxes.astype(np.float32),
+        labels,
+        np.array(annotated, dtype=np.int64).reshape(-1, 3),
         extras={"fine_relations": np.array(fine, dtype=np.int64).reshape(-1, 3)},
     )
     return img, graph
-

@@ -22,15 +22,38 @@ from pathlib import Path
 import numpy as np
 from PIL import ImageDraw
 
-from tailgraph.data.synthetic.render import COLOURS, GLYPH_COLOURS, GLYPH_PATTERNS, SHAPES, background, draw_glyph, draw_shape
+from tailgraph.data.synthetic.render import (
+    COLOURS,
+    GLYPH_COLOURS,
+    GLYPH_PATTERNS,
+    SHAPES,
+    background,
+    draw_glyph,
+    draw_shape,
+)
 
 __all__ = ["generate_synth_vrd", "SynthVRDInfo", "VRD_PREDICATES"]
 
 _SPATIAL = ["above", "beneath", "left", "right", "front", "behind", "next_to", "inside"]
 _ACTIONS = ["chase", "follow", "watch", "ride", "touch", "hold", "bite", "kick"]
 _MOVES = ["walk", "run", "sit", "stand", "lie", "fly"]
-VRD_PREDICATES = _SPATIAL + _ACTIONS + [f"{m}_{s}" for m in _MOVES for s in ("left", "right", "front", "behind")]
-_CATEGORIES = ["dog", "cat", "person", "car", "ball", "bicycle", "horse", "bird", "sofa", "table", "monkey", "zebra"]
+VRD_PREDICATES = (
+    _SPATIAL + _ACTIONS + [f"{m}_{s}" for m in _MOVES for s in ("left", "right", "front", "behind")]
+)
+_CATEGORIES = [
+    "dog",
+    "cat",
+    "person",
+    "car",
+    "ball",
+    "bicycle",
+    "horse",
+    "bird",
+    "sofa",
+    "table",
+    "monkey",
+    "zebra",
+]
 
 
 @dataclass
@@ -40,18 +63,36 @@ class SynthVRDInfo:
     seconds: float
 
 
-def _offset(spatial: str | None, so: float, ss: float, rng: np.random.Generator) -> tuple[float, float]:
+def _offset(
+    spatial: str | None, so: float, ss: float, rng: np.random.Generator
+) -> tuple[float, float]:
     gap = 0.6 * (so + ss)
     return {
-        "above": (0.0, -gap), "beneath": (0.0, gap), "left": (-gap - 4, 0.0), "right": (gap + 4, 0.0),
-        "front": (0.3 * so, 0.2 * so), "behind": (-0.3 * so, -0.2 * so), "next_to": (0.55 * (so + ss), 0.55 * (so + ss)),
-        "inside": (0.0, 0.0), None: (float(rng.uniform(-1, 1) * gap * 1.5), float(rng.uniform(-1, 1) * gap * 1.5)),
+        "above": (0.0, -gap),
+        "beneath": (0.0, gap),
+        "left": (-gap - 4, 0.0),
+        "right": (gap + 4, 0.0),
+        "front": (0.3 * so, 0.2 * so),
+        "behind": (-0.3 * so, -0.2 * so),
+        "next_to": (0.55 * (so + ss), 0.55 * (so + ss)),
+        "inside": (0.0, 0.0),
+        None: (float(rng.uniform(-1, 1) * gap * 1.5), float(rng.uniform(-1, 1) * gap * 1.5)),
     }[spatial]
 
 
-def generate_synth_vrd(out_dir: str | os.PathLike, *, num_train: int, num_test: int, seed: int = 0, image_size: int = 128,
-                       min_frames: int = 16, max_frames: int = 32, head_tail_ratio: float = 100.0, jpeg_quality: int = 90,
-                       write_frames: bool = True) -> SynthVRDInfo:
+def generate_synth_vrd(
+    out_dir: str | os.PathLike,
+    *,
+    num_train: int,
+    num_test: int,
+    seed: int = 0,
+    image_size: int = 128,
+    min_frames: int = 16,
+    max_frames: int = 32,
+    head_tail_ratio: float = 100.0,
+    jpeg_quality: int = 90,
+    write_frames: bool = True,
+) -> SynthVRDInfo:
     """Generate synth-vrd into ``out_dir``; returns the per-video JSON documents written."""
     from tailgraph.data.vidvrd import predicate_patterns
 
@@ -66,7 +107,10 @@ def generate_synth_vrd(out_dir: str | os.PathLike, *, num_train: int, num_test: 
     probs[order] = [(k + 1) ** -a for k in range(len(VRD_PREDICATES))]
     probs /= probs.sum()
     actions = sorted({act for act in (predicate_patterns(p)[0] for p in VRD_PREDICATES) if act})
-    glyph_of = {act: (list(GLYPH_COLOURS)[k % 4], GLYPH_PATTERNS[(k // 4) % 4]) for k, act in enumerate(actions)}
+    glyph_of = {
+        act: (list(GLYPH_COLOURS)[k % 4], GLYPH_PATTERNS[(k // 4) % 4])
+        for k, act in enumerate(actions)
+    }
     docs: dict[str, list[dict]] = {"train": [], "test": []}
     size = image_size
     for v in range(num_train + num_test):
@@ -95,14 +139,28 @@ def generate_synth_vrd(out_dir: str | os.PathLike, *, num_train: int, num_test: 
             if spa == "inside":
                 sz[s] = min(sz[s], 0.5 * sz[o])
             centres[s, b:e] = centres[o, b:e] + np.array([dx, dy])
-            instances.append({"subject_tid": s, "object_tid": o, "predicate": p, "begin_fid": b, "end_fid": e, "_act": act, "_spa": spa})
+            instances.append(
+                {
+                    "subject_tid": s,
+                    "object_tid": o,
+                    "predicate": p,
+                    "begin_fid": b,
+                    "end_fid": e,
+                    "_act": act,
+                    "_spa": spa,
+                }
+            )
         # "front" draws the subject after the object, "behind" before
         depth = list(range(k))
         for r in instances:
-            if r["_spa"] in ("front", "inside") and depth.index(r["subject_tid"]) < depth.index(r["object_tid"]):
+            if r["_spa"] in ("front", "inside") and depth.index(r["subject_tid"]) < depth.index(
+                r["object_tid"]
+            ):
                 depth.remove(r["subject_tid"])
                 depth.insert(depth.index(r["object_tid"]) + 1, r["subject_tid"])
-            if r["_spa"] == "behind" and depth.index(r["subject_tid"]) > depth.index(r["object_tid"]):
+            if r["_spa"] == "behind" and depth.index(r["subject_tid"]) > depth.index(
+                r["object_tid"]
+            ):
                 depth.remove(r["subject_tid"])
                 depth.insert(depth.index(r["object_tid"]), r["subject_tid"])
         trajectories = []
@@ -111,9 +169,16 @@ def generate_synth_vrd(out_dir: str | os.PathLike, *, num_train: int, num_test: 
             boxes = {}
             for t in range(k):
                 c = np.clip(centres[t, f], sz[t] / 2, size - 1 - sz[t] / 2)
-                bb = [round(float(c[0] - sz[t] / 2), 2), round(float(c[1] - sz[t] / 2), 2), round(float(c[0] + sz[t] / 2), 2), round(float(c[1] + sz[t] / 2), 2)]
+                bb = [
+                    round(float(c[0] - sz[t] / 2), 2),
+                    round(float(c[1] - sz[t] / 2), 2),
+                    round(float(c[0] + sz[t] / 2), 2),
+                    round(float(c[1] + sz[t] / 2), 2),
+                ]
                 boxes[t] = bb
-                frame.append({"tid": t, "bbox": {"xmin": bb[0], "ymin": bb[1], "xmax": bb[2], "ymax": bb[3]}})
+                frame.append(
+                    {"tid": t, "bbox": {"xmin": bb[0], "ymin": bb[1], "xmax": bb[2], "ymax": bb[3]}}
+                )
             trajectories.append(frame)
             if write_frames:
                 img = background(rng, size)
@@ -125,15 +190,31 @@ def generate_synth_vrd(out_dir: str | os.PathLike, *, num_train: int, num_test: 
                     if r["_act"] and r["begin_fid"] <= f < r["end_fid"]:
                         bs, bo = boxes[r["subject_tid"]], boxes[r["object_tid"]]
                         colour, pattern = glyph_of[r["_act"]]
-                        draw_glyph(draw, ((bs[0] + bs[2]) / 2, (bs[1] + bs[3]) / 2), ((bo[0] + bo[2]) / 2, (bo[1] + bo[3]) / 2), colour, pattern,
-                                   width=max(2, size // 64), period=max(6.0, size / 24))
+                        draw_glyph(
+                            draw,
+                            ((bs[0] + bs[2]) / 2, (bs[1] + bs[3]) / 2),
+                            ((bo[0] + bo[2]) / 2, (bo[1] + bo[3]) / 2),
+                            colour,
+                            pattern,
+                            width=max(2, size // 64),
+                            period=max(6.0, size / 24),
+                        )
                 path = out / "frames" / vid / f"{f:06d}.jpg"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 img.save(path.with_name(path.name + ".tmp"), format="JPEG", quality=jpeg_quality)
                 os.replace(path.with_name(path.name + ".tmp"), path)
-        doc = {"video_id": vid, "frame_count": n, "fps": 30, "width": size, "height": size,
-               "subject/objects": [{"tid": t, "category": cats[t]} for t in range(k)], "trajectories": trajectories,
-               "relation_instances": [{key: val for key, val in r.items() if not key.startswith("_")} for r in instances]}
+        doc = {
+            "video_id": vid,
+            "frame_count": n,
+            "fps": 30,
+            "width": size,
+            "height": size,
+            "subject/objects": [{"tid": t, "category": cats[t]} for t in range(k)],
+            "trajectories": trajectories,
+            "relation_instances": [
+                {key: val for key, val in r.items() if not key.startswith("_")} for r in instances
+            ],
+        }
         folder = out / split
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f"{vid}.json.tmp"

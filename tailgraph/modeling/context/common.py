@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -14,7 +14,9 @@ from tailgraph.modeling.types import RelationInputs
 __all__ = ["pad_by_image", "unpad", "FrequencyBias", "ObjectInput", "PairFromContext"]
 
 
-def pad_by_image(x: torch.Tensor, obj_to_img: torch.Tensor, num_images: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pad_by_image(
+    x: torch.Tensor, obj_to_img: torch.Tensor, num_images: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Group rows by image into a zero-padded batch.
 
     Returns:
@@ -47,7 +49,8 @@ class FrequencyBias(nn.Module):
     Args:
         num_classes: ``C``.
         num_predicates: ``R``.
-        pair_counts: ``[C, C, R]`` training counts (:func:`tailgraph.modeling.freq.pair_predicate_counts`);
+        pair_counts: ``[C, C, R]`` training counts
+            (:func:`tailgraph.modeling.freq.pair_predicate_counts`);
             ``None`` = zeros (e.g. before a checkpoint is loaded).
         smoothing: pseudo-count per cell.
 
@@ -57,7 +60,13 @@ class FrequencyBias(nn.Module):
         label distributions, for SGCls / SGDet).
     """
 
-    def __init__(self, num_classes: int, num_predicates: int, pair_counts: torch.Tensor | None = None, smoothing: float = 1.0) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        num_predicates: int,
+        pair_counts: torch.Tensor | None = None,
+        smoothing: float = 1.0,
+    ) -> None:
         super().__init__()
         self.c, self.r = num_classes, num_predicates
         self.table = nn.Embedding(num_classes * num_classes, num_predicates)
@@ -65,7 +74,9 @@ class FrequencyBias(nn.Module):
             if pair_counts is None:
                 self.table.weight.zero_()
             else:
-                counts = torch.as_tensor(pair_counts, dtype=torch.float32).reshape(num_classes * num_classes, num_predicates)
+                counts = torch.as_tensor(pair_counts, dtype=torch.float32).reshape(
+                    num_classes * num_classes, num_predicates
+                )
                 probs = (counts + smoothing) / (counts + smoothing).sum(dim=1, keepdim=True)
                 self.table.weight.copy_(probs.log())
 
@@ -87,7 +98,13 @@ class ObjectInput(nn.Module):
         pos_dim: size of the box-geometry embedding.
     """
 
-    def __init__(self, class_names: Sequence[str], obj_feat_dim: int = 0, embed_dim: int = 50, pos_dim: int = 64) -> None:
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        obj_feat_dim: int = 0,
+        embed_dim: int = 50,
+        pos_dim: int = 64,
+    ) -> None:
         super().__init__()
         self.class_embed = ClassEmbedding(list(class_names), dim=embed_dim)
         self.pos = nn.Sequential(nn.Linear(BOX_GEOMETRY_DIM, pos_dim), nn.ReLU(inplace=True))
@@ -106,9 +123,14 @@ class ObjectInput(nn.Module):
         parts = []
         if self.obj_feat_dim:
             if inp.obj_feats is None:
-                raise ValueError(f"this context model expects visual object features of size {self.obj_feat_dim}")
+                raise ValueError(
+                    f"this context model expects visual object features of size {self.obj_feat_dim}"
+                )
             parts.append(inp.obj_feats)
-        parts += [self.class_embed.soft(d), self.pos(box_geometry(inp.boxes, inp.image_sizes, inp.obj_to_img))]
+        parts += [
+            self.class_embed.soft(d),
+            self.pos(box_geometry(inp.boxes, inp.image_sizes, inp.obj_to_img)),
+        ]
         return torch.cat(parts, dim=1)
 
 
@@ -118,17 +140,26 @@ class PairFromContext(nn.Module):
     plus the pair geometry.
 
     Shapes:
-        ``forward(edge_ctx [N, H], pairs [P, 2], union_feats [P, U] | None, geometry [P, G]) -> [P, out_dim]``.
+        ``forward(edge_ctx [N, H], pairs [P, 2], union_feats [P, U] | None, geometry [P, G])
+        -> [P, out_dim]``.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, union_feat_dim: int = 0, geometry_dim: int = 13) -> None:
+    def __init__(
+        self, in_dim: int, out_dim: int, union_feat_dim: int = 0, geometry_dim: int = 13
+    ) -> None:
         super().__init__()
         self.head_tail = nn.Linear(in_dim, 2 * out_dim)
         self.union = nn.Linear(union_feat_dim, out_dim) if union_feat_dim else None
         self.geometry = nn.Sequential(nn.Linear(geometry_dim, out_dim), nn.ReLU(inplace=True))
         self.out_dim = out_dim
 
-    def forward(self, edge_ctx: torch.Tensor, pairs: torch.Tensor, union_feats: torch.Tensor | None, geometry: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        edge_ctx: torch.Tensor,
+        pairs: torch.Tensor,
+        union_feats: torch.Tensor | None,
+        geometry: torch.Tensor,
+    ) -> torch.Tensor:
         h, t = self.head_tail(edge_ctx).chunk(2, dim=1)
         rep = h[pairs[:, 0]] * t[pairs[:, 1]]
         if self.union is not None:

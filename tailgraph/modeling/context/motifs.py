@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from tailgraph.modeling.context.common import FrequencyBias, ObjectInput, PairFromContext, pad_by_image, unpad
+from tailgraph.modeling.context.common import (
+    FrequencyBias,
+    ObjectInput,
+    PairFromContext,
+    pad_by_image,
+    unpad,
+)
 from tailgraph.modeling.geometry import pair_geometry
 from tailgraph.modeling.types import ContextOutput, RelationInputs
 
 __all__ = ["MotifsContext", "motifs_order"]
 
 
-def motifs_order(inp: RelationInputs, order: str = "leftright", scores: torch.Tensor | None = None) -> torch.Tensor:
+def motifs_order(
+    inp: RelationInputs, order: str = "leftright", scores: torch.Tensor | None = None
+) -> torch.Tensor:
     """Sort key per object: objects of an image are visited by increasing key.
 
     ``leftright`` (the paper's default): box centre x; ``size``: decreasing box area;
@@ -79,18 +87,28 @@ class MotifsContext(nn.Module):
         c = len(class_names)
         self.order = order
         self.inputs = ObjectInput(class_names, obj_feat_dim)
-        self.obj_ctx = nn.LSTM(self.inputs.out_dim, hidden_dim // 2, batch_first=True, bidirectional=True)
+        self.obj_ctx = nn.LSTM(
+            self.inputs.out_dim, hidden_dim // 2, batch_first=True, bidirectional=True
+        )
         self.decoder = nn.LSTMCell(hidden_dim + self.inputs.class_embed.dim, hidden_dim)
         self.obj_classifier = nn.Linear(hidden_dim, c)
-        self.edge_ctx = nn.LSTM(hidden_dim + self.inputs.class_embed.dim, hidden_dim // 2, batch_first=True, bidirectional=True)
+        self.edge_ctx = nn.LSTM(
+            hidden_dim + self.inputs.class_embed.dim,
+            hidden_dim // 2,
+            batch_first=True,
+            bidirectional=True,
+        )
         self.pair = PairFromContext(hidden_dim, hidden_dim, union_feat_dim)
         self.freq = FrequencyBias(c, num_predicates, pair_counts) if use_freq_bias else None
         self.dropout = nn.Dropout(dropout)
         self.num_classes = c
         self.hidden_dim = self.out_dim = hidden_dim
 
-    def _sorted_batch(self, x: torch.Tensor, inp: RelationInputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Pad ``x`` by image in MOTIFS order. Returns (padded, lengths, obj_to_img_sorted, rows)."""
+    def _sorted_batch(
+        self, x: torch.Tensor, inp: RelationInputs
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Pad ``x`` by image in MOTIFS order. Returns (padded, lengths, obj_to_img_sorted,
+        rows)."""
         key = motifs_order(inp, self.order)
         # sort by image, then by key (stable)
         rows = torch.argsort(key, stable=True)
@@ -99,7 +117,9 @@ class MotifsContext(nn.Module):
         return padded, valid.sum(1), rows, pos
 
     def _bilstm(self, lstm: nn.LSTM, padded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        packed = pack_padded_sequence(padded, lengths.clamp_min(1).cpu(), batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(
+            padded, lengths.clamp_min(1).cpu(), batch_first=True, enforce_sorted=False
+        )
         out, _ = lstm(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=padded.shape[1])
         return out
@@ -121,18 +141,32 @@ class MotifsContext(nn.Module):
             dists = torch.softmax(obj_logits, dim=1)
         e = torch.cat([obj_ctx, emb.soft(dists)], dim=1)
         padded, lengths, rows2, pos2 = self._sorted_batch(e, inp)
-        edge_sorted = unpad(self._bilstm(self.edge_ctx, padded, lengths), inp.obj_to_img[rows2], pos2)
+        edge_sorted = unpad(
+            self._bilstm(self.edge_ctx, padded, lengths), inp.obj_to_img[rows2], pos2
+        )
         edge_ctx = torch.empty_like(edge_sorted)
         edge_ctx[rows2] = edge_sorted
         s, o = inp.pairs[:, 0], inp.pairs[:, 1]
-        feats = self.pair(edge_ctx, inp.pairs, inp.union_feats, pair_geometry(inp.boxes[s], inp.boxes[o]))
+        feats = self.pair(
+            edge_ctx, inp.pairs, inp.union_feats, pair_geometry(inp.boxes[s], inp.boxes[o])
+        )
         freq = None
         if self.freq is not None:
-            freq = self.freq(labels[s], labels[o]) if inp.labels is not None else self.freq.soft(dists[s], dists[o])
+            freq = (
+                self.freq(labels[s], labels[o])
+                if inp.labels is not None
+                else self.freq.soft(dists[s], dists[o])
+            )
         return ContextOutput(pair_feats=feats, obj_logits=obj_logits, freq_logits=freq)
 
-    def _decode(self, obj_ctx: torch.Tensor, rows: torch.Tensor, img_sorted: torch.Tensor, pos: torch.Tensor,
-                num_images: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _decode(
+        self,
+        obj_ctx: torch.Tensor,
+        rows: torch.Tensor,
+        img_sorted: torch.Tensor,
+        pos: torch.Tensor,
+        num_images: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Greedy sequential decoding of object labels in MOTIFS order (all images at once)."""
         ctx_sorted = obj_ctx[rows]
         padded, valid, _ = pad_by_image(ctx_sorted, img_sorted, num_images)

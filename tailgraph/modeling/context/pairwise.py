@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from tailgraph.modeling.embeddings import ClassEmbedding
-from tailgraph.modeling.geometry import BOX_GEOMETRY_DIM, PAIR_GEOMETRY_DIM, box_geometry, pair_geometry
+from tailgraph.modeling.geometry import (
+    BOX_GEOMETRY_DIM,
+    PAIR_GEOMETRY_DIM,
+    box_geometry,
+    pair_geometry,
+)
 from tailgraph.modeling.types import ContextOutput, RelationInputs
 
 __all__ = ["PairwiseMLPContext"]
@@ -52,7 +57,10 @@ class PairwiseMLPContext(nn.Module):
         self.out_dim = hidden_dim
         obj_in = embed_dim + obj_feat_dim + (BOX_GEOMETRY_DIM if use_geometry else 0)
         self.obj_encoder = nn.Sequential(
-            nn.Linear(obj_in, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, hidden_dim), nn.ReLU(inplace=True)
+            nn.Linear(obj_in, hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, hidden_dim),
+            nn.ReLU(inplace=True),
         )
         pair_in = 2 * hidden_dim + (PAIR_GEOMETRY_DIM if use_geometry else 0) + union_feat_dim
         self.pair_encoder = nn.Sequential(
@@ -73,7 +81,9 @@ class PairwiseMLPContext(nn.Module):
         parts = [emb]
         if self.obj_feat_dim:
             if inp.obj_feats is None:
-                raise ValueError(f"this context model expects visual object features of size {self.obj_feat_dim}")
+                raise ValueError(
+                    f"this context model expects visual object features of size {self.obj_feat_dim}"
+                )
             parts.append(inp.obj_feats)
         if self.use_geometry:
             parts.append(box_geometry(inp.boxes, inp.image_sizes, inp.obj_to_img))
@@ -84,6 +94,8 @@ class PairwiseMLPContext(nn.Module):
             pair_parts.append(pair_geometry(inp.boxes[s], inp.boxes[o]))
         if self.union_feat_dim:
             if inp.union_feats is None:
-                raise ValueError(f"this context model expects union features of size {self.union_feat_dim}")
+                raise ValueError(
+                    f"this context model expects union features of size {self.union_feat_dim}"
+                )
             pair_parts.append(inp.union_feats)
         return ContextOutput(pair_feats=self.pair_encoder(torch.cat(pair_parts, dim=1)))

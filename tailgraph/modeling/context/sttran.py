@@ -19,7 +19,7 @@ of the window in which it is the later frame (frame 0 from window 0).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -34,7 +34,9 @@ __all__ = ["STTranContext", "box_masks"]
 def box_masks(sub: torch.Tensor, obj: torch.Tensor, size: int = 27) -> torch.Tensor:
     """``[P, 2, size, size]`` masks of the subject and object boxes inside their union box,
     1 inside the box and 0 outside, then shifted by −0.5 (as STTran's ``draw_union_boxes``)."""
-    ub = torch.cat([torch.minimum(sub[:, :2], obj[:, :2]), torch.maximum(sub[:, 2:], obj[:, 2:])], dim=1)
+    ub = torch.cat(
+        [torch.minimum(sub[:, :2], obj[:, :2]), torch.maximum(sub[:, 2:], obj[:, 2:])], dim=1
+    )
     w = (ub[:, 2] - ub[:, 0]).clamp_min(1e-6)
     h = (ub[:, 3] - ub[:, 1]).clamp_min(1e-6)
     grid = (torch.arange(size, device=sub.device, dtype=sub.dtype) + 0.5) / size
@@ -65,18 +67,34 @@ class STTranContext(nn.Module):
         ``forward(RelationInputs) -> ContextOutput(pair_feats [P, 3·proj_dim + 2·embed_dim])``.
     """
 
-    def __init__(self, class_names: Sequence[str], obj_feat_dim: int, union_feat_dim: int, proj_dim: int = 512, embed_dim: int = 200,
-                 num_heads: int = 8, ff_dim: int = 2048, dropout: float = 0.1, temporal_layers: int = 3) -> None:
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        obj_feat_dim: int,
+        union_feat_dim: int,
+        proj_dim: int = 512,
+        embed_dim: int = 200,
+        num_heads: int = 8,
+        ff_dim: int = 2048,
+        dropout: float = 0.1,
+        temporal_layers: int = 3,
+    ) -> None:
         super().__init__()
         if not obj_feat_dim or not union_feat_dim:
-            raise ValueError("STTran needs object and union features (obj_feat_dim, union_feat_dim > 0)")
+            raise ValueError(
+                "STTran needs object and union features (obj_feat_dim, union_feat_dim > 0)"
+            )
         self.sub_proj = nn.Linear(obj_feat_dim, proj_dim)
         self.obj_proj = nn.Linear(obj_feat_dim, proj_dim)
         self.union_proj = nn.Linear(union_feat_dim, proj_dim)
         self.mask_net = nn.Sequential(
-            nn.Conv2d(2, 128, 7, stride=2, padding=3), nn.ReLU(inplace=True), nn.BatchNorm2d(128),
+            nn.Conv2d(2, 128, 7, stride=2, padding=3),
+            nn.ReLU(inplace=True),
+            nn.BatchNorm2d(128),
             nn.MaxPool2d(3, stride=2, padding=1),
-            nn.Conv2d(128, 256, 3, padding=1), nn.ReLU(inplace=True), nn.BatchNorm2d(256),
+            nn.Conv2d(128, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.BatchNorm2d(256),
         )
         self.mask_proj = nn.Linear(256 * 7 * 7, proj_dim)
         self.sub_embed = ClassEmbedding(list(class_names), dim=embed_dim)
@@ -84,7 +102,9 @@ class STTranContext(nn.Module):
         d = 3 * proj_dim + 2 * embed_dim
         if d % num_heads:
             raise ValueError(f"model width {d} must be divisible by num_heads {num_heads}")
-        self.spatial = nn.TransformerEncoderLayer(d, num_heads, ff_dim, dropout, batch_first=True)  # post-norm
+        self.spatial = nn.TransformerEncoderLayer(
+            d, num_heads, ff_dim, dropout, batch_first=True
+        )  # post-norm
         layer = nn.TransformerEncoderLayer(d, num_heads, ff_dim, dropout, batch_first=True)
         self.temporal = nn.TransformerEncoder(layer, temporal_layers, enable_nested_tensor=False)
         self.frame_embed = nn.Embedding(2, d)
@@ -100,8 +120,16 @@ class STTranContext(nn.Module):
             dists = nn.functional.one_hot(inp.labels, self.num_classes).to(inp.boxes.dtype)
         masks = self.mask_net(box_masks(inp.boxes[s], inp.boxes[o]))
         union = self.union_proj(inp.union_feats) + self.mask_proj(masks.flatten(1))
-        return torch.cat([self.sub_proj(inp.obj_feats[s]), self.obj_proj(inp.obj_feats[o]), union,
-                          self.sub_embed.soft(dists[s]), self.obj_embed.soft(dists[o])], dim=1)
+        return torch.cat(
+            [
+                self.sub_proj(inp.obj_feats[s]),
+                self.obj_proj(inp.obj_feats[o]),
+                union,
+                self.sub_embed.soft(dists[s]),
+                self.obj_embed.soft(dists[o]),
+            ],
+            dim=1,
+        )
 
     def forward(self, inp: RelationInputs) -> ContextOutput:
         x = self.relation_features(inp)

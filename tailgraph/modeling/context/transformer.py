@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from tailgraph.modeling.context.common import FrequencyBias, ObjectInput, PairFromContext, pad_by_image, unpad
+from tailgraph.modeling.context.common import (
+    FrequencyBias,
+    ObjectInput,
+    PairFromContext,
+    pad_by_image,
+    unpad,
+)
 from tailgraph.modeling.geometry import pair_geometry
 from tailgraph.modeling.types import ContextOutput, RelationInputs
 
@@ -56,7 +62,9 @@ class TransformerContext(nn.Module):
         self.obj_in = nn.Linear(self.inputs.out_dim, hidden_dim)
 
         def encoder(layers: int) -> nn.TransformerEncoder:
-            layer = nn.TransformerEncoderLayer(hidden_dim, num_heads, 2 * hidden_dim, dropout, batch_first=True)
+            layer = nn.TransformerEncoderLayer(
+                hidden_dim, num_heads, 2 * hidden_dim, dropout, batch_first=True
+            )
             return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
         self.obj_encoder = encoder(obj_layers)
@@ -81,10 +89,18 @@ class TransformerContext(nn.Module):
             labels = 1 + dists[:, 1:].argmax(dim=1)
         e = self.edge_in(torch.cat([obj_ctx, self.inputs.class_embed.soft(dists)], dim=1))
         padded, valid, pos = pad_by_image(e, inp.obj_to_img, b)
-        edge_ctx = unpad(self.edge_encoder(padded, src_key_padding_mask=~valid), inp.obj_to_img, pos)
+        edge_ctx = unpad(
+            self.edge_encoder(padded, src_key_padding_mask=~valid), inp.obj_to_img, pos
+        )
         s, o = inp.pairs[:, 0], inp.pairs[:, 1]
-        feats = self.pair(edge_ctx, inp.pairs, inp.union_feats, pair_geometry(inp.boxes[s], inp.boxes[o]))
+        feats = self.pair(
+            edge_ctx, inp.pairs, inp.union_feats, pair_geometry(inp.boxes[s], inp.boxes[o])
+        )
         freq = None
         if self.freq is not None:
-            freq = self.freq(labels[s], labels[o]) if inp.labels is not None else self.freq.soft(dists[s], dists[o])
+            freq = (
+                self.freq(labels[s], labels[o])
+                if inp.labels is not None
+                else self.freq.soft(dists[s], dists[o])
+            )
         return ContextOutput(pair_feats=feats, obj_logits=obj_logits, freq_logits=freq)

@@ -10,8 +10,8 @@ is not implemented.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -123,13 +123,20 @@ class _BiTreeLSTM(nn.Module):
         z = x.new_zeros(self.hidden)
         h_up, c_up = [z] * n, [z] * n
         for node in tree.postorder():
-            l, r = tree.left[node], tree.right[node]
-            h_up[node], c_up[node] = self.up(x[node], h_up[l] if l >= 0 else z, c_up[l] if l >= 0 else z,
-                                             h_up[r] if r >= 0 else z, c_up[r] if r >= 0 else z)
+            lt, r = tree.left[node], tree.right[node]
+            h_up[node], c_up[node] = self.up(
+                x[node],
+                h_up[lt] if lt >= 0 else z,
+                c_up[lt] if lt >= 0 else z,
+                h_up[r] if r >= 0 else z,
+                c_up[r] if r >= 0 else z,
+            )
         h_dn, c_dn = [z] * n, [z] * n
         for node in reversed(tree.postorder()):  # parents before children
             p = tree.parent[node]
-            h_dn[node], c_dn[node] = self.down(x[node], h_dn[p] if p >= 0 else z, c_dn[p] if p >= 0 else z, z, z)
+            h_dn[node], c_dn[node] = self.down(
+                x[node], h_dn[p] if p >= 0 else z, c_dn[p] if p >= 0 else z, z, z
+            )
         return torch.cat([torch.stack(h_up), torch.stack(h_dn)], dim=1)
 
 
@@ -149,8 +156,16 @@ class VCTreeContext(nn.Module):
         freq_logits [P, R] or None, extras={"pair_score_logits": [P], "trees": [BinaryTree]})``.
     """
 
-    def __init__(self, class_names: Sequence[str], num_predicates: int, obj_feat_dim: int = 0, union_feat_dim: int = 0,
-                 hidden_dim: int = 256, use_freq_bias: bool = True, pair_counts: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        num_predicates: int,
+        obj_feat_dim: int = 0,
+        union_feat_dim: int = 0,
+        hidden_dim: int = 256,
+        use_freq_bias: bool = True,
+        pair_counts: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
         c = len(class_names)
         self.inputs = ObjectInput(class_names, obj_feat_dim)
@@ -170,7 +185,9 @@ class VCTreeContext(nn.Module):
         a, b = self.score_s(x), self.score_o(x)
         s, o = inp.pairs[:, 0], inp.pairs[:, 1]
         pair_score_logits = (a[s] * b[o]).sum(-1) / a.shape[1] ** 0.5
-        obj_ctx = torch.empty((x.shape[0], 2 * (self.hidden_dim // 2)), device=x.device, dtype=x.dtype)
+        obj_ctx = torch.empty(
+            (x.shape[0], 2 * (self.hidden_dim // 2)), device=x.device, dtype=x.dtype
+        )
         trees: list[BinaryTree] = []
         members = [torch.nonzero(inp.obj_to_img == i).flatten() for i in range(inp.num_images)]
         for idx in members:
@@ -194,9 +211,19 @@ class VCTreeContext(nn.Module):
         for idx, tree in zip(members, trees):
             if idx.numel():
                 edge_ctx[idx] = self.edge_tree(e[idx], tree)
-        feats = self.pair(edge_ctx, inp.pairs, inp.union_feats, pair_geometry(inp.boxes[s], inp.boxes[o]))
+        feats = self.pair(
+            edge_ctx, inp.pairs, inp.union_feats, pair_geometry(inp.boxes[s], inp.boxes[o])
+        )
         freq = None
         if self.freq is not None:
-            freq = self.freq(labels[s], labels[o]) if inp.labels is not None else self.freq.soft(dists[s], dists[o])
-        return ContextOutput(pair_feats=feats, obj_logits=obj_logits, freq_logits=freq,
-                             extras={"pair_score_logits": pair_score_logits, "trees": trees})
+            freq = (
+                self.freq(labels[s], labels[o])
+                if inp.labels is not None
+                else self.freq.soft(dists[s], dists[o])
+            )
+        return ContextOutput(
+            pair_feats=feats,
+            obj_logits=obj_logits,
+            freq_logits=freq,
+            extras={"pair_score_logits": pair_score_logits, "trees": trees},
+        )

@@ -20,25 +20,48 @@ from tailgraph.modeling.types import HeadOutput
 __all__ = ["relative_motion_feature", "TrackletPairModel"]
 
 
-def _one(sub: torch.Tensor, obj: torch.Tensor, t_s: torch.Tensor, t_o: torch.Tensor) -> torch.Tensor:
+def _one(
+    sub: torch.Tensor, obj: torch.Tensor, t_s: torch.Tensor, t_o: torch.Tensor
+) -> torch.Tensor:
     ws = (sub[:, 2] - sub[:, 0]).clamp_min(1e-6)
     hs = (sub[:, 3] - sub[:, 1]).clamp_min(1e-6)
     wo = (obj[:, 2] - obj[:, 0]).clamp_min(1e-6)
     ho = (obj[:, 3] - obj[:, 1]).clamp_min(1e-6)
     xs, ys = (sub[:, 0] + sub[:, 2]) / 2, (sub[:, 1] + sub[:, 3]) / 2
     xo, yo = (obj[:, 0] + obj[:, 2]) / 2, (obj[:, 1] + obj[:, 3]) / 2
-    return torch.stack([(xs - xo) / wo, (ys - yo) / ho, ws.log() - wo.log(), hs.log() - ho.log(),
-                        (ws * hs).log() - (wo * ho).log(), (t_s - t_o).to(sub.dtype) / 30.0], dim=1)
+    return torch.stack(
+        [
+            (xs - xo) / wo,
+            (ys - yo) / ho,
+            ws.log() - wo.log(),
+            hs.log() - ho.log(),
+            (ws * hs).log() - (wo * ho).log(),
+            (t_s - t_o).to(sub.dtype) / 30.0,
+        ],
+        dim=1,
+    )
 
 
-def relative_motion_feature(sub_start: torch.Tensor, obj_start: torch.Tensor, sub_end: torch.Tensor, obj_end: torch.Tensor,
-                            t_sub: tuple[torch.Tensor, torch.Tensor], t_obj: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+def relative_motion_feature(
+    sub_start: torch.Tensor,
+    obj_start: torch.Tensor,
+    sub_end: torch.Tensor,
+    obj_end: torch.Tensor,
+    t_sub: tuple[torch.Tensor, torch.Tensor],
+    t_obj: tuple[torch.Tensor, torch.Tensor],
+) -> torch.Tensor:
     """``[P, 12]``: at the segment's start and end, ``[(x_s−x_o)/w_o, (y_s−y_o)/h_o,
     log w_s − log w_o, log h_s − log h_o, log(w_s h_s) − log(w_o h_o), (t_s − t_o)/30]`` with
     box centres ``(x, y)`` and ``t`` the frame each box is taken from (``t_sub`` / ``t_obj`` =
     (start frames, end frames)).
     """
-    return torch.cat([_one(sub_start, obj_start, t_sub[0], t_obj[0]), _one(sub_end, obj_end, t_sub[1], t_obj[1])], dim=1)
+    return torch.cat(
+        [
+            _one(sub_start, obj_start, t_sub[0], t_obj[0]),
+            _one(sub_end, obj_end, t_sub[1], t_obj[1]),
+        ],
+        dim=1,
+    )
 
 
 class TrackletPairModel(nn.Module):
@@ -63,26 +86,46 @@ class TrackletPairModel(nn.Module):
         ``triplet_scores(out, k)`` gives the top-k ``(s, p, o)`` triplets per pair with ``s·p·o``.
     """
 
-    def __init__(self, feat_dim: int, num_classes: int, num_predicates: int, hidden_dim: int = 768, dropout: float = 0.2, steps: int = 3,
-                 head: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        feat_dim: int,
+        num_classes: int,
+        num_predicates: int,
+        hidden_dim: int = 768,
+        dropout: float = 0.2,
+        steps: int = 3,
+        head: nn.Module | None = None,
+    ) -> None:
         super().__init__()
-        self.pair_mlp = nn.Sequential(nn.Linear(2 * feat_dim, hidden_dim), nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.pair_mlp = nn.Sequential(
+            nn.Linear(2 * feat_dim, hidden_dim), nn.ReLU(inplace=True), nn.Dropout(dropout)
+        )
         self.pair_fc = nn.Sequential(nn.Linear(hidden_dim + 12, hidden_dim), nn.ReLU(inplace=True))
         # the predicate classifier on f_v; DLL swaps in its pattern-decoupled head
         self.head = head if head is not None else nn.Linear(hidden_dim, num_predicates, bias=False)
-        self.obj = nn.Sequential(nn.Linear(feat_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, num_classes))
+        self.obj = nn.Sequential(
+            nn.Linear(feat_dim, hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, num_classes),
+        )
         o, p = num_classes, num_predicates
         self.so2p = nn.Parameter(torch.zeros(o, o, p))
         self.sp2o = nn.Parameter(torch.zeros(o, p, o))
         self.po2s = nn.Parameter(torch.zeros(p, o, o))
         self.steps = steps
 
-    def pair_features(self, track_feats: torch.Tensor, pairs: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    def pair_features(
+        self, track_feats: torch.Tensor, pairs: torch.Tensor, position: torch.Tensor
+    ) -> torch.Tensor:
         """``f_v [Q, hidden]``: the video feature of each pair (what the predicate head reads)."""
         s, o = pairs[:, 0], pairs[:, 1]
-        return self.pair_fc(torch.cat([self.pair_mlp(torch.cat([track_feats[s], track_feats[o]], 1)), position], 1))
+        return self.pair_fc(
+            torch.cat([self.pair_mlp(torch.cat([track_feats[s], track_feats[o]], 1)), position], 1)
+        )
 
-    def forward(self, track_feats: torch.Tensor, pairs: torch.Tensor, position: torch.Tensor) -> dict:
+    def forward(
+        self, track_feats: torch.Tensor, pairs: torch.Tensor, position: torch.Tensor
+    ) -> dict:
         s, o = pairs[:, 0], pairs[:, 1]
         obj_logits = self.obj(track_feats)
         f_v = self.pair_features(track_feats, pairs, position)
@@ -103,9 +146,16 @@ class TrackletPairModel(nn.Module):
             pp = torch.sigmoid(refined)
             op = torch.softmax(ol + torch.einsum("qa,qp,apb->qb", sp, pp, self.sp2o), 1)
             sp = torch.softmax(sl + torch.einsum("qp,qb,pba->qa", pp, op, self.po2s), 1)
-        return {"predicate": HeadOutput(logits=pred_logits, probs=torch.sigmoid(pred_logits)), "object_logits": obj_logits,
-                "pair_feats": f_v, "refined_logits": refined, "head": extras,
-                "sub_probs": sp, "obj_probs": op, "pred_probs": pp}
+        return {
+            "predicate": HeadOutput(logits=pred_logits, probs=torch.sigmoid(pred_logits)),
+            "object_logits": obj_logits,
+            "pair_feats": f_v,
+            "refined_logits": refined,
+            "head": extras,
+            "sub_probs": sp,
+            "obj_probs": op,
+            "pred_probs": pp,
+        }
 
     @staticmethod
     def triplet_scores(out: dict, k: int = 100) -> tuple[torch.Tensor, torch.Tensor]:

@@ -30,7 +30,9 @@ class BayesianHead(PredicateHead):
         prediction (categorical for softmax; summed binary entropies for sigmoid).
     """
 
-    def __init__(self, in_dim: int, num_predicates: int, num_samples: int = 6, act: str = "softmax") -> None:
+    def __init__(
+        self, in_dim: int, num_predicates: int, num_samples: int = 6, act: str = "softmax"
+    ) -> None:
         super().__init__()
         mixture_activation(torch.zeros(1), act)
         self.mu = nn.Linear(in_dim, num_predicates)
@@ -41,7 +43,11 @@ class BayesianHead(PredicateHead):
         mu, log_var = self.mu(x), self.log_var(x)
         std = torch.exp(0.5 * log_var)
         if self.training:
-            noise = torch.randn((self.num_samples, *mu.shape), device=mu.device, dtype=mu.dtype) if eps is None else eps
+            noise = (
+                torch.randn((self.num_samples, *mu.shape), device=mu.device, dtype=mu.dtype)
+                if eps is None
+                else eps
+            )
             probs = mixture_activation(mu.unsqueeze(0) + std.unsqueeze(0) * noise, self.act).mean(0)
         else:
             probs = mixture_activation(mu, self.act)
@@ -51,5 +57,8 @@ class BayesianHead(PredicateHead):
         else:
             r = (1 - probs).clamp_min(1e-12)
             epistemic = -(q * q.log() + r * r.log()).sum(-1)
-        return HeadOutput(logits=probs_to_logits(probs, self.act), probs=probs,
-                          extras={"mu": mu, "log_var": log_var, "aleatoric": std ** 2, "epistemic": epistemic})
+        return HeadOutput(
+            logits=probs_to_logits(probs, self.act),
+            probs=probs,
+            extras={"mu": mu, "log_var": log_var, "aleatoric": std**2, "epistemic": epistemic},
+        )

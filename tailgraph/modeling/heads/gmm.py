@@ -53,7 +53,9 @@ class GMMHead(PredicateHead):
         with ``p̄ = Σ_k π_k act(μ_k)``, ``pi`` ``[P, K]``, ``mu`` / ``var`` ``[K, P, C]``.
     """
 
-    def __init__(self, in_dim: int, num_predicates: int, num_components: int = 4, act: str = "softmax") -> None:
+    def __init__(
+        self, in_dim: int, num_predicates: int, num_components: int = 4, act: str = "softmax"
+    ) -> None:
         super().__init__()
         mixture_activation(torch.zeros(1), act)  # validates act
         self.k, self.c, self.act = num_components, num_predicates, act
@@ -77,6 +79,7 @@ class GMMHead(PredicateHead):
         aleatoric = (w * var).sum(0)
         epistemic = (w * (act_mu - p_bar.unsqueeze(0)) ** 2).sum(0)
         return HeadOutput(
-            logits=probs_to_logits(probs, self.act), probs=probs,
+            logits=probs_to_logits(probs, self.act),
+            probs=probs,
             extras={"aleatoric": aleatoric, "epistemic": epistemic, "pi": pi, "mu": mu, "var": var},
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -45,9 +45,18 @@ class GMMPlusHead(PredicateHead):
         ``pi`` ``[K, P, C]``, ``temperature``.
     """
 
-    def __init__(self, in_dim: int, num_predicates: int, num_components: int = 3, act: str = "sigmoid",
-                 var_min: float = 1e-3, var_max: float = 5.0, var_floor: float = 0.05,
-                 predicate_counts: Sequence[int] | None = None, init_temperature: float = 1.0) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        num_predicates: int,
+        num_components: int = 3,
+        act: str = "sigmoid",
+        var_min: float = 1e-3,
+        var_max: float = 5.0,
+        var_floor: float = 0.05,
+        predicate_counts: Sequence[int] | None = None,
+        init_temperature: float = 1.0,
+    ) -> None:
         super().__init__()
         mixture_activation(torch.zeros(1), act)
         self.k, self.c, self.act = num_components, num_predicates, act
@@ -56,9 +65,14 @@ class GMMPlusHead(PredicateHead):
         self.spread = nn.Linear(in_dim, num_components * num_predicates)
         self.mix = nn.Linear(in_dim, num_components * num_predicates)
         self.log_temperature = nn.Parameter(torch.tensor(float(init_temperature)).log())
-        counts = torch.as_tensor(list(predicate_counts) if predicate_counts is not None else [1] * num_predicates, dtype=torch.float32)
+        counts = torch.as_tensor(
+            list(predicate_counts) if predicate_counts is not None else [1] * num_predicates,
+            dtype=torch.float32,
+        )
         if counts.numel() != num_predicates:
-            raise ValueError(f"predicate_counts has {counts.numel()} entries for {num_predicates} classes")
+            raise ValueError(
+                f"predicate_counts has {counts.numel()} entries for {num_predicates} classes"
+            )
         inv = 1.0 / counts.clamp_min(1.0)
         self.register_buffer("tail_weight", inv / inv.mean())
 
@@ -76,8 +90,11 @@ class GMMPlusHead(PredicateHead):
         probs = (pi * mixture_activation(z / tau, self.act)).sum(0)
         if self.act == "softmax":
             probs = probs / probs.sum(-1, keepdim=True)
-        return HeadOutput(logits=probs_to_logits(probs, self.act), probs=probs,
-                          extras={"mu": mu, "var": var, "pi": pi, "temperature": tau})
+        return HeadOutput(
+            logits=probs_to_logits(probs, self.act),
+            probs=probs,
+            extras={"mu": mu, "var": var, "pi": pi, "temperature": tau},
+        )
 
     def regularizer(self, out: HeadOutput) -> torch.Tensor:
         """The variance-floor regulariser (:meth:`variance_regularizer`)."""

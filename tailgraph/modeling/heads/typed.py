@@ -7,7 +7,8 @@ single-label (softmax: the head outputs proper softmax logits) or multi-label (s
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -41,9 +42,15 @@ class TypedHead(PredicateHead):
         probability 0; ``extras`` hold each type's own :class:`HeadOutput` by type name.
     """
 
-    def __init__(self, in_dim: int, num_predicates: int, groups: Sequence[Sequence[Any]],
-                 head: Mapping[str, Any] | None = None, per_type: Mapping[str, Mapping[str, Any]] | None = None,
-                 predicate_counts: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        num_predicates: int,
+        groups: Sequence[Sequence[Any]],
+        head: Mapping[str, Any] | None = None,
+        per_type: Mapping[str, Mapping[str, Any]] | None = None,
+        predicate_counts: Sequence[int] | None = None,
+    ) -> None:
         super().__init__()
         from torch import nn
 
@@ -53,28 +60,46 @@ class TypedHead(PredicateHead):
         names = [str(g[0]) for g in groups]
         unknown = [t for t in per_type if t not in names]
         if unknown:
-            raise ValueError(f"per_type names unknown relation types {unknown}; the vocabulary has {names}")
+            raise ValueError(
+                f"per_type names unknown relation types {unknown}; the vocabulary has {names}"
+            )
         self.names = names
         self.single = [bool(g[2]) for g in groups]
         self.num_predicates = num_predicates
         heads = []
-        for (name, cols, single) in groups:
+        for name, cols, single in groups:
             cols = [int(c) for c in cols]
             spec = dict(per_type.get(str(name)) or head or DEFAULT_TYPE_HEAD)
             init = dict(spec.get("init_args") or {})
             want = "softmax" if single else "sigmoid"
             if "act" in init and init["act"] != want:
-                raise ValueError(f"relation type {name!r} is {'single' if single else 'multi'}-label: its head needs act={want!r}")
+                raise ValueError(
+                    f"relation type {name!r} is {'single' if single else 'multi'}-label: its "
+                    f"head needs act={want!r}"
+                )
             if "multilabel" in init and bool(init["multilabel"]) == bool(single):
-                raise ValueError(f"relation type {name!r} is {'single' if single else 'multi'}-label: multilabel={not single} needed")
-            injected: dict[str, Any] = {"in_dim": in_dim, "num_predicates": len(cols), "act": want, "multilabel": not single}
+                raise ValueError(
+                    f"relation type {name!r} is {'single' if single else 'multi'}-label: "
+                    f"multilabel={not single} needed"
+                )
+            injected: dict[str, Any] = {
+                "in_dim": in_dim,
+                "num_predicates": len(cols),
+                "act": want,
+                "multilabel": not single,
+            }
             if predicate_counts is not None:
                 injected["predicate_counts"] = [int(predicate_counts[c]) for c in cols]
             built = build_component(spec, injected, kind=PredicateHead)
             if built.act != want:
-                raise ValueError(f"relation type {name!r} needs a {want} head; {spec['class_path']} is {built.act}")
+                raise ValueError(
+                    f"relation type {name!r} needs a {want} head; {spec['class_path']} is "
+                    f"{built.act}"
+                )
             heads.append(built)
-            self.register_buffer(f"_cols_{len(heads) - 1}", torch.tensor(cols, dtype=torch.int64), persistent=False)
+            self.register_buffer(
+                f"_cols_{len(heads) - 1}", torch.tensor(cols, dtype=torch.int64), persistent=False
+            )
         self.heads = nn.ModuleList(heads)
         self.act = "softmax" if all(self.single) else "sigmoid"
 
