@@ -317,6 +317,11 @@ class DLL(Method):
         gamma_decay: ``γ = gamma_decay^epoch`` (0.99).
         target_loss: ``bce`` (Eq. 9) | ``focal`` (the base model's binary focal loss).
         focal_gamma: γ of the focal target loss.
+        transfer_mask: ``target`` — ``m_non^h`` is the header's row with the ground-truth
+            position ``k`` masked (Eq. 11 as printed; since ``M``'s diagonal is never trained
+            by ``L_cm`` it keeps most of the row's mass, so ``L_nt`` pulls tail samples towards
+            the header predicate itself); ``target_and_header`` also masks the header's own
+            position, transferring only its non-target knowledge.
 
     Without PDL the predicate probabilities are the base head's; without KDL the loss is
     ``L_t + λ L_r``. The object loss of the base model is always added.
@@ -336,6 +341,7 @@ class DLL(Method):
         gamma_decay: float = 0.99,
         target_loss: str = "bce",
         focal_gamma: float = 2.0,
+        transfer_mask: str = "target",
     ) -> None:
         super().__init__()
         if alpha_growth not in ("recurrence", "linear"):
@@ -350,7 +356,15 @@ class DLL(Method):
             alpha_hold_epochs,
         )
         self.alpha_growth, self.alpha_max, self.gamma_decay = alpha_growth, alpha_max, gamma_decay
-        self.target_loss, self.focal_gamma = target_loss, focal_gamma
+        if transfer_mask not in ("target", "target_and_header"):
+            raise ValueError(
+                f"transfer_mask must be 'target' or 'target_and_header', got {transfer_mask!r}"
+            )
+        self.target_loss, self.focal_gamma, self.transfer_mask = (
+            target_loss,
+            focal_gamma,
+            transfer_mask,
+        )
         self.correlation: nn.Parameter | None = None
         self.register_buffer("header", torch.zeros(0, dtype=torch.int64))
         self.register_buffer("hold_end_step", torch.tensor(-1, dtype=torch.int64))
@@ -419,9 +433,17 @@ class DLL(Method):
         m = torch.softmax(self.correlation, -1)
         p_non = non_target(probs[rows], ks)
         m_k = non_target(m[ks], ks)
-        m_h = non_target(m[self.header[ks]], ks)
+        heads = self.header[ks]
+        m_h = non_target(m[heads], ks)
+        p_t = p_non
+        if self.transfer_mask == "target_and_header":
+            # also drop the header's own (target) entry on both sides: transfer only its
+            # non-target knowledge
+            other = (heads != ks)[:, None]
+            m_h = torch.where(other, non_target(m_h, heads), m_h)
+            p_t = torch.where(other, non_target(p_non, heads), p_non)
         l_cm = kl_divergence(m_k, p_non.detach()).mean()
-        l_nt = kl_divergence(p_non, m_h.detach()).mean()
+        l_nt = kl_divergence(p_t, m_h.detach()).mean()
         return l_cm, l_nt
 
     def training_step(self, model, batch):

@@ -42,3 +42,24 @@ def test_cli_stats(tmp_path, capsys):
 
     assert synth_main(["--variant", "synth-vrd", "--out", str(tmp_path), "--train", "2", "--test", "1", "--size", "64", "--stats"]) == 0
     assert "train:" in capsys.readouterr().out
+
+
+def test_multilabel_pairs_carry_the_spatial_predicate_too(tmp_path):
+    info = generate_synth_vrd(tmp_path / "m", num_train=30, num_test=0, seed=1, image_size=64, min_frames=8, max_frames=10,
+                              write_frames=False, p_multilabel=1.0, head_tail_ratio=2.0)
+    duals = twins = 0
+    for d in info.docs["train"]:
+        rels = d["relation_instances"]
+        keys = {(r["subject_tid"], r["object_tid"], r["predicate"], r["begin_fid"], r["end_fid"]) for r in rels}
+        for r in rels:
+            act, spa = predicate_patterns(r["predicate"])
+            if act and spa:
+                duals += 1
+                twins += (r["subject_tid"], r["object_tid"], spa, r["begin_fid"], r["end_fid"]) in keys
+    assert duals > 5 and twins == duals
+    # off by default: one predicate per pair
+    plain = generate_synth_vrd(tmp_path / "p", num_train=30, num_test=0, seed=1, image_size=64, min_frames=8, max_frames=10,
+                               write_frames=False, head_tail_ratio=2.0)
+    for d in plain.docs["train"]:
+        pairs = [(r["subject_tid"], r["object_tid"]) for r in d["relation_instances"]]
+        assert len(pairs) == len(set(pairs))

@@ -190,3 +190,20 @@ def test_decouplers_receive_reversed_gradients_and_opposite_networks_do_not():
 def test_decoupled_head_needs_pattern_metadata():
     with pytest.raises(ValueError, match="pattern metadata"):
         DecoupledHead(in_dim=4, num_predicates=3, predicate_action=["x"], predicate_spatial=[None])
+
+
+def test_transfer_mask_target_and_header_drops_the_headers_own_entry():
+    d = _dll()  # uniform M rows, header of every predicate = 1
+    d.transfer_mask = "target_and_header"
+    probs = torch.tensor([[0.2, 0.3, 0.5]])
+    targets = torch.tensor([[0.0, 0.0, 1.0]])
+    _, l_nt = d.kdl_losses(probs, targets)
+    # positions k = 2 and h = 1 masked on both sides: [1, 0, 0] vs [1, 0, 0]
+    assert float(l_nt.detach()) == pytest.approx(0.0, abs=1e-6)
+    d2 = _dll(header=(2, 1, 2))  # k = 2 is its own header: only k is masked
+    d2.transfer_mask = "target_and_header"
+    _, l_plain = _dll(header=(2, 1, 2)).kdl_losses(probs, targets)
+    _, l_same = d2.kdl_losses(probs, targets)
+    assert float(l_same.detach()) == pytest.approx(float(l_plain.detach()))
+    with pytest.raises(ValueError, match="transfer_mask"):
+        DLL(transfer_mask="both")

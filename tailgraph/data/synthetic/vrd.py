@@ -92,8 +92,15 @@ def generate_synth_vrd(
     head_tail_ratio: float = 100.0,
     jpeg_quality: int = 90,
     write_frames: bool = True,
+    p_multilabel: float = 0.0,
 ) -> SynthVRDInfo:
-    """Generate synth-vrd into ``out_dir``; returns the per-video JSON documents written."""
+    """Generate synth-vrd into ``out_dir``; returns the per-video JSON documents written.
+
+    ``p_multilabel``: probability that a pair with a dual-pattern predicate (``walk_left``) is
+    also annotated with its spatial predicate alone (``left``) over the same frames, so pairs
+    carry several predicates as in VidVRD (0 = one predicate per pair; the output for a given
+    seed is then unchanged).
+    """
     from tailgraph.data.vidvrd import predicate_patterns
 
     t0 = time.perf_counter()
@@ -150,6 +157,20 @@ def generate_synth_vrd(
                     "_spa": spa,
                 }
             )
+            # multi-label pairs (as VidVRD annotates): a dual predicate's spatial pattern is
+            # also annotated on its own over the same frames
+            if p_multilabel > 0 and act and spa in VRD_PREDICATES and rng.random() < p_multilabel:
+                instances.append(
+                    {
+                        "subject_tid": s,
+                        "object_tid": o,
+                        "predicate": spa,
+                        "begin_fid": b,
+                        "end_fid": e,
+                        "_act": None,
+                        "_spa": spa,
+                    }
+                )
         # "front" draws the subject after the object, "behind" before
         depth = list(range(k))
         for r in instances:
