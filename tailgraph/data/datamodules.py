@@ -17,7 +17,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from tailgraph.data.images import load_image
+from tailgraph.data.images import load_image, pad_images
 from tailgraph.data.samplers import (
     AspectBinBatchSampler,
     VideoSampler,
@@ -109,11 +109,7 @@ class NegativeMiningCollate:
             pairs = [p for p, _ in chosen]
         if items[0][0] is None:
             return GraphBatch(graphs, pairs=pairs)
-        h = max(t.shape[1] for t, _, _ in items)
-        w = max(t.shape[2] for t, _, _ in items)
-        images = torch.zeros((len(items), 3, h, w))
-        for k, (t, _, _) in enumerate(items):
-            images[k, :, : t.shape[1], : t.shape[2]] = t
+        images = pad_images([t for t, _, _ in items])
         return GraphBatch(
             graphs, images, torch.tensor([s for _, s, _ in items], dtype=torch.float32), pairs
         )
@@ -333,11 +329,7 @@ class _VideoFrames(Dataset):
         if self.layout_only:
             return GraphBatch(list(v.frames))
         imgs = [load_image(f.image_path, self.max_size, sample=f.image_id) for f in v.frames]
-        h = max(t.shape[1] for t, _ in imgs)
-        w = max(t.shape[2] for t, _ in imgs)
-        images = torch.zeros((len(imgs), 3, h, w))
-        for k, (t, _) in enumerate(imgs):
-            images[k, :, : t.shape[1], : t.shape[2]] = t
+        images = pad_images([t for t, _ in imgs])
         return GraphBatch(
             list(v.frames), images, torch.tensor([s for _, s in imgs], dtype=torch.float32)
         )
@@ -568,11 +560,7 @@ def build_tracklet_segments(
                     load_image(v.frames[f].image_path, max_size, sample=v.frames[f].image_id)
                     for f in fr
                 ]
-                h = max(t.shape[1] for t, _ in imgs)
-                w = max(t.shape[2] for t, _ in imgs)
-                images = torch.zeros((len(imgs), 3, h, w))
-                for k, (t, _) in enumerate(imgs):
-                    images[k, :, : t.shape[1], : t.shape[2]] = t
+                images = pad_images([t for t, _ in imgs])
                 scales = torch.tensor([sc for _, sc in imgs], dtype=torch.float32)
                 sel = torch.tensor([index[int(f)] for f in all_frames]) - c
                 mask = (sel >= 0) & (sel < len(fr))

@@ -15,6 +15,7 @@ __all__ = [
     "GraphImageDataset",
     "collate_graph_batch",
     "load_image",
+    "pad_images",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
 ]
@@ -101,15 +102,21 @@ class GraphImageDataset(Dataset):
         return img, scale, g
 
 
+def pad_images(images: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``[B, 3, H, W]``: the ``[3, h, w]`` images zero-padded to the largest height / width."""
+    h = max(t.shape[1] for t in images)
+    w = max(t.shape[2] for t in images)
+    out = torch.zeros((len(images), 3, h, w), dtype=torch.float32)
+    for k, t in enumerate(images):
+        out[k, :, : t.shape[1], : t.shape[2]] = t
+    return out
+
+
 def collate_graph_batch(items: list) -> GraphBatch:
     """Zero-pad images to the batch's largest size; keep graphs as a list."""
     graphs = [g for _, _, g in items]
     if items[0][0] is None:
         return GraphBatch(graphs=graphs)
-    h = max(img.shape[1] for img, _, _ in items)
-    w = max(img.shape[2] for img, _, _ in items)
-    images = torch.zeros((len(items), 3, h, w), dtype=torch.float32)
-    for k, (img, _, _) in enumerate(items):
-        images[k, :, : img.shape[1], : img.shape[2]] = img
+    images = pad_images([img for img, _, _ in items])
     scales = torch.tensor([s for _, s, _ in items], dtype=torch.float32)
     return GraphBatch(graphs=graphs, images=images, scales=scales)

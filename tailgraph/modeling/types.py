@@ -7,6 +7,7 @@ A batch of images is flattened: objects of all images are concatenated (``N`` ro
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 
 import torch
@@ -108,25 +109,27 @@ class PredicateHead(nn.Module):
         return None
 
 
-class SegmentRelationModel(nn.Module):
+class SegmentRelationModel(nn.Module, metaclass=abc.ABCMeta):
     """Base of segment-level video relation models (VidVRD-II): the engine trains and evaluates
     them on :class:`tailgraph.data.tracklets.SegmentBatch` es instead of image batches.
 
     A subclass defines ``forward(batch) -> dict`` (with ``refined_logits`` / ``pair_feats`` as
-    methods need them), ``losses(batch, out) -> {name: loss}`` (its own supervised losses),
-    ``segment_predictions(batch, out) -> [(video id, segment begin, instances)]`` and
-    ``associate(segments) -> instances`` (video-level relation instances), and exposes the
-    predicate classifier as ``head``.
+    methods need them) and the three methods below, and exposes its predicate classifier as
+    ``head``.
     """
 
     task = None  # segment models have no PredCls / SGCls / SGDet stage
     detector = None
 
-    def losses(self, batch, out: dict) -> dict:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def losses(self, batch, out: dict) -> dict:
+        """Its own supervised losses ``{name: loss}`` for a batch and its forward output."""
 
-    def segment_predictions(self, batch, out: dict) -> list:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def segment_predictions(self, batch, out: dict) -> list:
+        """``[(video id, segment begin, relation instances)]`` for the batch's segments."""
 
-    def associate(self, segments) -> list:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def associate(self, segments) -> list:
+        """Video-level relation instances from one video's per-segment instance lists (in
+        time order)."""
