@@ -10,6 +10,8 @@ the training split (``val_fraction``, the first ones in file order), never the t
 
 from __future__ import annotations
 
+import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -479,6 +481,73 @@ class _TrackletSegments(Dataset):
 
 
 _SEGMENT_MEMO: dict[tuple, list] = {}
+SEGMENT_CACHE_VERSION = 1
+
+
+def save_segments(path: str | Path, segments: list) -> None:
+    """Write tracklet segments to ``path`` (tensors, ints and strings only: loadable with
+    ``weights_only=True``), via a temporary file and a rename."""
+    rows = []
+    for s in segments:
+        rows.append(
+            {
+                "video_id": s.video_id,
+                "begin": int(s.begin),
+                "end": int(s.end),
+                "t_begin": torch.tensor([t.begin for t in s.tracklets], dtype=torch.int64),
+                "t_boxes": [torch.as_tensor(t.boxes) for t in s.tracklets],
+                "t_ids": [t.track_id for t in s.tracklets],
+                "feats": s.feats,
+                "labels": s.labels,
+                "pairs": s.pairs,
+                "targets": s.targets,
+                "positive": s.positive,
+                "position": s.position,
+            }
+        )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        torch.save({"version": SEGMENT_CACHE_VERSION, "segments": rows}, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load_segments(path: str | Path) -> list | None:
+    """Segments written by :func:`save_segments`, or ``None`` when the file is missing, of
+    another version or unreadable (then it is rebuilt)."""
+    from tailgraph.data.tracklets import Segment, Tracklet
+
+    try:
+        doc = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, KeyError, pickle.UnpicklingError):
+        return None
+    if not isinstance(doc, dict) or doc.get("version") != SEGMENT_CACHE_VERSION:
+        return None
+    out = []
+    for r in doc["segments"]:
+        tracklets = [
+            Tracklet(int(b), boxes.numpy(), tid)
+            for b, boxes, tid in zip(r["t_begin"].tolist(), r["t_boxes"], r["t_ids"])
+        ]
+        out.append(
+            Segment(
+                r["video_id"],
+                r["begin"],
+                r["end"],
+                tracklets,
+                r["feats"],
+                r["labels"],
+                r["pairs"],
+                r["targets"],
+                r["positive"],
+                r["position"],
+            )
+        )
+    return out
 
 
 def build_tracklet_segments(
@@ -616,6 +685,10 @@ class VidVRDDataModule(SplitDataModule):
         max_pairs, pos_viou, neg_viou, min_overlap: VidVRD-II's pair sampling (64, 0.9, 0.5)
             and when a relation instance counts for a segment (0.5).
         seed: tracklet-jitter seed.
+        feature_cache: where the tracklet segments (features, pairs, targets) are kept between
+            processes: ``auto`` = ``<root>/tracklet_cache/``, a folder, or ``None`` (memory
+            only). A file is keyed by the split's videos, the settings and a checksum of the
+            extractor's weights, so changed weights or settings rebuild it.
 
     With ``output: tracklets``, tracklet features are standardised with the training
     segments' per-dimension mean and standard deviation. Video-level ground truth for the metric
@@ -652,6 +725,7 @@ class VidVRDDataModule(SplitDataModule):
         min_overlap: float = 0.5,
         seed: int = 0,
         synth_options: dict | None = None,
+        feature_cache: str | None = "auto",
     ) -> None:
         super().__init__(
             root,
@@ -664,6 +738,7 @@ class VidVRDDataModule(SplitDataModule):
             val_fraction,
             synth_options,
         )
+        self.feature_cache = feature_cache
         if output not in ("frames", "segments", "tracklets"):
             raise DataError(
                 f"output must be 'frames', 'segments' or 'tracklets', got {output!r}",
@@ -734,6 +809,11 @@ class VidVRDDataModule(SplitDataModule):
             sort_keys=True,
             default=str,
         )
+        import hashlib
+
+        from tailgraph.data.feature_cache import extractor_checksum
+
+        weights = extractor_checksum(extractor)
         for split in ("train", "val", "test"):
             videos = self.splits.get(split) or []
             key = (
@@ -742,6 +822,21 @@ class VidVRDDataModule(SplitDataModule):
                 tuple(v.video_id for v in videos),
                 settings,
             )
+            cache = None
+            if self.feature_cache:
+                digest = hashlib.sha256(
+                    json.dumps([key[1:], weights], default=str).encode()
+                ).hexdigest()[:16]
+                folder = (
+                    Path(self.root, "tracklet_cache")
+                    if self.feature_cache == "auto"
+                    else Path(self.feature_cache)
+                )
+                cache = folder / f"{split}-{digest}.pt"
+            if key not in _SEGMENT_MEMO and cache is not None and cache.is_file():
+                loaded = load_segments(cache)
+                if loaded is not None:
+                    _SEGMENT_MEMO[key] = loaded
             if key not in _SEGMENT_MEMO:
                 _SEGMENT_MEMO[key] = build_tracklet_segments(
                     videos,
@@ -753,6 +848,13 @@ class VidVRDDataModule(SplitDataModule):
                     training=split == "train",
                     **self.tracklet_options,
                 )
+                if cache is not None:
+                    try:
+                        save_segments(cache, _SEGMENT_MEMO[key])
+                    except OSError as exc:  # e.g. a read-only data folder: keep them in memory
+                        import warnings
+
+                        warnings.warn(f"tracklet cache not written to {cache}: {exc}", stacklevel=2)
             self.segments[split] = _SEGMENT_MEMO[key]
         if not self.segments["train"]:
             raise DataError(

@@ -233,3 +233,37 @@ def test_dll_in_a_plain_training_loop_as_the_readme_shows(vrd_dm):
             last = float(loss)
     assert set(losses) == {"loss_obj", "loss_target", "loss_adversarial", "loss_correlation", "loss_transfer"}
     assert last < first and method.alpha() > method.alpha0
+
+
+def test_tracklet_segments_are_cached_on_disk_and_rebuilt_when_stale(tmp_path):
+    from tailgraph.data import datamodules
+    from tailgraph.data.datamodules import VidVRDDataModule
+
+    def dm(cache, pool=2):
+        return VidVRDDataModule(root=str(tmp_path / "vrd"), synth_train=6, synth_test=2, synth_size=64, layout_only=False,
+                                output="tracklets", segment_length=8, segment_stride=4, max_size=64, val_fraction=0.0,
+                                feature_cache=str(cache),
+                                feature_extractor={"class_path": "tailgraph.modeling.tracklet_features.TrackletFeatureExtractor",
+                                                   "init_args": {"pool": pool}})
+
+    first = dm(tmp_path / "cache")
+    first.setup("fit")
+    files = sorted((tmp_path / "cache").glob("*.pt"))
+    assert {f.name.split("-")[0] for f in files} == {"train", "val", "test"}
+    datamodules._SEGMENT_MEMO.clear()
+    second = dm(tmp_path / "cache")
+    second.setup("fit")
+    for a, b in zip(first.segments["train"] + first.segments["test"], second.segments["train"] + second.segments["test"]):
+        assert (a.video_id, a.begin, a.end) == (b.video_id, b.begin, b.end)
+        for field in ("feats", "labels", "pairs", "targets", "positive", "position"):
+            assert torch.equal(getattr(a, field), getattr(b, field)), field
+        assert all(np.array_equal(x.boxes, y.boxes) and x.begin == y.begin for x, y in zip(a.tracklets, b.tracklets))
+    # other extractor settings: another file; a corrupt file is rebuilt, not read
+    datamodules._SEGMENT_MEMO.clear()
+    dm(tmp_path / "cache", pool=1).setup("fit")
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 6
+    files[0].write_bytes(b"not a checkpoint")
+    datamodules._SEGMENT_MEMO.clear()
+    third = dm(tmp_path / "cache")
+    third.setup("fit")
+    assert torch.equal(torch.cat([s.feats for s in third.segments["test"]]), torch.cat([s.feats for s in first.segments["test"]]))
