@@ -622,6 +622,7 @@ def build_tracklet_segments(
         feats_per_box = torch.zeros((0, extractor.out_dim))
         if boxes:
             all_boxes, all_frames = torch.cat(boxes), torch.cat(frame_of)
+            frame_row = torch.tensor([index[int(f)] for f in all_frames], dtype=torch.int64)
             chunks = []
             for c in range(0, len(frames_needed), frame_batch):
                 fr = frames_needed[c : c + frame_batch]
@@ -631,7 +632,7 @@ def build_tracklet_segments(
                 ]
                 images = pad_images([t for t, _ in imgs])
                 scales = torch.tensor([sc for _, sc in imgs], dtype=torch.float32)
-                sel = torch.tensor([index[int(f)] for f in all_frames]) - c
+                sel = frame_row - c
                 mask = (sel >= 0) & (sel < len(fr))
                 chunks.append((mask, extractor(images, scales, all_boxes[mask], sel[mask])))
             feats_per_box = torch.zeros((all_boxes.shape[0], extractor.out_dim))
