@@ -1,7 +1,10 @@
-"""tailgraph: long-tailed (unbiased) scene graph generation for images and videos."""
+"""tailgraph: long-tailed (unbiased) scene graph generation for images and videos.
+
+The structures (which need torch) are imported on first use, so tools that only read files
+and score them (``tailgraph evaluate`` on binary files, ``tailgraph convert``) start fast.
+"""
 
 from tailgraph.errors import DataError
-from tailgraph.structures import Predictions, SceneGraph, Task, VideoSceneGraph
 from tailgraph.vocab import Vocabulary
 
 __version__ = "0.1.0"
@@ -15,3 +18,13 @@ __all__ = [
     "Vocabulary",
     "__version__",
 ]
+
+_LAZY = ("Predictions", "SceneGraph", "Task", "VideoSceneGraph")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from tailgraph import structures
+
+        return getattr(structures, name)
+    raise AttributeError(f"module 'tailgraph' has no attribute {name!r}")

@@ -34,6 +34,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "evaluate prediction files against ground truth",
     ),
+    "convert": (
+        "tailgraph.convert",
+        "main",
+        "convert prediction / ground-truth files between JSON and .h5 / .npz",
+    ),
     "report": ("tailgraph.engine.report", "main", "render a run's results as a readable report"),
     "demo": ("tailgraph.engine.demo", "main", "generate -> fit -> test -> report on synth-vg"),
 }

@@ -26,11 +26,13 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tailgraph.errors import DataError
-from tailgraph.structures import Predictions, SceneGraph
 from tailgraph.vocab import Vocabulary
+
+if TYPE_CHECKING:  # torch is imported only by the readers that build these
+    from tailgraph.structures import Predictions, SceneGraph
 
 __all__ = [
     "FORMAT",
@@ -135,6 +137,8 @@ def read_ground_truth(path: str | os.PathLike) -> tuple[list[SceneGraph], Vocabu
     Returns:
         ``(graphs, vocabulary, protocol)``.
     """
+    from tailgraph.structures import SceneGraph
+
     p = str(path)
     doc = read_json(path)
     _check_header(doc, p)
@@ -183,6 +187,8 @@ def read_predictions(
     path: str | os.PathLike, num_classes: int | None = None, num_predicates: int | None = None
 ) -> list[Predictions]:
     """Read and validate a prediction file (NaN / inf scores, indices out of range are errors)."""
+    from tailgraph.structures import Predictions
+
     p = str(path)
     doc = read_json(path)
     _check_header(doc, p)

@@ -112,22 +112,64 @@ class RunInfoWriter(Callback):
         )
 
 
+PRED_FORMATS = ("json", "json.gz", "h5", "npz")
+
+
+def pred_format() -> str:
+    """The prediction file format of this run (``--pred-format``; default ``json``)."""
+    return os.environ.get("TAILGRAPH_PRED_FORMAT", "json")
+
+
+def write_image_predictions(target: str, preds: list) -> str:
+    """Image / frame predictions as interchange JSON or the binary format (by extension)."""
+    from tailgraph.binformat import is_binary, predictions_arrays, write_binary
+
+    if is_binary(target):
+        write_binary(target, "predictions", predictions_arrays(preds))
+    else:
+        from tailgraph.interchange import write_predictions
+
+        write_predictions(target, preds)
+    return target
+
+
 class PredictionWriter(BasePredictionWriter):
-    """Writes ``tailgraph predict`` outputs as tailgraph-sg/1 prediction JSON
-    (``predictions.json`` in the run's log folder, or ``path``); a segment-level video model's
-    predictions (VidVRD-II) are associated per video and written as VidVRD's results JSON
-    (``{"results": {video id: relation instances}}``, what ``tailgraph evaluate`` reads)."""
+    """Writes ``tailgraph predict`` outputs as tailgraph-sg/1 predictions
+    (``predictions.<fmt>`` in the run's log folder, or ``path``; ``--pred-format`` json,
+    json.gz, h5 or npz); a segment-level video model's predictions (VidVRD-II) are associated
+    per video and written as VidVRD's results JSON (``{"results": {video id: relation
+    instances}}``, what ``tailgraph evaluate`` reads). With ``tailgraph test --pred-format
+    FMT`` the test set's predictions are written the same way (image and frame models)."""
 
     def __init__(self, path: str | None = None) -> None:
         super().__init__(write_interval="epoch")
         self.path = path
+        self._test: list = []
+
+    def _target(self, trainer, stem: str) -> str:
+        return self.path or os.path.join(trainer.log_dir or ".", f"{stem}.{pred_format()}")
+
+    def on_test_epoch_start(self, trainer, pl_module) -> None:  # noqa: D102
+        self._test = []
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):  # noqa: D102
+        if "TAILGRAPH_PRED_FORMAT" in os.environ:
+            self._test.extend(getattr(pl_module, "last_eval_predictions", None) or [])
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:  # noqa: D102
+        if "TAILGRAPH_PRED_FORMAT" not in os.environ or not trainer.is_global_zero:
+            return
+        if not self._test:
+            print("predictions: none to write (segment models write them with predict)")
+            return
+        target = write_image_predictions(self._target(trainer, "test_predictions"), self._test)
+        print(f"predictions: {target} ({len(self._test)} images)")
+        self._test = []
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:  # noqa: D102
-        from tailgraph.interchange import write_predictions
-
         flat = [p for batch in predictions for p in batch]
-        target = self.path or os.path.join(trainer.log_dir or ".", "predictions.json")
         if flat and isinstance(flat[0], tuple):  # (video id, segment begin, instances)
+            target = self.path or os.path.join(trainer.log_dir or ".", "predictions.json")
             by_video: dict[Any, list] = {}
             for vid, begin, instances in flat:
                 by_video.setdefault(vid, []).append((begin, instances))
@@ -137,10 +179,16 @@ class PredictionWriter(BasePredictionWriter):
                 )
                 for v, segs in by_video.items()
             }
-            write_json_atomic(target, {"version": "VERSION 1.0", "results": results})
+            if target.endswith(".json") or target.endswith(".json.gz"):
+                write_json_atomic(target, {"version": "VERSION 1.0", "results": results})
+            else:
+                from tailgraph.binformat import vidvrd_arrays, write_binary
+
+                arrays, names = vidvrd_arrays(results, results=True)
+                write_binary(target, "vidvrd_results", arrays, {"names": names})
             print(f"predictions: {target} ({len(results)} videos)")
             return
-        write_predictions(target, flat)
+        target = write_image_predictions(self._target(trainer, "predictions"), flat)
         print(f"predictions: {target} ({len(flat)} images)")
 
 
@@ -225,11 +273,43 @@ class TailgraphCLI(LightningCLI):
         return super()._instantiate_trainer(config, callbacks)
 
 
+def _take_pred_format(subcommand: str, argv: list[str]) -> list[str]:
+    """Strip ``--pred-format FMT`` (predict / test) from ``argv`` into the environment."""
+    from tailgraph.errors import DataError
+
+    out, i = [], 0
+    os.environ.pop("TAILGRAPH_PRED_FORMAT", None)
+    while i < len(argv):
+        a = argv[i]
+        if a == "--pred-format" or a.startswith("--pred-format="):
+            if a == "--pred-format":
+                if i + 1 >= len(argv):
+                    raise DataError("expects a value", field="--pred-format")
+                value, i = argv[i + 1], i + 2
+            else:
+                value, i = a.split("=", 1)[1], i + 1
+            if subcommand not in ("predict", "test"):
+                raise DataError(
+                    f"only for predict and test, not {subcommand}", field="--pred-format"
+                )
+            if value not in PRED_FORMATS:
+                raise DataError(
+                    f"unknown format {value!r}; expected one of {', '.join(PRED_FORMATS)}",
+                    field="--pred-format",
+                )
+            os.environ["TAILGRAPH_PRED_FORMAT"] = value
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def _run(subcommand: str, argv: list[str]) -> int:
     from tailgraph.engine.quiet import quiet_libraries
     from tailgraph.errors import DataError
 
     quiet_libraries()
+    argv = _take_pred_format(subcommand, argv)
     debug = os.environ.get("TAILGRAPH_DEBUG") == "1"
     saved_argv = sys.argv
     sys.argv = saved_argv[:1]  # the arguments are passed explicitly

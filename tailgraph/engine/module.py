@@ -342,7 +342,9 @@ class SGGModule(L.LightningModule):
             return
         b = self.eval_batch(batch)
         out = self.model(b)
-        self.metric.update([g.to("cpu") for g in batch.graphs], self.model.to_predictions(b, out))
+        preds = self.model.to_predictions(b, out)
+        self.last_eval_predictions = preds  # read by PredictionWriter for `test --pred-format`
+        self.metric.update([g.to("cpu") for g in batch.graphs], preds)
 
     def _eval_end(self, prefix: str) -> None:
         metrics = self.protocol.finalize(self.metric.compute())

@@ -34,7 +34,14 @@ from typing import Any
 import numpy as np
 
 from tailgraph.errors import DataError
-from tailgraph.evaluation.vg import _as_arrays, _pred_arrays, box_iou_plus1, paired, top_k_stable
+from tailgraph.evaluation.vg import (
+    _as_arrays,
+    _check_ks,
+    _pred_arrays,
+    box_iou_plus1,
+    paired,
+    top_k_stable,
+)
 
 __all__ = ["evaluate_ag", "AGEvaluator", "AG_NUM_PREDICATES", "ATTENTION", "SPATIAL", "CONTACTING"]
 
@@ -128,7 +135,9 @@ class AGEvaluator:
             )
         if mode not in ("predcls", "sgcls", "sgdet"):
             raise DataError(f"unknown mode {mode!r}", field="mode")
-        self.constraint, self.mode, self.ks = constraint, mode, tuple(int(k) for k in ks)
+        self.constraint, self.mode, self.ks = constraint, mode, _check_ks(ks)
+        if not (0.0 <= float(semi_threshold) <= 1.0):
+            raise DataError(f"must be within [0, 1], got {semi_threshold}", field="semi_threshold")
         self.semi_threshold, self.iou_thresh, self.attention_softmax = (
             semi_threshold,
             iou_thresh,
@@ -138,10 +147,15 @@ class AGEvaluator:
 
     def reset(self) -> None:
         self.recalls: dict[int, list[float]] = {k: [] for k in self.ks}
+        self.order: list[int] = []
         self.hits = {k: np.zeros(AG_NUM_PREDICATES) for k in self.ks}
         self.counts = np.zeros(AG_NUM_PREDICATES)
 
-    def update_frame(self, gt: Any, pred: Any) -> None:
+    def update_frame(self, gt: Any, pred: Any, order: int | None = None) -> None:
+        """Evaluate one frame; ``order`` (e.g. the GT index) sorts the per-frame recalls
+        before they are averaged, so a prediction file in any order gives the same numbers."""
+        if order is not None:
+            self.order.append(int(order))
         gid, gboxes, glabels, grels = _as_arrays(gt)
         _, boxes, labels, scores, pairs, rel_scores = _pred_arrays(pred)
         if grels.shape[0] == 0:
@@ -200,8 +214,12 @@ class AGEvaluator:
 
     def compute(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        perm = None
+        if self.order and len(self.order) == len(self.recalls[self.ks[0]]):
+            perm = np.argsort(np.asarray(self.order), kind="stable")
         for k in self.ks:
-            out[f"R@{k}"] = float(np.mean(self.recalls[k])) if self.recalls[k] else 0.0
+            rec = self.recalls[k] if perm is None else [self.recalls[k][i] for i in perm]
+            out[f"R@{k}"] = float(np.mean(rec)) if rec else 0.0
             per = self.hits[k] / (self.counts + 1e-10)
             out[f"mR@{k}"] = float(per.mean())
             out[f"per_predicate_R@{k}"] = per.tolist()

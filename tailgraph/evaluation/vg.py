@@ -34,6 +34,7 @@ so on tie-free inputs the numbers are identical.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,18 +119,423 @@ class VGImageResult:
     pair_hits: dict[int, int] = field(default_factory=dict)
 
 
-def _matches(
-    gt_trip: np.ndarray, gt_boxes: np.ndarray, pr_trip: np.ndarray, pr_boxes: np.ndarray, thr: float
+INF_RANK = np.iinfo(np.int64).max
+
+
+@dataclass
+class _Selected:
+    """One image's ranked predictions that can match a GT relation (see :func:`_select`)."""
+
+    rows: list[np.ndarray]  # per list (graph, pair-accuracy, no-graph): pair rows
+    cls: list[np.ndarray]  # predicate column (1-based) per row
+    rank: list[np.ndarray]  # rank of the row in its list
+
+
+FAST_MIN_ENTRIES = 40_000  # below this, every row's maximum is computed (cheap anyway)
+SAMPLE_STRIDE = 61
+REL_SLACK = 1e-6  # > the relative gap of (m × s) × o and (s × o) × m in float32
+
+
+class _Workspace:
+    """Scratch buffers reused across images (fresh large temporaries cost a page fault per
+    4 KiB) and the score sample positions of the last shape seen."""
+
+    def __init__(self) -> None:
+        self.mask = np.zeros(0, dtype=bool)
+        self.sample_shape: tuple[int, int] | None = None
+        self.sample_idx = np.zeros(0, dtype=np.int64)
+
+    def get_mask(self, n: int) -> np.ndarray:
+        """A bool buffer of ``n`` (its zeroed tail pads it to whole 8-byte words)."""
+        if self.mask.shape[0] < n + 8:
+            self.mask = np.zeros(n + 8 + (-n) % 8, dtype=bool)
+        self.mask[n:] = False
+        return self.mask
+
+    def samples(self, p: int, r: int) -> np.ndarray:
+        """Strided positions of foreground scores in a flat ``[p, r]`` score array."""
+        if self.sample_shape != (p, r):
+            idx = np.arange(1, p * r, SAMPLE_STRIDE)
+            self.sample_idx = idx[idx % r != 0]
+            self.sample_shape = (p, r)
+        return self.sample_idx
+
+
+def _true_positions(mask: np.ndarray, n: int) -> np.ndarray:
+    """``np.flatnonzero(mask[:n])`` for a mostly-false mask whose tail past ``n`` is false:
+    scans 8-byte words first, then only the nonzero words."""
+    words = mask.view(np.uint64)
+    w = np.flatnonzero(words != 0)
+    if w.shape[0] == 0:
+        return w
+    sub = mask.reshape(-1, 8)[w]
+    r, c = np.nonzero(sub)
+    return w[r] * 8 + c
+
+
+def _select_fast(
+    rel_scores: np.ndarray,
+    os_: np.ndarray,
+    oo: np.ndarray,
+    weight: np.ndarray | None,
+    kmax: int,
+    ngk: int,
+    ws: _Workspace,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Graph top-``kmax`` rows and no-graph top-``ngk`` flat entries without a per-row
+    maximum over all rows (the costly part of a large image).
+
+    A threshold τ from a strided sample of the weighted scores ``(s × o) × score`` keeps the
+    entries ≥ τ (one vectorised comparison). The result is certified, else ``None`` (the
+    caller takes the full path):
+
+    * no graph constraint: ≥ ``ngk`` entries pass, so the top ``ngk`` are all among them;
+    * graph constraint: the ``kmax``-th best triple of the rows that pass exceeds τ by more
+      than the rounding gap between a row's triple and its best weighted entry, which is
+      < τ for every other row.
+
+    Returns:
+        ``(graph_rows, graph_triples, ng_flat)`` with ``ng_flat`` indices into the
+        ``[P, R-1]`` foreground scores, best first (ties by position).
+    """
+    p, r = rel_scores.shape
+    nr = r - 1
+    flat = rel_scores.reshape(-1)
+    buf = ws.get_mask(p * r)
+    mask = buf[: p * r]
+    sample_idx = ws.samples(p, r)
+    sample = flat[sample_idx]
+    if weight is not None:  # the weighted values (s × o) × score, exactly as the full path
+        sample = weight[sample_idx // r] * sample
+    total = p * nr
+    m = max(2, (8 * ngk * sample.shape[0]) // total)
+    for _ in range(3):
+        if m >= sample.shape[0]:
+            return None
+        tau = sample[np.argpartition(sample, sample.shape[0] - m)[sample.shape[0] - m]]
+        if not tau > 0:
+            return None
+        if weight is None:  # predcls: (1 × 1) × x = x
+            np.greater_equal(flat, tau, out=mask)
+            cand = _true_positions(buf, p * r)
+            cand = cand[cand % r != 0]
+            vals = flat[cand]
+        else:
+            # a superset from one comparison per score (score ≥ τ / w, loosened by more than
+            # the rounding of the division), then the exact weighted values
+            with np.errstate(divide="ignore"):
+                thr = (np.float32(tau) / weight) * np.float32(1 - REL_SLACK)
+            np.greater_equal(rel_scores, thr[:, None], out=mask.reshape(p, r))
+            cand = _true_positions(buf, p * r)
+            cand = cand[cand % r != 0]
+            vals = weight[cand // r] * flat[cand]
+            keep = vals >= tau
+            cand, vals = cand[keep], vals[keep]
+        rows_of = cand // r  # non-decreasing
+        rows = rows_of[np.r_[True, rows_of[1:] != rows_of[:-1]]] if rows_of.size else rows_of
+        if cand.shape[0] >= ngk and rows.shape[0] >= kmax:
+            break
+        m *= 4
+    else:
+        return None
+    fg_flat = rows_of * nr + cand % r - 1
+    trip = rel_scores[rows, 1:].max(axis=1) * os_[rows] * oo[rows]
+    order = np.lexsort((rows, -trip))[:kmax]
+    t_c = float(trip[order[-1]])
+    if not (t_c >= tau if weight is None else t_c > tau * (1 + REL_SLACK)):
+        return None
+    sel = top_k_stable(vals, ngk)
+    return rows[order], trip[order], fg_flat[sel]
+
+
+def _select(
+    obj_scores: np.ndarray,
+    pairs: np.ndarray,
+    rel_scores: np.ndarray,
+    gt_pairs: np.ndarray,
+    kmax: int,
+    predcls: bool,
+    ws: _Workspace | None = None,
+) -> _Selected:
+    """The only predictions of one image that any metric looks at, with their ranks.
+
+    * graph constraint: the top ``kmax`` pairs by ``max_fg × s × o`` (ties by pair order);
+    * pair accuracy: the first ``kmax`` of those ranked pairs whose ``(s, o)`` is a GT pair;
+    * no graph constraint: the top ``max(100, kmax)`` (pair, predicate) entries. A pair can
+      hold one only if its best entry ``(s × o) × max_fg`` reaches the ``max(100, kmax)``-th
+      largest best entry, so only those pairs' rows are expanded — exact, with ties, because
+      rounding is monotone (a pair's best entry is its largest).
+
+    Large images take :func:`_select_fast` (same result, certified) when scores are positive.
+    """
+    p, r = rel_scores.shape
+    nr = r - 1
+    fg = rel_scores[:, 1:]
+    ps, po = pairs[:, 0], pairs[:, 1]
+    os_, oo = obj_scores[ps], obj_scores[po]
+    ngk = max(NG_TOP, kmax)
+    weight = None if predcls else os_ * oo
+    fast = None
+    if p * nr >= FAST_MIN_ENTRIES and p > 4 * ngk and (weight is None or weight.min() >= 0):
+        fast = _select_fast(rel_scores, os_, oo, weight, kmax, ngk, ws or _Workspace())
+    if fast is not None:
+        top, _, ng_flat = fast
+        n_rows, n_cls = ng_flat // nr, ng_flat % nr + 1
+    else:
+        rel_max = fg.max(axis=1)
+        triple = rel_max * os_ * oo
+        top = top_k_stable(triple, kmax)
+        if weight is not None and (weight < 0).any():  # monotonicity needs s × o >= 0
+            cand = np.arange(p)
+        else:
+            best = triple if weight is None else weight * rel_max
+            if p > ngk:
+                t = best[top_k_stable(best, ngk)[-1]]
+                cand = np.flatnonzero(best >= t)
+            else:
+                cand = np.arange(p)
+        # predcls: s × o = 1 exactly, and 1 × x = x
+        vals = (fg[cand] if weight is None else weight[cand][:, None] * fg[cand]).ravel()
+        sel = top_k_stable(vals, ngk)
+        n_rows, n_cls = cand[sel // nr], sel % nr + 1
+    g_cls = fg[top].argmax(axis=1) + 1
+
+    # SGB's pair accuracy compares pair indices as they are (predicted boxes in SGDet with GT
+    # boxes): a dense table over the predicted boxes answers "is (s, o) a GT pair" per row
+    n = obj_scores.shape[0]
+    gs, go = gt_pairs[:, 0], gt_pairs[:, 1]
+    ok = (gs < n) & (go < n)
+    table = np.zeros((n, n), dtype=bool)
+    table[gs[ok], go[ok]] = True
+    a_rows = np.flatnonzero(table[ps, po])
+    a_trip = fg[a_rows].max(axis=1) * os_[a_rows] * oo[a_rows]
+    a_rows = a_rows[np.lexsort((a_rows, -a_trip))][:kmax]
+    a_cls = fg[a_rows].argmax(axis=1) + 1
+    return _Selected(
+        [top, a_rows, n_rows],
+        [g_cls, a_cls, n_cls],
+        [np.arange(top.shape[0]), np.arange(a_rows.shape[0]), np.arange(n_rows.shape[0])],
+    )
+
+
+def _iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise IoU of ``a[i]`` and ``b[i]`` with the same float32 operations as
+    :func:`box_iou_plus1` (so the values are identical)."""
+    area_a = (a[:, 2] - a[:, 0] + 1) * (a[:, 3] - a[:, 1] + 1)
+    area_b = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+    lt = np.maximum(a[:, :2], b[:, :2])
+    rb = np.minimum(a[:, 2:], b[:, 2:])
+    wh = np.clip(rb - lt + 1, 0, None)
+    inter = wh[:, 0] * wh[:, 1]
+    return inter / (area_a + area_b - inter)
+
+
+def _min_match_rank(
+    g_key: np.ndarray,
+    g_sbox: np.ndarray,
+    g_obox: np.ndarray,
+    p_key: np.ndarray,
+    p_sbox: np.ndarray,
+    p_obox: np.ndarray,
+    p_rank: np.ndarray,
+    thr: float,
 ) -> np.ndarray:
-    """``[G, M]`` bool: prediction m matches GT g (labels equal, both IoUs ≥ thr)."""
-    if pr_trip.shape[0] == 0:
-        return np.zeros((gt_trip.shape[0], 0), dtype=bool)
-    label_eq = (gt_trip[:, None, :] == pr_trip[None, :, :]).all(axis=2)
-    if not label_eq.any():
-        return label_eq
-    sub_iou = box_iou_plus1(gt_boxes[:, :4], pr_boxes[:, :4])
-    obj_iou = box_iou_plus1(gt_boxes[:, 4:], pr_boxes[:, 4:])
-    return label_eq & (sub_iou >= thr) & (obj_iou >= thr)
+    """Per GT relation, the smallest rank of a prediction that matches it (``INF_RANK`` if
+    none): equal ``(image, subject class, predicate, object class)`` key, both IoU ≥ thr."""
+    out = np.full(g_key.shape[0], INF_RANK, dtype=np.int64)
+    if g_key.shape[0] == 0 or p_key.shape[0] == 0:
+        return out
+    order = np.argsort(g_key, kind="stable")
+    sk = g_key[order]
+    lo = np.searchsorted(sk, p_key, "left")
+    cnt = np.searchsorted(sk, p_key, "right") - lo
+    total = int(cnt.sum())
+    if total == 0:
+        return out
+    pi = np.repeat(np.arange(p_key.shape[0]), cnt)
+    starts = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt)
+    gi = order[starts + np.arange(total)]
+    ok = (_iou_pairs(g_sbox[gi], p_sbox[pi]) >= thr) & (_iou_pairs(g_obox[gi], p_obox[pi]) >= thr)
+    np.minimum.at(out, gi[ok], p_rank[pi[ok]])
+    return out
+
+
+_LOCAL = threading.local()
+
+
+def _rank_image(item: tuple, kmax: int, predcls: bool):
+    """One image's GT rows and selected predictions (``None`` when SGB skips it)."""
+    gboxes, glabels, grels, boxes, labels, oscores, pairs, rel, gid = item
+    # checked here, just before the image is ranked, so its scores are read from memory
+    # once: a finite sum proves every score finite (NaN / inf propagate); an infinite one
+    # may be an overflow, and then each value is checked
+    if rel.size and not np.isfinite(rel.sum()) and not np.isfinite(rel).all():
+        raise DataError("predicate scores contain NaN or inf", sample=gid, field="predicate_scores")
+    if grels.shape[0] == 0 or pairs.shape[0] == 0:
+        return None
+    ws = getattr(_LOCAL, "ws", None)
+    if ws is None:
+        ws = _LOCAL.ws = _Workspace()
+    gs, go, gp = grels[:, 0], grels[:, 1], grels[:, 2]
+    gt = (glabels[gs], gp, glabels[go], gboxes[gs], gboxes[go])
+    sel = _select(oscores, pairs, rel, grels[:, :2], kmax, predcls, ws)
+    lists = []
+    for li in range(3):
+        r = sel.rows[li]
+        s, o = pairs[r, 0], pairs[r, 1]
+        lists.append((labels[s], sel.cls[li], labels[o], boxes[s], boxes[o], sel.rank[li]))
+    return gt, lists
+
+
+def _evaluate_chunk(
+    items: Sequence[tuple],
+    mode: str,
+    ks: tuple[int, ...],
+    zeroshot_keys: np.ndarray | None,
+    iou_thresh: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Evaluate validated images at once.
+
+    Args:
+        items: ``(gt_boxes, gt_labels, gt_rels, boxes, labels, obj_scores, pairs, rel_scores,
+            image_id)`` per image, numpy arrays (``boxes`` / ``labels`` / ``obj_scores``
+            already the GT's and ones in ``predcls``).
+        zeroshot_keys: sorted int64 keys of the zero-shot triplets (see :func:`_trip_key`).
+    Returns:
+        ``(kept, image_rows, predicate_rows, predicate_rows_per_image)``: indices of the
+        evaluated items (SGB skips images without GT relation or candidate pair), their
+        :func:`result_rows` rows (predicate rows grouped by image, in image order) and how many
+        predicate rows each kept image has.
+    """
+    nk = len(ks)
+    kmax = max(ks)
+    predcls = mode == "predcls"
+    ranked = [_rank_image(it, kmax, predcls) for it in items]
+    kept: list[int] = []
+    g_parts: list[tuple] = []
+    p_parts: list[list[tuple]] = [[], [], []]
+    for i, res in enumerate(ranked):
+        if res is None:
+            continue
+        j = len(kept)
+        kept.append(i)
+        g_parts.append((j, *res[0]))
+        for li in range(3):
+            p_parts[li].append((j, *res[1][li]))
+    m = len(kept)
+    if m == 0:
+        return (
+            np.zeros(0, dtype=np.int64),
+            np.zeros((0, 2 + 5 * nk)),
+            np.zeros((0, 2 + 2 * nk)),
+            np.zeros(0, dtype=np.int64),
+        )
+    g_img = np.concatenate([np.full(p[1].shape[0], p[0], dtype=np.int64) for p in g_parts])
+    g_sl = np.concatenate([p[1] for p in g_parts]).astype(np.int64)
+    g_p = np.concatenate([p[2] for p in g_parts]).astype(np.int64)
+    g_ol = np.concatenate([p[3] for p in g_parts]).astype(np.int64)
+    g_sb = np.concatenate([p[4] for p in g_parts]).astype(np.float32, copy=False)
+    g_ob = np.concatenate([p[5] for p in g_parts]).astype(np.float32, copy=False)
+    lists = []
+    for li in range(3):
+        parts = p_parts[li]
+        lists.append(
+            (
+                np.concatenate([np.full(p[1].shape[0], p[0], dtype=np.int64) for p in parts]),
+                np.concatenate([p[1] for p in parts]).astype(np.int64),
+                np.concatenate([p[2] for p in parts]).astype(np.int64),
+                np.concatenate([p[3] for p in parts]).astype(np.int64),
+                np.concatenate([p[4] for p in parts]).astype(np.float32, copy=False),
+                np.concatenate([p[5] for p in parts]).astype(np.float32, copy=False),
+                np.concatenate([p[6] for p in parts]).astype(np.int64),
+            )
+        )
+    ncls = 1 + max(
+        int(g_sl.max()),
+        int(g_ol.max()),
+        *(int(max(x[1].max(initial=0), x[3].max(initial=0))) for x in lists),
+    )
+    npred = 1 + max(int(g_p.max()), *(int(x[2].max(initial=0)) for x in lists))
+
+    def key(img, sl, p, ol):
+        return ((img * ncls + sl) * npred + p) * ncls + ol
+
+    gk = key(g_img, g_sl, g_p, g_ol)
+    ranks = [
+        _min_match_rank(gk, g_sb, g_ob, key(x[0], x[1], x[2], x[3]), x[4], x[5], x[6], iou_thresh)
+        for x in lists
+    ]
+    gcount = np.bincount(g_img, minlength=m).astype(np.float64)
+    img_rows = np.zeros((m, 2 + 5 * nk))
+    img_rows[:, 0] = gcount
+    hits = {}
+    for j, k in enumerate(ks):
+        h_g, h_a, h_n = (r < k for r in ranks)
+        hits[k] = (h_g, h_n)
+        img_rows[:, 1 + j] = np.bincount(g_img, weights=h_g, minlength=m) / gcount
+        img_rows[:, 1 + nk + j] = np.bincount(g_img, weights=h_n, minlength=m) / gcount
+        img_rows[:, 1 + 2 * nk + j] = np.bincount(g_img, weights=h_a, minlength=m)
+    if zeroshot_keys is not None:
+        zk = _trip_key(g_sl, g_ol, g_p)
+        z = np.isin(zk, zeroshot_keys)
+        zc = np.bincount(g_img, weights=z, minlength=m)
+        has = zc > 0
+        img_rows[:, 1 + 3 * nk] = has
+        for j, k in enumerate(ks):
+            h_g, h_n = hits[k]
+            zg = np.bincount(g_img, weights=h_g & z, minlength=m)
+            zn = np.bincount(g_img, weights=h_n & z, minlength=m)
+            img_rows[has, 2 + 3 * nk + j] = zg[has] / zc[has]
+            img_rows[has, 2 + 4 * nk + j] = zn[has] / zc[has]
+    uniq, inv = np.unique(g_img * npred + g_p, return_inverse=True)
+    q = uniq.shape[0]
+    pred_rows = np.zeros((q, 2 + 2 * nk))
+    pred_rows[:, 0] = uniq % npred
+    pred_rows[:, 1] = np.bincount(inv, minlength=q)
+    for j, k in enumerate(ks):
+        h_g, h_n = hits[k]
+        pred_rows[:, 2 + j] = np.bincount(inv, weights=h_g, minlength=q)
+        pred_rows[:, 2 + nk + j] = np.bincount(inv, weights=h_n, minlength=q)
+    per_image = np.bincount(uniq // npred, minlength=m)
+    return np.asarray(kept, dtype=np.int64), img_rows, pred_rows, per_image
+
+
+def _trip_key(sl: np.ndarray, ol: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """An int64 key of ``(subject class, object class, predicate)`` (each < 2^21)."""
+    return (
+        (np.asarray(sl, np.int64) << 42)
+        | (np.asarray(ol, np.int64) << 21)
+        | np.asarray(p, np.int64)
+    )
+
+
+def _zeroshot_keys(zeroshot: set[tuple[int, int, int]] | None) -> np.ndarray | None:
+    if zeroshot is None:
+        return None
+    if not zeroshot:
+        return np.zeros(0, dtype=np.int64)
+    z = np.asarray(sorted(zeroshot), dtype=np.int64).reshape(-1, 3)
+    return np.unique(_trip_key(z[:, 0], z[:, 1], z[:, 2]))
+
+
+def _rows_to_result(
+    ks: tuple[int, ...], img: np.ndarray, pr: np.ndarray, zs: bool
+) -> VGImageResult:
+    nk = len(ks)
+    has_zs = zs and img[1 + 3 * nk] > 0
+    return VGImageResult(
+        ks,
+        int(img[0]),
+        {k: float(img[1 + j]) for j, k in enumerate(ks)},
+        {k: float(img[1 + nk + j]) for j, k in enumerate(ks)},
+        pr[:, 0].astype(np.int64),
+        pr[:, 1].astype(np.int64),
+        {k: pr[:, 2 + j] for j, k in enumerate(ks)},
+        {k: pr[:, 2 + nk + j] for j, k in enumerate(ks)},
+        {k: float(img[2 + 3 * nk + j]) for j, k in enumerate(ks)} if has_zs else None,
+        {k: float(img[2 + 4 * nk + j]) for j, k in enumerate(ks)} if has_zs else None,
+        {k: int(img[1 + 2 * nk + j]) for j, k in enumerate(ks)},
+    )
 
 
 def evaluate_image_vg(
@@ -156,87 +562,37 @@ def evaluate_image_vg(
         pairs ``[P, 2]``, rel_scores ``[P, R]`` (column 0 = background).
     """
     ks = tuple(int(k) for k in ks)
-    gt_rels = np.asarray(gt_rels, dtype=np.int64).reshape(-1, 3)
-    if gt_rels.shape[0] == 0:
+    item = _item(gt_boxes, gt_labels, gt_rels, boxes, labels, obj_scores, pairs, rel_scores, mode)
+    kept, img, pr, _ = _evaluate_chunk([item], mode, ks, _zeroshot_keys(zeroshot), iou_thresh)
+    if kept.shape[0] == 0:
         return None
+    return _rows_to_result(ks, img[0], pr, zeroshot is not None)
+
+
+def _item(
+    gt_boxes, gt_labels, gt_rels, boxes, labels, obj_scores, pairs, rel_scores, mode, image_id=None
+):
+    """Numpy arrays of one image as :func:`_evaluate_chunk` takes them."""
+    gt_boxes = np.asarray(gt_boxes, dtype=np.float32).reshape(-1, 4)
+    gt_labels = np.asarray(gt_labels, dtype=np.int64).reshape(-1)
+    gt_rels = np.asarray(gt_rels, dtype=np.int64).reshape(-1, 3)
     if mode == "predcls":
         boxes, labels = gt_boxes, gt_labels
-        obj_scores = np.ones(len(gt_labels), dtype=np.float32)
+        obj_scores = np.ones(gt_labels.shape[0], dtype=np.float32)
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    if pairs.shape[0] == 0:
-        return None
-    boxes = np.asarray(boxes, dtype=np.float32)
-    labels = np.asarray(labels, dtype=np.int64)
-    obj_scores = np.asarray(obj_scores, dtype=np.float32)
     rel_scores = np.asarray(rel_scores, dtype=np.float32)
-    gt_boxes = np.asarray(gt_boxes, dtype=np.float32)
-    gt_labels = np.asarray(gt_labels, dtype=np.int64)
-    kmax = max(ks)
-    G = gt_rels.shape[0]
-    gs, go, gp = gt_rels[:, 0], gt_rels[:, 1], gt_rels[:, 2]
-    gt_trip = np.stack([gt_labels[gs], gp, gt_labels[go]], axis=1)
-    gt_b = np.concatenate([gt_boxes[gs], gt_boxes[go]], axis=1)
-
-    # --- graph constraint: SGB PostProcessor ranking (triple score, descending)
-    fg = rel_scores[:, 1:]
-    cls = fg.argmax(axis=1)
-    rel_max = fg[np.arange(fg.shape[0]), cls]
-    ps, po = pairs[:, 0], pairs[:, 1]
-    triple = rel_max * obj_scores[ps] * obj_scores[po]
-    order = np.lexsort((np.arange(triple.shape[0]), -triple))
-    # rows needed: top kmax overall, plus the top kmax of predictions on GT pairs (A@K)
-    gt_pair_keys = np.unique(gs * (1 << 20) + go)
-    in_gt_pair = np.isin(ps[order] * (1 << 20) + po[order], gt_pair_keys)
-    pair_rows = np.flatnonzero(in_gt_pair)[:kmax]
-    need = np.union1d(np.arange(min(kmax, order.shape[0])), pair_rows)
-    sel = order[need]
-    pr_trip = np.stack([labels[ps[sel]], cls[sel] + 1, labels[po[sel]]], axis=1)
-    pr_b = np.concatenate([boxes[ps[sel]], boxes[po[sel]]], axis=1)
-    m_all = _matches(gt_trip, gt_b, pr_trip, pr_b, iou_thresh)  # [G, len(need)]
-    pos_in_need = {int(r): i for i, r in enumerate(need)}
-
-    recall, hit_k = {}, {}
-    top_cols = np.array([pos_in_need[r] for r in range(min(kmax, order.shape[0]))], dtype=np.int64)
-    for k in ks:
-        h = m_all[:, top_cols[:k]].any(axis=1) if top_cols.size else np.zeros(G, dtype=bool)
-        hit_k[k] = h
-        recall[k] = float(h.sum()) / G
-    pair_hits = {}
-    pcols = np.array([pos_in_need[int(r)] for r in pair_rows], dtype=np.int64)
-    for k in ks:
-        pair_hits[k] = int(m_all[:, pcols[:k]].any(axis=1).sum()) if pcols.size else 0
-
-    # --- no graph constraint: top max(100, K) over all (pair, fg predicate)
-    ng_scores = (obj_scores[ps] * obj_scores[po])[:, None] * fg
-    flat = ng_scores.ravel()
-    top = top_k_stable(flat, max(NG_TOP, kmax))
-    nr = fg.shape[1]
-    tp, tc = top // nr, top % nr
-    ng_trip = np.stack([labels[ps[tp]], tc + 1, labels[po[tp]]], axis=1)
-    ng_b = np.concatenate([boxes[ps[tp]], boxes[po[tp]]], axis=1)
-    m_ng = _matches(gt_trip, gt_b, ng_trip, ng_b, iou_thresh)
-    ng_recall, ng_hit_k = {}, {}
-    for k in ks:
-        h = m_ng[:, :k].any(axis=1)
-        ng_hit_k[k] = h
-        ng_recall[k] = float(h.sum()) / G
-
-    pred_ids, inverse = np.unique(gp, return_inverse=True)
-    counts = np.bincount(inverse, minlength=pred_ids.shape[0])
-    pred_hits = {k: np.bincount(inverse, weights=hit_k[k], minlength=pred_ids.shape[0]) for k in ks}
-    ng_pred_hits = {
-        k: np.bincount(inverse, weights=ng_hit_k[k], minlength=pred_ids.shape[0]) for k in ks
-    }
-
-    zs = ng_zs = None
-    if zeroshot is not None:
-        keys = [(int(a), int(b), int(c)) for a, b, c in zip(gt_labels[gs], gt_labels[go], gp)]
-        zmask = np.array([key in zeroshot for key in keys], dtype=bool)
-        if zmask.any():
-            zs = {k: float(hit_k[k][zmask].sum()) / float(zmask.sum()) for k in ks}
-            ng_zs = {k: float(ng_hit_k[k][zmask].sum()) / float(zmask.sum()) for k in ks}
-    return VGImageResult(
-        ks, G, recall, ng_recall, pred_ids, counts, pred_hits, ng_pred_hits, zs, ng_zs, pair_hits
+    if rel_scores.ndim != 2:
+        rel_scores = rel_scores.reshape(pairs.shape[0], -1)
+    return (
+        gt_boxes,
+        gt_labels,
+        gt_rels,
+        np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+        np.asarray(labels, dtype=np.int64).reshape(-1),
+        np.asarray(obj_scores, dtype=np.float32).reshape(-1),
+        pairs,
+        rel_scores,
+        image_id,
     )
 
 
@@ -386,6 +742,40 @@ def paired(gts: Sequence[Any], preds: Sequence[Any]) -> Iterable[tuple[Any, Any]
         )
 
 
+def validated_item(gt: Any, pred: Any, mode: str, ncol: int | None) -> tuple[tuple, int | None]:
+    """Check one matched (GT, prediction) and return its :func:`_evaluate_chunk` item and the
+    number of predicate columns (``ncol`` if it had none)."""
+    gid, gboxes, glabels, grels = _as_arrays(gt)
+    _, boxes, labels, scores, pairs, rel_scores = _pred_arrays(pred)
+    if pairs.size and (
+        pairs.min() < 0 or pairs.max() >= (len(glabels) if mode == "predcls" else len(labels))
+    ):
+        raise DataError("pair index out of range", sample=gid, field="pairs")
+    if pairs.shape[0] and (rel_scores.ndim != 2 or rel_scores.shape[0] != pairs.shape[0]):
+        raise DataError(
+            f"expected one score row per pair ({pairs.shape[0]}), got shape "
+            f"{list(rel_scores.shape)}",
+            sample=gid,
+            field="predicate_scores",
+        )
+    if rel_scores.ndim == 2 and rel_scores.shape[0]:
+        if ncol is not None and rel_scores.shape[1] != ncol:
+            raise DataError(
+                f"{rel_scores.shape[1]} predicate columns, other images have {ncol}",
+                sample=gid,
+                field="predicate_scores",
+            )
+        if rel_scores.shape[1] < 2:
+            raise DataError(
+                "need a background and at least one predicate column",
+                sample=gid,
+                field="predicate_scores",
+            )
+        ncol = rel_scores.shape[1]
+    item = _item(gboxes, glabels, grels, boxes, labels, scores, pairs, rel_scores, mode, gid)
+    return item, ncol
+
+
 def evaluate_images_vg(
     gts: Sequence[Any],
     preds: Sequence[Any],
@@ -394,58 +784,46 @@ def evaluate_images_vg(
     zeroshot: set[tuple[int, int, int]] | None = None,
     iou_thresh: float = 0.5,
 ) -> tuple[list[VGImageResult | None], int | None]:
-    """Validate and evaluate matched GT / prediction lists image by image.
+    """Validate and evaluate matched GT / prediction lists.
 
     Returns:
         ``(per-image results, number of predicate columns seen or None)``.
     """
+    ks = _check_ks(ks)
     if mode not in ("predcls", "sgcls", "sgdet"):
         raise DataError(f"unknown mode {mode!r}", field="mode")
-    results: list[VGImageResult | None] = []
-    ncol = None
+    items, ncol = [], None
     for gt, pred in paired(gts, preds):
-        gid, gboxes, glabels, grels = _as_arrays(gt)
-        _, boxes, labels, scores, pairs, rel_scores = _pred_arrays(pred)
-        if rel_scores.size and not np.isfinite(rel_scores).all():
-            raise DataError(
-                "predicate scores contain NaN or inf", sample=gid, field="predicate_scores"
-            )
-        if pairs.size and (
-            pairs.min() < 0 or pairs.max() >= (len(glabels) if mode == "predcls" else len(labels))
-        ):
-            raise DataError("pair index out of range", sample=gid, field="pairs")
-        if pairs.shape[0] and (rel_scores.ndim != 2 or rel_scores.shape[0] != pairs.shape[0]):
-            raise DataError(
-                f"expected one score row per pair ({pairs.shape[0]}), got shape "
-                f"{list(rel_scores.shape)}",
-                sample=gid,
-                field="predicate_scores",
-            )
-        if rel_scores.ndim == 2 and rel_scores.shape[0]:
-            if ncol is not None and rel_scores.shape[1] != ncol:
-                raise DataError(
-                    f"{rel_scores.shape[1]} predicate columns, other images have {ncol}",
-                    sample=gid,
-                    field="predicate_scores",
-                )
-            ncol = rel_scores.shape[1]
-        results.append(
-            evaluate_image_vg(
-                gboxes,
-                glabels,
-                grels,
-                boxes,
-                labels,
-                scores,
-                pairs,
-                rel_scores,
-                mode=mode,
-                ks=ks,
-                zeroshot=zeroshot,
-                iou_thresh=iou_thresh,
-            )
-        )
+        item, ncol = validated_item(gt, pred, mode, ncol)
+        items.append(item)
+    kept, img, pr, per = _evaluate_chunk(items, mode, ks, _zeroshot_keys(zeroshot), iou_thresh)
+    results: list[VGImageResult | None] = [None] * len(items)
+    start = 0
+    for j, i in enumerate(kept):
+        n = int(per[j])
+        results[int(i)] = _rows_to_result(ks, img[j], pr[start : start + n], zeroshot is not None)
+        start += n
     return results, ncol
+
+
+def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
+    """K values: positive integers, unique, at least one."""
+    try:
+        vals = list(ks)
+    except TypeError:
+        raise DataError(f"K must be a list of integers, got {ks!r}", field="k") from None
+    if not vals:
+        raise DataError("at least one K is needed", field="k")
+    out = []
+    for k in vals:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise DataError(f"K must be an integer, got {k!r}", field="k")
+        if k <= 0:
+            raise DataError(f"K must be positive, got {k}", field="k")
+        out.append(int(k))
+    if len(set(out)) != len(out):
+        raise DataError(f"K values must be unique, got {out}", field="k")
+    return tuple(out)
 
 
 def evaluate_vg(
@@ -501,9 +879,11 @@ class VGEvaluator:
         iou_thresh: float = 0.5,
         num_predicates: int | None = None,
     ) -> None:
+        if mode not in ("predcls", "sgcls", "sgdet"):
+            raise DataError(f"unknown mode {mode!r}", field="mode")
         self.mode, self.ks, self.iou_thresh, self.num_predicates = (
             mode,
-            tuple(int(k) for k in ks),
+            _check_ks(ks),
             iou_thresh,
             num_predicates,
         )
@@ -512,29 +892,57 @@ class VGEvaluator:
             if zeroshot_triplets is None
             else {tuple(int(v) for v in t) for t in zeroshot_triplets}
         )
+        self._zkeys = _zeroshot_keys(self.zeroshot)
         self.reset()
 
     def reset(self) -> None:
         self._img: list[np.ndarray] = []
         self._pred: list[np.ndarray] = []
+        self._order: list[np.ndarray] = []
+        self._per: list[np.ndarray] = []
         self._ncol: int | None = self.num_predicates
 
     def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:
-        results, ncol = evaluate_images_vg(
-            gts, preds, self.mode, self.ks, self.zeroshot, self.iou_thresh
+        """Evaluate matched GT / prediction lists (any order, matched by ``image_id``)."""
+        items, ncol = [], self._ncol
+        for gt, pred in paired(gts, preds):
+            item, ncol = validated_item(gt, pred, self.mode, ncol)
+            items.append(item)
+        self._ncol = ncol
+        self.update_items(items)
+
+    def update_items(self, items: Sequence[tuple], order: Sequence[int] | None = None) -> None:
+        """Evaluate already validated items (:func:`validated_item`).
+
+        Args:
+            order: a sort key per item (e.g. the GT index); :meth:`rows` returns rows sorted by
+                it, so a prediction file in any order gives the numbers of the GT order.
+        """
+        kept, img, pr, per = _evaluate_chunk(
+            items, self.mode, self.ks, self._zkeys, self.iou_thresh
         )
-        self._ncol = self._ncol or ncol
-        for r in results:
-            if r is not None:
-                a, b = result_rows(r)
-                self._img.append(a)
-                self._pred.append(b)
+        self._img.append(img)
+        self._pred.append(pr)
+        self._per.append(per)
+        if order is not None:
+            key = np.asarray(order, dtype=np.int64)[kept]
+            self._order.append(key)
 
     def rows(self) -> tuple[np.ndarray, np.ndarray]:
         """Stacked per-image and per-(image, predicate) rows collected so far."""
         nk = len(self.ks)
-        img = np.stack(self._img) if self._img else np.zeros((0, 2 + 5 * nk))
+        img = np.concatenate(self._img) if self._img else np.zeros((0, 2 + 5 * nk))
         pr = np.concatenate(self._pred) if self._pred else np.zeros((0, 2 + 2 * nk))
+        if self._order and img.shape[0]:
+            key = np.concatenate(self._order)
+            if key.shape[0] != img.shape[0]:
+                raise RuntimeError("update() and update_items(order=None) cannot be mixed")
+            counts = np.concatenate(self._per)
+            perm = np.argsort(key, kind="stable")
+            ends = np.cumsum(counts)
+            pieces = [pr[ends[i] - counts[i] : ends[i]] for i in perm]
+            img = img[perm]
+            pr = np.concatenate(pieces) if pieces else pr
         return img, pr
 
     def compute(self) -> dict[str, Any]:

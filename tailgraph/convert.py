@@ -1,0 +1,175 @@
+"""``tailgraph convert``: prediction and ground-truth files between JSON and the binary format.
+
+    tailgraph convert IN OUT [--overwrite]
+
+The formats are chosen by extension (``.json``, ``.json.gz``, ``.h5`` / ``.hdf5``, ``.npz``);
+the content kind (image predictions, image ground truth, VidVRD results, VidVRD ground truth)
+is read from IN. IN is validated as ``tailgraph evaluate`` validates it; OUT is written to a
+temporary name and renamed, and an existing OUT is replaced only with ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tailgraph.binformat import (
+    BinaryReader,
+    ground_truth_arrays,
+    is_binary,
+    predictions_arrays,
+    vidvrd_arrays,
+    write_binary,
+)
+from tailgraph.errors import DataError
+
+__all__ = ["main", "convert"]
+
+SUFFIXES = (".json", ".json.gz", ".h5", ".hdf5", ".npz")
+
+
+def _check_name(path: str, field: str) -> None:
+    if not path.lower().endswith(SUFFIXES):
+        raise DataError(
+            f"unknown extension; expected one of {', '.join(SUFFIXES)}", file=path, field=field
+        )
+
+
+def _read_json_kind(path: str) -> tuple[str, Any, dict]:
+    """``(kind, content, meta)`` of a JSON interchange / VidVRD results file."""
+    from tailgraph.interchange import FORMAT, read_ground_truth, read_json, read_predictions
+
+    doc = read_json(path)
+    if isinstance(doc, dict) and isinstance(doc.get("results"), dict):
+        from tailgraph.evaluation.vidvrd import read_vidvrd_results
+
+        return "vidvrd_results", read_vidvrd_results(path), {}
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise DataError(f'expected "format": "{FORMAT}" or a VidVRD results file', file=path)
+    if doc.get("protocol") == "vidvrd" and "videos" in doc:
+        if not isinstance(doc["videos"], dict):
+            raise DataError("expected 'videos' (video id -> instances)", file=path, field="videos")
+        return "vidvrd_ground_truth", doc["videos"], {"predicates": doc.get("predicates")}
+    if "protocol" in doc:
+        graphs, vocab, protocol = read_ground_truth(path)
+        meta = {
+            "protocol": protocol,
+            "object_classes": vocab.object_classes,
+            "predicates": vocab.predicates,
+        }
+        return "ground_truth", graphs, meta
+    return "predictions", read_predictions(path), {}
+
+
+def _read_binary(path: str) -> tuple[str, Any, dict]:
+    with BinaryReader(path) as r:
+        kind, meta = r.kind, {k: v for k, v in r.meta.items() if k not in ("format", "kind")}
+        if kind.startswith("vidvrd"):
+            videos = {
+                vid: [
+                    dict(x, sub_traj=np.array(x["sub_traj"]), obj_traj=np.array(x["obj_traj"]))
+                    for x in rels
+                ]
+                for vid, rels in r.videos()
+            }
+            return kind, videos, meta
+        if kind == "ground_truth":
+            for key in ("object_classes", "predicates"):
+                if not isinstance(meta.get(key), list):
+                    raise DataError(f"meta needs a list '{key}'", file=path, field=key)
+            r.num_classes, r.num_predicates = len(meta["object_classes"]), len(meta["predicates"])
+        items = []
+        for chunk in r.chunks(256):
+            for d in chunk:
+                items.append(
+                    {k: (np.array(v) if isinstance(v, np.ndarray) else v) for k, v in d.items()}
+                )
+        return kind, items, meta
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in d.items()}
+
+
+def _write_json(path: str, kind: str, content: Any, meta: dict) -> None:
+    from tailgraph.interchange import FORMAT, write_json
+
+    if kind == "vidvrd_results":
+        doc = {
+            "version": "VERSION 1.0",
+            "results": {str(v): [_jsonable(x) for x in rels] for v, rels in content.items()},
+        }
+    elif kind == "vidvrd_ground_truth":
+        doc = {
+            "format": FORMAT,
+            "protocol": "vidvrd",
+            "videos": {str(v): [_jsonable(x) for x in rels] for v, rels in content.items()},
+            "predicates": meta.get("predicates"),
+        }
+    elif kind == "ground_truth":
+        images = []
+        for g in content:
+            d = (
+                g
+                if isinstance(g, dict)
+                else {
+                    **g.to_dict(),
+                    **{k: g.extras[k] for k in ("video_id", "frame_id") if k in g.extras},
+                }
+            )
+            images.append(_jsonable(d))
+        doc = {
+            "format": FORMAT,
+            "protocol": meta["protocol"],
+            "object_classes": meta["object_classes"],
+            "predicates": meta["predicates"],
+            "images": images,
+        }
+    else:
+        doc = {
+            "format": FORMAT,
+            "images": [_jsonable(p) if isinstance(p, dict) else p.to_dict() for p in content],
+        }
+    write_json(path, doc)
+
+
+def convert(src: str, dst: str, overwrite: bool = False) -> str:
+    """Convert ``src`` to ``dst`` (formats by extension); returns the content kind."""
+    _check_name(src, "IN")
+    _check_name(dst, "OUT")
+    if Path(dst).exists() and not overwrite:
+        raise DataError("exists (pass --overwrite to replace it)", file=dst, field="OUT")
+    if Path(dst).is_dir():
+        raise DataError("is a directory", file=dst, field="OUT")
+    if Path(src).resolve() == Path(dst).resolve():
+        raise DataError("IN and OUT are the same file", file=dst, field="OUT")
+    kind, content, meta = _read_binary(src) if is_binary(src) else _read_json_kind(src)
+    if is_binary(dst):
+        if kind == "predictions":
+            write_binary(dst, kind, predictions_arrays(content))
+        elif kind == "ground_truth":
+            write_binary(dst, kind, ground_truth_arrays(content), meta)
+        else:
+            arrays, names = vidvrd_arrays(content, results=kind == "vidvrd_results")
+            write_binary(dst, kind, arrays, {**meta, "names": names})
+    else:
+        _write_json(dst, kind, content, meta)
+    return kind
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="tailgraph convert",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("src", metavar="IN")
+    p.add_argument("dst", metavar="OUT")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    a = p.parse_args(argv)
+    kind = convert(a.src, a.dst, a.overwrite)
+    print(f"{kind}: {a.src} -> {a.dst}")
+    return 0
