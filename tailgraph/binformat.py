@@ -132,6 +132,7 @@ class _H5Store:
             raise DataError("no 'meta' attribute: not a tailgraph binary file", file=path)
         self.meta_raw = raw.decode() if isinstance(raw, bytes) else str(raw)
         self._maps: dict[str, np.ndarray | None] = {}
+        self._regions: dict[str, tuple] = {}
 
     def names(self) -> list[str]:
         return list(self.f.keys())
@@ -166,8 +167,11 @@ class _H5Store:
                     arr = np.frombuffer(mm, dtype=d.dtype, count=d.size, offset=off).reshape(
                         d.shape
                     )
+                    self._regions[name] = (mm, off, arr.strides[0] if arr.ndim else 0)
             self._maps[name] = arr
         return self._maps[name]
+
+    release = None  # set below (shared with the .npz store)
 
     def read(self, name: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
         m = self._mapped(name)
@@ -203,6 +207,7 @@ class _NpzStore:
         self.meta_raw = str(meta[()])
         self._headers: dict[str, tuple] = {}
         self._maps: dict[str, np.ndarray | None] = {}
+        self._regions: dict[str, tuple] = {}
 
     def names(self) -> list[str]:
         return [n for n in self.members if n != "__meta__"]
@@ -261,8 +266,11 @@ class _NpzStore:
                         if count and data_off + count * dtype.itemsize <= len(mm):
                             arr = np.frombuffer(mm, dtype=dtype, count=count, offset=data_off)
                             arr = arr.reshape(shape)
+                            self._regions[name] = (mm, data_off, arr.strides[0])
             self._maps[name] = arr
         return self._maps[name]
+
+    release = None  # set below
 
     def read(self, name: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
         m = self._mapped(name)
@@ -287,6 +295,27 @@ class _NpzStore:
     def close(self) -> None:
         self._maps.clear()
         self.z.close()
+
+
+def _release(self, name: str, start: int, stop: int) -> None:
+    """Drop the pages of rows ``start:stop`` of a memory-mapped array from this process
+    (they are re-read from the file if touched again), so resident memory stays bounded by a
+    chunk while a large file is streamed."""
+    region = self._regions.get(name)
+    if region is None or stop <= start or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    mm, off, row = region
+    page = mmap.PAGESIZE
+    a = off + start * row
+    b = off + stop * row
+    a = (a + page - 1) // page * page  # whole pages inside the range only
+    b = b // page * page
+    if b > a:
+        mm.madvise(mmap.MADV_DONTNEED, a, b - a)
+
+
+_H5Store.release = _release
+_NpzStore.release = _release
 
 
 def _open_store(path: str):
@@ -470,6 +499,10 @@ class BinaryReader:
                 if self.kind == "predictions"
                 else self._gt_chunk(i0, i1)
             )
+            for name, off_name in RAGGED.items():  # the consumer is done with this chunk
+                if name in self.shapes and off_name in self.offsets:
+                    off = self.offsets[off_name]
+                    self.store.release(name, int(off[i0]), int(off[i1]))
 
     def _err(self, msg: str, i: int, field: str) -> DataError:
         return DataError(msg, file=self.path, sample=self.ids[i], field=field)

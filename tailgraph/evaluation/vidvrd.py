@@ -114,49 +114,105 @@ def _overlap(t1: np.ndarray, b1: int, e1: int, t2: np.ndarray, b2: int, e2: int)
     return float((np.maximum(iw, 0) * np.maximum(ih, 0)).sum())
 
 
+def _flat_trajectories(rels: list, idx: np.ndarray, vid: Any):
+    """Concatenated subject / object boxes of ``rels[idx]``, their frame offsets, durations
+    and volumes (validated as :func:`_traj`)."""
+    subs, objs, begins, ends = [], [], [], []
+    for i in idx.tolist():
+        r = rels[i]
+        subs.append(_traj(r, "sub_traj", vid, i))
+        objs.append(_traj(r, "obj_traj", vid, i))
+        begins.append(int(r["duration"][0]))
+        ends.append(int(r["duration"][1]))
+    lengths = np.asarray([t.shape[0] for t in subs], dtype=np.int64)
+    off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    sub = np.concatenate(subs) if subs else np.zeros((0, 4))
+    obj = np.concatenate(objs) if objs else np.zeros((0, 4))
+
+    def volumes(t: np.ndarray) -> np.ndarray:
+        area = (t[:, 2] - t[:, 0] + 1) * (t[:, 3] - t[:, 1] + 1)
+        out = np.zeros(lengths.shape[0])
+        nz = lengths > 0
+        if nz.any():
+            out[nz] = np.add.reduceat(area, off[:-1][nz])
+        return out
+
+    return sub, obj, off, np.asarray(begins), np.asarray(ends), volumes(sub), volumes(obj)
+
+
+def _pair_overlaps(pt, gt_, pi, gj):
+    """Summed per-frame intersections (+1 convention) of trajectory pairs ``(pi[k], gj[k])``,
+    all pairs at once: the common frames of every pair are laid out in one flat index."""
+    p_box, p_off, p_b, p_e = pt
+    g_box, g_off, g_b, g_e = gt_
+    lo = np.maximum(p_b[pi], g_b[gj])
+    hi = np.minimum(p_e[pi], g_e[gj])
+    n = np.maximum(hi - lo, 0)
+    total = int(n.sum())
+    out = np.zeros(pi.shape[0])
+    if total == 0:
+        return out
+    pair = np.repeat(np.arange(pi.shape[0]), n)
+    step = np.arange(total) - np.repeat(np.cumsum(n) - n, n)
+    t = np.repeat(lo, n) + step
+    a = p_box[p_off[pi][pair] + t - p_b[pi][pair]]
+    b = g_box[g_off[gj][pair] + t - g_b[gj][pair]]
+    iw = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]) + 1
+    ih = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]) + 1
+    inter = np.maximum(iw, 0) * np.maximum(ih, 0)
+    nz = n > 0
+    out[nz] = np.add.reduceat(inter, (np.cumsum(n) - n)[nz])
+    return out
+
+
 def _detect(
     gt: list, preds: list, vid: Any, thr: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Greedy matching of one video. Returns (tp per sorted prediction, gt index or -1, sorted
     scores).
 
-    Overlaps are computed lazily, only for label-matched GT not yet detected (as the
-    reference), with each trajectory converted and its volume summed once.
+    The vIoU of every label-matched (prediction, GT) pair is computed at once (vectorised
+    over pairs and frames); the greedy assignment, which depends on what is already
+    detected, then walks the predictions in score order over that small table.
     """
     scores = np.array([float(p["score"]) for p in preds], dtype=np.float64)
     if not np.isfinite(scores).all():
         raise DataError("prediction score is NaN or inf", sample=vid, field="score")
     order = np.argsort(-scores, kind="stable")
     n, g = len(preds), len(gt)
-    by_trip: dict[tuple, list[int]] = defaultdict(list)
-    for j, r in enumerate(gt):
-        by_trip[tuple(r["triplet"])].append(j)
-    gt_info = []
-    for j, r in enumerate(gt):
-        ts, to = _traj(r, "sub_traj", vid, j), _traj(r, "obj_traj", vid, j)
-        gt_info.append(
-            (ts, to, int(r["duration"][0]), int(r["duration"][1]), _volume(ts), _volume(to))
-        )
-    detected = np.zeros(g, dtype=bool)
+    trip_id: dict[tuple, int] = {}
+    g_tid = np.asarray([trip_id.setdefault(tuple(r["triplet"]), len(trip_id)) for r in gt])
+    p_tid = np.asarray([trip_id.get(tuple(p["triplet"]), -1) for p in preds], dtype=np.int64)
     tp = np.zeros(n, dtype=bool)
     which = np.full(n, -1)
-    for rank, i in enumerate(order):
-        p = preds[int(i)]
-        cands = [j for j in by_trip.get(tuple(p["triplet"]), ()) if not detected[j]]
-        if not cands:
+    matched = np.flatnonzero(p_tid >= 0)
+    if g == 0 or matched.shape[0] == 0:
+        return tp, which, scores[order]
+    # every (prediction, GT) pair with equal triplets
+    by_t = np.argsort(g_tid, kind="stable")
+    starts = np.searchsorted(g_tid[by_t], p_tid[matched], "left")
+    counts = np.searchsorted(g_tid[by_t], p_tid[matched], "right") - starts
+    pi_local = np.repeat(np.arange(matched.shape[0]), counts)
+    gj = by_t[
+        np.repeat(starts, counts)
+        + np.arange(int(counts.sum()))
+        - np.repeat(np.cumsum(counts) - counts, counts)
+    ]
+    gs, go, goff, gb, ge, gvs, gvo = _flat_trajectories(gt, np.arange(g), vid)
+    ps, po, poff, pb, pe, pvs, pvo = _flat_trajectories(preds, matched, vid)
+    os_ = _pair_overlaps((ps, poff, pb, pe), (gs, goff, gb, ge), pi_local, gj)
+    oo = _pair_overlaps((po, poff, pb, pe), (go, goff, gb, ge), pi_local, gj)
+    ov = np.minimum(os_ / (pvs[pi_local] + gvs[gj] - os_), oo / (pvo[pi_local] + gvo[gj] - oo))
+    table = np.full((n, g), -np.inf)
+    table[matched[pi_local], gj] = ov
+    detected = np.zeros(g, dtype=bool)
+    can = (table >= thr).any(axis=1)
+    for rank, i in enumerate(order.tolist()):
+        if not can[i]:
             continue
-        ps, po = _traj(p, "sub_traj", vid, int(i)), _traj(p, "obj_traj", vid, int(i))
-        b, e = int(p["duration"][0]), int(p["duration"][1])
-        vs, vo = _volume(ps), _volume(po)
-        best, k = -np.inf, -1
-        for j in cands:
-            gs, go, gb, ge, gvs, gvo = gt_info[j]
-            os_ = _overlap(ps, b, e, gs, gb, ge)
-            oo = _overlap(po, b, e, go, gb, ge)
-            ov = min(os_ / (vs + gvs - os_), oo / (vo + gvo - oo))
-            if ov >= thr and ov > best:  # first GT on equal overlaps
-                best, k = ov, j
-        if k >= 0:
+        row = np.where(detected, -np.inf, table[i])
+        k = int(np.argmax(row))  # first GT on equal overlaps
+        if row[k] >= thr:
             detected[k] = True
             tp[rank] = True
             which[rank] = k

@@ -284,6 +284,18 @@ def test_ag_through_the_cli_learns_predicate_zero(tmp_path, monkeypatch):
     # looking_at (index 0) is a real class: learned as well as its complement, not swallowed as background
     rec = m["with"]["per_predicate_R@20"]
     assert rec[0] > 0.8 and rec[1] > 0.8, rec[:3]
+    # `test --pred-format npz` also writes the predictions; evaluated from the binary file by
+    # `tailgraph evaluate` they give the test metrics
+    assert tailgraph_main(["test", "--config", str(cfg), "--ckpt_path", str(ckpt), "--pred-format", "npz"]) == 0
+    pred = tmp_path / "runs" / "version_2" / "test_predictions.npz"
+    assert pred.is_file()
+    out = tmp_path / "eval.json"
+    assert tailgraph_main(["evaluate", "--protocol", "ag", "--format", "ag", "--gt", str(root), "--pred", str(pred),
+                           "--json", str(out), "-k", "10", "20", "50", "100"]) == 0
+    ev = json.loads(out.read_text())
+    for c in ("with", "semi", "no"):
+        for k in ("R@20", "mR@20", "R@50"):
+            assert ev[c][k] == pytest.approx(m[c][k], abs=1e-9), (c, k)
 
 
 # ---------------------------------------------------------------------------- SGDet inputs
