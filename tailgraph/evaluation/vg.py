@@ -157,6 +157,7 @@ class _Workspace:
         if self.sample_shape != (p, r):
             idx = np.arange(1, p * r, SAMPLE_STRIDE)
             self.sample_idx = idx[idx % r != 0]
+            self.sample_rows = self.sample_idx // r
             self.sample_shape = (p, r)
         return self.sample_idx
 
@@ -181,6 +182,7 @@ def _select_fast(
     kmax: int,
     ngk: int,
     ws: _Workspace,
+    wmin: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Graph top-``kmax`` rows and no-graph top-``ngk`` flat entries without a per-row
     maximum over all rows (the costly part of a large image).
@@ -206,7 +208,7 @@ def _select_fast(
     sample_idx = ws.samples(p, r)
     sample = flat[sample_idx]
     if weight is not None:  # the weighted values (s × o) × score, exactly as the full path
-        sample = weight[sample_idx // r] * sample
+        sample = weight[ws.sample_rows] * sample
     total = p * nr
     m = max(2, (8 * ngk * sample.shape[0]) // total)
     for _ in range(3):
@@ -223,8 +225,11 @@ def _select_fast(
         else:
             # a superset from one comparison per score (score ≥ τ / w, loosened by more than
             # the rounding of the division), then the exact weighted values
-            with np.errstate(divide="ignore"):
+            if wmin > 0:
                 thr = (np.float32(tau) / weight) * np.float32(1 - REL_SLACK)
+            else:
+                with np.errstate(divide="ignore"):
+                    thr = (np.float32(tau) / weight) * np.float32(1 - REL_SLACK)
             np.greater_equal(rel_scores, thr[:, None], out=mask.reshape(p, r))
             cand = _true_positions(buf, p * r)
             cand = cand[cand % r != 0]
@@ -232,7 +237,11 @@ def _select_fast(
             keep = vals >= tau
             cand, vals = cand[keep], vals[keep]
         rows_of = cand // r  # non-decreasing
-        rows = rows_of[np.r_[True, rows_of[1:] != rows_of[:-1]]] if rows_of.size else rows_of
+        first = np.empty(rows_of.shape[0], dtype=bool)
+        if rows_of.shape[0]:
+            first[0] = True
+            np.not_equal(rows_of[1:], rows_of[:-1], out=first[1:])
+        rows = rows_of[first]
         if cand.shape[0] >= ngk and rows.shape[0] >= kmax:
             break
         m *= 4
@@ -244,7 +253,7 @@ def _select_fast(
     t_c = float(trip[order[-1]])
     if not (t_c >= tau if weight is None else t_c > tau * (1 + REL_SLACK)):
         return None
-    sel = top_k_stable(vals, ngk)
+    sel = np.argsort(-vals, kind="stable")[:ngk]  # few candidates: one stable sort
     return rows[order], trip[order], fg_flat[sel]
 
 
@@ -276,8 +285,9 @@ def _select(
     ngk = max(NG_TOP, kmax)
     weight = None if predcls else os_ * oo
     fast = None
-    if p * nr >= FAST_MIN_ENTRIES and p > 4 * ngk and (weight is None or weight.min() >= 0):
-        fast = _select_fast(rel_scores, os_, oo, weight, kmax, ngk, ws or _Workspace())
+    wmin = 1.0 if weight is None or p * nr < FAST_MIN_ENTRIES else float(weight.min())
+    if p * nr >= FAST_MIN_ENTRIES and p > 4 * ngk and wmin >= 0:
+        fast = _select_fast(rel_scores, os_, oo, weight, kmax, ngk, ws or _Workspace(), wmin)
     if fast is not None:
         top, _, ng_flat = fast
         n_rows, n_cls = ng_flat // nr, ng_flat % nr + 1
@@ -363,28 +373,26 @@ def _min_match_rank(
 _LOCAL = threading.local()
 
 
-def _rank_image(item: tuple, kmax: int, predcls: bool):
-    """One image's GT rows and selected predictions (``None`` when SGB skips it)."""
-    gboxes, glabels, grels, boxes, labels, oscores, pairs, rel, gid = item
-    # checked here, just before the image is ranked, so its scores are read from memory
-    # once: a finite sum proves every score finite (NaN / inf propagate); an infinite one
-    # may be an overflow, and then each value is checked
-    if rel.size and not np.isfinite(rel.sum()) and not np.isfinite(rel).all():
+def _check_finite(rel: np.ndarray, gid: Any) -> None:
+    """NaN / inf in the scores are an error. The minimum and maximum propagate NaN and show
+    ±inf; run after the image is ranked, they read scores already in cache."""
+    if rel.size and not (np.isfinite(rel.min()) and np.isfinite(rel.max())):
         raise DataError("predicate scores contain NaN or inf", sample=gid, field="predicate_scores")
+
+
+def _rank_image(item: tuple, kmax: int, predcls: bool):
+    """One image's selected predictions (``None`` when SGB skips it): per list, the pair rows
+    concatenated, their predicate, rank, and the list sizes."""
+    gboxes, glabels, grels, boxes, labels, oscores, pairs, rel, gid = item
     if grels.shape[0] == 0 or pairs.shape[0] == 0:
+        _check_finite(rel, gid)
         return None
     ws = getattr(_LOCAL, "ws", None)
     if ws is None:
         ws = _LOCAL.ws = _Workspace()
-    gs, go, gp = grels[:, 0], grels[:, 1], grels[:, 2]
-    gt = (glabels[gs], gp, glabels[go], gboxes[gs], gboxes[go])
-    sel = _select(oscores, pairs, rel, grels[:, :2], kmax, predcls, ws)
-    lists = []
-    for li in range(3):
-        r = sel.rows[li]
-        s, o = pairs[r, 0], pairs[r, 1]
-        lists.append((labels[s], sel.cls[li], labels[o], boxes[s], boxes[o], sel.rank[li]))
-    return gt, lists
+    if rel.size and not np.isfinite(rel.sum()):
+        _check_finite(rel, gid)
+    return _select(oscores, pairs, rel, grels[:, :2], kmax, predcls, ws)
 
 
 def _evaluate_chunk(
@@ -411,17 +419,7 @@ def _evaluate_chunk(
     kmax = max(ks)
     predcls = mode == "predcls"
     ranked = [_rank_image(it, kmax, predcls) for it in items]
-    kept: list[int] = []
-    g_parts: list[tuple] = []
-    p_parts: list[list[tuple]] = [[], [], []]
-    for i, res in enumerate(ranked):
-        if res is None:
-            continue
-        j = len(kept)
-        kept.append(i)
-        g_parts.append((j, *res[0]))
-        for li in range(3):
-            p_parts[li].append((j, *res[1][li]))
+    kept = [i for i, r in enumerate(ranked) if r is not None]
     m = len(kept)
     if m == 0:
         return (
@@ -430,25 +428,41 @@ def _evaluate_chunk(
             np.zeros((0, 2 + 2 * nk)),
             np.zeros(0, dtype=np.int64),
         )
-    g_img = np.concatenate([np.full(p[1].shape[0], p[0], dtype=np.int64) for p in g_parts])
-    g_sl = np.concatenate([p[1] for p in g_parts]).astype(np.int64)
-    g_p = np.concatenate([p[2] for p in g_parts]).astype(np.int64)
-    g_ol = np.concatenate([p[3] for p in g_parts]).astype(np.int64)
-    g_sb = np.concatenate([p[4] for p in g_parts]).astype(np.float32, copy=False)
-    g_ob = np.concatenate([p[5] for p in g_parts]).astype(np.float32, copy=False)
+    its = [items[i] for i in kept]
+    # ground truth of the chunk, concatenated, then gathered once
+    gbo = np.cumsum([0] + [it[1].shape[0] for it in its])
+    g_lab = np.concatenate([it[1] for it in its]).astype(np.int64, copy=False)
+    g_box = np.concatenate([it[0] for it in its]).astype(np.float32, copy=False)
+    g_img = np.repeat(np.arange(m), [it[2].shape[0] for it in its])
+    grel = np.concatenate([it[2] for it in its])
+    gs, go = grel[:, 0] + gbo[g_img], grel[:, 1] + gbo[g_img]
+    g_sl, g_p, g_ol = g_lab[gs], grel[:, 2].astype(np.int64, copy=False), g_lab[go]
+    g_sb, g_ob = g_box[gs], g_box[go]
+    # predictions: subject / object of every selected row (one small gather per image), then
+    # labels and boxes gathered once per chunk
+    pbo = np.cumsum([0] + [it[4].shape[0] for it in its])
+    p_lab = np.concatenate([it[4] for it in its]).astype(np.int64, copy=False)
+    p_box = np.concatenate([it[3] for it in its]).astype(np.float32, copy=False)
+    so, li_img, li_cls, li_rank, li_which = [], [], [], [], []
+    for j, i in enumerate(kept):
+        sel = ranked[i]
+        rows = np.concatenate(sel.rows)
+        so.append(items[i][6][rows] + pbo[j])
+        li_img.append(np.full(rows.shape[0], j))
+        li_cls.append(np.concatenate(sel.cls))
+        li_rank.append(np.concatenate(sel.rank))
+        li_which.append(np.repeat([0, 1, 2], [x.shape[0] for x in sel.rows]))
+    so = np.concatenate(so)
+    img_all = np.concatenate(li_img)
+    cls_all = np.concatenate(li_cls).astype(np.int64, copy=False)
+    rank_all = np.concatenate(li_rank).astype(np.int64, copy=False)
+    which = np.concatenate(li_which)
     lists = []
     for li in range(3):
-        parts = p_parts[li]
+        w = which == li
+        s_, o_ = so[w, 0], so[w, 1]
         lists.append(
-            (
-                np.concatenate([np.full(p[1].shape[0], p[0], dtype=np.int64) for p in parts]),
-                np.concatenate([p[1] for p in parts]).astype(np.int64),
-                np.concatenate([p[2] for p in parts]).astype(np.int64),
-                np.concatenate([p[3] for p in parts]).astype(np.int64),
-                np.concatenate([p[4] for p in parts]).astype(np.float32, copy=False),
-                np.concatenate([p[5] for p in parts]).astype(np.float32, copy=False),
-                np.concatenate([p[6] for p in parts]).astype(np.int64),
-            )
+            (img_all[w], p_lab[s_], cls_all[w], p_lab[o_], p_box[s_], p_box[o_], rank_all[w])
         )
     ncls = 1 + max(
         int(g_sl.max()),
