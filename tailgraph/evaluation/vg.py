@@ -253,7 +253,7 @@ def _select_fast(
     t_c = float(trip[order[-1]])
     if not (t_c >= tau if weight is None else t_c > tau * (1 + REL_SLACK)):
         return None
-    sel = np.argsort(-vals, kind="stable")[:ngk]  # few candidates: one stable sort
+    sel = top_k_stable(vals, ngk)
     return rows[order], trip[order], fg_flat[sel]
 
 
