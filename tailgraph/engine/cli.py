@@ -229,6 +229,11 @@ def latest_checkpoint(root: str | os.PathLike) -> str:
     return str(max(runs)[1])
 
 
+def _child(node: Any, key: str) -> Any:
+    """``node[key]`` of a dict or a jsonargparse namespace."""
+    return node[key] if isinstance(node, dict) else getattr(node, key)
+
+
 class TailgraphCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:  # noqa: D401 - LightningCLI hook
         parser.set_defaults(
@@ -248,6 +253,42 @@ class TailgraphCLI(LightningCLI):
                 ],
             }
         )
+
+    def parse_arguments(self, parser, args) -> None:  # noqa: D102 - LightningCLI hook
+        self._given_args = list(args or [])
+        super().parse_arguments(parser, args)
+
+    def _parse_ckpt_path(self) -> None:
+        """With ``--ckpt_path``, Lightning replaces the ``model`` section by the checkpoint's
+        hyperparameters (so ``test --config RECIPE`` rebuilds the model as it was trained, with
+        the fit's overrides). Options given explicitly on this command line (``--model.…``)
+        then win over the checkpoint's, so test-time switches are not silently dropped."""
+        import copy
+
+        before = copy.deepcopy(self.config)
+        super()._parse_ckpt_path()
+        sub = self.config.get("subcommand")
+        if not sub:
+            return
+        for a in self._given_args:
+            if not a.startswith("--model."):
+                continue
+            path = a[2:].split("=", 1)[0].split(".")[1:]
+            # a component override (--model.context.init_args.x) is kept by jsonargparse as
+            # the key x next to the spec's init_args
+            for cand in ([p for p in path if p != "init_args"], path):
+                src, dst = before[sub]["model"], self.config[sub]["model"]
+                try:
+                    for part in cand[:-1]:
+                        src, dst = _child(src, part), _child(dst, part)
+                    value = _child(src, cand[-1])
+                except (KeyError, AttributeError, TypeError):
+                    continue
+                if isinstance(dst, dict):
+                    dst[cand[-1]] = value
+                else:
+                    setattr(dst, cand[-1], value)
+                break
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)

@@ -322,6 +322,13 @@ class SGGModule(L.LightningModule):
             for opt in self.trainer.optimizers:
                 opt.state.clear()
 
+    def on_train_epoch_end(self) -> None:
+        from tailgraph.modeling.memory import RelationMemory
+
+        for m in self.model.modules():  # TEMPURA's memory: this epoch's class means
+            if isinstance(m, RelationMemory):
+                m.end_epoch()
+
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
         self.method.on_after_optimizer_step(self.model, self.trainer.global_step)

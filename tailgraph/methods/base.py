@@ -151,13 +151,22 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
         """Losses every method keeps: the object classifier's CE (SGCls), a context model's
         pair-relatedness score (VCTree) and the head's regulariser (GMM-Plus)."""
         losses: dict[str, torch.Tensor] = {}
+        memory = getattr(getattr(model, "context", None), "memory", None)
+        if memory is not None and "memory_input" in out.extras and model.training:
+            # TEMPURA's memory bank: this epoch's pre-fusion features with their labels
+            memory.accumulate(out.extras["memory_input"], targets.multi_hot)
         if "pair_score_logits" in out.extras:
             losses["loss_pair_score"] = F.binary_cross_entropy_with_logits(
                 out.extras["pair_score_logits"], targets.related.float()
             )
         if out.obj_logits is not None and model.task is Task.SGCLS:
             gt = torch.cat([g.labels for g in batch.graphs])
-            losses["loss_obj"] = F.cross_entropy(out.obj_logits, gt)
+            weight = None
+            eos = getattr(self, "obj_eos_coef", None)
+            if eos is not None:  # TEMPURA: the background class weighted by eos_coef
+                weight = torch.ones(out.obj_logits.shape[1], device=out.obj_logits.device)
+                weight[0] = eos
+            losses["loss_obj"] = F.cross_entropy(out.obj_logits, gt, weight=weight)
         if out.head_output is not None and model.head is not None:
             reg = model.head.regularizer(out.head_output)
             if reg is not None:
@@ -174,12 +183,20 @@ class Supervised(Method):
             ``loss(logits [P, G], labels [P])``; its constructor may take ``predicate_counts``
             (injected). Default: cross-entropy.
         head_reg_weight: weight of the head's regulariser (GMM-Plus variance floor).
+        obj_eos_coef: weight of the background class in the object classifier's cross-entropy
+            (TEMPURA's ``eos_coef``); ``None`` = unweighted.
     """
 
-    def __init__(self, loss: dict | None = None, head_reg_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        loss: dict | None = None,
+        head_reg_weight: float = 1.0,
+        obj_eos_coef: float | None = None,
+    ) -> None:
         super().__init__()
         self.loss_spec = loss
         self.head_reg_weight = head_reg_weight
+        self.obj_eos_coef = obj_eos_coef
         self.loss_fn: nn.Module | None = None
 
     def setup(self, model, vocab, train_stats, protocol=None) -> None:

@@ -13,8 +13,15 @@ object class embeddings (two GloVe-initialised tables of ``embed_dim``); all con
 
 Spatial encoder: one post-norm transformer layer over the pairs of each frame. Temporal
 decoder: ``temporal_layers`` self-attention layers over sliding windows of two consecutive
-frames with a learned 2-row frame embedding added to the inputs; each frame takes the output
-of the window in which it is the later frame (frame 0 from window 0).
+frames with a learned 2-row frame embedding added to the queries and keys only (as STTran's
+decoder; ``frame_embed_on="inputs"`` adds it to the layer input instead, which also puts it in
+the values and the residual); each frame takes the output of the window in which it is the
+later frame (frame 0 from window 0).
+
+TEMPURA's memory bank (:class:`tailgraph.modeling.memory.RelationMemory`, option ``memory``)
+fuses the class-mean memory into each relation feature after the temporal decoder (``late``)
+or after the spatial encoder (``early``); the pre-fusion features are returned in
+``extras["memory_input"]`` for the training step to accumulate.
 """
 
 from __future__ import annotations
@@ -28,7 +35,26 @@ from tailgraph.modeling.context.common import pad_by_image, unpad
 from tailgraph.modeling.embeddings import ClassEmbedding
 from tailgraph.modeling.types import ContextOutput, RelationInputs
 
-__all__ = ["STTranContext", "box_masks"]
+__all__ = ["STTranContext", "box_masks", "PositionalDecoderLayer"]
+
+
+class PositionalDecoderLayer(nn.Module):
+    """Post-norm self-attention layer whose position embedding enters queries and keys only:
+    ``x ← LN(x + Drop(Attn(x + pos, x + pos, x)))``, ``x ← LN(x + Drop(FF(x)))``."""
+
+    def __init__(self, d: int, num_heads: int, ff_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(d, num_heads, dropout=dropout, batch_first=True)
+        self.ff = nn.Sequential(
+            nn.Linear(d, ff_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_dim, d)
+        )
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.drop1, self.drop2 = nn.Dropout(dropout), nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        qk = x + pos
+        x = self.norm1(x + self.drop1(self.attn(qk, qk, x, need_weights=False)[0]))
+        return self.norm2(x + self.drop2(self.ff(x)))
 
 
 def box_masks(sub: torch.Tensor, obj: torch.Tensor, size: int = 27) -> torch.Tensor:
@@ -62,6 +88,11 @@ class STTranContext(nn.Module):
             projected to it).
         num_heads, ff_dim, dropout: transformer settings (8, 2048, 0.1).
         temporal_layers: decoder depth (3).
+        frame_embed_on: ``qk`` (queries and keys, STTran) or ``inputs``.
+        memory: options of :class:`RelationMemory` (``compute``, ``selection``, ``lam``,
+            ``fusion``, ``use_at_test``, ``weight_type``) to add TEMPURA's memory bank, or
+            ``None``.
+        num_predicates, groups: injected from the vocabulary (for the memory).
 
     Shapes:
         ``forward(RelationInputs) -> ContextOutput(pair_feats [P, 3·proj_dim + 2·embed_dim])``.
@@ -78,8 +109,15 @@ class STTranContext(nn.Module):
         ff_dim: int = 2048,
         dropout: float = 0.1,
         temporal_layers: int = 3,
+        frame_embed_on: str = "qk",
+        memory: dict | None = None,
+        num_predicates: int | None = None,
+        groups: Sequence[Sequence] | None = None,
     ) -> None:
         super().__init__()
+        if frame_embed_on not in ("qk", "inputs"):
+            raise ValueError(f"frame_embed_on must be 'qk' or 'inputs', got {frame_embed_on!r}")
+        self.frame_embed_on = frame_embed_on
         if not obj_feat_dim or not union_feat_dim:
             raise ValueError(
                 "STTran needs object and union features (obj_feat_dim, union_feat_dim > 0)"
@@ -105,9 +143,26 @@ class STTranContext(nn.Module):
         self.spatial = nn.TransformerEncoderLayer(
             d, num_heads, ff_dim, dropout, batch_first=True
         )  # post-norm
-        layer = nn.TransformerEncoderLayer(d, num_heads, ff_dim, dropout, batch_first=True)
-        self.temporal = nn.TransformerEncoder(layer, temporal_layers, enable_nested_tensor=False)
+        if frame_embed_on == "qk":
+            self.temporal_layers = nn.ModuleList(
+                PositionalDecoderLayer(d, num_heads, ff_dim, dropout)
+                for _ in range(temporal_layers)
+            )
+        else:
+            layer = nn.TransformerEncoderLayer(d, num_heads, ff_dim, dropout, batch_first=True)
+            self.temporal = nn.TransformerEncoder(
+                layer, temporal_layers, enable_nested_tensor=False
+            )
         self.frame_embed = nn.Embedding(2, d)
+        self.memory = None
+        if memory is not None:
+            from tailgraph.modeling.memory import RelationMemory
+
+            if num_predicates is None:
+                raise ValueError(
+                    "the memory bank needs num_predicates (injected from the vocabulary)"
+                )
+            self.memory = RelationMemory(d, num_predicates, groups, **dict(memory))
         self.out_dim = self.hidden_dim = d
         self.num_classes = len(class_names)
 
@@ -131,24 +186,41 @@ class STTranContext(nn.Module):
             dim=1,
         )
 
+    def _decode(self, seq: torch.Tensor, rel_frame: torch.Tensor) -> torch.Tensor:
+        """The temporal decoder over one window's pairs (``rel_frame``: 0 / 1 in the window)."""
+        pos = self.frame_embed(rel_frame.long())
+        if self.frame_embed_on == "qk":
+            x = seq.unsqueeze(0)
+            for layer in self.temporal_layers:
+                x = layer(x, pos.unsqueeze(0))
+            return x.squeeze(0)
+        return self.temporal((seq + pos).unsqueeze(0)).squeeze(0)
+
     def forward(self, inp: RelationInputs) -> ContextOutput:
         x = self.relation_features(inp)
         frame = inp.obj_to_img[inp.pairs[:, 0]]
         nf = inp.num_images
         padded, valid, pos = pad_by_image(x, frame, nf)
         spatial = unpad(self.spatial(padded, src_key_padding_mask=~valid), frame, pos)
-        out = torch.empty_like(spatial)
+        extras = {}
+        mem = self.memory
+        if mem is not None and mem.fusion == "early":
+            extras["memory_input"] = spatial.detach()
+            spatial = mem(spatial)
         if nf == 1:
-            seq = spatial + self.frame_embed.weight[0]
-            return ContextOutput(pair_feats=self.temporal(seq.unsqueeze(0)).squeeze(0))
-        for w in range(nf - 1):  # window (w, w + 1)
-            rows = torch.nonzero((frame == w) | (frame == w + 1)).flatten()
-            if rows.numel() == 0:
-                continue
-            seq = spatial[rows] + self.frame_embed((frame[rows] - w).long())
-            res = self.temporal(seq.unsqueeze(0)).squeeze(0)
-            later = frame[rows] == w + 1
-            out[rows[later]] = res[later]
-            if w == 0:
-                out[rows[~later]] = res[~later]
-        return ContextOutput(pair_feats=out)
+            out = self._decode(spatial, torch.zeros_like(frame))
+        else:
+            out = torch.empty_like(spatial)
+            for w in range(nf - 1):  # window (w, w + 1)
+                rows = torch.nonzero((frame == w) | (frame == w + 1)).flatten()
+                if rows.numel() == 0:
+                    continue
+                res = self._decode(spatial[rows], frame[rows] - w)
+                later = frame[rows] == w + 1
+                out[rows[later]] = res[later]
+                if w == 0:
+                    out[rows[~later]] = res[~later]
+        if mem is not None and mem.fusion == "late":
+            extras["memory_input"] = out.detach()
+            out = mem(out)
+        return ContextOutput(pair_feats=out, extras=extras)

@@ -1,0 +1,134 @@
+"""TEMPURA's predicate memory bank (methods.md §0).
+
+During each training epoch the pre-fusion relation features are accumulated per predicate with
+their labels (detached: they carry no gradient); at the epoch's end ``M[c]`` becomes the mean
+feature of the pairs whose label set contains ``c`` (empty during epoch 0). Fusion attends from
+each relation feature ``f`` to the class means and mixes: ``f' = λ f + (1 − λ) m``.
+
+Options (TEMPURA's flags):
+
+* ``compute``: ``joint`` — one attention over all class means (``rel_mem_compute=joint``);
+  ``seperate`` — one attention per relation type over that type's means, the results averaged.
+* ``selection``: ``manual`` — a fixed ``lam`` (λ = 0.5 PredCls / SGDet, 0.3 SGCls);
+  ``automated`` — ``λ = sigmoid(Linear(f))`` per pair.
+* ``fusion``: ``late`` (before the predicate head) or ``early`` (after the spatial encoder);
+  the context model applies it at that point.
+* ``use_at_test``: fuse at evaluation too (default; the released test scripts forget to
+  restore the memory — here it is a buffer, saved in and restored from checkpoints).
+* ``weight_type``: ``simple`` (plain class means) is the one weighting implemented.
+
+Classes absent from the training data so far have no mean and are left out of the attention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["RelationMemory"]
+
+
+class RelationMemory(nn.Module):
+    """Per-predicate feature memory with attention fusion.
+
+    Args:
+        dim: relation feature size ``D``.
+        num_predicates: vocabulary predicates ``R``.
+        groups: ``[(type name, columns, single_label)]`` (for ``compute="seperate"``).
+        compute: ``joint`` | ``seperate``.
+        selection: ``manual`` | ``automated``.
+        lam: λ of ``manual`` selection.
+        fusion: ``late`` | ``early`` (read by the context model).
+        use_at_test: fuse in evaluation mode too.
+        weight_type: ``simple``.
+
+    Shapes:
+        ``forward(f [P, D]) -> [P, D]``; ``accumulate(f [P, D], multi_hot [P, R])``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_predicates: int,
+        groups: Sequence[Sequence[Any]] | None = None,
+        compute: str = "joint",
+        selection: str = "manual",
+        lam: float = 0.5,
+        fusion: str = "late",
+        use_at_test: bool = True,
+        weight_type: str = "simple",
+    ) -> None:
+        super().__init__()
+        if compute not in ("joint", "seperate"):
+            raise ValueError(f"compute must be 'joint' or 'seperate', got {compute!r}")
+        if selection not in ("manual", "automated"):
+            raise ValueError(f"selection must be 'manual' or 'automated', got {selection!r}")
+        if fusion not in ("late", "early"):
+            raise ValueError(f"fusion must be 'late' or 'early', got {fusion!r}")
+        if weight_type != "simple":
+            raise ValueError(f"only weight_type 'simple' is implemented, got {weight_type!r}")
+        if not 0.0 <= lam <= 1.0:
+            raise ValueError(f"lam must be within [0, 1], got {lam}")
+        if compute == "seperate" and not groups:
+            raise ValueError("compute='seperate' needs the relation type groups")
+        self.dim, self.num_predicates = dim, num_predicates
+        self.compute, self.selection, self.lam, self.fusion = compute, selection, lam, fusion
+        self.use_at_test = use_at_test
+        self.type_columns = (
+            [list(g[1]) for g in groups] if groups else [list(range(num_predicates))]
+        )
+        n_att = len(self.type_columns) if compute == "seperate" else 1
+        self.attn = nn.ModuleList(
+            nn.MultiheadAttention(dim, 1, batch_first=True) for _ in range(n_att)
+        )
+        self.gate = nn.Linear(dim, 1) if selection == "automated" else None
+        self.register_buffer("means", torch.zeros(num_predicates, dim))
+        self.register_buffer("valid", torch.zeros(num_predicates, dtype=torch.bool))
+        self.register_buffer("sums", torch.zeros(num_predicates, dim))
+        self.register_buffer("counts", torch.zeros(num_predicates))
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.valid.any())
+
+    @torch.no_grad()
+    def accumulate(self, feats: torch.Tensor, multi_hot: torch.Tensor) -> None:
+        """Add a batch's pre-fusion features to the running per-class sums."""
+        y = multi_hot.to(feats.dtype)
+        self.sums += y.t() @ feats.detach()
+        self.counts += y.sum(0)
+
+    @torch.no_grad()
+    def end_epoch(self) -> None:
+        """Class means of the epoch just finished become the memory; the sums restart."""
+        have = self.counts > 0
+        if have.any():
+            self.means.zero_()
+            self.means[have] = self.sums[have] / self.counts[have, None]
+            self.valid.copy_(have)
+        self.sums.zero_()
+        self.counts.zero_()
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        if not self.ready or (not self.training and not self.use_at_test) or f.shape[0] == 0:
+            return f
+        q = f.unsqueeze(0)
+        outs = []
+        cols = (
+            self.type_columns if self.compute == "seperate" else [list(range(self.num_predicates))]
+        )
+        for attn, c in zip(self.attn, cols):
+            idx = torch.tensor(c, device=f.device)
+            idx = idx[self.valid[idx]]
+            if idx.numel() == 0:
+                continue
+            mem = self.means[idx].unsqueeze(0)
+            outs.append(attn(q, mem, mem, need_weights=False)[0].squeeze(0))
+        if not outs:
+            return f
+        m = torch.stack(outs).mean(0)
+        lam = torch.sigmoid(self.gate(f)) if self.gate is not None else self.lam
+        return lam * f + (1 - lam) * m

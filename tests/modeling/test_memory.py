@@ -1,0 +1,115 @@
+"""TEMPURA's memory bank: class means by hand, the fusion formula, per-type attention, test-time
+use, checkpoints; STTran's frame embedding on queries and keys only."""
+
+import torch
+
+from tailgraph.modeling.context.sttran import PositionalDecoderLayer
+from tailgraph.modeling.memory import RelationMemory
+
+GROUPS = [("a", [0, 1], True), ("b", [2, 3], False)]
+
+
+def test_class_means_by_hand_and_empty_first_epoch():
+    mem = RelationMemory(2, 4, GROUPS)
+    f = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    y = torch.tensor([[1, 0, 1, 0], [1, 0, 0, 0], [0, 0, 1, 0]])
+    x = torch.randn(5, 2)
+    assert torch.equal(mem(x), x)  # epoch 0: no memory yet, identity
+    mem.accumulate(f, y)
+    assert torch.equal(mem(x), x)  # still epoch 0
+    mem.end_epoch()
+    assert mem.valid.tolist() == [True, False, True, False]
+    assert torch.allclose(mem.means[0], torch.tensor([2.0, 3.0]))  # mean of rows 0, 1
+    assert torch.allclose(mem.means[2], torch.tensor([3.0, 4.0]))  # mean of rows 0, 2
+    assert mem.counts.sum() == 0 and mem.sums.abs().sum() == 0  # restarted for the next epoch
+
+
+def test_fusion_formula_joint_and_seperate():
+    torch.manual_seed(0)
+    for compute in ("joint", "seperate"):
+        mem = RelationMemory(4, 4, GROUPS, compute=compute, lam=0.3)
+        mem.accumulate(torch.randn(6, 4), torch.eye(4)[[0, 1, 2, 3, 0, 2]])
+        mem.end_epoch()
+        f = torch.randn(3, 4)
+        q = f.unsqueeze(0)
+        if compute == "joint":
+            m = mem.attn[0](q, mem.means[None], mem.means[None])[0][0]
+        else:
+            m = torch.stack([a(q, mem.means[c][None], mem.means[c][None])[0][0]
+                             for a, c in zip(mem.attn, ([0, 1], [2, 3]))]).mean(0)
+        assert torch.allclose(mem(f), 0.3 * f + 0.7 * m, atol=1e-6)
+
+
+def test_automated_selection_and_test_time_switch():
+    mem = RelationMemory(3, 2, selection="automated", use_at_test=False)
+    mem.accumulate(torch.randn(4, 3), torch.tensor([[1, 0], [0, 1], [1, 1], [0, 1]]))
+    mem.end_epoch()
+    f = torch.randn(2, 3)
+    lam = torch.sigmoid(mem.gate(f))
+    m = mem.attn[0](f[None], mem.means[None], mem.means[None])[0][0]
+    assert torch.allclose(mem(f), lam * f + (1 - lam) * m, atol=1e-6)
+    mem.eval()
+    assert torch.equal(mem(f), f)  # use_at_test=False: not fused in evaluation
+    mem.use_at_test = True
+    assert not torch.equal(mem(f), f)
+
+
+def test_memory_is_saved_in_and_restored_from_the_state_dict():
+    a = RelationMemory(3, 2)
+    a.accumulate(torch.randn(4, 3), torch.tensor([[1, 0], [0, 1], [1, 1], [0, 1]]))
+    a.end_epoch()
+    b = RelationMemory(3, 2)
+    b.load_state_dict(a.state_dict())
+    a.eval(), b.eval()
+    f = torch.randn(5, 3)
+    assert torch.equal(a(f), b(f)) and b.ready
+
+
+def test_frame_embedding_enters_queries_and_keys_only():
+    torch.manual_seed(0)
+    layer = PositionalDecoderLayer(8, 2, 16, 0.0).eval()
+    x = torch.randn(1, 1, 8)
+    # one element: attention weight 1 on its own value, so the position cannot change the output
+    assert torch.allclose(layer(x, torch.zeros(1, 1, 8)), layer(x, torch.randn(1, 1, 8)))
+    x2 = torch.randn(1, 3, 8)
+    assert not torch.allclose(layer(x2, torch.zeros(1, 3, 8)), layer(x2, torch.randn(1, 3, 8)))
+
+
+def test_memory_through_the_engine_is_checkpointed_and_used_at_test(tmp_path, monkeypatch):
+    import json
+
+    import yaml
+
+    from tailgraph.cli import main as tailgraph_main
+    from tailgraph.data.synthetic.ag import generate_synth_ag
+
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "ag"
+    generate_synth_ag(root, num_train=4, num_test=2, image_size=64)
+    cfg = tmp_path / "ag.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "seed_everything": 0,
+        "model": {"task": "predcls", "lr": 0.001,
+                  "features": {"class_path": "tailgraph.modeling.roi.PixelFeatures", "init_args": {"last_stage": "layer1", "out_dim": 16}},
+                  "context": {"class_path": "tailgraph.modeling.context.sttran.STTranContext",
+                              "init_args": {"proj_dim": 16, "embed_dim": 8, "num_heads": 2, "ff_dim": 32, "temporal_layers": 1,
+                                            "memory": {"lam": 0.5}}},
+                  "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"}},
+        "data": {"class_path": "tailgraph.data.datamodules.AGDataModule",
+                 "init_args": {"root": str(root), "max_size": 64, "val_fraction": 0.0}},
+        "trainer": {"max_epochs": 2, "enable_progress_bar": False, "enable_model_summary": False,
+                    "default_root_dir": str(tmp_path), "num_sanity_val_steps": 0, "limit_val_batches": 0}}))
+    assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
+    ckpt = tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, weights_only=True)["state_dict"]
+    valid = state["model.context.memory.valid"]
+    assert valid.any() and state["model.context.memory.means"][valid].abs().sum() > 0
+    scores = []
+    for use in ("true", "false"):  # a test-time switch on the command line wins over the ckpt
+        assert tailgraph_main(["predict", "--config", str(cfg), "--ckpt_path", str(ckpt),
+                               "--model.context.init_args.memory", f'{{"lam": 0.5, "use_at_test": {use}}}']) == 0
+        runs = sorted((tmp_path / "runs").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+        doc = json.loads((runs[-1] / "predictions.json").read_text())
+        scores.append(torch.tensor([s for im in doc["images"] for row in im["predicate_scores"] for s in row]))
+    # the restored memory is fused into the test-time features (use_at_test), and only then
+    assert scores[0].shape == scores[1].shape and not torch.allclose(scores[0], scores[1])
