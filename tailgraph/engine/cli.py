@@ -375,7 +375,15 @@ def _run(subcommand: str, argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    except (DataError, ValueError, RuntimeError, TypeError, KeyError, OSError) as exc:
+    except (
+        DataError,
+        ValueError,
+        RuntimeError,
+        TypeError,
+        KeyError,
+        OSError,
+        AttributeError,
+    ) as exc:
         if debug:
             raise
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

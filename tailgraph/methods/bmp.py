@@ -16,12 +16,24 @@ synthetic minority features, consistency loss) build on these functions:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-__all__ = ["minority_focal_loss", "gaussian_kl", "balance_prototypes", "minority_sample_counts"]
+from tailgraph.methods.base import Method, Supervised
+
+__all__ = [
+    "minority_focal_loss",
+    "gaussian_kl",
+    "balance_prototypes",
+    "minority_sample_counts",
+    "prototype_log_posterior",
+    "PrototypeNetwork",
+    "BMP",
+]
 
 
 def minority_focal_loss(
@@ -107,7 +119,7 @@ def balance_prototypes(
         order = torch.stack(
             [
                 torch.as_tensor(sorted(range(major.numel()), key=lambda j: (float(row[j]), j))[:k])
-                for row in kl
+                for row in kl.detach().cpu()
             ]
         )
         chosen_kl = kl.gather(1, order.to(kl.device))
@@ -142,3 +154,215 @@ def minority_sample_counts(
     safe = big_n.clamp_min(1)
     k = torch.floor((tau_maj - big_n) / safe * small_n)
     return torch.where(minority & (big_n > 0), k.clamp_min(0), torch.zeros_like(k)).to(torch.int64)
+
+
+# ---------------------------------------------------------------------------- the method
+
+
+class PrototypeNetwork(nn.Module):
+    """One relation type's prototype network: encoder ``d → 1.5d → 1.5d → 2d`` maps a base
+    prototype (a memory class mean) to a Gaussian prototype ``[μ ; ℓ]`` (ℓ = log-variance);
+    decoder ``d → 256 → 256 → d`` maps a latent sample back to a relation feature."""
+
+    def __init__(self, dim: int, hidden: int = 256) -> None:
+        super().__init__()
+        h = int(round(1.5 * dim))
+        self.encoder = nn.Sequential(
+            nn.Linear(dim, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 2 * dim)
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(dim, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, dim),
+        )
+        self.dim = dim
+
+    def prototypes(self, base: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(μ [C, d], ℓ [C, d])`` of the base prototypes ``[C, d]``."""
+        out = self.encoder(base)
+        return out[:, : self.dim], out[:, self.dim :]
+
+
+def prototype_log_posterior(
+    x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, available: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``log pp [B, C]``: the class posterior of features ``x [B, d]`` under diagonal Gaussian
+    prototypes, computed in log space (``Σ_d log N(x_d; μ_cd, σ²_cd)`` then log-softmax over
+    classes; the released code multiplies the densities, which underflows)."""
+    var = logvar.exp()
+    ll = -0.5 * (
+        ((x[:, None, :] - mu[None]) ** 2) / var[None] + logvar[None] + math.log(2 * math.pi)
+    ).sum(-1)
+    if available is not None:
+        ll = ll.masked_fill(~available[None].to(ll.device), float("-inf"))
+    return torch.log_softmax(ll, dim=-1)
+
+
+class BMP(Method):
+    """Balancing Minority Prototypes on a TEMPURA model (methods.md §1).
+
+    Epochs ``< base_epochs`` are ordinary TEMPURA training (the protocol's per-type losses);
+    they fill the context's memory bank, whose class means become the base prototypes. From
+    epoch ``base_epochs`` on, everything but the relation heads is frozen and each batch
+    trains the heads (and the prototype networks) on synthetic features sampled from the
+    progressively balanced minority prototypes; the real video supplies only how many
+    positives of each class it has.
+
+    Per relation type (a prototype network each): majority classes have a training count
+    ``≥ tau_maj``; minority prototypes are balanced (:func:`balance_prototypes`, ``q``,
+    ``alpha``, ``nstage``); class ``i`` gets :func:`minority_sample_counts` samples
+    ``x̃ = decoder(μ_i + e^{ℓ_i/2} ε)``. Loss per type: attention ``lambda_base · NLL``,
+    spatial / contacting ``BCE``, plus ``lambda_mf`` × :func:`minority_focal_loss` and
+    ``lambda_consist`` × mean KL(prototype posterior ‖ softmax(logits)) (posterior in log
+    space, :func:`prototype_log_posterior`). ``vae_weight`` adds the prototype networks'
+    reconstruction + KL loss, which the released code computes but never adds (default 0, as
+    the code).
+
+    Args:
+        tau_maj: the majority threshold on training counts (AG code: 20000, hard-coded there).
+        q, alpha, nstage: progressive balancing (3, 0.05, 6).
+        positive_gamma, negative_gamma: the minority focal exponents (code: ``negtive_gamma``).
+        lambda_consist, lambda_mf, lambda_base: loss weights (100, 2, 1).
+        base_epochs: epochs of ordinary TEMPURA training first (1: the code's epoch 0).
+        max_samples: cap on the synthetic samples of one type in one batch (the counts are
+            scaled down proportionally beyond it; ``None`` = no cap).
+        vae_weight: weight of the prototype networks' VAE loss.
+        supervised: options of the phase-1 :class:`Supervised` losses (e.g. ``obj_eos_coef``).
+
+    BMP's train flags map to the recipe: ``-rel_mem_compute / -rel_mem_weight_type /
+    -mem_fusion / -mem_feat_selection / -mem_feat_lambda`` → the context's ``memory`` options
+    (``compute``, ``weight_type``, ``fusion``, ``selection``, ``lam``); ``-rel_head gmm -K``
+    → ``head.per-type GMMHead(num_components=K)``; ``-obj_head linear`` → the object
+    classifier; ``-eos_coef`` → ``supervised.obj_eos_coef``; ``-lr`` → ``model.lr``;
+    ``-nstage -alpha -positive_gamma -negtive_gamma -lambda_consist -lambda_mf -lambda_base``
+    → this method's options; ``-mode`` → ``model.task``.
+    """
+
+    def __init__(
+        self,
+        tau_maj: int = 20000,
+        q: int = 3,
+        alpha: float = 0.05,
+        nstage: int = 6,
+        positive_gamma: float = 0.5,
+        negative_gamma: float = 2.0,
+        lambda_consist: float = 100.0,
+        lambda_mf: float = 2.0,
+        lambda_base: float = 1.0,
+        base_epochs: int = 1,
+        max_samples: int | None = 4096,
+        vae_weight: float = 0.0,
+        supervised: dict | None = None,
+    ) -> None:
+        super().__init__()
+        if tau_maj <= 0 or q < 1 or nstage < 0 or not 0 <= alpha <= 1 or base_epochs < 0:
+            raise ValueError(
+                "BMP needs tau_maj > 0, q >= 1, nstage >= 0, 0 <= alpha <= 1, base_epochs >= 0"
+            )
+        self.tau_maj, self.q, self.alpha, self.nstage = tau_maj, q, alpha, nstage
+        self.positive_gamma, self.negative_gamma = positive_gamma, negative_gamma
+        self.lambda_consist, self.lambda_mf, self.lambda_base = (
+            lambda_consist,
+            lambda_mf,
+            lambda_base,
+        )
+        self.base_epochs, self.max_samples, self.vae_weight = base_epochs, max_samples, vae_weight
+        self.base = Supervised(**dict(supervised or {}))
+        self.prototype_nets = nn.ModuleList()
+        self.register_buffer("train_counts", torch.zeros(0))
+        self._epoch = 0
+
+    def setup(self, model, vocab, train_stats, protocol=None) -> None:
+        super().setup(model, vocab, train_stats, protocol)
+        self.base.setup(model, vocab, train_stats, protocol)
+        memory = getattr(getattr(model, "context", None), "memory", None)
+        if memory is None:
+            raise ValueError("BMP needs TEMPURA's memory bank: set the context's 'memory' option")
+        head = getattr(model, "head", None)
+        if head is None or not hasattr(head, "heads") or not hasattr(head, "names"):
+            raise ValueError("BMP needs a TypedHead (one relation head per relation type)")
+        if not len(self.prototype_nets):
+            for _ in head.names:
+                self.prototype_nets.append(PrototypeNetwork(memory.dim))
+        counts = train_stats.predicate_counts if train_stats is not None else vocab.predicate_counts
+        self.train_counts = torch.tensor([float(c) for c in counts])
+
+    @property
+    def phase(self) -> int:
+        return 1 if self._epoch < self.base_epochs else 2
+
+    def on_train_epoch_start(self, model, epoch: int) -> None:
+        self._epoch = epoch
+        if self.phase == 2:  # only the relation heads (and the prototype networks) learn
+            for name, p in model.named_parameters():
+                p.requires_grad_(name.startswith("head."))
+
+    def reset_optimizer(self) -> bool:
+        return self._epoch == self.base_epochs
+
+    def type_losses(self, model, k: int, video_counts: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Phase-2 losses of relation type ``k`` for a video with ``video_counts`` positives
+        per vocabulary predicate."""
+        head = model.head
+        memory = model.context.memory
+        cols = head._cols(k)
+        name, single = head.names[k], head.single[k]
+        dev = memory.means.device
+        available = memory.valid[cols]
+        counts = self.train_counts.to(dev)[cols]
+        minority = (counts < self.tau_maj) & available
+        net = self.prototype_nets[k]
+        mu, logvar = net.prototypes(memory.means[cols])
+        mu, logvar = balance_prototypes(
+            mu, logvar, counts, minority, self.q, self.alpha, self.nstage
+        )
+        n = minority_sample_counts(counts, video_counts[cols].to(dev), minority, self.tau_maj)
+        n = torch.as_tensor(n, device=dev).long()
+        total = int(n.sum())
+        if total == 0:
+            return {}
+        if self.max_samples is not None and total > self.max_samples:
+            n = torch.floor(n.float() * self.max_samples / total).long()
+            total = int(n.sum())
+            if total == 0:
+                return {}
+        labels = torch.repeat_interleave(torch.arange(cols.numel(), device=dev), n)
+        z = mu[labels] + torch.exp(0.5 * logvar[labels]) * torch.randn_like(mu[labels])
+        x = net.decoder(z)
+        logits = head.heads[k](x).logits
+        y = torch.nn.functional.one_hot(labels, cols.numel()).to(logits.dtype)
+        if single:
+            base = self.lambda_base * torch.nn.functional.cross_entropy(logits, labels)
+        else:
+            base = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+        mf = minority_focal_loss(logits, y, minority, self.positive_gamma, self.negative_gamma)
+        log_pp = prototype_log_posterior(x, mu, logvar, available)
+        pp = log_pp.exp()
+        consist = (pp * (log_pp.clamp_min(-1e30) - torch.log_softmax(logits, -1))).sum(-1).mean()
+        loss = base + self.lambda_mf * mf + self.lambda_consist * consist
+        out = {f"loss_bmp_{name}": loss}
+        if self.vae_weight:
+            z0 = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            recon = ((net.decoder(z0) - memory.means[cols]) ** 2).sum(-1)[available].mean()
+            kl = gaussian_kl(mu, logvar, torch.zeros_like(mu), torch.zeros_like(logvar))[
+                available
+            ].mean()
+            out[f"loss_bmp_vae_{name}"] = self.vae_weight * (recon + kl)
+        return out
+
+    def training_step(self, model, batch):
+        if self.phase == 1:
+            return self.base.training_step(model, batch)
+        r = self.train_counts.numel()
+        video = torch.zeros(r)
+        for g in batch.graphs:
+            if g.relations.numel():
+                video += torch.bincount(g.relations[:, 2].cpu(), minlength=r)[:r].float()
+        losses: dict[str, torch.Tensor] = {}
+        for k in range(len(model.head.names)):
+            losses.update(self.type_losses(model, k, video))
+        if not losses:  # no minority positive in this video: a zero that keeps the graph
+            losses["loss_bmp"] = sum(p.sum() * 0.0 for p in model.head.parameters())
+        return losses
