@@ -118,7 +118,27 @@ def is_binary(path: str | os.PathLike) -> bool:
 
 
 # ---------------------------------------------------------------------------- storage
-class _H5Store:
+class _MappedStore:
+    """What both stores share: dropping the pages of rows already consumed."""
+
+    _regions: dict[str, tuple]
+
+    def release(self, name: str, start: int, stop: int) -> None:
+        """Drop the pages of rows ``start:stop`` of a memory-mapped array from this process
+        (they are re-read from the file if touched again), so resident memory stays bounded
+        by a chunk while a large file is streamed."""
+        region = self._regions.get(name)
+        if region is None or stop <= start or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        mm, off, row = region
+        page = mmap.PAGESIZE
+        a = (off + start * row + page - 1) // page * page  # whole pages inside the range only
+        b = (off + stop * row) // page * page
+        if b > a:
+            mm.madvise(mmap.MADV_DONTNEED, a, b - a)
+
+
+class _H5Store(_MappedStore):
     def __init__(self, path: str) -> None:
         import h5py
 
@@ -171,8 +191,6 @@ class _H5Store:
             self._maps[name] = arr
         return self._maps[name]
 
-    release = None  # set below (shared with the .npz store)
-
     def read(self, name: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
         m = self._mapped(name)
         if m is not None:
@@ -191,7 +209,7 @@ class _H5Store:
         self.f.close()
 
 
-class _NpzStore:
+class _NpzStore(_MappedStore):
     def __init__(self, path: str) -> None:
         self.path = path
         try:
@@ -270,8 +288,6 @@ class _NpzStore:
             self._maps[name] = arr
         return self._maps[name]
 
-    release = None  # set below
-
     def read(self, name: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
         m = self._mapped(name)
         if m is not None:
@@ -295,27 +311,6 @@ class _NpzStore:
     def close(self) -> None:
         self._maps.clear()
         self.z.close()
-
-
-def _release(self, name: str, start: int, stop: int) -> None:
-    """Drop the pages of rows ``start:stop`` of a memory-mapped array from this process
-    (they are re-read from the file if touched again), so resident memory stays bounded by a
-    chunk while a large file is streamed."""
-    region = self._regions.get(name)
-    if region is None or stop <= start or not hasattr(mmap, "MADV_DONTNEED"):
-        return
-    mm, off, row = region
-    page = mmap.PAGESIZE
-    a = off + start * row
-    b = off + stop * row
-    a = (a + page - 1) // page * page  # whole pages inside the range only
-    b = b // page * page
-    if b > a:
-        mm.madvise(mmap.MADV_DONTNEED, a, b - a)
-
-
-_H5Store.release = _release
-_NpzStore.release = _release
 
 
 def _open_store(path: str):
