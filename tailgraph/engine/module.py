@@ -82,7 +82,7 @@ class SGGModule(L.LightningModule):
         lr_schedule: ``auto`` (one-cycle cosine over ``max_epochs_hint`` epochs when it is set,
             else constant), ``constant``, ``onecycle`` or ``plateau`` (ReduceLROnPlateau on the
             protocol's validation metric, e.g. AG's ``with/mR@20``).
-        plateau_factor, plateau_patience: ReduceLROnPlateau settings.
+        plateau_factor, plateau_patience, plateau_min_lr: ReduceLROnPlateau settings.
         max_epochs_hint: length of the one-cycle schedule in epochs.
         bg_per_image: training uses every annotated pair of an image plus at most this many
             random unannotated pairs (``None`` = all); ignored when the data chose the pairs
@@ -109,6 +109,7 @@ class SGGModule(L.LightningModule):
         lr_schedule: str = "auto",
         plateau_factor: float = 0.5,
         plateau_patience: int = 1,
+        plateau_min_lr: float = 0.0,
         max_epochs_hint: int = 0,
         bg_per_image: int | None = 16,
         eval_ks: Sequence[int] | None = None,
@@ -137,6 +138,7 @@ class SGGModule(L.LightningModule):
             plateau_factor,
             plateau_patience,
         )
+        self.plateau_min_lr = plateau_min_lr
         self.max_epochs_hint = max_epochs_hint
         self.bg_per_image = bg_per_image
         self.eval_ks = tuple(int(k) for k in eval_ks) if eval_ks else None
@@ -408,7 +410,11 @@ class SGGModule(L.LightningModule):
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         if schedule == "plateau":
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                opt, mode="max", factor=self.plateau_factor, patience=self.plateau_patience
+                opt,
+                mode="max",
+                factor=self.plateau_factor,
+                patience=self.plateau_patience,
+                min_lr=self.plateau_min_lr,
             )
             return {
                 "optimizer": opt,

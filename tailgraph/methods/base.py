@@ -108,6 +108,19 @@ def group_losses(
     return out
 
 
+def _memories(model: Any, out: Any) -> list[tuple[nn.Module, torch.Tensor]]:
+    """``(memory bank, pre-fusion features)`` of a forward pass: a context's one ``memory``
+    with ``extras["memory_input"]``, or its ``memories`` (one per branch) with
+    ``extras["memory_inputs"]``."""
+    ctx = getattr(model, "context", None)
+    if getattr(ctx, "memories", None) is not None and "memory_inputs" in out.extras:
+        return list(zip(ctx.memories, out.extras["memory_inputs"]))
+    memory = getattr(ctx, "memory", None)
+    if memory is not None and "memory_input" in out.extras:
+        return [(memory, out.extras["memory_input"])]
+    return []
+
+
 class Method(nn.Module, metaclass=abc.ABCMeta):
     """Base class of the training methods (the default is :class:`Supervised`); a method
     defines at least :meth:`training_step`."""
@@ -151,10 +164,10 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
         """Losses every method keeps: the object classifier's CE (SGCls), a context model's
         pair-relatedness score (VCTree) and the head's regulariser (GMM-Plus)."""
         losses: dict[str, torch.Tensor] = {}
-        memory = getattr(getattr(model, "context", None), "memory", None)
-        if memory is not None and "memory_input" in out.extras and model.training:
-            # TEMPURA's memory bank: this epoch's pre-fusion features with their labels
-            memory.accumulate(out.extras["memory_input"], targets.multi_hot)
+        if model.training:
+            # TEMPURA's memory bank(s): this epoch's pre-fusion features with their labels
+            for memory, feats in _memories(model, out):
+                memory.accumulate(feats, targets.multi_hot)
         if "pair_score_logits" in out.extras:
             losses["loss_pair_score"] = F.binary_cross_entropy_with_logits(
                 out.extras["pair_score_logits"], targets.related.float()

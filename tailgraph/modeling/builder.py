@@ -139,12 +139,18 @@ def build_model(
         if feats is not None
         else 0
     )
-    inj.update(obj_feat_dim=obj_dim, union_feat_dim=union_dim)
+    inj.update(
+        obj_feat_dim=obj_dim,
+        union_feat_dim=union_dim,
+        union_is_map=bool(getattr(feats, "union_maps", False)),
+    )
     ctx = build_component(context, inj)
     if ctx is None:
         raise ValueError("a relation model needs a context model")
     out_dim = getattr(ctx, "out_dim", getattr(ctx, "hidden_dim", None))
     head_inj = {**inj, "in_dim": out_dim}
+    if getattr(ctx, "per_type_outputs", False):  # one feature block per relation type
+        head_inj["split_input"] = True
     if len(inj["groups"]) == 1:
         single = inj["groups"][0][2]
         head_inj.update(act="softmax" if single else "sigmoid", multilabel=not single)

@@ -43,10 +43,14 @@ class PixelFeatures(nn.Module):
         frozen_trunk: freeze the trunk (use with a feature cache).
         union_features: also compute union-box features.
         reduce_channels: channels of the 1×1 reduction applied to each pooled RoI.
+        union_maps: return each union box's pooled ``roi_size × roi_size`` map of the trunk's
+            channels instead of a vector (STTran / TEMPURA: the relation model sums it with its
+            box-mask map before flattening); ``union_dim`` is then the trunk's channel count.
 
     Shapes:
         ``forward(images [B,3,H,W], scales [B], boxes [N,4], obj_to_img [N], pairs [P,2])``
-        → ``(obj_feats [N, out_dim], union_feats [P, out_dim] or None)``.
+        → ``(obj_feats [N, out_dim], union_feats [P, out_dim] or [P, C, roi_size, roi_size]
+        or None)``.
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class PixelFeatures(nn.Module):
         frozen_trunk: bool = False,
         union_features: bool = True,
         reduce_channels: int = 32,
+        union_maps: bool = False,
     ) -> None:
         super().__init__()
         self.trunk = ResNetTrunk(
@@ -82,7 +87,9 @@ class PixelFeatures(nn.Module):
             )
 
         self.obj_head = head()
-        self.union_head = head() if union_features else None
+        self.union_maps = bool(union_maps) and union_features
+        self.union_dim = (c if self.union_maps else out_dim) if union_features else 0
+        self.union_head = (nn.Identity() if self.union_maps else head()) if union_features else None
 
     def feature_map(self, images: torch.Tensor) -> torch.Tensor:
         """The trunk's feature map of the batch (computed once per batch)."""
@@ -112,6 +119,8 @@ class PixelFeatures(nn.Module):
         if self.union_head is None:
             return None
         if pairs.shape[0] == 0:
+            if self.union_maps:
+                return fmap.new_zeros((0, self.union_dim, self.roi_size, self.roi_size))
             return fmap.new_zeros((0, self.out_dim))
         rois = rois_with_batch_index(union_boxes(boxes, pairs), obj_to_img[pairs[:, 0]], scales)
         return self.union_head(

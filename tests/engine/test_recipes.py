@@ -13,7 +13,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SYNTHETIC = sorted(p.stem for p in (CONFIGS / "synthetic").glob("*.yaml"))
 REQUIRED = {"vg_predcls_motifs", "vg_sgcls_motifs", "vg_sgdet_motifs", "vg_predcls_vctree", "vg_predcls_transformer",
             "ag_predcls_sttran", "ag_sgdet_sttran", "oi_negmine", "vrd_frames_pairwise", "vrd_vidvrd2", "dll_vrd",
-            "bmp_ag_predcls"}
+            "bmp_ag_predcls", "fremure_bayes_ag_predcls", "fremure_gmmplus_ag_predcls"}
 
 # data sizes per data module: tiny, and small images
 TINY_DATA = {
@@ -57,7 +57,7 @@ def tiny_recipe(name: str, tmp_path: Path) -> Path:
 def test_required_recipes_exist(capsys):
     assert REQUIRED <= set(SYNTHETIC), REQUIRED - set(SYNTHETIC)
     for sub, kinds in (("vg150", {"vg_predcls_motifs", "vg_sgcls_motifs", "vg_sgdet_motifs", "vg_predcls_vctree",
-                                  "vg_predcls_transformer"}), ("ag", {"ag_predcls_sttran", "ag_sgdet_sttran"}),
+                                  "vg_predcls_transformer"}), ("ag", {"ag_predcls_sttran", "ag_sgdet_sttran"} | {f"{m}_{t}" for t in ("predcls", "sgcls", "sgdet") for m in ("bmp", "fremure_bayes", "fremure_gmmplus")}),
                        ("oi", {"oi_negmine"}), ("vidvrd", {"vidvrd2", "dll_vidvrd2"})):
         names = {p.stem for p in (CONFIGS / sub).glob("*.yaml")}
         assert kinds <= names, (sub, kinds - names)

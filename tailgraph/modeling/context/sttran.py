@@ -3,13 +3,13 @@
 One batch is one video: ``RelationInputs.obj_to_img`` is the frame of each object and
 ``pairs`` the (person, object) pairs of every frame.
 
-Relation feature: subject and object RoI features → Linear → ``proj_dim`` each; the union
-box: its feature vector → Linear → ``proj_dim`` plus a 2-channel 27×27 box-mask image
-(subject / object masks inside the union box, values shifted by −0.5) →
-conv 7×7/2 (128) + ReLU + BN + max-pool + conv 3×3 (256) + ReLU + BN → flatten → Linear →
-``proj_dim``, the two summed (the reference sums the two 256×7×7 maps before flattening; here
-the union feature arrives as a vector, so the sum happens after the projections); subject and
-object class embeddings (two GloVe-initialised tables of ``embed_dim``); all concatenated.
+Relation feature (:class:`RelationFeatureMixin`): subject and object RoI features → Linear →
+``proj_dim`` each; the union branch: the union box's RoIAlign 7×7 map → 1×1 conv (256) plus a
+2-channel 27×27 box-mask image (subject / object masks inside the union box, values shifted by
+−0.5) → conv 7×7/2 (128) + ReLU + BN + max-pool + conv 3×3 (256) + ReLU + BN, the two 256×7×7
+maps summed, flattened → Linear → ``proj_dim`` (with a features stage that returns union
+*vectors*, the vector → Linear and the flattened mask map → Linear are summed instead); subject
+and object class embeddings (two GloVe-initialised tables of ``embed_dim``); all concatenated.
 
 Spatial encoder: one post-norm transformer layer over the pairs of each frame. Temporal
 decoder: ``temporal_layers`` self-attention layers over sliding windows of two consecutive
@@ -26,6 +26,7 @@ or after the spatial encoder (``early``); the pre-fusion features are returned i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -35,7 +36,13 @@ from tailgraph.modeling.context.common import pad_by_image, unpad
 from tailgraph.modeling.embeddings import ClassEmbedding
 from tailgraph.modeling.types import ContextOutput, RelationInputs
 
-__all__ = ["STTranContext", "box_masks", "PositionalDecoderLayer"]
+__all__ = [
+    "STTranContext",
+    "RelationFeatureMixin",
+    "box_masks",
+    "sinusoidal_encoding",
+    "PositionalDecoderLayer",
+]
 
 
 class PositionalDecoderLayer(nn.Module):
@@ -51,9 +58,12 @@ class PositionalDecoderLayer(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.drop1, self.drop2 = nn.Dropout(dropout), nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, pos: torch.Tensor, key_padding_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         qk = x + pos
-        x = self.norm1(x + self.drop1(self.attn(qk, qk, x, need_weights=False)[0]))
+        att = self.attn(qk, qk, x, key_padding_mask=key_padding_mask, need_weights=False)[0]
+        x = self.norm1(x + self.drop1(att))
         return self.norm2(x + self.drop2(self.ff(x)))
 
 
@@ -76,7 +86,102 @@ def box_masks(sub: torch.Tensor, obj: torch.Tensor, size: int = 27) -> torch.Ten
     return torch.stack(out, dim=1) - 0.5
 
 
-class STTranContext(nn.Module):
+class RelationFeatureMixin:
+    """TEMPURA's 1936-d relation feature (methods.md §0), shared by the STTran-family contexts:
+    subject / object RoI features → Linear → ``proj_dim`` each; the union branch; subject and
+    object class embeddings (two tables of ``embed_dim``); all concatenated.
+
+    Union branch: with union *maps* (``union_is_map``: the features stage returns the union
+    box's RoIAlign 7×7 map, ``[P, C, 7, 7]``) a 1×1 conv takes them to 256 channels, the
+    box-mask net's 256×7×7 map is added, and the sum is flattened → Linear → ``proj_dim``
+    (the reference). With union feature *vectors* ``[P, D_u]`` the vector → Linear and the
+    flattened mask map → Linear are summed instead.
+    """
+
+    def _init_relation_features(
+        self,
+        class_names: Sequence[str],
+        obj_feat_dim: int,
+        union_feat_dim: int,
+        proj_dim: int,
+        embed_dim: int,
+        union_is_map: bool,
+    ) -> None:
+        if not obj_feat_dim or not union_feat_dim:
+            raise ValueError(
+                f"{type(self).__name__} needs object and union features "
+                "(obj_feat_dim, union_feat_dim > 0)"
+            )
+        self.union_is_map = bool(union_is_map)
+        self.sub_proj = nn.Linear(obj_feat_dim, proj_dim)
+        self.obj_proj = nn.Linear(obj_feat_dim, proj_dim)
+        if self.union_is_map:
+            self.union_conv = nn.Conv2d(union_feat_dim, 256, 1)
+        else:
+            self.union_proj = nn.Linear(union_feat_dim, proj_dim)
+        self.mask_net = nn.Sequential(
+            nn.Conv2d(2, 128, 7, stride=2, padding=3),
+            nn.ReLU(inplace=True),
+            nn.BatchNorm2d(128),
+            nn.MaxPool2d(3, stride=2, padding=1),
+            nn.Conv2d(128, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.BatchNorm2d(256),
+        )
+        self.mask_proj = nn.Linear(256 * 7 * 7, proj_dim)
+        self.sub_embed = ClassEmbedding(list(class_names), dim=embed_dim)
+        self.obj_embed = ClassEmbedding(list(class_names), dim=embed_dim)
+        self.num_classes = len(class_names)
+        self.relation_dim = 3 * proj_dim + 2 * embed_dim
+
+    def relation_features(self, inp: RelationInputs) -> torch.Tensor:
+        """``[P, 3·proj_dim + 2·embed_dim]`` features of the pairs of ``inp``."""
+        s, o = inp.pairs[:, 0], inp.pairs[:, 1]
+        if inp.obj_feats is None or inp.union_feats is None:
+            raise ValueError(f"{type(self).__name__} needs obj_feats and union_feats")
+        dists = inp.label_dists
+        if dists is None:
+            dists = nn.functional.one_hot(inp.labels, self.num_classes).to(inp.boxes.dtype)
+        masks = self.mask_net(box_masks(inp.boxes[s], inp.boxes[o]))
+        u = inp.union_feats
+        if self.union_is_map:
+            if u.dim() != 4 or tuple(u.shape[-2:]) != (7, 7):
+                raise ValueError(
+                    f"union maps must be [P, C, 7, 7] (a 7×7 RoIAlign), got {tuple(u.shape)}"
+                )
+            union = self.mask_proj((self.union_conv(u) + masks).flatten(1))
+        else:
+            if u.dim() != 2:
+                raise ValueError(
+                    "the features stage returns union maps: build the context with "
+                    "union_is_map=true (injected by build_model)"
+                )
+            union = self.union_proj(u) + self.mask_proj(masks.flatten(1))
+        return torch.cat(
+            [
+                self.sub_proj(inp.obj_feats[s]),
+                self.obj_proj(inp.obj_feats[o]),
+                union,
+                self.sub_embed.soft(dists[s]),
+                self.obj_embed.soft(dists[o]),
+            ],
+            dim=1,
+        )
+
+
+def sinusoidal_encoding(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """``[N, dim]`` sine / cosine encoding of integer ``positions`` (sin on even channels, cos
+    on odd ones, wavelengths 2π … 10000·2π)."""
+    half = torch.arange(0, dim, 2, device=positions.device, dtype=torch.float32)
+    freq = torch.exp(half * (-math.log(10000.0) / dim))
+    angle = positions.to(torch.float32).unsqueeze(1) * freq.unsqueeze(0)
+    out = torch.zeros((positions.shape[0], dim), device=positions.device)
+    out[:, 0::2] = torch.sin(angle)
+    out[:, 1::2] = torch.cos(angle[:, : dim // 2])
+    return out
+
+
+class STTranContext(RelationFeatureMixin, nn.Module):
     """STTran spatial encoder + temporal decoder over the relation features of one video.
 
     Args:
@@ -93,6 +198,8 @@ class STTranContext(nn.Module):
             ``fusion``, ``use_at_test``, ``weight_type``) to add TEMPURA's memory bank, or
             ``None``.
         num_predicates, groups: injected from the vocabulary (for the memory).
+        union_is_map: the features stage returns union 7×7 maps (injected by
+            :func:`tailgraph.modeling.builder.build_model` from the features stage).
 
     Shapes:
         ``forward(RelationInputs) -> ContextOutput(pair_feats [P, 3·proj_dim + 2·embed_dim])``.
@@ -113,30 +220,15 @@ class STTranContext(nn.Module):
         memory: dict | None = None,
         num_predicates: int | None = None,
         groups: Sequence[Sequence] | None = None,
+        union_is_map: bool = False,
     ) -> None:
         super().__init__()
         if frame_embed_on not in ("qk", "inputs"):
             raise ValueError(f"frame_embed_on must be 'qk' or 'inputs', got {frame_embed_on!r}")
         self.frame_embed_on = frame_embed_on
-        if not obj_feat_dim or not union_feat_dim:
-            raise ValueError(
-                "STTran needs object and union features (obj_feat_dim, union_feat_dim > 0)"
-            )
-        self.sub_proj = nn.Linear(obj_feat_dim, proj_dim)
-        self.obj_proj = nn.Linear(obj_feat_dim, proj_dim)
-        self.union_proj = nn.Linear(union_feat_dim, proj_dim)
-        self.mask_net = nn.Sequential(
-            nn.Conv2d(2, 128, 7, stride=2, padding=3),
-            nn.ReLU(inplace=True),
-            nn.BatchNorm2d(128),
-            nn.MaxPool2d(3, stride=2, padding=1),
-            nn.Conv2d(128, 256, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.BatchNorm2d(256),
+        self._init_relation_features(
+            class_names, obj_feat_dim, union_feat_dim, proj_dim, embed_dim, union_is_map
         )
-        self.mask_proj = nn.Linear(256 * 7 * 7, proj_dim)
-        self.sub_embed = ClassEmbedding(list(class_names), dim=embed_dim)
-        self.obj_embed = ClassEmbedding(list(class_names), dim=embed_dim)
         d = 3 * proj_dim + 2 * embed_dim
         if d % num_heads:
             raise ValueError(f"model width {d} must be divisible by num_heads {num_heads}")
@@ -164,27 +256,6 @@ class STTranContext(nn.Module):
                 )
             self.memory = RelationMemory(d, num_predicates, groups, **dict(memory))
         self.out_dim = self.hidden_dim = d
-        self.num_classes = len(class_names)
-
-    def relation_features(self, inp: RelationInputs) -> torch.Tensor:
-        s, o = inp.pairs[:, 0], inp.pairs[:, 1]
-        if inp.obj_feats is None or inp.union_feats is None:
-            raise ValueError("STTran needs obj_feats and union_feats")
-        dists = inp.label_dists
-        if dists is None:
-            dists = nn.functional.one_hot(inp.labels, self.num_classes).to(inp.boxes.dtype)
-        masks = self.mask_net(box_masks(inp.boxes[s], inp.boxes[o]))
-        union = self.union_proj(inp.union_feats) + self.mask_proj(masks.flatten(1))
-        return torch.cat(
-            [
-                self.sub_proj(inp.obj_feats[s]),
-                self.obj_proj(inp.obj_feats[o]),
-                union,
-                self.sub_embed.soft(dists[s]),
-                self.obj_embed.soft(dists[o]),
-            ],
-            dim=1,
-        )
 
     def _decode(self, seq: torch.Tensor, rel_frame: torch.Tensor) -> torch.Tensor:
         """The temporal decoder over one window's pairs (``rel_frame``: 0 / 1 in the window)."""

@@ -31,6 +31,9 @@ class TypedHead(PredicateHead):
         per_type: ``{type name: spec}`` overriding ``head`` for some types.
         predicate_counts: training counts per vocabulary predicate (sliced per type for heads
             that take them).
+        split_input: the pair feature is one block per relation type, in the order of
+            ``groups`` (a decoupled context such as FReMuRe's; injected from the context's
+            ``per_type_outputs``): type ``k``'s head reads block ``k`` of ``in_dim / T``.
 
     Each type's head is built with ``in_dim``, ``num_predicates`` = the type's size, and
     ``act`` / ``multilabel`` set from the type (a recipe that asks a single-label type for a
@@ -50,6 +53,7 @@ class TypedHead(PredicateHead):
         head: Mapping[str, Any] | None = None,
         per_type: Mapping[str, Mapping[str, Any]] | None = None,
         predicate_counts: Sequence[int] | None = None,
+        split_input: bool = False,
     ) -> None:
         super().__init__()
         from torch import nn
@@ -66,6 +70,12 @@ class TypedHead(PredicateHead):
         self.names = names
         self.single = [bool(g[2]) for g in groups]
         self.num_predicates = num_predicates
+        self.split_input = bool(split_input)
+        if self.split_input and in_dim % len(groups):
+            raise ValueError(
+                f"split_input: in_dim {in_dim} is not {len(groups)} equal per-type blocks"
+            )
+        self.block = in_dim // len(groups) if self.split_input else in_dim
         heads = []
         for name, cols, single in groups:
             cols = [int(c) for c in cols]
@@ -83,7 +93,7 @@ class TypedHead(PredicateHead):
                     f"multilabel={not single} needed"
                 )
             injected: dict[str, Any] = {
-                "in_dim": in_dim,
+                "in_dim": self.block,
                 "num_predicates": len(cols),
                 "act": want,
                 "multilabel": not single,
@@ -111,7 +121,7 @@ class TypedHead(PredicateHead):
         probs = x.new_zeros((x.shape[0], self.num_predicates))
         extras: dict[str, Any] = {}
         for k, (name, h) in enumerate(zip(self.names, self.heads)):
-            out = h(x)
+            out = h(x[:, k * self.block : (k + 1) * self.block] if self.split_input else x)
             cols = self._cols(k)
             p = out.probs if out.probs is not None else torch.softmax(out.logits, -1)
             logits = logits.index_copy(1, cols, out.logits)

@@ -1,0 +1,208 @@
+"""FReMuRe vs STTran vs TEMPURA on synth-ag PredCls (methods.md §2), with the rows of the
+paper's Table 2; same data, features, model width and epochs, several seeds; with / semi / no
+constraint R@K and mR@K (K = 10, 20, 50) and seconds per training epoch. Each run is
+`tailgraph fit` + `tailgraph test` of configs/synthetic/fremure_gmmplus_ag_predcls.yaml with the
+variant's overrides.
+
+    .venv/bin/python benchmarks/bench_fremure.py [--seeds 0 1 2] [--variants ...]
+
+Variants: sttran (STTran context, linear heads), tempura (STTran + memory bank + GMM heads,
+K 6), fremure_bayes, fremure_gmmplus, and Table 2's rows on the GMM-Plus model: no_decouple,
+no_frequency, no_dual_branch, head_gmm / head_linear (the GMM-Plus head replaced), and
+fremure_code (the released code's formulation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "configs" / "synthetic" / "fremure_gmmplus_ag_predcls.yaml"
+BAYES = ROOT / "configs" / "synthetic" / "fremure_bayes_ag_predcls.yaml"
+SUPERVISED = {"class_path": "tailgraph.methods.base.Supervised"}
+TYPED = "tailgraph.modeling.heads.typed.TypedHead"
+GMM = {
+    "class_path": TYPED,
+    "init_args": {
+        "head": {
+            "class_path": "tailgraph.modeling.heads.gmm.GMMHead",
+            "init_args": {"num_components": 6},
+        }
+    },
+}
+LINEAR = {"class_path": TYPED}
+VARIANTS = (
+    "sttran",
+    "tempura",
+    "fremure_bayes",
+    "fremure_gmmplus",
+    "no_decouple",
+    "no_frequency",
+    "no_dual_branch",
+    "head_gmm",
+    "head_linear",
+    "fremure_code",
+)
+KS = (10, 20, 50)
+
+
+def variant_recipe(name: str, work: Path) -> Path:
+    import yaml
+
+    cfg = yaml.safe_load((BAYES if name == "fremure_bayes" else RECIPE).read_text())
+    m = cfg["model"]
+    ctx = m["context"]["init_args"]
+    if name in ("sttran", "tempura"):
+        keep = {
+            k: ctx[k] for k in ("proj_dim", "embed_dim", "num_heads", "ff_dim", "temporal_layers")
+        }
+        m["context"] = {
+            "class_path": "tailgraph.modeling.context.sttran.STTranContext",
+            "init_args": keep,
+        }
+        m["method"] = SUPERVISED
+        m["head"] = LINEAR
+        if name == "tempura":
+            keep["memory"] = {
+                "compute": "joint",
+                "weight_type": "simple",
+                "fusion": "late",
+                "selection": "manual",
+                "lam": 0.5,
+            }
+            m["head"] = GMM
+    for switch in ("decouple", "frequency", "dual_branch"):
+        if name == f"no_{switch}":
+            ctx[switch] = False
+    if name == "head_gmm":
+        m["head"] = GMM
+    if name == "head_linear":
+        m["head"] = LINEAR
+    if name == "fremure_code":
+        ctx["variant"] = "code"
+    out = work / f"{name}.yaml"
+    out.write_text(yaml.safe_dump(cfg))
+    return out
+
+
+def run(variant: str, seed: int, data: Path, work: Path) -> dict:
+    out = work / f"{variant}_{seed}"
+    common = [
+        "--data.init_args.root",
+        str(data),
+        "--trainer.default_root_dir",
+        str(out),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--seed_everything",
+        str(seed),
+    ]
+    recipe = variant_recipe(variant, work)
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "tailgraph.cli", "fit", "--config", str(recipe), *common],
+        check=True,
+        capture_output=True,
+    )
+    fit_s = time.perf_counter() - t0
+    ckpt = out / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tailgraph.cli",
+            "test",
+            "--config",
+            str(recipe),
+            *common,
+            "--ckpt_path",
+            str(ckpt),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    m = json.loads((out / "runs" / "version_1" / "metrics.json").read_text())["models"]["model"]
+    print(
+        f"{variant} seed {seed}: fit {fit_s:.0f} s, with mR@20 {100 * m['with']['mR@20']:.2f}, "
+        f"R@20 {100 * m['with']['R@20']:.2f}",
+        flush=True,
+    )
+    return {"fit_s": fit_s, "metrics": m}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fremure_synth_ag.md"))
+    a = p.parse_args()
+    import yaml
+
+    epochs = yaml.safe_load(RECIPE.read_text())["trainer"]["max_epochs"]
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        data = work / "synth-ag"
+        from tailgraph.data.synthetic.ag import generate_synth_ag
+
+        cfg = yaml.safe_load(RECIPE.read_text())["data"]["init_args"]
+        generate_synth_ag(
+            data,
+            num_train=cfg["synth_train"],
+            num_test=cfg["synth_test"],
+            image_size=cfg["synth_size"],
+        )
+        res: dict[str, list] = {v: [] for v in a.variants}
+        for s in a.seeds:  # seeds outermost: a partial run still compares every variant
+            for v in a.variants:
+                res[v].append(run(v, s, data, work))
+                Path(a.out).with_suffix(".json").write_text(json.dumps(res, indent=1))
+    lines = [
+        "## FReMuRe vs STTran vs TEMPURA on synth-ag (PredCls), with Table 2's rows",
+        "",
+        f"Command: `.venv/bin/python benchmarks/bench_fremure.py --seeds "
+        f"{' '.join(map(str, a.seeds))}` ({len(a.seeds)} seeds, {epochs} epochs each, "
+        "mean ± std, percent; 2 CPU cores)",
+        "",
+    ]
+    for c in ("with", "semi", "no"):
+        lines += [
+            f"**{c} constraint**",
+            "",
+            "| variant | "
+            + " | ".join(f"R@{k}" for k in KS)
+            + " | "
+            + " | ".join(f"mR@{k}" for k in KS)
+            + " |",
+            "|---|" + "---|" * (2 * len(KS)),
+        ]
+        for v, runs in res.items():
+            cells = []
+            for key in [f"R@{k}" for k in KS] + [f"mR@{k}" for k in KS]:
+                vals = np.array([100 * r["metrics"][c][key] for r in runs])
+                cells.append(f"{vals.mean():.2f} ± {vals.std():.2f}")
+            lines.append(f"| {v} | " + " | ".join(cells) + " |")
+        lines.append("")
+    ref = "sttran" if "sttran" in res else next(iter(res))
+    base = np.mean([r["fit_s"] for r in res[ref]]) / epochs
+    lines += [
+        f"| variant | seconds per epoch (fit wall time / epochs) | ratio to {ref} |",
+        "|---|---|---|",
+    ]
+    for v, runs in res.items():
+        t = np.mean([r["fit_s"] for r in runs]) / epochs
+        lines.append(f"| {v} | {t:.1f} | {t / base:.2f} |")
+    Path(a.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

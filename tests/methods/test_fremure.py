@@ -1,0 +1,272 @@
+"""FReMuRe (methods.md §2): the code variant's frequency statistics, the dual-branch local phase
+(Eq. 1–4, both variants, Table 2's switches), the windowed global phase against a per-window
+loop, decoupled per-type branches (separate parameters, separate gradients), the typed head's
+per-type blocks, the multi-label margin loss, the union 7×7 map, and a run through the engine."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tailgraph.methods.fremure import (
+    DualBranchLocal,
+    FReMuReContext,
+    FrequencyStatsGate,
+    WindowedDecoder,
+    frequency_correction,
+    frequency_statistics,
+    multilabel_margin,
+    relation_frequencies,
+)
+from tailgraph.modeling.context.sttran import sinusoidal_encoding
+from tailgraph.modeling.heads.typed import TypedHead
+from tailgraph.modeling.types import RelationInputs
+
+GROUPS = [("attention", [0, 1], True), ("spatial", [2, 3, 4], False), ("contacting", [5, 6], False)]
+COUNTS = [50, 10, 30, 5, 1, 3, 1]
+
+
+def test_frequency_statistics_by_hand():
+    f = torch.tensor([3.0, 1.0, 0.0])
+    eps = 1e-6
+    pi = [(3 + eps) / (4 + 3 * eps), (1 + eps) / (4 + 3 * eps), eps / (4 + 3 * eps)]
+    mean = sum(pi) / 3
+    std = math.sqrt(sum((p - mean) ** 2 for p in pi) / 3)
+    ent = -sum(p * math.log(p + eps) for p in pi)
+    tail = sum(math.log(mean / (p + eps)) for p in pi) / 3
+    got = frequency_statistics(f).tolist()
+    assert got == pytest.approx([mean, min(pi), max(pi), std, ent, tail], rel=1e-5)
+    gate = FrequencyStatsGate([3, 1, 0], dim=4, tau=2.0)
+    expect = torch.sigmoid(gate.mlp(frequency_statistics(gate.frequencies)) / 2.0)
+    assert torch.allclose(gate(), expect) and gate().shape == (4,)
+
+
+def test_relation_frequencies_normalise_over_all_types():
+    assert relation_frequencies([1, 3], total=8).tolist() == [0.125, 0.375]
+    assert relation_frequencies([0, 0]).tolist() == [0.0, 0.0]
+
+
+def _local(variant="paper", **kw):
+    torch.manual_seed(0)
+    m = DualBranchLocal(8, [10, 2, 1], total=20, num_heads=2, ff_dim=16, variant=variant, **kw)
+    return m.eval()
+
+
+def _ln(x):
+    return F.layer_norm(x, x.shape[-1:])
+
+
+def test_dual_branch_paper_formulation():
+    m = _local("paper")
+    assert torch.equal(m.fusion.bias, torch.zeros(8))  # zero-initialised gate bias
+    torch.nn.init.normal_(m.fusion.bias)
+    x = torch.randn(2, 3, 8)
+    valid = torch.tensor([[True, True, True], [True, True, False]])
+    pad = ~valid
+    h = m.head(x, src_key_padding_mask=pad)
+    t = m.tail(frequency_correction(x, m.gate()), src_key_padding_mask=pad)  # corrected input
+    f = torch.tensor([10 / 20, 2 / 20, 1 / 20])
+    assert torch.allclose(m.frequencies, f)
+    g = torch.sigmoid(m.fusion(torch.cat([_ln(h), _ln(t), f.expand(2, 3, 3)], -1)))
+    out = m(x, valid)
+    assert torch.allclose(out[valid], (g * h + (1 - g) * t)[valid], atol=1e-6)
+
+
+def test_dual_branch_code_formulation():
+    m = _local("code")
+    x = torch.randn(1, 4, 8)
+    valid = torch.ones(1, 4, dtype=torch.bool)
+    h = m.head(x, src_key_padding_mask=~valid)
+    t = frequency_correction(m.tail(x, src_key_padding_mask=~valid), m.gate())  # gate after the tail
+    e = _ln(m.freq_embed(m.frequencies)).expand(1, 4, 64)
+    g = torch.sigmoid(m.fusion(torch.cat([_ln(h), _ln(t), e], -1)) / 1.5).clamp(0.02, 0.98)
+    assert torch.allclose(m(x, valid), g * _ln(h) + (1 - g) * _ln(t), atol=1e-6)
+
+
+def test_table2_switches_of_the_local_phase():
+    x = torch.randn(1, 3, 8)
+    valid = torch.ones(1, 3, dtype=torch.bool)
+    nofreq = _local(frequency=False)
+    assert not hasattr(nofreq, "gate") and nofreq.fusion.in_features == 16
+    h = nofreq.head(x, src_key_padding_mask=~valid)
+    t = nofreq.tail(x, src_key_padding_mask=~valid)  # no correction of the input
+    g = torch.sigmoid(nofreq.fusion(torch.cat([_ln(h), _ln(t)], -1)))
+    assert torch.allclose(nofreq(x, valid), g * h + (1 - g) * t, atol=1e-6)
+    single = _local(dual_branch=False)
+    assert not hasattr(single, "tail")
+    assert torch.allclose(single(x, valid), single.head(x, src_key_padding_mask=~valid))
+
+
+def _per_window(dec, x, frame, nf):
+    """The global phase window by window, no padding: the reference for the batched version."""
+    w_count = max(1, nf - dec.window + 1)
+    results = []
+    for w in range(w_count):
+        rows = torch.nonzero((frame >= w) & (frame < w + dec.window)).flatten()
+        fr = frame[rows]
+        if dec.pos_embed is not None:
+            pos = dec.pos_embed((fr - w).clamp(0, dec.window - 1))
+        else:
+            pos = sinusoidal_encoding(fr, dec.dim)
+        h = x[rows].unsqueeze(0)
+        for layer in dec.layers:
+            h = layer(h, pos.unsqueeze(0))
+        results.append((w, rows, h.squeeze(0)))
+    return results
+
+
+@pytest.mark.parametrize("window,nf", [(2, 4), (3, 5), (3, 2)])
+def test_windowed_decoder_mean_and_later_against_a_loop(window, nf):
+    torch.manual_seed(0)
+    frame = torch.tensor(sorted(torch.randint(0, nf, (11,)).tolist()))
+    frame[0], frame[-1] = 0, nf - 1
+    x = torch.randn(11, 8)
+    mean = WindowedDecoder(8, 2, 16, 0.0, 2, window, "sinusoidal", "mean").eval()
+    acc, cnt = torch.zeros_like(x), torch.zeros(11)
+    for _, rows, h in _per_window(mean, x, frame, nf):
+        acc[rows] += h
+        cnt[rows] += 1
+    assert torch.allclose(mean(x, frame, nf), acc / cnt[:, None], atol=1e-5)
+    later = WindowedDecoder(8, 2, 16, 0.0, 2, window, "learned", "later").eval()
+    later.load_state_dict(later.state_dict())
+    expect = torch.full_like(x, float("nan"))
+    for w, rows, h in _per_window(later, x, frame, nf):
+        for i, r in enumerate(rows.tolist()):
+            f = int(frame[r])
+            if f == w + window - 1 or (w == 0 and f < window - 1) or nf < window:
+                expect[r] = h[i]
+    assert not torch.isnan(expect).any()
+    assert torch.allclose(later(x, frame, nf), expect, atol=1e-5)
+
+
+def _inputs(nf=3, per_frame=2, d=6):
+    torch.manual_seed(1)
+    n = nf * (per_frame + 1)
+    obj_to_img = torch.arange(nf).repeat_interleave(per_frame + 1)
+    pairs = torch.tensor([[f * (per_frame + 1), f * (per_frame + 1) + k + 1] for f in range(nf) for k in range(per_frame)])
+    xy = torch.rand(n, 2) * 40
+    boxes = torch.cat([xy, xy + 10 + torch.rand(n, 2) * 20], 1)
+    return RelationInputs(boxes=boxes, image_sizes=torch.tensor([[64, 64]] * nf), obj_to_img=obj_to_img,
+                          labels=torch.randint(1, 4, (n,)), label_dists=None, pairs=pairs,
+                          pair_to_img=obj_to_img[pairs[:, 0]], obj_feats=torch.randn(n, d),
+                          union_feats=torch.randn(pairs.shape[0], d), obj_scores=torch.ones(n))
+
+
+def _context(**kw):
+    torch.manual_seed(0)
+    return FReMuReContext(["__background__", "person", "cup", "table"], 6, 6, COUNTS, GROUPS, 7,
+                          proj_dim=8, embed_dim=4, num_heads=2, ff_dim=16, temporal_layers=1, **kw)
+
+
+def test_decoupled_branches_have_their_own_frequencies_parameters_and_gradients():
+    ctx = _context()
+    assert ctx.per_type_outputs and len(ctx.local) == 3 and ctx.out_dim == 3 * ctx.branch_dim
+    total = sum(COUNTS)
+    for branch, (_, cols, _) in zip(ctx.local, GROUPS):
+        assert torch.allclose(branch.frequencies, torch.tensor([COUNTS[c] / total for c in cols]))
+    head = TypedHead(ctx.out_dim, 7, GROUPS, split_input=True)
+    assert head.block == ctx.branch_dim
+    out = head(ctx(_inputs()).pair_feats)
+    out.logits[:, GROUPS[0][1]].sum().backward()  # a loss on attention only
+    grads = [sum(p.grad.abs().sum() for p in b.parameters() if p.grad is not None) for b in ctx.local]
+    assert grads[0] > 0 and grads[1] == 0 and grads[2] == 0
+    shared = _context(decouple=False)
+    assert not shared.per_type_outputs and len(shared.local) == 1 and shared.out_dim == shared.branch_dim
+    assert torch.allclose(shared.local[0].frequencies, torch.tensor(COUNTS, dtype=torch.float32) / total)
+
+
+def test_typed_head_reads_one_block_per_type():
+    torch.manual_seed(0)
+    head = TypedHead(6, 7, GROUPS, split_input=True).eval()
+    x = torch.randn(4, 6)
+    out = head(x)
+    for k, (_, cols, _) in enumerate(GROUPS):
+        assert torch.allclose(out.logits[:, cols], head.heads[k](x[:, 2 * k: 2 * k + 2]).logits)
+    with pytest.raises(ValueError, match="equal per-type blocks"):
+        TypedHead(7, 7, GROUPS, split_input=True)
+
+
+def test_code_variant_uses_sttran_global_phase_and_memory_per_branch():
+    ctx = _context(variant="code", memory={"lam": 0.5})
+    assert all(t.position == "learned" and t.aggregate == "later" for t in ctx.temporal)
+    assert len(ctx.memories) == 3
+    ctx.train()
+    out = ctx(_inputs())
+    assert len(out.extras["memory_inputs"]) == 3
+    paper = _context()
+    assert all(t.position == "sinusoidal" and t.aggregate == "mean" for t in paper.temporal)
+    with pytest.raises(ValueError, match="window"):
+        _context(variant="code", window=3)
+
+
+def test_multilabel_margin_matches_torch_by_hand():
+    p = torch.tensor([[0.9, 0.2, 0.4], [0.1, 0.3, 0.8]])
+    y = torch.tensor([[1, 0, 1], [0, 0, 0]])
+    # row 0: positives {0, 2}, negative {1}: (max(0, 1-(0.9-0.2)) + max(0, 1-(0.4-0.2))) / 3
+    row0 = (max(0, 1 - 0.7) + max(0, 1 - 0.2)) / 3
+    assert float(multilabel_margin(p, y)) == pytest.approx(row0 / 2, rel=1e-6)
+
+
+def test_union_maps_are_summed_with_the_mask_map_before_flattening():
+    from tailgraph.modeling.context.sttran import STTranContext, box_masks
+    from tailgraph.modeling.roi import PixelFeatures
+
+    feats = PixelFeatures(depth=18, last_stage="layer1", out_dim=16, union_maps=True)
+    imgs = torch.rand(1, 3, 64, 64)
+    boxes = torch.tensor([[0.0, 0, 30, 30], [20, 20, 60, 60]])
+    o2i = torch.zeros(2, dtype=torch.int64)
+    pairs = torch.tensor([[0, 1]])
+    obj, union = feats(imgs, torch.ones(1), boxes, o2i, pairs)
+    assert obj.shape == (1 * 2, 16) and union.shape == (1, feats.union_dim, 7, 7) and feats.union_dim == 64
+    ctx = STTranContext(["bg", "a"], 16, feats.union_dim, proj_dim=8, embed_dim=4, num_heads=2, ff_dim=8,
+                        temporal_layers=1, union_is_map=True).eval()
+    inp = RelationInputs(boxes=boxes, image_sizes=torch.tensor([[64, 64]]), obj_to_img=o2i, labels=torch.tensor([1, 1]),
+                         label_dists=None, pairs=pairs, pair_to_img=torch.zeros(1, dtype=torch.int64), obj_feats=obj,
+                         union_feats=union, obj_scores=torch.ones(2))
+    rel = ctx.relation_features(inp)
+    expect = ctx.mask_proj((ctx.union_conv(union) + ctx.mask_net(box_masks(boxes[[0]], boxes[[1]]))).flatten(1))
+    assert torch.allclose(rel[:, 16:24], expect, atol=1e-6)
+    with pytest.raises(ValueError, match="7, 7"):
+        ctx.relation_features(RelationInputs(**{**inp.__dict__, "union_feats": torch.randn(1, 64, 5, 5)}))
+
+
+def test_fremure_through_the_engine(tmp_path, monkeypatch):
+    import json
+
+    import yaml
+
+    from tailgraph.cli import main as tailgraph_main
+    from tailgraph.data.synthetic.ag import generate_synth_ag
+
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "ag"
+    generate_synth_ag(root, num_train=4, num_test=2, image_size=64)
+    cfg = tmp_path / "fm.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "seed_everything": 0,
+        "model": {"task": "predcls", "lr": 0.001,
+                  "features": {"class_path": "tailgraph.modeling.roi.PixelFeatures",
+                               "init_args": {"last_stage": "layer1", "out_dim": 16, "union_maps": True}},
+                  "context": {"class_path": "tailgraph.methods.fremure.FReMuReContext",
+                              "init_args": {"proj_dim": 16, "embed_dim": 8, "num_heads": 2, "ff_dim": 32,
+                                            "temporal_layers": 1, "memory": {"lam": 0.5}}},
+                  "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead",
+                           "init_args": {"head": {"class_path": "tailgraph.modeling.heads.gmm_plus.GMMPlusHead",
+                                                  "init_args": {"num_components": 2}}}},
+                  "method": {"class_path": "tailgraph.methods.fremure.FReMuRe",
+                             "init_args": {"multilabel_loss": "margin"}}},
+        "data": {"class_path": "tailgraph.data.datamodules.AGDataModule",
+                 "init_args": {"root": str(root), "max_size": 64, "val_fraction": 0.0}},
+        "trainer": {"max_epochs": 2, "enable_progress_bar": False, "enable_model_summary": False,
+                    "default_root_dir": str(tmp_path), "num_sanity_val_steps": 0, "limit_val_batches": 0}}))
+    assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
+    ckpt = tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, weights_only=True)["state_dict"]
+    for b in range(3):  # one memory bank per branch, filled and checkpointed
+        assert state[f"model.context.memories.{b}.valid"].any()
+    assert "model.context.local.2.gate.linear.weight" in state
+    assert tailgraph_main(["test", "--config", str(cfg), "--ckpt_path", str(ckpt)]) == 0
+    m = json.loads((tmp_path / "runs" / "version_1" / "metrics.json").read_text())["models"]["model"]
+    for c in ("with", "semi", "no"):
+        assert 0 <= m[c]["mR@20"] <= 1 and 0 < m[c]["R@50"] <= 1
