@@ -180,6 +180,15 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
                 weight = torch.ones(out.obj_logits.shape[1], device=out.obj_logits.device)
                 weight[0] = eos
             losses["loss_obj"] = F.cross_entropy(out.obj_logits, gt, weight=weight)
+            if "obj_pre_logits" in out.extras:  # the label distribution TEMPURA's classifier embeds
+                losses["loss_obj_pre"] = F.cross_entropy(out.extras["obj_pre_logits"], gt)
+            con = getattr(self, "obj_con_weight", None)
+            if con and "obj_features" in out.extras:  # TEMPURA's euc_con
+                from tailgraph.methods.losses import euclidean_contrastive_loss
+
+                losses["loss_obj_con"] = con * euclidean_contrastive_loss(
+                    out.extras["obj_features"], gt
+                )
         if out.head_output is not None and model.head is not None:
             reg = model.head.regularizer(out.head_output)
             if reg is not None:
@@ -198,6 +207,9 @@ class Supervised(Method):
         head_reg_weight: weight of the head's regulariser (GMM-Plus variance floor).
         obj_eos_coef: weight of the background class in the object classifier's cross-entropy
             (TEMPURA's ``eos_coef``); ``None`` = unweighted.
+        obj_con_weight: weight of TEMPURA's ``euc_con`` contrastive loss on the object
+            classifier's (tracked) features (``-obj_con_loss euc_con -lambda_con``; needs
+            :class:`tailgraph.modeling.object_classifier.TempuraObjectClassifier`); 0 = off.
     """
 
     def __init__(
@@ -205,11 +217,13 @@ class Supervised(Method):
         loss: dict | None = None,
         head_reg_weight: float = 1.0,
         obj_eos_coef: float | None = None,
+        obj_con_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.loss_spec = loss
         self.head_reg_weight = head_reg_weight
         self.obj_eos_coef = obj_eos_coef
+        self.obj_con_weight = obj_con_weight
         self.loss_fn: nn.Module | None = None
 
     def setup(self, model, vocab, train_stats, protocol=None) -> None:

@@ -492,7 +492,9 @@ class FReMuRe(Supervised):
     Args:
         multilabel_loss: ``bce`` | ``margin``.
         head_reg_weight: weight of the head regulariser.
-        obj_eos_coef: background weight of the object cross-entropy (SGCls / SGDet).
+        obj_eos_coef: background weight of the object cross-entropy (SGCls).
+        obj_con_weight: weight of TEMPURA's ``euc_con`` object loss (SGCls with
+            :class:`tailgraph.modeling.object_classifier.TempuraObjectClassifier`).
     """
 
     def __init__(
@@ -500,8 +502,13 @@ class FReMuRe(Supervised):
         multilabel_loss: str = "bce",
         head_reg_weight: float = 1.0,
         obj_eos_coef: float | None = None,
+        obj_con_weight: float = 0.0,
     ) -> None:
-        super().__init__(head_reg_weight=head_reg_weight, obj_eos_coef=obj_eos_coef)
+        super().__init__(
+            head_reg_weight=head_reg_weight,
+            obj_eos_coef=obj_eos_coef,
+            obj_con_weight=obj_con_weight,
+        )
         if multilabel_loss not in ("bce", "margin"):
             raise ValueError(f"multilabel_loss must be 'bce' or 'margin', got {multilabel_loss!r}")
         self.multilabel_loss = multilabel_loss

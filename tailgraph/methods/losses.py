@@ -4,7 +4,8 @@
   label and optional per-class weights;
 * :func:`focal_loss` — softmax focal loss (Lin et al.): ``−(1 − p_t)^γ log p_t``;
 * :func:`class_balanced_weights` — HML Eq. 4 / Cui et al.: ``W_B = (1 − β) / (1 − β^n)``;
-* :class:`ClassBalancedCE` — cross-entropy with those weights, built from the training counts.
+* :class:`ClassBalancedCE` — cross-entropy with those weights, built from the training counts;
+* :func:`euclidean_contrastive_loss` — TEMPURA's ``euc_con`` object loss.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "class_balanced_weights",
     "ClassBalancedCE",
     "FocalLoss",
+    "euclidean_contrastive_loss",
 ]
 
 
@@ -140,3 +142,32 @@ class FocalLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return focal_loss(logits, labels, self.gamma)
+
+
+def euclidean_contrastive_loss(
+    feats: torch.Tensor, labels: torch.Tensor, pos_margin: float = 0.0, neg_margin: float = 1.0
+) -> torch.Tensor:
+    """TEMPURA's ``obj_con_loss=euc_con``: a contrastive loss on L2-normalised features.
+
+    Over all ordered pairs ``i ≠ j`` with Euclidean distance ``d_ij`` of the normalised
+    features: positive pairs (same label) cost ``relu(d_ij − pos_margin)``, negative pairs
+    ``relu(neg_margin − d_ij)``; the loss is the mean of the non-zero positive terms plus the
+    mean of the non-zero negative terms (each 0 when there are none).
+
+    Args:
+        feats: ``[N, D]`` object features.
+        labels: ``[N]`` class labels.
+    """
+    if feats.shape[0] < 2:
+        return feats.sum() * 0.0
+    z = F.normalize(feats, dim=1)
+    d = torch.cdist(z, z).clamp_min(0)
+    off = ~torch.eye(z.shape[0], dtype=torch.bool, device=z.device)
+    same = (labels[:, None] == labels[None, :]) & off
+    diff = (labels[:, None] != labels[None, :]) & off
+    total = feats.sum() * 0.0
+    for terms in (F.relu(d[same] - pos_margin), F.relu(neg_margin - d[diff])):
+        nz = terms > 0
+        if bool(nz.any()):
+            total = total + terms[nz].mean()
+    return total

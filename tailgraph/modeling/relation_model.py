@@ -188,10 +188,14 @@ class RelationModel(nn.Module):
         inp = self.build_inputs(batch)
         gt_labels = torch.cat([g.labels for g in batch.graphs])
         obj_logits = None
+        obj_extras: dict = {}
         if self.task is not Task.PREDCLS and self.object_classifier is not None:
             if inp.obj_feats is None:
                 raise ValueError("SGCls with a separate object classifier needs pixel features")
-            obj_logits = self.object_classifier(inp.obj_feats)
+            if getattr(self.object_classifier, "uses_inputs", False):  # TEMPURA's classifier
+                obj_logits, obj_extras = self.object_classifier(inp.obj_feats, inp)
+            else:
+                obj_logits = self.object_classifier(inp.obj_feats)
             probs = torch.softmax(obj_logits, dim=-1)
             inp.label_dists = probs
             inp.obj_scores, idx = probs[:, 1:].max(dim=1)
@@ -239,6 +243,7 @@ class RelationModel(nn.Module):
                 probs = torch.softmax(logits, dim=-1)
             extras = dict(out.extras)
         extras.update(ctx.extras)
+        extras.update(obj_extras)
         return RelationOutput(
             pairs=inp.pairs,
             pair_to_img=inp.pair_to_img,

@@ -270,3 +270,107 @@ def test_fremure_through_the_engine(tmp_path, monkeypatch):
     m = json.loads((tmp_path / "runs" / "version_1" / "metrics.json").read_text())["models"]["model"]
     for c in ("with", "semi", "no"):
         assert 0 <= m[c]["mR@20"] <= 1 and 0 < m[c]["R@50"] <= 1
+
+
+def test_euclidean_contrastive_loss_by_hand():
+    from tailgraph.methods.losses import euclidean_contrastive_loss
+
+    f = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0], [0.0, -1.0]], requires_grad=True)
+    y = torch.tensor([0, 1, 0, 2])
+    # normalised: e0, e1, e0, -e1. Positive pairs (0,2),(2,0): d = 0 -> no non-zero term.
+    # negative pairs: d(e0,e1) = sqrt2 > 1 -> 0; d(e1,-e1) = 2 -> 0; d(e0,-e1) = sqrt2 -> 0: all zero
+    assert float(euclidean_contrastive_loss(f, y)) == 0.0
+    g = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]], requires_grad=True)
+    lab = torch.tensor([0, 0, 1])
+    d01 = math.dist([1, 0], [0.6, 0.8])  # positive pair
+    d12 = math.dist([0.6, 0.8], [0, 1])  # negative pair, < 1
+    d02 = math.sqrt(2)  # negative, > 1 -> 0
+    loss = euclidean_contrastive_loss(g, lab)
+    assert float(loss) == pytest.approx(d01 + (1 - d12), rel=1e-5)
+    assert d02 > 1
+    loss.backward()
+    assert torch.isfinite(g.grad).all()
+    f.grad = None
+    euclidean_contrastive_loss(f, y).backward()  # identical normalised features: no NaN
+    assert f.grad is None or torch.isfinite(f.grad).all()
+
+
+def test_tempura_object_classifier_tracks_same_label_sequences_and_gmm_logits():
+    from tailgraph.modeling.object_classifier import TempuraObjectClassifier
+
+    torch.manual_seed(0)
+    inp = _inputs(nf=3, per_frame=2)
+    n = inp.boxes.shape[0]
+    clf = TempuraObjectClassifier(6, 4, ["__background__", "person", "cup", "table"], embed_dim=4, box_dim=6,
+                                  hidden_dim=8, head="gmm", num_components=2, tracking=True, tracking_layers=1,
+                                  tracking_heads=2, tracking_ff=8).eval()
+    logits, extras = clf(inp.obj_feats, inp)
+    assert logits.shape == (n, 4) and torch.allclose(torch.softmax(logits, -1).sum(-1), torch.ones(n))
+    assert torch.allclose(logits.exp().sum(-1), torch.ones(n), atol=1e-5)  # log of mixture probs
+    assert "obj_pre_logits" in extras and extras["obj_features"].shape == (n, 16)
+    # tracking: a box's feature depends on the other boxes of its sequence (same label), not on others
+    from dataclasses import replace
+    lab = torch.tensor([1, 2, 3] * 3)  # per frame: person, cup, table -> sequences by label
+    given = replace(inp, label_dists=F.one_hot(lab, 4).float())
+    _, base = clf(inp.obj_feats, given)
+    moved = inp.obj_feats.clone()
+    moved[7] += 5.0  # the cup of frame 2
+    _, ex2 = clf(moved, replace(given, obj_feats=moved))
+    assert not torch.allclose(ex2["obj_features"][1], base["obj_features"][1])  # the cup of frame 0
+    for o in torch.nonzero(lab != 2).flatten().tolist():
+        assert torch.allclose(ex2["obj_features"][o], base["obj_features"][o], atol=1e-6)
+    untracked = TempuraObjectClassifier(6, 4, ["__background__", "person", "cup", "table"], embed_dim=4, box_dim=6,
+                                        hidden_dim=8).eval()
+    _, u1 = untracked(inp.obj_feats, given)
+    _, u2 = untracked(moved, replace(given, obj_feats=moved))
+    assert torch.allclose(u1["obj_features"][1], u2["obj_features"][1])
+    # a detector's distribution is used as given (no pre-classifier)
+    d = F.one_hot(torch.randint(1, 4, (n,)), 4).float()
+    _, ex3 = clf(inp.obj_feats, replace(inp, label_dists=d))
+    assert "obj_pre_logits" not in ex3
+
+
+def test_sgcls_with_tempura_object_classifier_tracking_and_euc_con_through_the_engine(tmp_path, monkeypatch):
+    import csv
+    import json
+
+    import yaml
+
+    from tailgraph.cli import main as tailgraph_main
+    from tailgraph.data.synthetic.ag import generate_synth_ag
+
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "ag"
+    generate_synth_ag(root, num_train=3, num_test=2, image_size=64)
+    cfg = tmp_path / "sg.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "seed_everything": 0,
+        "model": {"task": "sgcls", "lr": 0.001,
+                  "features": {"class_path": "tailgraph.modeling.roi.PixelFeatures",
+                               "init_args": {"last_stage": "layer1", "out_dim": 16, "union_maps": True}},
+                  "context": {"class_path": "tailgraph.modeling.context.sttran.STTranContext",
+                              "init_args": {"proj_dim": 16, "embed_dim": 8, "num_heads": 2, "ff_dim": 32,
+                                            "temporal_layers": 1}},
+                  "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"},
+                  "object_classifier": {"class_path": "tailgraph.modeling.object_classifier.TempuraObjectClassifier",
+                                        "init_args": {"embed_dim": 8, "box_dim": 8, "hidden_dim": 16, "head": "gmm",
+                                                      "tracking": True, "tracking_layers": 1, "tracking_heads": 2,
+                                                      "tracking_ff": 16}},
+                  "method": {"class_path": "tailgraph.methods.base.Supervised",
+                             "init_args": {"obj_eos_coef": 1.0, "obj_con_weight": 1.0}}},
+        "data": {"class_path": "tailgraph.data.datamodules.AGDataModule",
+                 "init_args": {"root": str(root), "max_size": 64, "val_fraction": 0.0}},
+        "trainer": {"max_epochs": 1, "enable_progress_bar": False, "enable_model_summary": False,
+                    "default_root_dir": str(tmp_path), "num_sanity_val_steps": 0, "limit_val_batches": 0,
+                    "log_every_n_steps": 1}}))
+    assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
+    run = tmp_path / "runs" / "version_0"
+    rows = list(csv.DictReader(open(next(run.rglob("metrics.csv")))))
+    cols = set(rows[0])
+    assert {"train/loss_obj", "train/loss_obj_pre", "train/loss_obj_con"} <= cols
+    con = [float(r["train/loss_obj_con"]) for r in rows if r.get("train/loss_obj_con")]
+    assert con and all(math.isfinite(c) for c in con) and max(con) > 0
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert tailgraph_main(["test", "--config", str(cfg), "--ckpt_path", str(ckpt)]) == 0
+    m = json.loads((tmp_path / "runs" / "version_1" / "metrics.json").read_text())["models"]["model"]
+    assert 0 <= m["with"]["R@20"] <= 1
