@@ -118,6 +118,12 @@ def is_binary(path: str | os.PathLike) -> bool:
 
 
 # ---------------------------------------------------------------------------- storage
+def _finite_sum(a: np.ndarray) -> bool:
+    """All values finite (one pass: a NaN or infinity makes the sum non-finite)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return bool(np.isfinite(a.sum()))
+
+
 class _MappedStore:
     """What both stores share: dropping the pages of rows already consumed."""
 
@@ -138,7 +144,27 @@ class _MappedStore:
             mm.madvise(mmap.MADV_DONTNEED, a, b - a)
 
 
+def _h5_guard(method):
+    """HDF5's own errors from a corrupt file (``OSError``, ``RuntimeError``, ``KeyError`` ...)
+    become the project's error naming the file."""
+    import functools
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except DataError:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise DataError(
+                f"not a readable HDF5 file (corrupt or truncated?): {exc}", file=self.path
+            ) from None
+
+    return run
+
+
 class _H5Store(_MappedStore):
+    @_h5_guard
     def __init__(self, path: str) -> None:
         import h5py
 
@@ -154,9 +180,11 @@ class _H5Store(_MappedStore):
         self._maps: dict[str, np.ndarray | None] = {}
         self._regions: dict[str, tuple] = {}
 
+    @_h5_guard
     def names(self) -> list[str]:
         return list(self.f.keys())
 
+    @_h5_guard
     def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
         import h5py
 
@@ -165,6 +193,7 @@ class _H5Store(_MappedStore):
             raise DataError("expected a dataset, found a group", file=self.path, field=name)
         return tuple(d.shape), d.dtype
 
+    @_h5_guard
     def _mapped(self, name: str) -> np.ndarray | None:
         if name not in self._maps:
             d = self.f[name]
@@ -191,6 +220,7 @@ class _H5Store(_MappedStore):
             self._maps[name] = arr
         return self._maps[name]
 
+    @_h5_guard
     def read(self, name: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
         m = self._mapped(name)
         if m is not None:
@@ -214,7 +244,7 @@ class _NpzStore(_MappedStore):
         self.path = path
         try:
             self.z = zipfile.ZipFile(path)
-        except (OSError, zipfile.BadZipFile) as exc:
+        except (OSError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
             raise DataError(f"not a readable .npz file: {exc}", file=path) from None
         self.members = {n[:-4]: n for n in self.z.namelist() if n.endswith(".npy") and "/" not in n}
         if "__meta__" not in self.members:
@@ -241,7 +271,14 @@ class _NpzStore(_MappedStore):
                     else:
                         shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
                     header_len = f.tell()
-            except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+            except (
+                ValueError,
+                OSError,
+                zipfile.BadZipFile,
+                EOFError,
+                NotImplementedError,
+                RuntimeError,
+            ) as exc:
                 raise DataError(
                     f"not a valid .npy member ({exc})", file=self.path, field=name
                 ) from None
@@ -261,7 +298,14 @@ class _NpzStore(_MappedStore):
         try:
             with self.z.open(self.members[name]) as f:
                 return np.lib.format.read_array(f, allow_pickle=False)
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        except (
+            ValueError,
+            OSError,
+            zipfile.BadZipFile,
+            EOFError,
+            NotImplementedError,
+            RuntimeError,
+        ) as exc:
             raise DataError(
                 f"not a valid .npy member ({exc})", file=self.path, field=name
             ) from None
@@ -302,7 +346,7 @@ class _NpzStore(_MappedStore):
             with self.z.open(self.members[name]) as f:
                 f.seek(hl + a * row)  # compressed members decompress up to here
                 buf = f.read(max(0, b - a) * row)
-        except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        except (OSError, zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as exc:
             raise DataError(f"cannot read ({exc})", file=self.path, field=name) from None
         if len(buf) != max(0, b - a) * row:
             raise DataError("truncated array data", file=self.path, field=name)
@@ -554,7 +598,7 @@ class BinaryReader:
             i = self._first_bad(~np.isfinite(lscores), boff, i0)
             raise self._err("label scores contain NaN or inf", i, "label_scores")
         self._check_index(pairs, poff, np.diff(boff), i0, "pairs")
-        if self.check_scores and scores.size and not np.isfinite(scores.sum()):
+        if self.check_scores and scores.size and not _finite_sum(scores):
             fin = np.isfinite(scores).all(axis=1)
             if not fin.all():
                 i = self._first_bad(~fin, poff, i0)

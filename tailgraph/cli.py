@@ -90,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"tailgraph {name}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of stdout went away (`tailgraph stats | head`)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     return int(result or 0)
 
 

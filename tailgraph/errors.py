@@ -29,6 +29,8 @@ class DataError(ValueError):
         self.file = file
         self.sample = sample
         self.field = field
+        # one line, always: messages quoted from libraries can span several
+        message = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
         where = []
         if file is not None:
             where.append(f"file {file}")

@@ -50,15 +50,22 @@ PROTOCOLS = ("vg", "ag", "vidvrd", "oi")
 
 def read_json(path: str | os.PathLike) -> Any:
     """Read a ``.json`` or ``.json.gz`` file with clear errors."""
+    from tailgraph.data.files import read_json_file
+
     path = Path(path)
+    if path.suffix != ".gz":
+        return read_json_file(path)
     try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt") as f:
+        with gzip.open(path, "rt") as f:
             return json.load(f)
     except FileNotFoundError:
         raise DataError("file not found", file=str(path)) from None
+    except IsADirectoryError:
+        raise DataError("is a directory, expected a JSON file", file=str(path)) from None
     except (json.JSONDecodeError, EOFError, gzip.BadGzipFile, UnicodeDecodeError, OSError) as exc:
         raise DataError(f"not valid JSON (corrupt or truncated?): {exc}", file=str(path)) from None
+    except RecursionError:
+        raise DataError("JSON nested too deeply", file=str(path)) from None
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
@@ -102,6 +109,13 @@ def _entries(doc: dict, path: str):
     seen = set()
     for i, e in enumerate(doc["images"]):
         image_id = _get(e, "image_id", path, i)
+        if isinstance(image_id, bool) or not isinstance(image_id, (str, int)):
+            raise DataError(
+                f"image_id must be a string or an integer, got {image_id!r}"[:200],
+                file=path,
+                sample=f"images[{i}]",
+                field="image_id",
+            )
         if image_id in seen:
             raise DataError("duplicate image_id", file=path, sample=image_id, field="image_id")
         seen.add(image_id)
@@ -151,12 +165,16 @@ def read_ground_truth(path: str | os.PathLike) -> tuple[list[SceneGraph], Vocabu
         if not isinstance(doc.get(key), list):
             raise DataError(f"expected a list '{key}'", file=p, field=key)
     bg = bool(doc["predicates"]) and doc["predicates"][0] == "__background__"
-    vocab = Vocabulary(
-        doc["object_classes"],
-        doc["predicates"],
-        predicate_background=bg,
-        has_background=bool(doc["object_classes"]) and doc["object_classes"][0] == "__background__",
-    )
+    try:
+        vocab = Vocabulary(
+            doc["object_classes"],
+            doc["predicates"],
+            predicate_background=bg,
+            has_background=bool(doc["object_classes"])
+            and doc["object_classes"][0] == "__background__",
+        )
+    except DataError as exc:
+        raise exc.with_context(file=p) from None
     graphs = []
     for i, e, image_id in _entries(doc, p):
         try:

@@ -15,6 +15,7 @@ needs the training set. Predicate metadata:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,54 @@ class Vocabulary:
     name: str = ""
 
     def __post_init__(self) -> None:
+        sample = self.name or None
+        for fname in (
+            "object_classes",
+            "predicates",
+            "predicate_counts",
+            "object_counts",
+            "coarse_parent",
+            "action_pattern",
+            "spatial_pattern",
+            "relation_type",
+            "single_label_types",
+        ):
+            v = getattr(self, fname)
+            if v is not None and not isinstance(v, (list, tuple)):
+                raise DataError(f"expected a list, got {v!r}"[:200], sample=sample, field=fname)
+        for fname in ("object_classes", "predicates"):
+            names = list(getattr(self, fname))
+            bad = [n for n in names if not isinstance(n, str) or not n]
+            if bad:
+                raise DataError(
+                    f"names must be non-empty strings, got {bad[0]!r}"[:200],
+                    sample=sample,
+                    field=fname,
+                )
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise DataError(f"duplicate names {dup}"[:200], sample=sample, field=fname)
+        for fname in ("predicate_counts", "object_counts", "coarse_parent"):
+            for v in getattr(self, fname) or []:
+                if (
+                    isinstance(v, bool)
+                    or not isinstance(v, numbers.Integral)
+                    or (fname != "coarse_parent" and v < 0)
+                ):
+                    raise DataError(
+                        f"entries must be {'non-negative ' if fname != 'coarse_parent' else ''}"
+                        f"integers, got {v!r}"[:200],
+                        sample=sample,
+                        field=fname,
+                    )
+        for fname in ("action_pattern", "spatial_pattern", "relation_type", "single_label_types"):
+            for v in getattr(self, fname) or []:
+                if v is not None and not isinstance(v, str):
+                    raise DataError(
+                        f"entries must be names or null, got {v!r}"[:200],
+                        sample=sample,
+                        field=fname,
+                    )
         self.object_classes = list(self.object_classes)
         self.predicates = list(self.predicates)
         p = len(self.predicates)
@@ -106,7 +155,9 @@ class Vocabulary:
         for i, parent in enumerate(self.coarse_parent):
             if parent != -1 and not (0 <= parent < p):
                 raise DataError(
-                    f"predicate {i} has parent {parent} out of range", field="coarse_parent"
+                    f"predicate {i} has parent {parent} out of range",
+                    sample=sample,
+                    field="coarse_parent",
                 )
         self._pred_index = {n: i for i, n in enumerate(self.predicates)}
         self._cls_index = {n: i for i, n in enumerate(self.object_classes)}

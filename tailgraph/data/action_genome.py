@@ -80,7 +80,9 @@ OBJECT_RENAMES = {
 def _lines(path: Path, expected: int) -> list[str]:
     if not path.is_file():
         raise DataError("file not found", file=str(path))
-    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    from tailgraph.data.files import read_text
+
+    lines = [ln.strip() for ln in read_text(path, "class list").splitlines() if ln.strip()]
     if len(lines) != expected:
         raise DataError(f"expected {expected} lines, found {len(lines)}", file=str(path))
     return lines
@@ -93,6 +95,15 @@ def ag_vocabulary(root: str | Path) -> Vocabulary:
     classes = [BACKGROUND] + _lines(ann / "object_classes.txt", 36)
     for i, name in OBJECT_RENAMES.items():
         classes[i] = name
+    if classes[1] != "person":
+        raise DataError(
+            f"the first class must be 'person', got {classes[1]!r}",
+            file=str(ann / "object_classes.txt"),
+            field="person",
+        )
+    dup = sorted({c for c in classes if classes.count(c) > 1})
+    if dup:
+        raise DataError(f"duplicate class names {dup}", file=str(ann / "object_classes.txt"))
     _lines(ann / "relationship_classes.txt", 26)  # checked; names are canonicalised below
     types = ["attention"] * 3 + ["spatial"] * 6 + ["contacting"] * 17
     return Vocabulary(
@@ -103,6 +114,101 @@ def ag_vocabulary(root: str | Path) -> Vocabulary:
         predicate_background=False,
         name="action-genome",
     )
+
+
+RELATION_FIELDS = ("attention_relationship", "spatial_relationship", "contacting_relationship")
+
+
+def _numbers(
+    v: Any, shape: tuple[int, ...] | None, file: str, sample: str, field: str
+) -> np.ndarray:
+    """``v`` as a finite float array (of ``shape`` where given; ``-1`` = any), or a DataError."""
+    if isinstance(v, (str, bytes, dict)) or v is None:
+        raise DataError(
+            f"expected numbers, got {type(v).__name__}", file=file, sample=sample, field=field
+        )
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"expected numbers, got {v!r}"[:200], file=file, sample=sample, field=field
+        ) from None
+    if shape is not None and (
+        a.ndim != len(shape) or any(s != -1 and a.shape[i] != s for i, s in enumerate(shape))
+    ):
+        raise DataError(
+            f"expected shape {list(shape)}, got {list(a.shape)}",
+            file=file,
+            sample=sample,
+            field=field,
+        )
+    if not np.isfinite(a).all():
+        raise DataError("values must be finite", file=file, sample=sample, field=field)
+    return a
+
+
+def _check_objects(key: Any, objs: Any, file: str) -> None:
+    """The types of one frame's object entries (what the readers use)."""
+    if not isinstance(key, str) or "/" not in key:
+        raise DataError(
+            f"frame key must be 'video/frame', got {key!r}"[:200],
+            file=file,
+            sample=key,
+            field="key",
+        )
+    if not isinstance(objs, list):
+        raise DataError("expected a list of objects", file=file, sample=key)
+    for j, o in enumerate(objs):
+        sample = f"{key} object {j}"
+        if not isinstance(o, dict):
+            raise DataError(f"expected a dict, got {type(o).__name__}", file=file, sample=sample)
+        if "visible" in o and not isinstance(o["visible"], (bool, np.bool_, int, np.integer)):
+            raise DataError(
+                f"expected a bool, got {o['visible']!r}"[:200],
+                file=file,
+                sample=sample,
+                field="visible",
+            )
+        meta = o.get("metadata", {})
+        if not isinstance(meta, dict) or not isinstance(meta.get("set", ""), str):
+            raise DataError(
+                "expected {'set': 'train' | 'test', ...}",
+                file=file,
+                sample=sample,
+                field="metadata",
+            )
+        if "class" in o and not isinstance(o["class"], str):
+            raise DataError(
+                f"expected a class name, got {o['class']!r}"[:200],
+                file=file,
+                sample=sample,
+                field="class",
+            )
+        if o.get("bbox") is not None:
+            _numbers(o["bbox"], (4,), file, sample, "bbox")
+        for field in RELATION_FIELDS:
+            rel = o.get(field)
+            if rel is not None and (
+                not isinstance(rel, (list, tuple)) or not all(isinstance(r, str) for r in rel)
+            ):
+                raise DataError(
+                    f"expected a list of predicate names, got {rel!r}"[:200],
+                    file=file,
+                    sample=sample,
+                    field=field,
+                )
+
+
+def _check_person(key: str, person: Any, file: str) -> np.ndarray:
+    """The person entry's boxes ``[n, 4]`` (its ``bbox_size`` is checked by the frame reader)."""
+    if not isinstance(person, dict):
+        raise DataError(f"expected a dict, got {type(person).__name__}", file=file, sample=key)
+    a = _numbers(person.get("bbox", np.zeros((0, 4))), None, file, key, "bbox")
+    if a.size % 4:
+        raise DataError(
+            f"expected [n, 4] boxes, got {list(a.shape)}", file=file, sample=key, field="bbox"
+        )
+    return a.reshape(-1, 4)
 
 
 def _frame_graph(
@@ -119,16 +225,16 @@ def _frame_graph(
         raise DataError(
             "expected {'bbox', 'bbox_size'}", file=person_file, sample=key, field="bbox"
         )
-    pbox = np.asarray(person["bbox"], dtype=np.float64).reshape(-1, 4)
-    try:
-        w, h = (int(round(float(v))) for v in person["bbox_size"])
-    except (TypeError, ValueError):
+    pbox = _check_person(key, person, person_file)
+    size = _numbers(person["bbox_size"], (2,), person_file, key, "bbox_size")
+    w, h = (int(round(float(v))) for v in size)
+    if w <= 0 or h <= 0:
         raise DataError(
-            f"bad bbox_size {person['bbox_size']!r}",
+            f"image size must be positive, got {w}x{h}",
             file=person_file,
             sample=key,
             field="bbox_size",
-        ) from None
+        )
     boxes = [pbox[0]]
     labels = [vocab.class_index("person")]
     rels, groups = [], []
@@ -169,7 +275,7 @@ def _frame_graph(
                 field="bbox",
             )
         x, y, bw, bh = (float(v) for v in obj["bbox"])
-        if not np.isfinite([x, y, bw, bh]).all() or bw < 0 or bh < 0:
+        if bw < 0 or bh < 0:
             raise DataError(
                 f"bad box (x, y, w, h) = {obj['bbox']!r}",
                 file=obj_file,
@@ -258,22 +364,18 @@ def load_ag(
     if not isinstance(persons, dict):
         raise DataError("expected a dict frame -> person boxes", file=str(person_file))
     videos: OrderedDict[str, list[SceneGraph]] = OrderedDict()
+    for key, objs in objects.items():
+        _check_objects(key, objs, str(obj_file))
     for key in sorted(objects):
         objs = objects[key]
-        if not isinstance(objs, list):
-            raise DataError("expected a list of objects", file=str(obj_file), sample=key)
-        sets = {o.get("metadata", {}).get("set") for o in objs if isinstance(o, dict)}
+        sets = {o.get("metadata", {}).get("set") for o in objs}
         if split not in sets:
             continue
         if key not in persons:
             raise DataError(
                 "frame has no entry in person_bbox.pkl", file=str(person_file), sample=key
             )
-        pb = np.asarray(
-            persons[key].get("bbox", np.zeros((0, 4)))
-            if isinstance(persons[key], dict)
-            else np.zeros((0, 4))
-        )
+        pb = _check_person(key, persons[key], str(person_file))
         if pb.size == 0:
             if filter_nonperson_box_frame:
                 continue
@@ -310,7 +412,12 @@ def stats(root: str | Path) -> dict[str, Any]:
     (every annotated frame with a visible object) and after the reference's filters."""
     ag_vocabulary(root)  # checks the class lists
     ann = Path(root) / "annotations"
-    objects = safe_load(ann / "object_bbox_and_relationship.pkl")
+    obj_file = ann / "object_bbox_and_relationship.pkl"
+    objects = safe_load(obj_file)
+    if not isinstance(objects, dict):
+        raise DataError("expected a dict frame -> objects", file=str(obj_file))
+    for key, objs in objects.items():
+        _check_objects(key, objs, str(obj_file))
     raw: dict[str, dict[str, int]] = {}
     raw_counts = dict.fromkeys(AG_PREDICATES, 0)
     seen_videos: dict[str, set] = {}

@@ -17,12 +17,12 @@ the relation vocabulary is the 9 object–object predicates the negative-mining 
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tailgraph.data.files import read_csv_rows
 from tailgraph.errors import DataError
 from tailgraph.structures import SceneGraph
 from tailgraph.vocab import BACKGROUND, Vocabulary
@@ -68,14 +68,19 @@ def _classes(root: Path) -> tuple[list[str], list[str]]:
         root, ["class-descriptions.csv", "class-descriptions-boxable.csv"], "class descriptions"
     )
     mids, names = [], []
-    with open(path, newline="") as f:
-        for i, row in enumerate(csv.reader(f)):
-            if not row or (i == 0 and row[0] in ("LabelName", "MID")):
-                continue
-            if len(row) < 2:
-                raise DataError("expected MID,name", file=str(path), sample=f"row {i + 1}")
-            mids.append(row[0])
-            names.append(row[1])
+    for i, row in enumerate(read_csv_rows(path)[0]):
+        if not row or (i == 0 and row[0] in ("LabelName", "MID")):
+            continue
+        if len(row) < 2 or not row[0] or not row[1]:
+            raise DataError("expected MID,name", file=str(path), sample=f"row {i + 1}")
+        if row[0] in mids:
+            raise DataError(
+                f"duplicate class MID {row[0]!r}", file=str(path), sample=f"row {i + 1}"
+            )
+        mids.append(row[0])
+        names.append(row[1])
+    if not mids:
+        raise DataError("no classes", file=str(path))
     return mids, names
 
 
@@ -83,14 +88,21 @@ def _sizes(root: Path, image_ids: set[str]) -> dict[str, tuple[int, int]]:
     sizes: dict[str, tuple[int, int]] = {}
     path = root / "image-sizes.csv"
     if path.is_file():
-        with open(path, newline="") as f:
-            for i, row in enumerate(csv.DictReader(f)):
-                try:
-                    sizes[row["ImageID"]] = (int(row["width"]), int(row["height"]))
-                except (KeyError, ValueError, TypeError):
-                    raise DataError(
-                        "expected ImageID,width,height", file=str(path), sample=f"row {i + 2}"
-                    ) from None
+        for i, row in enumerate(read_csv_rows(path, dict_rows=True)[0]):
+            try:
+                image_id, w, h = row["ImageID"], int(row["width"]), int(row["height"])
+            except (KeyError, ValueError, TypeError):
+                raise DataError(
+                    "expected ImageID,width,height", file=str(path), sample=f"row {i + 2}"
+                ) from None
+            if w <= 0 or h <= 0:
+                raise DataError(
+                    f"image size must be positive, got {w}x{h}",
+                    file=str(path),
+                    sample=f"row {i + 2}",
+                    field="width/height",
+                )
+            sizes[image_id] = (w, h)
     missing = [i for i in image_ids if i not in sizes]
     if missing:
         from PIL import Image
@@ -115,15 +127,18 @@ def _rows(root: Path, split: str) -> tuple[Path, list[dict[str, str]]]:
         [f"{split}-annotations-vrd.csv", f"challenge-2018-{split}-vrd.csv"],
         f"{split} relationship CSV",
     )
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or any(c not in reader.fieldnames for c in COLUMNS):
+    rows, header = read_csv_rows(path, dict_rows=True)
+    if header is None or any(c not in header for c in COLUMNS):
+        raise DataError(f"expected columns {COLUMNS}, got {header}", file=str(path), field="header")
+    for i, r in enumerate(rows):
+        if None in r or any(v is None for v in r.values()):  # too many / too few fields
             raise DataError(
-                f"expected columns {COLUMNS}, got {reader.fieldnames}",
+                f"row has {len([v for k, v in r.items() if k is not None and v is not None])}"
+                f"{'+' if None in r else ''} fields, the header {len(header)}",
                 file=str(path),
-                field="header",
+                sample=f"row {i + 2}",
             )
-        return path, list(reader)
+    return path, rows
 
 
 def load_oi(
@@ -147,7 +162,7 @@ def load_oi(
         sample = f"row {i + 2} (image {r['ImageID']})"
         try:
             coords = [float(r[c]) for c in COLUMNS[3:11]]
-        except ValueError:
+        except (ValueError, TypeError):
             raise DataError(
                 "box coordinates must be numbers",
                 file=str(path),

@@ -87,15 +87,24 @@ STATS: dict[str, Callable[[str], dict[str, Any]]] = {
 }
 
 
+def _split_rows(splits: dict[str, dict[str, int]], note: str) -> None:
+    """One row per split; the columns are the counts the data set has (images, or videos and
+    frames, then boxes and relations)."""
+    cols = [
+        c
+        for c in ("videos", "frames", "images", "boxes", "relations")
+        if any(c in s for s in splits.values())
+    ]
+    print(f"{'split':<8}" + "".join(f"{c:>11}" for c in cols) + f"   ({note})")
+    for name, s in splits.items():
+        print(f"{name:<8}" + "".join(f"{s.get(c, 0):>11}" for c in cols))
+
+
 def _print_table(stats: dict[str, Any]) -> None:
-    print(f"{'split':<8}{'images':>10}{'boxes':>10}{'relations':>11}   (raw)")
-    for name, s in stats["splits"].items():
-        print(f"{name:<8}{s['images']:>10}{s['boxes']:>10}{s['relations']:>11}")
+    _split_rows(stats["splits"], "raw")
     f = stats.get("filtered", {})
     if f.get("splits"):
-        print(f"{'split':<8}{'images':>10}{'boxes':>10}{'relations':>11}   (after default filters)")
-        for name, s in f["splits"].items():
-            print(f"{name:<8}{s['images']:>10}{s['boxes']:>10}{s['relations']:>11}")
+        _split_rows(f["splits"], "after default filters")
     raw = stats["predicate_counts"]
     filt = f.get("predicate_counts", {})
     print()

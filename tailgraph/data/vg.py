@@ -86,32 +86,16 @@ class VGArrays:
             raise DataError(
                 f"cannot open as HDF5 (corrupt or truncated?): {exc}", file=str(path)
             ) from None
-        with f:
-            for key in REQUIRED_KEYS:
-                if key not in f:
-                    raise DataError(f"missing key '{key}'", file=str(path), field=key)
-            box_key = f"boxes_{box_scale}"
-            if box_key not in f:
-                raise DataError(
-                    f"missing key '{box_key}' (keys: {sorted(f.keys())})",
-                    file=str(path),
-                    field=box_key,
-                )
-            try:
-                self.labels = np.asarray(f["labels"][:]).reshape(-1).astype(np.int64)
-                self.boxes = np.asarray(f[box_key][:]).astype(np.float64)
-                self.first_box = np.asarray(f["img_to_first_box"][:]).astype(np.int64)
-                self.last_box = np.asarray(f["img_to_last_box"][:]).astype(np.int64)
-                self.rels = np.asarray(f["relationships"][:]).astype(np.int64)
-                self.predicates = np.asarray(f["predicates"][:]).reshape(-1).astype(np.int64)
-                self.first_rel = np.asarray(f["img_to_first_rel"][:]).astype(np.int64)
-                self.last_rel = np.asarray(f["img_to_last_rel"][:]).astype(np.int64)
-                self.split = np.asarray(f["split"][:]).astype(np.int64)
-            except (OSError, KeyError, ValueError) as exc:
-                raise DataError(
-                    f"cannot read arrays (corrupt or truncated?): {exc}", file=str(path)
-                ) from None
-        self.box_key = box_key
+        try:
+            with f:
+                self._read(f, path, box_scale)
+        except DataError:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise DataError(
+                f"cannot read arrays (corrupt or truncated?): {exc}", file=str(path)
+            ) from None
+        box_key = self.box_key
         n_img = self.split.shape[0]
         for name in ("first_box", "last_box", "first_rel", "last_rel"):
             if getattr(self, name).shape[0] != n_img:
@@ -141,6 +125,40 @@ class VGArrays:
                 file=str(path),
                 field="relationships",
             )
+
+    def _read(self, f: Any, path: Path, box_scale: int) -> None:
+        for key in REQUIRED_KEYS:
+            if key not in f:
+                raise DataError(f"missing key '{key}'", file=str(path), field=key)
+        box_key = f"boxes_{box_scale}"
+        if box_key not in f:
+            raise DataError(
+                f"missing key '{box_key}' (keys: {sorted(f.keys())})",
+                file=str(path),
+                field=box_key,
+            )
+
+        def ints(key: str) -> np.ndarray:
+            a = np.asarray(f[key][:])
+            if a.dtype.kind in "iub":
+                return a.astype(np.int64)
+            if a.dtype.kind == "f" and np.isfinite(a).all() and (a == np.round(a)).all():
+                return a.astype(np.int64)
+            raise DataError(f"must hold integers, got {a.dtype} values", file=str(path), field=key)
+
+        self.labels = ints("labels").reshape(-1)
+        boxes = np.asarray(f[box_key][:])
+        if boxes.dtype.kind not in "iuf":
+            raise DataError(f"must hold numbers, got {boxes.dtype}", file=str(path), field=box_key)
+        self.boxes = boxes.astype(np.float64)
+        self.first_box = ints("img_to_first_box")
+        self.last_box = ints("img_to_last_box")
+        self.rels = ints("relationships")
+        self.predicates = ints("predicates").reshape(-1)
+        self.first_rel = ints("img_to_first_rel")
+        self.last_rel = ints("img_to_last_rel")
+        self.split = ints("split")
+        self.box_key = box_key
 
     @property
     def num_images(self) -> int:
@@ -177,11 +195,9 @@ def encode_boxes(boxes_xyxy: np.ndarray, width: int, height: int, scale: int = 1
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"not valid JSON ({exc})", file=str(path)) from None
+    from tailgraph.data.files import read_json_file
+
+    return read_json_file(path)
 
 
 def vg_vocabulary(dicts_path: Path, extra_path: Path | None = None) -> Vocabulary:
@@ -192,6 +208,8 @@ def vg_vocabulary(dicts_path: Path, extra_path: Path | None = None) -> Vocabular
             raise DataError(f"missing key '{key}'", file=str(dicts_path), field=key)
 
     def ordered(mapping: Mapping[str, str], field: str) -> list[str]:
+        if not isinstance(mapping, dict):
+            raise DataError("expected an object {index: name}", file=str(dicts_path), field=field)
         try:
             items = sorted(((int(k), v) for k, v in mapping.items()), key=lambda kv: kv[0])
         except ValueError:
@@ -207,21 +225,30 @@ def vg_vocabulary(dicts_path: Path, extra_path: Path | None = None) -> Vocabular
     meta: dict[str, Any] = {}
     if extra_path is not None and extra_path.is_file():
         meta = _read_json(extra_path)
+        if not isinstance(meta, dict):
+            raise DataError("expected a JSON object", file=str(extra_path))
         if meta.get("predicates") and meta["predicates"] != predicates:
             raise DataError(
                 "predicate list differs from VG-SGG-dicts.json",
                 file=str(extra_path),
                 field="predicates",
             )
-    return Vocabulary(
-        object_classes=classes,
-        predicates=predicates,
-        coarse_parent=meta.get("coarse_parent", []),
-        action_pattern=meta.get("action_pattern", []),
-        spatial_pattern=meta.get("spatial_pattern", []),
-        relation_type=meta.get("relation_type", []),
-        name=meta.get("name", dicts_path.parent.name),
-    )
+    name = meta.get("name", dicts_path.parent.name)
+    try:
+        return Vocabulary(
+            object_classes=classes,
+            predicates=predicates,
+            coarse_parent=meta.get("coarse_parent", []),
+            action_pattern=meta.get("action_pattern", []),
+            spatial_pattern=meta.get("spatial_pattern", []),
+            relation_type=meta.get("relation_type", []),
+            name=name if isinstance(name, str) else "",
+        )
+    except DataError as exc:
+        names_file = extra_path if meta else dicts_path
+        if exc.field in ("object_classes", "predicates"):
+            names_file = dicts_path
+        raise exc.with_context(file=str(names_file)) from None
 
 
 def read_vg_arrays(root: str | Path, h5_name: str | None = None, box_scale: int = 1024) -> VGArrays:
@@ -405,6 +432,12 @@ def load_vg(
     graphs: list[SceneGraph] = []
     for i in _select_images(a, split, filter_empty_rels, num_val_im):
         info = infos[i]
+        if not isinstance(info, dict):
+            raise DataError(
+                "expected an object {image_id, width, height}",
+                file=str(info_path),
+                sample=f"image {i}",
+            )
         for key in ("image_id", "width", "height"):
             if key not in info:
                 raise DataError(
@@ -412,6 +445,8 @@ def load_vg(
                 )
         if (
             not (isinstance(info["width"], int) and isinstance(info["height"], int))
+            or isinstance(info["width"], bool)
+            or isinstance(info["height"], bool)
             or info["width"] <= 0
             or info["height"] <= 0
         ):

@@ -15,7 +15,6 @@ derived from the predicate names.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -66,11 +65,9 @@ def predicate_patterns(name: str) -> tuple[str | None, str | None]:
 
 
 def _read(path: Path) -> dict:
-    try:
-        with open(path) as f:
-            doc = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"not valid JSON ({exc})", file=str(path)) from None
+    from tailgraph.data.files import read_json_file
+
+    doc = read_json_file(path)
     if not isinstance(doc, dict):
         raise DataError("expected a JSON object", file=str(path))
     for key in ("video_id", "subject/objects", "trajectories", "relation_instances"):
@@ -78,7 +75,63 @@ def _read(path: Path) -> dict:
             raise DataError(
                 f"missing key '{key}'", file=str(path), sample=doc.get("video_id"), field=key
             )
+    _check_types(doc, str(path))
     return doc
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_types(doc: dict, file: str) -> None:
+    """Every field the reader uses has its type: ids and frame numbers are integers (a float is
+    refused, not truncated), names are strings, coordinates finite numbers."""
+    vid = doc["video_id"]
+    if not isinstance(vid, str) and not _is_int(vid):
+        raise DataError(f"expected a string, got {vid!r}"[:200], file=file, field="video_id")
+
+    def bad(what: str, value: Any, sample: str, field: str) -> DataError:
+        return DataError(
+            f"expected {what}, got {value!r}"[:200], file=file, sample=sample, field=field
+        )
+
+    for key in ("width", "height", "frame_count", "fps"):
+        v = doc.get(key)
+        if v is not None and (
+            isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0
+        ):
+            raise bad("a non-negative number", v, vid, key)
+    for key in ("subject/objects", "trajectories", "relation_instances"):
+        if not isinstance(doc[key], list):
+            raise bad("a list", doc[key], vid, key)
+    for j, o in enumerate(doc["subject/objects"]):
+        if not isinstance(o, dict):
+            raise bad("an object {tid, category}", o, f"{vid} object {j}", "subject/objects")
+        if "tid" in o and not _is_int(o["tid"]):
+            raise bad("an integer", o["tid"], f"{vid} object {j}", "tid")
+        if "category" in o and not isinstance(o["category"], str):
+            raise bad("a category name", o["category"], f"{vid} object {j}", "category")
+    for f, frame in enumerate(doc["trajectories"]):
+        if not isinstance(frame, list):
+            raise bad("a list of boxes", frame, f"{vid} frame {f}", "trajectories")
+        for b in frame:
+            if not isinstance(b, dict) or not isinstance(b.get("bbox"), dict):
+                raise bad("{tid, bbox}", b, f"{vid} frame {f}", "trajectories")
+            if not _is_int(b.get("tid")):
+                raise bad("an integer", b.get("tid"), f"{vid} frame {f}", "tid")
+            for c in ("xmin", "ymin", "xmax", "ymax"):
+                v = b["bbox"].get(c)
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise bad("a number", v, f"{vid} frame {f} tid {b['tid']}", f"bbox.{c}")
+    for i, r in enumerate(doc["relation_instances"]):
+        sample = f"{vid} relation {i}"
+        if not isinstance(r, dict):
+            raise bad("a relation instance", r, sample, "relation_instances")
+        for key in ("subject_tid", "object_tid", "begin_fid", "end_fid"):
+            if key in r and not _is_int(r[key]):
+                raise bad("an integer", r[key], sample, key)
+        if "predicate" in r and not isinstance(r["predicate"], str):
+            raise bad("a predicate name", r["predicate"], sample, "predicate")
 
 
 def _split_files(root: Path, split: str) -> list[Path]:
@@ -108,8 +161,8 @@ def _video(
         cat[o["tid"]] = o["category"]
     trajs = doc["trajectories"]
     n_frames = len(trajs)
-    width = int(doc.get("width", 0)) or None
-    height = int(doc.get("height", 0)) or None
+    width = int(doc.get("width") or 0) or None
+    height = int(doc.get("height") or 0) or None
     frame_boxes: list[dict[int, list[float]]] = []
     for f, frame in enumerate(trajs):
         boxes = {}

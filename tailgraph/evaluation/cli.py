@@ -176,6 +176,14 @@ def main(argv: list[str]) -> int:
             )
             _print_vg(result, ks, a.mode)
     except DataError as exc:
+        if exc.field == "image_id" and exc.file in (None, a.pred):
+            # matching predictions to ground truth: either file can be the wrong one
+            exc = DataError(
+                str(exc).split(": ", 1)[-1] if exc.file or exc.sample is not None else str(exc),
+                file=f"{a.pred} (ground truth {a.gt})",
+                sample=exc.sample,
+                field=exc.field,
+            )
         print(f"tailgraph evaluate: {exc}", file=sys.stderr)
         return 2
     if a.json:

@@ -418,7 +418,8 @@ def _evaluate_chunk(
     nk = len(ks)
     kmax = max(ks)
     predcls = mode == "predcls"
-    ranked = [_rank_image(it, kmax, predcls) for it in items]
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in the finite checks
+        ranked = [_rank_image(it, kmax, predcls) for it in items]
     kept = [i for i, r in enumerate(ranked) if r is not None]
     m = len(kept)
     if m == 0:

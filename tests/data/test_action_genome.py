@@ -141,3 +141,29 @@ def test_stats_and_evaluate_commands_on_an_ag_folder(tmp_path, capsys):
     assert out["semi"]["R@10"] == 1.0 and out["semi"]["num_frames"] == 4
     # with constraint: one spatial prediction per pair, object 1 has two spatial labels -> 6 of 7
     assert out["with"]["R@10"] == pytest.approx(6 / 7)
+
+
+def test_hostile_pickles_are_bounded_and_refused():
+    """A few bytes asking for gigabytes (a huge memo index, ``bytearray(<size>)``) end in the
+    project's error (under the address-space bound, not an out-of-memory kill); Python 2 era ``__builtin__`` names still load."""
+    import pickle
+    import struct
+
+    import numpy as np
+
+    from tailgraph.data.safe_pickle import safe_loads
+    from tailgraph.errors import DataError
+
+    bombs = [
+        b"\x80\x04K\x01r" + struct.pack("<I", 0xFFFFFFF0) + b".",  # memo index 2^32
+        b"\x80\x04K\x01r" + struct.pack("<I", 1 << 28) + b".",  # a 4 GB memo table
+        b"\x80\x04\x8c\x08builtins\x8c\tbytearray\x93\x8a\x05\x00\xe8\x76\x48\x17\x85R.",  # 10**11 bytes
+        b"\x80\x04\x8c\x08builtins\x8c\x05bytes\x93\x8a\x05\x00\xe8\x76\x48\x17\x85R.",
+    ]
+    for b in bombs:
+        with pytest.raises(DataError, match="file bomb"):
+            safe_loads(b, "bomb")
+    x = {"a": np.arange(5, dtype=np.float32), "b": [1, 2.5, "x", b"yy", bytearray(b"zz")]}
+    for proto in (2, 4, 5):
+        y = safe_loads(pickle.dumps(x, protocol=proto))
+        assert np.array_equal(y["a"], x["a"]) and y["b"] == x["b"]

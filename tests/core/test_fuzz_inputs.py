@@ -1,0 +1,244 @@
+"""Property-based hostile inputs: hypothesis mutates one file of each data-set reader (VG,
+Action Genome, VidVRD, Open Images) and the interchange files (JSON and binary, ground truth and
+predictions) — truncation, overwritten bytes, inserted bytes, deleted ranges — and the command
+line must end either in a correct read (exit 0) or in the project's one-line error naming the
+file (exit 2). Any other exception fails the test. Each property is bounded in examples and
+time."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tailgraph.cli import main as tailgraph_main
+
+from ..evaluation.test_binformat import _gt_doc, _pred_doc
+from ..evaluation.test_vg_metrics import random_case
+
+# TAILGRAPH_FUZZ_EXAMPLES raises the bound for a longer campaign (the suite keeps 25)
+FUZZ = settings(max_examples=int(os.environ.get("TAILGRAPH_FUZZ_EXAMPLES", "25")), deadline=None, suppress_health_check=list(HealthCheck), database=None)
+
+
+@st.composite
+def mutations(draw):
+    kind = draw(st.sampled_from(["truncate", "overwrite", "insert", "delete", "nonutf8"]))
+    pos = draw(st.floats(0, 1, exclude_max=True))
+    data = draw(st.binary(min_size=1, max_size=8))
+    length = draw(st.integers(1, 64))
+    return kind, pos, data, length
+
+
+def mutate(raw: bytes, m) -> bytes:
+    kind, pos, data, length = m
+    i = int(pos * max(len(raw), 1))
+    if kind == "truncate":
+        return raw[:i]
+    if kind == "overwrite":
+        return raw[:i] + data + raw[i + len(data):]
+    if kind == "insert":
+        return raw[:i] + data + raw[i:]
+    if kind == "delete":
+        return raw[:i] + raw[i + length:]
+    return raw[:i] + b"\xff\xfe" + raw[i:]  # a non-UTF-8 byte sequence
+
+
+def check_outcome(rc: int, err: str, path: Path) -> None:
+    assert rc in (0, 2), rc
+    if rc == 2:
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert len(lines) == 1, err
+        assert "Traceback" not in err
+        assert path.name in lines[0] or str(path.parent.name) in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    from tailgraph.data.synthetic import generate_synth_vg
+    from tailgraph.data.synthetic.ag import generate_synth_ag
+    from tailgraph.data.synthetic.oi import generate_synth_oi
+    from tailgraph.data.synthetic.vrd import generate_synth_vrd
+
+    root = tmp_path_factory.mktemp("fuzz")
+    generate_synth_vg(root / "vg", num_train=6, num_test=3, image_size=48, write_images=False)
+    generate_synth_ag(root / "ag", num_train=2, num_test=1, image_size=32, min_frames=2, max_frames=3)
+    generate_synth_vrd(root / "vidvrd", num_train=2, num_test=1, image_size=32, min_frames=4, max_frames=6,
+                       write_frames=False)
+    generate_synth_oi(root / "oi", num_train=4, num_test=2, image_size=32)
+    return root
+
+
+def _files(root: Path, fmt: str) -> list[Path]:
+    keep = {".json", ".h5", ".pkl", ".csv", ".txt"}
+    return sorted(p for p in (root / fmt).rglob("*") if p.is_file() and p.suffix in keep)
+
+
+@pytest.mark.parametrize("fmt", ["vg", "ag", "vidvrd", "oi"])
+def test_mutated_dataset_files_read_or_fail_cleanly(fmt, datasets, tmp_path_factory, capsys):
+    files = _files(datasets, fmt)
+    assert files, fmt
+    assert tailgraph_main(["stats", "--format", fmt, "--root", str(datasets / fmt)]) == 0  # the control reads
+
+    @FUZZ
+    @given(which=st.integers(0, len(files) - 1), m=mutations())
+    def prop(which, m):
+        work = tmp_path_factory.mktemp(fmt)
+        shutil.copytree(datasets / fmt, work / fmt, dirs_exist_ok=True)
+        target = work / fmt / files[which].relative_to(datasets / fmt)
+        target.write_bytes(mutate(files[which].read_bytes(), m))
+        capsys.readouterr()
+        rc = tailgraph_main(["stats", "--format", fmt, "--root", str(work / fmt)])
+        check_outcome(rc, capsys.readouterr().err, target)
+        shutil.rmtree(work)
+
+    prop()
+
+
+@pytest.fixture(scope="module")
+def interchange(tmp_path_factory):
+    root = tmp_path_factory.mktemp("interchange")
+    gts, preds = random_case(np.random.default_rng(0), 6, "sgdet")
+    (root / "gt.json").write_text(json.dumps(_gt_doc(gts)))
+    (root / "pred.json").write_text(json.dumps(_pred_doc(preds)))
+    for name in ("gt", "pred"):
+        for ext in (".h5", ".npz"):
+            assert tailgraph_main(["convert", str(root / f"{name}.json"), str(root / f"{name}{ext}")]) == 0
+    return root
+
+
+def _evaluate_rc(folder: Path, name: str) -> int:
+    suffix = "".join(Path(name).suffixes)
+    gt = folder / ("gt" + suffix if name.startswith("gt") else "gt.json")
+    pred = folder / ("pred" + suffix if name.startswith("pred") else "pred.json")
+    return tailgraph_main(["evaluate", "--protocol", "vg", "--mode", "sgdet", "--gt", str(gt), "--pred", str(pred)])
+
+
+@pytest.mark.parametrize("name", ["gt.json", "pred.json", "gt.h5", "pred.h5", "gt.npz", "pred.npz"])
+def test_mutated_interchange_files_evaluate_or_fail_cleanly(name, interchange, tmp_path_factory, capsys):
+    raw = (interchange / name).read_bytes()
+    assert _evaluate_rc(interchange, name) == 0  # the control reads
+
+    @FUZZ
+    @given(m=mutations())
+    def prop(m):
+        work = tmp_path_factory.mktemp("ix")
+        for f in interchange.iterdir():
+            shutil.copy(f, work / f.name)
+        target = work / name
+        target.write_bytes(mutate(raw, m))
+        gt = work / ("gt" + Path(name).suffix if name.startswith("gt") else "gt.json")
+        pred = work / ("pred" + Path(name).suffix if name.startswith("pred") else "pred.json")
+        capsys.readouterr()
+        rc = tailgraph_main(["evaluate", "--protocol", "vg", "--mode", "sgdet", "--gt", str(gt), "--pred", str(pred),
+                             "--json", str(work / "out.json")])
+        check_outcome(rc, capsys.readouterr().err, target)
+        if rc == 0:
+            out = json.loads((work / "out.json").read_text())
+            assert 0 <= out["R@50"] <= 1
+        else:
+            assert not (work / "out.json").exists()  # nothing partial
+        shutil.rmtree(work)
+
+    prop()
+
+
+# --------------------------------------------------------------------- structural mutations
+ODD_VALUES = [None, "x", -1, 0, 1.5, float("nan"), float("inf"), [], {}, [1, 2], [[1, 2, 3, 4]], 10**12, True, "1"]
+
+
+def _paths(obj, prefix=(), out=None, limit=4000):
+    """Every container slot of a JSON / pickle tree (dict keys, list indices), up to ``limit``."""
+    out = [] if out is None else out
+    if len(out) >= limit:
+        return out
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for k, v in items:
+        out.append(prefix + (k,))
+        _paths(v, prefix + (k,), out, limit)
+    return out
+
+
+def _replace(obj, path, value):
+    import copy
+
+    obj = copy.deepcopy(obj)
+    cur = obj
+    for k in path[:-1]:
+        cur = cur[k]
+    if isinstance(cur, tuple):
+        return obj  # tuples are left alone
+    cur[path[-1]] = value
+    return obj
+
+
+def _load(path: Path):
+    if path.suffix == ".pkl":
+        import pickle
+
+        return pickle.loads(path.read_bytes())
+    return json.loads(path.read_text())
+
+
+def _dump(path: Path, obj) -> None:
+    if path.suffix == ".pkl":
+        import pickle
+
+        path.write_bytes(pickle.dumps(obj))
+    else:
+        path.write_text(json.dumps(obj))
+
+
+@pytest.mark.parametrize("fmt", ["vg", "ag", "vidvrd"])
+def test_dataset_fields_of_the_wrong_type_or_range_fail_cleanly(fmt, datasets, tmp_path_factory, capsys):
+    files = [p for p in _files(datasets, fmt) if p.suffix in (".json", ".pkl")]
+    trees = [_load(p) for p in files]
+    paths = [_paths(t) for t in trees]
+    assert tailgraph_main(["stats", "--format", fmt, "--root", str(datasets / fmt)]) == 0  # the control reads
+
+    @FUZZ
+    @given(which=st.integers(0, len(files) - 1), pick=st.floats(0, 1, exclude_max=True),
+           value=st.sampled_from(ODD_VALUES))
+    def prop(which, pick, value):
+        if not paths[which]:
+            return
+        work = tmp_path_factory.mktemp(fmt)
+        shutil.copytree(datasets / fmt, work / fmt, dirs_exist_ok=True)
+        target = work / fmt / files[which].relative_to(datasets / fmt)
+        path = paths[which][int(pick * len(paths[which]))]
+        _dump(target, _replace(trees[which], path, value))
+        capsys.readouterr()
+        rc = tailgraph_main(["stats", "--format", fmt, "--root", str(work / fmt)])
+        check_outcome(rc, capsys.readouterr().err, target)
+        shutil.rmtree(work)
+
+    prop()
+
+
+@pytest.mark.parametrize("name", ["gt.json", "pred.json"])
+def test_interchange_fields_of_the_wrong_type_or_range_fail_cleanly(name, interchange, tmp_path_factory, capsys):
+    tree = json.loads((interchange / name).read_text())
+    paths = _paths(tree)
+    assert _evaluate_rc(interchange, name) == 0  # the control reads
+
+    @FUZZ
+    @given(pick=st.floats(0, 1, exclude_max=True), value=st.sampled_from(ODD_VALUES))
+    def prop(pick, value):
+        work = tmp_path_factory.mktemp("ixs")
+        for f in interchange.iterdir():
+            shutil.copy(f, work / f.name)
+        target = work / name
+        doc = _replace(tree, paths[int(pick * len(paths))], value)
+        target.write_text(json.dumps(doc))
+        capsys.readouterr()
+        rc = tailgraph_main(["evaluate", "--protocol", "vg", "--mode", "sgdet", "--gt", str(work / "gt.json"),
+                             "--pred", str(work / "pred.json"), "--json", str(work / "out.json")])
+        check_outcome(rc, capsys.readouterr().err, target)
+        if rc == 2:
+            assert not (work / "out.json").exists()
+        shutil.rmtree(work)
+
+    prop()
