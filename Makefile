@@ -22,7 +22,7 @@ $(STAMP): $(PY) pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/tailgraph demo --out $(DEMO_OUT)
+	$(VENV)/bin/tailgraph demo --out $(DEMO_OUT) --overwrite
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check tailgraph

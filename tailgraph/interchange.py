@@ -72,11 +72,14 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write JSON (gzip when the name ends in ``.gz``) atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(tmp, "wt") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
+    try:
+        with opener(tmp, "wt") as f:
+            json.dump(obj, f)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

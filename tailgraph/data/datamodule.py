@@ -190,11 +190,17 @@ class SynthVGDataModule(VGDataModule):
 
         marker = Path(self.root) / "VG-SGG-dicts.json"
         if not marker.is_file():
-            generate_synth_vg(
+            from tailgraph.data.synthetic import generate_into
+
+            generate_into(
                 self.root,
-                num_train=self.num_train,
-                num_test=self.num_test,
-                seed=self.synth_seed,
-                image_size=self.image_size,
-                **self.generator_options,
+                marker.name,
+                lambda out: generate_synth_vg(
+                    out,
+                    num_train=self.num_train,
+                    num_test=self.num_test,
+                    seed=self.synth_seed,
+                    image_size=self.image_size,
+                    **self.generator_options,
+                ),
             )

@@ -174,13 +174,19 @@ class SplitDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         if self.synth[0] and not (Path(self.root) / self.marker).exists():
-            self._resolve(self.generator)(
+            from tailgraph.data.synthetic import generate_into
+
+            generate_into(
                 self.root,
-                num_train=self.synth[0],
-                num_test=self.synth[1],
-                image_size=self.synth[2],
-                seed=self.synth[3],
-                **self.synth_options,
+                self.marker,
+                lambda out: self._resolve(self.generator)(
+                    out,
+                    num_train=self.synth[0],
+                    num_test=self.synth[1],
+                    image_size=self.synth[2],
+                    seed=self.synth[3],
+                    **self.synth_options,
+                ),
             )
 
     def setup(self, stage: str | None = None) -> None:

@@ -234,6 +234,63 @@ def _child(node: Any, key: str) -> Any:
     return node[key] if isinstance(node, dict) else getattr(node, key)
 
 
+def check_checkpoint(path: str | os.PathLike) -> None:
+    """Refuse a checkpoint that is missing, truncated, foreign, or holds anything beyond tensors
+    and plain containers: it is read with ``torch.load(weights_only=True)`` (no code can run)
+    and must be a Lightning checkpoint with a ``state_dict`` and ``hyper_parameters``."""
+    import warnings
+
+    import torch
+
+    from tailgraph.errors import DataError
+
+    p = Path(path)
+    where = {"file": str(path), "field": "ckpt_path"}
+    if not p.exists():
+        raise DataError("checkpoint not found", **where)
+    if p.is_dir():
+        raise DataError("is a directory, expected a checkpoint file", **where)
+    with warnings.catch_warnings():  # torch's notes on legacy formats: the error says it
+        warnings.simplefilter("ignore")
+        _load_checked(torch, p, where)
+
+
+def _load_checked(torch, p: Path, where: dict) -> None:
+    import pickle
+
+    from tailgraph.errors import DataError
+
+    try:
+        try:
+            ck = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):
+                raise
+            ck = torch.load(p, map_location="cpu", weights_only=True)  # legacy (non-zip) format
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        ValueError,
+        OSError,
+        KeyError,
+        AttributeError,
+        TypeError,
+        IndexError,
+        ImportError,
+    ) as exc:
+        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise DataError(
+            "not a loadable checkpoint (truncated, corrupt, not a torch file, or holding objects "
+            f"that weights_only=True refuses): {type(exc).__name__}: {detail}",
+            **where,
+        ) from None
+    if not isinstance(ck, dict) or not isinstance(ck.get("state_dict"), dict):
+        raise DataError("not a Lightning checkpoint: no 'state_dict'", **where)
+    if not isinstance(ck.get("hyper_parameters"), dict):
+        raise DataError("not a tailgraph checkpoint: no 'hyper_parameters'", **where)
+
+
 class TailgraphCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:  # noqa: D401 - LightningCLI hook
         parser.set_defaults(
@@ -265,6 +322,10 @@ class TailgraphCLI(LightningCLI):
         then win over the checkpoint's, so test-time switches are not silently dropped."""
         import copy
 
+        sub = self.config.get("subcommand")
+        ckpt = self.config[sub].get("ckpt_path") if sub else None
+        if ckpt and ckpt not in ("last", "best", "hpc"):
+            check_checkpoint(ckpt)
         before = copy.deepcopy(self.config)
         super()._parse_ckpt_path()
         sub = self.config.get("subcommand")
@@ -294,6 +355,7 @@ class TailgraphCLI(LightningCLI):
         kwargs = super()._prepare_subcommand_kwargs(subcommand)
         if kwargs.get("ckpt_path") == "last":
             kwargs["ckpt_path"] = latest_checkpoint(self.trainer.default_root_dir)
+            check_checkpoint(kwargs["ckpt_path"])
         return kwargs
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> L.Trainer:

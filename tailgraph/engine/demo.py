@@ -179,9 +179,17 @@ def main(argv: list[str]) -> int:
         "--stage-epochs", type=int, nargs="+", default=[4, 4], help="epochs of each HML stage"
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the results of an earlier demo in --out"
+    )
     a = p.parse_args(argv)
     if a.epochs <= 0 or any(e <= 0 for e in a.stage_epochs):
         p.error("epochs must be positive")
+    from tailgraph.engine.report import REPORT_FILES
+    from tailgraph.outputs import claim_file
+
+    for name in ("metrics.json", *REPORT_FILES.values()):  # checked before hours of work
+        claim_file(Path(a.out) / name, a.overwrite, field="--out")
     doc = run_demo(a.out, a.train, a.test, a.epochs, tuple(a.stage_epochs), a.seed)
     plain, hml = doc["models"]["MOTIFS"], doc["models"]["MOTIFS + HML"]
     verdict = "lifts" if hml["mR@50"] > plain["mR@50"] else "does NOT lift"

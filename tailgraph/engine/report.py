@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -92,14 +93,59 @@ def results_table(models: dict[str, dict[str, Any]]) -> tuple[list[str], list[li
     return ["model"] + keys, rows
 
 
+REPORT_FILES = {
+    "plot": "per_predicate_recall.png",
+    "markdown": "report.md",
+    "html": "report.html",
+}
+
+
 def write_report(
-    results_path: str | Path, out_dir: str | Path | None = None, k: int = 50
+    results_path: str | Path,
+    out_dir: str | Path | None = None,
+    k: int = 50,
+    overwrite: bool = True,
 ) -> dict[str, Path]:
     """Render ``report.md``, ``report.html`` and ``per_predicate_recall.png``.
+
+    Every file is rendered under a temporary name and renamed into place only when all are
+    complete (a failure leaves nothing behind); existing report files are replaced only with
+    ``overwrite``.
 
     Returns:
         The written files by kind.
     """
+    from tailgraph.outputs import claim_file
+
+    base_dir = (
+        Path(out_dir)
+        if out_dir is not None
+        else (Path(results_path) if Path(results_path).is_dir() else Path(results_path).parent)
+    )
+    for name in REPORT_FILES.values():
+        claim_file(base_dir / name, overwrite, field="--out")
+    staged: list[tuple[Path, Path]] = []
+    try:
+        files = _render_report(results_path, out_dir, k, staged)
+        for tmp, final in staged:
+            os.replace(tmp, final)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+    return files
+
+
+def _stage(out: Path, name: str, staged: list) -> Path:
+    """A temporary name beside ``out / name`` (same suffix), renamed by :func:`write_report`."""
+    final = out / name
+    tmp = out / f".{final.stem}.tmp-{os.getpid()}{final.suffix}"
+    staged.append((tmp, final))
+    return tmp
+
+
+def _render_report(
+    results_path: str | Path, out_dir: str | Path | None, k: int, staged: list
+) -> dict[str, Path]:
     from tailgraph.viz.plots import plot_per_predicate_recall
 
     results_path = Path(results_path)
@@ -115,9 +161,10 @@ def write_report(
     key = f"per_predicate_R@{k}"
     per_pred = {n: m[key] for n, m in models.items() if isinstance(m.get(key), list)}
     if preds and counts and per_pred:
-        files["plot"] = plot_per_predicate_recall(
-            preds, per_pred, counts, out / "per_predicate_recall.png", k=k
+        plot_per_predicate_recall(
+            preds, per_pred, counts, _stage(out, REPORT_FILES["plot"], staged), k=k
         )
+        files["plot"] = out / REPORT_FILES["plot"]
 
     task = data.get("task", "")
     md = [f"# tailgraph results{(' — ' + task) if task else ''}", ""]
@@ -149,8 +196,8 @@ def write_report(
         md += ["", "## Timings", "", "| phase | seconds |", "|---|---|"]
         for phase, sec in data["timings"].items():
             md.append(f"| {phase} | {float(sec):.1f} |")
-    files["markdown"] = out / "report.md"
-    files["markdown"].write_text("\n".join(md) + "\n")
+    files["markdown"] = out / REPORT_FILES["markdown"]
+    _stage(out, REPORT_FILES["markdown"], staged).write_text("\n".join(md) + "\n")
 
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>tailgraph report</title>",
@@ -169,8 +216,8 @@ def write_report(
     if "plot" in files:
         parts.append(f"<p><img src='{files['plot'].name}' style='max-width:100%'></p>")
     parts.append("</body></html>")
-    files["html"] = out / "report.html"
-    files["html"].write_text("".join(parts))
+    files["html"] = out / REPORT_FILES["html"]
+    _stage(out, REPORT_FILES["html"], staged).write_text("".join(parts))
     return files
 
 
@@ -181,9 +228,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("results", help="metrics.json, or a folder that holds one")
     parser.add_argument("--out", default=None, help="output folder (default: next to the results)")
     parser.add_argument("-k", type=int, default=50, help="K of the per-predicate recall plot")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing report files")
     args = parser.parse_args(argv)
     try:
-        files = write_report(args.results, args.out, k=args.k)
+        files = write_report(args.results, args.out, k=args.k, overwrite=args.overwrite)
     except DataError as exc:
         print(f"tailgraph report: {exc}", file=sys.stderr)
         return 2

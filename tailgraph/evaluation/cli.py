@@ -92,6 +92,7 @@ def main(argv: list[str]) -> int:
         "--zeroshot", default=None, help="JSON list of [subject_class, object_class, predicate]"
     )
     p.add_argument("--json", default=None, help="write the metrics here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument(
         "-k", type=int, nargs="+", default=None, help="K values (vg: 20 50 100; ag: 10 20 50)"
     )
@@ -117,6 +118,10 @@ def main(argv: list[str]) -> int:
         from tailgraph.evaluation.vg import _check_ks
 
         ks = list(_check_ks(ks))
+        if a.json:
+            from tailgraph.outputs import claim_file
+
+            claim_file(a.json, a.overwrite, field="--json")
         if a.protocol == "ag" and not (0.0 <= a.semi_threshold <= 1.0):
             raise DataError(
                 f"must be within [0, 1], got {a.semi_threshold}", field="--semi-threshold"

@@ -112,3 +112,22 @@ def generate_synth_vg(
     vocab = world.vocab.with_counts(pc.tolist(), oc.tolist())
     write_vg(out, splits, vocab)
     return SynthInfo(out, vocab, splits, time.perf_counter() - t0)
+
+
+def generate_into(root: str | os.PathLike, marker: str, generate) -> None:
+    """Generate a synthetic data set for a data module's first use: ``generate(folder)`` writes
+    into a temporary folder that is renamed to ``root`` when complete, so an interrupted
+    generation never leaves a partial data set behind. A non-empty ``root`` without the data
+    set's ``marker`` is refused (it is not ours to replace)."""
+    from tailgraph.errors import DataError
+    from tailgraph.outputs import build_folder_atomically
+
+    root = Path(root)
+    if root.is_dir() and any(root.iterdir()):
+        raise DataError(
+            f"exists but holds no generated data set (no {marker}): remove it or choose "
+            "another root",
+            file=str(root),
+            field="root",
+        )
+    build_folder_atomically(root, generate, overwrite=True)

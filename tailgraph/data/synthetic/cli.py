@@ -108,8 +108,19 @@ def main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=192, help="canvas size in pixels")
     p.add_argument("--stats", action="store_true", help="print and plot the predicate statistics")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     a = p.parse_args(argv)
-    info = VARIANTS[a.variant](a)
+    import copy
+
+    from tailgraph.outputs import build_folder_atomically
+
+    def build(tmp: Path):
+        b = copy.copy(a)
+        b.out = str(tmp)
+        return VARIANTS[a.variant](b)
+
+    # generated into a temporary folder, renamed into place when complete
+    info = build_folder_atomically(a.out, build, overwrite=a.overwrite)
     print(f"{a.variant}: wrote {a.train} train + {a.test} test to {a.out} in {info.seconds:.1f} s")
     if a.stats:
         if a.variant == "synth-vg":
