@@ -189,16 +189,21 @@ def assign_detections(gt: SceneGraph, det: SceneGraph, iou_threshold: float = 0.
     Each detection takes the GT box it overlaps most, when that IoU is ≥ ``iou_threshold``
     (Scene-Graph-Benchmark's proposal matching); a GT relation ``(s, o, p)`` becomes
     ``(d_s, o_d, p)`` for every detection ``d_s`` matched to ``s`` and ``d_o`` matched to ``o``
-    (``d_s ≠ d_o``). Duplicate rows are kept once.
+    (``d_s ≠ d_o``). Duplicate rows are kept once. ``extras["matched_labels"]`` holds each
+    detection's matched GT label (0 = background: no GT box at that IoU), the target of an
+    object classifier that re-classifies detections (TEMPURA's SGDet).
     """
     from torchvision.ops import box_iou
 
-    if det.num_boxes == 0 or gt.num_boxes == 0 or gt.num_relations == 0:
-        rel = torch.zeros((0, 3), dtype=torch.int64)
-    else:
+    matched = torch.zeros(det.num_boxes, dtype=torch.int64)
+    if det.num_boxes and gt.num_boxes:
         iou = box_iou(det.boxes.float().cpu(), gt.boxes.float().cpu())  # [D, G]
         best, match = iou.max(dim=1)
         match = torch.where(best >= iou_threshold, match, torch.full_like(match, -1))
+        matched = torch.where(match >= 0, gt.labels.cpu()[match.clamp_min(0)], matched)
+    if det.num_boxes == 0 or gt.num_boxes == 0 or gt.num_relations == 0:
+        rel = torch.zeros((0, 3), dtype=torch.int64)
+    else:
         rows = []
         for s, o, p in gt.relations.cpu().tolist():
             ds = (match == s).nonzero().flatten().tolist()
@@ -214,7 +219,7 @@ def assign_detections(gt: SceneGraph, det: SceneGraph, iou_threshold: float = 0.
         rel,
         image_path=det.image_path,
         track_ids=det.track_ids,
-        extras=dict(det.extras),
+        extras={**det.extras, "matched_labels": matched},
     )
 
 

@@ -3,7 +3,8 @@
 Lightning prints a "💡 Tip" advertising a cloud logger on every trainer, and the libraries warn
 about details of their own internals (a pytree deprecation inside Lightning, the
 ``transfer_batch_to_device`` override that tailgraph makes on purpose, a checkpoint folder that
-moves between ``fit`` and ``test`` runs, DataLoader worker counts on purpose left at 0).
+moves between ``fit`` and ``test`` runs, DataLoader worker counts on purpose left at 0, the
+hardware inventory every trainer prints, a short run smaller than the logging interval).
 :func:`quiet_libraries` filters exactly those messages; every other warning and log line is
 kept.
 """
@@ -23,6 +24,12 @@ NOISE = (
     "The dirpath has changed from",
     "does not have many workers",
     "Consider setting `persistent_workers=True`",
+    # hardware inventory printed by every trainer (the run's own accelerator is in run.json)
+    "GPU available:",
+    "TPU available:",
+    "HPU available:",
+    # a short run (limit_train_batches, tiny synthetic sets) is smaller than the log interval
+    "is smaller than the logging interval",
 )
 
 

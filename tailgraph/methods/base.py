@@ -172,8 +172,19 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
             losses["loss_pair_score"] = F.binary_cross_entropy_with_logits(
                 out.extras["pair_score_logits"], targets.related.float()
             )
-        if out.obj_logits is not None and model.task is Task.SGCLS:
-            gt = torch.cat([g.labels for g in batch.graphs])
+        redetect = (
+            model.task is Task.SGDET
+            and "obj_features" in out.extras
+            and all("matched_labels" in g.extras for g in batch.graphs)
+        )
+        if out.obj_logits is not None and (model.task is Task.SGCLS or redetect):
+            gt = (
+                torch.cat([g.extras["matched_labels"] for g in batch.graphs]).to(
+                    out.obj_logits.device
+                )
+                if redetect  # SGDet: the detections' matched GT labels, 0 = background
+                else torch.cat([g.labels for g in batch.graphs])
+            )
             weight = None
             eos = getattr(self, "obj_eos_coef", None)
             if eos is not None:  # TEMPURA: the background class weighted by eos_coef

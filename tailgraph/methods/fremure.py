@@ -350,8 +350,9 @@ class FReMuReContext(RelationFeatureMixin, nn.Module):
     frame embedding, later-frame rule). Differences from the released code that are not
     offered: it runs the three types through *one* set of transformer weights (only the
     frequency mapper is per type), against the paper's separate parameters per type; its
-    frequencies also count the test split; it rebuilds the memory with frequency-softmax
-    weights per video and scales the memory read-out by ``1 + log(1/f)``.
+    frequencies also count the test split; it scales the memory read-out by ``1 + log(1/f)``.
+    Its frequency-softmax memory weights per video are the memory option
+    ``weight_type: frequency`` (:class:`tailgraph.modeling.memory.RelationMemory`).
 
     Args:
         class_names, obj_feat_dim, union_feat_dim, union_is_map: injected (as STTran).
@@ -451,8 +452,9 @@ class FReMuReContext(RelationFeatureMixin, nn.Module):
         if memory is not None:
             from tailgraph.modeling.memory import RelationMemory
 
+            opts = {"predicate_counts": list(predicate_counts), **dict(memory)}
             self.memories = nn.ModuleList(
-                RelationMemory(d, num_predicates, groups, **dict(memory)) for _ in branch_cols
+                RelationMemory(d, num_predicates, groups, **opts) for _ in branch_cols
             )
         self.per_type_outputs = self.decouple
         self.branch_dim = d

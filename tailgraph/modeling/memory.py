@@ -15,7 +15,13 @@ Options (TEMPURA's flags):
   the context model applies it at that point.
 * ``use_at_test``: fuse at evaluation too (default; the released test scripts forget to
   restore the memory — here it is a buffer, saved in and restored from checkpoints).
-* ``weight_type``: ``simple`` (plain class means) is the one weighting implemented.
+* ``weight_type``: ``simple`` — plain class means; ``frequency`` — FReMuRe's released code:
+  within each training batch (one video) and relation type, every positive (pair, class)
+  entry weighs ``softmax_entries((1 / (f_c + 1e-6)) / T)`` (``f`` = the class's frequency
+  within its type from the training counts, ``temperature`` T = 0.5), and ``M[c]`` is the
+  weighted mean over the epoch. With frequencies this small the softmax puts almost all of a
+  video's weight on its rarest class's entries — the code's behaviour, kept as it is.
+  TEMPURA's uncertainty weightings (``al`` / ``ep`` / ``both``) are not implemented.
 
 Classes absent from the training data so far have no mean and are left out of the attention.
 """
@@ -60,6 +66,8 @@ class RelationMemory(nn.Module):
         fusion: str = "late",
         use_at_test: bool = True,
         weight_type: str = "simple",
+        predicate_counts: Sequence[float] | None = None,
+        temperature: float = 0.5,
     ) -> None:
         super().__init__()
         if compute not in ("joint", "seperate"):
@@ -68,8 +76,13 @@ class RelationMemory(nn.Module):
             raise ValueError(f"selection must be 'manual' or 'automated', got {selection!r}")
         if fusion not in ("late", "early"):
             raise ValueError(f"fusion must be 'late' or 'early', got {fusion!r}")
-        if weight_type != "simple":
-            raise ValueError(f"only weight_type 'simple' is implemented, got {weight_type!r}")
+        if weight_type not in ("simple", "frequency"):
+            raise ValueError(f"weight_type must be 'simple' or 'frequency', got {weight_type!r}")
+        if weight_type == "frequency" and predicate_counts is None:
+            raise ValueError("weight_type 'frequency' needs the training predicate_counts")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.weight_type, self.temperature = weight_type, temperature
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"lam must be within [0, 1], got {lam}")
         if compute == "seperate" and not groups:
@@ -85,6 +98,14 @@ class RelationMemory(nn.Module):
             nn.MultiheadAttention(dim, 1, batch_first=True) for _ in range(n_att)
         )
         self.gate = nn.Linear(dim, 1) if selection == "automated" else None
+        freq = torch.zeros(num_predicates)
+        if predicate_counts is not None:
+            counts = torch.as_tensor(list(predicate_counts), dtype=torch.float32)
+            for cols in self.type_columns:  # frequency within each relation type
+                c = torch.tensor(cols)
+                total = counts[c].sum()
+                freq[c] = counts[c] / total if total > 0 else 0.0
+        self.register_buffer("frequencies", freq, persistent=False)
         self.register_buffer("means", torch.zeros(num_predicates, dim))
         self.register_buffer("valid", torch.zeros(num_predicates, dtype=torch.bool))
         self.register_buffer("sums", torch.zeros(num_predicates, dim))
@@ -98,6 +119,17 @@ class RelationMemory(nn.Module):
     def accumulate(self, feats: torch.Tensor, multi_hot: torch.Tensor) -> None:
         """Add a batch's pre-fusion features to the running per-class sums."""
         y = multi_hot.to(feats.dtype)
+        if self.weight_type == "frequency":
+            w = torch.zeros_like(y)
+            inv = 1.0 / (self.frequencies.to(feats.dtype) + 1e-6)
+            for cols in self.type_columns:
+                c = torch.tensor(cols, device=y.device)
+                pos = y[:, c] > 0
+                if not bool(pos.any()):
+                    continue
+                logits = torch.where(pos, (inv[c] / self.temperature).expand_as(pos), -torch.inf)
+                w[:, c] = torch.softmax(logits.flatten(), 0).view_as(pos)
+            y = w
         self.sums += y.t() @ feats.detach()
         self.counts += y.sum(0)
 

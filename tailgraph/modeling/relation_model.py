@@ -208,6 +208,9 @@ class RelationModel(nn.Module):
         if self.task is Task.PREDCLS:
             obj_labels = gt_labels
             obj_scores = torch.ones(gt_labels.shape[0], device=gt_labels.device)
+        elif self.task is Task.SGDET and obj_extras:
+            # TEMPURA's classifier re-classifies the detections: its labels and scores
+            obj_labels, obj_scores = inp.labels, inp.obj_scores
         elif self.task is Task.SGDET:  # the detector's labels and scores
             obj_labels = gt_labels
             obj_scores = (

@@ -330,7 +330,10 @@ def test_tempura_object_classifier_tracks_same_label_sequences_and_gmm_logits():
     assert "obj_pre_logits" not in ex3
 
 
-def test_sgcls_with_tempura_object_classifier_tracking_and_euc_con_through_the_engine(tmp_path, monkeypatch):
+@pytest.mark.parametrize("task", ["sgcls", "sgdet"])
+def test_tempura_object_classifier_tracking_and_euc_con_through_the_engine(task, tmp_path, monkeypatch):
+    """SGCls: the classifier labels GT boxes; SGDet: it re-classifies the detections, trained on
+    their matched GT labels (0 = background), and its labels are the ones evaluated."""
     import csv
     import json
 
@@ -345,7 +348,7 @@ def test_sgcls_with_tempura_object_classifier_tracking_and_euc_con_through_the_e
     cfg = tmp_path / "sg.yaml"
     cfg.write_text(yaml.safe_dump({
         "seed_everything": 0,
-        "model": {"task": "sgcls", "lr": 0.001,
+        "model": {"task": task, "lr": 0.001,
                   "features": {"class_path": "tailgraph.modeling.roi.PixelFeatures",
                                "init_args": {"last_stage": "layer1", "out_dim": 16, "union_maps": True}},
                   "context": {"class_path": "tailgraph.modeling.context.sttran.STTranContext",
@@ -357,7 +360,10 @@ def test_sgcls_with_tempura_object_classifier_tracking_and_euc_con_through_the_e
                                                       "tracking": True, "tracking_layers": 1, "tracking_heads": 2,
                                                       "tracking_ff": 16}},
                   "method": {"class_path": "tailgraph.methods.base.Supervised",
-                             "init_args": {"obj_eos_coef": 1.0, "obj_con_weight": 1.0}}},
+                             "init_args": {"obj_eos_coef": 1.0, "obj_con_weight": 1.0}},
+                  **({"detector": {"class_path": "tailgraph.modeling.detector.SyntheticDetector",
+                                   "init_args": {"jitter": 0.05, "miss_rate": 0.1, "duplicate_rate": 0.1,
+                                                 "confusion": 0.3, "seed": 0}}} if task == "sgdet" else {})},
         "data": {"class_path": "tailgraph.data.datamodules.AGDataModule",
                  "init_args": {"root": str(root), "max_size": 64, "val_fraction": 0.0}},
         "trainer": {"max_epochs": 1, "enable_progress_bar": False, "enable_model_summary": False,
@@ -367,7 +373,9 @@ def test_sgcls_with_tempura_object_classifier_tracking_and_euc_con_through_the_e
     run = tmp_path / "runs" / "version_0"
     rows = list(csv.DictReader(open(next(run.rglob("metrics.csv")))))
     cols = set(rows[0])
-    assert {"train/loss_obj", "train/loss_obj_pre", "train/loss_obj_con"} <= cols
+    # SGDet embeds the detector's distribution, so there is no pre-classifier there
+    assert {"train/loss_obj", "train/loss_obj_con"} <= cols
+    assert ("train/loss_obj_pre" in cols) == (task == "sgcls")
     con = [float(r["train/loss_obj_con"]) for r in rows if r.get("train/loss_obj_con")]
     assert con and all(math.isfinite(c) for c in con) and max(con) > 0
     ckpt = run / "checkpoints" / "last.ckpt"

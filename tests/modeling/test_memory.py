@@ -1,6 +1,7 @@
 """TEMPURA's memory bank: class means by hand, the fusion formula, per-type attention, test-time
 use, checkpoints; STTran's frame embedding on queries and keys only."""
 
+import pytest
 import torch
 
 from tailgraph.modeling.context.sttran import PositionalDecoderLayer
@@ -113,3 +114,29 @@ def test_memory_through_the_engine_is_checkpointed_and_used_at_test(tmp_path, mo
         scores.append(torch.tensor([s for im in doc["images"] for row in im["predicate_scores"] for s in row]))
     # the restored memory is fused into the test-time features (use_at_test), and only then
     assert scores[0].shape == scores[1].shape and not torch.allclose(scores[0], scores[1])
+
+
+def test_frequency_weighting_of_the_code_variant_by_hand():
+    """weight_type 'frequency': within a batch and type, softmax over positive entries of
+    (1 / (f_c + 1e-6)) / T; M[c] is the weighted mean of its entries' features."""
+    import math
+
+    groups = [("a", [0, 1], True), ("b", [2, 3], False)]
+    counts = [3, 1, 1, 1]  # type a: f = 0.75, 0.25; type b: 0.5, 0.5
+    mem = RelationMemory(2, 4, groups, weight_type="frequency", predicate_counts=counts, temperature=2.0)
+    feats = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])
+    y = torch.tensor([[1, 0, 1, 0], [1, 0, 0, 1], [0, 1, 1, 0]])
+    mem.accumulate(feats, y)
+    mem.end_epoch()
+    la, lb = (1 / (0.75 + 1e-6)) / 2, (1 / (0.25 + 1e-6)) / 2
+    z = 2 * math.exp(la) + math.exp(lb)
+    wa = math.exp(la) / z  # entries (0, 0) and (1, 0)
+    # class 0 = weighted mean of pairs 0 and 1 with equal weights -> (0.5, 0.5)
+    assert mem.means[0].tolist() == pytest.approx([0.5, 0.5])
+    assert mem.counts.sum() == 0 and mem.valid.all()
+    # type b: three entries with equal frequency -> equal weights 1/3
+    assert mem.means[2].tolist() == pytest.approx([1.5, 1.0])
+    assert mem.means[3].tolist() == pytest.approx([0.0, 1.0])
+    assert wa < 1 / 3  # the rarer class 1 takes most of type a's weight
+    with pytest.raises(ValueError, match="predicate_counts"):
+        RelationMemory(2, 4, groups, weight_type="frequency")

@@ -200,6 +200,7 @@ class STTranContext(RelationFeatureMixin, nn.Module):
         num_predicates, groups: injected from the vocabulary (for the memory).
         union_is_map: the features stage returns union 7×7 maps (injected by
             :func:`tailgraph.modeling.builder.build_model` from the features stage).
+        predicate_counts: training counts (injected; the memory's ``frequency`` weighting).
 
     Shapes:
         ``forward(RelationInputs) -> ContextOutput(pair_feats [P, 3·proj_dim + 2·embed_dim])``.
@@ -221,6 +222,7 @@ class STTranContext(RelationFeatureMixin, nn.Module):
         num_predicates: int | None = None,
         groups: Sequence[Sequence] | None = None,
         union_is_map: bool = False,
+        predicate_counts: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if frame_embed_on not in ("qk", "inputs"):
@@ -254,7 +256,8 @@ class STTranContext(RelationFeatureMixin, nn.Module):
                 raise ValueError(
                     "the memory bank needs num_predicates (injected from the vocabulary)"
                 )
-            self.memory = RelationMemory(d, num_predicates, groups, **dict(memory))
+            opts = {"predicate_counts": predicate_counts, **dict(memory)}
+            self.memory = RelationMemory(d, num_predicates, groups, **opts)
         self.out_dim = self.hidden_dim = d
 
     def _decode(self, seq: torch.Tensor, rel_frame: torch.Tensor) -> torch.Tensor:
