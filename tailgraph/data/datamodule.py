@@ -123,10 +123,14 @@ class VGDataModule(L.LightningDataModule):
             layout_only=self.layout_only,
             cache_images=self.cache_images,
         )
+        from tailgraph.data.samplers import ShardSampler
+
         return DataLoader(
             ds,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            # DDP-sharded here (the trainer's use_distributed_sampler is off): training shards
+            # padded to equal length, evaluation shards disjoint and complete
+            sampler=ShardSampler(len(ds), shuffle=shuffle, pad=split == "train"),
             num_workers=self.num_workers,
             collate_fn=collate_graph_batch,
             persistent_workers=self.num_workers > 0,

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from tailgraph.data.images import load_image, pad_images
 from tailgraph.data.samplers import (
     AspectBinBatchSampler,
+    ShardSampler,
     VideoSampler,
     resize_scale,
     sample_relation_pairs,
@@ -310,7 +311,11 @@ class OIDataModule(SplitDataModule):
         graphs = self.splits[split]
         ds = _OIImages(graphs, self.shorter, self.longer_max, self.layout_only)
         sampler = AspectBinBatchSampler(
-            [(g.width, g.height) for g in graphs], self.batch_size, shuffle=shuffle, seed=self.seed
+            [(g.width, g.height) for g in graphs],
+            self.batch_size,
+            shuffle=shuffle,
+            seed=self.seed,
+            pad=split == "train",
         )
         if split == "train":
             collate = NegativeMiningCollate(
@@ -391,7 +396,7 @@ class AGDataModule(SplitDataModule):
         return DataLoader(
             ds,
             batch_size=None,
-            sampler=VideoSampler(len(ds), shuffle=shuffle),
+            sampler=VideoSampler(len(ds), shuffle=shuffle, pad=split == "train"),
             num_workers=self.num_workers,
         )
 
@@ -888,15 +893,16 @@ class VidVRDDataModule(SplitDataModule):
             return DataLoader(
                 ds,
                 batch_size=self.batch_size,
-                shuffle=shuffle,
+                sampler=ShardSampler(len(ds), shuffle=shuffle, pad=split == "train"),
                 collate_fn=collate_segments,
                 num_workers=self.num_workers,
             )
         if self.output == "segments":
+            segments = _Segments(self.splits[split], self.length, self.stride)
             return DataLoader(
-                _Segments(self.splits[split], self.length, self.stride),
+                segments,
                 batch_size=self.batch_size,
-                shuffle=shuffle,
+                sampler=ShardSampler(len(segments), shuffle=shuffle, pad=split == "train"),
                 collate_fn=list,
                 num_workers=self.num_workers,
             )
@@ -910,6 +916,6 @@ class VidVRDDataModule(SplitDataModule):
         return DataLoader(
             ds,
             batch_size=None,
-            sampler=VideoSampler(len(ds), shuffle=shuffle),
+            sampler=VideoSampler(len(ds), shuffle=shuffle, pad=split == "train"),
             num_workers=self.num_workers,
         )

@@ -29,6 +29,7 @@ __all__ = [
     "sample_relation_pairs",
     "RepeatFactorSampler",
     "VideoSampler",
+    "ShardSampler",
     "video_collate",
     "repeat_factors",
 ]
@@ -59,6 +60,7 @@ class AspectBinBatchSampler(Sampler[list[int]]):
         shuffle, seed: reshuffle every epoch (call :meth:`set_epoch`).
         drop_last: drop each bin's incomplete last batch.
         num_replicas, rank: DDP shard (default: from ``torch.distributed``).
+        pad: equal batch counts per rank (training) instead of disjoint, complete shards.
     """
 
     def __init__(
@@ -70,7 +72,9 @@ class AspectBinBatchSampler(Sampler[list[int]]):
         drop_last: bool = False,
         num_replicas: int | None = None,
         rank: int | None = None,
+        pad: bool = True,
     ) -> None:
+        self.pad = pad
         self.sizes = list(sizes)
         self.batch_size, self.shuffle, self.seed, self.drop_last = (
             batch_size,
@@ -107,14 +111,12 @@ class AspectBinBatchSampler(Sampler[list[int]]):
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        batches = self._batches()
-        # every rank gets the same number of batches (DDP steps must match)
-        per_rank = math.ceil(len(batches) / self.num_replicas) if batches else 0
-        padded = batches + batches[: per_rank * self.num_replicas - len(batches)]
-        return iter(padded[self.rank :: self.num_replicas])
+        # training: every rank gets the same number of batches (DDP steps must match);
+        # evaluation (pad false): disjoint shards that together hold every image once
+        return iter(_shard(self._batches(), self.num_replicas, self.rank, self.pad))
 
     def __len__(self) -> int:
-        return math.ceil(len(self._batches()) / self.num_replicas)
+        return len(_shard(self._batches(), self.num_replicas, self.rank, self.pad))
 
 
 def sample_relation_pairs(
@@ -257,8 +259,83 @@ class RepeatFactorSampler(Sampler[int]):
         return len(self._indices())
 
 
+def _shard(idx: list, num_replicas: int, rank: int, pad: bool) -> list:
+    """Rank ``rank``'s share of ``idx``: every ``num_replicas``-th item. ``pad`` repeats items
+    from the start so every rank has the same count (training: DDP steps must match);
+    without it the shards are disjoint and together exactly ``idx`` (evaluation: no item is
+    counted twice)."""
+    if pad and idx:
+        per_rank = math.ceil(len(idx) / num_replicas)
+        idx = idx + idx[: per_rank * num_replicas - len(idx)]
+    elif 0 < len(idx) < num_replicas:
+        # Lightning skips the evaluation loop of a process with no batch, while the others
+        # wait for it to join the metric's gather: refuse (every process raises alike)
+        from tailgraph.errors import DataError
+
+        raise DataError(
+            f"{len(idx)} evaluation item(s) for {num_replicas} DDP processes: every process "
+            "needs at least one (use fewer devices, or a larger val / test split)",
+            field="trainer.devices",
+        )
+    return idx[rank::num_replicas]
+
+
+class ShardSampler(Sampler[int]):
+    """Indices ``0 … n−1`` (shuffled when ``shuffle``), DDP-sharded; ``pad`` as :func:`_shard`
+    (training: true; evaluation: false).
+
+    Shuffling: with a ``seed``, the permutation of epoch ``e`` is drawn from ``seed + e``
+    (call :meth:`set_epoch`; every rank draws the same one). Without a seed in a single
+    process it is drawn from the global RNG exactly as ``DataLoader(shuffle=True)`` does (so
+    ``seed_everything`` fixes it); under DDP a missing seed is Lightning's global seed.
+
+    Args:
+        n: dataset size.
+        shuffle, seed: see above.
+        pad: equal counts per rank (repeating items) instead of disjoint, complete shards.
+        num_replicas, rank: DDP shard (default: from ``torch.distributed``).
+    """
+
+    def __init__(
+        self,
+        n: int,
+        shuffle: bool = False,
+        seed: int | None = None,
+        pad: bool = True,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ) -> None:
+        self.n, self.shuffle, self.pad = n, shuffle, pad
+        self.num_replicas, self.rank = _dist(num_replicas, rank)
+        if seed is None and self.num_replicas > 1:
+            import os
+
+            seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        if not self.shuffle:
+            idx = list(range(self.n))
+        else:
+            g = torch.Generator()
+            if self.seed is None:  # as torch's RandomSampler: a seed from the global RNG
+                g.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
+            else:
+                g.manual_seed(self.seed + self.epoch)
+            idx = torch.randperm(self.n, generator=g).tolist()
+        return iter(_shard(idx, self.num_replicas, self.rank, self.pad))
+
+    def __len__(self) -> int:
+        return len(_shard(list(range(self.n)), self.num_replicas, self.rank, self.pad))
+
+
 class VideoSampler(Sampler[int]):
-    """One video per step (shuffled per epoch), DDP-sharded so every rank has the same count."""
+    """One video per step (shuffled per epoch), DDP-sharded: with ``pad`` (training) every rank
+    has the same count, without (evaluation) the shards are disjoint and complete."""
 
     def __init__(
         self,
@@ -267,8 +344,9 @@ class VideoSampler(Sampler[int]):
         seed: int = 0,
         num_replicas: int | None = None,
         rank: int | None = None,
+        pad: bool = True,
     ) -> None:
-        self.n, self.shuffle, self.seed = num_videos, shuffle, seed
+        self.n, self.shuffle, self.seed, self.pad = num_videos, shuffle, seed, pad
         self.num_replicas, self.rank = _dist(num_replicas, rank)
         self.epoch = 0
 
@@ -283,12 +361,10 @@ class VideoSampler(Sampler[int]):
             if self.shuffle
             else list(range(self.n))
         )
-        per_rank = math.ceil(self.n / self.num_replicas) if self.n else 0
-        idx = idx + idx[: per_rank * self.num_replicas - len(idx)]
-        return iter(idx[self.rank :: self.num_replicas])
+        return iter(_shard(idx, self.num_replicas, self.rank, self.pad))
 
     def __len__(self) -> int:
-        return math.ceil(self.n / self.num_replicas) if self.n else 0
+        return len(_shard(list(range(self.n)), self.num_replicas, self.rank, self.pad))
 
 
 def video_collate(items: list[VideoSceneGraph]) -> VideoSceneGraph:

@@ -75,12 +75,11 @@ class MetricsWriter(Callback):
         self.path = path
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        log_dir = trainer.log_dir  # a collective under DDP: every rank asks
         metrics = getattr(pl_module, "last_metrics", None)
         if not metrics or not trainer.is_global_zero:
             return
-        target = self.path or os.path.join(
-            trainer.log_dir or trainer.default_root_dir, "metrics.json"
-        )
+        target = self.path or os.path.join(log_dir or trainer.default_root_dir, "metrics.json")
         vocab = getattr(pl_module, "vocab", None)
         stats = getattr(pl_module, "train_stats", None)
         if vocab is not None and stats is not None:
@@ -99,6 +98,7 @@ class RunInfoWriter(Callback):
     """Writes ``run.json`` (library versions, seed, subcommand) into the run's log folder."""
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        log_dir = trainer.log_dir  # a collective under DDP: every rank asks
         if not trainer.is_global_zero:
             return
         seed = os.environ.get("PL_GLOBAL_SEED")
@@ -107,9 +107,7 @@ class RunInfoWriter(Callback):
             "seed": int(seed) if seed is not None else None,
             "stage": stage,
         }
-        write_json_atomic(
-            os.path.join(trainer.log_dir or trainer.default_root_dir, "run.json"), info
-        )
+        write_json_atomic(os.path.join(log_dir or trainer.default_root_dir, "run.json"), info)
 
 
 PRED_FORMATS = ("json", "json.gz", "h5", "npz")
@@ -157,12 +155,15 @@ class PredictionWriter(BasePredictionWriter):
             self._test.extend(getattr(pl_module, "last_eval_predictions", None) or [])
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:  # noqa: D102
-        if "TAILGRAPH_PRED_FORMAT" not in os.environ or not trainer.is_global_zero:
+        if "TAILGRAPH_PRED_FORMAT" not in os.environ:
+            return
+        target = self._target(trainer, "test_predictions")  # every rank (a DDP collective)
+        if not trainer.is_global_zero:
             return
         if not self._test:
             print("predictions: none to write (segment models write them with predict)")
             return
-        target = write_image_predictions(self._target(trainer, "test_predictions"), self._test)
+        target = write_image_predictions(target, self._test)
         print(f"predictions: {target} ({len(self._test)} images)")
         self._test = []
 
@@ -291,6 +292,29 @@ def _load_checked(torch, p: Path, where: dict) -> None:
         raise DataError("not a tailgraph checkpoint: no 'hyper_parameters'", **where)
 
 
+DDP_NAMES = ("ddp", "ddp_find_unused_parameters_true", "ddp_find_unused_parameters_false")
+
+
+def ddp_strategy(name: str = "ddp"):
+    """Lightning's DDP as tailgraph runs it: ``--trainer.strategy ddp`` (or its
+    ``find_unused_parameters`` spellings).
+
+    * parameters a model leaves unused in a step (MOTIFS' object decoder in PredCls, a head
+      per relation type) are allowed, except with ``ddp_find_unused_parameters_false``;
+    * module buffers are synced once at start-up, not at every forward: evaluation shards are
+      disjoint and may differ in length, and a per-step broadcast would wait for a rank that
+      has finished. On GPUs batch-norm statistics are kept in step by ``sync_batchnorm``
+      (set by default); on CPUs (gloo) each rank keeps its own during training and rank 0's
+      are checkpointed.
+    """
+    from lightning.pytorch.strategies import DDPStrategy
+
+    return DDPStrategy(
+        find_unused_parameters=name != "ddp_find_unused_parameters_false",
+        forward_sync_buffers=False,  # buffers are synced once, at start-up
+    )
+
+
 class TailgraphCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:  # noqa: D401 - LightningCLI hook
         parser.set_defaults(
@@ -308,6 +332,9 @@ class TailgraphCLI(LightningCLI):
                     {"class_path": "tailgraph.engine.cli.PredictionWriter"},
                     {"class_path": "tailgraph.engine.cli.RunInfoWriter"},
                 ],
+                # the data modules shard for DDP themselves (evaluation without the padding
+                # duplicates a DistributedSampler adds, so metrics count every image once)
+                "trainer.use_distributed_sampler": False,
             }
         )
 
@@ -373,6 +400,11 @@ class TailgraphCLI(LightningCLI):
             ]
         if not config.get("plugins"):
             config["plugins"] = [AtomicCheckpointIO()]
+        strategy = config.get("strategy")
+        if isinstance(strategy, str) and strategy in DDP_NAMES:
+            config["strategy"] = ddp_strategy(strategy)
+            if config.get("accelerator") not in ("cpu",) and not config.get("sync_batchnorm"):
+                config["sync_batchnorm"] = True  # (SyncBatchNorm needs GPUs)
         return super()._instantiate_trainer(config, callbacks)
 
 
@@ -412,10 +444,13 @@ def _run(subcommand: str, argv: list[str]) -> int:
     from tailgraph.errors import DataError
 
     quiet_libraries()
+    given = list(argv)
     argv = _take_pred_format(subcommand, argv)
     debug = os.environ.get("TAILGRAPH_DEBUG") == "1"
     saved_argv = sys.argv
-    sys.argv = saved_argv[:1]  # the arguments are passed explicitly
+    # the arguments reach LightningCLI explicitly; sys.argv is the command a DDP launcher
+    # re-runs for the other ranks (`tailgraph fit ...` / `python -m tailgraph.cli fit ...`)
+    sys.argv = [saved_argv[0], subcommand, *given]
     try:
         TailgraphCLI(
             SGGModule,

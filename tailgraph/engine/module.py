@@ -181,6 +181,20 @@ class SGGModule(L.LightningModule):
         self.method.setup(self.model, vocab, train_stats, protocol=self.protocol)
 
     def setup(self, stage: str) -> None:
+        trainer = self.trainer if self._trainer is not None else None
+        if (
+            trainer is not None
+            and trainer.world_size > 1
+            and getattr(trainer._accelerator_connector, "use_distributed_sampler", False)
+        ):
+            from tailgraph.errors import DataError
+
+            raise DataError(
+                "tailgraph's data modules shard for DDP themselves: build the Trainer with "
+                "use_distributed_sampler=False (the command line does), or evaluation would "
+                "count padded duplicates",
+                field="trainer.use_distributed_sampler",
+            )
         dm = self.trainer.datamodule if self.trainer is not None else None
         if dm is not None and getattr(dm, "vocab", None) is None and hasattr(dm, "setup"):
             dm.setup(stage)
@@ -342,6 +356,8 @@ class SGGModule(L.LightningModule):
         triplets = self.train_stats.triplets if self.train_stats is not None else None
         self.metric = self.protocol.make_metric(triplets, graphs).to(self.device)
         self.metric.reset()
+        if hasattr(self.metric, "prime"):  # DDP: a rank without images still joins the gather
+            self.metric.prime()
 
     def _eval_step(self, batch: GraphBatch | SegmentBatch) -> None:
         if isinstance(batch, SegmentBatch):

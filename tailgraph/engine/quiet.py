@@ -30,6 +30,10 @@ NOISE = (
     "HPU available:",
     # a short run (limit_train_batches, tiny synthetic sets) is smaller than the log interval
     "is smaller than the logging interval",
+    # tailgraph passes LightningCLI its arguments and keeps sys.argv for DDP's re-launch
+    "LightningCLI's args parameter is intended",
+    # the metrics are synchronised by torchmetrics (every rank logs the same value)
+    "when logging on epoch level in distributed setting",
 )
 
 

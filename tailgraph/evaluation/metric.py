@@ -21,6 +21,17 @@ from tailgraph.evaluation.vg import VGEvaluator, aggregate_rows
 __all__ = ["VGRecallMetric", "AGRecallMetric", "VidVRDMetric", "OIMetric"]
 
 
+def prime_states(metric: Metric, widths: dict[str, int], dtype=None) -> None:
+    """Give every list state one empty ``[0, width]`` tensor. Under DDP a process whose shard
+    holds no image would otherwise keep an empty list, skip the state's all-gather that the
+    others enter, and hang them; the empty rows change no result."""
+    for name, width in widths.items():
+        state = getattr(metric, name)
+        if isinstance(state, list):
+            kw = {"dtype": dtype} if dtype is not None else {}
+            state.append(torch.zeros((0, width), device=metric.device, **kw))
+
+
 class VGRecallMetric(Metric):
     """R@K, mR@K, ngR@K, zR@K, A@K of the VG protocol as a DDP-aware ``Metric``.
 
@@ -54,6 +65,11 @@ class VGRecallMetric(Metric):
         self.iou_thresh = iou_thresh
         self.add_state("image_rows", default=[], dist_reduce_fx="cat")
         self.add_state("predicate_rows", default=[], dist_reduce_fx="cat")
+
+    def prime(self) -> None:
+        """Append empty, correctly shaped rows (see :func:`prime_states`)."""
+        nk = len(self.ks)
+        prime_states(self, {"image_rows": 2 + 5 * nk, "predicate_rows": 2 + 2 * nk}, torch.float64)
 
     def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:  # type: ignore[override]
         ev = VGEvaluator(
@@ -125,6 +141,10 @@ class AGRecallMetric(Metric):
             default=torch.zeros(AG_NUM_PREDICATES, dtype=torch.float64),
             dist_reduce_fx="sum",
         )
+
+    def prime(self) -> None:
+        """Append empty, correctly shaped rows (see :func:`prime_states`)."""
+        prime_states(self, {"frame_recalls": len(self.options["ks"])}, torch.float64)
 
     def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:  # type: ignore[override]
         from tailgraph.evaluation.ag import AGEvaluator
@@ -204,6 +224,10 @@ class VidVRDMetric(Metric):
             default=torch.zeros(len(self.predicates), dtype=torch.float64),
             dist_reduce_fx="sum",
         )
+
+    def prime(self) -> None:
+        """Append empty, correctly shaped rows (see :func:`prime_states`)."""
+        prime_states(self, {"video_rows": 2 + len(self.det_n) + len(self.tag_n)}, torch.float64)
 
     def update(self, groundtruth: dict, prediction: dict) -> None:  # type: ignore[override]
         from tailgraph.errors import DataError
@@ -297,6 +321,11 @@ class OIMetric(Metric):
             default=torch.zeros(len(self.predicates), dtype=torch.float64),
             dist_reduce_fx="sum",
         )
+
+    def prime(self) -> None:
+        """Append empty, correctly shaped rows (see :func:`prime_states`)."""
+        nr = len(self.predicates)
+        prime_states(self, {"scores": nr, "labels": nr}, torch.float64)
 
     def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:  # type: ignore[override]
         from tailgraph.evaluation.openimages import collect_pairs
