@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
+import numpy as np  # noqa: F401
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import ag_tables, cli_fit_test  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "synthetic" / "bmp_ag_predcls.yaml"
@@ -46,19 +47,7 @@ KS = (10, 20, 50)
 
 
 def run(variant: str, seed: int, data: Path, work: Path) -> dict:
-    out = work / f"{variant}_{seed}"
-    common = ["--data.init_args.root", str(data), "--trainer.default_root_dir", str(out),
-              "--trainer.enable_progress_bar", "false", "--seed_everything", str(seed)]
-    t0 = time.perf_counter()
-    recipe = variant_recipe(variant, work)
-    subprocess.run([sys.executable, "-m", "tailgraph.cli", "fit", "--config", str(recipe), *common],
-                   check=True, capture_output=True)
-    fit_s = time.perf_counter() - t0
-    ckpt = out / "runs" / "version_0" / "checkpoints" / "last.ckpt"
-    subprocess.run([sys.executable, "-m", "tailgraph.cli", "test", "--config", str(recipe), *common,
-                    "--ckpt_path", str(ckpt)], check=True, capture_output=True)
-    m = json.loads((out / "runs" / "version_1" / "metrics.json").read_text())["models"]["model"]
-    return {"fit_s": fit_s, "metrics": m}
+    return cli_fit_test(variant_recipe(variant, work), seed, data, work / f"{variant}_{seed}")
 
 
 def main() -> int:
@@ -83,23 +72,7 @@ def main() -> int:
     lines = ["## BMP vs TEMPURA vs STTran on synth-ag (PredCls)", "",
              f"Command: `.venv/bin/python benchmarks/bench_bmp.py --seeds {' '.join(map(str, a.seeds))}` "
              f"({len(a.seeds)} seeds, {epochs} epochs each, mean ± std, percent; 2 CPU cores)", ""]
-    for c in ("with", "semi", "no"):
-        lines += [f"**{c} constraint**", "",
-                  "| variant | " + " | ".join(f"R@{k}" for k in KS) + " | " + " | ".join(f"mR@{k}" for k in KS) + " |",
-                  "|---|" + "---|" * (2 * len(KS))]
-        for v, runs in res.items():
-            cells = []
-            for key in [f"R@{k}" for k in KS] + [f"mR@{k}" for k in KS]:
-                vals = np.array([100 * r["metrics"][c][key] for r in runs])
-                cells.append(f"{vals.mean():.2f} ± {vals.std():.2f}")
-            lines.append(f"| {v} | " + " | ".join(cells) + " |")
-        lines.append("")
-    ref = "sttran" if "sttran" in res else next(iter(res))
-    base = np.mean([r["fit_s"] for r in res[ref]]) / epochs
-    lines += [f"| variant | seconds per epoch (fit wall time / epochs) | ratio to {ref} |", "|---|---|---|"]
-    for v, runs in res.items():
-        t = np.mean([r["fit_s"] for r in runs]) / epochs
-        lines.append(f"| {v} | {t:.1f} | {t / base:.2f} |")
+    lines += ag_tables(res, epochs, KS)
     Path(a.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

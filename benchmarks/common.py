@@ -17,3 +17,52 @@ def fit_and_test(module, dm, epochs: int) -> tuple[dict, float]:
     seconds = time.perf_counter() - t0
     trainer.test(module, datamodule=dm, verbose=False)
     return module.last_metrics, seconds
+
+
+def cli_fit_test(recipe, seed: int, data, out) -> dict:
+    """`tailgraph fit` then `tailgraph test` of ``recipe`` (fresh processes) on ``data`` into
+    ``out``: ``{"fit_s": fit wall seconds, "metrics": the test metrics.json's model entry}``."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = Path(out)
+    common = ["--data.init_args.root", str(data), "--trainer.default_root_dir", str(out),
+              "--trainer.enable_progress_bar", "false", "--seed_everything", str(seed)]
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "tailgraph.cli", "fit", "--config", str(recipe), *common],
+                   check=True, capture_output=True)
+    fit_s = time.perf_counter() - t0
+    ckpt = out / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+    subprocess.run([sys.executable, "-m", "tailgraph.cli", "test", "--config", str(recipe), *common,
+                    "--ckpt_path", str(ckpt)], check=True, capture_output=True)
+    metrics = json.loads((out / "runs" / "version_1" / "metrics.json").read_text())
+    return {"fit_s": fit_s, "metrics": metrics["models"]["model"]}
+
+
+def ag_tables(res: dict, epochs: int, ks=(10, 20, 50), ref: str = "sttran") -> list[str]:
+    """Markdown tables of Action Genome runs ``{variant: [run, ...]}`` (runs of
+    :func:`cli_fit_test`): R@K / mR@K mean ± std per constraint, then seconds per epoch."""
+    import numpy as np
+
+    lines: list[str] = []
+    keys = [f"R@{k}" for k in ks] + [f"mR@{k}" for k in ks]
+    for c in ("with", "semi", "no"):
+        lines += [f"**{c} constraint**", "", "| variant | " + " | ".join(keys) + " |",
+                  "|---|" + "---|" * len(keys)]
+        for v, runs in res.items():
+            cells = []
+            for key in keys:
+                vals = np.array([100 * r["metrics"][c][key] for r in runs])
+                cells.append(f"{vals.mean():.2f} ± {vals.std():.2f}")
+            lines.append(f"| {v} | " + " | ".join(cells) + " |")
+        lines.append("")
+    ref = ref if ref in res else next(iter(res))
+    base = np.mean([r["fit_s"] for r in res[ref]]) / epochs
+    lines += [f"| variant | seconds per epoch (fit wall time / epochs) | ratio to {ref} |",
+              "|---|---|---|"]
+    for v, runs in res.items():
+        t = np.mean([r["fit_s"] for r in runs]) / epochs
+        lines.append(f"| {v} | {t:.1f} | {t / base:.2f} |")
+    return lines

@@ -118,6 +118,11 @@ def is_binary(path: str | os.PathLike) -> bool:
 
 
 # ---------------------------------------------------------------------------- storage
+# what zipfile / numpy raise on a corrupt, truncated or exotic .npz (encrypted members,
+# unsupported compression or zip versions)
+_ZIP_ERRORS = (ValueError, OSError, zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError)
+
+
 def _finite_sum(a: np.ndarray) -> bool:
     """All values finite (one pass: a NaN or infinity makes the sum non-finite)."""
     with np.errstate(invalid="ignore", over="ignore"):
@@ -244,7 +249,7 @@ class _NpzStore(_MappedStore):
         self.path = path
         try:
             self.z = zipfile.ZipFile(path)
-        except (OSError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
+        except _ZIP_ERRORS as exc:
             raise DataError(f"not a readable .npz file: {exc}", file=path) from None
         self.members = {n[:-4]: n for n in self.z.namelist() if n.endswith(".npy") and "/" not in n}
         if "__meta__" not in self.members:
@@ -271,14 +276,7 @@ class _NpzStore(_MappedStore):
                     else:
                         shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
                     header_len = f.tell()
-            except (
-                ValueError,
-                OSError,
-                zipfile.BadZipFile,
-                EOFError,
-                NotImplementedError,
-                RuntimeError,
-            ) as exc:
+            except _ZIP_ERRORS as exc:
                 raise DataError(
                     f"not a valid .npy member ({exc})", file=self.path, field=name
                 ) from None
@@ -298,14 +296,7 @@ class _NpzStore(_MappedStore):
         try:
             with self.z.open(self.members[name]) as f:
                 return np.lib.format.read_array(f, allow_pickle=False)
-        except (
-            ValueError,
-            OSError,
-            zipfile.BadZipFile,
-            EOFError,
-            NotImplementedError,
-            RuntimeError,
-        ) as exc:
+        except _ZIP_ERRORS as exc:
             raise DataError(
                 f"not a valid .npy member ({exc})", file=self.path, field=name
             ) from None
@@ -346,7 +337,7 @@ class _NpzStore(_MappedStore):
             with self.z.open(self.members[name]) as f:
                 f.seek(hl + a * row)  # compressed members decompress up to here
                 buf = f.read(max(0, b - a) * row)
-        except (OSError, zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as exc:
+        except _ZIP_ERRORS as exc:
             raise DataError(f"cannot read ({exc})", file=self.path, field=name) from None
         if len(buf) != max(0, b - a) * row:
             raise DataError("truncated array data", file=self.path, field=name)

@@ -20,8 +20,8 @@ from tailgraph.cli import main as tailgraph_main
 from ..evaluation.test_binformat import _gt_doc, _pred_doc
 from ..evaluation.test_vg_metrics import random_case
 
-# TAILGRAPH_FUZZ_EXAMPLES raises the bound for a longer campaign (the suite keeps 25)
-FUZZ = settings(max_examples=int(os.environ.get("TAILGRAPH_FUZZ_EXAMPLES", "25")), deadline=None, suppress_health_check=list(HealthCheck), database=None)
+# TAILGRAPH_FUZZ_EXAMPLES raises the bound for a longer campaign (the suite keeps 100)
+FUZZ = settings(max_examples=int(os.environ.get("TAILGRAPH_FUZZ_EXAMPLES", "100")), deadline=None, suppress_health_check=list(HealthCheck), database=None)
 
 
 @st.composite
