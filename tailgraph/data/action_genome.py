@@ -226,6 +226,13 @@ def _frame_graph(
             "expected {'bbox', 'bbox_size'}", file=person_file, sample=key, field="bbox"
         )
     pbox = _check_person(key, person, person_file)
+    if pbox.shape[0] and (pbox[0, 2] < pbox[0, 0] or pbox[0, 3] < pbox[0, 1]):
+        raise DataError(
+            f"person box has x2<x1 or y2<y1: {pbox[0].tolist()}",
+            file=person_file,
+            sample=key,
+            field="bbox",
+        )
     size = _numbers(person["bbox_size"], (2,), person_file, key, "bbox_size")
     w, h = (int(round(float(v))) for v in size)
     if w <= 0 or h <= 0:
@@ -307,17 +314,21 @@ def _frame_graph(
         groups.append(group)
     if len(boxes) == 1:
         return None
-    g = SceneGraph(
-        key,
-        w,
-        h,
-        np.stack(boxes),
-        labels,
-        np.array(rels, dtype=np.int64).reshape(-1, 3),
-        image_path=image_path,
-        extras={"groups": groups, "video_id": key.split("/")[0], "frame_id": key.split("/", 1)[-1]},
-    )
     try:
+        g = SceneGraph(
+            key,
+            w,
+            h,
+            np.stack(boxes),
+            labels,
+            np.array(rels, dtype=np.int64).reshape(-1, 3),
+            image_path=image_path,
+            extras={
+                "groups": groups,
+                "video_id": key.split("/")[0],
+                "frame_id": key.split("/", 1)[-1],
+            },
+        )
         g.validate(num_classes=vocab.num_classes, num_predicates=vocab.num_predicates)
     except DataError as exc:
         raise exc.with_context(file=obj_file) from None
