@@ -33,3 +33,24 @@ def ag_vocab(class_names):
     types = ["attention"] * len(ATTENTION) + ["spatial"] * len(SPATIAL) + ["contacting"] * len(CONTACTING)
     return Vocabulary(list(class_names), list(AG_PREDICATES), relation_type=types, single_label_types=["attention"],
                       predicate_background=False, name="ag-test")
+
+
+def tiny_ag_recipe(tmp_path: Path, model: dict, epochs: int = 2, num_train: int = 4, **trainer) -> Path:
+    """A recipe file for a tiny synth-ag run (generated into ``tmp_path / "ag"``, 64 px, no
+    validation) with the given ``model`` section; returns its path."""
+    import yaml
+
+    from tailgraph.data.synthetic.ag import generate_synth_ag
+
+    root = tmp_path / "ag"
+    generate_synth_ag(root, num_train=num_train, num_test=2, image_size=64)
+    cfg = tmp_path / "tiny_ag.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "seed_everything": 0,
+        "model": model,
+        "data": {"class_path": "tailgraph.data.datamodules.AGDataModule",
+                 "init_args": {"root": str(root), "max_size": 64, "val_fraction": 0.0}},
+        "trainer": {"max_epochs": epochs, "enable_progress_bar": False, "enable_model_summary": False,
+                    "default_root_dir": str(tmp_path), "num_sanity_val_steps": 0, "limit_val_batches": 0,
+                    **trainer}}))
+    return cfg

@@ -234,18 +234,11 @@ def test_union_maps_are_summed_with_the_mask_map_before_flattening():
 def test_fremure_through_the_engine(tmp_path, monkeypatch):
     import json
 
-    import yaml
-
     from tailgraph.cli import main as tailgraph_main
-    from tailgraph.data.synthetic.ag import generate_synth_ag
+    from tests.helpers import tiny_ag_recipe
 
     monkeypatch.chdir(tmp_path)
-    root = tmp_path / "ag"
-    generate_synth_ag(root, num_train=4, num_test=2, image_size=64)
-    cfg = tmp_path / "fm.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "seed_everything": 0,
-        "model": {"task": "predcls", "lr": 0.001,
+    cfg = tiny_ag_recipe(tmp_path, {"task": "predcls", "lr": 0.001,
                   "features": {"class_path": "tailgraph.modeling.roi.PixelFeatures",
                                "init_args": {"last_stage": "layer1", "out_dim": 16, "union_maps": True}},
                   "context": {"class_path": "tailgraph.methods.fremure.FReMuReContext",
@@ -255,11 +248,7 @@ def test_fremure_through_the_engine(tmp_path, monkeypatch):
                            "init_args": {"head": {"class_path": "tailgraph.modeling.heads.gmm_plus.GMMPlusHead",
                                                   "init_args": {"num_components": 2}}}},
                   "method": {"class_path": "tailgraph.methods.fremure.FReMuRe",
-                             "init_args": {"multilabel_loss": "margin"}}},
-        "data": {"class_path": "tailgraph.data.datamodules.AGDataModule",
-                 "init_args": {"root": str(root), "max_size": 64, "val_fraction": 0.0}},
-        "trainer": {"max_epochs": 2, "enable_progress_bar": False, "enable_model_summary": False,
-                    "default_root_dir": str(tmp_path), "num_sanity_val_steps": 0, "limit_val_batches": 0}}))
+                             "init_args": {"multilabel_loss": "margin"}}}, epochs=2, num_train=4)
     assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
     ckpt = tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt"
     state = torch.load(ckpt, weights_only=True)["state_dict"]
@@ -337,18 +326,11 @@ def test_tempura_object_classifier_tracking_and_euc_con_through_the_engine(task,
     import csv
     import json
 
-    import yaml
-
     from tailgraph.cli import main as tailgraph_main
-    from tailgraph.data.synthetic.ag import generate_synth_ag
+    from tests.helpers import tiny_ag_recipe
 
     monkeypatch.chdir(tmp_path)
-    root = tmp_path / "ag"
-    generate_synth_ag(root, num_train=3, num_test=2, image_size=64)
-    cfg = tmp_path / "sg.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "seed_everything": 0,
-        "model": {"task": task, "lr": 0.001,
+    cfg = tiny_ag_recipe(tmp_path, {"task": task, "lr": 0.001,
                   "features": {"class_path": "tailgraph.modeling.roi.PixelFeatures",
                                "init_args": {"last_stage": "layer1", "out_dim": 16, "union_maps": True}},
                   "context": {"class_path": "tailgraph.modeling.context.sttran.STTranContext",
@@ -363,12 +345,7 @@ def test_tempura_object_classifier_tracking_and_euc_con_through_the_engine(task,
                              "init_args": {"obj_eos_coef": 1.0, "obj_con_weight": 1.0}},
                   **({"detector": {"class_path": "tailgraph.modeling.detector.SyntheticDetector",
                                    "init_args": {"jitter": 0.05, "miss_rate": 0.1, "duplicate_rate": 0.1,
-                                                 "confusion": 0.3, "seed": 0}}} if task == "sgdet" else {})},
-        "data": {"class_path": "tailgraph.data.datamodules.AGDataModule",
-                 "init_args": {"root": str(root), "max_size": 64, "val_fraction": 0.0}},
-        "trainer": {"max_epochs": 1, "enable_progress_bar": False, "enable_model_summary": False,
-                    "default_root_dir": str(tmp_path), "num_sanity_val_steps": 0, "limit_val_batches": 0,
-                    "log_every_n_steps": 1}}))
+                                                 "confusion": 0.3, "seed": 0}}} if task == "sgdet" else {})}, epochs=1, num_train=3, log_every_n_steps=1)
     assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
     run = tmp_path / "runs" / "version_0"
     rows = list(csv.DictReader(open(next(run.rglob("metrics.csv")))))

@@ -79,27 +79,16 @@ def test_frame_embedding_enters_queries_and_keys_only():
 def test_memory_through_the_engine_is_checkpointed_and_used_at_test(tmp_path, monkeypatch):
     import json
 
-    import yaml
-
     from tailgraph.cli import main as tailgraph_main
-    from tailgraph.data.synthetic.ag import generate_synth_ag
+    from tests.helpers import tiny_ag_recipe
 
     monkeypatch.chdir(tmp_path)
-    root = tmp_path / "ag"
-    generate_synth_ag(root, num_train=4, num_test=2, image_size=64)
-    cfg = tmp_path / "ag.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "seed_everything": 0,
-        "model": {"task": "predcls", "lr": 0.001,
+    cfg = tiny_ag_recipe(tmp_path, {"task": "predcls", "lr": 0.001,
                   "features": {"class_path": "tailgraph.modeling.roi.PixelFeatures", "init_args": {"last_stage": "layer1", "out_dim": 16}},
                   "context": {"class_path": "tailgraph.modeling.context.sttran.STTranContext",
                               "init_args": {"proj_dim": 16, "embed_dim": 8, "num_heads": 2, "ff_dim": 32, "temporal_layers": 1,
                                             "memory": {"lam": 0.5}}},
-                  "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"}},
-        "data": {"class_path": "tailgraph.data.datamodules.AGDataModule",
-                 "init_args": {"root": str(root), "max_size": 64, "val_fraction": 0.0}},
-        "trainer": {"max_epochs": 2, "enable_progress_bar": False, "enable_model_summary": False,
-                    "default_root_dir": str(tmp_path), "num_sanity_val_steps": 0, "limit_val_batches": 0}}))
+                  "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"}}, epochs=2, num_train=4)
     assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
     ckpt = tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt"
     state = torch.load(ckpt, weights_only=True)["state_dict"]
