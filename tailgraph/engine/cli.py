@@ -57,14 +57,30 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
 
 
 def results_document(models: dict[str, dict], vocab: Any, task: str, **more: Any) -> dict:
-    """The results file layout read by ``tailgraph report``."""
+    """The results file layout read by ``tailgraph report``: ``task``, ``models`` (name ->
+    metrics), the foreground ``predicates`` with their ``train_counts``, and where the
+    vocabulary has a predicate hierarchy ``coarse_parent`` (per foreground predicate, its
+    parent's name or null). ``more`` adds keys such as ``timings``, ``dataset``, ``protocol``
+    and ``logs`` (model name -> the training run's ``metrics.csv``)."""
     doc: dict[str, Any] = {"task": task, "models": models}
     if vocab is not None:
         fg = vocab.foreground_predicates
         doc["predicates"] = [vocab.predicates[i] for i in fg]
         doc["train_counts"] = [int(vocab.predicate_counts[i]) for i in fg]
-    doc.update(more)
+        parents = [int(vocab.coarse_parent[i]) for i in fg] if vocab.coarse_parent else []
+        if any(p >= 0 for p in parents):
+            doc["coarse_parent"] = [vocab.predicates[p] if p >= 0 else None for p in parents]
+    doc.update({k: v for k, v in more.items() if v is not None})
     return doc
+
+
+def training_log_of(ckpt_path: str | os.PathLike | None) -> str | None:
+    """The CSV log (``metrics.csv``) of the run that wrote ``ckpt_path``
+    (``<run>/checkpoints/x.ckpt`` -> ``<run>/metrics.csv``), if it exists."""
+    if not ckpt_path:
+        return None
+    csv = Path(ckpt_path).resolve().parent.parent / "metrics.csv"
+    return str(csv) if csv.is_file() else None
 
 
 class MetricsWriter(Callback):
@@ -84,11 +100,13 @@ class MetricsWriter(Callback):
         stats = getattr(pl_module, "train_stats", None)
         if vocab is not None and stats is not None:
             vocab = vocab.with_counts(stats.predicate_counts)
+        log = training_log_of(trainer.ckpt_path)
         doc = results_document(
             {"model": metrics},
             vocab,
             pl_module.task.value,
             protocol=getattr(pl_module, "protocol_name", None),
+            logs={"model": log} if log else None,
         )
         write_json_atomic(target, doc)
         print(f"metrics: {target}")

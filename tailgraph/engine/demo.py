@@ -85,6 +85,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     models: dict[str, dict] = {}
+    logs: dict[str, str] = {}  # model -> its training curves (CSV), relative to ``out``
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
     t0 = time.perf_counter()
@@ -133,6 +134,7 @@ def run_demo(
         trainer.fit(module, datamodule=dm)
         trainer.test(module, datamodule=dm, verbose=False)
         models[name] = module.last_metrics
+        logs[name] = str(Path(trainer.loggers[0].log_dir, "metrics.csv").relative_to(out))
         timings[f"{name} ({n_epochs} epochs fit + test)"] = time.perf_counter() - t0
 
     doc = results_document(
@@ -140,6 +142,7 @@ def run_demo(
         dm.vocab,
         "predcls",
         timings=timings,
+        logs=logs,
         dataset=f"synth-vg seed {seed}: {len(dm.splits['train'])} train / {num_test} test images, "
         "head/tail "
         f"{counts.max() / max(counts.min(), 1):.0f}, {rels.mean():.1f} relations per image",

@@ -4,7 +4,8 @@ Lightning prints a "💡 Tip" advertising a cloud logger on every trainer, and t
 about details of their own internals (a pytree deprecation inside Lightning, the
 ``transfer_batch_to_device`` override that tailgraph makes on purpose, a checkpoint folder that
 moves between ``fit`` and ``test`` runs, DataLoader worker counts on purpose left at 0, the
-hardware inventory every trainer prints, a short run smaller than the logging interval).
+hardware inventory every trainer prints, a short run smaller than the logging interval,
+jsonargparse's notes on APIs that Lightning's CLI still calls).
 :func:`quiet_libraries` filters exactly those messages; every other warning and log line is
 kept.
 """
@@ -12,6 +13,7 @@ kept.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 
 __all__ = ["quiet_libraries", "NOISE"]
@@ -52,6 +54,8 @@ def quiet_libraries() -> None:
     if _installed:
         return
     _installed = True
+    # Lightning's own use of jsonargparse APIs that jsonargparse has deprecated
+    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
     for fragment in NOISE:
         warnings.filterwarnings("ignore", message=f".*{_escape(fragment)}.*")
     drop = _DropNoise()

@@ -1,27 +1,60 @@
-"""``tailgraph report``: a run's results as a readable page (Markdown + HTML + PNG plots).
+"""``tailgraph report RUN_DIR [RUN_DIR ...] --out DIR``: runs' results as a page people read.
 
-Input is a results file written by ``tailgraph test`` / ``tailgraph demo``
-(``metrics.json``)::
+Each ``RUN_DIR`` is a folder holding a results file ``metrics.json`` (a ``tailgraph test`` run
+folder, a ``tailgraph demo`` output) or the file itself::
 
-    {"task": "predcls",
+    {"task": "predcls", "protocol": "vg",
      "predicates": [fg predicate names], "train_counts": [training counts],
+     "coarse_parent": [parent name or null per fg predicate],      # optional
      "models": {"FREQ": {"R@50": ..., "mR@50": ..., "per_predicate_R@50": [...], ...}, ...},
-     "timings": {"phase": seconds, ...}}            # optional
+     "logs": {"FREQ": "logs/freq/version_0/metrics.csv", ...},      # optional
+     "timings": {"phase": seconds, ...}}                            # optional
+
+The report (``report.html``, self-contained with its images inlined; ``report.md`` with the
+PNG files beside it) has:
+
+* the metric tables, one per protocol / task, one row per run and model (Action Genome's
+  constraints as rows ``model (with)`` …);
+* head / body / tail recall: the foreground predicates sorted by training count and cut in
+  three equal thirds, the mean per-predicate recall@K of each third;
+* the long-tail plot: per-predicate recall@K against training frequency (log scale), every
+  run's models overlaid, and the per-predicate bar chart of the models that share the first
+  run's predicates;
+* training curves from the CSV logs (losses against step, validation recalls against epoch):
+  the ``logs`` of the results file, else a ``metrics.csv`` in the run folder that holds
+  training columns;
+* where the vocabulary has coarse parents and the results hold a ``predicate_confusion``
+  (PredCls / SGCls): how often each fine predicate's GT relations are predicated as the fine
+  predicate, its coarse parent, a sibling or anything else, and the confusion heat map of the
+  hierarchy's predicates.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import csv
 import html
-import json
+import math
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tailgraph.errors import DataError
 
-__all__ = ["write_report", "main", "results_table", "flatten_models"]
+__all__ = [
+    "write_report",
+    "main",
+    "results_table",
+    "flatten_models",
+    "head_body_tail",
+    "coarse_fine_confusion",
+    "read_training_log",
+    "load_run",
+    "RunResults",
+]
 
 _MAIN_KEYS = (
     "R@10",
@@ -48,6 +81,15 @@ _MAIN_KEYS = (
     "Mean",
 )
 
+REPORT_FILES = {
+    "plot": "per_predicate_recall.png",
+    "long_tail": "long_tail.png",
+    "curves": "training_curves.png",
+    "confusion": "coarse_fine_confusion.png",
+    "markdown": "report.md",
+    "html": "report.html",
+}
+
 
 def flatten_models(models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """One row per model, and per constraint for protocols that nest their metrics (Action
@@ -67,68 +109,295 @@ def flatten_models(models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
     return out
 
 
-def _load(path: Path) -> dict[str, Any]:
+def results_table(models: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows (percentages, 2 decimals) of the main metrics present in the results."""
+    keys = [k for k in _MAIN_KEYS if any(_is_number(m.get(k)) for m in models.values())]
+    rows = []
+    for name, m in models.items():
+        rows.append(
+            [name] + [f"{100 * float(m[k]):.2f}" if _is_number(m.get(k)) else "–" for k in keys]
+        )
+    return ["model"] + keys, rows
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# ---------------------------------------------------------------------------- reading runs
+@dataclass
+class RunResults:
+    """One results file: its label in the report, the document and its models' curves."""
+
+    label: str
+    path: Path
+    doc: dict[str, Any]
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)  # flattened, labelled
+    logs: dict[str, Path] = field(default_factory=dict)  # labelled model -> metrics.csv
+
+
+def _results_file(path: Path) -> Path:
     if path.is_dir():
-        path = path / "metrics.json"
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise DataError("results file not found", file=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"not valid JSON ({exc})", file=str(path)) from None
-    if "models" not in data or not isinstance(data["models"], dict):
+        return path / "metrics.json"
+    return path
+
+
+def _read_results(path: Path) -> dict[str, Any]:
+    from tailgraph.data.files import read_json_file
+
+    if not path.exists():
+        raise DataError(
+            "results file not found (expected a run folder with metrics.json)", file=str(path)
+        )
+    data = read_json_file(path)
+    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
         raise DataError(
             "expected a 'models' object (model name -> metrics)", file=str(path), field="models"
+        )
+    for name, m in data["models"].items():
+        if not isinstance(m, dict):
+            raise DataError(
+                "a model's metrics must be an object", file=str(path), sample=name, field="models"
+            )
+    preds, counts = data.get("predicates"), data.get("train_counts")
+    if preds is not None and (
+        not isinstance(preds, list) or not all(isinstance(p, str) for p in preds)
+    ):
+        raise DataError("expected a list of predicate names", file=str(path), field="predicates")
+    if counts is not None and (
+        not isinstance(counts, list)
+        or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
+        or (preds is not None and len(counts) != len(preds))
+    ):
+        raise DataError(
+            "expected one non-negative integer count per predicate",
+            file=str(path),
+            field="train_counts",
+        )
+    parents = data.get("coarse_parent")
+    if parents is not None and (
+        not isinstance(parents, list)
+        or preds is None
+        or len(parents) != len(preds)
+        or not all(p is None or p in preds for p in parents)
+    ):
+        raise DataError(
+            "expected, per predicate, the name of a parent predicate or null",
+            file=str(path),
+            field="coarse_parent",
         )
     return data
 
 
-def results_table(models: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows (percentages, 2 decimals) of the main metrics present in the results."""
-    keys = [k for k in _MAIN_KEYS if any(k in m for m in models.values())]
+def load_run(path: str | Path, label: str | None = None) -> RunResults:
+    """Read one run: ``path`` is a run folder (with ``metrics.json``) or the results file."""
+    path = Path(path)
+    file = _results_file(path)
+    doc = _read_results(file)
+    run = RunResults(label or file.parent.name or str(file.parent), file, doc)
+    logs = doc.get("logs") if isinstance(doc.get("logs"), dict) else {}
+    local = file.parent / "metrics.csv"
+    for name in doc["models"]:
+        log = logs.get(name)
+        csv_path = None
+        if isinstance(log, str):
+            p = Path(log)
+            csv_path = p if p.is_absolute() else file.parent / p
+        elif local.is_file() and _has_training_columns(local):
+            csv_path = local
+        if csv_path is not None and csv_path.is_file():
+            run.logs[name] = csv_path
+    return run
+
+
+def _has_training_columns(path: Path) -> bool:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return any(h.startswith("train/") for h in header)
+
+
+def read_training_log(path: str | Path) -> dict[str, list[tuple[float, float]]]:
+    """A Lightning CSV log as ``column -> [(x, value)]``: ``train/*`` columns against
+    ``step``, the others (``val/*``) against ``epoch``; empty cells skipped."""
+    path = Path(path)
+    out: dict[str, list[tuple[float, float]]] = {}
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            for row_no, row in enumerate(reader, start=2):
+                for col, cell in row.items():
+                    if col in ("epoch", "step") or col is None or cell in (None, ""):
+                        continue
+                    x_cell = row.get("step" if col.startswith("train/") else "epoch")
+                    try:
+                        x, v = float(x_cell), float(cell)
+                    except (TypeError, ValueError):
+                        raise DataError(
+                            f"not a number: {cell!r}",
+                            file=str(path),
+                            sample=f"line {row_no}",
+                            field=col,
+                        ) from None
+                    if math.isfinite(v):
+                        out.setdefault(col, []).append((x, v))
+    except UnicodeDecodeError:
+        raise DataError("not UTF-8 text", file=str(path)) from None
+    except csv.Error as exc:
+        raise DataError(f"not a CSV log ({exc})", file=str(path)) from None
+    return out
+
+
+# ---------------------------------------------------------------------------- analyses
+def _per_predicate(m: dict[str, Any], key: str, predicates: list[str]) -> list[float] | None:
+    """A model's per-predicate vector aligned with ``predicates`` (lists as they are,
+    name-keyed objects such as VidVRD's by name), or ``None``."""
+    v = m.get(key)
+    if isinstance(v, dict):
+        if not all(p in v for p in predicates):
+            return None
+        v = [v[p] for p in predicates]
+    if not isinstance(v, list) or len(v) != len(predicates) or not all(_is_number(x) for x in v):
+        return None
+    return [float(x) for x in v]
+
+
+def head_body_tail(recalls: list[float], counts: list[int]) -> dict[str, float]:
+    """Mean recall of the head / body / tail thirds of the predicates by training count
+    (sorted by count, most frequent first, ties by index; ``numpy.array_split`` into three)."""
+    import numpy as np
+
+    order = sorted(range(len(counts)), key=lambda i: (-counts[i], i))
+    parts = np.array_split(np.asarray(order, dtype=int), 3)
+    r = np.asarray(recalls, dtype=float)
+    return {
+        name: float(r[idx].mean()) if len(idx) else float("nan")
+        for name, idx in zip(("head", "body", "tail"), parts)
+    }
+
+
+def coarse_fine_confusion(
+    confusion: list[list[float]], predicates: list[str], parents: list[str | None]
+) -> list[dict[str, Any]]:
+    """Per fine predicate (one with a coarse parent): where its GT relations' top-1
+    predictions went. ``confusion`` is ``[C, C]`` with row / column 0 the background (column 0:
+    pair not scored) and rows / columns ``1..C-1`` the foreground ``predicates``.
+
+    Returns rows ``{"predicate", "parent", "count", "fine", "coarse", "sibling", "other",
+    "unscored"}`` (fractions of the GT relations)."""
+    index = {p: i + 1 for i, p in enumerate(predicates)}
     rows = []
-    for name, m in models.items():
-        rows.append([name] + [f"{100 * float(m[k]):.2f}" if k in m else "–" for k in keys])
-    return ["model"] + keys, rows
+    for i, (name, parent) in enumerate(zip(predicates, parents)):
+        if parent is None:
+            continue
+        row = confusion[i + 1]
+        total = float(sum(row))
+        if total <= 0:
+            continue
+        siblings = [index[q] for q, pq in zip(predicates, parents) if pq == parent and q != name]
+        fine = row[i + 1]
+        coarse = row[index[parent]]
+        sib = sum(row[j] for j in siblings)
+        unscored = row[0]
+        rows.append(
+            {
+                "predicate": name,
+                "parent": parent,
+                "count": int(total),
+                "fine": fine / total,
+                "coarse": coarse / total,
+                "sibling": sib / total,
+                "other": (total - fine - coarse - sib - unscored) / total,
+                "unscored": unscored / total,
+            }
+        )
+    return rows
 
 
-REPORT_FILES = {
-    "plot": "per_predicate_recall.png",
-    "markdown": "report.md",
-    "html": "report.html",
-}
+# ---------------------------------------------------------------------------- writing
+def _unique_labels(paths: list[Path]) -> list[str]:
+    """The shortest path tails that tell the runs apart (``version_3``, ``a/version_0``)."""
+    parts = [
+        p.resolve().parent.parts if p.name == "metrics.json" else p.resolve().parts for p in paths
+    ]
+    depth = 1
+    while depth < max(len(p) for p in parts):
+        labels = ["/".join(p[-depth:]) for p in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+        depth += 1
+    return [str(p) for p in paths]
+
+
+def _load_runs(paths: list[Path]) -> list[RunResults]:
+    files = [_results_file(p) for p in paths]
+    labels = _unique_labels(files) if len(files) > 1 else [""]
+    runs = []
+    for path, label in zip(paths, labels):
+        run = load_run(path, label or None)
+
+        def shown(name: str, label: str = label) -> str:
+            if not label:
+                return name
+            return label if name == "model" else f"{label}: {name}"
+
+        run.models = {}
+        for name, m in run.doc["models"].items():
+            for flat, metrics in flatten_models({name: m}).items():
+                run.models[shown(name) + flat[len(name) :]] = metrics
+        run.logs = {shown(name): log for name, log in run.logs.items()}
+        runs.append(run)
+    return runs
+
+
+def _groups(runs: list[RunResults]) -> list[tuple[str, dict[str, dict[str, Any]]]]:
+    groups: dict[str, dict[str, dict[str, Any]]] = {}
+    for run in runs:
+        d = run.doc
+        key = " / ".join(str(x) for x in (d.get("protocol"), d.get("task")) if x)
+        groups.setdefault(key, {}).update(run.models)
+    return list(groups.items())
 
 
 def write_report(
-    results_path: str | Path,
+    results_path: str | Path | list[str | Path],
     out_dir: str | Path | None = None,
     k: int = 50,
     overwrite: bool = True,
 ) -> dict[str, Path]:
-    """Render ``report.md``, ``report.html`` and ``per_predicate_recall.png``.
+    """Render the report of one or more runs into ``out_dir`` (default: beside the first
+    results file).
 
     Every file is rendered under a temporary name and renamed into place only when all are
     complete (a failure leaves nothing behind); existing report files are replaced only with
     ``overwrite``.
 
     Returns:
-        The written files by kind.
+        The written files by kind (``html``, ``markdown`` and the plots that apply).
     """
     from tailgraph.outputs import claim_file
 
-    base_dir = (
-        Path(out_dir)
-        if out_dir is not None
-        else (Path(results_path) if Path(results_path).is_dir() else Path(results_path).parent)
-    )
+    paths = [Path(p) for p in (results_path if isinstance(results_path, list) else [results_path])]
+    if not paths:
+        raise DataError("no run given", field="RUN_DIR")
+    if k <= 0:
+        raise DataError(f"K must be positive, got {k}", field="-k")
+    first = paths[0]
+    base_dir = Path(out_dir) if out_dir is not None else (first if first.is_dir() else first.parent)
+    if base_dir.exists() and not base_dir.is_dir():
+        raise DataError("exists and is not a folder", file=str(base_dir), field="--out")
     for name in REPORT_FILES.values():
         claim_file(base_dir / name, overwrite, field="--out")
     staged: list[tuple[Path, Path]] = []
     try:
-        files = _render_report(results_path, out_dir, k, staged)
+        files = _render_report(paths, base_dir, k, staged)
         for tmp, final in staged:
             os.replace(tmp, final)
+        for name in REPORT_FILES.values():  # a plot of an earlier report that no longer applies
+            if base_dir / name not in files.values():
+                (base_dir / name).unlink(missing_ok=True)
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
@@ -143,95 +412,284 @@ def _stage(out: Path, name: str, staged: list) -> Path:
     return tmp
 
 
-def _render_report(
-    results_path: str | Path, out_dir: str | Path | None, k: int, staged: list
-) -> dict[str, Path]:
-    from tailgraph.viz.plots import plot_per_predicate_recall
+def _render_report(paths: list[Path], out: Path, k: int, staged: list) -> dict[str, Path]:
+    from tailgraph.viz import plots
 
-    results_path = Path(results_path)
-    data = _load(results_path)
-    base = results_path if results_path.is_dir() else results_path.parent
-    out = Path(out_dir) if out_dir is not None else base
+    runs = _load_runs(paths)
     out.mkdir(parents=True, exist_ok=True)
-    models = flatten_models(data["models"])
-    header, rows = results_table(models)
     files: dict[str, Path] = {}
-    preds = data.get("predicates")
-    counts = data.get("train_counts")
+    images: dict[str, Path] = {}  # kind -> staged file (inlined into the HTML)
     key = f"per_predicate_R@{k}"
-    per_pred = {n: m[key] for n, m in models.items() if isinstance(m.get(key), list)}
-    if preds and counts and per_pred:
-        plot_per_predicate_recall(
-            preds, per_pred, counts, _stage(out, REPORT_FILES["plot"], staged), k=k
-        )
+
+    # per-predicate vectors of every model whose run has predicates and counts
+    series = []  # (label, predicates, counts, recalls, run)
+    for run in runs:
+        preds, counts = run.doc.get("predicates"), run.doc.get("train_counts")
+        if not preds or not counts:
+            continue
+        for name, m in run.models.items():
+            r = _per_predicate(m, key, preds)
+            if r is not None:
+                series.append((name, preds, counts, r, run))
+
+    if series:
+        p0 = series[0][1]
+        same = {s[0]: s[3] for s in series if s[1] == p0}
+        tmp = _stage(out, REPORT_FILES["plot"], staged)
+        plots.plot_per_predicate_recall(p0, same, series[0][2], tmp, k=k)
         files["plot"] = out / REPORT_FILES["plot"]
+        images["plot"] = tmp
+        tmp = _stage(out, REPORT_FILES["long_tail"], staged)
+        plots.plot_long_tail([(s[0], s[2], s[3]) for s in series], tmp, k=k)
+        files["long_tail"] = out / REPORT_FILES["long_tail"]
+        images["long_tail"] = tmp
 
-    task = data.get("task", "")
-    md = [f"# tailgraph results{(' — ' + task) if task else ''}", ""]
-    if data.get("dataset"):
-        md += [f"Data: {data['dataset']}", ""]
-    md += ["Recall in percent (graph constraint unless marked ng; mR = mean over predicates).", ""]
-    md.append("| " + " | ".join(header) + " |")
-    md.append("|" + "---|" * len(header))
-    for r in rows:
-        md.append("| " + " | ".join(r) + " |")
-    if "plot" in files:
-        md += [
-            "",
-            f"![per-predicate recall@{k}]({files['plot'].name})",
-            "",
-            f"Per-predicate recall@{k}, predicates sorted by training frequency (line: "
-            "training count, log scale).",
-        ]
-    if preds and per_pred:
-        md += ["", f"## Per-predicate recall@{k} (%)", ""]
-        names = list(per_pred)
-        md.append("| predicate | train count | " + " | ".join(names) + " |")
-        md.append("|" + "---|" * (len(names) + 2))
-        order = sorted(range(len(preds)), key=lambda i: -(counts[i] if counts else 0))
-        for i in order:
-            vals = " | ".join(f"{100 * per_pred[n][i]:.1f}" for n in names)
-            md.append(f"| {preds[i]} | {counts[i] if counts else ''} | {vals} |")
-    if data.get("timings"):
-        md += ["", "## Timings", "", "| phase | seconds |", "|---|---|"]
-        for phase, sec in data["timings"].items():
-            md.append(f"| {phase} | {float(sec):.1f} |")
+    curves = {}
+    for run in runs:
+        for name, log in run.logs.items():
+            c = read_training_log(log)
+            if c:
+                curves[name] = c
+    if curves:
+        tmp = _stage(out, REPORT_FILES["curves"], staged)
+        plots.plot_training_curves(curves, tmp)
+        files["curves"] = out / REPORT_FILES["curves"]
+        images["curves"] = tmp
+
+    confusions = []  # (model, rows, matrix, predicates, parents)
+    for run in runs:
+        preds, parents = run.doc.get("predicates"), run.doc.get("coarse_parent")
+        if not preds or not parents:
+            continue
+        for name, m in run.models.items():
+            conf = m.get("predicate_confusion")
+            if (
+                isinstance(conf, list)
+                and len(conf) == len(preds) + 1
+                and all(isinstance(r, list) and len(r) == len(preds) + 1 for r in conf)
+            ):
+                rows = coarse_fine_confusion(conf, preds, parents)
+                if rows:
+                    confusions.append((name, rows, conf, preds, parents))
+    if confusions:
+        tmp = _stage(out, REPORT_FILES["confusion"], staged)
+        plots.plot_hierarchy_confusion(
+            [(c[0], c[2]) for c in confusions[:4]], confusions[0][3], confusions[0][4], tmp
+        )
+        files["confusion"] = out / REPORT_FILES["confusion"]
+        images["confusion"] = tmp
+
+    sections = _sections(runs, series, confusions, k)
+    md = _markdown(runs, sections, files, k)
     files["markdown"] = out / REPORT_FILES["markdown"]
-    _stage(out, REPORT_FILES["markdown"], staged).write_text("\n".join(md) + "\n")
-
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>tailgraph report</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-        "table{border-collapse:collapse}"
-        "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
-        "td:first-child{text-align:left}</style></head><body>",
-        f"<h1>tailgraph results {html.escape(task)}</h1>",
-        "<table><tr>",
-    ]
-    parts += [f"<th>{html.escape(h)}</th>" for h in header]
-    parts.append("</tr>")
-    for r in rows:
-        parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>")
-    parts.append("</table>")
-    if "plot" in files:
-        parts.append(f"<p><img src='{files['plot'].name}' style='max-width:100%'></p>")
-    parts.append("</body></html>")
+    _stage(out, REPORT_FILES["markdown"], staged).write_text(md, encoding="utf-8")
+    page = _html(runs, sections, images, k)
     files["html"] = out / REPORT_FILES["html"]
-    _stage(out, REPORT_FILES["html"], staged).write_text("".join(parts))
+    _stage(out, REPORT_FILES["html"], staged).write_text(page, encoding="utf-8")
     return files
+
+
+def _sections(runs, series, confusions, k) -> dict[str, Any]:
+    tables = [(title, *results_table(models)) for title, models in _groups(runs)]
+    hbt = []
+    for name, _, counts, recalls, _ in series:
+        g = head_body_tail(recalls, counts)
+        hbt.append([name] + [f"{100 * g[x]:.2f}" for x in ("head", "body", "tail")])
+    per_pred = None
+    if series:
+        p0, c0 = series[0][1], series[0][2]
+        cols = [s for s in series if s[1] == p0]
+        order = sorted(range(len(p0)), key=lambda i: (-c0[i], i))
+        per_pred = (
+            ["predicate", "train count"] + [s[0] for s in cols],
+            [[p0[i], str(c0[i])] + [f"{100 * s[3][i]:.1f}" for s in cols] for i in order],
+        )
+    conf_tables = []
+    for name, rows, *_ in confusions:
+        conf_tables.append(
+            (
+                name,
+                [
+                    "fine predicate",
+                    "coarse parent",
+                    "GT",
+                    "as fine",
+                    "as parent",
+                    "as sibling",
+                    "other",
+                    "not scored",
+                ],
+                [
+                    [r["predicate"], r["parent"], str(r["count"])]
+                    + [
+                        f"{100 * r[x]:.1f}"
+                        for x in ("fine", "coarse", "sibling", "other", "unscored")
+                    ]
+                    for r in rows
+                ],
+            )
+        )
+    timings = []
+    for run in runs:
+        t = run.doc.get("timings")
+        if isinstance(t, dict):
+            for phase, sec in t.items():
+                if _is_number(sec):
+                    timings.append(
+                        [f"{run.label}: {phase}" if run.label else phase, f"{float(sec):.1f}"]
+                    )
+    return {
+        "tables": tables,
+        "hbt": hbt,
+        "per_pred": per_pred,
+        "confusion": conf_tables,
+        "timings": timings,
+    }
+
+
+_CAPTIONS = {
+    "long_tail": "Per-predicate recall@{k} against the predicate's training count (log scale); "
+    "one series per model, lines through the means of equal-width log-count bins.",
+    "plot": "Per-predicate recall@{k}, predicates sorted by training frequency (line: training "
+    "count, log scale).",
+    "curves": "Training curves from the CSV logs: losses against step, validation recalls "
+    "against epoch.",
+    "confusion": "Top-1 predicate of the GT relations of the hierarchy's predicates (rows: GT, "
+    "normalised per row; groups: a coarse parent and its fine children).",
+}
+
+
+def _title(runs: list[RunResults]) -> str:
+    tasks = sorted({str(r.doc.get("task")) for r in runs if r.doc.get("task")})
+    return "tailgraph results" + (f" — {', '.join(tasks)}" if tasks else "")
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def _markdown(runs, sec, files, k) -> str:
+    md = [f"# {_title(runs)}", ""]
+    for run in runs:
+        if run.doc.get("dataset"):
+            md += [f"Data{(' (' + run.label + ')') if run.label else ''}: {run.doc['dataset']}", ""]
+    md += ["Recall in percent (graph constraint unless marked ng; mR = mean over predicates).", ""]
+    for title, header, rows in sec["tables"]:
+        if title:
+            md += [f"## {title}", ""]
+        md += _md_table(header, rows) + [""]
+    if sec["hbt"]:
+        md += [
+            f"## Head / body / tail recall@{k} (%)",
+            "",
+            "Foreground predicates sorted by training count, cut in three equal thirds.",
+            "",
+        ]
+        md += _md_table(["model", "head", "body", "tail"], sec["hbt"]) + [""]
+    for kind in ("long_tail", "plot", "curves", "confusion"):
+        if kind in files:
+            md += [f"![{kind}]({files[kind].name})", "", _CAPTIONS[kind].format(k=k), ""]
+    for name, header, rows in sec["confusion"]:
+        md += [f"## Coarse / fine confusion — {name} (%)", ""]
+        md += _md_table(header, rows) + [""]
+    if sec["per_pred"]:
+        md += [f"## Per-predicate recall@{k} (%)", ""]
+        md += _md_table(*sec["per_pred"]) + [""]
+    if sec["timings"]:
+        md += ["## Timings", ""] + _md_table(["phase", "seconds"], sec["timings"]) + [""]
+    return "\n".join(md)
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    h = "".join(f"<th>{html.escape(c)}</th>" for c in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>"
+
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;"
+    "color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+    "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}"
+    "img{max-width:100%}figure{margin:1em 0 2em}figcaption{color:#555;font-size:.9em}"
+    "details{margin:1em 0}summary{cursor:pointer;font-weight:600}"
+)
+
+
+def _html(runs, sec, images, k) -> str:
+    title = html.escape(_title(runs))
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{title}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{title}</h1>",
+    ]
+    for run in runs:
+        if run.doc.get("dataset"):
+            who = f" ({html.escape(run.label)})" if run.label else ""
+            parts.append(f"<p>Data{who}: {html.escape(str(run.doc['dataset']))}</p>")
+    parts.append(
+        "<p>Recall in percent (graph constraint unless marked ng; mR = mean over predicates).</p>"
+    )
+    for t, header, rows in sec["tables"]:
+        parts.append(f"<h2>Metrics{(' — ' + html.escape(t)) if t else ''}</h2>")
+        parts.append(_html_table(header, rows))
+    if sec["hbt"]:
+        parts.append(f"<h2>Head / body / tail recall@{k}</h2>")
+        parts.append(
+            "<p>Foreground predicates sorted by training count, cut in three equal thirds; "
+            "the mean per-predicate recall of each.</p>"
+        )
+        parts.append(_html_table(["model", "head", "body", "tail"], sec["hbt"]))
+    heads = {
+        "long_tail": "The long tail",
+        "plot": "Per-predicate recall",
+        "curves": "Training curves",
+        "confusion": "Coarse / fine confusion",
+    }
+    for kind in ("long_tail", "plot", "curves", "confusion"):
+        if kind in images:
+            parts.append(f"<h2>{heads[kind]}</h2><figure>{_img(images[kind], kind)}")
+            parts.append(f"<figcaption>{html.escape(_CAPTIONS[kind].format(k=k))}</figcaption>")
+            parts.append("</figure>")
+            if kind == "confusion":
+                for name, header, rows in sec["confusion"]:
+                    parts.append(f"<h3>{html.escape(name)} (%)</h3>")
+                    parts.append(_html_table(header, rows))
+    if sec["per_pred"]:
+        parts.append(f"<details><summary>Per-predicate recall@{k} (%)</summary>")
+        parts.append(_html_table(*sec["per_pred"]) + "</details>")
+    if sec["timings"]:
+        parts.append("<h2>Timings</h2>" + _html_table(["phase", "seconds"], sec["timings"]))
+    parts.append("</body></html>")
+    return "".join(parts)
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="tailgraph report", description="Render a run's metrics.json as a report."
+        prog="tailgraph report",
+        description="Render runs' results (metrics.json) as a self-contained HTML page and a "
+        "Markdown report with PNG plots; several runs are compared side by side.",
     )
-    parser.add_argument("results", help="metrics.json, or a folder that holds one")
-    parser.add_argument("--out", default=None, help="output folder (default: next to the results)")
-    parser.add_argument("-k", type=int, default=50, help="K of the per-predicate recall plot")
+    parser.add_argument(
+        "runs", nargs="+", metavar="RUN_DIR", help="run folders holding metrics.json, or the files"
+    )
+    parser.add_argument(
+        "--out", default=None, help="output folder (default: beside the first run's results)"
+    )
+    parser.add_argument("-k", type=int, default=50, help="K of the per-predicate recalls")
     parser.add_argument("--overwrite", action="store_true", help="replace existing report files")
     args = parser.parse_args(argv)
     try:
-        files = write_report(args.results, args.out, k=args.k, overwrite=args.overwrite)
+        files = write_report(list(args.runs), args.out, k=args.k, overwrite=args.overwrite)
     except DataError as exc:
         print(f"tailgraph report: {exc}", file=sys.stderr)
         return 2

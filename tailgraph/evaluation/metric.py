@@ -16,7 +16,7 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from tailgraph.evaluation.vg import VGEvaluator, aggregate_rows
+from tailgraph.evaluation.vg import VGEvaluator, aggregate_rows, predicate_confusion
 
 __all__ = ["VGRecallMetric", "AGRecallMetric", "VidVRDMetric", "OIMetric"]
 
@@ -43,7 +43,9 @@ class VGRecallMetric(Metric):
         iou_thresh: box IoU threshold.
 
     ``update(gts, preds)`` takes lists of :class:`SceneGraph` / :class:`Predictions` (or the
-    equivalent dicts); ``compute()`` returns the flat metric dict.
+    equivalent dicts); ``compute()`` returns the flat metric dict, in PredCls / SGCls with
+    ``predicate_confusion`` (:func:`tailgraph.evaluation.vg.predicate_confusion`, summed over
+    processes) for the report's coarse / fine confusion.
     """
 
     full_state_update = False
@@ -65,6 +67,14 @@ class VGRecallMetric(Metric):
         self.iou_thresh = iou_thresh
         self.add_state("image_rows", default=[], dist_reduce_fx="cat")
         self.add_state("predicate_rows", default=[], dist_reduce_fx="cat")
+        # PredCls / SGCls: the GT relations' top-1 predicate confusion (pairs name GT boxes)
+        self.with_confusion = mode in ("predcls", "sgcls")
+        if self.with_confusion:
+            self.add_state(
+                "confusion",
+                default=torch.zeros(num_predicates, num_predicates, dtype=torch.float64),
+                dist_reduce_fx="sum",
+            )
 
     def prime(self) -> None:
         """Append empty, correctly shaped rows (see :func:`prime_states`)."""
@@ -79,6 +89,9 @@ class VGRecallMetric(Metric):
         img, pr = ev.rows()
         self.image_rows.append(torch.from_numpy(img).to(self.device))
         self.predicate_rows.append(torch.from_numpy(pr).to(self.device))
+        if self.with_confusion:
+            conf = predicate_confusion(gts, preds, self.num_predicates)
+            self.confusion += torch.from_numpy(conf).to(self.confusion)
 
     def compute(self) -> dict[str, Any]:  # type: ignore[override]
         nk = len(self.ks)
@@ -90,9 +103,13 @@ class VGRecallMetric(Metric):
 
         img = cat(self.image_rows, 2 + 5 * nk)
         pr = cat(self.predicate_rows, 2 + 2 * nk)
-        return aggregate_rows(
+        out = aggregate_rows(
             img, pr, self.num_predicates, self.ks, zeroshot=self.zeroshot_triplets is not None
         )
+        if self.with_confusion:
+            # rows: GT predicate; columns: top-1 foreground prediction (0: pair not scored)
+            out["predicate_confusion"] = self.confusion.round().long().cpu().tolist()
+        return out
 
 
 class AGRecallMetric(Metric):

@@ -56,6 +56,7 @@ __all__ = [
     "VGEvaluator",
     "box_iou_plus1",
     "top_k_stable",
+    "predicate_confusion",
 ]
 
 NG_TOP = 100
@@ -728,6 +729,32 @@ def _pred_arrays(p: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.nd
         p.pairs.numpy(),
         p.predicate_scores.numpy(),
     )
+
+
+def predicate_confusion(
+    gts: Sequence[Any], preds: Sequence[Any], num_predicates: int
+) -> np.ndarray:
+    """Top-1 predicate confusion of the GT relations (PredCls / SGCls, where a prediction's
+    boxes are the GT boxes, so pair indices name the same objects).
+
+    Returns a ``[C, C]`` count matrix: row = GT predicate, column = the pair's highest-scoring
+    foreground predicate; column 0 counts GT relations whose pair the model did not score.
+    Row 0 stays 0. Predictions are matched to the GT by ``image_id`` (:func:`paired`).
+    """
+    c = int(num_predicates)
+    conf = np.zeros((c, c), np.int64)
+    for gt, pred in paired(gts, preds):
+        _, gboxes, _, rels = _as_arrays(gt)
+        _, _, _, _, pairs, scores = _pred_arrays(pred)
+        if rels.shape[0] == 0:
+            continue
+        n = max(len(gboxes), int(pairs.max()) + 1 if pairs.size else 0, int(rels[:, :2].max()) + 1)
+        top = np.zeros(n * n, np.int64)  # 0: pair not scored
+        if pairs.shape[0] and scores.shape[1] > 1:
+            top[pairs[:, 0] * n + pairs[:, 1]] = scores[:, 1:].argmax(1) + 1
+        got = top[rels[:, 0] * n + rels[:, 1]]
+        np.add.at(conf, (rels[:, 2], got), 1)
+    return conf
 
 
 def paired(gts: Sequence[Any], preds: Sequence[Any]) -> Iterable[tuple[Any, Any]]:

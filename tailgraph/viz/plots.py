@@ -11,7 +11,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["plot_per_predicate_recall"]
+__all__ = [
+    "plot_per_predicate_recall",
+    "plot_long_tail",
+    "plot_training_curves",
+    "plot_hierarchy_confusion",
+]
 
 
 def plot_per_predicate_recall(
@@ -75,3 +80,125 @@ def plot_per_predicate_recall(
     fig.savefig(out_path, dpi=110)
     plt.close(fig)
     return out_path
+
+
+def _save(fig, out_path: str | Path) -> Path:
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110, format="png")
+    plt.close(fig)
+    return out_path
+
+
+def plot_long_tail(
+    series: Sequence[tuple[str, Sequence[int], Sequence[float]]],
+    out_path: str | Path,
+    k: int = 50,
+    bins: int = 6,
+) -> Path:
+    """The long-tail plot: per-predicate recall@K against training count (log x), one
+    scatter per model (``(label, train counts, recalls)``) with a line through the mean recall
+    of ``bins`` equal-width bins of log count (bins holding no predicate are skipped)."""
+    fig, ax = plt.subplots(figsize=(8.0, 4.8))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    lo = min((max(min(c), 1) for _, c, _ in series), default=1)
+    hi = max((max(max(c), 1) for _, c, _ in series), default=10)
+    edges = np.logspace(np.log10(lo), np.log10(hi) + 1e-9, bins + 1)
+    for j, (label, counts, recalls) in enumerate(series):
+        c = np.maximum(np.asarray(counts, dtype=float), 1.0)
+        r = np.asarray(recalls, dtype=float)
+        color = colors[j % len(colors)]
+        ax.scatter(c, r, s=14, alpha=0.6, color=color, label=label)
+        which = np.clip(np.digitize(c, edges) - 1, 0, bins - 1)
+        xs, ys = [], []
+        for b in range(bins):
+            m = which == b
+            if m.any():
+                xs.append(np.exp(np.log(c[m]).mean()))
+                ys.append(r[m].mean())
+        ax.plot(xs, ys, color=color, linewidth=1.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("training relations of the predicate (log scale)")
+    ax.set_ylabel(f"recall@{k}")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title(f"Per-predicate recall@{k} against training frequency")
+    return _save(fig, out_path)
+
+
+def plot_training_curves(
+    curves: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]],
+    out_path: str | Path,
+) -> Path:
+    """Training curves of one or more runs (``label -> column -> [(x, value)]``, as read from
+    Lightning's CSV logs): the losses (``train/…loss…``) against step, and the validation
+    recalls (``val/…R@K``) against epoch."""
+    import re
+
+    fig, (ax_l, ax_v) = plt.subplots(1, 2, figsize=(11.0, 4.2))
+    recall = re.compile(r"(^|/)(m?R@\d+)$")
+    n_loss = n_val = 0
+    for label, cols in curves.items():
+        for col, pts in cols.items():
+            if not pts:
+                continue
+            x, y = zip(*pts)
+            short = col.split("/", 1)[1] if "/" in col else col
+            name = f"{label}: {short}" if len(curves) > 1 else short
+            if col.startswith("train/") and "loss" in col:
+                ax_l.plot(x, y, linewidth=1, label=name)
+                n_loss += 1
+            elif col.startswith("val/") and recall.search(col):
+                ax_v.plot(x, y, marker="o", markersize=3, linewidth=1, label=name)
+                n_val += 1
+    ax_l.set_xlabel("step")
+    ax_l.set_ylabel("loss")
+    ax_l.set_title("training losses")
+    ax_v.set_xlabel("epoch")
+    ax_v.set_ylabel("recall")
+    ax_v.set_title("validation recalls")
+    for ax, n in ((ax_l, n_loss), (ax_v, n_val)):
+        if n:
+            ax.legend(fontsize=7, loc="best")
+        else:
+            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
+        ax.grid(True, alpha=0.3)
+    return _save(fig, out_path)
+
+
+def plot_hierarchy_confusion(
+    matrices: Sequence[tuple[str, Sequence[Sequence[float]]]],
+    predicates: Sequence[str],
+    parents: Sequence[str | None],
+    out_path: str | Path,
+) -> Path:
+    """Heat maps (one per model) of the top-1 predicate of the GT relations restricted to the
+    predicate hierarchy: every coarse parent followed by its fine children; rows normalised.
+    ``matrices`` are ``[C, C]`` with index 0 the background and ``1..C-1`` ``predicates``."""
+    names = list(predicates)
+    order: list[int] = []
+    for parent in dict.fromkeys(p for p in parents if p is not None):
+        order.append(names.index(parent))
+        order += [i for i, p in enumerate(parents) if p == parent and i not in order]
+    idx = np.asarray(order) + 1
+    n = len(matrices)
+    size = max(4.0, 0.28 * len(order) + 2.0)
+    fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)
+    for ax, (label, m) in zip(axes[0], matrices):
+        full = np.asarray(m, dtype=float)
+        sub = full[np.ix_(idx, idx)]
+        totals = full[idx].sum(1, keepdims=True)
+        norm = np.divide(sub, totals, out=np.zeros_like(sub), where=totals > 0)
+        im = ax.imshow(norm, vmin=0, vmax=1, cmap="viridis")
+        ticks = [names[i] + ("" if parents[i] is not None else " *") for i in order]
+        ax.set_xticks(range(len(order)))
+        ax.set_xticklabels(ticks, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(order)))
+        ax.set_yticklabels(ticks, fontsize=7)
+        ax.set_xlabel("predicted (top-1)")
+        ax.set_ylabel("ground truth")
+        ax.set_title(f"{label} (* coarse)", fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return _save(fig, out_path)

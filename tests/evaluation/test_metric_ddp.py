@@ -14,7 +14,7 @@ from tailgraph.evaluation.ag import evaluate_ag
 from tailgraph.evaluation.metric import AGRecallMetric, OIMetric, VGRecallMetric, VidVRDMetric
 from tailgraph.evaluation.openimages import evaluate_oi
 from tailgraph.evaluation.vidvrd import evaluate_vidvrd
-from tailgraph.evaluation.vg import evaluate_vg
+from tailgraph.evaluation.vg import evaluate_vg, predicate_confusion
 
 from .test_vg_metrics import random_case
 
@@ -89,6 +89,10 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     om = OIMetric(names)
     om.update(oi_g[rank::world], oi_p[rank::world])
     result["oi"] = om.compute()
+    pc_g, pc_p = random_case(np.random.default_rng(6), 30, "predcls")
+    pc = VGRecallMetric("predcls", (5, 20), num_predicates=6)
+    pc.update(pc_g[rank::world], pc_p[rank::world])
+    result["predcls_confusion"] = pc.compute()["predicate_confusion"]
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         json.dump(result, f)
     dist.destroy_process_group()
@@ -100,6 +104,27 @@ def test_metric_equals_evaluator_single_process():
     metric.update(gts[:10], preds[:10])
     metric.update(gts[10:], preds[10:])
     assert metric.compute() == evaluate_vg(gts, preds, "sgdet", (5, 20), ZS, num_predicates=6)
+
+
+def test_predicate_confusion_by_hand():
+    gt = {"image_id": 1, "boxes": np.zeros((3, 4)), "labels": [1, 1, 2],
+          "relations": [[0, 1, 2], [1, 2, 3], [2, 0, 2], [0, 1, 4]]}
+    scores = np.array([[0.9, 0.0, 0.05, 0.05, 0.0],   # pair (0,1): bg highest, fg top-1 = 2
+                       [0.1, 0.1, 0.2, 0.3, 0.3],     # pair (1,2): tie 3 / 4 -> first, 3
+                       [0.1, 0.6, 0.1, 0.1, 0.1]])    # pair (1,0): not a GT pair
+    pred = {"image_id": 1, "boxes": np.zeros((3, 4)), "labels": [1, 1, 2], "label_scores": [1, 1, 1],
+            "pairs": [[0, 1], [1, 2], [1, 0]], "predicate_scores": scores}
+    conf = predicate_confusion([gt], [pred], 5)
+    expected = np.zeros((5, 5), int)
+    expected[2, 2] += 1  # (0,1) GT 2 -> 2
+    expected[4, 2] += 1  # (0,1) GT 4 -> 2
+    expected[3, 3] += 1  # (1,2) GT 3 -> 3
+    expected[2, 0] += 1  # (2,0) not scored
+    assert (conf == expected).all()
+    metric = VGRecallMetric("predcls", (5,), num_predicates=5)
+    metric.update([gt], [pred])
+    assert metric.compute()["predicate_confusion"] == expected.tolist()
+    assert not VGRecallMetric("sgdet", (5,), num_predicates=5).with_confusion
 
 
 def test_two_process_gloo_equals_one_process(tmp_path):
@@ -119,6 +144,8 @@ def test_two_process_gloo_equals_one_process(tmp_path):
         oi_g, oi_p, names = oi_case()
         exp_o = evaluate_oi(oi_g, oi_p, names)
         got_o = got.pop("oi")
+        pc_g, pc_p = random_case(np.random.default_rng(6), 30, "predcls")
+        assert got.pop("predcls_confusion") == predicate_confusion(pc_g, pc_p, 6).tolist()
         for k in ("mAP", "mAP*", "mAP_FG", "mAP*_FG"):
             assert got_o[k] == pytest.approx(exp_o[k], abs=1e-12), k
         for k, v in expected_ag.items():
