@@ -527,4 +527,10 @@ def test_main(argv: list[str]) -> int:
 
 
 def predict_main(argv: list[str]) -> int:
+    """``tailgraph predict``: on a folder (``--ckpt CKPT --input DIR --out OUT``,
+    :mod:`tailgraph.engine.predict`) or on a recipe's data module (LightningCLI)."""
+    if any(a == "--input" or a.startswith("--input=") for a in argv):
+        from tailgraph.engine.predict import main
+
+        return main(argv)
     return _run("predict", argv)

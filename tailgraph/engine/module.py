@@ -235,8 +235,12 @@ class SGGModule(L.LightningModule):
             "python_version": random.getstate()[0],
             "python_gauss": random.getstate()[2],
         }
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        max_size = getattr(dm, "max_size", None)
         checkpoint["tailgraph"] = {
             "vocab": self.vocab.to_dict() if self.vocab else None,
+            # the longer image side the network saw (``tailgraph predict`` resizes to it)
+            "image_max_size": int(max_size) if isinstance(max_size, int) else None,
             "protocol": self.protocol_name,
             "versions": library_versions(),
             "train_stats": None
