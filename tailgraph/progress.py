@@ -11,7 +11,7 @@ import sys
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["progress", "progress_enabled"]
+__all__ = ["progress", "progress_enabled", "track"]
 
 
 def progress_enabled() -> bool:
@@ -43,3 +43,13 @@ def progress(total: int | None, desc: str, unit: str = "it") -> Any:
         yield bar
     finally:
         bar.close()
+
+
+def track(iterable, desc: str, total: int | None = None, unit: str = "it", weight=None):
+    """Iterate ``iterable`` under a bar (``weight(item)``: steps an item counts, default 1)."""
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)
+    with progress(total, desc, unit) as bar:
+        for item in iterable:
+            yield item
+            bar.update(weight(item) if weight is not None else 1)

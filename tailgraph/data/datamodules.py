@@ -596,7 +596,9 @@ def build_tracklet_segments(
     pred_col = {vocab.predicates[p]: j for j, p in enumerate(fg)}
     cls_index = {c: i for i, c in enumerate(vocab.object_classes)}
     out = []
-    for vi, v in enumerate(videos):
+    from tailgraph.progress import track
+
+    for vi, v in enumerate(track(videos, "tracklet features", unit="video")):
         cats = {t: cls_index[c] for t, c in v.extras.get("categories", {}).items()}
         segs = []
         for si, seg in enumerate(split_segments(v, length, stride)):

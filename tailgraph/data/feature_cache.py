@@ -66,7 +66,9 @@ def build_cache(
             f.attrs["checksum"] = extractor_checksum(extractor, settings)
             f.attrs["version"] = CACHE_VERSION
             f.attrs["settings"] = json.dumps(dict(settings or {}), sort_keys=True, default=str)
-            for batch in batches:
+            from tailgraph.progress import track
+
+            for batch in track(batches, "feature cache", unit="batch"):
                 graphs = batch.graphs
                 boxes = torch.cat([g.boxes for g in graphs])
                 owner = torch.repeat_interleave(

@@ -109,6 +109,14 @@ class MetricsWriter(Callback):
             logs={"model": log} if log else None,
         )
         write_json_atomic(target, doc)
+        from tailgraph.engine.report import flatten_models, results_table
+
+        header, rows = results_table(flatten_models({"model": metrics}))
+        if len(header) > 1:
+            print(f"\ntest ({pl_module.task.value}), percent:")
+            print("".join(f"{h:>{10 if i else 12}}" for i, h in enumerate(header)))
+            for r in rows:
+                print("".join(f"{c:>{10 if i else 12}}" for i, c in enumerate(r)))
         print(f"metrics: {target}")
 
 
@@ -349,12 +357,21 @@ class TailgraphCLI(LightningCLI):
                     {"class_path": "tailgraph.engine.cli.MetricsWriter"},
                     {"class_path": "tailgraph.engine.cli.PredictionWriter"},
                     {"class_path": "tailgraph.engine.cli.RunInfoWriter"},
+                    {"class_path": "tailgraph.engine.progress.FitSummary"},
                 ],
                 # the data modules shard for DDP themselves (evaluation without the padding
                 # duplicates a DistributedSampler adds, so metrics count every image once)
                 "trainer.use_distributed_sampler": False,
             }
         )
+
+    def _prepare_subcommand_parser(self, klass, subcommand: str, **kwargs):  # noqa: D102
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand in ("test", "validate"):
+            # the closing table is MetricsWriter's (the main metrics), not Lightning's list of
+            # every logged number
+            parser.set_defaults({"verbose": False})
+        return parser
 
     def parse_arguments(self, parser, args) -> None:  # noqa: D102 - LightningCLI hook
         self._given_args = list(args or [])
@@ -418,6 +435,14 @@ class TailgraphCLI(LightningCLI):
             ]
         if not config.get("plugins"):
             config["plugins"] = [AtomicCheckpointIO()]
+        if config.get("enable_progress_bar", True) is not False:
+            from lightning.pytorch.callbacks import ProgressBar
+
+            from tailgraph.engine.progress import PhaseProgressBar
+
+            given = list(config.get("callbacks") or []) + list(callbacks or [])
+            if not any(isinstance(c, ProgressBar) for c in given):
+                callbacks = [*callbacks, PhaseProgressBar()]
         strategy = config.get("strategy")
         if isinstance(strategy, str) and strategy in DDP_NAMES:
             config["strategy"] = ddp_strategy(strategy)

@@ -45,6 +45,8 @@ def _trainer(out: Path, name: str, epochs: int):
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
+    from tailgraph.engine.progress import PhaseProgressBar
+
     return L.Trainer(
         max_epochs=epochs,
         accelerator="auto",
@@ -56,6 +58,7 @@ def _trainer(out: Path, name: str, epochs: int):
         num_sanity_val_steps=0,
         enable_model_summary=False,
         log_every_n_steps=20,
+        callbacks=[PhaseProgressBar()],
     )
 
 

@@ -34,6 +34,8 @@ NOISE = (
     "is smaller than the logging interval",
     # tailgraph passes LightningCLI its arguments and keeps sys.argv for DDP's re-launch
     "LightningCLI's args parameter is intended",
+    # the end of a fit run is tailgraph's closing summary table (epochs, steps, metrics)
+    "`Trainer.fit` stopped: `max_epochs=",
     # the metrics are synchronised by torchmetrics (every rank logs the same value)
     "when logging on epoch level in distributed setting",
 )

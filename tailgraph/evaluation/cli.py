@@ -234,7 +234,9 @@ def _stream(a: argparse.Namespace, graphs: list, vocab, check_scores: bool):
         num_predicates=vocab.num_predicates,
         check_scores=check_scores,
     ) as r:
-        for chunk in r.chunks(64):
+        from tailgraph.progress import track
+
+        for chunk in track(r.chunks(64), "evaluate", total=len(graphs), unit="img", weight=len):
             idx = []
             for pred in chunk:
                 gi = index.get(pred["image_id"])

@@ -135,9 +135,11 @@ def test_console_has_no_library_tips_or_deprecation_noise(tmp_path):
     from tailgraph.engine.quiet import NOISE
 
     recipe = tiny_recipe("vrd_frames_pairwise", tmp_path)
+    bars = ["--trainer.enable_progress_bar", "true", "--trainer.max_epochs", "2", "--trainer.limit_val_batches", "2"]
     out = []
-    for cmd in (["fit", "--config", str(recipe)],
-                ["test", "--config", str(recipe), "--ckpt_path", str(tmp_path / "out" / "runs" / "version_0" / "checkpoints" / "last.ckpt")]):
+    for cmd in (["fit", "--config", str(recipe), *bars],
+                ["test", "--config", str(recipe), "--trainer.enable_progress_bar", "true",
+                 "--ckpt_path", str(tmp_path / "out" / "runs" / "version_0" / "checkpoints" / "last.ckpt")]):
         proc = subprocess.run([sys.executable, "-m", "tailgraph.cli", *cmd], cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
         out.append(proc.stdout + proc.stderr)
@@ -145,3 +147,13 @@ def test_console_has_no_library_tips_or_deprecation_noise(tmp_path):
     assert "metrics:" in text
     for fragment in NOISE + ("Tip:", "DeprecationWarning", "is deprecated"):
         assert fragment not in text, fragment
+    # one bar per phase: fit's runs over both epochs (6 steps), its validation and the sanity
+    # check have none; test has its own
+    fit_out = out[0].replace("\r", "\n")
+    assert "fit · epoch 2/2" in fit_out and "6/6" in fit_out
+    for other in ("Sanity Checking", "Validation", "Epoch 0", "Epoch 1"):
+        assert other not in fit_out, other
+    assert "test:" in out[1].replace("\r", "\n") and "Testing" not in out[1]
+    # the closing tables: fit's summary, test's main metrics (not Lightning's list)
+    assert "fit summary" in out[0] and "epochs" in out[0] and "checkpoints" in out[0]
+    assert "test (" in out[1] and "RelDet_mAP" in out[1] and "Test metric" not in out[1]

@@ -92,8 +92,12 @@ def generate_synth_vg(
     img_dir.mkdir(parents=True, exist_ok=True)
     splits: dict[str, list[SceneGraph]] = {"train": [], "test": []}
     index = 0
+    from tailgraph.progress import track
+
+    steps = track(range(num_train + num_test), "generate synth-vg", unit="img")
     for split, n in (("train", num_train), ("test", num_test)):
         for _ in range(n):
+            next(steps)
             image, graph = sample_scene(world, scene_seed(seed, index), image_id=index + 1)
             if write_images:
                 tmp = img_dir / f"{index + 1}.jpg.tmp"
@@ -102,6 +106,8 @@ def generate_synth_vg(
                 graph.image_path = str(img_dir / f"{index + 1}.jpg")
             splits[split].append(graph)
             index += 1
+    for _ in steps:  # the bar's last step, and closed
+        pass
     import numpy as np
 
     pc = np.zeros(world.vocab.num_predicates, dtype=np.int64)

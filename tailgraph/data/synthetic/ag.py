@@ -190,7 +190,9 @@ def generate_synth_ag(
     contact_probs[ranks] = zipf / zipf.sum()
     objects, persons, keys = {}, {}, []
     size = image_size
-    for v in range(num_train + num_test):
+    from tailgraph.progress import track
+
+    for v in track(range(num_train + num_test), "generate synth-ag", unit="video"):
         split = "train" if v < num_train else "test"
         rng = np.random.default_rng([seed, v, 271828])
         vid = f"S{v:05d}.mp4"

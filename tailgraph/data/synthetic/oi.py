@@ -86,7 +86,9 @@ def generate_synth_oi(
     splits: dict[str, list[SceneGraph]] = {"train": [], "test": []}
     rows: dict[str, list[list]] = {"train": [], "test": []}
     size_rows = []
-    for idx in range(num_train + num_test):
+    from tailgraph.progress import track
+
+    for idx in track(range(num_train + num_test), "generate synth-oi", unit="img"):
         split = "train" if idx < num_train else "test"
         rng = np.random.default_rng([seed, idx, 99])
         image_id = f"{idx:08x}"

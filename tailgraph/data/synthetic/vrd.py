@@ -120,7 +120,9 @@ def generate_synth_vrd(
     }
     docs: dict[str, list[dict]] = {"train": [], "test": []}
     size = image_size
-    for v in range(num_train + num_test):
+    from tailgraph.progress import track
+
+    for v in track(range(num_train + num_test), "generate synth-vidvrd", unit="video"):
         split = "train" if v < num_train else "test"
         rng = np.random.default_rng([seed, v, 1618])
         vid = f"SV{v:05d}"
