@@ -309,7 +309,7 @@ def draw_boxes(image_path: Path, pred, triplets, vocab, out: Path) -> Path:
     for n, line in enumerate(lines):
         draw.text((6, img.size[1] + 6 + 20 * n), line, fill=(20, 20, 20), font=font)
     out.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(out, format="PNG")
+    canvas.save(out, format="PNG", compress_level=1)  # fast: drawings are for eyes
     return out
 
 
@@ -376,8 +376,8 @@ def draw_graph(pred, triplets, vocab, out: Path, title: str = "") -> Path:
     ax.axis("off")
     ax.set_title(title, fontsize=10)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100, format="png")
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.94)
+    fig.savefig(out, dpi=100, format="png", pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return out
 
@@ -409,7 +409,7 @@ def draw_frame_strip(frames: list[tuple[Path, Any, list]], vocab, out: Path, n: 
         strip.paste(t, (x, 0))
         x += t.size[0] + 4
     out.parent.mkdir(parents=True, exist_ok=True)
-    strip.save(out, format="PNG")
+    strip.save(out, format="PNG", compress_level=1)
     return out
 
 
@@ -444,7 +444,7 @@ def draw_timeline(frames: list[tuple[Path, Any, list]], vocab, out: Path, rows: 
     fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(out, dpi=100, format="png")
+    fig.savefig(out, dpi=100, format="png", pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return out
 

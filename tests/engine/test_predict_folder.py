@@ -211,3 +211,36 @@ def test_predict_sgdet_with_the_synthetic_detector(vg_case, tmp_path):
     assert any(p.boxes.shape != g.boxes.shape or not torch.allclose(p.boxes, g.boxes * (3 if n == 2 else 1))
                for n, (g, p) in enumerate(zip(graphs, (preds[f"img{n}"] for n in range(len(graphs))))))
     assert all((out / f"img{n}.graph.png").is_file() for n in range(len(graphs)))
+
+
+def test_predict_sgdet_with_a_pixel_detector_needs_no_boxes(vg_case, tmp_path):
+    """A Faster R-CNN SGDet model (random weights standing in for the user's) finds the boxes
+    itself on images of any size; the checkpoint is built by hand, as any tailgraph checkpoint."""
+    from tailgraph.engine.module import SGGModule
+    from tailgraph.vocab import Vocabulary
+
+    base, ckpt_vg, graphs, _ = vg_case
+    vocab = Vocabulary.from_dict(torch.load(ckpt_vg, weights_only=True)["tailgraph"]["vocab"])
+    hp = dict(task="sgdet", features=None, bg_per_image=4,
+              context={"class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
+                       "init_args": {"hidden_dim": 16}},
+              detector={"class_path": "tailgraph.modeling.detector.FasterRCNNDetector",
+                        "init_args": {"score_thresh": 0.0, "detections_per_img": 6, "min_size": 64, "max_size": 96}})
+    torch.manual_seed(0)
+    module = SGGModule(**hp)
+    module.build(vocab, "vg")
+    ck = {"state_dict": module.state_dict(), "hyper_parameters": hp}
+    module.on_save_checkpoint(ck)
+    torch.save(ck, tmp_path / "frcnn.ckpt")
+    out = tmp_path / "out"
+    assert tailgraph_main(["predict", "--ckpt", str(tmp_path / "frcnn.ckpt"), "--input", str(base / "images"),
+                           "--out", str(out), "--top", "3"]) == 0
+    preds = {p.image_id: p for p in read_predictions(out / "scene_graphs.json")}
+    assert len(preds) == len(graphs)
+    for n in range(len(graphs)):
+        p = preds[f"img{n}"]
+        with Image.open(next((base / "images").glob(f"img{n}.*"))) as im:
+            w, h = im.size
+        assert 0 < p.boxes.shape[0] <= 6
+        assert float(p.boxes[:, 2].max()) <= w + 1e-3 and float(p.boxes[:, 3].max()) <= h + 1e-3
+        assert (out / f"img{n}.boxes.png").is_file()
