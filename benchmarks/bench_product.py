@@ -45,12 +45,16 @@ trainer:
 """
 
 
+LAST_STDOUT = [""]
+
+
 def run(args: list[str], env: dict | None = None) -> float:
     t0 = time.perf_counter()
     proc = subprocess.run(TG + args, cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, **(env or {})})
     if proc.returncode != 0:
         raise SystemExit(f"tailgraph {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    LAST_STDOUT[0] = proc.stdout
     return time.perf_counter() - t0
 
 
@@ -93,8 +97,14 @@ def main() -> None:
             args = ["predict", "--ckpt", str(ckpt), "--input", str(images), "--boxes",
                     str(base / "boxes.json"), "--out", str(base / f"pred_{draw}")]
             t = run(args + ([] if draw else ["--no-draw"]))
-            res[f"predict_{'draw' if draw else 'nodraw'}"] = {"images": n, "seconds": t,
-                                                             "images_per_s": n / t}
+            import re
+
+            inner = re.search(r"images in ([\d.]+) s \(([\d.]+) images/s\)", LAST_STDOUT[0])
+            res[f"predict_{'draw' if draw else 'nodraw'}"] = {
+                "images": n, "seconds": t, "images_per_s": n / t,
+                # without process start, imports and model loading (what predict prints)
+                "loop_seconds": float(inner.group(1)), "loop_images_per_s": float(inner.group(2)),
+            }
         # ---- report: 1 and 5 runs (each a fit + test of a layout-only model)
         runs = []
         for k in range(5):
