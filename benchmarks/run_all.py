@@ -12,7 +12,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["bench_synth.py", "bench_pixel_model.py", "bench_eval_speed.py", "bench_eval_protocols.py", "bench_rs_vg.py",
            "bench_context_models.py", "bench_sgdet_memory.py", "bench_sttran_ag.py", "bench_data.py", "bench_model_throughput.py",
-           "bench_engine_throughput.py", "bench_negmining.py"]
+           "bench_engine_throughput.py", "bench_negmining.py", "bench_product.py"]
 
 
 def main() -> int:
