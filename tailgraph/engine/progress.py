@@ -23,7 +23,10 @@ __all__ = ["PhaseProgressBar", "FitSummary", "summary_table"]
 class PhaseProgressBar(TQDMProgressBar):
     """One bar for all of ``fit`` (``fit · epoch e/E``), one for ``test`` and ``predict``."""
 
-    def __init__(self, refresh_rate: int = 1) -> None:
+    def __init__(self, refresh_rate: int | None = None) -> None:
+        # a log file or pipe gets every 25th step, not a line per step
+        if refresh_rate is None:
+            refresh_rate = 1 if sys.stdout.isatty() else 25
         super().__init__(refresh_rate=refresh_rate, leave=False)
         self._done = 0  # training batches of the epochs before this one
 

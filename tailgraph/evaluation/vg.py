@@ -818,6 +818,79 @@ def validated_item(gt: Any, pred: Any, mode: str, ncol: int | None) -> tuple[tup
     return item, ncol
 
 
+def _validate_and_evaluate(matched, mode, ks, zkeys, iou_thresh):
+    """:func:`validated_item` for every ``(gt, pred)``, then :func:`_evaluate_chunk`."""
+    items, ncol, first = [], None, None
+    for gt, pred in matched:
+        item, ncol = validated_item(gt, pred, mode, ncol)
+        if first is None:
+            first = item[-1]
+        items.append(item)
+    return _evaluate_chunk(items, mode, ks, zkeys, iou_thresh), ncol, first
+
+
+def _evaluate_parallel(matched: list, mode, ks, zkeys, iou_thresh, workers: int):
+    """:func:`_validate_and_evaluate` over ``workers`` contiguous shares of ``matched``: the
+    shares after the first in forked processes (which see the inputs without a copy), the
+    first in this one; the per-image rows are joined in order, so the result is the
+    single-process one exactly."""
+    import multiprocessing as mp
+    import pickle
+
+    bounds = np.linspace(0, len(matched), workers + 1).round().astype(int)
+    ctx = mp.get_context("fork")
+    children = []
+    for w in range(1, workers):
+        recv, send = ctx.Pipe(duplex=False)
+
+        def work(lo=bounds[w], hi=bounds[w + 1], send=send):
+            try:
+                out = ("ok", _validate_and_evaluate(matched[lo:hi], mode, ks, zkeys, iou_thresh))
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the parent
+                out = ("error", exc)
+            try:
+                send.send_bytes(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
+            except Exception as exc:  # noqa: BLE001 - an unpicklable exception
+                send.send_bytes(pickle.dumps(("error", RuntimeError(repr(exc)))))
+            send.close()
+
+        proc = ctx.Process(target=work, daemon=True)
+        proc.start()
+        send.close()
+        children.append((proc, recv))
+    parts = []
+    try:
+        parts.append(_validate_and_evaluate(matched[: bounds[1]], mode, ks, zkeys, iou_thresh))
+        for proc, recv in children:
+            try:
+                status, value = pickle.loads(recv.recv_bytes())
+            except EOFError:
+                raise RuntimeError("an evaluation worker died") from None
+            if status == "error":
+                raise value
+            parts.append(value)
+    finally:
+        for proc, recv in children:
+            recv.close()
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+    ncol = None
+    for w, ((kept, img, pr, per), nc, first) in enumerate(parts):
+        if nc is not None and ncol is not None and nc != ncol:
+            raise DataError(
+                f"{nc} predicate columns, other images have {ncol}",
+                sample=first,
+                field="predicate_scores",
+            )
+        ncol = ncol if nc is None else nc
+    kept = np.concatenate([p[0][0] + bounds[w] for w, p in enumerate(parts)])
+    img = np.concatenate([p[0][1] for p in parts])
+    pr = np.concatenate([p[0][2] for p in parts])
+    per = np.concatenate([p[0][3] for p in parts])
+    return (kept, img, pr, per), ncol
+
+
 def evaluate_images_vg(
     gts: Sequence[Any],
     preds: Sequence[Any],
@@ -825,21 +898,34 @@ def evaluate_images_vg(
     ks: Sequence[int] = (20, 50, 100),
     zeroshot: set[tuple[int, int, int]] | None = None,
     iou_thresh: float = 0.5,
+    workers: int = 1,
 ) -> tuple[list[VGImageResult | None], int | None]:
     """Validate and evaluate matched GT / prediction lists.
+
+    Args:
+        workers: processes sharing the images (``> 1``: forked workers on platforms that
+            fork; the numbers are those of one process).
 
     Returns:
         ``(per-image results, number of predicate columns seen or None)``.
     """
+    import multiprocessing as mp
+
     ks = _check_ks(ks)
     if mode not in ("predcls", "sgcls", "sgdet"):
         raise DataError(f"unknown mode {mode!r}", field="mode")
-    items, ncol = [], None
-    for gt, pred in paired(gts, preds):
-        item, ncol = validated_item(gt, pred, mode, ncol)
-        items.append(item)
-    kept, img, pr, per = _evaluate_chunk(items, mode, ks, _zeroshot_keys(zeroshot), iou_thresh)
-    results: list[VGImageResult | None] = [None] * len(items)
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise DataError(f"workers must be a positive integer, got {workers!r}", field="workers")
+    matched = list(paired(gts, preds))
+    zkeys = _zeroshot_keys(zeroshot)
+    workers = min(int(workers), max(1, len(matched) // 64))  # a worker earns its fork
+    if workers > 1 and "fork" in mp.get_all_start_methods():
+        (kept, img, pr, per), ncol = _evaluate_parallel(
+            matched, mode, ks, zkeys, iou_thresh, workers
+        )
+    else:
+        (kept, img, pr, per), ncol, _ = _validate_and_evaluate(matched, mode, ks, zkeys, iou_thresh)
+    results: list[VGImageResult | None] = [None] * len(matched)
     start = 0
     for j, i in enumerate(kept):
         n = int(per[j])
@@ -876,6 +962,7 @@ def evaluate_vg(
     zeroshot_triplets: Iterable[Sequence[int]] | None = None,
     iou_thresh: float = 0.5,
     num_predicates: int | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Evaluate a test set (see the module docstring for every metric).
 
@@ -888,13 +975,15 @@ def evaluate_vg(
         ks: the K values.
         zeroshot_triplets: ``(subject_class, object_class, predicate)`` rows.
         num_predicates: predicate columns incl. background (default: from the scores).
+        workers: processes sharing the images (forked; identical numbers). On 2 cores,
+            ``workers=2`` roughly halves the time of a large test set.
     Returns:
         Flat dict of fractions in [0, 1] plus ``per_predicate_*`` lists and ``num_images``.
     """
     zs = (
         None if zeroshot_triplets is None else {tuple(int(v) for v in t) for t in zeroshot_triplets}
     )
-    results, ncol = evaluate_images_vg(gts, preds, mode, ks, zs, iou_thresh)
+    results, ncol = evaluate_images_vg(gts, preds, mode, ks, zs, iou_thresh, workers)
     ncol = num_predicates or ncol
     if ncol is None:
         ncol = 1 + max(

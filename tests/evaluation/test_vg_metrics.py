@@ -192,3 +192,22 @@ def test_mean_at_k_hml_table_1b():
     assert mean_at_k(res, ks=(50,)) == {"Mean@50": pytest.approx(1.6 / 6)}
     with pytest.raises(DataError, match="lack R@20"):
         mean_at_k(res, ks=(20,))
+
+
+@pytest.mark.parametrize("mode", ["predcls", "sgdet"])
+def test_forked_workers_give_the_numbers_of_one_process(mode):
+    gts, preds = random_case(np.random.default_rng(11), 200, mode)
+    zs = [(1, 2, 3), (2, 1, 1)]
+    one = evaluate_vg(gts, preds, mode, (5, 20), zs, num_predicates=6)
+    two = evaluate_vg(gts, preds[::-1], mode, (5, 20), zs, num_predicates=6, workers=2)
+    assert one == two
+    # a bad image in the forked share is the error of one process, one line
+    bad = [dict(p) for p in preds]
+    bad[150]["predicate_scores"] = np.full_like(bad[150]["predicate_scores"], np.nan)
+    with pytest.raises(DataError) as one_err:
+        evaluate_vg(gts, bad, mode, (5, 20), num_predicates=6)
+    with pytest.raises(DataError) as two_err:
+        evaluate_vg(gts, bad, mode, (5, 20), num_predicates=6, workers=2)
+    assert str(two_err.value) == str(one_err.value) and "\n" not in str(two_err.value)
+    with pytest.raises(DataError, match="workers"):
+        evaluate_vg(gts, preds, mode, (5,), workers=0)
