@@ -861,7 +861,7 @@ def _evaluate_parallel(matched: list, mode, ks, zkeys, iou_thresh, workers: int)
     parts = []
     try:
         parts.append(_validate_and_evaluate(matched[: bounds[1]], mode, ks, zkeys, iou_thresh))
-        for proc, recv in children:
+        for _proc, recv in children:
             try:
                 status, value = pickle.loads(recv.recv_bytes())
             except EOFError:
@@ -876,7 +876,7 @@ def _evaluate_parallel(matched: list, mode, ks, zkeys, iou_thresh, workers: int)
             if proc.is_alive():
                 proc.kill()
     ncol = None
-    for w, ((kept, img, pr, per), nc, first) in enumerate(parts):
+    for _rows, nc, first in parts:
         if nc is not None and ncol is not None and nc != ncol:
             raise DataError(
                 f"{nc} predicate columns, other images have {ncol}",
