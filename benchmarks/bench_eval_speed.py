@@ -104,7 +104,7 @@ def bench_case(mode: str, n: int, json_cli: bool, tmp: Path) -> dict:
 
     write_binary(tmp / "gt.h5", "ground_truth", ground_truth_arrays(gts), META)
     write_binary(tmp / "pred.h5", "predictions", predictions_arrays(preds))
-    args = ["--protocol", "vg", "--mode", mode, "--zeroshot", str(tmp / "zs.json"), "--json", str(tmp / "m.json")]
+    args = ["--protocol", "vg", "--mode", mode, "--zeroshot", str(tmp / "zs.json"), "--json", str(tmp / "m.json"), "--overwrite"]
     t_cli, rss_cli, code = run_cli(args + ["--gt", str(tmp / "gt.h5"), "--pred", str(tmp / "pred.h5")])
     assert code == 0
     cli = json.loads((tmp / "m.json").read_text())
