@@ -54,3 +54,27 @@ def tiny_ag_recipe(tmp_path: Path, model: dict, epochs: int = 2, num_train: int 
                     "default_root_dir": str(tmp_path), "num_sanity_val_steps": 0, "limit_val_batches": 0,
                     **trainer}}))
     return cfg
+
+
+def tiny_vg_recipe(path: Path, root: Path, out: Path | None = None, *, seed: int = 0, epochs: int = 1,
+                   num_test: int = 12, model: dict | None = None, data: dict | None = None,
+                   trainer: dict | None = None) -> Path:
+    """Write a recipe for a tiny layout-only synth-vg run (40 training images at 96 px, a
+    PairwiseMLP context, no validation unless ``trainer`` asks) to ``path``; ``model`` /
+    ``data`` / ``trainer`` entries override the defaults."""
+    import yaml
+
+    cfg = {
+        "seed_everything": seed,
+        "model": {"features": None,
+                  "context": {"class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
+                              "init_args": {"hidden_dim": 16}},
+                  **(model or {})},
+        "data": {"class_path": "tailgraph.data.datamodule.SynthVGDataModule",
+                 "init_args": {"root": str(root), "num_train": 40, "num_test": num_test, "image_size": 96,
+                               "layout_only": True, "batch_size": 8, **(data or {})}},
+        "trainer": {"max_epochs": epochs, "enable_progress_bar": False, "num_sanity_val_steps": 0,
+                    "limit_val_batches": 0, **({"default_root_dir": str(out)} if out else {}), **(trainer or {})},
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    return path

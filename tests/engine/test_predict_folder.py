@@ -13,32 +13,15 @@ from tailgraph.cli import main as tailgraph_main
 from tailgraph.data.datamodule import SynthVGDataModule
 from tailgraph.interchange import read_predictions, write_ground_truth
 from tailgraph.structures import SceneGraph
+from tests.helpers import tiny_vg_recipe
 
-RECIPE = """
-seed_everything: 0
-model:
-  features: null
-  context:
-    class_path: tailgraph.modeling.context.pairwise.PairwiseMLPContext
-    init_args: {{hidden_dim: 16}}
-data:
-  class_path: tailgraph.data.datamodule.SynthVGDataModule
-  init_args: {{root: {root}, num_train: 40, num_test: 6, image_size: 96, layout_only: true, batch_size: 8}}
-trainer:
-  default_root_dir: {out}
-  max_epochs: 1
-  enable_progress_bar: false
-  num_sanity_val_steps: 0
-  limit_val_batches: 0
-"""
 
 
 @pytest.fixture(scope="module")
 def vg_case(tmp_path_factory):
     base = tmp_path_factory.mktemp("predict")
     root = base / "synth-vg"
-    cfg = base / "recipe.yaml"
-    cfg.write_text(RECIPE.format(root=root, out=base))
+    cfg = tiny_vg_recipe(base / "recipe.yaml", root, base, num_test=6)
     assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
     ckpt = next(base.glob("runs/version_*/checkpoints/last.ckpt"))
     assert tailgraph_main(["test", "--config", str(cfg), "--ckpt_path", str(ckpt), "--pred-format", "json"]) == 0
@@ -193,13 +176,14 @@ def test_predict_sgdet_with_the_synthetic_detector(vg_case, tmp_path):
     """SGDet on synthetic data: the recipe's synthetic detector simulates detection from the
     --boxes annotations; pixels (PixelFeatures) are read at the checkpoint's image size."""
     base, _, graphs, _ = vg_case
-    cfg = tmp_path / "sgdet.yaml"
-    cfg.write_text(RECIPE.format(root=base / "synth-vg", out=tmp_path).replace(
-        "  features: null\n",
-        "  task: sgdet\n  features:\n    class_path: tailgraph.modeling.roi.PixelFeatures\n"
-        "    init_args: {last_stage: layer1, out_dim: 16}\n  detector:\n"
-        "    class_path: tailgraph.modeling.detector.SyntheticDetector\n    init_args: {seed: 0}\n",
-    ).replace("layout_only: true, ", "max_size: 96, "))
+    cfg = tiny_vg_recipe(
+        tmp_path / "sgdet.yaml", base / "synth-vg", tmp_path, num_test=6,
+        model={"task": "sgdet",
+               "features": {"class_path": "tailgraph.modeling.roi.PixelFeatures",
+                            "init_args": {"last_stage": "layer1", "out_dim": 16}},
+               "detector": {"class_path": "tailgraph.modeling.detector.SyntheticDetector",
+                            "init_args": {"seed": 0}}},
+        data={"layout_only": False, "max_size": 96})
     assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
     ckpt = next(tmp_path.glob("runs/version_*/checkpoints/last.ckpt"))
     out = tmp_path / "out"

@@ -12,26 +12,8 @@ import pytest
 from tailgraph.cli import main as tailgraph_main
 from tailgraph.data.datamodule import SynthVGDataModule
 from tailgraph.engine.report import coarse_fine_confusion, head_body_tail, read_training_log
+from tests.helpers import tiny_vg_recipe
 
-RECIPE = """
-seed_everything: {seed}
-model:
-  features: null
-  lr: 0.01
-  context:
-    class_path: tailgraph.modeling.context.pairwise.PairwiseMLPContext
-    init_args: {{hidden_dim: 16}}
-data:
-  class_path: tailgraph.data.datamodule.SynthVGDataModule
-  init_args: {{root: {root}, num_train: 40, num_test: 12, num_val_im: 8, image_size: 96,
-               layout_only: true, batch_size: 8}}
-trainer:
-  default_root_dir: {out}
-  max_epochs: 2
-  enable_progress_bar: false
-  num_sanity_val_steps: 0
-  log_every_n_steps: 1
-"""
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +24,9 @@ def two_runs(tmp_path_factory):
     runs = []
     for seed in (0, 1):
         out = base / f"seed{seed}"
-        cfg = base / f"recipe{seed}.yaml"
-        cfg.write_text(RECIPE.format(seed=seed, root=root, out=out))
+        cfg = tiny_vg_recipe(base / f"recipe{seed}.yaml", root, out, seed=seed, epochs=2,
+                             model={"lr": 0.01}, data={"num_val_im": 8},
+                             trainer={"log_every_n_steps": 1, "limit_val_batches": 1.0})
         assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
         ckpt = next(out.glob("runs/version_*/checkpoints/last.ckpt"))
         assert tailgraph_main(["test", "--config", str(cfg), "--ckpt_path", str(ckpt)]) == 0

@@ -82,23 +82,9 @@ def test_freq_module_has_no_training_but_evaluates(synth_root, tmp_path):
 
 def test_lightning_cli_fit_then_test(synth_root, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = tmp_path / "recipe.yaml"
-    cfg.write_text(f"""
-seed_everything: 0
-model:
-  features: null
-  context:
-    class_path: tailgraph.modeling.context.pairwise.PairwiseMLPContext
-    init_args: {{hidden_dim: 16}}
-data:
-  class_path: tailgraph.data.datamodule.SynthVGDataModule
-  init_args: {{root: {synth_root}, num_train: 40, num_test: 12, image_size: 96, layout_only: true, batch_size: 8}}
-trainer:
-  max_epochs: 1
-  enable_progress_bar: false
-  num_sanity_val_steps: 0
-  limit_val_batches: 0
-""")
+    from tests.helpers import tiny_vg_recipe
+
+    cfg = tiny_vg_recipe(tmp_path / "recipe.yaml", synth_root)
     assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
     ckpts = sorted(tmp_path.glob("runs/version_*/checkpoints/last.ckpt"))
     assert ckpts, list(tmp_path.rglob("*.ckpt"))
