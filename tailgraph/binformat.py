@@ -570,7 +570,18 @@ class BinaryReader:
     ) -> None:
         if not idx.shape[0]:
             return
-        per_row = np.repeat(counts, np.diff(off))
+        # fast check: the global minimum and each image's largest index (one pass each);
+        # the row-by-row test below runs only to name the first bad image
+        rows = np.diff(off)
+        nonempty = rows > 0
+        if idx.shape[1] == 2:  # pairs: two strided columns beat a width-2 axis reduction
+            hi, lo = np.maximum(idx[:, 0], idx[:, 1]), np.minimum(idx[:, 0], idx[:, 1])
+        else:
+            hi, lo = idx.max(axis=1), idx.min(axis=1)
+        per_image_max = np.maximum.reduceat(hi, off[:-1][nonempty])
+        if int(lo.min()) >= 0 and (per_image_max < counts[nonempty]).all():
+            return
+        per_row = np.repeat(counts, rows)
         bad = ((idx < 0) | (idx >= per_row[:, None])).any(axis=1)
         if bad.any():
             raise self._err(

@@ -158,6 +158,10 @@ def _pred_file(tmp_path, ext=".h5", **override):
     (lambda a: {"labels": a["labels"].astype(np.float32)}, "labels"),
     (lambda a: {"labels": np.where(np.arange(a["labels"].size) == 3, 99, a["labels"])}, "labels"),
     (lambda a: {"pairs": np.where(np.arange(a["pairs"].size).reshape(-1, 2) == 5, 50, a["pairs"])}, "pairs"),
+    (lambda a: {"pairs": np.where(np.arange(a["pairs"].size).reshape(-1, 2) == 7, -1, a["pairs"])}, "pairs"),
+    # a box of the next image: inside the file, outside its own image
+    (lambda a: {"pairs": np.where(np.arange(a["pairs"].size).reshape(-1, 2) == 2 * (a["pair_offsets"][1] - 1),
+                                  np.diff(a["box_offsets"])[0], a["pairs"])}, "pairs"),
     (lambda a: {"predicate_scores": np.where(np.arange(a["predicate_scores"].size).reshape(a["predicate_scores"].shape) == 40, np.nan, a["predicate_scores"]).astype(np.float32)}, "predicate_scores"),
     (lambda a: {"pair_offsets": a["pair_offsets"][::-1].copy()}, "pair_offsets"),
     (lambda a: {"boxes": a["boxes"][:-1]}, "boxes"),
