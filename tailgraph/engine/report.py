@@ -391,6 +391,7 @@ def write_report(
     for name in REPORT_FILES.values():
         claim_file(base_dir / name, overwrite, field="--out")
     staged: list[tuple[Path, Path]] = []
+    created = not base_dir.exists()
     try:
         files = _render_report(paths, base_dir, k, staged)
         for tmp, final in staged:
@@ -398,6 +399,12 @@ def write_report(
         for name in REPORT_FILES.values():  # a plot of an earlier report that no longer applies
             if base_dir / name not in files.values():
                 (base_dir / name).unlink(missing_ok=True)
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        if created and base_dir.is_dir() and not any(base_dir.iterdir()):
+            base_dir.rmdir()  # a failure leaves no empty output folder either
+        raise
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)

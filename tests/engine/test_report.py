@@ -59,3 +59,34 @@ def test_report_rows_for_nested_and_ap_protocols(tmp_path):
     md = files["markdown"].read_text()
     assert "| STTran (with) | –" not in md and "STTran (with)" in md and "STTran (semi)" in md
     assert "| negmine |" in md and "50.00 | 60.00 | 70.00 | 80.00" in md
+
+
+def test_report_bad_runs_are_one_line_errors(tmp_path, capsys):
+    good = tmp_path / "good"
+    good.mkdir()
+    d = doc()
+    d["logs"] = {"FREQ": "metrics.csv"}
+    (good / "metrics.json").write_text(json.dumps(d))
+    (good / "metrics.csv").write_text("epoch,step,train/loss\n0,1,0.5\n0,2,oops\n")
+    missing = tmp_path / "missing"
+    missing.mkdir()
+    bad_counts = tmp_path / "bad_counts"
+    bad_counts.mkdir()
+    (bad_counts / "metrics.json").write_text(json.dumps({**doc(), "train_counts": [1, -2, 3]}))
+    bad_parent = tmp_path / "bad_parent"
+    bad_parent.mkdir()
+    (bad_parent / "metrics.json").write_text(json.dumps({**doc(), "coarse_parent": ["nope", None, None]}))
+    for args, names in (
+        ([str(good), "--out", str(tmp_path / "o")], ["metrics.csv", "line 3", "train/loss"]),
+        ([str(good), str(missing), "--out", str(tmp_path / "o")], ["missing", "not found"]),
+        ([str(bad_counts), "--out", str(tmp_path / "o")], ["train_counts"]),
+        ([str(bad_parent), "--out", str(tmp_path / "o")], ["coarse_parent"]),
+        ([str(good), "-k", "0", "--out", str(tmp_path / "o")], ["-k"]),
+    ):
+        capsys.readouterr()
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        for n in names:
+            assert n in err, (n, err)
+        assert not (tmp_path / "o").exists()
