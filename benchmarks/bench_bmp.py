@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np  # noqa: F401
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import ag_tables, cli_fit_test  # noqa: E402
+from benchmarks.common import ag_tables, cli_fit_test, recipe_epochs_and_synth_ag  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "synthetic" / "bmp_ag_predcls.yaml"
@@ -56,17 +56,10 @@ def main() -> int:
     p.add_argument("--variants", nargs="+", default=["sttran", "tempura", "bmp"], choices=VARIANTS)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bmp_synth_ag.md"))
     a = p.parse_args()
-    import yaml
-
-    epochs = yaml.safe_load(RECIPE.read_text())["trainer"]["max_epochs"]
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         data = work / "synth-ag"
-        # generate the data once (the first fit would otherwise time the generation)
-        from tailgraph.data.synthetic.ag import generate_synth_ag
-
-        cfg = yaml.safe_load(RECIPE.read_text())["data"]["init_args"]
-        generate_synth_ag(data, num_train=cfg["synth_train"], num_test=cfg["synth_test"], image_size=cfg["synth_size"])
+        epochs = recipe_epochs_and_synth_ag(RECIPE, data)
         res = {v: [run(v, s, data, work) for s in a.seeds] for v in a.variants}
     (Path(a.out).with_suffix(".json")).write_text(json.dumps(res, indent=1))
     lines = ["## BMP vs TEMPURA vs STTran on synth-ag (PredCls)", "",

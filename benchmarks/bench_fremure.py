@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np  # noqa: F401
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import ag_tables, cli_fit_test  # noqa: E402
+from benchmarks.common import ag_tables, cli_fit_test, recipe_epochs_and_synth_ag  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "synthetic" / "fremure_gmmplus_ag_predcls.yaml"
@@ -108,21 +108,10 @@ def main() -> int:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fremure_synth_ag.md"))
     a = p.parse_args()
-    import yaml
-
-    epochs = yaml.safe_load(RECIPE.read_text())["trainer"]["max_epochs"]
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         data = work / "synth-ag"
-        from tailgraph.data.synthetic.ag import generate_synth_ag
-
-        cfg = yaml.safe_load(RECIPE.read_text())["data"]["init_args"]
-        generate_synth_ag(
-            data,
-            num_train=cfg["synth_train"],
-            num_test=cfg["synth_test"],
-            image_size=cfg["synth_size"],
-        )
+        epochs = recipe_epochs_and_synth_ag(RECIPE, data)
         res: dict[str, list] = {v: [] for v in a.variants}
         for s in a.seeds:  # seeds outermost: a partial run still compares every variant
             for v in a.variants:

@@ -66,3 +66,18 @@ def ag_tables(res: dict, epochs: int, ks=(10, 20, 50), ref: str = "sttran") -> l
         t = np.mean([r["fit_s"] for r in runs]) / epochs
         lines.append(f"| {v} | {t:.1f} | {t / base:.2f} |")
     return lines
+
+
+def recipe_epochs_and_synth_ag(recipe, data) -> int:
+    """Generate a synth-ag recipe's data set into ``data`` once (so the first fit does not
+    time the generation) and return the recipe's ``trainer.max_epochs``."""
+    import yaml
+
+    from tailgraph.data.synthetic.ag import generate_synth_ag
+
+    doc = yaml.safe_load(recipe.read_text())
+    cfg = doc["data"]["init_args"]
+    generate_synth_ag(
+        data, num_train=cfg["synth_train"], num_test=cfg["synth_test"], image_size=cfg["synth_size"]
+    )
+    return doc["trainer"]["max_epochs"]
