@@ -178,7 +178,7 @@ def _graph_for(frame_id: str, path: Path, boxes: dict, needs_boxes: bool, boxes_
     from tailgraph.structures import SceneGraph
 
     w, h = _image_size(path, frame_id)
-    g = boxes.get(frame_id) or boxes.get(Path(frame_id).name)
+    g = boxes.get(frame_id)
     if g is None:
         if needs_boxes:
             raise DataError(
