@@ -261,7 +261,7 @@ def _child(node: Any, key: str) -> Any:
     return node[key] if isinstance(node, dict) else getattr(node, key)
 
 
-def check_checkpoint(path: str | os.PathLike) -> None:
+def check_checkpoint(path: str | os.PathLike, field: str = "ckpt_path") -> None:
     """Refuse a checkpoint that is missing, truncated, foreign, or holds anything beyond tensors
     and plain containers: it is read with ``torch.load(weights_only=True)`` (no code can run)
     and must be a Lightning checkpoint with a ``state_dict`` and ``hyper_parameters``."""
@@ -272,7 +272,7 @@ def check_checkpoint(path: str | os.PathLike) -> None:
     from tailgraph.errors import DataError
 
     p = Path(path)
-    where = {"file": str(path), "field": "ckpt_path"}
+    where = {"file": str(path), "field": field}
     if not p.exists():
         raise DataError("checkpoint not found", **where)
     if p.is_dir():
@@ -554,8 +554,16 @@ def test_main(argv: list[str]) -> int:
 def predict_main(argv: list[str]) -> int:
     """``tailgraph predict``: on a folder (``--ckpt CKPT --input DIR --out OUT``,
     :mod:`tailgraph.engine.predict`) or on a recipe's data module (LightningCLI)."""
-    if any(a == "--input" or a.startswith("--input=") for a in argv):
+    folder = any(  # the folder form's own options (LightningCLI's checkpoint is --ckpt_path)
+        a.split("=", 1)[0] in ("--input", "--ckpt", "--out", "--boxes") for a in argv
+    )
+    asks_help = any(a in ("-h", "--help") for a in argv)
+    recipe = any(a == "--config" or a.startswith("--config=") for a in argv)
+    if folder or (asks_help and not recipe):  # `tailgraph predict --help`: the folder form
         from tailgraph.engine.predict import main
 
-        return main(argv)
+        try:
+            return main(argv)
+        except SystemExit as exc:  # --help and argument errors
+            return int(exc.code or 0) if isinstance(exc.code, int) else 2
     return _run("predict", argv)

@@ -62,7 +62,7 @@ def load_checkpoint_module(ckpt: str | Path):
     from tailgraph.engine.cli import check_checkpoint
     from tailgraph.engine.module import SGGModule
 
-    check_checkpoint(ckpt)
+    check_checkpoint(ckpt, field="--ckpt")
     ck = torch.load(ckpt, map_location="cpu", weights_only=True)
     where = {"file": str(ckpt), "field": "hyper_parameters"}
     params = inspect.signature(SGGModule.__init__).parameters
@@ -573,8 +573,9 @@ def main(argv: list[str]) -> int:
         prog="tailgraph predict",
         description="Scene graphs of a folder of images or video frames, from a checkpoint "
         "alone: interchange JSON plus drawings (boxes and top triplets, the graph; for video a "
-        "frame strip and a relation timeline). With --config RECIPE instead, predicts the "
-        "recipe's data module (LightningCLI).",
+        "frame strip and a relation timeline). With --config RECIPE --ckpt_path CKPT instead, "
+        "predicts the recipe's test split (LightningCLI; its options: tailgraph predict "
+        "--config RECIPE --help).",
     )
     p.add_argument("--ckpt", required=True, help="a checkpoint written by tailgraph fit")
     p.add_argument("--input", required=True, help="folder of JPEG / PNG images or video frames")

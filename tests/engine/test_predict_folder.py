@@ -228,3 +228,17 @@ def test_predict_sgdet_with_a_pixel_detector_needs_no_boxes(vg_case, tmp_path):
         assert 0 < p.boxes.shape[0] <= 6
         assert float(p.boxes[:, 2].max()) <= w + 1e-3 and float(p.boxes[:, 3].max()) <= h + 1e-3
         assert (out / f"img{n}.boxes.png").is_file()
+
+
+def test_predict_help_and_dispatch(capsys, tmp_path):
+    """`tailgraph predict --help` shows the folder form; its options send a command there (one
+    line for a missing option), LightningCLI keeps --config."""
+    assert tailgraph_main(["predict", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--ckpt" in out and "--input" in out and "--config RECIPE" in out
+    assert tailgraph_main(["predict", "--ckpt", str(tmp_path / "x.ckpt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--input" in err and len(err.splitlines()) == 1
+    assert tailgraph_main(["predict", "--ckpt", str(tmp_path / "x.ckpt"), "--input", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'--ckpt'" in err and "checkpoint not found" in err
