@@ -127,9 +127,8 @@ INF_RANK = np.iinfo(np.int64).max
 class _Selected:
     """One image's ranked predictions that can match a GT relation (see :func:`_select`)."""
 
-    rows: list[np.ndarray]  # per list (graph, pair-accuracy, no-graph): pair rows
+    rows: list[np.ndarray]  # per list (graph, pair-accuracy, no-graph): pair rows, best first
     cls: list[np.ndarray]  # predicate column (1-based) per row
-    rank: list[np.ndarray]  # rank of the row in its list
 
 
 FAST_MIN_ENTRIES = 40_000  # below this, every row's maximum is computed (cheap anyway)
@@ -170,9 +169,8 @@ def _true_positions(mask: np.ndarray, n: int) -> np.ndarray:
     w = np.flatnonzero(words != 0)
     if w.shape[0] == 0:
         return w
-    sub = mask.reshape(-1, 8)[w]
-    r, c = np.nonzero(sub)
-    return w[r] * 8 + c
+    f = np.flatnonzero(mask.reshape(-1, 8)[w])  # positions inside the nonzero words
+    return w[f >> 3] * 8 + (f & 7)
 
 
 def _select_fast(
@@ -318,15 +316,11 @@ def _select(
     ok = (gs < n) & (go < n)
     table = np.zeros((n, n), dtype=bool)
     table[gs[ok], go[ok]] = True
-    a_rows = np.flatnonzero(table[ps, po])
+    a_rows = np.flatnonzero(table.reshape(-1)[ps * n + po])
     a_trip = fg[a_rows].max(axis=1) * os_[a_rows] * oo[a_rows]
     a_rows = a_rows[np.lexsort((a_rows, -a_trip))][:kmax]
     a_cls = fg[a_rows].argmax(axis=1) + 1
-    return _Selected(
-        [top, a_rows, n_rows],
-        [g_cls, a_cls, n_cls],
-        [np.arange(top.shape[0]), np.arange(a_rows.shape[0]), np.arange(n_rows.shape[0])],
-    )
+    return _Selected([top, a_rows, n_rows], [g_cls, a_cls, n_cls])
 
 
 def _iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -445,20 +439,17 @@ def _evaluate_chunk(
     pbo = np.cumsum([0] + [it[4].shape[0] for it in its])
     p_lab = np.concatenate([it[4] for it in its]).astype(np.int64, copy=False)
     p_box = np.concatenate([it[3] for it in its]).astype(np.float32, copy=False)
-    so, li_img, li_cls, li_rank, li_which = [], [], [], [], []
-    for j, i in enumerate(kept):
-        sel = ranked[i]
-        rows = np.concatenate(sel.rows)
-        so.append(items[i][6][rows] + pbo[j])
-        li_img.append(np.full(rows.shape[0], j))
-        li_cls.append(np.concatenate(sel.cls))
-        li_rank.append(np.concatenate(sel.rank))
-        li_which.append(np.repeat([0, 1, 2], [x.shape[0] for x in sel.rows]))
-    so = np.concatenate(so)
-    img_all = np.concatenate(li_img)
-    cls_all = np.concatenate(li_cls).astype(np.int64, copy=False)
-    rank_all = np.concatenate(li_rank).astype(np.int64, copy=False)
-    which = np.concatenate(li_which)
+    # per image one gather of its selected pairs; everything else once per chunk
+    so = np.concatenate([items[i][6][np.concatenate(ranked[i].rows)] for i in kept])
+    sizes = np.array([[x.shape[0] for x in ranked[i].rows] for i in kept], dtype=np.int64)
+    flat_sizes = sizes.reshape(-1)  # (image, list) segments in order
+    so += np.repeat(pbo[:-1], sizes.sum(axis=1))[:, None]
+    img_all = np.repeat(np.arange(m), sizes.sum(axis=1))
+    cls_all = np.concatenate([c for i in kept for c in ranked[i].cls]).astype(np.int64, copy=False)
+    # rank of a row in its list: its position within its (image, list) segment
+    starts = np.cumsum(flat_sizes) - flat_sizes
+    rank_all = np.arange(int(flat_sizes.sum()), dtype=np.int64) - np.repeat(starts, flat_sizes)
+    which = np.repeat(np.tile(np.arange(3), m), flat_sizes)
     lists = []
     for li in range(3):
         w = which == li
