@@ -392,6 +392,7 @@ def write_report(
         claim_file(base_dir / name, overwrite, field="--out")
     staged: list[tuple[Path, Path]] = []
     created = not base_dir.exists()
+    failed = True
     try:
         files = _render_report(paths, base_dir, k, staged)
         for tmp, final in staged:
@@ -399,15 +400,12 @@ def write_report(
         for name in REPORT_FILES.values():  # a plot of an earlier report that no longer applies
             if base_dir / name not in files.values():
                 (base_dir / name).unlink(missing_ok=True)
-    except BaseException:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-        if created and base_dir.is_dir() and not any(base_dir.iterdir()):
-            base_dir.rmdir()  # a failure leaves no empty output folder either
-        raise
+        failed = False
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
+        if failed and created and base_dir.is_dir() and not any(base_dir.iterdir()):
+            base_dir.rmdir()  # a failure leaves no empty output folder either
     return files
 
 
@@ -428,6 +426,13 @@ def _render_report(paths: list[Path], out: Path, k: int, staged: list) -> dict[s
     images: dict[str, Path] = {}  # kind -> staged file (inlined into the HTML)
     key = f"per_predicate_R@{k}"
 
+    def plot(kind: str, draw) -> None:
+        """Render one figure under its staged name (``draw(path)``) and record it."""
+        tmp = _stage(out, REPORT_FILES[kind], staged)
+        draw(tmp)
+        files[kind] = out / REPORT_FILES[kind]
+        images[kind] = tmp
+
     # per-predicate vectors of every model whose run has predicates and counts
     series = []  # (label, predicates, counts, recalls, run)
     for run in runs:
@@ -442,14 +447,11 @@ def _render_report(paths: list[Path], out: Path, k: int, staged: list) -> dict[s
     if series:
         p0 = series[0][1]
         same = {s[0]: s[3] for s in series if s[1] == p0}
-        tmp = _stage(out, REPORT_FILES["plot"], staged)
-        plots.plot_per_predicate_recall(p0, same, series[0][2], tmp, k=k)
-        files["plot"] = out / REPORT_FILES["plot"]
-        images["plot"] = tmp
-        tmp = _stage(out, REPORT_FILES["long_tail"], staged)
-        plots.plot_long_tail([(s[0], s[2], s[3]) for s in series], tmp, k=k)
-        files["long_tail"] = out / REPORT_FILES["long_tail"]
-        images["long_tail"] = tmp
+        plot("plot", lambda t: plots.plot_per_predicate_recall(p0, same, series[0][2], t, k=k))
+        plot(
+            "long_tail",
+            lambda t: plots.plot_long_tail([(s[0], s[2], s[3]) for s in series], t, k=k),
+        )
 
     curves = {}
     for run in runs:
@@ -458,10 +460,7 @@ def _render_report(paths: list[Path], out: Path, k: int, staged: list) -> dict[s
             if c:
                 curves[name] = c
     if curves:
-        tmp = _stage(out, REPORT_FILES["curves"], staged)
-        plots.plot_training_curves(curves, tmp)
-        files["curves"] = out / REPORT_FILES["curves"]
-        images["curves"] = tmp
+        plot("curves", lambda t: plots.plot_training_curves(curves, t))
 
     confusions = []  # (model, rows, matrix, predicates, parents)
     for run in runs:
@@ -479,12 +478,12 @@ def _render_report(paths: list[Path], out: Path, k: int, staged: list) -> dict[s
                 if rows:
                     confusions.append((name, rows, conf, preds, parents))
     if confusions:
-        tmp = _stage(out, REPORT_FILES["confusion"], staged)
-        plots.plot_hierarchy_confusion(
-            [(c[0], c[2]) for c in confusions[:4]], confusions[0][3], confusions[0][4], tmp
+        plot(
+            "confusion",
+            lambda t: plots.plot_hierarchy_confusion(
+                [(c[0], c[2]) for c in confusions[:4]], confusions[0][3], confusions[0][4], t
+            ),
         )
-        files["confusion"] = out / REPORT_FILES["confusion"]
-        images["confusion"] = tmp
 
     sections = _sections(runs, series, confusions, k)
     md = _markdown(runs, sections, files, k)
