@@ -343,6 +343,8 @@ def load_ag(
     filter_small_box: bool = False,
     filter_nonperson_box_frame: bool = True,
     min_frames: int = 3,
+    datasize: str = "large",
+    mini_frames: int = 80000,
 ) -> tuple[list[VideoSceneGraph], Vocabulary]:
     """Read one split of Action Genome.
 
@@ -353,6 +355,10 @@ def load_ag(
         filter_small_box: read ``object_bbox_and_relationship_filtersmall.pkl`` (SGCls / SGDet).
         filter_nonperson_box_frame: drop frames without a person box.
         min_frames: videos with fewer kept frames are dropped (reference: 3).
+        datasize: ``large`` (all frames) or ``mini``: only the first ``mini_frames`` frames
+            of ``person_bbox.pkl`` in its stored order, as the reference loader's
+            ``-datasize mini`` (80000) does, for quick runs.
+        mini_frames: the frame count of ``mini``.
     Returns:
         ``(videos, vocabulary)``; the vocabulary's ``predicate_counts`` are counted on the
         returned frames.
@@ -360,6 +366,12 @@ def load_ag(
     root = Path(root)
     if split not in ("train", "test"):
         raise DataError(f"unknown split {split!r}; expected train or test", field="split")
+    if datasize not in ("large", "mini"):
+        raise DataError(f"unknown datasize {datasize!r}; expected large or mini", field="datasize")
+    if isinstance(mini_frames, bool) or not isinstance(mini_frames, int) or mini_frames < 1:
+        raise DataError(
+            f"mini_frames must be a positive integer, got {mini_frames!r}", field="mini_frames"
+        )
     vocab = ag_vocabulary(root)
     ann = root / "annotations"
     obj_file = ann / (
@@ -377,7 +389,11 @@ def load_ag(
     videos: OrderedDict[str, list[SceneGraph]] = OrderedDict()
     for key, objs in objects.items():
         _check_objects(key, objs, str(obj_file))
-    for key in sorted(objects):
+    keys = sorted(objects)
+    if datasize == "mini":
+        kept = set(list(persons)[:mini_frames])
+        keys = [k for k in keys if k in kept]
+    for key in keys:
         objs = objects[key]
         sets = {o.get("metadata", {}).get("set") for o in objs}
         if split not in sets:

@@ -197,7 +197,7 @@ class SplitDataModule(L.LightningDataModule):
         for split in ("train", "test"):
             if split not in self.splits:
                 self.splits[split], vocab = self._resolve(self.reader)(
-                    self.root, split, layout_only=self.layout_only
+                    self.root, split, layout_only=self.layout_only, **self.reader_options()
                 )
                 if split == "train":
                     self.vocab = vocab
@@ -207,6 +207,10 @@ class SplitDataModule(L.LightningDataModule):
             self.splits["val"], self.splits["train"] = train[:n_val], train[n_val:]
             if not self.splits["train"]:
                 raise DataError("the training split is empty", file=str(self.root), field="train")
+
+    def reader_options(self) -> dict:
+        """Further keyword arguments of ``reader`` (none by default)."""
+        return {}
 
     def train_graphs(self) -> list:
         """The training split's images / frames (what the training statistics count)."""
@@ -360,6 +364,11 @@ class AGDataModule(SplitDataModule):
         layout_only: no frame images.
         num_workers, val_fraction: see :class:`SplitDataModule` (validation videos are held
             out of the training videos).
+        filter_small_box: read the ``..._filtersmall.pkl`` annotations (boxes with a short
+            side > 16 px), as the reference does for SGCls and SGDet; the reference's
+            ``-mode`` sets it (false for PredCls, true otherwise), here the recipe does.
+        datasize: ``large`` | ``mini`` (the reference's ``-datasize``; ``mini`` keeps the
+            first 80000 annotated frames).
     """
 
     protocol = "ag"
@@ -378,6 +387,8 @@ class AGDataModule(SplitDataModule):
         layout_only: bool = False,
         num_workers: int = 0,
         val_fraction: float = 0.1,
+        filter_small_box: bool = False,
+        datasize: str = "large",
     ) -> None:
         super().__init__(
             root,
@@ -390,6 +401,11 @@ class AGDataModule(SplitDataModule):
             val_fraction,
         )
         self.max_size = max_size
+        self.filter_small_box = filter_small_box
+        self.datasize = datasize
+
+    def reader_options(self) -> dict:
+        return {"filter_small_box": self.filter_small_box, "datasize": self.datasize}
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         ds = _VideoFrames(self.splits[split], self.max_size, self.layout_only)

@@ -167,3 +167,36 @@ def test_hostile_pickles_are_bounded_and_refused():
     for proto in (2, 4, 5):
         y = safe_loads(pickle.dumps(x, protocol=proto))
         assert np.array_equal(y["a"], x["a"]) and y["b"] == x["b"]
+
+
+def test_datasize_mini_and_filtersmall_through_the_data_module(tmp_path):
+    """``datasize: mini`` keeps the first frames of person_bbox.pkl in its stored order (the
+    reference's ``-datasize mini``); ``filter_small_box`` reads the filtersmall annotations."""
+    from tailgraph.data.datamodules import AGDataModule
+
+    root = write_ag(tmp_path)
+    ann = root / "annotations"
+    persons = safe_load(ann / "person_bbox.pkl")
+    # stored order: V0's 3 frames, V1's 2, V2's 4, then V0's person-less frame
+    assert list(persons)[:3] == [f"V0.mp4/{f:06d}.png" for f in range(3)]
+    mini, _ = load_ag(root, "train", datasize="mini", mini_frames=3)
+    assert [v.video_id for v in mini] == ["V0.mp4"] and len(mini[0]) == 3
+    mini, _ = load_ag(root, "train", datasize="mini", mini_frames=2)
+    assert mini == []  # V0 keeps 2 frames (< 3): dropped
+    with pytest.raises(DataError, match="datasize"):
+        load_ag(root, "train", datasize="tiny")
+    with pytest.raises(DataError, match="mini_frames"):
+        load_ag(root, "train", datasize="mini", mini_frames=0)
+    # filtersmall: a copy where V0's cup is gone
+    objects = safe_load(ann / "object_bbox_and_relationship.pkl")
+    small = {k: [o for o in v if not (k.startswith("V0") and o["class"] == "cup/glass/bottle")]
+             for k, v in objects.items()}
+    with open(ann / "object_bbox_and_relationship_filtersmall.pkl", "wb") as fh:
+        pickle.dump(small, fh)
+    for flag, n_boxes in ((False, 3), (True, 2)):
+        dm = AGDataModule(str(root), layout_only=True, filter_small_box=flag, val_fraction=0.0)
+        dm.setup("fit")
+        assert [len(f.boxes) for f in dm.splits["train"][0].frames] == [n_boxes] * 3
+    dm = AGDataModule(str(root), layout_only=True, datasize="mini", val_fraction=0.0)
+    dm.setup("fit")
+    assert len(dm.splits["train"][0]) == 3
