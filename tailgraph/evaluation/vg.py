@@ -220,7 +220,7 @@ def _select_fast(
             np.greater_equal(flat, tau, out=mask)
             cand = _true_positions(buf, p * r)
             cand = cand[cand % r != 0]
-            vals = flat[cand]
+            vals = raw = flat[cand]
         else:
             # a superset from one comparison per score (score ≥ τ / w, loosened by more than
             # the rounding of the division), then the exact weighted values
@@ -232,9 +232,10 @@ def _select_fast(
             np.greater_equal(rel_scores, thr[:, None], out=mask.reshape(p, r))
             cand = _true_positions(buf, p * r)
             cand = cand[cand % r != 0]
-            vals = weight[cand // r] * flat[cand]
+            raw = flat[cand]
+            vals = weight[cand // r] * raw
             keep = vals >= tau
-            cand, vals = cand[keep], vals[keep]
+            cand, vals, raw = cand[keep], vals[keep], raw[keep]
         rows_of = cand // r  # non-decreasing
         first = np.empty(rows_of.shape[0], dtype=bool)
         if rows_of.shape[0]:
@@ -247,7 +248,9 @@ def _select_fast(
     else:
         return None
     fg_flat = rows_of * nr + cand % r - 1
-    trip = rel_scores[rows, 1:].max(axis=1) * os_[rows] * oo[rows]
+    # a row's largest foreground score is among its candidates (it passes whatever passes), so
+    # the row maxima are segment maxima of the candidates: the full path's values exactly
+    trip = np.maximum.reduceat(raw, np.flatnonzero(first)) * os_[rows] * oo[rows]
     order = np.lexsort((rows, -trip))[:kmax]
     t_c = float(trip[order[-1]])
     if not (t_c >= tau if weight is None else t_c > tau * (1 + REL_SLACK)):
@@ -340,13 +343,16 @@ def _min_match_rank(
     g_sbox: np.ndarray,
     g_obox: np.ndarray,
     p_key: np.ndarray,
-    p_sbox: np.ndarray,
-    p_obox: np.ndarray,
+    p_box: np.ndarray,
+    p_sub: np.ndarray,
+    p_obj: np.ndarray,
     p_rank: np.ndarray,
     thr: float,
 ) -> np.ndarray:
     """Per GT relation, the smallest rank of a prediction that matches it (``INF_RANK`` if
-    none): equal ``(image, subject class, predicate, object class)`` key, both IoU ≥ thr."""
+    none): equal ``(image, subject class, predicate, object class)`` key, both IoU ≥ thr.
+    Prediction boxes are ``p_box[p_sub]`` / ``p_box[p_obj]``, gathered only for the
+    label-matched pairs."""
     out = np.full(g_key.shape[0], INF_RANK, dtype=np.int64)
     if g_key.shape[0] == 0 or p_key.shape[0] == 0:
         return out
@@ -360,12 +366,15 @@ def _min_match_rank(
     pi = np.repeat(np.arange(p_key.shape[0]), cnt)
     starts = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt)
     gi = order[starts + np.arange(total)]
-    ok = (_iou_pairs(g_sbox[gi], p_sbox[pi]) >= thr) & (_iou_pairs(g_obox[gi], p_obox[pi]) >= thr)
+    ok = (_iou_pairs(g_sbox[gi], p_box[p_sub[pi]]) >= thr) & (
+        _iou_pairs(g_obox[gi], p_box[p_obj[pi]]) >= thr
+    )
     np.minimum.at(out, gi[ok], p_rank[pi[ok]])
     return out
 
 
 _LOCAL = threading.local()
+_F32_INF_BITS = np.uint32(0x7F800000)
 
 
 def _check_finite(rel: np.ndarray, gid: Any) -> None:
@@ -385,7 +394,10 @@ def _rank_image(item: tuple, kmax: int, predcls: bool):
     ws = getattr(_LOCAL, "ws", None)
     if ws is None:
         ws = _LOCAL.ws = _Workspace()
-    if rel.size and not np.isfinite(rel.sum()):
+    # one integer pass certifies the common case: as unsigned integers, the float32 bit patterns
+    # of +0 .. the largest finite value are exactly those below +inf's; anything else (a
+    # negative score, -0, inf, NaN) takes the float checks
+    if rel.size and not rel.view(np.uint32).max() < _F32_INF_BITS and not np.isfinite(rel.sum()):
         _check_finite(rel, gid)
     return _select(oscores, pairs, rel, grels[:, :2], kmax, predcls, ws)
 
@@ -454,9 +466,7 @@ def _evaluate_chunk(
     for li in range(3):
         w = which == li
         s_, o_ = so[w, 0], so[w, 1]
-        lists.append(
-            (img_all[w], p_lab[s_], cls_all[w], p_lab[o_], p_box[s_], p_box[o_], rank_all[w])
-        )
+        lists.append((img_all[w], p_lab[s_], cls_all[w], p_lab[o_], s_, o_, rank_all[w]))
     ncls = 1 + max(
         int(g_sl.max()),
         int(g_ol.max()),
@@ -469,7 +479,9 @@ def _evaluate_chunk(
 
     gk = key(g_img, g_sl, g_p, g_ol)
     ranks = [
-        _min_match_rank(gk, g_sb, g_ob, key(x[0], x[1], x[2], x[3]), x[4], x[5], x[6], iou_thresh)
+        _min_match_rank(
+            gk, g_sb, g_ob, key(x[0], x[1], x[2], x[3]), p_box, x[4], x[5], x[6], iou_thresh
+        )
         for x in lists
     ]
     gcount = np.bincount(g_img, minlength=m).astype(np.float64)
@@ -882,6 +894,38 @@ def _evaluate_parallel(matched: list, mode, ks, zkeys, iou_thresh, workers: int)
     return (kept, img, pr, per), ncol
 
 
+def _evaluate_rows(
+    gts: Sequence[Any],
+    preds: Sequence[Any],
+    mode: str,
+    ks: Sequence[int],
+    zeroshot: set[tuple[int, int, int]] | None,
+    iou_thresh: float,
+    workers: int,
+) -> tuple[tuple[int, ...], int, tuple, int | None]:
+    """Validate and evaluate matched GT / prediction lists into rows.
+
+    Returns:
+        ``(ks, number of matched images, (kept, image_rows, predicate_rows, per_image),
+        predicate columns seen or None)`` (see :func:`_evaluate_chunk`).
+    """
+    import multiprocessing as mp
+
+    ks = _check_ks(ks)
+    if mode not in ("predcls", "sgcls", "sgdet"):
+        raise DataError(f"unknown mode {mode!r}", field="mode")
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise DataError(f"workers must be a positive integer, got {workers!r}", field="workers")
+    matched = list(paired(gts, preds))
+    zkeys = _zeroshot_keys(zeroshot)
+    workers = min(int(workers), max(1, len(matched) // 64))  # a worker earns its fork
+    if workers > 1 and "fork" in mp.get_all_start_methods():
+        rows, ncol = _evaluate_parallel(matched, mode, ks, zkeys, iou_thresh, workers)
+    else:
+        rows, ncol, _ = _validate_and_evaluate(matched, mode, ks, zkeys, iou_thresh)
+    return ks, len(matched), rows, ncol
+
+
 def evaluate_images_vg(
     gts: Sequence[Any],
     preds: Sequence[Any],
@@ -900,28 +944,15 @@ def evaluate_images_vg(
     Returns:
         ``(per-image results, number of predicate columns seen or None)``.
     """
-    import multiprocessing as mp
-
-    ks = _check_ks(ks)
-    if mode not in ("predcls", "sgcls", "sgdet"):
-        raise DataError(f"unknown mode {mode!r}", field="mode")
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise DataError(f"workers must be a positive integer, got {workers!r}", field="workers")
-    matched = list(paired(gts, preds))
-    zkeys = _zeroshot_keys(zeroshot)
-    workers = min(int(workers), max(1, len(matched) // 64))  # a worker earns its fork
-    if workers > 1 and "fork" in mp.get_all_start_methods():
-        (kept, img, pr, per), ncol = _evaluate_parallel(
-            matched, mode, ks, zkeys, iou_thresh, workers
-        )
-    else:
-        (kept, img, pr, per), ncol, _ = _validate_and_evaluate(matched, mode, ks, zkeys, iou_thresh)
-    results: list[VGImageResult | None] = [None] * len(matched)
+    ks, n, (kept, img, pr, per), ncol = _evaluate_rows(
+        gts, preds, mode, ks, zeroshot, iou_thresh, workers
+    )
+    results: list[VGImageResult | None] = [None] * n
     start = 0
     for j, i in enumerate(kept):
-        n = int(per[j])
-        results[int(i)] = _rows_to_result(ks, img[j], pr[start : start + n], zeroshot is not None)
-        start += n
+        k = int(per[j])
+        results[int(i)] = _rows_to_result(ks, img[j], pr[start : start + k], zeroshot is not None)
+        start += k
     return results, ncol
 
 
@@ -974,13 +1005,14 @@ def evaluate_vg(
     zs = (
         None if zeroshot_triplets is None else {tuple(int(v) for v in t) for t in zeroshot_triplets}
     )
-    results, ncol = evaluate_images_vg(gts, preds, mode, ks, zs, iou_thresh, workers)
+    ks, _, (_, img, pr, _), ncol = _evaluate_rows(gts, preds, mode, ks, zs, iou_thresh, workers)
     ncol = num_predicates or ncol
     if ncol is None:
         ncol = 1 + max(
             (int(_as_arrays(g)[3][:, 2].max()) for g in gts if len(_as_arrays(g)[3])), default=0
         )
-    return aggregate_vg(results, ncol, ks, zeroshot=zs is not None)
+    # the chunk rows are what aggregate_vg would rebuild from per-image results
+    return aggregate_rows(img, pr, ncol, ks, zeroshot=zs is not None)
 
 
 class VGEvaluator:

@@ -102,3 +102,34 @@ def test_true_positions_matches_flatnonzero():
         buf = ws.get_mask(n)
         buf[:n] = rng.random(n) < 0.01
         assert np.array_equal(vg._true_positions(buf, n), np.flatnonzero(buf[:n]))
+
+
+@pytest.mark.parametrize("mode", ["predcls", "sgdet"])
+def test_one_non_finite_score_anywhere_is_an_error_and_negative_scores_are_evaluated(monkeypatch, mode):
+    """The finiteness check's integer pass certifies only finite, non-negative scores; one NaN,
+    +inf or -inf anywhere is still an error naming the image, and negative or -0 scores take the
+    float checks and are evaluated like any other (equal to the reference)."""
+    from tailgraph.errors import DataError
+
+    monkeypatch.setattr(vg, "FAST_MIN_ENTRIES", 0)
+    gts, preds = big_case(np.random.default_rng(5), 3, mode)
+    for value in (np.nan, np.inf, -np.inf, -np.nan):
+        for where in ((0, 0), (1234, 7), (-1, -1)):
+            bad = [dict(p) for p in preds]
+            sc = bad[1]["predicate_scores"].copy()
+            sc[where] = value
+            bad[1]["predicate_scores"] = sc
+            with pytest.raises(DataError, match="NaN or inf") as err:
+                evaluate_vg(gts, bad, mode, (20, 50, 100), num_predicates=NP)
+            assert "1" in str(err.value)
+    shifted = [dict(p) for p in preds]
+    for p in shifted:
+        sc = p["predicate_scores"].copy()
+        sc[::7, 3] = -0.0
+        sc[::11, 5] = -0.25
+        p["predicate_scores"] = sc
+    ours = evaluate_vg(gts, shifted, mode, (20, 50, 100), num_predicates=NP)
+    ref = reference_evaluate(gts, shifted, mode, (20, 50, 100), num_predicates=NP)
+    for k in (20, 50, 100):
+        assert ours[f"R@{k}"] == pytest.approx(ref[f"R@{k}"], abs=1e-12)
+        assert ours[f"mR@{k}"] == pytest.approx(ref[f"mR@{k}"], abs=1e-12)
