@@ -213,7 +213,7 @@ def _select_fast(
     for _ in range(3):
         if m >= sample.shape[0]:
             return None
-        tau = sample[np.argpartition(sample, sample.shape[0] - m)[sample.shape[0] - m]]
+        tau = np.partition(sample, sample.shape[0] - m)[sample.shape[0] - m]
         if not tau > 0:
             return None
         if weight is None:  # predcls: (1 × 1) × x = x
@@ -283,7 +283,8 @@ def _select(
     nr = r - 1
     fg = rel_scores[:, 1:]
     ps, po = pairs[:, 0], pairs[:, 1]
-    os_, oo = obj_scores[ps], obj_scores[po]
+    so_scores = np.take(obj_scores, pairs)  # one gather for both columns
+    os_, oo = so_scores[:, 0], so_scores[:, 1]
     ngk = max(NG_TOP, kmax)
     weight = None if predcls else os_ * oo
     fast = None
