@@ -59,14 +59,14 @@ def test_fast_path_equals_full_path(monkeypatch, mode, variant):
     gts, preds = big_case(rng, 6, mode, **kw)
     monkeypatch.setattr(vg, "FAST_MIN_ENTRIES", 0)  # these images are smaller than the default
     calls = []
-    real = vg._fast_candidates
+    real = vg._select_fast
 
     def spy(*a):
         out = real(*a)
         calls.append(out is not None)
         return out
 
-    monkeypatch.setattr(vg, "_fast_candidates", spy)
+    monkeypatch.setattr(vg, "_select_fast", spy)
     ks = (1, 20, 50, 100, 150)
     zs = [[1, 2, 3], [2, 2, 1], [3, 1, 4]]
     fast = evaluate_vg(gts, preds, mode=mode, ks=ks, zeroshot_triplets=zs, num_predicates=NP)
