@@ -13,7 +13,7 @@ Options (TEMPURA's flags):
   ``automated`` — ``λ = sigmoid(Linear(f))`` per pair.
 * ``fusion``: ``late`` (before the predicate head) or ``early`` (after the spatial encoder);
   the context model applies it at that point.
-* ``use_at_test``: fuse at evaluation too (default; the released test scripts forget to
+* ``use_memory_at_test``: fuse at evaluation too (default; the released test scripts forget to
   restore the memory — here it is a buffer, saved in and restored from checkpoints).
 * ``weight_type``: ``simple`` — plain class means; ``frequency`` — FReMuRe's released code:
   within each training batch (one video) and relation type, every positive (pair, class)
@@ -48,7 +48,7 @@ class RelationMemory(nn.Module):
         selection: ``manual`` | ``automated``.
         lam: λ of ``manual`` selection.
         fusion: ``late`` | ``early`` (read by the context model).
-        use_at_test: fuse in evaluation mode too.
+        use_memory_at_test: fuse in evaluation mode too.
         weight_type: ``simple``.
 
     Shapes:
@@ -64,7 +64,7 @@ class RelationMemory(nn.Module):
         selection: str = "manual",
         lam: float = 0.5,
         fusion: str = "late",
-        use_at_test: bool = True,
+        use_memory_at_test: bool = True,
         weight_type: str = "simple",
         predicate_counts: Sequence[float] | None = None,
         temperature: float = 0.5,
@@ -89,7 +89,7 @@ class RelationMemory(nn.Module):
             raise ValueError("compute='seperate' needs the relation type groups")
         self.dim, self.num_predicates = dim, num_predicates
         self.compute, self.selection, self.lam, self.fusion = compute, selection, lam, fusion
-        self.use_at_test = use_at_test
+        self.use_memory_at_test = use_memory_at_test
         self.type_columns = (
             [list(g[1]) for g in groups] if groups else [list(range(num_predicates))]
         )
@@ -145,7 +145,7 @@ class RelationMemory(nn.Module):
         self.counts.zero_()
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        if not self.ready or (not self.training and not self.use_at_test) or f.shape[0] == 0:
+        if not self.ready or (not self.training and not self.use_memory_at_test) or f.shape[0] == 0:
             return f
         q = f.unsqueeze(0)
         outs = []

@@ -42,7 +42,7 @@ def test_fusion_formula_joint_and_seperate():
 
 
 def test_automated_selection_and_test_time_switch():
-    mem = RelationMemory(3, 2, selection="automated", use_at_test=False)
+    mem = RelationMemory(3, 2, selection="automated", use_memory_at_test=False)
     mem.accumulate(torch.randn(4, 3), torch.tensor([[1, 0], [0, 1], [1, 1], [0, 1]]))
     mem.end_epoch()
     f = torch.randn(2, 3)
@@ -50,8 +50,8 @@ def test_automated_selection_and_test_time_switch():
     m = mem.attn[0](f[None], mem.means[None], mem.means[None])[0][0]
     assert torch.allclose(mem(f), lam * f + (1 - lam) * m, atol=1e-6)
     mem.eval()
-    assert torch.equal(mem(f), f)  # use_at_test=False: not fused in evaluation
-    mem.use_at_test = True
+    assert torch.equal(mem(f), f)  # use_memory_at_test=False: not fused in evaluation
+    mem.use_memory_at_test = True
     assert not torch.equal(mem(f), f)
 
 
@@ -97,11 +97,11 @@ def test_memory_through_the_engine_is_checkpointed_and_used_at_test(tmp_path, mo
     scores = []
     for use in ("true", "false"):  # a test-time switch on the command line wins over the ckpt
         assert tailgraph_main(["predict", "--config", str(cfg), "--ckpt_path", str(ckpt),
-                               "--model.context.init_args.memory", f'{{"lam": 0.5, "use_at_test": {use}}}']) == 0
+                               "--model.context.init_args.memory", f'{{"lam": 0.5, "use_memory_at_test": {use}}}']) == 0
         runs = sorted((tmp_path / "runs").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
         doc = json.loads((runs[-1] / "predictions.json").read_text())
         scores.append(torch.tensor([s for im in doc["images"] for row in im["predicate_scores"] for s in row]))
-    # the restored memory is fused into the test-time features (use_at_test), and only then
+    # the restored memory is fused into the test-time features (use_memory_at_test), and only then
     assert scores[0].shape == scores[1].shape and not torch.allclose(scores[0], scores[1])
 
 

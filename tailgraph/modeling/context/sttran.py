@@ -195,7 +195,7 @@ class STTranContext(RelationFeatureMixin, nn.Module):
         temporal_layers: decoder depth (3).
         frame_embed_on: ``qk`` (queries and keys, STTran) or ``inputs``.
         memory: options of :class:`RelationMemory` (``compute``, ``selection``, ``lam``,
-            ``fusion``, ``use_at_test``, ``weight_type``) to add TEMPURA's memory bank, or
+            ``fusion``, ``use_memory_at_test``, ``weight_type``) to add TEMPURA's memory bank, or
             ``None``.
         num_predicates, groups: injected from the vocabulary (for the memory).
         union_is_map: the features stage returns union 7×7 maps (injected by
