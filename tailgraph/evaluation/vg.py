@@ -350,25 +350,29 @@ def _min_match_rank(
     p_rank: np.ndarray,
     thr: float,
 ) -> np.ndarray:
-    """Per GT relation, the smallest rank of a prediction that matches it (``INF_RANK`` if
-    none): equal ``(image, subject class, predicate, object class)`` key, both IoU ≥ thr.
+    """Per GT entry, the smallest rank of a prediction that matches it (``INF_RANK`` if
+    none): equal key (image, subject class, predicate, object class, and whatever else the
+    caller encodes), both IoU ≥ thr. GT entry ``i`` has the boxes ``g_sbox[i % G]`` /
+    ``g_obox[i % G]`` (``G`` boxes; ``g_key`` may list each relation once per list).
     Prediction boxes are ``p_box[p_sub]`` / ``p_box[p_obj]``, gathered only for the
     label-matched pairs."""
     out = np.full(g_key.shape[0], INF_RANK, dtype=np.int64)
     if g_key.shape[0] == 0 or p_key.shape[0] == 0:
         return out
     order = np.argsort(g_key, kind="stable")
-    sk = g_key[order]
-    lo = np.searchsorted(sk, p_key, "left")
-    cnt = np.searchsorted(sk, p_key, "right") - lo
+    uk, first, counts = np.unique(g_key[order], return_index=True, return_counts=True)
+    at = np.minimum(np.searchsorted(uk, p_key), uk.shape[0] - 1)
+    cnt = np.where(uk[at] == p_key, counts[at], 0)
     total = int(cnt.sum())
     if total == 0:
         return out
     pi = np.repeat(np.arange(p_key.shape[0]), cnt)
+    lo = first[at]
     starts = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt)
     gi = order[starts + np.arange(total)]
-    ok = (_iou_pairs(g_sbox[gi], p_box[p_sub[pi]]) >= thr) & (
-        _iou_pairs(g_obox[gi], p_box[p_obj[pi]]) >= thr
+    gb = gi % g_sbox.shape[0]
+    ok = (_iou_pairs(g_sbox[gb], p_box[p_sub[pi]]) >= thr) & (
+        _iou_pairs(g_obox[gb], p_box[p_obj[pi]]) >= thr
     )
     np.minimum.at(out, gi[ok], p_rank[pi[ok]])
     return out
@@ -453,7 +457,7 @@ def _evaluate_chunk(
     p_lab = np.concatenate([it[4] for it in its]).astype(np.int64, copy=False)
     p_box = np.concatenate([it[3] for it in its]).astype(np.float32, copy=False)
     # per image one gather of its selected pairs; everything else once per chunk
-    so = np.concatenate([items[i][6][np.concatenate(ranked[i].rows)] for i in kept])
+    so = np.concatenate([np.take(items[i][6], np.concatenate(ranked[i].rows), 0) for i in kept])
     sizes = np.array([[x.shape[0] for x in ranked[i].rows] for i in kept], dtype=np.int64)
     flat_sizes = sizes.reshape(-1)  # (image, list) segments in order
     so += np.repeat(pbo[:-1], sizes.sum(axis=1))[:, None]
@@ -463,28 +467,29 @@ def _evaluate_chunk(
     starts = np.cumsum(flat_sizes) - flat_sizes
     rank_all = np.arange(int(flat_sizes.sum()), dtype=np.int64) - np.repeat(starts, flat_sizes)
     which = np.repeat(np.tile(np.arange(3), m), flat_sizes)
-    lists = []
-    for li in range(3):
-        w = which == li
-        s_, o_ = so[w, 0], so[w, 1]
-        lists.append((img_all[w], p_lab[s_], cls_all[w], p_lab[o_], s_, o_, rank_all[w]))
-    ncls = 1 + max(
-        int(g_sl.max()),
-        int(g_ol.max()),
-        *(int(max(x[1].max(initial=0), x[3].max(initial=0))) for x in lists),
-    )
-    npred = 1 + max(int(g_p.max()), *(int(x[2].max(initial=0)) for x in lists))
+    s_, o_ = so[:, 0], so[:, 1]
+    p_sl, p_ol = p_lab[s_], p_lab[o_]
+    ncls = 1 + max(int(g_sl.max()), int(g_ol.max()), int(p_sl.max()), int(p_ol.max()))
+    npred = 1 + max(int(g_p.max()), int(cls_all.max()))
 
     def key(img, sl, p, ol):
         return ((img * ncls + sl) * npred + p) * ncls + ol
 
+    # the three lists matched at once: the list is the key's last digit, and every GT relation
+    # is looked up once per list
     gk = key(g_img, g_sl, g_p, g_ol)
-    ranks = [
-        _min_match_rank(
-            gk, g_sb, g_ob, key(x[0], x[1], x[2], x[3]), p_box, x[4], x[5], x[6], iou_thresh
-        )
-        for x in lists
-    ]
+    g3 = (gk[None, :] * 3 + np.arange(3)[:, None]).reshape(-1)
+    ranks = _min_match_rank(
+        g3,
+        g_sb,
+        g_ob,
+        key(img_all, p_sl, cls_all, p_ol) * 3 + which,
+        p_box,
+        s_,
+        o_,
+        rank_all,
+        iou_thresh,
+    ).reshape(3, -1)
     gcount = np.bincount(g_img, minlength=m).astype(np.float64)
     img_rows = np.zeros((m, 2 + 5 * nk))
     img_rows[:, 0] = gcount
