@@ -710,33 +710,43 @@ def aggregate_vg(
 
 
 def _as_arrays(gt: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+    """``(image_id, boxes [N, 4] float32, labels [N] int64, relations [G, 3] int64)``."""
     if isinstance(gt, dict):
-        return (
-            gt["image_id"],
-            np.asarray(gt["boxes"], np.float32).reshape(-1, 4),
-            np.asarray(gt["labels"], np.int64),
-            np.asarray(gt["relations"], np.int64).reshape(-1, 3),
+        gid, boxes, labels, rels = gt["image_id"], gt["boxes"], gt["labels"], gt["relations"]
+    else:
+        gid, boxes, labels, rels = (
+            gt.image_id,
+            gt.boxes.numpy(),
+            gt.labels.numpy(),
+            gt.relations.numpy(),
         )
-    return gt.image_id, gt.boxes.numpy(), gt.labels.numpy(), gt.relations.numpy()
+    return (
+        gid,
+        np.asarray(boxes, np.float32).reshape(-1, 4),
+        np.asarray(labels, np.int64).reshape(-1),
+        np.asarray(rels, np.int64).reshape(-1, 3),
+    )
 
 
 def _pred_arrays(p: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(image_id, boxes [N, 4] float32, labels [N] int64, label_scores [N] float32, pairs
+    [P, 2] int64, predicate_scores float32)``."""
     if isinstance(p, dict):
-        return (
-            p["image_id"],
-            np.asarray(p["boxes"], np.float32).reshape(-1, 4),
-            np.asarray(p["labels"], np.int64),
-            np.asarray(p["label_scores"], np.float32),
-            np.asarray(p["pairs"], np.int64).reshape(-1, 2),
-            np.asarray(p["predicate_scores"], np.float32),
+        fields = (p["boxes"], p["labels"], p["label_scores"], p["pairs"], p["predicate_scores"])
+        pid = p["image_id"]
+    else:
+        fields = tuple(
+            t.numpy() for t in (p.boxes, p.labels, p.label_scores, p.pairs, p.predicate_scores)
         )
+        pid = p.image_id
+    boxes, labels, scores, pairs, rel = fields
     return (
-        p.image_id,
-        p.boxes.numpy(),
-        p.labels.numpy(),
-        p.label_scores.numpy(),
-        p.pairs.numpy(),
-        p.predicate_scores.numpy(),
+        pid,
+        np.asarray(boxes, np.float32).reshape(-1, 4),
+        np.asarray(labels, np.int64).reshape(-1),
+        np.asarray(scores, np.float32).reshape(-1),
+        np.asarray(pairs, np.int64).reshape(-1, 2),
+        np.asarray(rel, np.float32),
     )
 
 
@@ -823,8 +833,12 @@ def validated_item(gt: Any, pred: Any, mode: str, ncol: int | None) -> tuple[tup
                 field="predicate_scores",
             )
         ncol = rel_scores.shape[1]
-    item = _item(gboxes, glabels, grels, boxes, labels, scores, pairs, rel_scores, mode, gid)
-    return item, ncol
+    # the arrays already have their dtypes and shapes (_as_arrays, _pred_arrays)
+    if mode == "predcls":
+        boxes, labels, scores = gboxes, glabels, np.ones(glabels.shape[0], dtype=np.float32)
+    if rel_scores.ndim != 2:
+        rel_scores = rel_scores.reshape(pairs.shape[0], -1)
+    return (gboxes, glabels, grels, boxes, labels, scores, pairs, rel_scores, gid), ncol
 
 
 def _validate_and_evaluate(matched, mode, ks, zkeys, iou_thresh):
