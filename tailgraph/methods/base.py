@@ -121,6 +121,31 @@ def _memories(model: Any, out: Any) -> list[tuple[nn.Module, torch.Tensor]]:
     return []
 
 
+def _memory_features(model: Any, batch: Any, out: Any) -> list[tuple[nn.Module, torch.Tensor]]:
+    """What each memory bank stores from a training batch: the training forward's pre-fusion
+    features, or (``feature_pass``) those of a no-grad pass over the same batch with every
+    module in evaluation mode (no dropout; batch-norm statistics untouched), the training
+    modes restored after."""
+    mems = _memories(model, out)
+    if not any(m.feature_pass for m, _ in mems):
+        return mems
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        with torch.no_grad():
+            again = dict(_memories(model, model(batch)))
+    finally:
+        for m, mode in modes:
+            m.training = mode
+    out_list = []
+    for m, feats in mems:
+        f = again.get(m, feats) if m.feature_pass else feats
+        if f.shape != feats.shape:
+            raise RuntimeError("the memory pass saw other pairs than the training forward")
+        out_list.append((m, f))
+    return out_list
+
+
 class Method(nn.Module, metaclass=abc.ABCMeta):
     """Base class of the training methods (the default is :class:`Supervised`); a method
     defines at least :meth:`training_step`."""
@@ -166,7 +191,7 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
         losses: dict[str, torch.Tensor] = {}
         if model.training:
             # TEMPURA's memory bank(s): this epoch's pre-fusion features with their labels
-            for memory, feats in _memories(model, out):
+            for memory, feats in _memory_features(model, batch, out):
                 memory.accumulate(feats, targets.multi_hot)
         if "pair_score_logits" in out.extras:
             losses["loss_pair_score"] = F.binary_cross_entropy_with_logits(

@@ -1,7 +1,7 @@
 """TEMPURA's predicate memory bank (methods.md §0).
 
 During each training epoch the pre-fusion relation features are accumulated per predicate with
-their labels (detached: they carry no gradient); at the epoch's end ``M[c]`` becomes the mean
+their labels; at the epoch's end ``M[c]`` becomes the mean
 feature of the pairs whose label set contains ``c`` (empty during epoch 0). Fusion attends from
 each relation feature ``f`` to the class means and mixes: ``f' = λ f + (1 − λ) m``.
 
@@ -13,6 +13,10 @@ Options (TEMPURA's flags):
   ``automated`` — ``λ = sigmoid(Linear(f))`` per pair.
 * ``fusion``: ``late`` (before the predicate head) or ``early`` (after the spatial encoder);
   the context model applies it at that point.
+* ``feature_pass``: the stored features come from a separate no-grad pass in evaluation mode
+  over each training batch (default, as TEMPURA's per-batch memory pass), so dropout does not
+  reach them; ``False`` stores the training forward's own features, detached (one forward
+  less per step).
 * ``use_memory_at_test``: fuse at evaluation too (default; the released test scripts forget to
   restore the memory — here it is a buffer, saved in and restored from checkpoints).
 * ``weight_type``: ``simple`` — plain class means; ``frequency`` — FReMuRe's released code:
@@ -49,7 +53,9 @@ class RelationMemory(nn.Module):
         lam: λ of ``manual`` selection.
         fusion: ``late`` | ``early`` (read by the context model).
         use_memory_at_test: fuse in evaluation mode too.
-        weight_type: ``simple``.
+        feature_pass: accumulate from a no-grad evaluation-mode pass (else from the training
+            forward, detached).
+        weight_type: ``simple`` | ``frequency``.
 
     Shapes:
         ``forward(f [P, D]) -> [P, D]``; ``accumulate(f [P, D], multi_hot [P, R])``.
@@ -66,6 +72,7 @@ class RelationMemory(nn.Module):
         fusion: str = "late",
         use_memory_at_test: bool = True,
         weight_type: str = "simple",
+        feature_pass: bool = True,
         predicate_counts: Sequence[float] | None = None,
         temperature: float = 0.5,
     ) -> None:
@@ -90,6 +97,7 @@ class RelationMemory(nn.Module):
         self.dim, self.num_predicates = dim, num_predicates
         self.compute, self.selection, self.lam, self.fusion = compute, selection, lam, fusion
         self.use_memory_at_test = use_memory_at_test
+        self.feature_pass = bool(feature_pass)
         self.type_columns = (
             [list(g[1]) for g in groups] if groups else [list(range(num_predicates))]
         )

@@ -129,3 +129,47 @@ def test_frequency_weighting_of_the_code_variant_by_hand():
     assert wa < 1 / 3  # the rarer class 1 takes most of type a's weight
     with pytest.raises(ValueError, match="predicate_counts"):
         RelationMemory(2, 4, groups, weight_type="frequency")
+
+
+def test_feature_pass_stores_the_no_grad_evaluation_mode_features():
+    """feature_pass (default): the memory stores the pre-fusion features of a no-grad pass in
+    evaluation mode (no dropout, batch-norm statistics untouched), training modes restored;
+    feature_pass=False stores the training forward's own (dropped-out) features."""
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from tailgraph.methods.base import _memory_features
+
+    class Ctx(nn.Module):
+        def __init__(self, feature_pass):
+            super().__init__()
+            self.lin, self.bn, self.drop = nn.Linear(4, 3), nn.BatchNorm1d(3), nn.Dropout(0.5)
+            self.memory = RelationMemory(3, 2, feature_pass=feature_pass)
+
+    class Model(nn.Module):
+        def __init__(self, feature_pass):
+            super().__init__()
+            self.context = Ctx(feature_pass)
+
+        def forward(self, x):
+            c = self.context
+            return SimpleNamespace(extras={"memory_input": c.drop(c.bn(c.lin(x))).detach()})
+
+    torch.manual_seed(0)
+    x = torch.randn(6, 4)
+    for feature_pass in (True, False):
+        model = Model(feature_pass).train()
+        out = model(x)
+        bn_mean = model.context.bn.running_mean.clone()
+        ((mem, feats),) = _memory_features(model, x, out)
+        assert mem is model.context.memory
+        assert model.training and model.context.drop.training and model.context.bn.training
+        assert torch.equal(model.context.bn.running_mean, bn_mean)
+        model.eval()
+        with torch.no_grad():
+            expected = model(x).extras["memory_input"]
+        if feature_pass:
+            assert torch.allclose(feats, expected)
+        else:
+            assert torch.equal(feats, out.extras["memory_input"]) and not torch.allclose(feats, expected)
