@@ -9,7 +9,8 @@ variant's overrides.
 Variants: sttran (STTran context, linear heads), tempura (STTran + memory bank + GMM heads,
 K 6), fremure_bayes, fremure_gmmplus, and Table 2's rows on the GMM-Plus model: no_decouple,
 no_frequency, no_dual_branch, head_gmm / head_linear (the GMM-Plus head replaced), and
-fremure_code (the released code's formulation).
+fremure_code (the released code's gate, fusion and global phase) and fremure_code_memory (plus its
+frequency-weighted memory bank, `weight_type: frequency`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ VARIANTS = (
     "head_gmm",
     "head_linear",
     "fremure_code",
+    "fremure_code_memory",
 )
 KS = (10, 20, 50)
 
@@ -87,8 +89,10 @@ def variant_recipe(name: str, work: Path) -> Path:
         m["head"] = GMM
     if name == "head_linear":
         m["head"] = LINEAR
-    if name == "fremure_code":
+    if name in ("fremure_code", "fremure_code_memory"):
         ctx["variant"] = "code"
+    if name == "fremure_code_memory":  # plus the code's memory: per-video frequency softmax
+        ctx["memory"] = {"weight_type": "frequency", "temperature": 0.5, "lam": 0.5}
     out = work / f"{name}.yaml"
     out.write_text(yaml.safe_dump(cfg))
     return out
