@@ -384,7 +384,8 @@ _F32_INF_BITS = np.uint32(0x7F800000)
 
 def _check_finite(rel: np.ndarray, gid: Any) -> None:
     """NaN / inf in the scores are an error. The minimum and maximum propagate NaN and show
-    ±inf; run after the image is ranked, they read scores already in cache."""
+    ±inf (run only when the cheaper checks of :func:`_rank_image` did not certify the
+    scores)."""
     if rel.size and not (np.isfinite(rel.min()) and np.isfinite(rel.max())):
         raise DataError("predicate scores contain NaN or inf", sample=gid, field="predicate_scores")
 
