@@ -29,7 +29,7 @@ def main() -> int:
     p.add_argument("--hidden", type=int, default=128)
     a = p.parse_args()
     torch.set_num_threads(2)
-    from tailgraph.data.datamodule import SynthVGDataModule
+    from tailgraph.datamodules.vg import SynthVGDataModule
     from tailgraph.engine.module import SGGModule
 
     dm = SynthVGDataModule(root=a.root, num_train=2000, num_test=400, image_size=128, layout_only=True, batch_size=32)

@@ -27,7 +27,7 @@ def timed(fn):
 def main() -> int:
     torch.set_num_threads(2)
     from tailgraph.data.action_genome import load_ag
-    from tailgraph.data.feature_cache import CachedFeatures, build_cache, extractor_checksum
+    from tailgraph.datamodules.feature_cache import CachedFeatures, build_cache, extractor_checksum
     from tailgraph.data.images import GraphImageDataset, collate_graph_batch
     from tailgraph.data.openimages import load_oi
     from tailgraph.data.synthetic import generate_synth_vg

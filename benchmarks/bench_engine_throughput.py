@@ -67,7 +67,7 @@ def main() -> None:
     p.add_argument("--root", default="data/synth-vg")
     a = p.parse_args()
     torch.set_num_threads(2)
-    from tailgraph.data.datamodule import SynthVGDataModule
+    from tailgraph.datamodules.vg import SynthVGDataModule
     from tailgraph.engine.module import SGGModule
     from tailgraph.methods.base import TrainStats
 

@@ -22,7 +22,7 @@ from tailgraph.evaluation.vidvrd import evaluate_vidvrd  # noqa: E402
 from tests.evaluation.test_ag_metrics import reference_frame  # noqa: E402
 from tests.evaluation.test_vidvrd_metrics import ref_evaluate  # noqa: E402
 from benchmarks.bench_eval_speed import run_cli  # noqa: E402
-from tailgraph.binformat import ground_truth_arrays, predictions_arrays, vidvrd_arrays, write_binary  # noqa: E402
+from tailgraph.io.binformat import ground_truth_arrays, predictions_arrays, vidvrd_arrays, write_binary  # noqa: E402
 
 import json  # noqa: E402
 import tempfile  # noqa: E402

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.eval_cases import NUM_CLASSES, NUM_PREDICATES, make_case  # noqa: E402
 from benchmarks.sgb_shaped import evaluate as reference_evaluate  # noqa: E402
-from tailgraph.binformat import ground_truth_arrays, predictions_arrays, write_binary  # noqa: E402
+from tailgraph.io.binformat import ground_truth_arrays, predictions_arrays, write_binary  # noqa: E402
 from tailgraph.evaluation.vg import evaluate_vg  # noqa: E402
 
 KS = (20, 50, 100)

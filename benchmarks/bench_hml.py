@@ -33,7 +33,7 @@ CONTEXTS = {"MOTIFS": "tailgraph.modeling.context.motifs.MotifsContext",
 
 
 def data_module(name: str, root_synth: str):
-    from tailgraph.data.datamodule import SynthVGDataModule, VGDataModule
+    from tailgraph.datamodules.vg import SynthVGDataModule, VGDataModule
 
     cfg = yaml.safe_load((ROOT / "configs" / "synthetic" / "hml_motifs_vg.yaml").read_text())
     if name == "synth":

@@ -20,7 +20,7 @@ from bench_context_models import MODELS  # noqa: E402  (the same four image cont
 def main() -> int:
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    from tailgraph.data.feature_cache import CachedFeatures, build_cache
+    from tailgraph.datamodules.feature_cache import CachedFeatures, build_cache
     from tailgraph.data.synthetic import SynthVGConfig, build_world, sample_scene, scene_seed
     from tailgraph.engine.module import SGGModule
     from tailgraph.structures import GraphBatch

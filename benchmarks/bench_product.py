@@ -32,7 +32,7 @@ model:
     class_path: tailgraph.modeling.context.motifs.MotifsContext
     init_args: {{hidden_dim: 64}}
 data:
-  class_path: tailgraph.data.datamodule.SynthVGDataModule
+  class_path: tailgraph.datamodules.vg.SynthVGDataModule
   init_args: {{root: {root}, num_train: {train}, num_test: 100, num_val_im: 20, image_size: 128, max_size: 128, batch_size: 8}}
 trainer:
   default_root_dir: {out}
@@ -78,8 +78,8 @@ def main() -> None:
         sys.path.insert(0, str(REPO))
         from PIL import Image
 
-        from tailgraph.data.datamodule import SynthVGDataModule
-        from tailgraph.interchange import write_ground_truth
+        from tailgraph.datamodules.vg import SynthVGDataModule
+        from tailgraph.io.interchange import write_ground_truth
 
         dm = SynthVGDataModule(root=str(base / "synth-vg"), num_train=400, num_test=100, image_size=128)
         dm.setup("fit")

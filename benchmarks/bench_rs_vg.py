@@ -27,7 +27,7 @@ def main() -> int:
     a = p.parse_args()
     torch.set_num_threads(2)
 
-    from tailgraph.data.datamodule import VGDataModule
+    from tailgraph.datamodules.vg import VGDataModule
     from tailgraph.engine.module import SGGModule
 
     dm = VGDataModule(root=a.root, layout_only=True, batch_size=a.batch_size)

@@ -23,10 +23,10 @@ def main() -> int:
     p.add_argument("--root", default="data/bench-synth-ag")
     a = p.parse_args()
     torch.set_num_threads(2)
-    from tailgraph.data.datamodules import AGDataModule
+    from tailgraph.datamodules.base import AGDataModule
     from tailgraph.engine.module import SGGModule
     from tailgraph.evaluation.ag import evaluate_ag
-    from tailgraph.modeling.freq import ag_frequency_predictions
+    from tailgraph.protocols.ag import ag_frequency_predictions
 
     dm = AGDataModule(root=a.root, synth_train=a.train, synth_test=a.test, synth_size=a.size, max_size=a.size, val_fraction=0.0)
     dm.setup("fit")

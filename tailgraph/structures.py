@@ -1,4 +1,5 @@
-"""Core data structures: scene graphs, video scene graphs, predictions, the task enum.
+"""Core data structures: scene graphs, video scene graphs, predictions, the task enum, and
+VidVRD-II's tracklets, segments and segment batches.
 
 All structures hold torch tensors (CPU by default) and validate themselves on construction,
 raising :class:`tailgraph.errors.DataError` that names the sample and the field at fault.
@@ -25,7 +26,18 @@ import torch
 
 from tailgraph.errors import DataError
 
-__all__ = ["Task", "SceneGraph", "VideoSceneGraph", "Predictions", "GraphBatch", "as_tensor"]
+__all__ = [
+    "Task",
+    "SceneGraph",
+    "VideoSceneGraph",
+    "Predictions",
+    "GraphBatch",
+    "as_tensor",
+    "Tracklet",
+    "Segment",
+    "SegmentBatch",
+    "collate_segments",
+]
 
 
 class Task(str, enum.Enum):
@@ -417,3 +429,98 @@ class GraphBatch:
 
     def __len__(self) -> int:
         return len(self.graphs)
+
+
+@dataclass
+class Tracklet:
+    """One tracklet of a segment: ``boxes [L, 4]`` over frames ``[begin, begin + L)``."""
+
+    begin: int
+    boxes: np.ndarray
+    track_id: Any = None  # the annotated track it was made from (analysis only)
+
+    @property
+    def end(self) -> int:
+        return self.begin + len(self.boxes)
+
+
+@dataclass
+class Segment:
+    """A segment ready for the model (one item of the VidVRD-II data set)."""
+
+    video_id: Any
+    begin: int
+    end: int
+    tracklets: list[Tracklet]
+    feats: torch.Tensor  # [T, F]
+    labels: torch.Tensor  # [T] class (0 = background)
+    pairs: torch.Tensor  # [Q, 2] local tracklet indices
+    targets: torch.Tensor  # [Q, P] multi-hot over the foreground predicates
+    positive: torch.Tensor  # [Q] bool
+    position: torch.Tensor  # [Q, 12]
+
+
+@dataclass
+class SegmentBatch:
+    """Segments concatenated: tracklet and pair tensors with global tracklet indices.
+
+    Attributes:
+        segments: the segments (video id, span, tracklets for the output trajectories).
+        feats: ``[T, F]`` tracklet features; ``track_segment`` ``[T]`` their segment.
+        labels: ``[T]`` tracklet classes (0 = background).
+        pairs: ``[Q, 2]`` global tracklet indices; ``pair_segment`` ``[Q]``.
+        targets: ``[Q, P]`` multi-hot over the foreground predicates (column j = predicate j + 1).
+        position: ``[Q, 12]`` relative position features.
+    """
+
+    segments: list[Segment]
+    feats: torch.Tensor
+    track_segment: torch.Tensor
+    labels: torch.Tensor
+    pairs: torch.Tensor
+    pair_segment: torch.Tensor
+    targets: torch.Tensor
+    position: torch.Tensor
+    extras: dict = field(default_factory=dict)
+
+    def to(self, device: torch.device | str) -> SegmentBatch:
+        return SegmentBatch(
+            self.segments,
+            self.feats.to(device),
+            self.track_segment.to(device),
+            self.labels.to(device),
+            self.pairs.to(device),
+            self.pair_segment.to(device),
+            self.targets.to(device),
+            self.position.to(device),
+            self.extras,
+        )
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+
+def collate_segments(segments: Sequence[Segment]) -> SegmentBatch:
+    """Concatenate segments into a :class:`SegmentBatch`."""
+    feats, tseg, labels, pairs, pseg, targets, pos = [], [], [], [], [], [], []
+    offset = 0
+    for k, s in enumerate(segments):
+        n = s.feats.shape[0]
+        feats.append(s.feats)
+        labels.append(s.labels)
+        tseg.append(torch.full((n,), k, dtype=torch.int64))
+        pairs.append(s.pairs + offset)
+        pseg.append(torch.full((s.pairs.shape[0],), k, dtype=torch.int64))
+        targets.append(s.targets)
+        pos.append(s.position)
+        offset += n
+    return SegmentBatch(
+        list(segments),
+        torch.cat(feats),
+        torch.cat(tseg),
+        torch.cat(labels),
+        torch.cat(pairs).reshape(-1, 2),
+        torch.cat(pseg),
+        torch.cat(targets),
+        torch.cat(pos),
+    )

@@ -48,7 +48,7 @@ def tiny_ag_recipe(tmp_path: Path, model: dict, epochs: int = 2, num_train: int 
     cfg.write_text(yaml.safe_dump({
         "seed_everything": 0,
         "model": model,
-        "data": {"class_path": "tailgraph.data.datamodules.AGDataModule",
+        "data": {"class_path": "tailgraph.datamodules.base.AGDataModule",
                  "init_args": {"root": str(root), "max_size": 64, "val_fraction": 0.0}},
         "trainer": {"max_epochs": epochs, "enable_progress_bar": False, "enable_model_summary": False,
                     "default_root_dir": str(tmp_path), "num_sanity_val_steps": 0, "limit_val_batches": 0,
@@ -70,7 +70,7 @@ def tiny_vg_recipe(path: Path, root: Path, out: Path | None = None, *, seed: int
                   "context": {"class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
                               "init_args": {"hidden_dim": 16}},
                   **(model or {})},
-        "data": {"class_path": "tailgraph.data.datamodule.SynthVGDataModule",
+        "data": {"class_path": "tailgraph.datamodules.vg.SynthVGDataModule",
                  "init_args": {"root": str(root), "num_train": 40, "num_test": num_test, "image_size": 96,
                                "layout_only": True, "batch_size": 8, **(data or {})}},
         "trainer": {"max_epochs": epochs, "enable_progress_bar": False, "num_sanity_val_steps": 0,

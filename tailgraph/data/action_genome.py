@@ -12,7 +12,7 @@ Files under ``root``:
   "contacting_relationship", "visible", "metadata": {"tag", "set"}}``;
 * ``frames/<video>/<frame>`` images unless read layout-only.
 
-Pickles are read with :func:`tailgraph.data.safe_pickle.safe_load` (no code can run).
+Pickles are read with :func:`tailgraph.io.safe_pickle.safe_load` (no code can run).
 A frame is kept when its ``metadata.set`` is the split and it has a visible object (and a
 person box, with ``filter_nonperson_box_frame``); a video is kept when at least 3 frames
 remain (the reference's ``len(video) > 2``). Each frame becomes a :class:`SceneGraph` laid out
@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from tailgraph.data.safe_pickle import safe_load
 from tailgraph.errors import DataError
+from tailgraph.io.safe_pickle import safe_load
 from tailgraph.structures import SceneGraph, VideoSceneGraph
 from tailgraph.vocab import BACKGROUND, Vocabulary
 
@@ -80,7 +80,7 @@ OBJECT_RENAMES = {
 def _lines(path: Path, expected: int) -> list[str]:
     if not path.is_file():
         raise DataError("file not found", file=str(path))
-    from tailgraph.data.files import read_text
+    from tailgraph.io.files import read_text
 
     lines = [ln.strip() for ln in read_text(path, "class list").splitlines() if ln.strip()]
     if len(lines) != expected:

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from tailgraph.data.files import read_csv_rows
 from tailgraph.errors import DataError
+from tailgraph.io.files import read_csv_rows
 from tailgraph.structures import SceneGraph
 from tailgraph.vocab import BACKGROUND, Vocabulary
 

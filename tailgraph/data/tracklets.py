@@ -17,133 +17,34 @@ A video is cut into segments (:func:`tailgraph.data.vidvrd.split_segments`: 30 f
   ``min(segment length, instance length)``. Training keeps every positive pair and random
   negatives up to ``max_pairs`` (64) per segment.
 * The **relative position** feature of a pair is VidVRD-II's 12-d start / end feature
-  (:func:`tailgraph.modeling.context.vidvrd_ii.relative_motion_feature`).
+  (:func:`tailgraph.ops.tracks.relative_motion_feature`).
 * A tracklet's **visual feature** is the mean of its per-frame RoI features
   (:class:`tailgraph.modeling.tracklet_features.TrackletFeatureExtractor`).
 
-vIoU is VidVRD-helper's (:func:`tailgraph.evaluation.vidvrd.viou`, +1 pixel convention).
+vIoU is VidVRD-helper's (:func:`tailgraph.ops.tracks.viou`, +1 pixel convention).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from tailgraph.errors import DataError
-from tailgraph.evaluation.vidvrd import viou
-from tailgraph.structures import VideoSceneGraph
+from tailgraph.ops.tracks import relative_motion_feature, viou
+from tailgraph.structures import Tracklet, VideoSceneGraph
 
 __all__ = [
-    "Tracklet",
-    "Segment",
-    "SegmentBatch",
     "segment_tracklets",
     "active_instances",
     "assign_pairs",
-    "collate_segments",
+    "pair_position",
     "TRACKLET_SOURCES",
 ]
 
 TRACKLET_SOURCES = ("gt", "jittered")
-
-
-@dataclass
-class Tracklet:
-    """One tracklet of a segment: ``boxes [L, 4]`` over frames ``[begin, begin + L)``."""
-
-    begin: int
-    boxes: np.ndarray
-    track_id: Any = None  # the annotated track it was made from (analysis only)
-
-    @property
-    def end(self) -> int:
-        return self.begin + len(self.boxes)
-
-
-@dataclass
-class Segment:
-    """A segment ready for the model (one item of the VidVRD-II data set)."""
-
-    video_id: Any
-    begin: int
-    end: int
-    tracklets: list[Tracklet]
-    feats: torch.Tensor  # [T, F]
-    labels: torch.Tensor  # [T] class (0 = background)
-    pairs: torch.Tensor  # [Q, 2] local tracklet indices
-    targets: torch.Tensor  # [Q, P] multi-hot over the foreground predicates
-    positive: torch.Tensor  # [Q] bool
-    position: torch.Tensor  # [Q, 12]
-
-
-@dataclass
-class SegmentBatch:
-    """Segments concatenated: tracklet and pair tensors with global tracklet indices.
-
-    Attributes:
-        segments: the segments (video id, span, tracklets for the output trajectories).
-        feats: ``[T, F]`` tracklet features; ``track_segment`` ``[T]`` their segment.
-        labels: ``[T]`` tracklet classes (0 = background).
-        pairs: ``[Q, 2]`` global tracklet indices; ``pair_segment`` ``[Q]``.
-        targets: ``[Q, P]`` multi-hot over the foreground predicates (column j = predicate j + 1).
-        position: ``[Q, 12]`` relative position features.
-    """
-
-    segments: list[Segment]
-    feats: torch.Tensor
-    track_segment: torch.Tensor
-    labels: torch.Tensor
-    pairs: torch.Tensor
-    pair_segment: torch.Tensor
-    targets: torch.Tensor
-    position: torch.Tensor
-    extras: dict = field(default_factory=dict)
-
-    def to(self, device: torch.device | str) -> SegmentBatch:
-        return SegmentBatch(
-            self.segments,
-            self.feats.to(device),
-            self.track_segment.to(device),
-            self.labels.to(device),
-            self.pairs.to(device),
-            self.pair_segment.to(device),
-            self.targets.to(device),
-            self.position.to(device),
-            self.extras,
-        )
-
-    def __len__(self) -> int:
-        return len(self.segments)
-
-
-def collate_segments(segments: Sequence[Segment]) -> SegmentBatch:
-    """Concatenate segments into a :class:`SegmentBatch`."""
-    feats, tseg, labels, pairs, pseg, targets, pos = [], [], [], [], [], [], []
-    offset = 0
-    for k, s in enumerate(segments):
-        n = s.feats.shape[0]
-        feats.append(s.feats)
-        labels.append(s.labels)
-        tseg.append(torch.full((n,), k, dtype=torch.int64))
-        pairs.append(s.pairs + offset)
-        pseg.append(torch.full((s.pairs.shape[0],), k, dtype=torch.int64))
-        targets.append(s.targets)
-        pos.append(s.position)
-        offset += n
-    return SegmentBatch(
-        list(segments),
-        torch.cat(feats),
-        torch.cat(tseg),
-        torch.cat(labels),
-        torch.cat(pairs).reshape(-1, 2),
-        torch.cat(pseg),
-        torch.cat(targets),
-        torch.cat(pos),
-    )
 
 
 def _track_boxes(video: VideoSceneGraph, begin: int, end: int) -> dict[Any, tuple[int, np.ndarray]]:
@@ -281,8 +182,6 @@ def assign_pairs(
 def pair_position(tracklets: Sequence[Tracklet], pairs: torch.Tensor) -> torch.Tensor:
     """``[Q, 12]`` relative position features of the pairs (boxes at each tracklet's first and
     last frame in the segment)."""
-    from tailgraph.modeling.context.vidvrd_ii import relative_motion_feature
-
     if pairs.numel() == 0:
         return torch.zeros((0, 12))
     first = torch.tensor(np.stack([t.boxes[0] for t in tracklets]), dtype=torch.float32)
@@ -293,37 +192,3 @@ def pair_position(tracklets: Sequence[Tracklet], pairs: torch.Tensor) -> torch.T
     return relative_motion_feature(
         first[s], first[o], last[s], last[o], (t0[s], t1[s]), (t0[o], t1[o])
     )
-
-
-def segment_instances(
-    segment: Segment,
-    out_triplets: torch.Tensor,
-    scores: torch.Tensor,
-    pair_index: torch.Tensor,
-    vocab: Any,
-) -> list[dict]:
-    """Relation instances of one segment from its scored triplets (``out_triplets [K, 3]``
-    (subject class, predicate index, object class), ``scores [K]``, ``pair_index [K]`` local
-    pair rows): the pair's common frames are the duration, the tracklets' boxes there the
-    trajectories."""
-    res = []
-    for (sc, p, oc), score, q in zip(out_triplets.tolist(), scores.tolist(), pair_index.tolist()):
-        a, b = (int(x) for x in segment.pairs[q])
-        ta, tb = segment.tracklets[a], segment.tracklets[b]
-        lo, hi = max(ta.begin, tb.begin), min(ta.end, tb.end)
-        if hi <= lo:
-            continue
-        res.append(
-            {
-                "triplet": [
-                    vocab.object_classes[sc],
-                    vocab.predicates[p],
-                    vocab.object_classes[oc],
-                ],
-                "score": float(score),
-                "duration": [lo, hi],
-                "sub_traj": ta.boxes[lo - ta.begin : hi - ta.begin].tolist(),
-                "obj_traj": tb.boxes[lo - tb.begin : hi - tb.begin].tolist(),
-            }
-        )
-    return res

@@ -195,7 +195,7 @@ def encode_boxes(boxes_xyxy: np.ndarray, width: int, height: int, scale: int = 1
 
 
 def _read_json(path: Path) -> Any:
-    from tailgraph.data.files import read_json_file
+    from tailgraph.io.files import read_json_file
 
     return read_json_file(path)
 
@@ -655,3 +655,55 @@ def write_vg(
         }
         files["vocab"] = dump(VOCAB_EXTRA, meta)
     return files
+
+
+def stats(root: str | Path) -> dict[str, Any]:
+    """Statistics of a VG150-format set.
+
+    Returns:
+        ``{"splits": {name: {"images", "boxes", "relations"}}, "predicate_counts": {name: raw
+        count over all splits}, "filtered": {"splits": ..., "predicate_counts": ...}}``. Raw =
+        every image row of the file; filtered = what ``load_vg`` yields for training and
+        testing with the default filters (images without boxes or relations dropped,
+        duplicate predicates of a pair reduced to one in train).
+    """
+    root = Path(root)
+    a = read_vg_arrays(root)
+    vocab = vg_vocabulary(_find(root, DICT_NAMES, None, "VG-SGG dicts json"))
+    names = {0: "train", 1: "val", 2: "test"}
+    splits: dict[str, dict[str, int]] = {}
+    nbox = np.where(a.first_box >= 0, a.last_box - a.first_box + 1, 0)
+    nrel = np.where(a.first_rel >= 0, a.last_rel - a.first_rel + 1, 0)
+    for code in sorted(set(a.split.tolist())):
+        m = a.split == code
+        splits[names.get(code, str(code))] = {
+            "images": int(m.sum()),
+            "boxes": int(nbox[m].sum()),
+            "relations": int(nrel[m].sum()),
+        }
+    counts = np.bincount(a.predicates, minlength=vocab.num_predicates)
+    raw_counts = {vocab.predicates[i]: int(counts[i]) for i in range(1, vocab.num_predicates)}
+    fsplits: dict[str, dict[str, int]] = {}
+    fcounts = np.zeros(vocab.num_predicates, dtype=np.int64)
+    for split in ("train", "test"):
+        graphs, _ = load_vg(root, split, layout_only=True, count_split=None)
+        fsplits[split] = {
+            "images": len(graphs),
+            "boxes": sum(g.num_boxes for g in graphs),
+            "relations": sum(g.num_relations for g in graphs),
+        }
+        for g in graphs:
+            fcounts += np.bincount(g.relations[:, 2].numpy(), minlength=vocab.num_predicates)
+    filtered = {
+        "splits": fsplits,
+        "predicate_counts": {
+            vocab.predicates[i]: int(fcounts[i]) for i in range(1, vocab.num_predicates)
+        },
+    }
+    return {
+        "format": "vg",
+        "root": str(root),
+        "splits": splits,
+        "predicate_counts": raw_counts,
+        "filtered": filtered,
+    }

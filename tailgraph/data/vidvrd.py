@@ -65,7 +65,7 @@ def predicate_patterns(name: str) -> tuple[str | None, str | None]:
 
 
 def _read(path: Path) -> dict:
-    from tailgraph.data.files import read_json_file
+    from tailgraph.io.files import read_json_file
 
     doc = read_json_file(path)
     if not isinstance(doc, dict):

@@ -24,12 +24,11 @@ import lightning as L
 import torch
 
 from tailgraph.components import build_component
-from tailgraph.data.tracklets import SegmentBatch
 from tailgraph.methods.base import Method, TrainStats
 from tailgraph.modeling.builder import DEFAULT_CONTEXT, DEFAULT_FEATURES, DEFAULT_HEAD, build_model
 from tailgraph.modeling.relation_model import RelationModel, RelationOutput, run_detector
 from tailgraph.protocols import Protocol, assign_detections, build_protocol
-from tailgraph.structures import GraphBatch, Task
+from tailgraph.structures import GraphBatch, SegmentBatch, Task
 from tailgraph.vocab import Vocabulary
 
 __all__ = [

@@ -59,7 +59,7 @@ def load_checkpoint_module(ckpt: str | Path):
     vocabulary, weights loaded, in eval mode. Returns ``(module, image_max_size or None)``."""
     import torch
 
-    from tailgraph.engine.cli import check_checkpoint
+    from tailgraph.engine.lightning_cli import check_checkpoint
     from tailgraph.engine.module import SGGModule
 
     check_checkpoint(ckpt, field="--ckpt")
@@ -156,7 +156,7 @@ def _image_size(path: Path, sample: str) -> tuple[int, int]:
 def _boxes_by_id(path: str | None, vocab) -> dict[str, Any]:
     if path is None:
         return {}
-    from tailgraph.interchange import read_ground_truth
+    from tailgraph.io.interchange import read_ground_truth
 
     graphs, gvocab, _ = read_ground_truth(path)
     if list(gvocab.object_classes) != list(vocab.object_classes):
@@ -468,9 +468,9 @@ def predict_folder(
     import torch
 
     from tailgraph.data.images import load_image, pad_images
-    from tailgraph.engine.cli import PRED_FORMATS, write_image_predictions
+    from tailgraph.engine.lightning_cli import PRED_FORMATS, write_image_predictions
+    from tailgraph.io.outputs import build_folder_atomically
     from tailgraph.modeling.detector import SyntheticDetector
-    from tailgraph.outputs import build_folder_atomically
     from tailgraph.structures import GraphBatch, Task
 
     if pred_format not in PRED_FORMATS:
@@ -482,14 +482,14 @@ def predict_folder(
         raise DataError(f"must be positive, got {top}", field="--top")
     module, ck_size = load_checkpoint_module(ckpt)
     vocab = module.vocab
-    video = module.protocol_name == "ag"
-    if module.protocol_name not in ("vg", "ag", "oi"):
+    if module.protocol.folder_input is None:
         raise DataError(
             f"predicting from image folders is for image and frame models; this checkpoint's "
             f"protocol is {module.protocol_name!r} (use tailgraph predict --config RECIPE)",
             file=str(ckpt),
             field="protocol",
         )
+    video = module.protocol.folder_input == "videos"
     detector = module.model.detector if module.task is Task.SGDET else None
     needs_boxes = module.task is not Task.SGDET or isinstance(detector, SyntheticDetector)
     if needs_boxes and boxes is None:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from tailgraph.errors import DataError
+from tailgraph.ops.tracks import viou
 
 __all__ = [
     "viou",
@@ -67,26 +68,6 @@ def _traj(rel: Mapping[str, Any], key: str, vid: Any, i: int) -> np.ndarray:
     if not np.isfinite(t).all():
         raise DataError("non-finite box values", sample=f"{vid} relation {i}", field=key)
     return t
-
-
-def viou(
-    traj_1: np.ndarray, duration_1: Sequence[int], traj_2: np.ndarray, duration_2: Sequence[int]
-) -> float:
-    """Volume IoU of two trajectories (VidVRD-helper ``common.viou``), ``[T, 4]`` inclusive
-    boxes."""
-    b1, e1 = int(duration_1[0]), int(duration_1[1])
-    b2, e2 = int(duration_2[0]), int(duration_2[1])
-    if b1 >= e2 or e1 <= b2:
-        return 0.0
-    lo, hi = max(b1, b2), min(e1, e2)
-    r1 = traj_1[lo - b1 : hi - b1]
-    r2 = traj_2[lo - b2 : hi - b2]
-    iw = np.clip(np.minimum(r1[:, 2], r2[:, 2]) - np.maximum(r1[:, 0], r2[:, 0]) + 1, 0, None)
-    ih = np.clip(np.minimum(r1[:, 3], r2[:, 3]) - np.maximum(r1[:, 1], r2[:, 1]) + 1, 0, None)
-    overlap = float((iw * ih).sum())
-    v1 = float(((traj_1[:, 2] - traj_1[:, 0] + 1) * (traj_1[:, 3] - traj_1[:, 1] + 1)).sum())
-    v2 = float(((traj_2[:, 2] - traj_2[:, 0] + 1) * (traj_2[:, 3] - traj_2[:, 1] + 1)).sum())
-    return overlap / (v1 + v2 - overlap)
 
 
 def voc_ap(rec: np.ndarray, prec: np.ndarray) -> float:
@@ -353,7 +334,7 @@ def evaluate_vidvrd(
 
 def read_vidvrd_results(path: str) -> dict[Any, list]:
     """Read official VidVRD results JSON (``{"results": {video: [...]}}``) with validation."""
-    from tailgraph.interchange import read_json
+    from tailgraph.io.interchange import read_json
 
     doc = read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), dict):

@@ -220,7 +220,7 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
                 losses["loss_obj_pre"] = F.cross_entropy(out.extras["obj_pre_logits"], gt)
             con = getattr(self, "obj_con_weight", None)
             if con and "obj_features" in out.extras:  # TEMPURA's euc_con
-                from tailgraph.methods.losses import euclidean_contrastive_loss
+                from tailgraph.losses import euclidean_contrastive_loss
 
                 losses["loss_obj_con"] = con * euclidean_contrastive_loss(
                     out.extras["obj_features"], gt

@@ -377,7 +377,7 @@ class DLL(Method):
         if not isinstance(model, SegmentRelationModel):
             raise ValueError(
                 "DLL trains a segment-level video model (e.g. "
-                "tailgraph.modeling.vidvrd2.VidVRD2Model)"
+                "tailgraph.modeling.segment_model.VidVRD2Model)"
             )
         head = model.head
         if self.pdl and not isinstance(head, DecoupledHead):
@@ -447,7 +447,7 @@ class DLL(Method):
         return l_cm, l_nt
 
     def training_step(self, model, batch):
-        from tailgraph.modeling.vidvrd2 import binary_focal_loss
+        from tailgraph.modeling.segment_model import binary_focal_loss
 
         out = model(batch)
         losses = {"loss_obj": model.losses(batch, out)["loss_obj"]}

@@ -37,8 +37,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from tailgraph.losses import class_balanced_weights, cross_entropy
 from tailgraph.methods.base import Method
-from tailgraph.methods.losses import class_balanced_weights, cross_entropy
 
 __all__ = [
     "PredicateTree",

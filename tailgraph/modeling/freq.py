@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
 from tailgraph.modeling.types import ContextOutput, RelationInputs
-from tailgraph.structures import Predictions, SceneGraph
+from tailgraph.structures import SceneGraph
 
-__all__ = ["pair_predicate_counts", "FrequencyBaseline", "ag_frequency_predictions"]
+__all__ = ["pair_predicate_counts", "FrequencyBaseline"]
 
 
 def pair_predicate_counts(
@@ -113,54 +112,3 @@ class FrequencyBaseline(nn.Module):
         o = inp.labels[inp.pairs[:, 1]]
         logits = self.log_probs[s, o]
         return ContextOutput(pair_feats=logits.new_zeros((logits.shape[0], 0)), freq_logits=logits)
-
-
-def ag_frequency_predictions(
-    train: Sequence[Any], test: Sequence[Any], vocab: Any
-) -> list[Predictions]:
-    """Action Genome's FREQ baseline on person → object pairs: per object class, the training
-    distribution of each single-label relation type (softmax group) and the frequency of each
-    multi-label predicate, Laplace-smoothed.
-
-    Args:
-        train, test: :class:`VideoSceneGraph` lists.
-        vocab: the AG vocabulary (relation types and single-label types).
-    Returns:
-        One :class:`Predictions` per test frame, scores in vocabulary columns.
-    """
-    from tailgraph.protocols import AGProtocol
-
-    protocol = AGProtocol(vocab)
-    c, r = vocab.num_classes, vocab.num_predicates
-    sums = torch.ones((c, r))
-    seen = torch.full((c,), 2.0)
-    single_sums = {
-        g.name: torch.ones((c, len(g.columns))) for g in protocol.groups if g.single_label
-    }
-    for v in train:
-        for f in v.frames:
-            pairs = protocol.candidate_pairs([f])[0]
-            if pairs.shape[0] == 0:
-                continue
-            t = protocol.targets([f], pairs)
-            cls = f.labels[pairs[:, 1]]
-            sums.index_add_(0, cls, t.multi_hot)
-            seen.index_add_(0, cls, torch.ones(len(cls)))
-            for name, acc in single_sums.items():
-                y = t.labels[name]
-                ok = y >= 0
-                acc.index_put_((cls[ok], y[ok]), torch.ones(int(ok.sum())), accumulate=True)
-    table = sums / seen[:, None]
-    for g in protocol.groups:
-        if g.single_label:
-            acc = single_sums[g.name]
-            table[:, list(g.columns)] = acc / acc.sum(1, keepdim=True)
-    preds = []
-    for v in test:
-        for f in v.frames:
-            pairs = protocol.candidate_pairs([f])[0]
-            scores = table[f.labels[pairs[:, 1]]]
-            preds.append(
-                Predictions(f.image_id, f.boxes, f.labels, torch.ones(f.num_boxes), pairs, scores)
-            )
-    return preds

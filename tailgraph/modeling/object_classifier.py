@@ -52,7 +52,7 @@ class TempuraObjectClassifier(nn.Module):
     cross-entropy is TEMPURA's NLL on ``log p``).
 
     The (tracked) object features are returned in ``extras["obj_features"]`` for the
-    ``euc_con`` contrastive loss (:func:`tailgraph.methods.losses.euclidean_contrastive_loss`).
+    ``euc_con`` contrastive loss (:func:`tailgraph.losses.euclidean_contrastive_loss`).
 
     Args:
         in_dim: RoI feature size (injected).

@@ -57,7 +57,7 @@ def test_evaluate_failure_writes_no_metrics(case, capsys):
 
 
 def test_report_refuses_existing_files_and_stages_all_of_them(tmp_path, capsys):
-    from tailgraph.engine.report import REPORT_FILES
+    from tailgraph.viz.report import REPORT_FILES
 
     doc = {"task": "predcls", "predicates": ["__background__", "a", "b"], "train_counts": [0, 10, 1],
            "models": {"m": {"R@50": 0.5, "mR@50": 0.25, "per_predicate_R@50": [0.0, 0.5, 0.0]}}}
@@ -104,15 +104,17 @@ def test_synth_out_is_atomic_and_replaced_only_with_overwrite(tmp_path, monkeypa
     assert tailgraph_main([*args, "--overwrite"]) == 0
     assert not (out / "mine.txt").exists() and (out / "annotations" / "person_bbox.pkl").is_file()
     # a generator that fails half-way: the old folder stays, no temporary is left
-    import tailgraph.data.synthetic.cli as synth_cli
+    import dataclasses
 
-    def half(a):
+    from tailgraph.protocols import DATA_KINDS
+
+    def half(out, **kwargs):
         from pathlib import Path
 
-        (Path(a.out) / "partial.txt").write_text("half")
+        (Path(out) / "partial.txt").write_text("half")
         raise RuntimeError("interrupted")
 
-    monkeypatch.setitem(synth_cli.VARIANTS, "synth-ag", half)
+    monkeypatch.setitem(DATA_KINDS, "ag", dataclasses.replace(DATA_KINDS["ag"], generate=half))
     with pytest.raises(RuntimeError):
         tailgraph_main([*args, "--overwrite"])
     assert (out / "annotations" / "person_bbox.pkl").is_file() and not (out / "partial.txt").exists()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tailgraph.data.action_genome import AG_PREDICATES, load_ag, stats
-from tailgraph.data.safe_pickle import safe_load, safe_loads
+from tailgraph.io.safe_pickle import safe_load, safe_loads
 from tailgraph.errors import DataError
 
 CLASSES = ["person", "bag", "bed", "blanket", "book", "box", "broom", "chair", "closetcabinet", "clothes", "cupglassbottle",
@@ -116,7 +116,7 @@ def test_stats_and_evaluate_commands_on_an_ag_folder(tmp_path, capsys):
     import json
 
     from tailgraph.cli import main as tailgraph_main
-    from tailgraph.interchange import write_predictions
+    from tailgraph.io.interchange import write_predictions
     from tailgraph.structures import Predictions
 
     root = write_ag(tmp_path / "ag")
@@ -151,7 +151,7 @@ def test_hostile_pickles_are_bounded_and_refused():
 
     import numpy as np
 
-    from tailgraph.data.safe_pickle import safe_loads
+    from tailgraph.io.safe_pickle import safe_loads
     from tailgraph.errors import DataError
 
     bombs = [
@@ -172,7 +172,7 @@ def test_hostile_pickles_are_bounded_and_refused():
 def test_datasize_mini_and_filtersmall_through_the_data_module(tmp_path):
     """``datasize: mini`` keeps the first frames of person_bbox.pkl in its stored order (the
     reference's ``-datasize mini``); ``filter_small_box`` reads the filtersmall annotations."""
-    from tailgraph.data.datamodules import AGDataModule
+    from tailgraph.datamodules.base import AGDataModule
 
     root = write_ag(tmp_path)
     ann = root / "annotations"

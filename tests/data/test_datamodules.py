@@ -2,7 +2,7 @@
 
 import torch
 
-from tailgraph.data.datamodules import OIDataModule, VidVRDDataModule
+from tailgraph.datamodules.base import OIDataModule, VidVRDDataModule
 
 
 def test_oi_negative_mining_batches(tmp_path):

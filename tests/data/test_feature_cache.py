@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from tailgraph.data.feature_cache import CachedFeatures, build_cache, ensure_cache, extractor_checksum
+from tailgraph.datamodules.feature_cache import CachedFeatures, build_cache, ensure_cache, extractor_checksum
 from tailgraph.errors import DataError
 from tailgraph.structures import GraphBatch
 from tailgraph.modeling.roi import PixelFeatures

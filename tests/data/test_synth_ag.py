@@ -4,7 +4,7 @@ import torch
 
 from tailgraph.data.action_genome import load_ag
 from tailgraph.data.synthetic.ag import generate_synth_ag
-from tailgraph.data.synthetic.cli import main as synth_main
+from tailgraph.cli.synth import main as synth_main
 
 from ..helpers import tree_digest
 

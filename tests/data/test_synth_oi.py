@@ -24,7 +24,7 @@ def test_round_trip_and_determinism(tmp_path):
 
 
 def test_cli_stats(tmp_path, capsys):
-    from tailgraph.data.synthetic.cli import main as synth_main
+    from tailgraph.cli.synth import main as synth_main
 
     assert synth_main(["--variant", "synth-oi", "--out", str(tmp_path), "--train", "10", "--test", "2", "--size", "96", "--stats"]) == 0
     assert "train:" in capsys.readouterr().out

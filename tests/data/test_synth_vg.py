@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from tailgraph.data.synthetic import SynthVGConfig, build_world, generate_synth_vg, sample_scene, scene_seed
-from tailgraph.data.synthetic.cli import main as synth_main
+from tailgraph.cli.synth import main as synth_main
 from tailgraph.data.vg import load_vg
 
 from ..helpers import tree_digest

@@ -38,7 +38,7 @@ def approx_(v):
 
 
 def test_cli_stats(tmp_path, capsys):
-    from tailgraph.data.synthetic.cli import main as synth_main
+    from tailgraph.cli.synth import main as synth_main
 
     assert synth_main(["--variant", "synth-vrd", "--out", str(tmp_path), "--train", "2", "--test", "1", "--size", "64", "--stats"]) == 0
     assert "train:" in capsys.readouterr().out

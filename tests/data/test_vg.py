@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tailgraph.data.stats import vg_stats
+from tailgraph.data.vg import stats as vg_stats
 from tailgraph.data.vg import decode_boxes, encode_boxes, load_vg, write_vg
 from tailgraph.errors import DataError
 from tailgraph.structures import SceneGraph

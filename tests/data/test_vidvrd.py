@@ -76,7 +76,7 @@ def test_bad_files(tmp_path, rels, text, field):
 
 
 def test_evaluate_vidvrd_on_a_folder(tmp_path):
-    from tailgraph.evaluation.cli import main as evaluate_main
+    from tailgraph.cli.evaluate import main as evaluate_main
 
     write_video(tmp_path / "test", "v1")
     gt = to_groundtruth(load_vidvrd(tmp_path, "test")[0])

@@ -11,8 +11,8 @@ from PIL import Image
 
 from tailgraph.cli import main as tailgraph_main
 from tailgraph.components import build_component
-from tailgraph.data.datamodule import SynthVGDataModule
-from tailgraph.data.datamodules import AGDataModule, OIDataModule
+from tailgraph.datamodules.vg import SynthVGDataModule
+from tailgraph.datamodules.base import AGDataModule, OIDataModule
 from tailgraph.engine.module import SGGModule
 from tailgraph.errors import DataError
 from tailgraph.methods.base import Method, Supervised, TrainStats, group_losses
@@ -108,7 +108,7 @@ def test_recipe_naming_os_system_is_refused(tmp_path, capsys):
     cfg = tmp_path / "r.yaml"
     cfg.write_text(yaml.safe_dump({
         "model": {"features": None, "context": {"class_path": "os.system", "init_args": {"command": f"touch {marker}"}}},
-        "data": {"class_path": "tailgraph.data.datamodule.SynthVGDataModule",
+        "data": {"class_path": "tailgraph.datamodules.vg.SynthVGDataModule",
                  "init_args": {"root": str(tmp_path / "vg"), "num_train": 8, "num_test": 2, "image_size": 64, "layout_only": True}},
         "trainer": {"max_epochs": 1, "logger": False, "enable_progress_bar": False,
                     "default_root_dir": str(tmp_path)}}))
@@ -269,7 +269,7 @@ def test_ag_through_the_cli_learns_predicate_zero(tmp_path, monkeypatch):
                   "context": {"class_path": "tailgraph.modeling.context.sttran.STTranContext",
                               "init_args": {"proj_dim": 32, "embed_dim": 16, "num_heads": 4, "ff_dim": 64, "temporal_layers": 1}},
                   "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"}},
-        "data": {"class_path": "tailgraph.data.datamodules.AGDataModule",
+        "data": {"class_path": "tailgraph.datamodules.base.AGDataModule",
                  "init_args": {"root": str(root), "max_size": 64, "val_fraction": 0.0}},
         "trainer": {"max_epochs": 8, "enable_progress_bar": False, "enable_model_summary": False, "default_root_dir": str(tmp_path),
                     "gradient_clip_val": 5.0, "num_sanity_val_steps": 0}}))
@@ -384,7 +384,7 @@ def test_recipe_and_data_errors_are_one_line_on_stderr(tmp_path, capsys):
     cfg = tmp_path / "r.yaml"
     cfg.write_text(yaml.safe_dump({
         "model": {"features": None},
-        "data": {"class_path": "tailgraph.data.datamodule.VGDataModule", "init_args": {"root": str(tmp_path / "nowhere"),
+        "data": {"class_path": "tailgraph.datamodules.vg.VGDataModule", "init_args": {"root": str(tmp_path / "nowhere"),
                                                                                     "layout_only": True}},
         "trainer": {"max_epochs": 1, "logger": False, "enable_progress_bar": False, "default_root_dir": str(tmp_path)}}))
     assert tailgraph_main(["fit", "--config", str(cfg)]) == 2

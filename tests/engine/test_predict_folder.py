@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from tailgraph.cli import main as tailgraph_main
-from tailgraph.data.datamodule import SynthVGDataModule
-from tailgraph.interchange import read_predictions, write_ground_truth
+from tailgraph.datamodules.vg import SynthVGDataModule
+from tailgraph.io.interchange import read_predictions, write_ground_truth
 from tailgraph.structures import SceneGraph
 from tests.helpers import tiny_vg_recipe
 
@@ -142,7 +142,7 @@ def test_predict_video_frames_strip_and_timeline(tmp_path, monkeypatch):
     assert tailgraph_main(["predict", "--config", str(cfg), "--ckpt_path", str(ckpt)]) == 0
     engine = json.loads(max((tmp_path / "runs").glob("version_*/predictions.json"),
                             key=lambda p: int(p.parent.name.split("_")[1])).read_text())["images"]
-    from tailgraph.data.datamodules import AGDataModule
+    from tailgraph.datamodules.base import AGDataModule
 
     dm = AGDataModule(root=str(tmp_path / "ag"), max_size=64, val_fraction=0.0)
     dm.setup("test")

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from tailgraph.engine.report import main, results_table, write_report
+from tailgraph.viz.report import main, results_table, write_report
 from tailgraph.errors import DataError
 
 

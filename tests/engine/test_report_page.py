@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 from tailgraph.cli import main as tailgraph_main
-from tailgraph.data.datamodule import SynthVGDataModule
-from tailgraph.engine.report import coarse_fine_confusion, head_body_tail, read_training_log
+from tailgraph.datamodules.vg import SynthVGDataModule
+from tailgraph.viz.report import coarse_fine_confusion, head_body_tail, read_training_log
 from tests.helpers import tiny_vg_recipe
 
 

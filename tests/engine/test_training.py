@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tailgraph.cli import main as tailgraph_main
-from tailgraph.data.datamodule import SynthVGDataModule
+from tailgraph.datamodules.vg import SynthVGDataModule
 from tailgraph.engine.module import SGGModule
 from tailgraph.structures import GraphBatch
 

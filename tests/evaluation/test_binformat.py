@@ -9,10 +9,10 @@ import h5py
 import numpy as np
 import pytest
 
-from tailgraph.binformat import BinaryReader, ground_truth_arrays, predictions_arrays, write_binary
+from tailgraph.io.binformat import BinaryReader, ground_truth_arrays, predictions_arrays, write_binary
 from tailgraph.cli import main as tailgraph_main
 from tailgraph.errors import DataError
-from tailgraph.interchange import FORMAT, write_json
+from tailgraph.io.interchange import FORMAT, write_json
 
 from .test_vg_metrics import random_case
 

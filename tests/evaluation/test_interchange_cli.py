@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from tailgraph.errors import DataError
-from tailgraph.evaluation.cli import main as evaluate_main
+from tailgraph.cli.evaluate import main as evaluate_main
 from tailgraph.evaluation.vg import evaluate_vg
-from tailgraph.interchange import read_ground_truth, read_predictions, write_ground_truth, write_predictions
+from tailgraph.io.interchange import read_ground_truth, read_predictions, write_ground_truth, write_predictions
 from tailgraph.structures import Predictions, SceneGraph
 from tailgraph.vocab import Vocabulary
 

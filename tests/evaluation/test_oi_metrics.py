@@ -57,8 +57,8 @@ def test_missing_pair_and_bad_input():
 def test_evaluate_command_oi(tmp_path):
     import json
 
-    from tailgraph.evaluation.cli import main as evaluate_main
-    from tailgraph.interchange import write_ground_truth, write_predictions
+    from tailgraph.cli.evaluate import main as evaluate_main
+    from tailgraph.io.interchange import write_ground_truth, write_predictions
     from tailgraph.structures import Predictions, SceneGraph
     from tailgraph.vocab import Vocabulary
 

@@ -160,7 +160,7 @@ def test_matches_loop_reference_on_random_videos():
 def test_evaluate_command_vidvrd(tmp_path):
     import json
 
-    from tailgraph.evaluation.cli import main as evaluate_main
+    from tailgraph.cli.evaluate import main as evaluate_main
 
     box = [0, 0, 9, 9]
     gt = {"format": "tailgraph-sg/1", "protocol": "vidvrd", "videos": {"v1": [rel(("dog", "chase", "cat"), 0, 4, box)]}}

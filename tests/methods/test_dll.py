@@ -113,7 +113,7 @@ def test_kdl_losses_average_over_every_ground_truth_position():
 def test_correlation_starts_near_identity():
     from types import SimpleNamespace
 
-    from tailgraph.modeling.vidvrd2 import VidVRD2Model
+    from tailgraph.modeling.segment_model import VidVRD2Model
     from tailgraph.vocab import Vocabulary
 
     vocab = Vocabulary(["__background__", "a", "b"], ["__background__", "fly_above", "left", "chase"], predicate_counts=[0, 3, 9, 1],

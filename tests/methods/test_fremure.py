@@ -262,7 +262,7 @@ def test_fremure_through_the_engine(tmp_path, monkeypatch):
 
 
 def test_euclidean_contrastive_loss_by_hand():
-    from tailgraph.methods.losses import euclidean_contrastive_loss
+    from tailgraph.losses import euclidean_contrastive_loss
 
     f = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0], [0.0, -1.0]], requires_grad=True)
     y = torch.tensor([0, 1, 0, 2])

@@ -102,7 +102,7 @@ def test_importance_tracker_fisher_mean_and_path_integral():
 
 
 def test_hml_stages_on_synth_vg(tmp_path):
-    from tailgraph.data.datamodule import SynthVGDataModule
+    from tailgraph.datamodules.vg import SynthVGDataModule
     from tailgraph.engine.module import SGGModule
 
     L.seed_everything(0)
@@ -138,7 +138,7 @@ def test_hml_stages_on_synth_vg(tmp_path):
 def test_hml_resumes_mid_stage_without_restarting_it(tmp_path):
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from tailgraph.data.datamodule import SynthVGDataModule
+    from tailgraph.datamodules.vg import SynthVGDataModule
     from tailgraph.engine.module import SGGModule
 
     def make():
@@ -181,7 +181,7 @@ def test_hml_resumes_mid_stage_without_restarting_it(tmp_path):
 def test_demo_runs_tiny(tmp_path):
     import json
 
-    from tailgraph.engine.demo import run_demo
+    from tailgraph.cli.demo import run_demo
 
     doc = run_demo(tmp_path / "demo", num_train=120, num_test=20, epochs=1, stage_epochs=(1, 1))
     assert set(doc["models"]) == {"FREQ", "MOTIFS", "MOTIFS + HML"}
@@ -195,7 +195,7 @@ def test_demo_runs_tiny(tmp_path):
                                      "tailgraph.modeling.context.vctree.VCTreeContext",
                                      "tailgraph.modeling.context.transformer.TransformerContext"])
 def test_hml_wraps_every_image_context_model(context, tmp_path):
-    from tailgraph.data.datamodule import SynthVGDataModule
+    from tailgraph.datamodules.vg import SynthVGDataModule
     from tailgraph.engine.module import SGGModule
 
     L.seed_everything(0)

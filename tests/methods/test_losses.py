@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from tailgraph.methods.losses import ClassBalancedCE, class_balanced_weights, cross_entropy, focal_loss
+from tailgraph.losses import ClassBalancedCE, class_balanced_weights, cross_entropy, focal_loss
 
 
 def test_class_balanced_weights_by_hand():

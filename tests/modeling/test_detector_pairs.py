@@ -143,7 +143,7 @@ def test_sgdet_with_a_perfect_synthetic_detector_equals_predcls():
 
 
 def test_relation_model_reads_cached_features(tmp_path):
-    from tailgraph.data.feature_cache import build_cache, CachedFeatures
+    from tailgraph.datamodules.feature_cache import build_cache, CachedFeatures
     from tailgraph.modeling.context.pairwise import PairwiseMLPContext
     from tailgraph.modeling.heads.linear import LinearHead
     from tailgraph.modeling.relation_model import GraphBatch, RelationModel

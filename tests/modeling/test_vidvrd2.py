@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from tailgraph.data.tracklets import (Tracklet, active_instances, assign_pairs, collate_segments, pair_position,
-                                      segment_tracklets)
+from tailgraph.data.tracklets import active_instances, assign_pairs, pair_position, segment_tracklets
 from tailgraph.evaluation.vidvrd import viou
-from tailgraph.modeling.vidvrd2 import VidVRD2Model, binary_focal_loss, greedy_association, overlap_viou
-from tailgraph.structures import SceneGraph, VideoSceneGraph
+from tailgraph.modeling.segment_model import VidVRD2Model, binary_focal_loss, greedy_association, overlap_viou
+from tailgraph.structures import SceneGraph, Tracklet, VideoSceneGraph, collate_segments
 
 
 def _video(n=8):
@@ -102,7 +101,7 @@ def test_model_predicts_foreground_columns_as_predicates_one_up():
                      predicate_names=preds)
     v = _video()
     trs, _ = segment_tracklets(v, 0, 8)
-    from tailgraph.data.tracklets import Segment
+    from tailgraph.structures import Segment
 
     pairs = torch.tensor([[0, 1], [1, 0]])
     seg = Segment("v", 0, 8, trs, torch.randn(2, 4), torch.tensor([1, 2]), pairs, torch.zeros(2, 2), torch.zeros(2, dtype=torch.bool),
@@ -124,7 +123,7 @@ def test_model_predicts_foreground_columns_as_predicates_one_up():
 
 @pytest.fixture(scope="module")
 def vrd_dm(tmp_path_factory):
-    from tailgraph.data.datamodules import VidVRDDataModule
+    from tailgraph.datamodules.base import VidVRDDataModule
 
     root = tmp_path_factory.mktemp("vrd") / "synth-vrd"
     dm = VidVRDDataModule(root=str(root), synth_train=100, synth_test=30, synth_size=128, layout_only=False, output="tracklets",
@@ -140,7 +139,7 @@ def _fit(dm, epochs, method=None, head=None, seed=0):
     from tailgraph.engine.module import SGGModule
 
     L.seed_everything(seed, verbose=False)
-    spec = {"context": {"class_path": "tailgraph.modeling.vidvrd2.VidVRD2Model", "init_args": {"feat_dim": dm.feature_dim, "hidden_dim": 64}},
+    spec = {"context": {"class_path": "tailgraph.modeling.segment_model.VidVRD2Model", "init_args": {"feat_dim": dm.feature_dim, "hidden_dim": 64}},
             "features": None, "lr": 2e-3, "lr_schedule": "constant"}
     if method:
         spec["method"] = method
@@ -186,7 +185,7 @@ def test_predict_writes_associated_video_results_that_evaluate_to_the_test_metri
     import lightning as L
 
     from tailgraph.data.vidvrd import to_groundtruth
-    from tailgraph.engine.cli import PredictionWriter
+    from tailgraph.engine.lightning_cli import PredictionWriter
     from tailgraph.evaluation.vidvrd import evaluate_vidvrd, read_vidvrd_results
 
     module = _fit(vrd_dm, 2)
@@ -212,7 +211,7 @@ def test_dll_in_a_plain_training_loop_as_the_readme_shows(vrd_dm):
     torch.manual_seed(0)
     vocab = vrd_dm.vocab
     train_stats = TrainStats.from_graphs(vrd_dm.train_graphs(), vocab)
-    model = build_model(vocab, context={"class_path": "tailgraph.modeling.vidvrd2.VidVRD2Model",
+    model = build_model(vocab, context={"class_path": "tailgraph.modeling.segment_model.VidVRD2Model",
                                         "init_args": {"feat_dim": vrd_dm.feature_dim, "hidden_dim": 32}},
                         head={"class_path": "tailgraph.methods.dll.DecoupledHead"}, features=None)
     method = DLL(alpha_hold_epochs=0)
@@ -236,8 +235,8 @@ def test_dll_in_a_plain_training_loop_as_the_readme_shows(vrd_dm):
 
 
 def test_tracklet_segments_are_cached_on_disk_and_rebuilt_when_stale(tmp_path):
-    from tailgraph.data import datamodules
-    from tailgraph.data.datamodules import VidVRDDataModule
+    from tailgraph.datamodules import base as datamodules
+    from tailgraph.datamodules.base import VidVRDDataModule
 
     def dm(cache, pool=2):
         return VidVRDDataModule(root=str(tmp_path / "vrd"), synth_train=6, synth_test=2, synth_size=64, layout_only=False,

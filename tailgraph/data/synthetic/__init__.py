@@ -126,7 +126,7 @@ def generate_into(root: str | os.PathLike, marker: str, generate) -> None:
     generation never leaves a partial data set behind. A non-empty ``root`` without the data
     set's ``marker`` is refused (it is not ours to replace)."""
     from tailgraph.errors import DataError
-    from tailgraph.outputs import build_folder_atomically
+    from tailgraph.io.outputs import build_folder_atomically
 
     root = Path(root)
     if root.is_dir() and any(root.iterdir()):

@@ -16,52 +16,9 @@ import torch
 from torch import nn
 
 from tailgraph.modeling.types import HeadOutput
+from tailgraph.ops.tracks import relative_motion_feature
 
 __all__ = ["relative_motion_feature", "TrackletPairModel"]
-
-
-def _one(
-    sub: torch.Tensor, obj: torch.Tensor, t_s: torch.Tensor, t_o: torch.Tensor
-) -> torch.Tensor:
-    ws = (sub[:, 2] - sub[:, 0]).clamp_min(1e-6)
-    hs = (sub[:, 3] - sub[:, 1]).clamp_min(1e-6)
-    wo = (obj[:, 2] - obj[:, 0]).clamp_min(1e-6)
-    ho = (obj[:, 3] - obj[:, 1]).clamp_min(1e-6)
-    xs, ys = (sub[:, 0] + sub[:, 2]) / 2, (sub[:, 1] + sub[:, 3]) / 2
-    xo, yo = (obj[:, 0] + obj[:, 2]) / 2, (obj[:, 1] + obj[:, 3]) / 2
-    return torch.stack(
-        [
-            (xs - xo) / wo,
-            (ys - yo) / ho,
-            ws.log() - wo.log(),
-            hs.log() - ho.log(),
-            (ws * hs).log() - (wo * ho).log(),
-            (t_s - t_o).to(sub.dtype) / 30.0,
-        ],
-        dim=1,
-    )
-
-
-def relative_motion_feature(
-    sub_start: torch.Tensor,
-    obj_start: torch.Tensor,
-    sub_end: torch.Tensor,
-    obj_end: torch.Tensor,
-    t_sub: tuple[torch.Tensor, torch.Tensor],
-    t_obj: tuple[torch.Tensor, torch.Tensor],
-) -> torch.Tensor:
-    """``[P, 12]``: at the segment's start and end, ``[(x_s−x_o)/w_o, (y_s−y_o)/h_o,
-    log w_s − log w_o, log h_s − log h_o, log(w_s h_s) − log(w_o h_o), (t_s − t_o)/30]`` with
-    box centres ``(x, y)`` and ``t`` the frame each box is taken from (``t_sub`` / ``t_obj`` =
-    (start frames, end frames)).
-    """
-    return torch.cat(
-        [
-            _one(sub_start, obj_start, t_sub[0], t_obj[0]),
-            _one(sub_end, obj_end, t_sub[1], t_obj[1]),
-        ],
-        dim=1,
-    )
 
 
 class TrackletPairModel(nn.Module):

@@ -19,28 +19,36 @@ from tailgraph.errors import DataError
 
 # name -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "synth": ("tailgraph.data.synthetic.cli", "main", "generate a synthetic long-tailed benchmark"),
-    "stats": ("tailgraph.data.stats", "main", "statistics of a data set on disk"),
+    "synth": ("tailgraph.cli.synth", "main", "generate a synthetic long-tailed benchmark"),
+    "stats": ("tailgraph.cli.stats", "main", "statistics of a data set on disk"),
     "fit": (
-        "tailgraph.engine.cli",
+        "tailgraph.engine.lightning_cli",
         "fit_main",
         "train a relation model from a recipe (LightningCLI)",
     ),
-    "validate": ("tailgraph.engine.cli", "validate_main", "validate a checkpoint (LightningCLI)"),
-    "test": ("tailgraph.engine.cli", "test_main", "test a checkpoint (LightningCLI)"),
-    "predict": ("tailgraph.engine.cli", "predict_main", "scene graphs for images (LightningCLI)"),
+    "validate": (
+        "tailgraph.engine.lightning_cli",
+        "validate_main",
+        "validate a checkpoint (LightningCLI)",
+    ),
+    "test": ("tailgraph.engine.lightning_cli", "test_main", "test a checkpoint (LightningCLI)"),
+    "predict": (
+        "tailgraph.engine.lightning_cli",
+        "predict_main",
+        "scene graphs for images (LightningCLI)",
+    ),
     "evaluate": (
-        "tailgraph.evaluation.cli",
+        "tailgraph.cli.evaluate",
         "main",
         "evaluate prediction files against ground truth",
     ),
     "convert": (
-        "tailgraph.convert",
+        "tailgraph.cli.convert",
         "main",
         "convert prediction / ground-truth files between JSON and .h5 / .npz",
     ),
-    "report": ("tailgraph.engine.report", "main", "render a run's results as a readable report"),
-    "demo": ("tailgraph.engine.demo", "main", "generate -> fit -> test -> report on synth-vg"),
+    "report": ("tailgraph.viz.report", "main", "render a run's results as a readable report"),
+    "demo": ("tailgraph.cli.demo", "main", "generate -> fit -> test -> report on synth-vg"),
 }
 
 

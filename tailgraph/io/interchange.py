@@ -24,7 +24,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,12 +45,11 @@ __all__ = [
 ]
 
 FORMAT = "tailgraph-sg/1"
-PROTOCOLS = ("vg", "ag", "vidvrd", "oi")
 
 
 def read_json(path: str | os.PathLike) -> Any:
     """Read a ``.json`` or ``.json.gz`` file with clear errors."""
-    from tailgraph.data.files import read_json_file
+    from tailgraph.io.files import read_json_file
 
     path = Path(path)
     if path.suffix != ".gz":
@@ -148,9 +147,15 @@ def write_ground_truth(
     )
 
 
-def read_ground_truth(path: str | os.PathLike) -> tuple[list[SceneGraph], Vocabulary, str]:
+def read_ground_truth(
+    path: str | os.PathLike, protocols: Collection[str] | None = None
+) -> tuple[list[SceneGraph], Vocabulary, str]:
     """Read and validate a ground-truth file.
 
+    Args:
+        path: the file.
+        protocols: the ``protocol`` values accepted (the interchange kinds of
+            :data:`tailgraph.protocols.DATA_KINDS`); ``None`` accepts any name.
     Returns:
         ``(graphs, vocabulary, protocol)``.
     """
@@ -160,9 +165,13 @@ def read_ground_truth(path: str | os.PathLike) -> tuple[list[SceneGraph], Vocabu
     doc = read_json(path)
     _check_header(doc, p)
     protocol = doc.get("protocol")
-    if protocol not in PROTOCOLS:
+    if not isinstance(protocol, str) or not protocol:
+        raise DataError("expected a protocol name", file=p, field="protocol")
+    if protocols is not None and protocol not in protocols:
         raise DataError(
-            f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}", file=p, field="protocol"
+            f"unknown protocol {protocol!r}; expected one of {sorted(protocols)}",
+            file=p,
+            field="protocol",
         )
     for key in ("object_classes", "predicates"):
         if not isinstance(doc.get(key), list):

@@ -3,54 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["main", "VARIANTS", "print_vg_stats"]
+from tailgraph.data.synthetic import SynthInfo
+from tailgraph.protocols import DATA_KINDS
 
-
-def _synth_vg(a: argparse.Namespace) -> Any:
-    from tailgraph.data.synthetic import generate_synth_vg
-
-    return generate_synth_vg(
-        a.out, num_train=a.train, num_test=a.test, seed=a.seed, image_size=a.size
-    )
-
-
-def _synth_ag(a: argparse.Namespace) -> Any:
-    from tailgraph.data.synthetic.ag import generate_synth_ag
-
-    return generate_synth_ag(
-        a.out, num_train=a.train, num_test=a.test, seed=a.seed, image_size=a.size
-    )
-
-
-def _synth_oi(a: argparse.Namespace) -> Any:
-    from tailgraph.data.synthetic.oi import generate_synth_oi
-
-    return generate_synth_oi(
-        a.out, num_train=a.train, num_test=a.test, seed=a.seed, image_size=a.size
-    )
-
-
-def _synth_vrd(a: argparse.Namespace) -> Any:
-    from tailgraph.data.synthetic.vrd import generate_synth_vrd
-
-    return generate_synth_vrd(
-        a.out, num_train=a.train, num_test=a.test, seed=a.seed, image_size=a.size
-    )
-
-
-# variant name -> generator taking the parsed arguments
-VARIANTS: dict[str, Callable[[argparse.Namespace], Any]] = {
-    "synth-vg": _synth_vg,
-    "synth-ag": _synth_ag,
-    "synth-oi": _synth_oi,
-    "synth-vrd": _synth_vrd,
-}
+__all__ = ["main", "print_vg_stats"]
 
 
 def print_vg_stats(info: Any, out: Path) -> Path:
@@ -101,7 +62,8 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="tailgraph synth", description="Generate a synthetic long-tailed SGG benchmark."
     )
-    p.add_argument("--variant", default="synth-vg", choices=sorted(VARIANTS))
+    variants = {k.synthetic: k for k in DATA_KINDS.values()}
+    p.add_argument("--variant", default="synth-vg", choices=sorted(variants))
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--train", type=int, default=2000, help="training images / videos")
     p.add_argument("--test", type=int, default=400, help="test images / videos")
@@ -110,28 +72,22 @@ def main(argv: list[str]) -> int:
     p.add_argument("--stats", action="store_true", help="print and plot the predicate statistics")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     a = p.parse_args(argv)
-    import copy
-
-    from tailgraph.outputs import build_folder_atomically
+    from tailgraph.io.outputs import build_folder_atomically
 
     def build(tmp: Path):
-        b = copy.copy(a)
-        b.out = str(tmp)
-        return VARIANTS[a.variant](b)
+        return variants[a.variant].generate(
+            str(tmp), num_train=a.train, num_test=a.test, seed=a.seed, image_size=a.size
+        )
 
     # generated into a temporary folder, renamed into place when complete
     info = build_folder_atomically(a.out, build, overwrite=a.overwrite)
     print(f"{a.variant}: wrote {a.train} train + {a.test} test to {a.out} in {info.seconds:.1f} s")
     if a.stats:
-        if a.variant == "synth-vg":
+        if isinstance(info, SynthInfo):  # synth-vg: granularity, missing labels, histogram
             path = print_vg_stats(info, Path(a.out))
             print(f"histogram: {path}")
         else:
-            from tailgraph.data.stats import STATS
-
-            stats = STATS[{"synth-ag": "ag", "synth-oi": "oi", "synth-vrd": "vidvrd"}[a.variant]](
-                a.out
-            )
+            stats = variants[a.variant].stats(a.out)
             for split, st in stats["filtered"]["splits"].items():
                 print(f"{split}: {st}")
             for name, c in sorted(

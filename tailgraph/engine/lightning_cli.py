@@ -109,7 +109,7 @@ class MetricsWriter(Callback):
             logs={"model": log} if log else None,
         )
         write_json_atomic(target, doc)
-        from tailgraph.engine.report import flatten_models, results_table
+        from tailgraph.viz.report import flatten_models, results_table
 
         header, rows = results_table(flatten_models({"model": metrics}))
         if len(header) > 1:
@@ -146,12 +146,12 @@ def pred_format() -> str:
 
 def write_image_predictions(target: str, preds: list) -> str:
     """Image / frame predictions as interchange JSON or the binary format (by extension)."""
-    from tailgraph.binformat import is_binary, predictions_arrays, write_binary
+    from tailgraph.io.binformat import is_binary, predictions_arrays, write_binary
 
     if is_binary(target):
         write_binary(target, "predictions", predictions_arrays(preds))
     else:
-        from tailgraph.interchange import write_predictions
+        from tailgraph.io.interchange import write_predictions
 
         write_predictions(target, preds)
     return target
@@ -209,7 +209,7 @@ class PredictionWriter(BasePredictionWriter):
             if target.endswith(".json") or target.endswith(".json.gz"):
                 write_json_atomic(target, {"version": "VERSION 1.0", "results": results})
             else:
-                from tailgraph.binformat import vidvrd_arrays, write_binary
+                from tailgraph.io.binformat import vidvrd_arrays, write_binary
 
                 arrays, names = vidvrd_arrays(results, results=True)
                 write_binary(target, "vidvrd_results", arrays, {"names": names})
@@ -354,10 +354,10 @@ class TailgraphCLI(LightningCLI):
                             "auto_insert_metric_name": False,
                         },
                     },
-                    {"class_path": "tailgraph.engine.cli.MetricsWriter"},
-                    {"class_path": "tailgraph.engine.cli.PredictionWriter"},
-                    {"class_path": "tailgraph.engine.cli.RunInfoWriter"},
-                    {"class_path": "tailgraph.engine.progress.FitSummary"},
+                    {"class_path": "tailgraph.engine.lightning_cli.MetricsWriter"},
+                    {"class_path": "tailgraph.engine.lightning_cli.PredictionWriter"},
+                    {"class_path": "tailgraph.engine.lightning_cli.RunInfoWriter"},
+                    {"class_path": "tailgraph.engine.callbacks.FitSummary"},
                 ],
                 # the data modules shard for DDP themselves (evaluation without the padding
                 # duplicates a DistributedSampler adds, so metrics count every image once)
@@ -438,7 +438,7 @@ class TailgraphCLI(LightningCLI):
         if config.get("enable_progress_bar", True) is not False:
             from lightning.pytorch.callbacks import ProgressBar
 
-            from tailgraph.engine.progress import PhaseProgressBar
+            from tailgraph.engine.callbacks import PhaseProgressBar
 
             given = list(config.get("callbacks") or []) + list(callbacks or [])
             if not any(isinstance(c, ProgressBar) for c in given):

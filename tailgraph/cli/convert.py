@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from tailgraph.binformat import (
+from tailgraph.errors import DataError
+from tailgraph.io.binformat import (
     BinaryReader,
     ground_truth_arrays,
     is_binary,
@@ -24,7 +25,6 @@ from tailgraph.binformat import (
     vidvrd_arrays,
     write_binary,
 )
-from tailgraph.errors import DataError
 
 __all__ = ["main", "convert"]
 
@@ -40,7 +40,7 @@ def _check_name(path: str, field: str) -> None:
 
 def _read_json_kind(path: str) -> tuple[str, Any, dict]:
     """``(kind, content, meta)`` of a JSON interchange / VidVRD results file."""
-    from tailgraph.interchange import FORMAT, read_ground_truth, read_json, read_predictions
+    from tailgraph.io.interchange import FORMAT, read_ground_truth, read_json, read_predictions
 
     doc = read_json(path)
     if isinstance(doc, dict) and isinstance(doc.get("results"), dict):
@@ -49,12 +49,15 @@ def _read_json_kind(path: str) -> tuple[str, Any, dict]:
         return "vidvrd_results", read_vidvrd_results(path), {}
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise DataError(f'expected "format": "{FORMAT}" or a VidVRD results file', file=path)
-    if doc.get("protocol") == "vidvrd" and "videos" in doc:
+    if "videos" in doc:  # video-level relation instances (VidVRD's ground truth)
         if not isinstance(doc["videos"], dict):
             raise DataError("expected 'videos' (video id -> instances)", file=path, field="videos")
         return "vidvrd_ground_truth", doc["videos"], {"predicates": doc.get("predicates")}
     if "protocol" in doc:
-        graphs, vocab, protocol = read_ground_truth(path)
+        from tailgraph.protocols import DATA_KINDS
+
+        kinds = {k.interchange for k in DATA_KINDS.values()}
+        graphs, vocab, protocol = read_ground_truth(path, kinds)
         meta = {
             "protocol": protocol,
             "object_classes": vocab.object_classes,
@@ -95,7 +98,7 @@ def _jsonable(d: dict) -> dict:
 
 
 def _write_json(path: str, kind: str, content: Any, meta: dict) -> None:
-    from tailgraph.interchange import FORMAT, write_json
+    from tailgraph.io.interchange import FORMAT, write_json
 
     if kind == "vidvrd_results":
         doc = {

@@ -1,7 +1,7 @@
 """LightningDataModules for Action Genome (one video per batch), Open Images VRD
 (negative-mining batches) and ImageNet-VidVRD (30-frame segments), real or synthetic (generated
 into ``root`` on first use when asked). The VG150 / synth-vg modules are in
-:mod:`tailgraph.data.datamodule`.
+:mod:`tailgraph.datamodules.vg`.
 
 Each module names its protocol (``protocol = "ag" | "oi" | "vidvrd"``), which the engine builds
 from the vocabulary (:mod:`tailgraph.protocols`). Validation uses samples held out of
@@ -546,7 +546,7 @@ def save_segments(path: str | Path, segments: list) -> None:
 def load_segments(path: str | Path) -> list | None:
     """Segments written by :func:`save_segments`, or ``None`` when the file is missing, of
     another version or unreadable (then it is rebuilt)."""
-    from tailgraph.data.tracklets import Segment, Tracklet
+    from tailgraph.structures import Segment, Tracklet
 
     try:
         doc = torch.load(path, map_location="cpu", weights_only=True)
@@ -600,13 +600,13 @@ def build_tracklet_segments(
     import numpy as np
 
     from tailgraph.data.tracklets import (
-        Segment,
         active_instances,
         assign_pairs,
         pair_position,
         segment_tracklets,
     )
     from tailgraph.data.vidvrd import split_segments
+    from tailgraph.structures import Segment
 
     fg = vocab.foreground_predicates
     pred_col = {vocab.predicates[p]: j for j, p in enumerate(fg)}
@@ -841,7 +841,7 @@ class VidVRDDataModule(SplitDataModule):
         )
         import hashlib
 
-        from tailgraph.data.feature_cache import extractor_checksum
+        from tailgraph.datamodules.feature_cache import extractor_checksum
 
         weights = extractor_checksum(extractor)
         for split in ("train", "val", "test"):
@@ -900,7 +900,7 @@ class VidVRDDataModule(SplitDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if self.output == "tracklets":
-            from tailgraph.data.tracklets import collate_segments
+            from tailgraph.structures import collate_segments
 
             ds = _TrackletSegments(
                 self.segments[split],

@@ -27,10 +27,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from tailgraph.components import build_component
-from tailgraph.data.tracklets import SegmentBatch, segment_instances
-from tailgraph.methods.losses import focal_loss
+from tailgraph.losses import focal_loss
 from tailgraph.modeling.context.vidvrd_ii import TrackletPairModel
 from tailgraph.modeling.types import SegmentRelationModel
+from tailgraph.structures import Segment, SegmentBatch
 
 __all__ = [
     "VidVRD2Model",
@@ -201,7 +201,7 @@ class VidVRD2Model(SegmentRelationModel):
             "predicate_counts": list(predicate_counts)[1:] if len(predicate_counts) else [0] * p,
         }
         head_module = build_component(
-            head or {"class_path": "tailgraph.modeling.vidvrd2.SegmentLinearHead"}, inj
+            head or {"class_path": "tailgraph.modeling.segment_model.SegmentLinearHead"}, inj
         )
         self.net = TrackletPairModel(
             feat_dim, num_classes, p, hidden_dim, dropout, steps, head=head_module
@@ -271,3 +271,37 @@ class VidVRD2Model(SegmentRelationModel):
         return greedy_association(
             segments, self.association_viou, self.per_video, self.association_score
         )
+
+
+def segment_instances(
+    segment: Segment,
+    out_triplets: torch.Tensor,
+    scores: torch.Tensor,
+    pair_index: torch.Tensor,
+    vocab: Any,
+) -> list[dict]:
+    """Relation instances of one segment from its scored triplets (``out_triplets [K, 3]``
+    (subject class, predicate index, object class), ``scores [K]``, ``pair_index [K]`` local
+    pair rows): the pair's common frames are the duration, the tracklets' boxes there the
+    trajectories."""
+    res = []
+    for (sc, p, oc), score, q in zip(out_triplets.tolist(), scores.tolist(), pair_index.tolist()):
+        a, b = (int(x) for x in segment.pairs[q])
+        ta, tb = segment.tracklets[a], segment.tracklets[b]
+        lo, hi = max(ta.begin, tb.begin), min(ta.end, tb.end)
+        if hi <= lo:
+            continue
+        res.append(
+            {
+                "triplet": [
+                    vocab.object_classes[sc],
+                    vocab.predicates[p],
+                    vocab.object_classes[oc],
+                ],
+                "score": float(score),
+                "duration": [lo, hi],
+                "sub_traj": ta.boxes[lo - ta.begin : hi - ta.begin].tolist(),
+                "obj_traj": tb.boxes[lo - tb.begin : hi - tb.begin].tolist(),
+            }
+        )
+    return res

@@ -45,7 +45,7 @@ def _trainer(out: Path, name: str, epochs: int):
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
-    from tailgraph.engine.progress import PhaseProgressBar
+    from tailgraph.engine.callbacks import PhaseProgressBar
 
     return L.Trainer(
         max_epochs=epochs,
@@ -79,10 +79,10 @@ def run_demo(
     import numpy as np
     import torch
 
-    from tailgraph.data.datamodule import SynthVGDataModule
-    from tailgraph.engine.cli import results_document, write_json_atomic
+    from tailgraph.datamodules.vg import SynthVGDataModule
+    from tailgraph.engine.lightning_cli import results_document, write_json_atomic
     from tailgraph.engine.module import SGGModule
-    from tailgraph.engine.report import write_report
+    from tailgraph.viz.report import write_report
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -191,8 +191,8 @@ def main(argv: list[str]) -> int:
     a = p.parse_args(argv)
     if a.epochs <= 0 or any(e <= 0 for e in a.stage_epochs):
         p.error("epochs must be positive")
-    from tailgraph.engine.report import REPORT_FILES
-    from tailgraph.outputs import claim_file
+    from tailgraph.io.outputs import claim_file
+    from tailgraph.viz.report import REPORT_FILES
 
     for name in ("metrics.json", *REPORT_FILES.values()):  # checked before hours of work
         claim_file(Path(a.out) / name, a.overwrite, field="--out")

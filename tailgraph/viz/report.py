@@ -143,7 +143,7 @@ def _results_file(path: Path) -> Path:
 
 
 def _read_results(path: Path) -> dict[str, Any]:
-    from tailgraph.data.files import read_json_file
+    from tailgraph.io.files import read_json_file
 
     if not path.exists():
         raise DataError(
@@ -377,7 +377,7 @@ def write_report(
     Returns:
         The written files by kind (``html``, ``markdown`` and the plots that apply).
     """
-    from tailgraph.outputs import claim_file
+    from tailgraph.io.outputs import claim_file
 
     paths = [Path(p) for p in (results_path if isinstance(results_path, list) else [results_path])]
     if not paths:

@@ -1,0 +1,1 @@
+"""Geometry operations shared by data, modeling and evaluation: boxes and tracks."""

@@ -1,0 +1,190 @@
+"""Protocols: what differs between data kinds, as data — and the one table of data kinds.
+
+A protocol is chosen by name by the data module (``datamodule.protocol``: ``vg``, ``ag``,
+``oi`` or ``vidvrd``) and built from the data set's :class:`Vocabulary`. It answers three
+questions and nothing else:
+
+* **targets** — what each candidate pair should predict (:meth:`Protocol.targets`, the one
+  target builder of that data kind), laid out per relation type (:class:`LossGroup`);
+* **candidate pairs** — which (subject, object) pairs a model scores
+  (:meth:`Protocol.candidate_pairs`) and which of them train (:meth:`Protocol.training_pairs`);
+* **metric** — which evaluator scores the predictions (:meth:`Protocol.make_metric`), with
+  the keys ``tailgraph evaluate --json`` writes for that protocol.
+
+The four protocols:
+
+========  ===========================================  =======================================
+name      targets                                      pairs / metric
+========  ===========================================  =======================================
+``vg``    one softmax over predicates, column 0 =      all ordered pairs; R / mR / ngR / zR / A
+          background; a pair may carry several         (:class:`VGRecallMetric`)
+          predicates (``multi_hot``), ``labels`` keeps
+          one (the last annotated)
+``ag``    per relation type from the vocabulary:       person → object; with / semi / no
+          single-label types (attention; index 0 is a  constraint (:class:`AGMetric`),
+          real class, -100 = none) and multi-label     nested under ``with`` / ``semi`` / ``no``
+          types (spatial, contacting)
+``oi``    softmax over {no relation} ∪ predicates      all ordered pairs of annotated boxes;
+                                                       mAP / mAP* / mAP_FG (:class:`OIMetric`)
+``vidvrd`` multi-label (sigmoid) over the predicates   all ordered track pairs; RelDet / RelTag
+          (background column unused)                   (:class:`VidVRDFrameMetric`)
+========  ===========================================  =======================================
+
+SGDet training (detected boxes) goes through :func:`assign_detections`, which moves the ground
+truth's relations onto the detections that overlap their boxes, so the same target builder
+serves every task.
+
+:data:`DATA_KINDS` is the only place that names the data kinds: per kind its protocol, its
+reader, its statistics function, the kind written in interchange files, the K values of
+``tailgraph evaluate`` and its synthetic variant. The command line (``synth``, ``stats``,
+``evaluate``, ``convert``) and the data modules read it; a new data kind is one row here, one
+module in ``protocols/``, one reader in ``data/``, one data module and one evaluator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tailgraph.data import action_genome as ag_data
+from tailgraph.data import openimages as oi_data
+from tailgraph.data import vg as vg_data
+from tailgraph.data import vidvrd as vidvrd_data
+from tailgraph.data.synthetic import generate_synth_vg
+from tailgraph.data.synthetic.ag import generate_synth_ag
+from tailgraph.data.synthetic.oi import generate_synth_oi
+from tailgraph.data.synthetic.vrd import generate_synth_vrd
+from tailgraph.errors import DataError
+from tailgraph.protocols.ag import AGProtocol
+from tailgraph.protocols.base import (
+    EvalOptions,
+    LossGroup,
+    Protocol,
+    Targets,
+    assign_detections,
+    pair_relation_targets,
+    sample_background_pairs,
+)
+from tailgraph.protocols.vg import OIProtocol, VGProtocol
+from tailgraph.protocols.vidvrd import VidVRDProtocol, frames_to_relation_instances
+from tailgraph.structures import Task
+from tailgraph.vocab import Vocabulary
+
+__all__ = [
+    "DataKind",
+    "DATA_KINDS",
+    "data_kind",
+    "synthetic_kind",
+    "load_dataset",
+    "EvalOptions",
+    "LossGroup",
+    "Targets",
+    "Protocol",
+    "VGProtocol",
+    "AGProtocol",
+    "OIProtocol",
+    "VidVRDProtocol",
+    "PROTOCOLS",
+    "build_protocol",
+    "assign_detections",
+    "sample_background_pairs",
+    "pair_relation_targets",
+    "frames_to_relation_instances",
+]
+
+
+@dataclass(frozen=True)
+class DataKind:
+    """One data kind: everything the command line and the data modules need to know of it.
+
+    Attributes:
+        name: the kind's name (``--format`` of ``stats`` / ``evaluate``, ``--protocol``).
+        protocol: its :class:`Protocol` class.
+        reader: ``reader(root, split, *, layout_only=True, **options) -> (samples, vocab)``.
+        stats: ``stats(root) -> dict`` (``tailgraph stats --json``).
+        interchange: the ``protocol`` value of its interchange files.
+        default_ks: the K values ``tailgraph evaluate`` reports by default.
+        synthetic: the name of its synthetic variant (``tailgraph synth --variant``).
+        generate: the synthetic generator, ``generate(out, *, num_train, num_test, seed,
+            image_size) -> info``.
+    """
+
+    name: str
+    protocol: type[Protocol]
+    reader: Callable[..., tuple[list[Any], Vocabulary]]
+    stats: Callable[[str], dict[str, Any]]
+    interchange: str
+    default_ks: tuple[int, ...]
+    synthetic: str
+    generate: Callable[..., Any]
+
+
+DATA_KINDS: dict[str, DataKind] = {
+    k.name: k
+    for k in (
+        DataKind("vg", VGProtocol, vg_data.load_vg, vg_data.stats, "vg", (20, 50, 100),
+                 "synth-vg", generate_synth_vg),
+        DataKind("ag", AGProtocol, ag_data.load_ag, ag_data.stats, "ag", (10, 20, 50),
+                 "synth-ag", generate_synth_ag),
+        DataKind("oi", OIProtocol, oi_data.load_oi, oi_data.stats, "oi", (20, 50, 100),
+                 "synth-oi", generate_synth_oi),
+        DataKind("vidvrd", VidVRDProtocol, vidvrd_data.load_vidvrd, vidvrd_data.stats,
+                 "vidvrd", (50, 100), "synth-vrd", generate_synth_vrd),
+    )
+}  # fmt: skip
+
+PROTOCOLS: dict[str, type[Protocol]] = {k.name: k.protocol for k in DATA_KINDS.values()}
+
+
+def data_kind(name: str, field: str = "format") -> DataKind:
+    """The row of :data:`DATA_KINDS` named ``name`` (a :class:`DataError` naming ``field``
+    otherwise)."""
+    if name not in DATA_KINDS:
+        raise DataError(
+            f"unknown data kind {name!r}; expected one of {sorted(DATA_KINDS)}", field=field
+        )
+    return DATA_KINDS[name]
+
+
+def synthetic_kind(variant: str) -> DataKind:
+    """The data kind whose synthetic variant is ``variant`` (``synth-vg`` …)."""
+    for k in DATA_KINDS.values():
+        if k.synthetic == variant:
+            return k
+    raise DataError(
+        f"unknown synthetic variant {variant!r}; expected one of "
+        f"{sorted(k.synthetic for k in DATA_KINDS.values())}",
+        field="--variant",
+    )
+
+
+def load_dataset(
+    format: str, root: str, split: str = "test", *, layout_only: bool = True, **options: Any
+):
+    """Read one split of a data set on disk.
+
+    Args:
+        format: a data kind of :data:`DATA_KINDS` (``vg`` | ``ag`` | ``vidvrd`` | ``oi``).
+        root: the data set's folder.
+        split: ``train`` | ``val`` | ``test``.
+        layout_only: do not require image files (boxes, labels and relations only).
+        **options: reader-specific options (filters, file names).
+    Returns:
+        ``(samples, vocabulary)``: a list of :class:`SceneGraph` (images) or
+        :class:`VideoSceneGraph` (videos) and the data set's :class:`Vocabulary`.
+    """
+    return data_kind(format).reader(root, split, layout_only=layout_only, **options)
+
+
+def build_protocol(
+    name: str,
+    vocab: Vocabulary,
+    task: Task | str = Task.PREDCLS,
+    ks: Sequence[int] | None = None,
+    **options: Any,
+) -> Protocol:
+    """The protocol ``name`` (``vg`` | ``ag`` | ``oi`` | ``vidvrd``) for ``vocab``."""
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {name!r}; expected one of {sorted(PROTOCOLS)}")
+    return PROTOCOLS[name](vocab, task, ks, **options)

@@ -1,0 +1,232 @@
+"""The Action Genome protocol (``ag``): person → object pairs, per-type targets, the three
+constraints of the AG evaluator; and AG's FREQ baseline, which counts the protocol's targets
+over the training frames."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from tailgraph.errors import DataError
+from tailgraph.protocols.base import EvalOptions, Protocol, matched_chunks
+from tailgraph.structures import GraphBatch, Predictions, SceneGraph, Task
+from tailgraph.vocab import Vocabulary
+
+__all__ = ["AGProtocol", "ag_frequency_predictions"]
+
+
+class AGMetrics:
+    """The three AG constraints as one metric object (``update`` / ``compute`` / ``reset``),
+    results nested under ``with`` / ``semi`` / ``no`` as ``tailgraph evaluate`` writes them."""
+
+    constraints = ("with", "semi", "no")
+
+    def __init__(self, mode: str, ks: Sequence[int], semi_threshold: float = 0.9) -> None:
+        from tailgraph.evaluation.metric import AGRecallMetric
+
+        self.metrics = {
+            c: AGRecallMetric(c, mode, ks, semi_threshold=semi_threshold) for c in self.constraints
+        }
+
+    def to(self, device: Any) -> AGMetrics:
+        for m in self.metrics.values():
+            m.to(device)
+        return self
+
+    def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:
+        for m in self.metrics.values():
+            m.update(gts, preds)
+
+    def compute(self) -> dict[str, Any]:
+        out: dict[str, Any] = {c: m.compute() for c, m in self.metrics.items()}
+        out["num_frames"] = out["with"]["num_frames"]
+        return out
+
+    def reset(self) -> None:
+        for m in self.metrics.values():
+            m.reset()
+
+
+class AGProtocol(Protocol):
+    """Action Genome frames: person → object pairs, per-type targets from the vocabulary.
+
+    Every AG relation joins the frame's person and one object; the reference stores spatial
+    relations as (object, person) and the others as (person, object). A candidate pair
+    (person, object) therefore takes the relations between the two in either direction.
+
+    Args:
+        subject_class: the class whose boxes are the subjects of every relation.
+        semi_threshold: threshold of the semi constraint.
+    """
+
+    name = "ag"
+    folder_input = "videos"
+    default_ks = (10, 20, 50, 100)
+
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        task: Task | str = Task.PREDCLS,
+        ks: Sequence[int] | None = None,
+        subject_class: str = "person",
+        semi_threshold: float = 0.9,
+    ) -> None:
+        super().__init__(vocab, task, ks)
+        self.subject_label = vocab.class_index(subject_class)
+        self.semi_threshold = semi_threshold
+        self.monitor = f"with/mR@{20 if 20 in self.ks else self.ks[0]}"
+
+    unordered = True  # (person, object) and (object, person) are the same candidate
+
+    def subject_index(self, g: SceneGraph) -> int | None:
+        """The frame's person box: the most confident box of the subject class (box 0 of an
+        annotated AG frame), or ``None`` when the frame has none."""
+        rows = (g.labels == self.subject_label).nonzero().flatten()
+        if rows.numel() == 0:
+            return None
+        if "label_scores" in g.extras:
+            return int(rows[g.extras["label_scores"][rows].argmax()])
+        return int(rows[0])
+
+    def candidate_pairs(self, graphs: Sequence[SceneGraph]) -> list[torch.Tensor]:
+        out = []
+        for g in graphs:
+            p = self.subject_index(g)
+            device = g.boxes.device
+            if p is None:
+                out.append(torch.zeros((0, 2), dtype=torch.int64, device=device))
+                continue
+            objs = torch.tensor(
+                [i for i in range(g.num_boxes) if i != p], dtype=torch.int64, device=device
+            )
+            out.append(torch.stack([torch.full_like(objs, p), objs], 1))
+        return out
+
+    def training_pairs(
+        self, batch: GraphBatch, background_per_image: int | None, generator=None
+    ) -> GraphBatch:
+        return (
+            batch
+            if batch.pairs is not None
+            else batch.with_pairs(self.candidate_pairs(batch.graphs))
+        )
+
+    def make_metric(self, train_triplets=None, eval_graphs=None):
+        return AGMetrics(self.task.value, self.ks, self.semi_threshold)
+
+    def flat(self, metrics: dict[str, Any]) -> dict[str, float]:
+        out = {}
+        for c in AGMetrics.constraints:
+            for k, v in (metrics.get(c) or {}).items():
+                if isinstance(v, (int, float)):
+                    out[f"{c}/{k}"] = float(v)
+        return out
+
+    @classmethod
+    def check_options(cls, options: EvalOptions) -> None:
+        if not (0.0 <= options.semi_threshold <= 1.0):
+            raise DataError(
+                f"must be within [0, 1], got {options.semi_threshold}", field="--semi-threshold"
+            )
+
+    @classmethod
+    def evaluate_predictions(cls, graphs, vocab, preds, options: EvalOptions) -> dict[str, Any]:
+        from tailgraph.evaluation.ag import evaluate_ag
+
+        return evaluate_ag(
+            graphs,
+            preds,
+            mode=options.mode,
+            ks=options.ks,
+            semi_threshold=options.semi_threshold,
+            attention_softmax=options.attention_softmax,
+        )
+
+    @classmethod
+    def evaluate_binary(cls, graphs, vocab, pred, options: EvalOptions) -> dict[str, Any]:
+        from tailgraph.evaluation.ag import AGEvaluator
+
+        evs = {
+            c: AGEvaluator(
+                c,
+                options.mode,
+                options.ks,
+                options.semi_threshold,
+                attention_softmax=options.attention_softmax,
+            )
+            for c in AGMetrics.constraints
+        }
+        for idx, gts, chunk in matched_chunks(pred, graphs, vocab, check_scores=True):
+            for ev in evs.values():
+                for gi, g, q in zip(idx, gts, chunk):
+                    ev.update_frame(g, q, order=gi)
+        return {c: ev.compute() for c, ev in evs.items()}
+
+    @classmethod
+    def summary(cls, result: dict[str, Any], options: EvalOptions) -> str:
+        ks, mode = options.ks, options.mode
+        frames = next(iter(result.values()))["num_frames"]
+        lines = [f"ag {mode}: {frames} frames evaluated (percent)"]
+        lines.append(
+            f"{'constraint':<12}"
+            + "".join(f"{'R@' + str(k):>9}" for k in ks)
+            + "".join(f"{'mR@' + str(k):>9}" for k in ks)
+        )
+        for c, m in result.items():
+            lines.append(
+                f"{c:<12}"
+                + "".join(f"{100 * m[f'R@{k}']:>9.2f}" for k in ks)
+                + "".join(f"{100 * m[f'mR@{k}']:>9.2f}" for k in ks)
+            )
+        return "\n".join(lines)
+
+
+def ag_frequency_predictions(
+    train: Sequence[Any], test: Sequence[Any], vocab: Any
+) -> list[Predictions]:
+    """Action Genome's FREQ baseline on person → object pairs: per object class, the training
+    distribution of each single-label relation type (softmax group) and the frequency of each
+    multi-label predicate, Laplace-smoothed.
+
+    Args:
+        train, test: :class:`VideoSceneGraph` lists.
+        vocab: the AG vocabulary (relation types and single-label types).
+    Returns:
+        One :class:`Predictions` per test frame, scores in vocabulary columns.
+    """
+    protocol = AGProtocol(vocab)
+    c, r = vocab.num_classes, vocab.num_predicates
+    sums = torch.ones((c, r))
+    seen = torch.full((c,), 2.0)
+    single_sums = {
+        g.name: torch.ones((c, len(g.columns))) for g in protocol.groups if g.single_label
+    }
+    for v in train:
+        for f in v.frames:
+            pairs = protocol.candidate_pairs([f])[0]
+            if pairs.shape[0] == 0:
+                continue
+            t = protocol.targets([f], pairs)
+            cls = f.labels[pairs[:, 1]]
+            sums.index_add_(0, cls, t.multi_hot)
+            seen.index_add_(0, cls, torch.ones(len(cls)))
+            for name, acc in single_sums.items():
+                y = t.labels[name]
+                ok = y >= 0
+                acc.index_put_((cls[ok], y[ok]), torch.ones(int(ok.sum())), accumulate=True)
+    table = sums / seen[:, None]
+    for g in protocol.groups:
+        if g.single_label:
+            acc = single_sums[g.name]
+            table[:, list(g.columns)] = acc / acc.sum(1, keepdim=True)
+    preds = []
+    for v in test:
+        for f in v.frames:
+            pairs = protocol.candidate_pairs([f])[0]
+            scores = table[f.labels[pairs[:, 1]]]
+            preds.append(
+                Predictions(f.image_id, f.boxes, f.labels, torch.ones(f.num_boxes), pairs, scores)
+            )
+    return preds

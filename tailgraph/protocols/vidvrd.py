@@ -1,0 +1,252 @@
+"""The ImageNet-VidVRD protocol (``vidvrd``): multi-label targets over each track pair of each
+frame, and the assembly of video-level relation instances from frame or segment predictions
+for the RelDet / RelTag metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tailgraph.errors import DataError
+from tailgraph.protocols.base import EvalOptions, LossGroup, Protocol
+from tailgraph.structures import SceneGraph
+from tailgraph.vocab import Vocabulary
+
+__all__ = ["VidVRDProtocol", "frames_to_relation_instances"]
+
+
+def frames_to_relation_instances(
+    frames: Sequence[SceneGraph],
+    preds: Sequence[Any],
+    vocab: Vocabulary,
+    per_pair: int = 5,
+    per_video: int = 200,
+) -> list[dict[str, Any]]:
+    """Video-level relation instances from per-frame pair scores (VidVRD's results format).
+
+    The frames of one video, in order, carry track ids; each frame's prediction scores its
+    ordered pairs. For each (subject track, object track) the frames in which the pair was
+    scored are split into runs of consecutive frames; a run's predicate scores are the mean of
+    its frames' scores, and its ``per_pair`` best predicates become instances spanning the run
+    (score = that mean), with the two tracks' boxes as trajectories. The ``per_video`` best
+    instances are kept (VidVRD-II keeps 200).
+
+    Returns:
+        ``[{"triplet": [subject class, predicate, object class], "score", "duration": [b, e),
+        "sub_traj", "obj_traj"}]`` with predicate and class names from ``vocab``.
+    """
+    tracks: dict[tuple[int, int], dict[int, tuple[Any, Any, Any, int, int]]] = {}
+    for g, p in zip(frames, preds):
+        if g.track_ids is None:
+            raise ValueError(f"frame {g.image_id!r} has no track ids (VidVRD frames carry them)")
+        fid = int(str(g.image_id).rsplit("/", 1)[1])
+        tids = g.track_ids.tolist()
+        for (a, b), sc in zip(p.pairs.tolist(), p.predicate_scores):
+            tracks.setdefault((tids[a], tids[b]), {})[fid] = (
+                p.boxes[a],
+                p.boxes[b],
+                sc,
+                int(p.labels[a]),
+                int(p.labels[b]),
+            )
+    fg = torch.tensor(vocab.foreground_predicates)
+    out = []
+    for by_frame in tracks.values():
+        fids = sorted(by_frame)
+        runs, start = [], 0
+        for k in range(1, len(fids) + 1):
+            if k == len(fids) or fids[k] != fids[k - 1] + 1:
+                runs.append(fids[start:k])
+                start = k
+        for run in runs:
+            rows = [by_frame[f] for f in run]
+            mean = torch.stack([r[2] for r in rows]).float().mean(0)[fg]
+            top = torch.topk(mean, min(per_pair, mean.numel()))
+            s_cls, o_cls = vocab.object_classes[rows[0][3]], vocab.object_classes[rows[0][4]]
+            sub = [r[0].tolist() for r in rows]
+            obj = [r[1].tolist() for r in rows]
+            for score, j in zip(top.values.tolist(), top.indices.tolist()):
+                out.append(
+                    {
+                        "triplet": [s_cls, vocab.predicates[int(fg[j])], o_cls],
+                        "score": float(score),
+                        "duration": [run[0], run[-1] + 1],
+                        "sub_traj": sub,
+                        "obj_traj": obj,
+                    }
+                )
+    out.sort(key=lambda r: -r["score"])
+    return out[:per_video]
+
+
+class _VidVRDFrameMetric:
+    """The VidVRD metric fed frame by frame (predictions gathered per video and turned into
+    relation instances by :func:`frames_to_relation_instances` at ``compute``) or segment by
+    segment (:meth:`update_segments`, associated per video at ``compute``); the ground truth
+    is the videos' annotated relation instances."""
+
+    def __init__(self, vocab: Vocabulary, videos: Sequence[Any] | None, ks: Sequence[int]) -> None:
+        from tailgraph.evaluation.metric import VidVRDMetric
+
+        self.vocab = vocab
+        self.metric = VidVRDMetric(
+            [vocab.predicates[i] for i in vocab.foreground_predicates], det_nreturns=ks
+        )
+        self.gt: dict[Any, list] = {}
+        if videos:
+            from tailgraph.data.vidvrd import to_groundtruth
+
+            self.gt = to_groundtruth(videos)
+        self.frames: dict[Any, list] = {}
+        self.segments: dict[Any, list] = {}
+        self.associate: Any = None
+
+    def to(self, device: Any) -> _VidVRDFrameMetric:
+        return self
+
+    def reset(self) -> None:
+        self.frames = {}
+        self.segments = {}
+        self.metric.reset()
+
+    def update_segments(self, segments: Sequence[tuple[Any, int, list]], associate: Any) -> None:
+        """Segment-level predictions ``[(video id, segment begin, instances)]`` (VidVRD-II);
+        ``associate(list of per-segment instance lists) -> video instances`` joins them at
+        :meth:`compute`."""
+        self.associate = associate
+        for vid, begin, instances in segments:
+            self.segments.setdefault(vid, []).append((begin, instances))
+
+    def update(self, gts: Sequence[SceneGraph], preds: Sequence[Any]) -> None:
+        for g, p in zip(gts, preds):
+            vid = str(g.image_id).rsplit("/", 1)[0]
+            self.frames.setdefault(vid, []).append((g, p))
+
+    def compute(self) -> dict[str, Any]:
+        if not self.gt:
+            raise ValueError(
+                "the vidvrd metric needs the evaluated videos' relation instances (the data "
+                "module's eval_graphs)"
+            )
+        prediction = {}
+        for vid, segs in self.segments.items():
+            segs.sort(key=lambda bi: bi[0])
+            prediction[vid] = self.associate([inst for _, inst in segs])
+        for vid, items in self.frames.items():
+            items.sort(key=lambda gp: int(str(gp[0].image_id).rsplit("/", 1)[1]))
+            prediction[vid] = frames_to_relation_instances(
+                [g for g, _ in items], [p for _, p in items], self.vocab
+            )
+        self.metric.reset()
+        self.metric.update({v: r for v, r in self.gt.items() if v in prediction}, prediction)
+        return self.metric.compute()
+
+
+class VidVRDProtocol(Protocol):
+    """ImageNet-VidVRD: multi-label (sigmoid) targets over the predicates of each track pair of
+    each frame; RelDet / RelTag metrics over video-level relation instances assembled from the
+    frames' pair scores (:func:`frames_to_relation_instances`)."""
+
+    name = "vidvrd"
+    folder_input = None
+    default_ks = (50, 100)
+    monitor = "RelDet_mAP"
+
+    def loss_groups(self) -> list[LossGroup]:
+        fg = tuple(self.vocab.foreground_predicates)
+        return [LossGroup("predicate", fg, False)]
+
+    def make_metric(self, train_triplets=None, eval_graphs=None):
+        return _VidVRDFrameMetric(self.vocab, eval_graphs, self.ks)
+
+    @classmethod
+    def evaluate_paths(cls, gt, pred, options: EvalOptions, reader=None) -> dict[str, Any]:
+        """GT: tailgraph JSON with ``"protocol": "vidvrd"`` and ``"videos"`` (video id →
+        relation instances), a ``vidvrd_ground_truth`` binary file or a VidVRD folder;
+        predictions: the official VidVRD results JSON or a ``vidvrd_results`` binary file
+        (read video by video)."""
+        from tailgraph.data.vidvrd import load_vidvrd, to_groundtruth
+        from tailgraph.evaluation.vidvrd import (
+            aggregate_video_stats,
+            evaluate_vidvrd,
+            read_vidvrd_results,
+            video_stats,
+        )
+        from tailgraph.io.binformat import BinaryReader, is_binary, read_vidvrd_binary
+        from tailgraph.io.interchange import FORMAT, read_json
+
+        if Path(gt).is_dir():
+            videos, vocab = (reader or load_vidvrd)(gt, options.split)
+            doc = {
+                "format": FORMAT,
+                "protocol": cls.name,
+                "videos": to_groundtruth(videos),
+                "predicates": vocab.predicates[1:],
+            }
+        elif is_binary(gt):
+            gt_videos, meta = read_vidvrd_binary(gt, "vidvrd_ground_truth")
+            doc = {
+                "format": FORMAT,
+                "protocol": cls.name,
+                "videos": gt_videos,
+                "predicates": meta.get("predicates"),
+            }
+        else:
+            doc = read_json(gt)
+        if (
+            not isinstance(doc, dict)
+            or doc.get("format") != FORMAT
+            or doc.get("protocol") != cls.name
+        ):
+            raise DataError(
+                f'expected a {FORMAT} ground-truth file with "protocol": "{cls.name}"',
+                file=gt,
+                field="protocol",
+            )
+        if not isinstance(doc.get("videos"), dict):
+            raise DataError(
+                "expected 'videos' (video id -> relation instances)", file=gt, field="videos"
+            )
+        videos_gt = doc["videos"]
+        try:
+            if is_binary(pred):
+                order = {vid: i for i, vid in enumerate(videos_gt)}
+                stats: dict[int, object] = {}
+                with BinaryReader(pred, kind="vidvrd_results") as r:
+                    for vid, rels in r.videos():
+                        i = order.get(vid, order.get(str(vid)))
+                        if i is None:
+                            continue  # as the reference: predictions for other videos are ignored
+                        g = videos_gt[vid] if vid in videos_gt else videos_gt[str(vid)]
+                        if g:
+                            stats[i] = video_stats(g, rels, vid)
+                for vid, g in videos_gt.items():  # GT videos without predictions: an empty list
+                    if g and order[vid] not in stats:
+                        stats[order[vid]] = video_stats(g, [], vid)
+                return aggregate_video_stats(
+                    [stats[i] for i in sorted(stats)], predicates=doc.get("predicates")
+                )
+            preds = read_vidvrd_results(pred)
+            return evaluate_vidvrd(videos_gt, preds, predicates=doc.get("predicates"))
+        except DataError as exc:
+            raise exc.with_context(file=pred) from None
+
+    @classmethod
+    def summary(cls, result: dict[str, Any], options: EvalOptions) -> str:
+        lines = [f"vidvrd: {result['num_videos']} videos evaluated (percent)"]
+        for key in (
+            "RelDet_mAP",
+            "RelDet_R@50",
+            "RelDet_R@100",
+            "RelTag_P@1",
+            "RelTag_P@5",
+            "RelTag_P@10",
+            "mR@50",
+            "mR@100",
+            "Mean",
+        ):
+            lines.append(f"{key:<14}{100 * result[key]:>9.2f}")
+        return "\n".join(lines)
