@@ -22,16 +22,17 @@ from benchmarks.common import ag_tables, cli_fit_test, recipe_epochs_and_synth_a
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "synthetic" / "bmp_ag_predcls.yaml"
 SUPERVISED = {"class_path": "tailgraph.methods.base.Supervised"}
+TEMPURA = {"class_path": "tailgraph.methods.tempura.Tempura"}
 
 
 def variant_recipe(name: str, work: Path) -> Path:
-    """The recipe of a variant: BMP as written; TEMPURA = the same model with plain losses for
-    all epochs; STTran = no memory bank, linear heads, plain losses."""
+    """The recipe of a variant: BMP as written; TEMPURA = the same model with TEMPURA's training
+    (plain losses, the memory filled) for all epochs; STTran = no memory bank, linear heads, plain losses."""
     import yaml
 
     cfg = yaml.safe_load(RECIPE.read_text())
     if name in ("tempura", "sttran"):
-        cfg["model"]["method"] = SUPERVISED
+        cfg["model"]["method"] = TEMPURA if name == "tempura" else SUPERVISED
     if name == "bmp_vae":  # the prototype networks' VAE loss added (the released code leaves it out)
         cfg["model"]["method"]["init_args"]["vae_weight"] = 1.0
     if name == "sttran":

@@ -106,7 +106,7 @@ def main() -> None:
 
     import lightning as L
 
-    from tailgraph.datamodules.base import VidVRDDataModule
+    from tailgraph.datamodules.vidvrd import VidVRDDataModule
     from tailgraph.engine.module import SGGModule
 
     cfg = yaml.safe_load(RECIPE.read_text())

@@ -74,6 +74,7 @@ def variant_recipe(name: str, work: Path) -> Path:
         m["method"] = SUPERVISED
         m["head"] = LINEAR
         if name == "tempura":
+            m["method"] = {"class_path": "tailgraph.methods.tempura.Tempura"}
             keep["memory"] = {
                 "compute": "joint",
                 "weight_type": "simple",

@@ -40,7 +40,7 @@ ROWS = {  # name -> (negatives, use_coordconv, use_embeddings)
 def run(cfg: dict, root: str, negatives: str, coordconv: bool, embeddings: bool, seed: int, epochs: int) -> tuple[dict, float]:
     import lightning as L
 
-    from tailgraph.datamodules.base import OIDataModule
+    from tailgraph.datamodules.oi import OIDataModule
     from tailgraph.engine.module import SGGModule
 
     model = copy.deepcopy(cfg["model"])

@@ -23,7 +23,7 @@ def main() -> int:
     p.add_argument("--root", default="data/bench-synth-ag")
     a = p.parse_args()
     torch.set_num_threads(2)
-    from tailgraph.datamodules.base import AGDataModule
+    from tailgraph.datamodules.ag import AGDataModule
     from tailgraph.engine.module import SGGModule
     from tailgraph.evaluation.ag import evaluate_ag
     from tailgraph.protocols.ag import ag_frequency_predictions

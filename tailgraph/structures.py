@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -27,15 +27,19 @@ import torch
 from tailgraph.errors import DataError
 
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "Task",
     "SceneGraph",
     "VideoSceneGraph",
     "Predictions",
     "GraphBatch",
     "as_tensor",
+    "Batch",
     "Tracklet",
     "Segment",
     "SegmentBatch",
+    "SegmentPrediction",
     "collate_segments",
 ]
 
@@ -397,8 +401,21 @@ def collate_graphs(graphs: Sequence[SceneGraph]) -> list[SceneGraph]:
     return list(graphs)
 
 
+# the images of a GraphBatch are RGB in [0, 1], normalised with ImageNet's mean and std
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Batch:
+    """Base of the batches the engine moves between devices (:class:`GraphBatch`,
+    :class:`SegmentBatch`)."""
+
+    def to(self, device: torch.device | str) -> Batch:
+        raise NotImplementedError
+
+
 @dataclass
-class GraphBatch:
+class GraphBatch(Batch):
     """A batch of images and their (ground-truth) graphs.
 
     Attributes:
@@ -461,7 +478,7 @@ class Segment:
 
 
 @dataclass
-class SegmentBatch:
+class SegmentBatch(Batch):
     """Segments concatenated: tracklet and pair tensors with global tracklet indices.
 
     Attributes:
@@ -524,3 +541,11 @@ def collate_segments(segments: Sequence[Segment]) -> SegmentBatch:
         torch.cat(targets),
         torch.cat(pos),
     )
+
+
+class SegmentPrediction(NamedTuple):
+    """The relation instances a segment-level model predicts for one segment (VidVRD-II)."""
+
+    video_id: Any
+    begin: int
+    instances: list[dict]

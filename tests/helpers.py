@@ -48,7 +48,7 @@ def tiny_ag_recipe(tmp_path: Path, model: dict, epochs: int = 2, num_train: int 
     cfg.write_text(yaml.safe_dump({
         "seed_everything": 0,
         "model": model,
-        "data": {"class_path": "tailgraph.datamodules.base.AGDataModule",
+        "data": {"class_path": "tailgraph.datamodules.ag.AGDataModule",
                  "init_args": {"root": str(root), "max_size": 64, "val_fraction": 0.0}},
         "trainer": {"max_epochs": epochs, "enable_progress_bar": False, "enable_model_summary": False,
                     "default_root_dir": str(tmp_path), "num_sanity_val_steps": 0, "limit_val_batches": 0,

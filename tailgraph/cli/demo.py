@@ -80,8 +80,9 @@ def run_demo(
     import torch
 
     from tailgraph.datamodules.vg import SynthVGDataModule
-    from tailgraph.engine.lightning_cli import results_document, write_json_atomic
     from tailgraph.engine.module import SGGModule
+    from tailgraph.io.outputs import write_json_atomic
+    from tailgraph.io.results import results_document
     from tailgraph.viz.report import write_report
 
     out = Path(out)

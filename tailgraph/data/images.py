@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from tailgraph.errors import DataError
-from tailgraph.structures import GraphBatch, SceneGraph
+from tailgraph.structures import IMAGENET_MEAN, IMAGENET_STD, GraphBatch, SceneGraph
 
 __all__ = [
     "GraphImageDataset",
@@ -19,9 +19,6 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
 ]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def load_image(path: str, max_size: int, *, sample: object = None) -> tuple[torch.Tensor, float]:

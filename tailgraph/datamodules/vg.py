@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 from torch.utils.data import DataLoader
 
 from tailgraph.data.images import GraphImageDataset, collate_graph_batch
+from tailgraph.datamodules.base import SGGDataModule
 from tailgraph.errors import DataError
 from tailgraph.structures import SceneGraph
 from tailgraph.vocab import Vocabulary
@@ -15,7 +15,7 @@ from tailgraph.vocab import Vocabulary
 __all__ = ["VGDataModule", "SynthVGDataModule"]
 
 
-class VGDataModule(L.LightningDataModule):
+class VGDataModule(SGGDataModule):
     protocol = "vg"  # targets, candidate pairs and metric: tailgraph.protocols.VGProtocol
 
     """A data set in the VG150 file format (real VG150, RS-VG style sets, synth-vg).

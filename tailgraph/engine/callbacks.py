@@ -1,23 +1,39 @@
-"""The console of ``tailgraph fit / test``: one progress bar per phase, a closing summary.
+"""The callbacks of ``tailgraph fit / test / predict``: the console and what a run writes.
 
 :class:`PhaseProgressBar` draws one bar for the whole of ``fit`` (every epoch, its validation
 folded into the bar's figures; no sanity-check bar) and one for ``test`` / ``predict``.
 :class:`FitSummary` prints a table when ``fit`` ends: epochs, steps, time, the last training
 losses, the monitored validation metric (best and last) and the checkpoint folder.
+:class:`MetricsWriter` writes ``metrics.json`` after ``test``, :class:`RunInfoWriter`
+``run.json`` (versions, seed), :class:`PredictionWriter` the predictions of ``predict`` (and,
+with ``write_test``, of ``test``), each receiving what it writes from the engine's step outputs.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback, TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, _update_n, convert_inf
 
-__all__ = ["PhaseProgressBar", "FitSummary", "summary_table"]
+from tailgraph.engine.module import library_versions
+from tailgraph.io.outputs import write_json_atomic
+from tailgraph.io.predictions import PRED_FORMATS, write_image_predictions, write_video_results
+from tailgraph.io.results import results_document, training_log_of
+
+__all__ = [
+    "PhaseProgressBar",
+    "FitSummary",
+    "summary_table",
+    "MetricsWriter",
+    "RunInfoWriter",
+    "PredictionWriter",
+]
 
 
 class PhaseProgressBar(TQDMProgressBar):
@@ -184,3 +200,121 @@ class FitSummary(Callback):
         if ckpt is not None and getattr(ckpt, "dirpath", None):
             rows.append(("checkpoints", str(ckpt.dirpath)))
         print("\n" + summary_table(rows, "fit summary"))
+
+
+class MetricsWriter(Callback):
+    """Writes the test metrics to ``metrics.json`` in the run's log folder (or ``path``) and
+    prints where."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        log_dir = trainer.log_dir  # a collective under DDP: every rank asks
+        metrics = getattr(pl_module, "last_metrics", None)
+        if not metrics or not trainer.is_global_zero:
+            return
+        target = self.path or os.path.join(log_dir or trainer.default_root_dir, "metrics.json")
+        vocab = getattr(pl_module, "vocab", None)
+        stats = getattr(pl_module, "train_stats", None)
+        if vocab is not None and stats is not None:
+            vocab = vocab.with_counts(stats.predicate_counts)
+        log = training_log_of(trainer.ckpt_path)
+        doc = results_document(
+            {"model": metrics},
+            vocab,
+            pl_module.task.value,
+            protocol=getattr(pl_module, "protocol_name", None),
+            logs={"model": log} if log else None,
+        )
+        write_json_atomic(target, doc)
+        from tailgraph.viz.report import flatten_models, results_table
+
+        header, rows = results_table(flatten_models({"model": metrics}))
+        if len(header) > 1:
+            print(f"\ntest ({pl_module.task.value}), percent:")
+            print("".join(f"{h:>{10 if i else 12}}" for i, h in enumerate(header)))
+            for r in rows:
+                print("".join(f"{c:>{10 if i else 12}}" for i, c in enumerate(r)))
+        print(f"metrics: {target}")
+
+
+class RunInfoWriter(Callback):
+    """Writes ``run.json`` (library versions, seed, subcommand) into the run's log folder."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        log_dir = trainer.log_dir  # a collective under DDP: every rank asks
+        if not trainer.is_global_zero:
+            return
+        seed = os.environ.get("PL_GLOBAL_SEED")
+        info = {
+            "versions": library_versions(),
+            "seed": int(seed) if seed is not None else None,
+            "stage": stage,
+        }
+        write_json_atomic(os.path.join(log_dir or trainer.default_root_dir, "run.json"), info)
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Writes the predictions the engine's ``predict_step`` (and ``test_step``) return.
+
+    Image and frame models' predictions become tailgraph-sg/1 predictions
+    (``predictions.<format>`` in the run's folder, or ``path``); a segment-level video model's
+    (VidVRD-II) are associated per video by the protocol and written as VidVRD's results
+    (``predictions.json`` or, with a binary format, ``vidvrd_results``: what ``tailgraph
+    evaluate`` reads).
+
+    Args:
+        path: the output file (default: in the run's log folder).
+        format: ``json`` | ``json.gz`` | ``h5`` | ``npz`` (``--pred-format``).
+        write_test: also write the test split's predictions after ``test``
+            (``test_predictions.<format>``; ``tailgraph test --pred-format``).
+    """
+
+    def __init__(self, path: str | None = None, format: str = "json", write_test: bool = False):
+        super().__init__(write_interval="epoch")
+        if format not in PRED_FORMATS:
+            from tailgraph.errors import DataError
+
+            raise DataError(
+                f"unknown format {format!r}; expected one of {', '.join(PRED_FORMATS)}",
+                field="--pred-format",
+            )
+        self.path, self.format, self.write_test = path, format, write_test
+        self._test: list = []
+
+    def _target(self, trainer: L.Trainer, stem: str) -> str:
+        return self.path or os.path.join(trainer.log_dir or ".", f"{stem}.{self.format}")
+
+    def _write(self, target: str, collated: Any) -> str:
+        if isinstance(collated, dict):  # video id -> relation instances
+            write_video_results(target, collated)
+            return f"{target} ({len(collated)} videos)"
+        write_image_predictions(target, collated)
+        return f"{target} ({len(collated)} images)"
+
+    def on_test_epoch_start(self, trainer, pl_module) -> None:  # noqa: D102
+        self._test = []
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):  # noqa: D102
+        if self.write_test:
+            self._test.extend(outputs or [])
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:  # noqa: D102
+        if not self.write_test:
+            return
+        target = self._target(trainer, "test_predictions")  # every rank (a DDP collective)
+        if not trainer.is_global_zero:
+            return
+        collated = pl_module.protocol.collate_predictions(pl_module.model, self._test)
+        self._test = []
+        print(f"predictions: {self._write(target, collated)}")
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:  # noqa: D102
+        flat = [p for batch in predictions for p in batch]
+        collated = pl_module.protocol.collate_predictions(pl_module.model, flat)
+        ext = self.format
+        if isinstance(collated, dict) and ext == "json.gz":  # VidVRD results are plain JSON
+            ext = "json"
+        target = self.path or os.path.join(trainer.log_dir or ".", f"predictions.{ext}")
+        print(f"predictions: {self._write(target, collated)}")

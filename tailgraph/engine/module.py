@@ -24,11 +24,13 @@ import lightning as L
 import torch
 
 from tailgraph.components import build_component
-from tailgraph.methods.base import Method, TrainStats
+from tailgraph.datamodules.base import SGGDataModule
+from tailgraph.methods.base import Method
 from tailgraph.modeling.builder import DEFAULT_CONTEXT, DEFAULT_FEATURES, DEFAULT_HEAD, build_model
-from tailgraph.modeling.relation_model import RelationModel, RelationOutput, run_detector
-from tailgraph.protocols import Protocol, assign_detections, build_protocol
-from tailgraph.structures import GraphBatch, SegmentBatch, Task
+from tailgraph.modeling.relation_model import RelationModel, RelationOutput
+from tailgraph.protocols import Protocol, build_protocol
+from tailgraph.stats import TrainStats
+from tailgraph.structures import Batch, GraphBatch, Task
 from tailgraph.vocab import Vocabulary
 
 __all__ = [
@@ -194,28 +196,37 @@ class SGGModule(L.LightningModule):
                 "count padded duplicates",
                 field="trainer.use_distributed_sampler",
             )
-        dm = self.trainer.datamodule if self.trainer is not None else None
-        if dm is not None and getattr(dm, "vocab", None) is None and hasattr(dm, "setup"):
+        dm = self._datamodule()
+        if dm is not None and dm.vocab is None:
             dm.setup(stage)
         if self.model is not None:
-            if (
-                self.train_stats is None
-                and dm is not None
-                and getattr(dm, "vocab", None) is not None
-            ):
+            if self.train_stats is None and dm is not None and dm.vocab is not None:
                 self.train_stats = TrainStats.from_graphs(dm.train_graphs(), self.vocab)
             return
-        if dm is None or getattr(dm, "vocab", None) is None:
+        if dm is None or dm.vocab is None:
             raise RuntimeError(
                 "SGGModule needs a data module with a vocabulary (or a checkpoint that embeds one)"
             )
-        protocol = self.protocol_name or getattr(dm, "protocol", "") or ""
+        protocol = self.protocol_name or dm.protocol
         if not protocol:
             raise RuntimeError(
                 f"{type(dm).__name__} names no protocol (set its 'protocol' attribute or the "
                 "module's 'protocol')"
             )
         self.build(dm.vocab, protocol, TrainStats.from_graphs(dm.train_graphs(), dm.vocab))
+
+    def _datamodule(self) -> SGGDataModule | None:
+        """The trainer's data module (``None`` outside a trainer or without one)."""
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        if dm is not None and not isinstance(dm, SGGDataModule):
+            from tailgraph.errors import DataError
+
+            raise DataError(
+                f"{type(dm).__name__} is not a tailgraph data module (derive it from "
+                "tailgraph.datamodules.base.SGGDataModule)",
+                field="data",
+            )
+        return dm
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         import random
@@ -234,22 +245,15 @@ class SGGModule(L.LightningModule):
             "python_version": random.getstate()[0],
             "python_gauss": random.getstate()[2],
         }
-        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        max_size = getattr(dm, "max_size", None)
+        dm = self._datamodule()
+        max_size = dm.max_size if dm is not None else None
         checkpoint["tailgraph"] = {
             "vocab": self.vocab.to_dict() if self.vocab else None,
             # the longer image side the network saw (``tailgraph predict`` resizes to it)
             "image_max_size": int(max_size) if isinstance(max_size, int) else None,
             "protocol": self.protocol_name,
             "versions": library_versions(),
-            "train_stats": None
-            if st is None
-            else {
-                "predicate_counts": list(st.predicate_counts),
-                "object_counts": list(st.object_counts),
-                "triplets": sorted(list(t) for t in st.triplets),
-                "num_samples": st.num_samples,
-            },
+            "train_stats": None if st is None else st.to_dict(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -267,23 +271,13 @@ class SGGModule(L.LightningModule):
         info = checkpoint.get("tailgraph") or {}
         if self.model is None and info.get("vocab"):
             st = info.get("train_stats")
-            stats = (
-                None
-                if not st
-                else TrainStats(
-                    st["predicate_counts"],
-                    st["object_counts"],
-                    None,
-                    {tuple(t) for t in st["triplets"]},
-                    st["num_samples"],
-                )
-            )
+            stats = TrainStats.from_dict(st) if st else None
             self.build(Vocabulary.from_dict(info["vocab"]), info.get("protocol") or "vg", stats)
 
     def transfer_batch_to_device(
         self, batch: Any, device: torch.device, dataloader_idx: int
     ) -> Any:
-        if isinstance(batch, (GraphBatch, SegmentBatch)):
+        if isinstance(batch, Batch):  # tailgraph's batches move themselves
             return batch.to(device)
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
@@ -294,29 +288,21 @@ class SGGModule(L.LightningModule):
 
     def detect(self, batch: GraphBatch) -> GraphBatch:
         """SGDet: the batch of detected graphs; other tasks: the batch unchanged."""
-        if self.task is not Task.SGDET:
-            return batch
-        return run_detector(self.model.detector, batch)
+        return self.model.detect(batch)
 
-    def eval_batch(self, batch: GraphBatch) -> GraphBatch:
-        """Detections (SGDet) with the protocol's candidate pairs."""
-        b = self.detect(batch)
-        if b is batch and batch.pairs is not None:
-            return b
-        pairs = self.protocol.candidate_pairs(b.graphs)
-        return b if pairs is None else b.with_pairs(pairs)
+    def eval_batch(self, batch: Batch) -> Batch:
+        """The batch evaluated: detections (SGDet) with the protocol's candidate pairs."""
+        return self.protocol.eval_batch(self.model, batch)
 
-    def train_batch(self, batch: GraphBatch) -> GraphBatch:
-        """The batch the method trains on: SGDet detections carrying the ground truth's
-        relations (:func:`assign_detections`), with the protocol's training pairs. Segment
-        batches (VidVRD-II) come with their candidate pairs from the data module."""
-        if isinstance(batch, SegmentBatch):
-            return batch
-        if self.task is Task.SGDET:
-            det = self.detect(batch)
-            graphs = [assign_detections(g, d) for g, d in zip(batch.graphs, det.graphs)]
-            batch = GraphBatch(graphs, det.images, det.scales)
-        return self.protocol.training_pairs(batch, self.bg_per_image, self._pair_generator)
+    def train_batch(self, batch: Batch) -> Batch:
+        """The batch the method trains on (:meth:`Protocol.train_batch`: SGDet detections
+        carrying the ground truth's relations, the protocol's training pairs)."""
+        return self.protocol.train_batch(self.model, batch, self.bg_per_image, self._pair_generator)
+
+    def predictions(self, batch: Batch) -> list:
+        """The model's predictions of one evaluation batch (what ``test_step`` and
+        ``predict_step`` return, and the metric and the prediction writer receive)."""
+        return self.model.predict(self.eval_batch(batch))
 
     def forward(self, batch: GraphBatch) -> RelationOutput:
         self._check_built()
@@ -342,11 +328,7 @@ class SGGModule(L.LightningModule):
                 opt.state.clear()
 
     def on_train_epoch_end(self) -> None:
-        from tailgraph.modeling.memory import RelationMemory
-
-        for m in self.model.modules():  # TEMPURA's memory: this epoch's class means
-            if isinstance(m, RelationMemory):
-                m.end_epoch()
+        self.method.on_train_epoch_end(self.model, self.current_epoch)
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
@@ -354,25 +336,17 @@ class SGGModule(L.LightningModule):
 
     # ------------------------------------------------------------------ evaluation
     def _eval_start(self, split: str) -> None:
-        dm = self.trainer.datamodule if self.trainer is not None else None
-        graphs = dm.eval_graphs(split) if dm is not None and hasattr(dm, "eval_graphs") else None
+        dm = self._datamodule()
+        graphs = dm.eval_graphs(split) if dm is not None else None
         triplets = self.train_stats.triplets if self.train_stats is not None else None
-        self.metric = self.protocol.make_metric(triplets, graphs).to(self.device)
+        self.metric = self.protocol.make_metric(triplets, graphs, self.model).to(self.device)
         self.metric.reset()
-        if hasattr(self.metric, "prime"):  # DDP: a rank without images still joins the gather
-            self.metric.prime()
+        self.metric.prime()  # DDP: a rank without images still joins the gather
 
-    def _eval_step(self, batch: GraphBatch | SegmentBatch) -> None:
-        if isinstance(batch, SegmentBatch):
-            self.metric.update_segments(
-                self.model.segment_predictions(batch, self.model(batch)), self.model.associate
-            )
-            return
-        b = self.eval_batch(batch)
-        out = self.model(b)
-        preds = self.model.to_predictions(b, out)
-        self.last_eval_predictions = preds  # read by PredictionWriter for `test --pred-format`
-        self.metric.update([g.to("cpu") for g in batch.graphs], preds)
+    def _eval_step(self, batch: Batch) -> list:
+        preds = self.predictions(batch)
+        self.protocol.update_metric(self.metric, batch, preds)
+        return preds
 
     def _eval_end(self, prefix: str) -> None:
         metrics = self.protocol.finalize(self.metric.compute())
@@ -386,7 +360,7 @@ class SGGModule(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._eval_start("val")
 
-    def validation_step(self, batch: GraphBatch, batch_idx: int) -> None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch)
 
     def on_validation_epoch_end(self) -> None:
@@ -395,17 +369,14 @@ class SGGModule(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._eval_start("test")
 
-    def test_step(self, batch: GraphBatch, batch_idx: int) -> None:
-        self._eval_step(batch)
+    def test_step(self, batch: Batch, batch_idx: int) -> list:
+        return self._eval_step(batch)
 
     def on_test_epoch_end(self) -> None:
         self._eval_end("test")
 
-    def predict_step(self, batch: GraphBatch | SegmentBatch, batch_idx: int) -> list:
-        if isinstance(batch, SegmentBatch):
-            return self.model.segment_predictions(batch, self.model(batch))
-        b = self.eval_batch(batch)
-        return self.model.to_predictions(b, self.model(b))
+    def predict_step(self, batch: Batch, batch_idx: int) -> list:
+        return self.predictions(batch)
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):

@@ -59,7 +59,7 @@ def load_checkpoint_module(ckpt: str | Path):
     vocabulary, weights loaded, in eval mode. Returns ``(module, image_max_size or None)``."""
     import torch
 
-    from tailgraph.engine.lightning_cli import check_checkpoint
+    from tailgraph.engine.checkpoints import check_checkpoint
     from tailgraph.engine.module import SGGModule
 
     check_checkpoint(ckpt, field="--ckpt")
@@ -468,8 +468,8 @@ def predict_folder(
     import torch
 
     from tailgraph.data.images import load_image, pad_images
-    from tailgraph.engine.lightning_cli import PRED_FORMATS, write_image_predictions
     from tailgraph.io.outputs import build_folder_atomically
+    from tailgraph.io.predictions import PRED_FORMATS, write_image_predictions
     from tailgraph.modeling.detector import SyntheticDetector
     from tailgraph.structures import GraphBatch, Task
 

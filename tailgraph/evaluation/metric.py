@@ -18,7 +18,14 @@ from torchmetrics.utilities import dim_zero_cat
 
 from tailgraph.evaluation.vg import VGEvaluator, aggregate_rows, predicate_confusion
 
-__all__ = ["VGRecallMetric", "AGRecallMetric", "VidVRDMetric", "OIMetric"]
+__all__ = [
+    "EvalMetric",
+    "VGRecallMetric",
+    "AGRecallMetric",
+    "AGMetric",
+    "VidVRDMetric",
+    "OIMetric",
+]
 
 
 def prime_states(metric: Metric, widths: dict[str, int], dtype=None) -> None:
@@ -32,7 +39,17 @@ def prime_states(metric: Metric, widths: dict[str, int], dtype=None) -> None:
             state.append(torch.zeros((0, width), device=metric.device, **kw))
 
 
-class VGRecallMetric(Metric):
+class EvalMetric(Metric):
+    """Base of tailgraph's evaluation metrics: a torchmetrics ``Metric`` (its states reduced
+    across DDP processes at ``compute``) with :meth:`prime`, which the engine calls after
+    ``reset`` so a process whose shard holds no image still joins every gather."""
+
+    def prime(self) -> None:
+        """Give empty list states one empty, correctly shaped row (default: nothing to do)."""
+        return None
+
+
+class VGRecallMetric(EvalMetric):
     """R@K, mR@K, ngR@K, zR@K, A@K of the VG protocol as a DDP-aware ``Metric``.
 
     Args:
@@ -112,7 +129,7 @@ class VGRecallMetric(Metric):
         return out
 
 
-class AGRecallMetric(Metric):
+class AGRecallMetric(EvalMetric):
     """Action Genome R@K / mR@K for one constraint as a DDP-aware ``Metric``.
 
     State: per-frame recalls (concatenated across processes) and per-predicate hit / GT
@@ -199,7 +216,54 @@ class AGRecallMetric(Metric):
         return out
 
 
-class VidVRDMetric(Metric):
+class AGMetric(EvalMetric):
+    """The three Action Genome constraints as one ``Metric``: an :class:`AGRecallMetric` per
+    constraint (each reduced across processes), results nested under ``with`` / ``semi`` /
+    ``no`` as ``tailgraph evaluate`` writes them, plus ``num_frames``.
+
+    Args:
+        mode, ks, semi_threshold: as :class:`AGRecallMetric`.
+    """
+
+    full_state_update = False
+    constraints = ("with", "semi", "no")
+
+    def __init__(
+        self,
+        mode: str = "predcls",
+        ks: Sequence[int] = (10, 20, 50),
+        semi_threshold: float = 0.9,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        # a ModuleDict, so .to(device) and reset reach the per-constraint metrics
+        self.per_constraint = torch.nn.ModuleDict(
+            {
+                c: AGRecallMetric(c, mode, ks, semi_threshold=semi_threshold)
+                for c in self.constraints
+            }
+        )
+
+    def prime(self) -> None:
+        for m in self.per_constraint.values():
+            m.prime()
+
+    def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:  # type: ignore[override]
+        for m in self.per_constraint.values():
+            m.update(gts, preds)
+
+    def compute(self) -> dict[str, Any]:  # type: ignore[override]
+        out: dict[str, Any] = {c: m.compute() for c, m in self.per_constraint.items()}
+        out["num_frames"] = out["with"]["num_frames"]
+        return out
+
+    def reset(self) -> None:
+        super().reset()
+        for m in self.per_constraint.values():
+            m.reset()
+
+
+class VidVRDMetric(EvalMetric):
     """VidVRD relation detection / tagging metrics as a DDP-aware ``Metric``.
 
     Per-video statistics are kept as tensors (AP, GT count, TPs at N, tagging precision at
@@ -310,7 +374,7 @@ class VidVRDMetric(Metric):
         return out
 
 
-class OIMetric(Metric):
+class OIMetric(EvalMetric):
     """Open Images exhaustive-pair AP metrics as a DDP-aware ``Metric``: candidate-pair scores
     and labels are concatenated across processes, then :func:`evaluate_oi`'s AP computation
     runs on all of them.

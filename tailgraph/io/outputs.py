@@ -8,15 +8,16 @@ destination as it was. An existing destination is replaced only when the caller 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tailgraph.errors import DataError
 
-__all__ = ["claim_file", "write_text_atomic", "build_folder_atomically"]
+__all__ = ["claim_file", "write_text_atomic", "write_json_atomic", "build_folder_atomically"]
 
 T = TypeVar("T")
 
@@ -79,3 +80,17 @@ def build_folder_atomically(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return result
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write JSON to ``path`` via a temporary file and an atomic rename (keys sorted)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

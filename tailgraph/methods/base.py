@@ -1,29 +1,37 @@
 """The method seam: a :class:`Method` owns the training step's losses and its schedules.
 
 The engine (:class:`tailgraph.engine.module.SGGModule`) builds the model and the protocol,
-chooses the training pairs, and calls the method's four hooks::
+chooses the training pairs, and calls the method's hooks::
 
     setup(model, vocab, train_stats, protocol=...)   once, before training / testing
     training_step(model, batch) -> {name: loss}      the engine sums the terms
     on_train_epoch_start(model, epoch)               schedules (phases, freezing, weights)
+    on_train_epoch_end(model, epoch)                 refreshes (TEMPURA's memory bank)
     on_after_optimizer_step(model, step)             running statistics
+    reset_optimizer() -> bool                        after on_train_epoch_start: clear momenta
 
 A method's learnable parts are sub-modules and its running statistics buffers, so they are
 optimised, checkpointed and restored with the model. Schedule values are derived from the
 epoch / step numbers the hooks receive, so a resumed run continues exactly.
+
+:class:`Supervised` is the default method: the protocol's per-type losses plus the terms that
+the model's own parts define (the object classifier's cross-entropy in SGCls, a context
+model's pair-relatedness score, the head's regulariser). Methods that add to it subclass or
+compose it (:class:`tailgraph.methods.tempura.Tempura`, and through it BMP and FReMuRe).
 """
 
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tailgraph.modeling.memory import RelationMemory
 from tailgraph.modeling.types import SegmentRelationModel
+from tailgraph.stats import TrainStats
 from tailgraph.structures import GraphBatch, Task
 from tailgraph.vocab import Vocabulary
 
@@ -31,54 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from tailgraph.modeling.relation_model import RelationModel, RelationOutput
     from tailgraph.protocols import Protocol, Targets
 
-__all__ = ["TrainStats", "Method", "Supervised", "group_losses"]
-
-
-@dataclass
-class TrainStats:
-    """Statistics of the training split that methods and models are built from.
-
-    Attributes:
-        predicate_counts: ``[R]`` relation count per predicate (background 0).
-        object_counts: ``[C]`` box count per class.
-        pair_counts: ``[C, C, R]`` (subject class, object class, predicate) counts, or ``None``.
-        triplets: the set of ``(subject class, object class, predicate)`` seen in training.
-        num_samples: training images / frames.
-    """
-
-    predicate_counts: list[int]
-    object_counts: list[int] = field(default_factory=list)
-    pair_counts: torch.Tensor | None = None
-    triplets: set[tuple[int, int, int]] = field(default_factory=set)
-    num_samples: int = 0
-
-    @classmethod
-    def from_graphs(cls, graphs: Any, vocab: Vocabulary) -> TrainStats:
-        """Count ``graphs`` (scene graphs or frames) over ``vocab``."""
-        from tailgraph.modeling.freq import pair_predicate_counts
-
-        graphs = list(graphs)
-        pc = torch.zeros(vocab.num_predicates, dtype=torch.int64)
-        oc = torch.zeros(vocab.num_classes, dtype=torch.int64)
-        triplets: set[tuple[int, int, int]] = set()
-        for g in graphs:
-            oc += torch.bincount(g.labels, minlength=vocab.num_classes)[: vocab.num_classes]
-            if g.num_relations:
-                pc += torch.bincount(g.relations[:, 2], minlength=vocab.num_predicates)[
-                    : vocab.num_predicates
-                ]
-                lab = g.labels
-                for s, o, p in g.relations.tolist():
-                    triplets.add((int(lab[s]), int(lab[o]), int(p)))
-        if vocab.predicate_background:
-            pc[0] = 0
-        return cls(
-            pc.tolist(),
-            oc.tolist(),
-            pair_predicate_counts(graphs, vocab.num_classes, vocab.num_predicates),
-            triplets,
-            len(graphs),
-        )
+__all__ = ["TrainStats", "Method", "Supervised", "group_losses", "model_losses"]
 
 
 def group_losses(
@@ -108,42 +69,33 @@ def group_losses(
     return out
 
 
-def _memories(model: Any, out: Any) -> list[tuple[nn.Module, torch.Tensor]]:
-    """``(memory bank, pre-fusion features)`` of a forward pass: a context's one ``memory``
-    with ``extras["memory_input"]``, or its ``memories`` (one per branch) with
-    ``extras["memory_inputs"]``."""
-    ctx = getattr(model, "context", None)
-    if getattr(ctx, "memories", None) is not None and "memory_inputs" in out.extras:
-        return list(zip(ctx.memories, out.extras["memory_inputs"]))
-    memory = getattr(ctx, "memory", None)
-    if memory is not None and "memory_input" in out.extras:
-        return [(memory, out.extras["memory_input"])]
-    return []
-
-
-def _memory_features(model: Any, batch: Any, out: Any) -> list[tuple[nn.Module, torch.Tensor]]:
-    """What each memory bank stores from a training batch: the training forward's pre-fusion
-    features, or (``feature_pass``) those of a no-grad pass over the same batch with every
-    module in evaluation mode (no dropout; batch-norm statistics untouched), the training
-    modes restored after."""
-    mems = _memories(model, out)
-    if not any(m.feature_pass for m, _ in mems):
-        return mems
-    modes = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        with torch.no_grad():
-            again = dict(_memories(model, model(batch)))
-    finally:
-        for m, mode in modes:
-            m.training = mode
-    out_list = []
-    for m, feats in mems:
-        f = again.get(m, feats) if m.feature_pass else feats
-        if f.shape != feats.shape:
-            raise RuntimeError("the memory pass saw other pairs than the training forward")
-        out_list.append((m, f))
-    return out_list
+def model_losses(
+    model: RelationModel,
+    batch: GraphBatch,
+    out: RelationOutput,
+    targets: Targets,
+    head_reg_weight: float = 1.0,
+    object_losses: dict[str, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """The terms a model's own parts define: the object classifier's cross-entropy in SGCls
+    (``loss_obj``; ``object_losses`` replaces it when given), a context model's
+    pair-relatedness score (VCTree, ``loss_pair_score``) and the head's regulariser (GMM-Plus,
+    ``loss_head_reg``, weighted by ``head_reg_weight``)."""
+    if object_losses is None:
+        object_losses = {}
+        if out.obj_logits is not None and model.task is Task.SGCLS:
+            gt = torch.cat([g.labels for g in batch.graphs]).to(out.obj_logits.device)
+            object_losses["loss_obj"] = F.cross_entropy(out.obj_logits, gt)
+    losses = dict(object_losses)
+    if out.pair_score_logits is not None:
+        losses["loss_pair_score"] = F.binary_cross_entropy_with_logits(
+            out.pair_score_logits, targets.related.float()
+        )
+    if out.head_output is not None and model.head is not None:
+        reg = model.head.regularizer(out.head_output)
+        if reg is not None:
+            losses["loss_head_reg"] = head_reg_weight * reg
+    return losses
 
 
 class Method(nn.Module, metaclass=abc.ABCMeta):
@@ -173,97 +125,52 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
 
     def on_train_epoch_start(self, model: RelationModel, epoch: int) -> None:
         """Epoch schedules (derived from ``epoch`` so resume is exact)."""
+        return None
+
+    def on_train_epoch_end(self, model: RelationModel, epoch: int) -> None:
+        """Refreshes at the end of a training epoch (TEMPURA's memory bank)."""
+        return None
 
     def on_after_optimizer_step(self, model: RelationModel, step: int) -> None:
         """Running statistics after each optimiser step."""
+        return None
 
     def reset_optimizer(self) -> bool:
         """Asked by the engine after ``on_train_epoch_start``: ``True`` clears the optimiser's
         state (momenta) before the epoch, e.g. when a staged method starts a fresh model."""
         return False
 
-    # shared helpers ---------------------------------------------------------------
-    def auxiliary_losses(
-        self, model: RelationModel, batch: GraphBatch, out: RelationOutput, targets: Targets
-    ) -> dict[str, torch.Tensor]:
-        """Losses every method keeps: the object classifier's CE (SGCls), a context model's
-        pair-relatedness score (VCTree) and the head's regulariser (GMM-Plus)."""
-        losses: dict[str, torch.Tensor] = {}
-        if model.training:
-            # TEMPURA's memory bank(s): this epoch's pre-fusion features with their labels
-            for memory, feats in _memory_features(model, batch, out):
-                memory.accumulate(feats, targets.multi_hot)
-        if "pair_score_logits" in out.extras:
-            losses["loss_pair_score"] = F.binary_cross_entropy_with_logits(
-                out.extras["pair_score_logits"], targets.related.float()
-            )
-        redetect = (
-            model.task is Task.SGDET
-            and "obj_features" in out.extras
-            and all("matched_labels" in g.extras for g in batch.graphs)
-        )
-        if out.obj_logits is not None and (model.task is Task.SGCLS or redetect):
-            gt = (
-                torch.cat([g.extras["matched_labels"] for g in batch.graphs]).to(
-                    out.obj_logits.device
-                )
-                if redetect  # SGDet: the detections' matched GT labels, 0 = background
-                else torch.cat([g.labels for g in batch.graphs])
-            )
-            weight = None
-            eos = getattr(self, "obj_eos_coef", None)
-            if eos is not None:  # TEMPURA: the background class weighted by eos_coef
-                weight = torch.ones(out.obj_logits.shape[1], device=out.obj_logits.device)
-                weight[0] = eos
-            losses["loss_obj"] = F.cross_entropy(out.obj_logits, gt, weight=weight)
-            if "obj_pre_logits" in out.extras:  # the label distribution TEMPURA's classifier embeds
-                losses["loss_obj_pre"] = F.cross_entropy(out.extras["obj_pre_logits"], gt)
-            con = getattr(self, "obj_con_weight", None)
-            if con and "obj_features" in out.extras:  # TEMPURA's euc_con
-                from tailgraph.losses import euclidean_contrastive_loss
-
-                losses["loss_obj_con"] = con * euclidean_contrastive_loss(
-                    out.extras["obj_features"], gt
-                )
-        if out.head_output is not None and model.head is not None:
-            reg = model.head.regularizer(out.head_output)
-            if reg is not None:
-                losses["loss_head_reg"] = reg
-        return losses
-
 
 class Supervised(Method):
     """Plain supervised training: the protocol's per-type losses (softmax CE for single-label
-    types, BCE for multi-label types) plus the auxiliary losses.
+    types, BCE for multi-label types) plus the model's own terms (:meth:`model_losses`).
 
     Args:
         loss: optional spec of the single-label loss (``class_path`` + ``init_args``), called as
             ``loss(logits [P, G], labels [P])``; its constructor may take ``predicate_counts``
             (injected). Default: cross-entropy.
         head_reg_weight: weight of the head's regulariser (GMM-Plus variance floor).
-        obj_eos_coef: weight of the background class in the object classifier's cross-entropy
-            (TEMPURA's ``eos_coef``); ``None`` = unweighted.
-        obj_con_weight: weight of TEMPURA's ``euc_con`` contrastive loss on the object
-            classifier's (tracked) features (``-obj_con_loss euc_con -lambda_con``; needs
-            :class:`tailgraph.modeling.object_classifier.TempuraObjectClassifier`); 0 = off.
+
+    A model with a memory bank (TEMPURA) trains with :class:`tailgraph.methods.tempura.Tempura`,
+    which fills it; with this method the bank would stay empty, so :meth:`setup` refuses it.
     """
 
-    def __init__(
-        self,
-        loss: dict | None = None,
-        head_reg_weight: float = 1.0,
-        obj_eos_coef: float | None = None,
-        obj_con_weight: float = 0.0,
-    ) -> None:
+    fills_memory = False  # Tempura (and the methods built on it) fill the memory banks
+
+    def __init__(self, loss: dict | None = None, head_reg_weight: float = 1.0) -> None:
         super().__init__()
         self.loss_spec = loss
         self.head_reg_weight = head_reg_weight
-        self.obj_eos_coef = obj_eos_coef
-        self.obj_con_weight = obj_con_weight
         self.loss_fn: nn.Module | None = None
 
     def setup(self, model, vocab, train_stats, protocol=None) -> None:
         super().setup(model, vocab, train_stats, protocol)
+        if not self.fills_memory and any(isinstance(m, RelationMemory) for m in model.modules()):
+            raise ValueError(
+                f"{type(self).__name__} leaves the context's memory bank empty: train a model "
+                "with a memory bank with tailgraph.methods.tempura.Tempura (or a method built "
+                "on it)"
+            )
         if self.loss_spec is not None and self.loss_fn is None:
             from tailgraph.components import build_component
 
@@ -276,6 +183,49 @@ class Supervised(Method):
                 self.loss_spec, {"predicate_counts": counts}, kind=nn.Module
             )
 
+    def object_targets(self, model: RelationModel, batch: GraphBatch) -> torch.Tensor | None:
+        """The object classifier's targets: the GT labels in SGCls, ``None`` (no object loss)
+        otherwise."""
+        if model.task is Task.SGCLS:
+            return torch.cat([g.labels for g in batch.graphs])
+        return None
+
+    def object_losses(
+        self, model: RelationModel, batch: GraphBatch, out: RelationOutput
+    ) -> dict[str, torch.Tensor]:
+        """The object classifier's cross-entropy (``loss_obj``) where it has targets."""
+        if out.obj_logits is None:
+            return {}
+        gt = self.object_targets(model, batch)
+        if gt is None:
+            return {}
+        return {"loss_obj": F.cross_entropy(out.obj_logits, gt.to(out.obj_logits.device))}
+
+    def model_losses(
+        self, model: RelationModel, batch: GraphBatch, out: RelationOutput, targets: Targets
+    ) -> dict[str, torch.Tensor]:
+        """:func:`model_losses` with this method's object losses and head weight."""
+        return model_losses(
+            model,
+            batch,
+            out,
+            targets,
+            self.head_reg_weight,
+            object_losses=self.object_losses(model, batch, out),
+        )
+
+    def predicate_losses(
+        self, model: RelationModel, out: RelationOutput, targets: Targets
+    ) -> dict[str, torch.Tensor]:
+        """The protocol's per-type predicate losses (:func:`group_losses`)."""
+        return group_losses(out.predicate_logits, targets, self.protocol, self.loss_fn)
+
+    def after_forward(
+        self, model: RelationModel, batch: GraphBatch, out: RelationOutput, targets: Targets
+    ) -> None:
+        """Called with each training forward's output (TEMPURA fills its memory here)."""
+        return None
+
     def training_step(self, model, batch):
         if self.protocol is None:
             raise RuntimeError("Method.setup(...) must run before training_step")
@@ -283,9 +233,7 @@ class Supervised(Method):
             return model.losses(batch, model(batch))
         out = model(batch)
         targets = self.protocol.targets(batch.graphs, out.pairs)
-        losses = group_losses(out.predicate_logits, targets, self.protocol, self.loss_fn)
-        aux = self.auxiliary_losses(model, batch, out, targets)
-        if "loss_head_reg" in aux:
-            aux["loss_head_reg"] = self.head_reg_weight * aux["loss_head_reg"]
-        losses.update(aux)
+        self.after_forward(model, batch, out, targets)
+        losses = self.predicate_losses(model, out, targets)
+        losses.update(self.model_losses(model, batch, out, targets))
         return losses

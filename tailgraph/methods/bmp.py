@@ -23,7 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tailgraph.methods.base import Method, Supervised
+from tailgraph.methods.base import Method
+from tailgraph.methods.tempura import Tempura
+from tailgraph.modeling.heads.typed import TypedHead
+from tailgraph.modeling.memory import RelationMemory
 
 __all__ = [
     "minority_focal_loss",
@@ -200,6 +203,14 @@ def prototype_log_posterior(
     return torch.log_softmax(ll, dim=-1)
 
 
+def memory_bank(model: nn.Module) -> RelationMemory:
+    """The model's one TEMPURA memory bank (its class means are BMP's base prototypes)."""
+    banks = [m for m in model.modules() if isinstance(m, RelationMemory)]
+    if len(banks) != 1:
+        raise ValueError("BMP needs TEMPURA's memory bank (one): set the context's 'memory' option")
+    return banks[0]
+
+
 class BMP(Method):
     """Balancing Minority Prototypes on a TEMPURA model (methods.md §1).
 
@@ -229,7 +240,8 @@ class BMP(Method):
         max_samples: cap on the synthetic samples of one type in one batch (the counts are
             scaled down proportionally beyond it; ``None`` = no cap).
         vae_weight: weight of the prototype networks' VAE loss.
-        supervised: options of the phase-1 :class:`Supervised` losses (e.g. ``obj_eos_coef``).
+        supervised: options of the phase-1 :class:`tailgraph.methods.tempura.Tempura` losses
+            (e.g. ``obj_eos_coef``).
 
     BMP's train flags map to the recipe: ``-rel_mem_compute / -rel_mem_weight_type /
     -mem_fusion / -mem_feat_selection / -mem_feat_lambda`` → the context's ``memory`` options
@@ -269,7 +281,7 @@ class BMP(Method):
             lambda_base,
         )
         self.base_epochs, self.max_samples, self.vae_weight = base_epochs, max_samples, vae_weight
-        self.base = Supervised(**dict(supervised or {}))
+        self.base = Tempura(**dict(supervised or {}))
         self.prototype_nets = nn.ModuleList()
         self.register_buffer("train_counts", torch.zeros(0))
         self._epoch = 0
@@ -277,11 +289,9 @@ class BMP(Method):
     def setup(self, model, vocab, train_stats, protocol=None) -> None:
         super().setup(model, vocab, train_stats, protocol)
         self.base.setup(model, vocab, train_stats, protocol)
-        memory = getattr(getattr(model, "context", None), "memory", None)
-        if memory is None:
-            raise ValueError("BMP needs TEMPURA's memory bank: set the context's 'memory' option")
-        head = getattr(model, "head", None)
-        if head is None or not hasattr(head, "heads") or not hasattr(head, "names"):
+        memory = memory_bank(model)
+        head = model.head
+        if not isinstance(head, TypedHead):
             raise ValueError("BMP needs a TypedHead (one relation head per relation type)")
         if not len(self.prototype_nets):
             for _ in head.names:
@@ -299,6 +309,9 @@ class BMP(Method):
             for name, p in model.named_parameters():
                 p.requires_grad_(name.startswith("head."))
 
+    def on_train_epoch_end(self, model, epoch: int) -> None:
+        self.base.on_train_epoch_end(model, epoch)  # the memory's class means
+
     def reset_optimizer(self) -> bool:
         return self._epoch == self.base_epochs
 
@@ -306,7 +319,7 @@ class BMP(Method):
         """Phase-2 losses of relation type ``k`` for a video with ``video_counts`` positives
         per vocabulary predicate."""
         head = model.head
-        memory = model.context.memory
+        memory = memory_bank(model)
         cols = head._cols(k)
         name, single = head.names[k], head.single[k]
         dev = memory.means.device

@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tailgraph.methods.base import Supervised, group_losses
+from tailgraph.methods.base import group_losses
+from tailgraph.methods.tempura import Tempura
 from tailgraph.modeling.context.common import pad_by_image, unpad
 from tailgraph.modeling.context.sttran import (
     PositionalDecoderLayer,
@@ -465,23 +466,23 @@ class FReMuReContext(RelationFeatureMixin, nn.Module):
         frame = inp.obj_to_img[inp.pairs[:, 0]]
         nf = inp.num_images
         padded, valid, pos = pad_by_image(x, frame, nf)
-        outs, mem_inputs = [], []
+        outs: list[torch.Tensor] = []
+        writes: list = []
         for b, (local, temporal) in enumerate(zip(self.local, self.temporal)):
             z = unpad(local(padded, valid), frame, pos)
             mem = self.memories[b] if self.memories is not None else None
             if mem is not None and mem.fusion == "early":
-                mem_inputs.append(z.detach())
+                writes.append((mem, z.detach()))
                 z = mem(z)
             e = temporal(z, frame, nf)
             if mem is not None and mem.fusion == "late":
-                mem_inputs.append(e.detach())
+                writes.append((mem, e.detach()))
                 e = mem(e)
             outs.append(e)
-        extras = {"memory_inputs": mem_inputs} if mem_inputs else {}
-        return ContextOutput(pair_feats=torch.cat(outs, dim=1), extras=extras)
+        return ContextOutput(pair_feats=torch.cat(outs, dim=1), memory_writes=writes)
 
 
-class FReMuRe(Supervised):
+class FReMuRe(Tempura):
     """FReMuRe's training losses (methods.md §2; the architecture is
     :class:`FReMuReContext` + a typed Bayesian / GMM-Plus head).
 
@@ -520,6 +521,7 @@ class FReMuRe(Supervised):
             raise RuntimeError("Method.setup(...) must run before training_step")
         out = model(batch)
         targets = self.protocol.targets(batch.graphs, out.pairs)
+        self.after_forward(model, batch, out, targets)
         losses = group_losses(out.predicate_logits, targets, self.protocol)
         if self.multilabel_loss == "margin":
             for group in self.protocol.groups:
@@ -529,10 +531,7 @@ class FReMuRe(Supervised):
                 p = out.predicate_probs.index_select(1, cols)
                 y = targets.multi_hot.index_select(1, cols)
                 losses[f"loss_{group.name}"] = multilabel_margin(p, y)
-        aux = self.auxiliary_losses(model, batch, out, targets)
-        if "loss_head_reg" in aux:
-            aux["loss_head_reg"] = self.head_reg_weight * aux["loss_head_reg"]
-        losses.update(aux)
+        losses.update(self.model_losses(model, batch, out, targets))
         return losses
 
 

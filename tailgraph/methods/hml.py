@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from tailgraph.losses import class_balanced_weights, cross_entropy
-from tailgraph.methods.base import Method
+from tailgraph.methods.base import Method, model_losses
 
 __all__ = [
     "PredicateTree",
@@ -495,5 +495,5 @@ class HML(Method):
                     self.anchor.fisher,
                     [self.anchor._get("omega", i) for i in range(self.anchor.n)],
                 )
-        losses.update(self.auxiliary_losses(model, batch, out, targets))
+        losses.update(model_losses(model, batch, out, targets))
         return losses

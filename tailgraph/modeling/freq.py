@@ -8,45 +8,10 @@ import torch
 from torch import nn
 
 from tailgraph.modeling.types import ContextOutput, RelationInputs
+from tailgraph.stats import pair_predicate_counts
 from tailgraph.structures import SceneGraph
 
 __all__ = ["pair_predicate_counts", "FrequencyBaseline"]
-
-
-def pair_predicate_counts(
-    graphs: Iterable[SceneGraph],
-    num_classes: int,
-    num_predicates: int,
-    include_background: bool = True,
-) -> torch.Tensor:
-    """Count predicates per (subject class, object class).
-
-    Args:
-        graphs: training scene graphs (predicate 0 = background / no relation).
-        num_classes: number of object classes ``C`` (incl. background).
-        num_predicates: number of predicates ``R`` (incl. background).
-        include_background: also count, in column 0, every ordered pair of distinct boxes of an
-            image that has no annotated relation (as Neural Motifs' ``bg_matrix``).
-    Returns:
-        ``[C, C, R]`` int64 counts.
-    """
-    counts = torch.zeros(num_classes * num_classes * num_predicates, dtype=torch.int64)
-    for g in graphs:
-        labels = g.labels
-        rel = g.relations
-        if rel.numel():
-            key = (labels[rel[:, 0]] * num_classes + labels[rel[:, 1]]) * num_predicates + rel[:, 2]
-            counts += torch.bincount(key, minlength=counts.numel())
-        if include_background and g.num_boxes > 1:
-            n = g.num_boxes
-            related = torch.zeros(n, n, dtype=torch.bool)
-            if rel.numel():
-                related[rel[:, 0], rel[:, 1]] = True
-            related.fill_diagonal_(True)
-            s, o = (~related).nonzero(as_tuple=True)
-            key = (labels[s] * num_classes + labels[o]) * num_predicates
-            counts += torch.bincount(key, minlength=counts.numel())
-    return counts.view(num_classes, num_classes, num_predicates)
 
 
 class FrequencyBaseline(nn.Module):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tailgraph.modeling.types import ContextObjectClassifier, ObjectOutput, RelationInputs
+
 __all__ = ["ObjectClassifier"]
 
 
@@ -38,12 +40,12 @@ class ObjectClassifier(nn.Module):
         return self.net(obj_feats)
 
 
-class TempuraObjectClassifier(nn.Module):
+class TempuraObjectClassifier(ContextObjectClassifier):
     """TEMPURA's object classifier for SGCls (methods.md §0).
 
     Object feature: the RoI feature, the class embedding weighted by a label distribution (the
     detector's when the inputs carry one; otherwise a linear pre-classifier's, trained by its own
-    cross-entropy, ``extras["obj_pre_logits"]``) and a 128-d box embedding (BN → Linear → ReLU →
+    cross-entropy, ``ObjectOutput.pre_logits``) and a 128-d box embedding (BN → Linear → ReLU →
     Dropout of the normalised centre / size), concatenated. With ``tracking`` the boxes of one
     video are grouped by their argmax label into sequences and a transformer encoder (3 layers,
     sinusoidal position = frame index) runs over each sequence. Then Linear → BN → ReLU
@@ -51,7 +53,7 @@ class TempuraObjectClassifier(nn.Module):
     softmax, whose logits are the log of its mixture probabilities (so the object
     cross-entropy is TEMPURA's NLL on ``log p``).
 
-    The (tracked) object features are returned in ``extras["obj_features"]`` for the
+    The (tracked) object features are returned in ``ObjectOutput.features`` for the
     ``euc_con`` contrastive loss (:func:`tailgraph.losses.euclidean_contrastive_loss`).
 
     Args:
@@ -66,8 +68,6 @@ class TempuraObjectClassifier(nn.Module):
     Shapes:
         ``forward(obj_feats [N, in_dim], inputs) -> (logits [N, C], extras)``.
     """
-
-    uses_inputs = True
 
     def __init__(
         self,
@@ -134,12 +134,11 @@ class TempuraObjectClassifier(nn.Module):
         out = unpad(self.tracker(padded, src_key_padding_mask=~valid), seq[order], pos)
         return out[inv]
 
-    def forward(self, obj_feats: torch.Tensor, inputs) -> tuple[torch.Tensor, dict]:
-        extras: dict = {}
+    def forward(self, obj_feats: torch.Tensor, inputs: RelationInputs) -> ObjectOutput:
+        pre = None
         dists = inputs.label_dists
         if dists is None:
             pre = self.pre(obj_feats)
-            extras["obj_pre_logits"] = pre
             dists = torch.softmax(pre, dim=-1)
         b = inputs.boxes
         size = inputs.image_sizes[inputs.obj_to_img].to(b.dtype).clamp_min(1)  # [N, 2] (h, w)
@@ -149,7 +148,6 @@ class TempuraObjectClassifier(nn.Module):
         if self.tracking and f.shape[0]:
             labels = dists[:, 1:].argmax(1) + 1 if dists.shape[1] > 1 else dists.argmax(1)
             f = self.track(f, labels, inputs.obj_to_img)
-        extras["obj_features"] = f
         h = self.intermediate(f)
         logits = self.head(h).logits if self.head_kind == "gmm" else self.head(h)
-        return logits, extras
+        return ObjectOutput(logits, features=f, pre_logits=pre)

@@ -14,8 +14,20 @@ from torch import nn
 
 from tailgraph.modeling.pairs import all_pairs, iter_pair_chunks
 from tailgraph.modeling.roi import PixelFeatures
-from tailgraph.modeling.types import HeadOutput, RelationInputs
-from tailgraph.structures import GraphBatch, Predictions, SceneGraph, Task
+from tailgraph.modeling.types import (
+    ContextObjectClassifier,
+    HeadOutput,
+    ObjectOutput,
+    RelationInputs,
+)
+from tailgraph.structures import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    GraphBatch,
+    Predictions,
+    SceneGraph,
+    Task,
+)
 
 __all__ = [
     "GraphBatch",
@@ -42,8 +54,13 @@ class RelationOutput:
         obj_logits: ``[N, C]`` object logits, or ``None`` in PredCls.
         predicate_logits: ``[P, R]``.
         predicate_probs: ``[P, R]`` scores used for ranking.
-        extras: head / context extras.
+        extras: head / context extras (analysis only; no loss reads them).
         head_output: the head's own :class:`HeadOutput` (for head regularisers), or ``None``.
+        pair_score_logits: ``[P]`` the context's pair relatedness logits (VCTree), or ``None``.
+        obj_features: ``[N, F]`` the object classifier's (tracked) features, or ``None``.
+        obj_pre_logits: ``[N, C]`` the object classifier's label-distribution logits, or
+            ``None``.
+        memory_writes: the context's ``[(memory bank, pre-fusion features)]``.
     """
 
     pairs: torch.Tensor
@@ -56,6 +73,10 @@ class RelationOutput:
     predicate_probs: torch.Tensor
     extras: dict = field(default_factory=dict)
     head_output: HeadOutput | None = None
+    pair_score_logits: torch.Tensor | None = None
+    obj_features: torch.Tensor | None = None
+    obj_pre_logits: torch.Tensor | None = None
+    memory_writes: list = field(default_factory=list)
 
 
 class RelationModel(nn.Module):
@@ -188,12 +209,13 @@ class RelationModel(nn.Module):
         inp = self.build_inputs(batch)
         gt_labels = torch.cat([g.labels for g in batch.graphs])
         obj_logits = None
-        obj_extras: dict = {}
+        obj_out: ObjectOutput | None = None
         if self.task is not Task.PREDCLS and self.object_classifier is not None:
             if inp.obj_feats is None:
                 raise ValueError("SGCls with a separate object classifier needs pixel features")
-            if getattr(self.object_classifier, "uses_inputs", False):  # TEMPURA's classifier
-                obj_logits, obj_extras = self.object_classifier(inp.obj_feats, inp)
+            if isinstance(self.object_classifier, ContextObjectClassifier):  # TEMPURA's
+                obj_out = self.object_classifier(inp.obj_feats, inp)
+                obj_logits = obj_out.logits
             else:
                 obj_logits = self.object_classifier(inp.obj_feats)
             probs = torch.softmax(obj_logits, dim=-1)
@@ -208,7 +230,7 @@ class RelationModel(nn.Module):
         if self.task is Task.PREDCLS:
             obj_labels = gt_labels
             obj_scores = torch.ones(gt_labels.shape[0], device=gt_labels.device)
-        elif self.task is Task.SGDET and obj_extras:
+        elif self.task is Task.SGDET and obj_out is not None:
             # TEMPURA's classifier re-classifies the detections: its labels and scores
             obj_labels, obj_scores = inp.labels, inp.obj_scores
         elif self.task is Task.SGDET:  # the detector's labels and scores
@@ -246,7 +268,6 @@ class RelationModel(nn.Module):
                 probs = torch.softmax(logits, dim=-1)
             extras = dict(out.extras)
         extras.update(ctx.extras)
-        extras.update(obj_extras)
         return RelationOutput(
             pairs=inp.pairs,
             pair_to_img=inp.pair_to_img,
@@ -258,6 +279,10 @@ class RelationModel(nn.Module):
             predicate_probs=probs,
             extras=extras,
             head_output=out,
+            pair_score_logits=ctx.pair_score_logits,
+            obj_features=obj_out.features if obj_out is not None else None,
+            obj_pre_logits=obj_out.pre_logits if obj_out is not None else None,
+            memory_writes=list(ctx.memory_writes),
         )
 
     def _chunking(self, pairs: torch.Tensor) -> bool:
@@ -291,16 +316,29 @@ class RelationModel(nn.Module):
             feats.append(out.pair_feats)
             if out.freq_logits is not None:
                 freqs.append(out.freq_logits)
-            if "pair_score_logits" in out.extras:
-                extras_pairs.append(out.extras["pair_score_logits"])
+            if out.pair_score_logits is not None:
+                extras_pairs.append(out.pair_score_logits)
             obj_logits = out.obj_logits
-        extras = {"pair_score_logits": torch.cat(extras_pairs)} if extras_pairs else {}
         return ContextOutput(
             pair_feats=torch.cat(feats),
             obj_logits=obj_logits,
             freq_logits=torch.cat(freqs) if freqs else None,
-            extras=extras,
+            pair_score_logits=torch.cat(extras_pairs) if extras_pairs else None,
         )
+
+    def detect(self, batch: GraphBatch) -> GraphBatch:
+        """SGDet: the batch of detected graphs (:func:`run_detector`); other tasks: the batch
+        unchanged."""
+        if self.task is not Task.SGDET:
+            return batch
+        if self.detector is None:
+            raise RuntimeError("an SGDet model needs a detector stage")
+        return run_detector(self.detector, batch)
+
+    @torch.no_grad()
+    def predict(self, batch: GraphBatch) -> list[Predictions]:
+        """Per-image :class:`Predictions` of a batch that carries its candidate pairs."""
+        return self.to_predictions(batch, self(batch))
 
     @torch.no_grad()
     def to_predictions(self, batch: GraphBatch, out: RelationOutput) -> list[Predictions]:
@@ -392,8 +430,6 @@ def detector_images(batch: GraphBatch) -> list[torch.Tensor]:
     """The batch's images as an image detector expects them: ``[3, h, w]`` RGB in [0, 1]
     (the ImageNet normalisation undone), the zero padding cropped away, one per image, at the
     batch's resized resolution (``scales`` maps original pixels to it)."""
-    from tailgraph.data.images import IMAGENET_MEAN, IMAGENET_STD
-
     if batch.images is None or batch.scales is None:
         raise ValueError("a pixel detector needs images (the batch is layout-only)")
     mean = torch.tensor(IMAGENET_MEAN, device=batch.images.device).view(3, 1, 1)

@@ -30,7 +30,7 @@ from tailgraph.components import build_component
 from tailgraph.losses import focal_loss
 from tailgraph.modeling.context.vidvrd_ii import TrackletPairModel
 from tailgraph.modeling.types import SegmentRelationModel
-from tailgraph.structures import Segment, SegmentBatch
+from tailgraph.structures import Segment, SegmentBatch, SegmentPrediction
 
 __all__ = [
     "VidVRD2Model",
@@ -232,10 +232,8 @@ class VidVRD2Model(SegmentRelationModel):
         }
 
     @torch.no_grad()
-    def segment_predictions(
-        self, batch: SegmentBatch, out: dict
-    ) -> list[tuple[Any, int, list[dict]]]:
-        """``[(video id, segment begin, relation instances)]``: each segment's top
+    def segment_predictions(self, batch: SegmentBatch, out: dict) -> list[SegmentPrediction]:
+        """One :class:`SegmentPrediction` per segment of the batch: each segment's top
         ``per_segment`` triplets by ``s·p·o`` (background classes excluded)."""
         from types import SimpleNamespace
 
@@ -245,7 +243,7 @@ class VidVRD2Model(SegmentRelationModel):
         for k, seg in enumerate(batch.segments):
             rows = (batch.pair_segment == k).nonzero().flatten()
             if rows.numel() == 0:
-                res.append((seg.video_id, seg.begin, []))
+                res.append(SegmentPrediction(seg.video_id, seg.begin, []))
                 continue
             joint = (
                 sp[rows][:, :, None, None] * pp[rows][:, None, :, None] * op[rows][:, None, None, :]
@@ -258,7 +256,7 @@ class VidVRD2Model(SegmentRelationModel):
             rem = idx % (n_s * n_p * n_o)
             trip = torch.stack([rem // (n_p * n_o) + 1, (rem // n_o) % n_p + 1, rem % n_o + 1], 1)
             res.append(
-                (
+                SegmentPrediction(
                     seg.video_id,
                     seg.begin,
                     segment_instances(seg, trip.cpu(), top.values.cpu(), q.cpu(), vocab),

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["RelationInputs", "ContextOutput", "HeadOutput", "PredicateHead", "SegmentRelationModel"]
+__all__ = [
+    "RelationInputs",
+    "ContextOutput",
+    "ObjectOutput",
+    "ContextObjectClassifier",
+    "HeadOutput",
+    "PredicateHead",
+    "SegmentRelationModel",
+]
 
 
 @dataclass
@@ -70,13 +78,46 @@ class ContextOutput:
         pair_feats: ``[P, H]`` features of each candidate pair for the predicate head.
         obj_logits: ``[N, C]`` object class logits (SGCls / SGDet refinement), or ``None``.
         freq_logits: ``[P, R]`` additive frequency-bias logits (MOTIFS-style), or ``None``.
-        extras: model-specific tensors (e.g. attention maps, tree structure).
+        pair_score_logits: ``[P]`` relatedness logits of the pairs (VCTree's tree scores,
+            trained with a binary loss), or ``None``.
+        memory_writes: ``[(memory bank, [P, D] features)]``: what each of the context's memory
+            banks (:class:`tailgraph.modeling.memory.RelationMemory`) stores from this batch
+            (TEMPURA's pre-fusion features; the method fills the banks in training).
+        extras: model-specific tensors for analysis (e.g. attention maps, tree structure).
     """
 
     pair_feats: torch.Tensor
     obj_logits: torch.Tensor | None = None
     freq_logits: torch.Tensor | None = None
+    pair_score_logits: torch.Tensor | None = None
+    memory_writes: list = field(default_factory=list)
     extras: dict = field(default_factory=dict)
+
+
+@dataclass
+class ObjectOutput:
+    """What an object classifier returns.
+
+    Attributes:
+        logits: ``[N, C]`` object class logits.
+        features: ``[N, F]`` the (tracked) object features the logits come from (TEMPURA's
+            ``euc_con`` loss reads them), or ``None``.
+        pre_logits: ``[N, C]`` logits of the label distribution the classifier embeds when no
+            distribution is given (TEMPURA's SGCls), or ``None``.
+    """
+
+    logits: torch.Tensor
+    features: torch.Tensor | None = None
+    pre_logits: torch.Tensor | None = None
+
+
+class ContextObjectClassifier(nn.Module):
+    """Base of object classifiers that read the whole :class:`RelationInputs` (boxes, frames,
+    label distributions): ``forward(obj_feats [N, D], inputs) -> ObjectOutput``. A plain
+    module ``obj_feats [N, D] -> logits [N, C]`` works as an object classifier too."""
+
+    def forward(self, obj_feats: torch.Tensor, inputs: RelationInputs) -> ObjectOutput:
+        raise NotImplementedError
 
 
 @dataclass
@@ -111,7 +152,7 @@ class PredicateHead(nn.Module):
 
 class SegmentRelationModel(nn.Module, metaclass=abc.ABCMeta):
     """Base of segment-level video relation models (VidVRD-II): the engine trains and evaluates
-    them on :class:`tailgraph.data.tracklets.SegmentBatch` es instead of image batches.
+    them on :class:`tailgraph.structures.SegmentBatch` es instead of image batches.
 
     A subclass defines ``forward(batch) -> dict`` (with ``refined_logits`` / ``pair_feats`` as
     methods need them) and the three methods below, and exposes its predicate classifier as
@@ -127,7 +168,17 @@ class SegmentRelationModel(nn.Module, metaclass=abc.ABCMeta):
 
     @abc.abstractmethod
     def segment_predictions(self, batch, out: dict) -> list:
-        """``[(video id, segment begin, relation instances)]`` for the batch's segments."""
+        """:class:`tailgraph.structures.SegmentPrediction` s (video id, segment begin, relation
+        instances) for the batch's segments."""
+
+    def detect(self, batch):
+        """Segment batches come with their tracklets: nothing to detect."""
+        return batch
+
+    @torch.no_grad()
+    def predict(self, batch) -> list:
+        """The batch's :meth:`segment_predictions`."""
+        return self.segment_predictions(batch, self(batch))
 
     @abc.abstractmethod
     def associate(self, segments) -> list:

@@ -10,43 +10,12 @@ from typing import Any
 import torch
 
 from tailgraph.errors import DataError
+from tailgraph.evaluation.metric import AGMetric
 from tailgraph.protocols.base import EvalOptions, Protocol, matched_chunks
 from tailgraph.structures import GraphBatch, Predictions, SceneGraph, Task
 from tailgraph.vocab import Vocabulary
 
 __all__ = ["AGProtocol", "ag_frequency_predictions"]
-
-
-class AGMetrics:
-    """The three AG constraints as one metric object (``update`` / ``compute`` / ``reset``),
-    results nested under ``with`` / ``semi`` / ``no`` as ``tailgraph evaluate`` writes them."""
-
-    constraints = ("with", "semi", "no")
-
-    def __init__(self, mode: str, ks: Sequence[int], semi_threshold: float = 0.9) -> None:
-        from tailgraph.evaluation.metric import AGRecallMetric
-
-        self.metrics = {
-            c: AGRecallMetric(c, mode, ks, semi_threshold=semi_threshold) for c in self.constraints
-        }
-
-    def to(self, device: Any) -> AGMetrics:
-        for m in self.metrics.values():
-            m.to(device)
-        return self
-
-    def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:
-        for m in self.metrics.values():
-            m.update(gts, preds)
-
-    def compute(self) -> dict[str, Any]:
-        out: dict[str, Any] = {c: m.compute() for c, m in self.metrics.items()}
-        out["num_frames"] = out["with"]["num_frames"]
-        return out
-
-    def reset(self) -> None:
-        for m in self.metrics.values():
-            m.reset()
 
 
 class AGProtocol(Protocol):
@@ -113,12 +82,12 @@ class AGProtocol(Protocol):
             else batch.with_pairs(self.candidate_pairs(batch.graphs))
         )
 
-    def make_metric(self, train_triplets=None, eval_graphs=None):
-        return AGMetrics(self.task.value, self.ks, self.semi_threshold)
+    def make_metric(self, train_triplets=None, eval_graphs=None, model=None):
+        return AGMetric(self.task.value, self.ks, self.semi_threshold)
 
     def flat(self, metrics: dict[str, Any]) -> dict[str, float]:
         out = {}
-        for c in AGMetrics.constraints:
+        for c in AGMetric.constraints:
             for k, v in (metrics.get(c) or {}).items():
                 if isinstance(v, (int, float)):
                     out[f"{c}/{k}"] = float(v)
@@ -156,7 +125,7 @@ class AGProtocol(Protocol):
                 options.semi_threshold,
                 attention_softmax=options.attention_softmax,
             )
-            for c in AGMetrics.constraints
+            for c in AGMetric.constraints
         }
         for idx, gts, chunk in matched_chunks(pred, graphs, vocab, check_scores=True):
             for ev in evs.values():

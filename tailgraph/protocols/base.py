@@ -399,10 +399,47 @@ class Protocol(abc.ABC):
         self,
         train_triplets: set[tuple[int, int, int]] | None = None,
         eval_graphs: Sequence[SceneGraph] | None = None,
+        model: Any = None,
     ) -> Any:
-        """The metric object (``update(gts, preds)`` / ``compute()`` / ``reset()``) of an
-        evaluation; ``train_triplets`` and ``eval_graphs`` serve zero-shot recall and
-        video-level ground truth."""
+        """The metric (an :class:`tailgraph.evaluation.metric.EvalMetric`) of an evaluation;
+        ``train_triplets`` and ``eval_graphs`` serve zero-shot recall and video-level ground
+        truth, ``model`` what a kind's assembly of predictions needs from the model (VidVRD-II's
+        association)."""
+
+    # ------------------------------------------------------------------ the engine's batches
+    def train_batch(
+        self,
+        model: Any,
+        batch: Any,
+        background_per_image: int | None,
+        generator: torch.Generator | None = None,
+    ) -> Any:
+        """The batch a method trains on: SGDet detections carrying the ground truth's relations
+        (:func:`assign_detections`), with the protocol's :meth:`training_pairs`. A batch that
+        carries its own pairs (segments, mined negatives) passes unchanged."""
+        if model.task is Task.SGDET:
+            det = model.detect(batch)
+            graphs = [assign_detections(g, d) for g, d in zip(batch.graphs, det.graphs)]
+            batch = GraphBatch(graphs, det.images, det.scales)
+        return self.training_pairs(batch, background_per_image, generator)
+
+    def eval_batch(self, model: Any, batch: Any) -> Any:
+        """The batch a model is evaluated on: its detections (SGDet) with the protocol's
+        candidate pairs; a batch that carries its own pairs passes unchanged."""
+        b = model.detect(batch)
+        if b is batch and batch.pairs is not None:
+            return b
+        pairs = self.candidate_pairs(b.graphs)
+        return b if pairs is None else b.with_pairs(pairs)
+
+    def update_metric(self, metric: Any, batch: Any, preds: list) -> None:
+        """Feed one batch's predictions (and its ground truth) to ``metric``."""
+        metric.update([g.to("cpu") for g in batch.graphs], preds)
+
+    def collate_predictions(self, model: Any, preds: list) -> Any:
+        """All predictions of a run as one prediction file holds them (default: the list of
+        per-image :class:`Predictions`)."""
+        return preds
 
     def finalize(self, metrics: dict[str, Any]) -> dict[str, Any]:
         """Derived metrics added after ``compute`` (default: none)."""

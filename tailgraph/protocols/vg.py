@@ -38,7 +38,7 @@ class VGProtocol(Protocol):
                 metrics[f"Mean@{k}"] = (metrics[f"R@{k}"] + metrics[f"mR@{k}"]) / 2
         return metrics
 
-    def make_metric(self, train_triplets=None, eval_graphs=None):
+    def make_metric(self, train_triplets=None, eval_graphs=None, model=None):
         from tailgraph.evaluation.metric import VGRecallMetric
 
         zs = None
@@ -107,7 +107,7 @@ class OIProtocol(VGProtocol):
         self.monitor = "mAP"
         self.ignore = tuple(ignore)
 
-    def make_metric(self, train_triplets=None, eval_graphs=None):
+    def make_metric(self, train_triplets=None, eval_graphs=None, model=None):
         from tailgraph.evaluation.metric import OIMetric
 
         return OIMetric(

@@ -4,18 +4,20 @@ for the RelDet / RelTag metrics."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from tailgraph.errors import DataError
+from tailgraph.evaluation.metric import EvalMetric, VidVRDMetric
+from tailgraph.modeling.types import SegmentRelationModel
 from tailgraph.protocols.base import EvalOptions, LossGroup, Protocol
-from tailgraph.structures import SceneGraph
+from tailgraph.structures import SceneGraph, SegmentBatch, SegmentPrediction
 from tailgraph.vocab import Vocabulary
 
-__all__ = ["VidVRDProtocol", "frames_to_relation_instances"]
+__all__ = ["VidVRDProtocol", "VidVRDFrameMetric", "frames_to_relation_instances"]
 
 
 def frames_to_relation_instances(
@@ -82,50 +84,64 @@ def frames_to_relation_instances(
     return out[:per_video]
 
 
-class _VidVRDFrameMetric:
+class VidVRDFrameMetric(EvalMetric):
     """The VidVRD metric fed frame by frame (predictions gathered per video and turned into
     relation instances by :func:`frames_to_relation_instances` at ``compute``) or segment by
-    segment (:meth:`update_segments`, associated per video at ``compute``); the ground truth
-    is the videos' annotated relation instances."""
+    segment (:class:`SegmentPrediction` s, associated per video at ``compute`` by
+    ``associate``); the ground truth is the videos' annotated relation instances.
 
-    def __init__(self, vocab: Vocabulary, videos: Sequence[Any] | None, ks: Sequence[int]) -> None:
-        from tailgraph.evaluation.metric import VidVRDMetric
+    Each process assembles the videos of its own shard (a video never spans two shards); the
+    per-video statistics are then reduced across processes by the inner
+    :class:`VidVRDMetric`.
 
+    Args:
+        vocab: the VidVRD vocabulary.
+        videos: the evaluated :class:`VideoSceneGraph` s (their relation instances are the
+            ground truth).
+        ks: the RelDet K values.
+        associate: joins one video's per-segment instance lists (a segment model's
+            ``associate``); needed for segment predictions only.
+    """
+
+    full_state_update = False
+
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        videos: Sequence[Any] | None,
+        ks: Sequence[int],
+        associate: Callable[[list[list[dict]]], list[dict]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        from tailgraph.data.vidvrd import to_groundtruth
+
+        super().__init__(**kwargs)
         self.vocab = vocab
-        self.metric = VidVRDMetric(
+        self.inner = VidVRDMetric(
             [vocab.predicates[i] for i in vocab.foreground_predicates], det_nreturns=ks
         )
-        self.gt: dict[Any, list] = {}
-        if videos:
-            from tailgraph.data.vidvrd import to_groundtruth
-
-            self.gt = to_groundtruth(videos)
+        self.gt: dict[Any, list] = to_groundtruth(videos) if videos else {}
+        self.associate = associate
         self.frames: dict[Any, list] = {}
         self.segments: dict[Any, list] = {}
-        self.associate: Any = None
 
-    def to(self, device: Any) -> _VidVRDFrameMetric:
-        return self
+    def prime(self) -> None:
+        self.inner.prime()
 
-    def reset(self) -> None:
-        self.frames = {}
-        self.segments = {}
-        self.metric.reset()
-
-    def update_segments(self, segments: Sequence[tuple[Any, int, list]], associate: Any) -> None:
-        """Segment-level predictions ``[(video id, segment begin, instances)]`` (VidVRD-II);
-        ``associate(list of per-segment instance lists) -> video instances`` joins them at
-        :meth:`compute`."""
-        self.associate = associate
-        for vid, begin, instances in segments:
-            self.segments.setdefault(vid, []).append((begin, instances))
-
-    def update(self, gts: Sequence[SceneGraph], preds: Sequence[Any]) -> None:
+    def update(self, gts: Sequence[SceneGraph], preds: Sequence[Any]) -> None:  # type: ignore[override]
+        """Frame predictions with their ground-truth frames (track ids included)."""
         for g, p in zip(gts, preds):
             vid = str(g.image_id).rsplit("/", 1)[0]
             self.frames.setdefault(vid, []).append((g, p))
 
-    def compute(self) -> dict[str, Any]:
+    def update_segments(self, segments: Sequence[SegmentPrediction]) -> None:
+        """Segment-level predictions (VidVRD-II)."""
+        if self.associate is None:
+            raise ValueError("segment predictions need the segment model's association")
+        for vid, begin, instances in segments:
+            self.segments.setdefault(vid, []).append((begin, instances))
+
+    def compute(self) -> dict[str, Any]:  # type: ignore[override]
         if not self.gt:
             raise ValueError(
                 "the vidvrd metric needs the evaluated videos' relation instances (the data "
@@ -134,15 +150,22 @@ class _VidVRDFrameMetric:
         prediction = {}
         for vid, segs in self.segments.items():
             segs.sort(key=lambda bi: bi[0])
-            prediction[vid] = self.associate([inst for _, inst in segs])
+            prediction[vid] = self.associate([inst for _, inst in segs])  # type: ignore[misc]
         for vid, items in self.frames.items():
             items.sort(key=lambda gp: int(str(gp[0].image_id).rsplit("/", 1)[1]))
             prediction[vid] = frames_to_relation_instances(
                 [g for g, _ in items], [p for _, p in items], self.vocab
             )
-        self.metric.reset()
-        self.metric.update({v: r for v, r in self.gt.items() if v in prediction}, prediction)
-        return self.metric.compute()
+        self.inner.reset()
+        self.inner.prime()
+        self.inner.update({v: r for v, r in self.gt.items() if v in prediction}, prediction)
+        return self.inner.compute()
+
+    def reset(self) -> None:
+        super().reset()
+        self.frames = {}
+        self.segments = {}
+        self.inner.reset()
 
 
 class VidVRDProtocol(Protocol):
@@ -159,8 +182,28 @@ class VidVRDProtocol(Protocol):
         fg = tuple(self.vocab.foreground_predicates)
         return [LossGroup("predicate", fg, False)]
 
-    def make_metric(self, train_triplets=None, eval_graphs=None):
-        return _VidVRDFrameMetric(self.vocab, eval_graphs, self.ks)
+    def make_metric(self, train_triplets=None, eval_graphs=None, model=None):
+        associate = model.associate if isinstance(model, SegmentRelationModel) else None
+        return VidVRDFrameMetric(self.vocab, eval_graphs, self.ks, associate)
+
+    def update_metric(self, metric: Any, batch: Any, preds: list) -> None:
+        if isinstance(batch, SegmentBatch):
+            metric.update_segments(preds)
+        else:
+            super().update_metric(metric, batch, preds)
+
+    def collate_predictions(self, model: Any, preds: list) -> Any:
+        """Frame predictions as they are; segment predictions associated per video
+        (video id → relation instances, VidVRD's results layout)."""
+        if not preds or not isinstance(preds[0], SegmentPrediction):
+            return preds
+        by_video: dict[Any, list] = {}
+        for vid, begin, instances in preds:
+            by_video.setdefault(vid, []).append((begin, instances))
+        return {
+            str(v): model.associate([inst for _, inst in sorted(segs, key=lambda x: x[0])])
+            for v, segs in by_video.items()
+        }
 
     @classmethod
     def evaluate_paths(cls, gt, pred, options: EvalOptions, reader=None) -> dict[str, Any]:

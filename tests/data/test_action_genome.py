@@ -172,7 +172,7 @@ def test_hostile_pickles_are_bounded_and_refused():
 def test_datasize_mini_and_filtersmall_through_the_data_module(tmp_path):
     """``datasize: mini`` keeps the first frames of person_bbox.pkl in its stored order (the
     reference's ``-datasize mini``); ``filter_small_box`` reads the filtersmall annotations."""
-    from tailgraph.datamodules.base import AGDataModule
+    from tailgraph.datamodules.ag import AGDataModule
 
     root = write_ag(tmp_path)
     ann = root / "annotations"

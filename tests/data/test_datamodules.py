@@ -2,7 +2,8 @@
 
 import torch
 
-from tailgraph.datamodules.base import OIDataModule, VidVRDDataModule
+from tailgraph.datamodules.oi import OIDataModule
+from tailgraph.datamodules.vidvrd import VidVRDDataModule
 
 
 def test_oi_negative_mining_batches(tmp_path):

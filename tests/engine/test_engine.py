@@ -12,7 +12,8 @@ from PIL import Image
 from tailgraph.cli import main as tailgraph_main
 from tailgraph.components import build_component
 from tailgraph.datamodules.vg import SynthVGDataModule
-from tailgraph.datamodules.base import AGDataModule, OIDataModule
+from tailgraph.datamodules.ag import AGDataModule
+from tailgraph.datamodules.oi import OIDataModule
 from tailgraph.engine.module import SGGModule
 from tailgraph.errors import DataError
 from tailgraph.methods.base import Method, Supervised, TrainStats, group_losses
@@ -269,7 +270,7 @@ def test_ag_through_the_cli_learns_predicate_zero(tmp_path, monkeypatch):
                   "context": {"class_path": "tailgraph.modeling.context.sttran.STTranContext",
                               "init_args": {"proj_dim": 32, "embed_dim": 16, "num_heads": 4, "ff_dim": 64, "temporal_layers": 1}},
                   "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"}},
-        "data": {"class_path": "tailgraph.datamodules.base.AGDataModule",
+        "data": {"class_path": "tailgraph.datamodules.ag.AGDataModule",
                  "init_args": {"root": str(root), "max_size": 64, "val_fraction": 0.0}},
         "trainer": {"max_epochs": 8, "enable_progress_bar": False, "enable_model_summary": False, "default_root_dir": str(tmp_path),
                     "gradient_clip_val": 5.0, "num_sanity_val_steps": 0}}))

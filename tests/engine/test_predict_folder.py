@@ -142,7 +142,7 @@ def test_predict_video_frames_strip_and_timeline(tmp_path, monkeypatch):
     assert tailgraph_main(["predict", "--config", str(cfg), "--ckpt_path", str(ckpt)]) == 0
     engine = json.loads(max((tmp_path / "runs").glob("version_*/predictions.json"),
                             key=lambda p: int(p.parent.name.split("_")[1])).read_text())["images"]
-    from tailgraph.datamodules.base import AGDataModule
+    from tailgraph.datamodules.ag import AGDataModule
 
     dm = AGDataModule(root=str(tmp_path / "ag"), max_size=64, val_fraction=0.0)
     dm.setup("test")

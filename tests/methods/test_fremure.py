@@ -193,7 +193,7 @@ def test_code_variant_uses_sttran_global_phase_and_memory_per_branch():
     assert len(ctx.memories) == 3
     ctx.train()
     out = ctx(_inputs())
-    assert len(out.extras["memory_inputs"]) == 3
+    assert [m for m, _ in out.memory_writes] == list(ctx.memories)
     paper = _context()
     assert all(t.position == "sinusoidal" and t.aggregate == "mean" for t in paper.temporal)
     with pytest.raises(ValueError, match="window"):
@@ -293,30 +293,30 @@ def test_tempura_object_classifier_tracks_same_label_sequences_and_gmm_logits():
     clf = TempuraObjectClassifier(6, 4, ["__background__", "person", "cup", "table"], embed_dim=4, box_dim=6,
                                   hidden_dim=8, head="gmm", num_components=2, tracking=True, tracking_layers=1,
                                   tracking_heads=2, tracking_ff=8).eval()
-    logits, extras = clf(inp.obj_feats, inp)
+    res = clf(inp.obj_feats, inp)
+    logits = res.logits
     assert logits.shape == (n, 4) and torch.allclose(torch.softmax(logits, -1).sum(-1), torch.ones(n))
     assert torch.allclose(logits.exp().sum(-1), torch.ones(n), atol=1e-5)  # log of mixture probs
-    assert "obj_pre_logits" in extras and extras["obj_features"].shape == (n, 16)
+    assert res.pre_logits is not None and res.features.shape == (n, 16)
     # tracking: a box's feature depends on the other boxes of its sequence (same label), not on others
     from dataclasses import replace
     lab = torch.tensor([1, 2, 3] * 3)  # per frame: person, cup, table -> sequences by label
     given = replace(inp, label_dists=F.one_hot(lab, 4).float())
-    _, base = clf(inp.obj_feats, given)
+    base = clf(inp.obj_feats, given).features
     moved = inp.obj_feats.clone()
     moved[7] += 5.0  # the cup of frame 2
-    _, ex2 = clf(moved, replace(given, obj_feats=moved))
-    assert not torch.allclose(ex2["obj_features"][1], base["obj_features"][1])  # the cup of frame 0
+    ex2 = clf(moved, replace(given, obj_feats=moved)).features
+    assert not torch.allclose(ex2[1], base[1])  # the cup of frame 0
     for o in torch.nonzero(lab != 2).flatten().tolist():
-        assert torch.allclose(ex2["obj_features"][o], base["obj_features"][o], atol=1e-6)
+        assert torch.allclose(ex2[o], base[o], atol=1e-6)
     untracked = TempuraObjectClassifier(6, 4, ["__background__", "person", "cup", "table"], embed_dim=4, box_dim=6,
                                         hidden_dim=8).eval()
-    _, u1 = untracked(inp.obj_feats, given)
-    _, u2 = untracked(moved, replace(given, obj_feats=moved))
-    assert torch.allclose(u1["obj_features"][1], u2["obj_features"][1])
+    u1 = untracked(inp.obj_feats, given).features
+    u2 = untracked(moved, replace(given, obj_feats=moved)).features
+    assert torch.allclose(u1[1], u2[1])
     # a detector's distribution is used as given (no pre-classifier)
     d = F.one_hot(torch.randint(1, 4, (n,)), 4).float()
-    _, ex3 = clf(inp.obj_feats, replace(inp, label_dists=d))
-    assert "obj_pre_logits" not in ex3
+    assert clf(inp.obj_feats, replace(inp, label_dists=d)).pre_logits is None
 
 
 @pytest.mark.parametrize("task", ["sgcls", "sgdet"])
@@ -341,7 +341,7 @@ def test_tempura_object_classifier_tracking_and_euc_con_through_the_engine(task,
                                         "init_args": {"embed_dim": 8, "box_dim": 8, "hidden_dim": 16, "head": "gmm",
                                                       "tracking": True, "tracking_layers": 1, "tracking_heads": 2,
                                                       "tracking_ff": 16}},
-                  "method": {"class_path": "tailgraph.methods.base.Supervised",
+                  "method": {"class_path": "tailgraph.methods.tempura.Tempura",
                              "init_args": {"obj_eos_coef": 1.0, "obj_con_weight": 1.0}},
                   **({"detector": {"class_path": "tailgraph.modeling.detector.SyntheticDetector",
                                    "init_args": {"jitter": 0.05, "miss_rate": 0.1, "duplicate_rate": 0.1,

@@ -88,7 +88,8 @@ def test_memory_through_the_engine_is_checkpointed_and_used_at_test(tmp_path, mo
                   "context": {"class_path": "tailgraph.modeling.context.sttran.STTranContext",
                               "init_args": {"proj_dim": 16, "embed_dim": 8, "num_heads": 2, "ff_dim": 32, "temporal_layers": 1,
                                             "memory": {"lam": 0.5}}},
-                  "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"}}, epochs=2, num_train=4)
+                  "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"},
+                  "method": {"class_path": "tailgraph.methods.tempura.Tempura"}}, epochs=2, num_train=4)
     assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
     ckpt = tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt"
     state = torch.load(ckpt, weights_only=True)["state_dict"]
@@ -139,7 +140,7 @@ def test_feature_pass_stores_the_no_grad_evaluation_mode_features():
 
     from torch import nn
 
-    from tailgraph.methods.base import _memory_features
+    from tailgraph.methods.tempura import memory_features
 
     class Ctx(nn.Module):
         def __init__(self, feature_pass):
@@ -154,7 +155,7 @@ def test_feature_pass_stores_the_no_grad_evaluation_mode_features():
 
         def forward(self, x):
             c = self.context
-            return SimpleNamespace(extras={"memory_input": c.drop(c.bn(c.lin(x))).detach()})
+            return SimpleNamespace(memory_writes=[(c.memory, c.drop(c.bn(c.lin(x))).detach())])
 
     torch.manual_seed(0)
     x = torch.randn(6, 4)
@@ -162,14 +163,14 @@ def test_feature_pass_stores_the_no_grad_evaluation_mode_features():
         model = Model(feature_pass).train()
         out = model(x)
         bn_mean = model.context.bn.running_mean.clone()
-        ((mem, feats),) = _memory_features(model, x, out)
+        ((mem, feats),) = memory_features(model, x, out)
         assert mem is model.context.memory
         assert model.training and model.context.drop.training and model.context.bn.training
         assert torch.equal(model.context.bn.running_mean, bn_mean)
         model.eval()
         with torch.no_grad():
-            expected = model(x).extras["memory_input"]
+            expected = model(x).memory_writes[0][1]
         if feature_pass:
             assert torch.allclose(feats, expected)
         else:
-            assert torch.equal(feats, out.extras["memory_input"]) and not torch.allclose(feats, expected)
+            assert torch.equal(feats, out.memory_writes[0][1]) and not torch.allclose(feats, expected)

@@ -123,7 +123,7 @@ def test_model_predicts_foreground_columns_as_predicates_one_up():
 
 @pytest.fixture(scope="module")
 def vrd_dm(tmp_path_factory):
-    from tailgraph.datamodules.base import VidVRDDataModule
+    from tailgraph.datamodules.vidvrd import VidVRDDataModule
 
     root = tmp_path_factory.mktemp("vrd") / "synth-vrd"
     dm = VidVRDDataModule(root=str(root), synth_train=100, synth_test=30, synth_size=128, layout_only=False, output="tracklets",
@@ -185,7 +185,7 @@ def test_predict_writes_associated_video_results_that_evaluate_to_the_test_metri
     import lightning as L
 
     from tailgraph.data.vidvrd import to_groundtruth
-    from tailgraph.engine.lightning_cli import PredictionWriter
+    from tailgraph.engine.callbacks import PredictionWriter
     from tailgraph.evaluation.vidvrd import evaluate_vidvrd, read_vidvrd_results
 
     module = _fit(vrd_dm, 2)
@@ -235,8 +235,7 @@ def test_dll_in_a_plain_training_loop_as_the_readme_shows(vrd_dm):
 
 
 def test_tracklet_segments_are_cached_on_disk_and_rebuilt_when_stale(tmp_path):
-    from tailgraph.datamodules import base as datamodules
-    from tailgraph.datamodules.base import VidVRDDataModule
+    from tailgraph.datamodules.vidvrd import VidVRDDataModule
 
     def dm(cache, pool=2):
         return VidVRDDataModule(root=str(tmp_path / "vrd"), synth_train=6, synth_test=2, synth_size=64, layout_only=False,
@@ -249,7 +248,6 @@ def test_tracklet_segments_are_cached_on_disk_and_rebuilt_when_stale(tmp_path):
     first.setup("fit")
     files = sorted((tmp_path / "cache").glob("*.pt"))
     assert {f.name.split("-")[0] for f in files} == {"train", "val", "test"}
-    datamodules._SEGMENT_MEMO.clear()
     second = dm(tmp_path / "cache")
     second.setup("fit")
     for a, b in zip(first.segments["train"] + first.segments["test"], second.segments["train"] + second.segments["test"]):
@@ -258,11 +256,9 @@ def test_tracklet_segments_are_cached_on_disk_and_rebuilt_when_stale(tmp_path):
             assert torch.equal(getattr(a, field), getattr(b, field)), field
         assert all(np.array_equal(x.boxes, y.boxes) and x.begin == y.begin for x, y in zip(a.tracklets, b.tracklets))
     # other extractor settings: another file; a corrupt file is rebuilt, not read
-    datamodules._SEGMENT_MEMO.clear()
     dm(tmp_path / "cache", pool=1).setup("fit")
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 6
     files[0].write_bytes(b"not a checkpoint")
-    datamodules._SEGMENT_MEMO.clear()
     third = dm(tmp_path / "cache")
     third.setup("fit")
     assert torch.equal(torch.cat([s.feats for s in third.segments["test"]]), torch.cat([s.feats for s in first.segments["test"]]))

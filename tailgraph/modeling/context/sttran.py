@@ -21,7 +21,8 @@ later frame (frame 0 from window 0).
 TEMPURA's memory bank (:class:`tailgraph.modeling.memory.RelationMemory`, option ``memory``)
 fuses the class-mean memory into each relation feature after the temporal decoder (``late``)
 or after the spatial encoder (``early``); the pre-fusion features are returned in
-``extras["memory_input"]`` for the training step to accumulate.
+``ContextOutput.memory_writes`` for the training method to accumulate
+(:class:`tailgraph.methods.tempura.Tempura`).
 """
 
 from __future__ import annotations
@@ -276,10 +277,10 @@ class STTranContext(RelationFeatureMixin, nn.Module):
         nf = inp.num_images
         padded, valid, pos = pad_by_image(x, frame, nf)
         spatial = unpad(self.spatial(padded, src_key_padding_mask=~valid), frame, pos)
-        extras = {}
+        writes = []
         mem = self.memory
         if mem is not None and mem.fusion == "early":
-            extras["memory_input"] = spatial.detach()
+            writes.append((mem, spatial.detach()))
             spatial = mem(spatial)
         if nf == 1:
             out = self._decode(spatial, torch.zeros_like(frame))
@@ -295,6 +296,6 @@ class STTranContext(RelationFeatureMixin, nn.Module):
                 if w == 0:
                     out[rows[~later]] = res[~later]
         if mem is not None and mem.fusion == "late":
-            extras["memory_input"] = out.detach()
+            writes.append((mem, out.detach()))
             out = mem(out)
-        return ContextOutput(pair_feats=out, extras=extras)
+        return ContextOutput(pair_feats=out, memory_writes=writes)

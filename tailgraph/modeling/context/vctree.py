@@ -4,7 +4,7 @@ Per image: a pairwise score matrix → maximum spanning tree (Prim, rooted at th
 the largest total score) → binary tree (left child = first child, right child = next
 sibling) → bidirectional TreeLSTM (bottom-up, then top-down). The score matrix is trained by
 an auxiliary binary loss on "is this pair related" (as Scene-Graph-Benchmark does), returned
-in ``ContextOutput.extras["pair_score_logits"]``; the paper's REINFORCE refinement of the tree
+in ``ContextOutput.pair_score_logits``; the paper's REINFORCE refinement of the tree
 is not implemented.
 """
 
@@ -153,7 +153,7 @@ class VCTreeContext(nn.Module):
 
     Shapes:
         ``forward(RelationInputs) -> ContextOutput(pair_feats [P, hidden_dim], obj_logits [N, C],
-        freq_logits [P, R] or None, extras={"pair_score_logits": [P], "trees": [BinaryTree]})``.
+        freq_logits [P, R] or None, pair_score_logits [P], extras={"trees": [BinaryTree]})``.
     """
 
     def __init__(
@@ -225,5 +225,6 @@ class VCTreeContext(nn.Module):
             pair_feats=feats,
             obj_logits=obj_logits,
             freq_logits=freq,
-            extras={"pair_score_logits": pair_score_logits, "trees": trees},
+            pair_score_logits=pair_score_logits,
+            extras={"trees": trees},
         )
