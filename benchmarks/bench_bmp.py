@@ -1,6 +1,7 @@
 """BMP vs TEMPURA vs STTran on synth-ag PredCls (methods.md §1), same data, model size and
 epochs, several seeds; with / semi / no constraint R@K and mR@K (K = 10, 20, 50) and seconds per
-training epoch. Each run is `tailgraph fit` + `tailgraph test` of configs/synthetic/bmp_ag_predcls.yaml
+training epoch. Each run is `tailgraph fit` + `tailgraph test` of
+configs/synthetic/bmp_ag_predcls.yaml
 with the variant's overrides.
 
     .venv/bin/python benchmarks/bench_bmp.py [--seeds 0 1 2] [--variants sttran tempura bmp]
@@ -27,13 +28,16 @@ TEMPURA = {"class_path": "tailgraph.methods.tempura.Tempura"}
 
 def variant_recipe(name: str, work: Path) -> Path:
     """The recipe of a variant: BMP as written; TEMPURA = the same model with TEMPURA's training
-    (plain losses, the memory filled) for all epochs; STTran = no memory bank, linear heads, plain losses."""
+    (plain losses, the memory filled) for all epochs; STTran = no memory bank, linear heads, plain
+    losses."""
     import yaml
 
     cfg = yaml.safe_load(RECIPE.read_text())
     if name in ("tempura", "sttran"):
         cfg["model"]["method"] = TEMPURA if name == "tempura" else SUPERVISED
-    if name == "bmp_vae":  # the prototype networks' VAE loss added (the released code leaves it out)
+    if (
+        name == "bmp_vae"
+    ):  # the prototype networks' VAE loss added (the released code leaves it out)
         cfg["model"]["method"]["init_args"]["vae_weight"] = 1.0
     if name == "sttran":
         cfg["model"]["context"]["init_args"].pop("memory")
@@ -63,9 +67,14 @@ def main() -> int:
         epochs = recipe_epochs_and_synth_ag(RECIPE, data)
         res = {v: [run(v, s, data, work) for s in a.seeds] for v in a.variants}
     (Path(a.out).with_suffix(".json")).write_text(json.dumps(res, indent=1))
-    lines = ["## BMP vs TEMPURA vs STTran on synth-ag (PredCls)", "",
-             f"Command: `.venv/bin/python benchmarks/bench_bmp.py --seeds {' '.join(map(str, a.seeds))}` "
-             f"({len(a.seeds)} seeds, {epochs} epochs each, mean ± std, percent; 2 CPU cores)", ""]
+    lines = [
+        "## BMP vs TEMPURA vs STTran on synth-ag (PredCls)",
+        "",
+        f"Command: `.venv/bin/python benchmarks/bench_bmp.py --seeds "
+        f"{' '.join(map(str, a.seeds))}` "
+        f"({len(a.seeds)} seeds, {epochs} epochs each, mean ± std, percent; 2 CPU cores)",
+        "",
+    ]
     lines += ag_tables(res, epochs, KS)
     Path(a.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -34,13 +34,25 @@ from common import fit_and_test
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "synthetic" / "dll_vrd.yaml"
-COLUMNS = ("mR@50", "mR@100", "RelDet_R@50", "RelDet_R@100", "Mean", "RelDet_mAP", "RelTag_P@5", "RelTag_P@10")
-LINEAR = {"class_path": "tailgraph.modeling.heads.linear.LinearHead"}  # = the base model's own linear head
+COLUMNS = (
+    "mR@50",
+    "mR@100",
+    "RelDet_R@50",
+    "RelDet_R@100",
+    "Mean",
+    "RelDet_mAP",
+    "RelTag_P@5",
+    "RelTag_P@10",
+)
+LINEAR = {
+    "class_path": "tailgraph.modeling.heads.linear.LinearHead"
+}  # = the base model's own linear head
 SUPERVISED = {"class_path": "tailgraph.methods.base.Supervised"}
 
 
 def variants(parts: list[str]) -> dict[str, dict]:
-    """name -> {"method": DLL init_args overrides or None (Supervised), "head": head init_args overrides or LINEAR}."""
+    """name -> {"method": DLL init_args overrides or None (Supervised), "head": head init_args
+    overrides or LINEAR}."""
     v: dict[str, dict] = {}
     if "main" in parts:
         v["VidVRD-II"] = {"method": None, "head": LINEAR}
@@ -51,15 +63,30 @@ def variants(parts: list[str]) -> dict[str, dict]:
     if "ablation" in parts:
         v["PDL w/o AD"] = {"method": {"kdl": False, "adversarial": False}, "head": {}}
         v["PDL w/o MC"] = {"method": {"kdl": False}, "head": {"mc_steps": 0}}
-        v["PDL w/o AD, MC"] = {"method": {"kdl": False, "adversarial": False}, "head": {"mc_steps": 0}}
+        v["PDL w/o AD, MC"] = {
+            "method": {"kdl": False, "adversarial": False},
+            "head": {"mc_steps": 0},
+        }
         v["PDL MC 1 step, eta 1e-2"] = {"method": {"kdl": False}, "head": {"eta": 0.01}}
         v["PDL MC 2 steps, eta 1e-3"] = {"method": {"kdl": False}, "head": {"mc_steps": 2}}
-        v["PDL MC 2 steps, eta 1e-2"] = {"method": {"kdl": False}, "head": {"mc_steps": 2, "eta": 0.01}}
+        v["PDL MC 2 steps, eta 1e-2"] = {
+            "method": {"kdl": False},
+            "head": {"mc_steps": 2, "eta": 0.01},
+        }
         v["KDL beta 1e-3"] = {"method": {"pdl": False, "beta": 1e-3}, "head": LINEAR}
         v["KDL beta 1e-5"] = {"method": {"pdl": False, "beta": 1e-5}, "head": LINEAR}
-        v["KDL, header entry masked"] = {"method": {"pdl": False, "transfer_mask": "target_and_header"}, "head": LINEAR}
-        v["DLL, header entry masked"] = {"method": {"transfer_mask": "target_and_header"}, "head": {}}
-        v["KDL alpha recurrence (Eq. 12 literal)"] = {"method": {"pdl": False, "alpha_growth": "recurrence"}, "head": LINEAR}
+        v["KDL, header entry masked"] = {
+            "method": {"pdl": False, "transfer_mask": "target_and_header"},
+            "head": LINEAR,
+        }
+        v["DLL, header entry masked"] = {
+            "method": {"transfer_mask": "target_and_header"},
+            "head": {},
+        }
+        v["KDL alpha recurrence (Eq. 12 literal)"] = {
+            "method": {"pdl": False, "alpha_growth": "recurrence"},
+            "head": LINEAR,
+        }
     return v
 
 
@@ -96,10 +123,16 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--parts", nargs="+", default=["main", "ablation"])
     ap.add_argument("--root", default=str(ROOT / "data" / "synth-vrd-400"))
-    ap.add_argument("--train", type=int, default=None, help="training videos (default: the recipe's)")
+    ap.add_argument(
+        "--train", type=int, default=None, help="training videos (default: the recipe's)"
+    )
     ap.add_argument("--test", type=int, default=None, help="test videos (default: the recipe's)")
-    ap.add_argument("--p-multilabel", type=float, default=0.0,
-                    help="synth-vrd's p_multilabel (pairs also annotated with their spatial predicate)")
+    ap.add_argument(
+        "--p-multilabel",
+        type=float,
+        default=0.0,
+        help="synth-vrd's p_multilabel (pairs also annotated with their spatial predicate)",
+    )
     ap.add_argument("--variants", nargs="+", default=None, help="run only these variants")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "dll_synth_vrd"))
     args = ap.parse_args()
@@ -117,7 +150,10 @@ def main() -> None:
     if args.test:
         data["synth_test"] = args.test
     if args.p_multilabel:
-        data["synth_options"] = {**dict(data.get("synth_options") or {}), "p_multilabel": args.p_multilabel}
+        data["synth_options"] = {
+            **dict(data.get("synth_options") or {}),
+            "p_multilabel": args.p_multilabel,
+        }
     dm = VidVRDDataModule(**data)
     t0 = time.perf_counter()
     dm.setup("fit")
@@ -137,13 +173,24 @@ def main() -> None:
             print(name, seed, {k: round(v, 4) for k, v in row.items()}, flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"epochs": epochs, "seeds": args.seeds, "setup_seconds": setup_s, "runs": runs}, indent=1))
+    out.with_suffix(".json").write_text(
+        json.dumps(
+            {"epochs": epochs, "seeds": args.seeds, "setup_seconds": setup_s, "runs": runs},
+            indent=1,
+        )
+    )
     cols = list(COLUMNS) + ["head", "body", "tail", "s_per_epoch"]
     multi = f", p_multilabel {args.p_multilabel}" if args.p_multilabel else ""
-    lines = [f"synth-vrd ({data['synth_train']} / {data['synth_test']} videos{multi}), {epochs} epochs, seeds {args.seeds}; mean ± std, in % (s/epoch in seconds); "
-             f"data set-up incl. tracklet features {setup_s:.0f} s.", "",
-             "| variant | " + " | ".join(c.replace("RelDet_", "").replace("RelTag_", "") for c in cols) + " |",
-             "|---" * (len(cols) + 1) + "|"]
+    lines = [
+        f"synth-vrd ({data['synth_train']} / {data['synth_test']} videos{multi}), {epochs} "
+        f"epochs, seeds {args.seeds}; mean ± std, in % (s/epoch in seconds); "
+        f"data set-up incl. tracklet features {setup_s:.0f} s.",
+        "",
+        "| variant | "
+        + " | ".join(c.replace("RelDet_", "").replace("RelTag_", "") for c in cols)
+        + " |",
+        "|---" * (len(cols) + 1) + "|",
+    ]
     for name, rows in runs.items():
         cells = []
         for c in cols:

@@ -5,7 +5,8 @@ imported under another name; both train the model of ``configs/synth_vg_predcls.
 features + pairwise context + linear head) on the same synth-vg batches, alternating rounds so
 that machine noise hits both alike. Reported: images/s per round and the ratio of the medians.
 
-    .venv/bin/python benchmarks/bench_engine_throughput.py [--rev db08ccc] [--batches 25] [--rounds 3]
+    .venv/bin/python benchmarks/bench_engine_throughput.py [--rev db08ccc] [--batches 25] [--rounds
+    3]
 """
 
 from __future__ import annotations
@@ -26,8 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def old_module_class(rev: str):
-    src = subprocess.run(["git", "show", f"{rev}:tailgraph/engine/module.py"], cwd=ROOT, check=True, capture_output=True,
-                         text=True).stdout
+    src = subprocess.run(
+        ["git", "show", f"{rev}:tailgraph/engine/module.py"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     # the component builder moved from tailgraph.engine.components to tailgraph.components
     src = src.replace("from tailgraph.engine.components import", "from tailgraph.components import")
     path = Path(tempfile.mkdtemp()) / "old_engine_module.py"
@@ -76,7 +82,11 @@ def main() -> None:
     dm = SynthVGDataModule(**data_args)
     dm.prepare_data()
     dm.setup("fit")
-    model_args = {k: v for k, v in cfg["model"].items() if k in ("features", "context", "head", "lr", "bg_per_image")}
+    model_args = {
+        k: v
+        for k, v in cfg["model"].items()
+        if k in ("features", "context", "head", "lr", "bg_per_image")
+    }
     Old = old_module_class(a.rev)
     rates: dict[str, list[float]] = {"previous engine": [], "merged engine": []}
     for r in range(a.rounds):
@@ -92,14 +102,28 @@ def main() -> None:
             rates[name].append(train_rate(m, dm, a.batches))
             print(f"round {r} {name}: {rates[name][-1]:.1f} images/s", flush=True)
     med = {k: statistics.median(v) for k, v in rates.items()}
-    lines = ["## Training throughput: merged engine vs the previous image-only engine", "",
-             f"Command: `.venv/bin/python benchmarks/bench_engine_throughput.py --rev {a.rev} --batches {a.batches} --rounds {a.rounds}`",
-             "", f"Model and data of `configs/synth_vg_predcls.yaml` ({data_args['num_train']} synth-vg train images at "
-             f"{data_args['max_size']} px, batch {data_args['batch_size']}), 2 threads, {a.batches} optimiser steps per round "
-             "after 2 warm-up steps, rounds alternating.", "", "| engine | images/s per round | median |", "|---|---|---|"]
+    lines = [
+        "## Training throughput: merged engine vs the previous image-only engine",
+        "",
+        f"Command: `.venv/bin/python benchmarks/bench_engine_throughput.py --rev {a.rev} "
+        f"--batches {a.batches} --rounds {a.rounds}`",
+        "",
+        f"Model and data of `configs/synth_vg_predcls.yaml` ({data_args['num_train']} synth-vg "
+        f"train images at "
+        f"{data_args['max_size']} px, batch {data_args['batch_size']}), 2 threads, {a.batches} "
+        f"optimiser steps per round "
+        "after 2 warm-up steps, rounds alternating.",
+        "",
+        "| engine | images/s per round | median |",
+        "|---|---|---|",
+    ]
     for k, v in rates.items():
         lines.append(f"| {k} | {', '.join(f'{x:.1f}' for x in v)} | {med[k]:.1f} |")
-    lines += ["", f"Ratio merged / previous (medians): {med['merged engine'] / med['previous engine']:.3f}", ""]
+    lines += [
+        "",
+        f"Ratio merged / previous (medians): {med['merged engine'] / med['previous engine']:.3f}",
+        "",
+    ]
     text = "\n".join(lines)
     print(text)
     out = ROOT / "benchmarks" / "results" / "engine_throughput.md"

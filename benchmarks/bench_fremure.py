@@ -102,8 +102,11 @@ def variant_recipe(name: str, work: Path) -> Path:
 def run(variant: str, seed: int, data: Path, work: Path) -> dict:
     r = cli_fit_test(variant_recipe(variant, work), seed, data, work / f"{variant}_{seed}")
     m = r["metrics"]
-    print(f"{variant} seed {seed}: fit {r['fit_s']:.0f} s, with mR@20 "
-          f"{100 * m['with']['mR@20']:.2f}, R@20 {100 * m['with']['R@20']:.2f}", flush=True)
+    print(
+        f"{variant} seed {seed}: fit {r['fit_s']:.0f} s, with mR@20 "
+        f"{100 * m['with']['mR@20']:.2f}, R@20 {100 * m['with']['R@20']:.2f}",
+        flush=True,
+    )
     return r
 
 

@@ -27,9 +27,11 @@ from common import fit_and_test
 
 ROOT = Path(__file__).resolve().parents[1]
 KS = (20, 50, 100)
-CONTEXTS = {"MOTIFS": "tailgraph.modeling.context.motifs.MotifsContext",
-            "VCTree": "tailgraph.modeling.context.vctree.VCTreeContext",
-            "Transformer": "tailgraph.modeling.context.transformer.TransformerContext"}
+CONTEXTS = {
+    "MOTIFS": "tailgraph.modeling.context.motifs.MotifsContext",
+    "VCTree": "tailgraph.modeling.context.vctree.VCTreeContext",
+    "Transformer": "tailgraph.modeling.context.transformer.TransformerContext",
+}
 
 
 def data_module(name: str, root_synth: str):
@@ -76,7 +78,11 @@ def summary(rows: list[dict], counts: list[int]) -> dict[str, list[float]]:
 
 
 def fmt(v: list[float]) -> str:
-    return f"{100 * statistics.mean(v):.2f} ± {100 * statistics.stdev(v):.2f}" if len(v) > 1 else f"{100 * v[0]:.2f}"
+    return (
+        f"{100 * statistics.mean(v):.2f} ± {100 * statistics.stdev(v):.2f}"
+        if len(v) > 1
+        else f"{100 * v[0]:.2f}"
+    )
 
 
 def table(results: dict[str, dict[str, list[float]]], cols: list[str]) -> list[str]:
@@ -120,9 +126,17 @@ def main() -> None:
             "HML, CR + MR (λ 0.5)": ("MOTIFS", hml(), a.epochs),
             "HML, CR only": ("MOTIFS", hml(use_mr=False), a.epochs),
             "HML, MR only": ("MOTIFS", hml(use_cr=False), a.epochs),
-            "HML, neither (stages + class-balanced loss)": ("MOTIFS", hml(use_cr=False, use_mr=False), a.epochs),
+            "HML, neither (stages + class-balanced loss)": (
+                "MOTIFS",
+                hml(use_cr=False, use_mr=False),
+                a.epochs,
+            ),
             "HML, 1 stage": ("MOTIFS", hml(stage_epochs=[a.epochs]), a.epochs),
-            "HML, 3 stages": ("MOTIFS", hml(stage_epochs=[third, third, a.epochs - 2 * third]), a.epochs),
+            "HML, 3 stages": (
+                "MOTIFS",
+                hml(stage_epochs=[third, third, a.epochs - 2 * third]),
+                a.epochs,
+            ),
             "HML, λ 0": ("MOTIFS", hml(lam=0.0), a.epochs),
             "HML, λ 0.25": ("MOTIFS", hml(lam=0.25), a.epochs),
             "HML, λ 1": ("MOTIFS", hml(lam=1.0), a.epochs),
@@ -135,23 +149,54 @@ def main() -> None:
             m, sec = run(dm, ctx, method, epochs, seed)
             rows.append(m)
             times.setdefault(name, []).append(sec)
-            print(f"{name} seed {seed}: R@50 {100 * m['R@50']:.2f} mR@50 {100 * m['mR@50']:.2f} ({sec:.0f} s)", flush=True)
+            print(
+                f"{name} seed {seed}: R@50 {100 * m['R@50']:.2f} mR@50 {100 * m['mR@50']:.2f} "
+                f"({sec:.0f} s)",
+                flush=True,
+            )
         results[name] = summary(rows, counts)
         raw[name] = [{k: v for k, v in r.items() if not k.startswith("per_")} for r in rows]
-    cols = [f"R@{k}" for k in KS] + [f"mR@{k}" for k in KS] + [f"Mean@{k}" for k in KS] + ["head", "body", "tail"]
-    data_name = {"synth": "the demo's long-tailed synth-vg", "rsvg": "RS-VG (../shared/data/rs-vg)"}[a.data if a.part == "main" else "synth"]
-    lines = [f"## HML vs plain training — {a.part}, {data_name}", "",
-             f"Command: `.venv/bin/python benchmarks/bench_hml.py --part {a.part} --data {a.data} --seeds "
-             f"{' '.join(map(str, a.seeds))} --epochs {a.epochs}`", "",
-             f"Layout-only PredCls, hidden 128, AdamW lr 2e-3 constant, {a.epochs} epochs for every run (HML: {half} + "
-             f"{a.epochs - half} by default), {len(dm.splits['train'])} training images, {len(a.seeds)} seeds, mean ± std, "
-             "percent; head / body / tail = mean R@50 of the most / middle / least frequent third of the predicates.", ""]
+    cols = (
+        [f"R@{k}" for k in KS]
+        + [f"mR@{k}" for k in KS]
+        + [f"Mean@{k}" for k in KS]
+        + ["head", "body", "tail"]
+    )
+    data_name = {
+        "synth": "the demo's long-tailed synth-vg",
+        "rsvg": "RS-VG (../shared/data/rs-vg)",
+    }[a.data if a.part == "main" else "synth"]
+    lines = [
+        f"## HML vs plain training — {a.part}, {data_name}",
+        "",
+        f"Command: `.venv/bin/python benchmarks/bench_hml.py --part {a.part} --data {a.data} "
+        f"--seeds "
+        f"{' '.join(map(str, a.seeds))} --epochs {a.epochs}`",
+        "",
+        f"Layout-only PredCls, hidden 128, AdamW lr 2e-3 constant, {a.epochs} epochs for every "
+        f"run (HML: {half} + "
+        f"{a.epochs - half} by default), {len(dm.splits['train'])} training images, "
+        f"{len(a.seeds)} seeds, mean ± std, "
+        "percent; head / body / tail = mean R@50 of the most / middle / least frequent third of "
+        "the predicates.",
+        "",
+    ]
     lines += table(results, cols)
-    lines += ["", "Training seconds per run (mean): " + ", ".join(f"{k} {statistics.mean(v):.0f}" for k, v in times.items()), ""]
+    lines += [
+        "",
+        "Training seconds per run (mean): "
+        + ", ".join(f"{k} {statistics.mean(v):.0f}" for k, v in times.items()),
+        "",
+    ]
     text = "\n".join(lines)
     print(text)
     tag = "_".join(c.lower() for c in a.contexts) if a.part == "main" else "motifs"
-    out = ROOT / "benchmarks" / "results" / f"hml_{a.part}_{a.data if a.part == 'main' else 'synth'}_{tag}.md"
+    out = (
+        ROOT
+        / "benchmarks"
+        / "results"
+        / f"hml_{a.part}_{a.data if a.part == 'main' else 'synth'}_{tag}.md"
+    )
     out.write_text(text)
     (out.with_suffix(".json")).write_text(json.dumps(raw, indent=1))
 

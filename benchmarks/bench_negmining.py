@@ -25,9 +25,13 @@ from common import fit_and_test
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("mAP", "mAP*", "mAP_FG", "mAP*_FG")
-SLIDES = {"gt_only": (34.6, 38.8, 91.0, 96.7), "mined: all": (78.2, 83.3, 88.7, 94.4),
-          "mined: visual only": (None, 80.8, None, None), "mined: + CoordConv": (None, 81.6, None, None),
-          "mined: + embeddings": (None, 83.1, None, None)}
+SLIDES = {
+    "gt_only": (34.6, 38.8, 91.0, 96.7),
+    "mined: all": (78.2, 83.3, 88.7, 94.4),
+    "mined: visual only": (None, 80.8, None, None),
+    "mined: + CoordConv": (None, 81.6, None, None),
+    "mined: + embeddings": (None, 83.1, None, None),
+}
 ROWS = {  # name -> (negatives, use_coordconv, use_embeddings)
     "gt_only": ("gt_only", True, True),
     "mined: visual only": ("mined", False, False),
@@ -37,7 +41,9 @@ ROWS = {  # name -> (negatives, use_coordconv, use_embeddings)
 }
 
 
-def run(cfg: dict, root: str, negatives: str, coordconv: bool, embeddings: bool, seed: int, epochs: int) -> tuple[dict, float]:
+def run(
+    cfg: dict, root: str, negatives: str, coordconv: bool, embeddings: bool, seed: int, epochs: int
+) -> tuple[dict, float]:
     import lightning as L
 
     from tailgraph.datamodules.oi import OIDataModule
@@ -80,21 +86,47 @@ def main() -> None:
                 results[name][k].append(m[k])
             times.setdefault(name, []).append(sec)
             per_pred.setdefault(name, []).append(m["per_predicate_AP"])
-            print(f"{name} seed {seed}: " + ", ".join(f"{k} {100 * m[k]:.2f}" for k in KEYS) + f" ({sec:.0f} s)", flush=True)
+            print(
+                f"{name} seed {seed}: "
+                + ", ".join(f"{k} {100 * m[k]:.2f}" for k in KEYS)
+                + f" ({sec:.0f} s)",
+                flush=True,
+            )
     d = cfg["data"]["init_args"]
-    lines = ["## Negative-sample mining on synth-oi", "",
-             f"Command: `.venv/bin/python benchmarks/bench_negmining.py --seeds {' '.join(map(str, a.seeds))} --epochs {a.epochs}`", "",
-             f"Model and data of `configs/synthetic/oi_negmine.yaml` (synth-oi seed 0, {d.get('synth_options', {})}: "
-             f"{d['synth_train']} train images, 10 % held out, {d['synth_test']} test; {d['shorter']}/{d['longer_max']} px; batches of {d['batch_size']} images, ≤ {d['max_relations']} "
-             f"pairs, 25–75 % positives), {a.epochs} epochs, AdamW, one-cycle schedule, random-initialised ResNet-18, "
-             f"{len(a.seeds)} seeds (mean ± std, percent). Slides: Open Images VRD with ImageNet weights.", "",
-             "| row | mAP | mAP* | mAP_FG | mAP*_FG | train s | slides (mAP / mAP* / mAP_FG / mAP*_FG) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Negative-sample mining on synth-oi",
+        "",
+        f"Command: `.venv/bin/python benchmarks/bench_negmining.py --seeds "
+        f"{' '.join(map(str, a.seeds))} --epochs {a.epochs}`",
+        "",
+        f"Model and data of `configs/synthetic/oi_negmine.yaml` (synth-oi seed 0, "
+        f"{d.get('synth_options', {})}: "
+        f"{d['synth_train']} train images, 10 % held out, {d['synth_test']} test; "
+        f"{d['shorter']}/{d['longer_max']} px; batches of {d['batch_size']} images, ≤ "
+        f"{d['max_relations']} "
+        f"pairs, 25–75 % positives), {a.epochs} epochs, AdamW, one-cycle schedule, "
+        f"random-initialised ResNet-18, "
+        f"{len(a.seeds)} seeds (mean ± std, percent). Slides: Open Images VRD with ImageNet "
+        f"weights.",
+        "",
+        "| row | mAP | mAP* | mAP_FG | mAP*_FG | train s | slides (mAP / mAP* / mAP_FG / mAP*_FG) "
+        "|",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, r in results.items():
         ref = " / ".join("–" if v is None else f"{v:.1f}" for v in SLIDES[name])
-        lines.append(f"| {name} | " + " | ".join(fmt(r[k]) for k in KEYS) + f" | {statistics.mean(times[name]):.0f} | {ref} |")
-    lines += ["", "Per-predicate AP (mean over seeds, percent):", "", "| row | " + " | ".join(per_pred[a.rows[0]][0]) + " |",
-              "|---|" + "---|" * len(per_pred[a.rows[0]][0])]
+        lines.append(
+            f"| {name} | "
+            + " | ".join(fmt(r[k]) for k in KEYS)
+            + f" | {statistics.mean(times[name]):.0f} | {ref} |"
+        )
+    lines += [
+        "",
+        "Per-predicate AP (mean over seeds, percent):",
+        "",
+        "| row | " + " | ".join(per_pred[a.rows[0]][0]) + " |",
+        "|---|" + "---|" * len(per_pred[a.rows[0]][0]),
+    ]
     for name, rows in per_pred.items():
         cells = []
         for pred in rows[0]:

@@ -19,16 +19,25 @@ from tailgraph.structures import GraphBatch
 
 def main() -> int:
     torch.manual_seed(0)
-    rows = ["## Pixel model training throughput (CPU, 2 threads)", "",
-            "Command: `.venv/bin/python benchmarks/bench_pixel_model.py`", "",
-            "| input px | last ResNet-18 stage | images / s (fwd + bwd, batch 16) |", "|---|---|---|"]
+    rows = [
+        "## Pixel model training throughput (CPU, 2 threads)",
+        "",
+        "Command: `.venv/bin/python benchmarks/bench_pixel_model.py`",
+        "",
+        "| input px | last ResNet-18 stage | images / s (fwd + bwd, batch 16) |",
+        "|---|---|---|",
+    ]
     for size in (128, 192):
         world = build_world(0, SynthVGConfig(image_size=size))
         graphs = [sample_scene(world, scene_seed(0, i), i)[1] for i in range(16)]
         images = torch.randn(16, 3, size, size)
         for stage in ("layer1", "layer2", "layer3", "layer4"):
-            m = SGGModule(features={"class_path": "tailgraph.modeling.roi.PixelFeatures",
-                                    "init_args": {"last_stage": stage, "out_dim": 256}})
+            m = SGGModule(
+                features={
+                    "class_path": "tailgraph.modeling.roi.PixelFeatures",
+                    "init_args": {"last_stage": stage, "out_dim": 256},
+                }
+            )
             m.build(world.vocab, "vg")
             opt = torch.optim.AdamW(m.parameters(), 1e-3)
             batch = GraphBatch(graphs, images, torch.ones(16))
@@ -46,7 +55,9 @@ def main() -> int:
     print("\n".join(rows))
     from pathlib import Path
 
-    (Path(__file__).resolve().parent / "results" / "pixel_model.md").write_text("\n".join(rows) + "\n")
+    (Path(__file__).resolve().parent / "results" / "pixel_model.md").write_text(
+        "\n".join(rows) + "\n"
+    )
     return 0
 
 

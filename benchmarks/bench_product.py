@@ -33,7 +33,14 @@ model:
     init_args: {{hidden_dim: 64}}
 data:
   class_path: tailgraph.datamodules.vg.SynthVGDataModule
-  init_args: {{root: {root}, num_train: {train}, num_test: 100, num_val_im: 20, image_size: 128, max_size: 128, batch_size: 8}}
+  init_args:
+    root: {root}
+    num_train: {train}
+    num_test: 100
+    num_val_im: 20
+    image_size: 128
+    max_size: 128
+    batch_size: 8
 trainer:
   default_root_dir: {out}
   max_epochs: {epochs}
@@ -50,8 +57,9 @@ LAST_STDOUT = [""]
 
 def run(args: list[str], env: dict | None = None) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.run(TG + args, cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        TG + args, cwd=REPO, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
     if proc.returncode != 0:
         raise SystemExit(f"tailgraph {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
     LAST_STDOUT[0] = proc.stdout
@@ -60,7 +68,9 @@ def run(args: list[str], env: dict | None = None) -> float:
 
 def recipe(base: Path, name: str, epochs: int, train: int = 400) -> Path:
     cfg = base / f"{name}.yaml"
-    cfg.write_text(RECIPE.format(root=base / "synth-vg", out=base / name, train=train, epochs=epochs))
+    cfg.write_text(
+        RECIPE.format(root=base / "synth-vg", out=base / name, train=train, epochs=epochs)
+    )
     return cfg
 
 
@@ -81,7 +91,9 @@ def main() -> None:
         from tailgraph.datamodules.vg import SynthVGDataModule
         from tailgraph.io.interchange import write_ground_truth
 
-        dm = SynthVGDataModule(root=str(base / "synth-vg"), num_train=400, num_test=100, image_size=128)
+        dm = SynthVGDataModule(
+            root=str(base / "synth-vg"), num_train=400, num_test=100, image_size=128
+        )
         dm.setup("fit")
         dm.setup("test")
         n_train = len(dm.splits["train"])
@@ -94,27 +106,43 @@ def main() -> None:
         write_ground_truth(base / "boxes.json", graphs, dm.vocab, "vg")
         n = len(graphs)
         for draw in (False, True):
-            args = ["predict", "--ckpt", str(ckpt), "--input", str(images), "--boxes",
-                    str(base / "boxes.json"), "--out", str(base / f"pred_{draw}")]
+            args = [
+                "predict",
+                "--ckpt",
+                str(ckpt),
+                "--input",
+                str(images),
+                "--boxes",
+                str(base / "boxes.json"),
+                "--out",
+                str(base / f"pred_{draw}"),
+            ]
             t = run(args + ([] if draw else ["--no-draw"]))
             import re
 
             inner = re.search(r"images in ([\d.]+) s \(([\d.]+) images/s\)", LAST_STDOUT[0])
             res[f"predict_{'draw' if draw else 'nodraw'}"] = {
-                "images": n, "seconds": t, "images_per_s": n / t,
+                "images": n,
+                "seconds": t,
+                "images_per_s": n / t,
                 # without process start, imports and model loading (what predict prints)
-                "loop_seconds": float(inner.group(1)), "loop_images_per_s": float(inner.group(2)),
+                "loop_seconds": float(inner.group(1)),
+                "loop_images_per_s": float(inner.group(2)),
             }
         # ---- report: 1 and 5 runs (each a fit + test of a layout-only model)
         runs = []
         for k in range(5):
             c = base / f"lay{k}.yaml"
-            c.write_text(RECIPE.format(root=base / "synth-vg", out=base / f"lay{k}", train=400, epochs=2)
-                         .replace("  features:\n    class_path: tailgraph.modeling.roi.PixelFeatures\n"
-                                  "    init_args: {depth: 18, last_stage: layer2, out_dim: 128}\n",
-                                  "  features: null\n")
-                         .replace("seed_everything: 0", f"seed_everything: {k}")
-                         .replace("limit_val_batches: 0", "limit_val_batches: 1.0"))
+            c.write_text(
+                RECIPE.format(root=base / "synth-vg", out=base / f"lay{k}", train=400, epochs=2)
+                .replace(
+                    "  features:\n    class_path: tailgraph.modeling.roi.PixelFeatures\n"
+                    "    init_args: {depth: 18, last_stage: layer2, out_dim: 128}\n",
+                    "  features: null\n",
+                )
+                .replace("seed_everything: 0", f"seed_everything: {k}")
+                .replace("limit_val_batches: 0", "limit_val_batches: 1.0")
+            )
             run(["fit", "--config", str(c)])
             ck = next((base / f"lay{k}").glob("runs/version_*/checkpoints/last.ckpt"))
             run(["test", "--config", str(c), "--ckpt_path", str(ck)])

@@ -39,15 +39,26 @@ def main() -> int:
     from tailgraph.methods.base import TrainStats
 
     freq.build(dm.vocab, "vg", TrainStats.from_graphs(dm.train_graphs(), dm.vocab))
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.test(freq, datamodule=dm, verbose=False)
     rows["FREQ"] = (freq.last_metrics, time.perf_counter() - t0)
 
     t0 = time.perf_counter()
     L.seed_everything(0)
     model = SGGModule(features=None, lr=2e-3, max_epochs_hint=a.epochs)
-    trainer = L.Trainer(max_epochs=a.epochs, logger=False, enable_checkpointing=False, limit_val_batches=0,
-                        enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=a.epochs,
+        logger=False,
+        enable_checkpointing=False,
+        limit_val_batches=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(model, datamodule=dm)
     trainer.test(model, datamodule=dm, verbose=False)
     rows["layout-only"] = (model.last_metrics, time.perf_counter() - t0)
@@ -58,14 +69,17 @@ def main() -> int:
         "",
         f"Command: `.venv/bin/python benchmarks/bench_rs_vg.py --epochs {a.epochs}`",
         "",
-        f"PredCls, graph constraint, train split ({len(dm.splits['train'])} images after filters) → "
+        f"PredCls, graph constraint, train split ({len(dm.splits['train'])} images after filters) "
+        f"→ "
         f"test split ({len(dm.splits['test'])} images with relations); percent.",
         "",
         "| model | " + " | ".join(keys) + " | seconds |",
         "|" + "---|" * (len(keys) + 2),
     ]
     for name, (m, sec) in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{100 * m[k]:.2f}" for k in keys) + f" | {sec:.0f} |")
+        lines.append(
+            f"| {name} | " + " | ".join(f"{100 * m[k]:.2f}" for k in keys) + f" | {sec:.0f} |"
+        )
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -10,8 +10,15 @@ def fit_and_test(module, dm, epochs: int) -> tuple[dict, float]:
     then test it; returns ``(test metrics, training seconds)``."""
     import lightning as L
 
-    trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=dm)
     seconds = time.perf_counter() - t0
@@ -28,15 +35,39 @@ def cli_fit_test(recipe, seed: int, data, out) -> dict:
     from pathlib import Path
 
     out = Path(out)
-    common = ["--data.init_args.root", str(data), "--trainer.default_root_dir", str(out),
-              "--trainer.enable_progress_bar", "false", "--seed_everything", str(seed)]
+    common = [
+        "--data.init_args.root",
+        str(data),
+        "--trainer.default_root_dir",
+        str(out),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--seed_everything",
+        str(seed),
+    ]
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "tailgraph.cli", "fit", "--config", str(recipe), *common],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "tailgraph.cli", "fit", "--config", str(recipe), *common],
+        check=True,
+        capture_output=True,
+    )
     fit_s = time.perf_counter() - t0
     ckpt = out / "runs" / "version_0" / "checkpoints" / "last.ckpt"
-    subprocess.run([sys.executable, "-m", "tailgraph.cli", "test", "--config", str(recipe), *common,
-                    "--ckpt_path", str(ckpt)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tailgraph.cli",
+            "test",
+            "--config",
+            str(recipe),
+            *common,
+            "--ckpt_path",
+            str(ckpt),
+        ],
+        check=True,
+        capture_output=True,
+    )
     metrics = json.loads((out / "runs" / "version_1" / "metrics.json").read_text())
     return {"fit_s": fit_s, "metrics": metrics["models"]["model"]}
 
@@ -49,8 +80,12 @@ def ag_tables(res: dict, epochs: int, ks=(10, 20, 50), ref: str = "sttran") -> l
     lines: list[str] = []
     keys = [f"R@{k}" for k in ks] + [f"mR@{k}" for k in ks]
     for c in ("with", "semi", "no"):
-        lines += [f"**{c} constraint**", "", "| variant | " + " | ".join(keys) + " |",
-                  "|---|" + "---|" * len(keys)]
+        lines += [
+            f"**{c} constraint**",
+            "",
+            "| variant | " + " | ".join(keys) + " |",
+            "|---|" + "---|" * len(keys),
+        ]
         for v, runs in res.items():
             cells = []
             for key in keys:
@@ -60,8 +95,10 @@ def ag_tables(res: dict, epochs: int, ks=(10, 20, 50), ref: str = "sttran") -> l
         lines.append("")
     ref = ref if ref in res else next(iter(res))
     base = np.mean([r["fit_s"] for r in res[ref]]) / epochs
-    lines += [f"| variant | seconds per epoch (fit wall time / epochs) | ratio to {ref} |",
-              "|---|---|---|"]
+    lines += [
+        f"| variant | seconds per epoch (fit wall time / epochs) | ratio to {ref} |",
+        "|---|---|---|",
+    ]
     for v, runs in res.items():
         t = np.mean([r["fit_s"] for r in runs]) / epochs
         lines.append(f"| {v} | {t:.1f} | {t / base:.2f} |")

@@ -29,7 +29,11 @@ def make_image(rng: np.random.Generator, image_id: int, mode: str) -> tuple[dict
     if mode == "sgdet":
         gt_boxes = boxes[gt_idx] + rng.normal(0, 3, size=(ng_box, 4)).astype(np.float32)
         gt_boxes = np.concatenate(
-            [np.minimum(gt_boxes[:, :2], gt_boxes[:, 2:]), np.maximum(gt_boxes[:, :2], gt_boxes[:, 2:])], 1
+            [
+                np.minimum(gt_boxes[:, :2], gt_boxes[:, 2:]),
+                np.maximum(gt_boxes[:, :2], gt_boxes[:, 2:]),
+            ],
+            1,
         ).astype(np.float32)
     else:
         gt_idx = np.arange(nb)
@@ -46,13 +50,28 @@ def make_image(rng: np.random.Generator, image_id: int, mode: str) -> tuple[dict
     a, b = gt_idx[gt_rels[:, 0]], gt_idx[gt_rels[:, 1]]
     rows = a * (nb - 1) + np.where(b < a, b, b - 1)
     boost = rng.random(nrel) < 0.7
-    scores[rows[boost], gt_rels[boost, 2]] += rng.uniform(5, 40, size=int(boost.sum())).astype(np.float32)
+    scores[rows[boost], gt_rels[boost, 2]] += rng.uniform(5, 40, size=int(boost.sum())).astype(
+        np.float32
+    )
     scores /= scores.sum(1, keepdims=True)
-    gt = {"image_id": image_id, "width": 700, "height": 700, "boxes": gt_boxes, "labels": gt_labels,
-          "relations": gt_rels}
-    pred = {"image_id": image_id, "boxes": boxes, "labels": labels,
-            "label_scores": rng.random(nb, dtype=np.float32) if mode == "sgdet" else np.ones(nb, np.float32),
-            "pairs": pairs, "predicate_scores": scores}
+    gt = {
+        "image_id": image_id,
+        "width": 700,
+        "height": 700,
+        "boxes": gt_boxes,
+        "labels": gt_labels,
+        "relations": gt_rels,
+    }
+    pred = {
+        "image_id": image_id,
+        "boxes": boxes,
+        "labels": labels,
+        "label_scores": rng.random(nb, dtype=np.float32)
+        if mode == "sgdet"
+        else np.ones(nb, np.float32),
+        "pairs": pairs,
+        "predicate_scores": scores,
+    }
     return gt, pred
 
 

@@ -1,6 +1,6 @@
 """Run every benchmark script in this folder (each writes its own file in results/).
 
-    .venv/bin/python benchmarks/run_all.py
+.venv/bin/python benchmarks/run_all.py
 """
 
 from __future__ import annotations
@@ -10,9 +10,21 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_synth.py", "bench_pixel_model.py", "bench_eval_speed.py", "bench_eval_protocols.py", "bench_rs_vg.py",
-           "bench_context_models.py", "bench_sgdet_memory.py", "bench_sttran_ag.py", "bench_data.py", "bench_model_throughput.py",
-           "bench_engine_throughput.py", "bench_negmining.py", "bench_product.py"]
+SCRIPTS = [
+    "bench_synth.py",
+    "bench_pixel_model.py",
+    "bench_eval_speed.py",
+    "bench_eval_protocols.py",
+    "bench_rs_vg.py",
+    "bench_context_models.py",
+    "bench_sgdet_memory.py",
+    "bench_sttran_ag.py",
+    "bench_data.py",
+    "bench_model_throughput.py",
+    "bench_engine_throughput.py",
+    "bench_negmining.py",
+    "bench_product.py",
+]
 
 
 def main() -> int:
@@ -23,7 +35,10 @@ def main() -> int:
             failed.append(name)
     if failed:
         print(f"failed: {failed}")
-    print("results in benchmarks/results/; benchmarks/RESULTS.md collects them with the demo's timings")
+    print(
+        "results in benchmarks/results/; benchmarks/RESULTS.md collects them with the demo's "
+        "timings"
+    )
     return 1 if failed else 0
 
 

@@ -15,27 +15,43 @@ def tree_digest(root: Path) -> str:
 
 
 def pair_targets(graphs, pairs, num_predicates=None):
-    """VG-style targets of candidate pairs: ``(labels [P] with 0 = background, multi_hot [P, R])``."""
+    """VG-style targets of candidate pairs: ``(labels [P] with 0 = background,
+    multi_hot [P, R])``."""
     from tailgraph.protocols import pair_relation_targets
 
     if num_predicates is None:
-        num_predicates = 1 + max([int(g.relations[:, 2].max()) for g in graphs if g.num_relations] or [0])
+        num_predicates = 1 + max(
+            [int(g.relations[:, 2].max()) for g in graphs if g.num_relations] or [0]
+        )
     multi, last = pair_relation_targets(graphs, pairs, num_predicates)
     multi[:, 0] = (multi[:, 1:].sum(1) == 0).float()
     return last.clamp_min(0), multi
 
 
 def ag_vocab(class_names):
-    """An Action Genome vocabulary (the 26 predicates with their relation types) over ``class_names``."""
+    """An Action Genome vocabulary (the 26 predicates with their relation types) over
+    ``class_names``."""
     from tailgraph.data.action_genome import AG_PREDICATES, ATTENTION, CONTACTING, SPATIAL
     from tailgraph.vocab import Vocabulary
 
-    types = ["attention"] * len(ATTENTION) + ["spatial"] * len(SPATIAL) + ["contacting"] * len(CONTACTING)
-    return Vocabulary(list(class_names), list(AG_PREDICATES), relation_type=types, single_label_types=["attention"],
-                      predicate_background=False, name="ag-test")
+    types = (
+        ["attention"] * len(ATTENTION)
+        + ["spatial"] * len(SPATIAL)
+        + ["contacting"] * len(CONTACTING)
+    )
+    return Vocabulary(
+        list(class_names),
+        list(AG_PREDICATES),
+        relation_type=types,
+        single_label_types=["attention"],
+        predicate_background=False,
+        name="ag-test",
+    )
 
 
-def tiny_ag_recipe(tmp_path: Path, model: dict, epochs: int = 2, num_train: int = 4, **trainer) -> Path:
+def tiny_ag_recipe(
+    tmp_path: Path, model: dict, epochs: int = 2, num_train: int = 4, **trainer
+) -> Path:
     """A recipe file for a tiny synth-ag run (generated into ``tmp_path / "ag"``, 64 px, no
     validation) with the given ``model`` section; returns its path."""
     import yaml
@@ -45,20 +61,42 @@ def tiny_ag_recipe(tmp_path: Path, model: dict, epochs: int = 2, num_train: int 
     root = tmp_path / "ag"
     generate_synth_ag(root, num_train=num_train, num_test=2, image_size=64)
     cfg = tmp_path / "tiny_ag.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "seed_everything": 0,
-        "model": model,
-        "data": {"class_path": "tailgraph.datamodules.ag.AGDataModule",
-                 "init_args": {"root": str(root), "max_size": 64, "val_fraction": 0.0}},
-        "trainer": {"max_epochs": epochs, "enable_progress_bar": False, "enable_model_summary": False,
-                    "default_root_dir": str(tmp_path), "num_sanity_val_steps": 0, "limit_val_batches": 0,
-                    **trainer}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "seed_everything": 0,
+                "model": model,
+                "data": {
+                    "class_path": "tailgraph.datamodules.ag.AGDataModule",
+                    "init_args": {"root": str(root), "max_size": 64, "val_fraction": 0.0},
+                },
+                "trainer": {
+                    "max_epochs": epochs,
+                    "enable_progress_bar": False,
+                    "enable_model_summary": False,
+                    "default_root_dir": str(tmp_path),
+                    "num_sanity_val_steps": 0,
+                    "limit_val_batches": 0,
+                    **trainer,
+                },
+            }
+        )
+    )
     return cfg
 
 
-def tiny_vg_recipe(path: Path, root: Path, out: Path | None = None, *, seed: int = 0, epochs: int = 1,
-                   num_test: int = 12, model: dict | None = None, data: dict | None = None,
-                   trainer: dict | None = None) -> Path:
+def tiny_vg_recipe(
+    path: Path,
+    root: Path,
+    out: Path | None = None,
+    *,
+    seed: int = 0,
+    epochs: int = 1,
+    num_test: int = 12,
+    model: dict | None = None,
+    data: dict | None = None,
+    trainer: dict | None = None,
+) -> Path:
     """Write a recipe for a tiny layout-only synth-vg run (40 training images at 96 px, a
     PairwiseMLP context, no validation unless ``trainer`` asks) to ``path``; ``model`` /
     ``data`` / ``trainer`` entries override the defaults."""
@@ -66,15 +104,34 @@ def tiny_vg_recipe(path: Path, root: Path, out: Path | None = None, *, seed: int
 
     cfg = {
         "seed_everything": seed,
-        "model": {"features": None,
-                  "context": {"class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
-                              "init_args": {"hidden_dim": 16}},
-                  **(model or {})},
-        "data": {"class_path": "tailgraph.datamodules.vg.SynthVGDataModule",
-                 "init_args": {"root": str(root), "num_train": 40, "num_test": num_test, "image_size": 96,
-                               "layout_only": True, "batch_size": 8, **(data or {})}},
-        "trainer": {"max_epochs": epochs, "enable_progress_bar": False, "num_sanity_val_steps": 0,
-                    "limit_val_batches": 0, **({"default_root_dir": str(out)} if out else {}), **(trainer or {})},
+        "model": {
+            "features": None,
+            "context": {
+                "class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
+                "init_args": {"hidden_dim": 16},
+            },
+            **(model or {}),
+        },
+        "data": {
+            "class_path": "tailgraph.datamodules.vg.SynthVGDataModule",
+            "init_args": {
+                "root": str(root),
+                "num_train": 40,
+                "num_test": num_test,
+                "image_size": 96,
+                "layout_only": True,
+                "batch_size": 8,
+                **(data or {}),
+            },
+        },
+        "trainer": {
+            "max_epochs": epochs,
+            "enable_progress_bar": False,
+            "num_sanity_val_steps": 0,
+            "limit_val_batches": 0,
+            **({"default_root_dir": str(out)} if out else {}),
+            **(trainer or {}),
+        },
     }
     path.write_text(yaml.safe_dump(cfg))
     return path

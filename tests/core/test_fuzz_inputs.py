@@ -22,8 +22,13 @@ from ..evaluation.test_vg_metrics import random_case
 
 # TAILGRAPH_FUZZ_EXAMPLES raises the bound for a longer campaign (the suite keeps 100, derandomized:
 # the same examples every run, so a slow input found by a campaign cannot make CI flaky)
-FUZZ = settings(max_examples=int(os.environ.get("TAILGRAPH_FUZZ_EXAMPLES", "100")), deadline=None,
-                suppress_health_check=list(HealthCheck), database=None, derandomize=True)
+FUZZ = settings(
+    max_examples=int(os.environ.get("TAILGRAPH_FUZZ_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+    derandomize=True,
+)
 
 
 @st.composite
@@ -41,11 +46,11 @@ def mutate(raw: bytes, m) -> bytes:
     if kind == "truncate":
         return raw[:i]
     if kind == "overwrite":
-        return raw[:i] + data + raw[i + len(data):]
+        return raw[:i] + data + raw[i + len(data) :]
     if kind == "insert":
         return raw[:i] + data + raw[i:]
     if kind == "delete":
-        return raw[:i] + raw[i + length:]
+        return raw[:i] + raw[i + length :]
     return raw[:i] + b"\xff\xfe" + raw[i:]  # a non-UTF-8 byte sequence
 
 
@@ -67,9 +72,18 @@ def datasets(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("fuzz")
     generate_synth_vg(root / "vg", num_train=6, num_test=3, image_size=48, write_images=False)
-    generate_synth_ag(root / "ag", num_train=2, num_test=1, image_size=32, min_frames=2, max_frames=3)
-    generate_synth_vrd(root / "vidvrd", num_train=2, num_test=1, image_size=32, min_frames=4, max_frames=6,
-                       write_frames=False)
+    generate_synth_ag(
+        root / "ag", num_train=2, num_test=1, image_size=32, min_frames=2, max_frames=3
+    )
+    generate_synth_vrd(
+        root / "vidvrd",
+        num_train=2,
+        num_test=1,
+        image_size=32,
+        min_frames=4,
+        max_frames=6,
+        write_frames=False,
+    )
     generate_synth_oi(root / "oi", num_train=4, num_test=2, image_size=32)
     return root
 
@@ -83,7 +97,9 @@ def _files(root: Path, fmt: str) -> list[Path]:
 def test_mutated_dataset_files_read_or_fail_cleanly(fmt, datasets, tmp_path_factory, capsys):
     files = _files(datasets, fmt)
     assert files, fmt
-    assert tailgraph_main(["stats", "--format", fmt, "--root", str(datasets / fmt)]) == 0  # the control reads
+    assert (
+        tailgraph_main(["stats", "--format", fmt, "--root", str(datasets / fmt)]) == 0
+    )  # the control reads
 
     @FUZZ
     @given(which=st.integers(0, len(files) - 1), m=mutations())
@@ -108,7 +124,10 @@ def interchange(tmp_path_factory):
     (root / "pred.json").write_text(json.dumps(_pred_doc(preds)))
     for name in ("gt", "pred"):
         for ext in (".h5", ".npz"):
-            assert tailgraph_main(["convert", str(root / f"{name}.json"), str(root / f"{name}{ext}")]) == 0
+            assert (
+                tailgraph_main(["convert", str(root / f"{name}.json"), str(root / f"{name}{ext}")])
+                == 0
+            )
     return root
 
 
@@ -116,11 +135,15 @@ def _evaluate_rc(folder: Path, name: str) -> int:
     suffix = "".join(Path(name).suffixes)
     gt = folder / ("gt" + suffix if name.startswith("gt") else "gt.json")
     pred = folder / ("pred" + suffix if name.startswith("pred") else "pred.json")
-    return tailgraph_main(["evaluate", "--protocol", "vg", "--mode", "sgdet", "--gt", str(gt), "--pred", str(pred)])
+    return tailgraph_main(
+        ["evaluate", "--protocol", "vg", "--mode", "sgdet", "--gt", str(gt), "--pred", str(pred)]
+    )
 
 
 @pytest.mark.parametrize("name", ["gt.json", "pred.json", "gt.h5", "pred.h5", "gt.npz", "pred.npz"])
-def test_mutated_interchange_files_evaluate_or_fail_cleanly(name, interchange, tmp_path_factory, capsys):
+def test_mutated_interchange_files_evaluate_or_fail_cleanly(
+    name, interchange, tmp_path_factory, capsys
+):
     raw = (interchange / name).read_bytes()
     assert _evaluate_rc(interchange, name) == 0  # the control reads
 
@@ -135,8 +158,21 @@ def test_mutated_interchange_files_evaluate_or_fail_cleanly(name, interchange, t
         gt = work / ("gt" + Path(name).suffix if name.startswith("gt") else "gt.json")
         pred = work / ("pred" + Path(name).suffix if name.startswith("pred") else "pred.json")
         capsys.readouterr()
-        rc = tailgraph_main(["evaluate", "--protocol", "vg", "--mode", "sgdet", "--gt", str(gt), "--pred", str(pred),
-                             "--json", str(work / "out.json")])
+        rc = tailgraph_main(
+            [
+                "evaluate",
+                "--protocol",
+                "vg",
+                "--mode",
+                "sgdet",
+                "--gt",
+                str(gt),
+                "--pred",
+                str(pred),
+                "--json",
+                str(work / "out.json"),
+            ]
+        )
         check_outcome(rc, capsys.readouterr().err, target)
         if rc == 0:
             out = json.loads((work / "out.json").read_text())
@@ -149,7 +185,22 @@ def test_mutated_interchange_files_evaluate_or_fail_cleanly(name, interchange, t
 
 
 # --------------------------------------------------------------------- structural mutations
-ODD_VALUES = [None, "x", -1, 0, 1.5, float("nan"), float("inf"), [], {}, [1, 2], [[1, 2, 3, 4]], 10**12, True, "1"]
+ODD_VALUES = [
+    None,
+    "x",
+    -1,
+    0,
+    1.5,
+    float("nan"),
+    float("inf"),
+    [],
+    {},
+    [1, 2],
+    [[1, 2, 3, 4]],
+    10**12,
+    True,
+    "1",
+]
 
 
 def _paths(obj, prefix=(), out=None, limit=4000):
@@ -157,7 +208,13 @@ def _paths(obj, prefix=(), out=None, limit=4000):
     out = [] if out is None else out
     if len(out) >= limit:
         return out
-    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    items = (
+        obj.items()
+        if isinstance(obj, dict)
+        else enumerate(obj)
+        if isinstance(obj, (list, tuple))
+        else ()
+    )
     for k, v in items:
         out.append(prefix + (k,))
         _paths(v, prefix + (k,), out, limit)
@@ -195,15 +252,22 @@ def _dump(path: Path, obj) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["vg", "ag", "vidvrd"])
-def test_dataset_fields_of_the_wrong_type_or_range_fail_cleanly(fmt, datasets, tmp_path_factory, capsys):
+def test_dataset_fields_of_the_wrong_type_or_range_fail_cleanly(
+    fmt, datasets, tmp_path_factory, capsys
+):
     files = [p for p in _files(datasets, fmt) if p.suffix in (".json", ".pkl")]
     trees = [_load(p) for p in files]
     paths = [_paths(t) for t in trees]
-    assert tailgraph_main(["stats", "--format", fmt, "--root", str(datasets / fmt)]) == 0  # the control reads
+    assert (
+        tailgraph_main(["stats", "--format", fmt, "--root", str(datasets / fmt)]) == 0
+    )  # the control reads
 
     @FUZZ
-    @given(which=st.integers(0, len(files) - 1), pick=st.floats(0, 1, exclude_max=True),
-           value=st.sampled_from(ODD_VALUES))
+    @given(
+        which=st.integers(0, len(files) - 1),
+        pick=st.floats(0, 1, exclude_max=True),
+        value=st.sampled_from(ODD_VALUES),
+    )
     def prop(which, pick, value):
         if not paths[which]:
             return
@@ -221,7 +285,9 @@ def test_dataset_fields_of_the_wrong_type_or_range_fail_cleanly(fmt, datasets, t
 
 
 @pytest.mark.parametrize("name", ["gt.json", "pred.json"])
-def test_interchange_fields_of_the_wrong_type_or_range_fail_cleanly(name, interchange, tmp_path_factory, capsys):
+def test_interchange_fields_of_the_wrong_type_or_range_fail_cleanly(
+    name, interchange, tmp_path_factory, capsys
+):
     tree = json.loads((interchange / name).read_text())
     paths = _paths(tree)
     assert _evaluate_rc(interchange, name) == 0  # the control reads
@@ -236,8 +302,21 @@ def test_interchange_fields_of_the_wrong_type_or_range_fail_cleanly(name, interc
         doc = _replace(tree, paths[int(pick * len(paths))], value)
         target.write_text(json.dumps(doc))
         capsys.readouterr()
-        rc = tailgraph_main(["evaluate", "--protocol", "vg", "--mode", "sgdet", "--gt", str(work / "gt.json"),
-                             "--pred", str(work / "pred.json"), "--json", str(work / "out.json")])
+        rc = tailgraph_main(
+            [
+                "evaluate",
+                "--protocol",
+                "vg",
+                "--mode",
+                "sgdet",
+                "--gt",
+                str(work / "gt.json"),
+                "--pred",
+                str(work / "pred.json"),
+                "--json",
+                str(work / "out.json"),
+            ]
+        )
         check_outcome(rc, capsys.readouterr().err, target)
         if rc == 2:
             assert not (work / "out.json").exists()

@@ -26,8 +26,20 @@ def case(tmp_path):
 
 
 def _evaluate(case, *more):
-    return tailgraph_main(["evaluate", "--protocol", "vg", "--mode", "predcls", "--gt", str(case / "gt.json"),
-                           "--pred", str(case / "pred.json"), *more])
+    return tailgraph_main(
+        [
+            "evaluate",
+            "--protocol",
+            "vg",
+            "--mode",
+            "predcls",
+            "--gt",
+            str(case / "gt.json"),
+            "--pred",
+            str(case / "pred.json"),
+            *more,
+        ]
+    )
 
 
 def test_evaluate_json_refuses_to_clobber_and_directories(case, capsys):
@@ -59,8 +71,12 @@ def test_evaluate_failure_writes_no_metrics(case, capsys):
 def test_report_refuses_existing_files_and_stages_all_of_them(tmp_path, capsys):
     from tailgraph.viz.report import REPORT_FILES
 
-    doc = {"task": "predcls", "predicates": ["__background__", "a", "b"], "train_counts": [0, 10, 1],
-           "models": {"m": {"R@50": 0.5, "mR@50": 0.25, "per_predicate_R@50": [0.0, 0.5, 0.0]}}}
+    doc = {
+        "task": "predcls",
+        "predicates": ["__background__", "a", "b"],
+        "train_counts": [0, 10, 1],
+        "models": {"m": {"R@50": 0.5, "mR@50": 0.25, "per_predicate_R@50": [0.0, 0.5, 0.0]}},
+    }
     (tmp_path / "metrics.json").write_text(json.dumps(doc))
     assert tailgraph_main(["report", str(tmp_path)]) == 0
     written = {n for n in REPORT_FILES.values() if (tmp_path / n).is_file()}
@@ -79,8 +95,12 @@ def test_report_refuses_existing_files_and_stages_all_of_them(tmp_path, capsys):
 def test_report_failure_leaves_nothing(tmp_path, monkeypatch):
     import tailgraph.viz.plots as plots
 
-    doc = {"task": "predcls", "predicates": ["__background__", "a"], "train_counts": [0, 3],
-           "models": {"m": {"R@50": 0.5, "per_predicate_R@50": [0.0, 0.5]}}}
+    doc = {
+        "task": "predcls",
+        "predicates": ["__background__", "a"],
+        "train_counts": [0, 3],
+        "models": {"m": {"R@50": 0.5, "per_predicate_R@50": [0.0, 0.5]}},
+    }
     (tmp_path / "metrics.json").write_text(json.dumps(doc))
 
     def broken(*args, **kwargs):
@@ -94,7 +114,19 @@ def test_report_failure_leaves_nothing(tmp_path, monkeypatch):
 
 def test_synth_out_is_atomic_and_replaced_only_with_overwrite(tmp_path, monkeypatch, capsys):
     out = tmp_path / "synth"
-    args = ["synth", "--variant", "synth-ag", "--out", str(out), "--train", "2", "--test", "1", "--size", "32"]
+    args = [
+        "synth",
+        "--variant",
+        "synth-ag",
+        "--out",
+        str(out),
+        "--train",
+        "2",
+        "--test",
+        "1",
+        "--size",
+        "32",
+    ]
     assert tailgraph_main(args) == 0
     assert (out / "annotations" / "person_bbox.pkl").is_file()
     (out / "mine.txt").write_text("x")
@@ -117,7 +149,9 @@ def test_synth_out_is_atomic_and_replaced_only_with_overwrite(tmp_path, monkeypa
     monkeypatch.setitem(DATA_KINDS, "ag", dataclasses.replace(DATA_KINDS["ag"], generate=half))
     with pytest.raises(RuntimeError):
         tailgraph_main([*args, "--overwrite"])
-    assert (out / "annotations" / "person_bbox.pkl").is_file() and not (out / "partial.txt").exists()
+    assert (out / "annotations" / "person_bbox.pkl").is_file() and not (
+        out / "partial.txt"
+    ).exists()
     assert _leftovers(tmp_path) == []
 
 

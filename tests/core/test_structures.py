@@ -8,8 +8,14 @@ from tailgraph.vocab import Vocabulary
 
 
 def graph(**kw):
-    args = dict(image_id="img7", width=100, height=80, boxes=[[0, 0, 10, 10], [5, 5, 50, 60]],
-                labels=[1, 2], relations=[[0, 1, 3]])
+    args = dict(
+        image_id="img7",
+        width=100,
+        height=80,
+        boxes=[[0, 0, 10, 10], [5, 5, 50, 60]],
+        labels=[1, 2],
+        relations=[[0, 1, 3]],
+    )
     args.update(kw)
     return SceneGraph(**args)
 
@@ -56,15 +62,26 @@ def test_validate_ranges_against_vocabulary():
 
 
 def test_predictions_validation():
-    p = Predictions("a", [[0, 0, 1, 1], [0, 0, 2, 2]], [1, 2], [1.0, 0.5], [[0, 1], [1, 0]], np.full((2, 4), 0.25))
+    p = Predictions(
+        "a",
+        [[0, 0, 1, 1], [0, 0, 2, 2]],
+        [1, 2],
+        [1.0, 0.5],
+        [[0, 1], [1, 0]],
+        np.full((2, 4), 0.25),
+    )
     assert p.predicate_scores.shape == (2, 4)
     with pytest.raises(DataError, match="NaN") as err:
-        Predictions("a", [[0, 0, 1, 1], [0, 0, 2, 2]], [1, 2], [1.0, 0.5], [[0, 1]], [[0.1, float("nan")]])
+        Predictions(
+            "a", [[0, 0, 1, 1], [0, 0, 2, 2]], [1, 2], [1.0, 0.5], [[0, 1]], [[0.1, float("nan")]]
+        )
     assert err.value.field == "predicate_scores"
     with pytest.raises(DataError, match="outside"):
         Predictions("a", [[0, 0, 1, 1]], [1], [1.0], [[0, 1]], [[0.5, 0.5]])
     with pytest.raises(DataError, match="one score row per pair"):
-        Predictions("a", [[0, 0, 1, 1], [0, 0, 2, 2]], [1, 2], [1.0, 0.5], [[0, 1], [1, 0]], [[0.5, 0.5]])
+        Predictions(
+            "a", [[0, 0, 1, 1], [0, 0, 2, 2]], [1, 2], [1.0, 0.5], [[0, 1], [1, 0]], [[0.5, 0.5]]
+        )
     empty = Predictions("e", [], [], [], [], [])
     assert empty.pairs.shape == (0, 2) and empty.boxes.shape == (0, 4)
 
@@ -85,8 +102,13 @@ def test_video_scene_graph_frame_ids():
 
 
 def test_vocabulary_roundtrip_and_metadata_checks():
-    v = Vocabulary(["__background__", "cat", "dog"], ["__background__", "on", "parked on"],
-                   predicate_counts=[0, 30, 10], coarse_parent=[-1, -1, 1], name="t")
+    v = Vocabulary(
+        ["__background__", "cat", "dog"],
+        ["__background__", "on", "parked on"],
+        predicate_counts=[0, 30, 10],
+        coarse_parent=[-1, -1, 1],
+        name="t",
+    )
     assert v.num_classes == 3 and v.num_predicates == 3
     assert v.foreground_predicates == [1, 2]
     assert v.predicate_frequency() == [0.0, 0.75, 0.25]

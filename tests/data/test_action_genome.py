@@ -7,22 +7,87 @@ import numpy as np
 import pytest
 
 from tailgraph.data.action_genome import AG_PREDICATES, load_ag, stats
-from tailgraph.io.safe_pickle import safe_load, safe_loads
 from tailgraph.errors import DataError
+from tailgraph.io.safe_pickle import safe_load, safe_loads
 
-CLASSES = ["person", "bag", "bed", "blanket", "book", "box", "broom", "chair", "closetcabinet", "clothes", "cupglassbottle",
-           "dish", "door", "doorknob", "doorway", "floor", "food", "groceries", "laptop", "light", "medicine", "mirror",
-           "papernotebook", "phonecamera", "picture", "pillow", "refrigerator", "sandwich", "shelf", "shoe", "sofacouch",
-           "table", "television", "towel", "vacuum", "window"]
-RAW_PREDICATES = ["lookingat", "notlookingat", "unsure", "above", "beneath", "infrontof", "behind", "onthesideof", "in",
-                  "carrying", "coveredby", "drinkingfrom", "eating", "haveitonthe back", "holding", "leaningon", "lyingon",
-                  "notcontacting", "otherrelationship", "sittingon", "standingon", "touching", "twisting", "wearing", "wiping",
-                  "writingon"]
+CLASSES = [
+    "person",
+    "bag",
+    "bed",
+    "blanket",
+    "book",
+    "box",
+    "broom",
+    "chair",
+    "closetcabinet",
+    "clothes",
+    "cupglassbottle",
+    "dish",
+    "door",
+    "doorknob",
+    "doorway",
+    "floor",
+    "food",
+    "groceries",
+    "laptop",
+    "light",
+    "medicine",
+    "mirror",
+    "papernotebook",
+    "phonecamera",
+    "picture",
+    "pillow",
+    "refrigerator",
+    "sandwich",
+    "shelf",
+    "shoe",
+    "sofacouch",
+    "table",
+    "television",
+    "towel",
+    "vacuum",
+    "window",
+]
+RAW_PREDICATES = [
+    "lookingat",
+    "notlookingat",
+    "unsure",
+    "above",
+    "beneath",
+    "infrontof",
+    "behind",
+    "onthesideof",
+    "in",
+    "carrying",
+    "coveredby",
+    "drinkingfrom",
+    "eating",
+    "haveitonthe back",
+    "holding",
+    "leaningon",
+    "lyingon",
+    "notcontacting",
+    "otherrelationship",
+    "sittingon",
+    "standingon",
+    "touching",
+    "twisting",
+    "wearing",
+    "wiping",
+    "writingon",
+]
 
 
 def obj(cls, bbox, att, spa, con, split, key, visible=True):
-    return {"class": cls, "bbox": bbox, "attention_relationship": att, "spatial_relationship": spa,
-            "contacting_relationship": con, "visible": visible, "metadata": {"tag": key, "set": split}}
+    return {
+        "class": cls,
+        "bbox": bbox,
+        "attention_relationship": att,
+        "spatial_relationship": spa,
+        "contacting_relationship": con,
+        "visible": visible,
+        "metadata": {"tag": key, "set": split},
+    }
 
 
 def write_ag(root, n_frames=(3, 2, 4)):
@@ -35,12 +100,35 @@ def write_ag(root, n_frames=(3, 2, 4)):
         split = "test" if v == 2 else "train"
         for f in range(n):
             key = f"V{v}.mp4/{f:06d}.png"
-            objects[key] = [obj("cup/glass/bottle", (10, 20, 30, 40), ["looking_at"], ["in_front_of", "beneath"], ["holding"], split, key),
-                            obj("table", (0, 50, 100, 40), ["not_looking_at"], ["behind"], ["not_contacting"], split, key),
-                            obj("book", None, [], [], [], split, key, visible=False)]
-            persons[key] = {"bbox": np.array([[5.0, 5.0, 60.0, 95.0]], dtype=np.float32), "bbox_size": (120, 100)}
+            objects[key] = [
+                obj(
+                    "cup/glass/bottle",
+                    (10, 20, 30, 40),
+                    ["looking_at"],
+                    ["in_front_of", "beneath"],
+                    ["holding"],
+                    split,
+                    key,
+                ),
+                obj(
+                    "table",
+                    (0, 50, 100, 40),
+                    ["not_looking_at"],
+                    ["behind"],
+                    ["not_contacting"],
+                    split,
+                    key,
+                ),
+                obj("book", None, [], [], [], split, key, visible=False),
+            ]
+            persons[key] = {
+                "bbox": np.array([[5.0, 5.0, 60.0, 95.0]], dtype=np.float32),
+                "bbox_size": (120, 100),
+            }
     # a train frame without a person box (dropped by the default filter)
-    objects["V0.mp4/000099.png"] = [obj("table", (0, 0, 5, 5), ["unsure"], ["in"], ["touching"], "train", "x")]
+    objects["V0.mp4/000099.png"] = [
+        obj("table", (0, 0, 5, 5), ["unsure"], ["in"], ["touching"], "train", "x")
+    ]
     persons["V0.mp4/000099.png"] = {"bbox": np.zeros((0, 4)), "bbox_size": (120, 100)}
     with open(ann / "object_bbox_and_relationship.pkl", "wb") as fh:
         pickle.dump(objects, fh)
@@ -52,23 +140,38 @@ def write_ag(root, n_frames=(3, 2, 4)):
 def test_reads_frames_as_the_reference_evaluator_lays_them_out(tmp_path):
     root = write_ag(tmp_path)
     train, vocab = load_ag(root, "train")
-    assert vocab.num_classes == 37 and vocab.object_classes[11] == "cup/glass/bottle" and vocab.object_classes[1] == "person"
+    assert (
+        vocab.num_classes == 37
+        and vocab.object_classes[11] == "cup/glass/bottle"
+        and vocab.object_classes[1] == "person"
+    )
     assert vocab.predicates == AG_PREDICATES and vocab.relation_type[3] == "spatial"
     # video V1 has 2 frames -> dropped (reference keeps videos with > 2 frames)
     assert [v.video_id for v in train] == ["V0.mp4"] and len(train[0]) == 3
     f = train[0].frames[0]
     assert f.image_id == "V0.mp4/000000.png" and (f.width, f.height) == (120, 100)
-    assert f.boxes.tolist() == [[5, 5, 60, 95], [10, 20, 40, 60], [0, 50, 100, 90]]  # person, then xywh -> xyxy
+    assert f.boxes.tolist() == [
+        [5, 5, 60, 95],
+        [10, 20, 40, 60],
+        [0, 50, 100, 90],
+    ]  # person, then xywh -> xyxy
     assert f.labels.tolist() == [1, 11, vocab.class_index("table")]
     rels = sorted(map(tuple, f.relations.tolist()))
-    expected = sorted([(0, 1, 0), (1, 0, 5), (1, 0, 4), (0, 1, 9 + 5), (0, 2, 1), (2, 0, 6), (0, 2, 9 + 8)])
+    expected = sorted(
+        [(0, 1, 0), (1, 0, 5), (1, 0, 4), (0, 1, 9 + 5), (0, 2, 1), (2, 0, 6), (0, 2, 9 + 8)]
+    )
     assert rels == expected
     assert f.extras["groups"][0] == {"attention": [0], "spatial": [2, 1], "contacting": [5]}
     assert sum(vocab.predicate_counts) == 7 * 3
     test, _ = load_ag(root, "test")
     assert [v.video_id for v in test] == ["V2.mp4"] and len(test[0]) == 4
     s = stats(root)
-    assert s["filtered"]["splits"]["train"] == {"videos": 1, "frames": 3, "boxes": 6, "relations": 21}
+    assert s["filtered"]["splits"]["train"] == {
+        "videos": 1,
+        "frames": 3,
+        "boxes": 6,
+        "relations": 21,
+    }
     assert s["splits"]["train"]["frames"] == 3 + 2 + 1
 
 
@@ -82,7 +185,10 @@ def test_bad_input_is_reported(tmp_path):
         pickle.dump(objects, fh)
     with pytest.raises(DataError, match="unknown spatial predicate 'inside_of'") as err:
         load_ag(root, "train")
-    assert err.value.sample == "V0.mp4/000000.png object 0" and err.value.field == "spatial_relationship"
+    assert (
+        err.value.sample == "V0.mp4/000000.png object 0"
+        and err.value.field == "spatial_relationship"
+    )
     (ann / "person_bbox.pkl").write_bytes(b"\x80\x04\x95truncated")
     with pytest.raises(DataError, match="corrupt or truncated"):
         load_ag(root, "train")
@@ -106,7 +212,10 @@ def test_restricted_unpickler_refuses_code(tmp_path):
     with pytest.raises(DataError, match="builtins.eval") as err:
         safe_load(evil)
     assert str(evil) in str(err.value)
-    ok = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": (1, 2.5, "x", None, np.float64(3.0))}
+    ok = {
+        "a": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "b": (1, 2.5, "x", None, np.float64(3.0)),
+    }
     for proto in (2, 4, 5):
         back = safe_loads(pickle.dumps(ok, protocol=proto))
         assert np.array_equal(back["a"], ok["a"]) and back["b"][:4] == (1, 2.5, "x", None)
@@ -132,10 +241,28 @@ def test_stats_and_evaluate_commands_on_an_ag_folder(tmp_path, capsys):
             scores[i, grp["attention"]] = 1.0
             scores[i, [3 + s for s in grp["spatial"]]] = 0.95
             scores[i, [9 + c for c in grp["contacting"]]] = 0.95
-        preds.append(Predictions(f.image_id, f.boxes, f.labels, [1.0] * 3, [[0, 1], [0, 2]], scores))
+        preds.append(
+            Predictions(f.image_id, f.boxes, f.labels, [1.0] * 3, [[0, 1], [0, 2]], scores)
+        )
     write_predictions(tmp_path / "pred.json", preds)
-    assert tailgraph_main(["evaluate", "--protocol", "ag", "--gt", str(root), "--format", "ag", "--pred", str(tmp_path / "pred.json"),
-                           "--json", str(tmp_path / "o.json")]) == 0
+    assert (
+        tailgraph_main(
+            [
+                "evaluate",
+                "--protocol",
+                "ag",
+                "--gt",
+                str(root),
+                "--format",
+                "ag",
+                "--pred",
+                str(tmp_path / "pred.json"),
+                "--json",
+                str(tmp_path / "o.json"),
+            ]
+        )
+        == 0
+    )
     out = json.loads((tmp_path / "o.json").read_text())
     # semi constraint takes every spatial / contacting score > 0.9: all 7 GT relations per frame
     assert out["semi"]["R@10"] == 1.0 and out["semi"]["num_frames"] == 4
@@ -145,19 +272,21 @@ def test_stats_and_evaluate_commands_on_an_ag_folder(tmp_path, capsys):
 
 def test_hostile_pickles_are_bounded_and_refused():
     """A few bytes asking for gigabytes (a huge memo index, ``bytearray(<size>)``) end in the
-    project's error (under the address-space bound, not an out-of-memory kill); Python 2 era ``__builtin__`` names still load."""
+    project's error (under the address-space bound, not an out-of-memory kill); Python 2 era
+    ``__builtin__`` names still load."""
     import pickle
     import struct
 
     import numpy as np
 
-    from tailgraph.io.safe_pickle import safe_loads
     from tailgraph.errors import DataError
+    from tailgraph.io.safe_pickle import safe_loads
 
     bombs = [
         b"\x80\x04K\x01r" + struct.pack("<I", 0xFFFFFFF0) + b".",  # memo index 2^32
         b"\x80\x04K\x01r" + struct.pack("<I", 1 << 28) + b".",  # a 4 GB memo table
-        b"\x80\x04\x8c\x08builtins\x8c\tbytearray\x93\x8a\x05\x00\xe8\x76\x48\x17\x85R.",  # 10**11 bytes
+        # 10**11 bytes
+        b"\x80\x04\x8c\x08builtins\x8c\tbytearray\x93\x8a\x05\x00\xe8\x76\x48\x17\x85R.",
         b"\x80\x04\x8c\x08builtins\x8c\x05bytes\x93\x8a\x05\x00\xe8\x76\x48\x17\x85R.",
     ]
     for b in bombs:
@@ -189,8 +318,10 @@ def test_datasize_mini_and_filtersmall_through_the_data_module(tmp_path):
         load_ag(root, "train", datasize="mini", mini_frames=0)
     # filtersmall: a copy where V0's cup is gone
     objects = safe_load(ann / "object_bbox_and_relationship.pkl")
-    small = {k: [o for o in v if not (k.startswith("V0") and o["class"] == "cup/glass/bottle")]
-             for k, v in objects.items()}
+    small = {
+        k: [o for o in v if not (k.startswith("V0") and o["class"] == "cup/glass/bottle")]
+        for k, v in objects.items()
+    }
     with open(ann / "object_bbox_and_relationship_filtersmall.pkl", "wb") as fh:
         pickle.dump(small, fh)
     for flag, n_boxes in ((False, 3), (True, 2)):

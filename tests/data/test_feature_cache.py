@@ -1,18 +1,28 @@
 import pytest
 import torch
 
-from tailgraph.datamodules.feature_cache import CachedFeatures, build_cache, ensure_cache, extractor_checksum
+from tailgraph.datamodules.feature_cache import (
+    CachedFeatures,
+    build_cache,
+    ensure_cache,
+    extractor_checksum,
+)
 from tailgraph.errors import DataError
-from tailgraph.structures import GraphBatch
 from tailgraph.modeling.roi import PixelFeatures
-from tailgraph.structures import SceneGraph
+from tailgraph.structures import GraphBatch, SceneGraph
 
 
 def batches():
     torch.manual_seed(1)
-    gs = [SceneGraph(f"im{i}", 64, 48, [[0, 0, 20, 20], [10, 5, 60, 40]], [1, 2], []) for i in range(3)]
+    gs = [
+        SceneGraph(f"im{i}", 64, 48, [[0, 0, 20, 20], [10, 5, 60, 40]], [1, 2], [])
+        for i in range(3)
+    ]
     images = torch.randn(3, 3, 48, 64)
-    return [GraphBatch(gs[:2], images[:2], torch.ones(2)), GraphBatch(gs[2:], images[2:], torch.ones(1))]
+    return [
+        GraphBatch(gs[:2], images[:2], torch.ones(2)),
+        GraphBatch(gs[2:], images[2:], torch.ones(1)),
+    ]
 
 
 def test_cache_round_trip_and_staleness(tmp_path):
@@ -23,7 +33,13 @@ def test_cache_round_trip_and_staleness(tmp_path):
     b = batches()[0]
     fx.eval()
     with torch.no_grad():
-        direct, _ = fx(b.images, b.scales, torch.cat([g.boxes for g in b.graphs]), torch.tensor([0, 0, 1, 1]), torch.zeros((0, 2), dtype=torch.long))
+        direct, _ = fx(
+            b.images,
+            b.scales,
+            torch.cat([g.boxes for g in b.graphs]),
+            torch.tensor([0, 0, 1, 1]),
+            torch.zeros((0, 2), dtype=torch.long),
+        )
     assert torch.allclose(cache.features(b.graphs[1]), direct[2:4], atol=1e-6)
     assert "im2" in cache and "nope" not in cache
     cache.close()

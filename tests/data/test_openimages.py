@@ -36,20 +36,47 @@ def test_reader_objects_relations_attributes(tmp_path):
     assert g1.num_boxes == 3  # man (shared by two rows), guitar, table
     assert g1.boxes[0].tolist() == pytest.approx([20, 0, 100, 100])
     assert g1.labels.tolist() == [1, 2, 3]
-    assert g1.relations.tolist() == [[0, 1, vocab.predicate_index("plays")], [0, 2, vocab.predicate_index("at")]]
-    assert g1.extras["attributes"] == [(1, "/m/attr_wooden")]  # 'is' rows are attributes, not relations
+    assert g1.relations.tolist() == [
+        [0, 1, vocab.predicate_index("plays")],
+        [0, 2, vocab.predicate_index("at")],
+    ]
+    assert g1.extras["attributes"] == [
+        (1, "/m/attr_wooden")
+    ]  # 'is' rows are attributes, not relations
     assert vocab.predicate_counts[vocab.predicate_index("under")] == 1
     s = stats(root)
-    assert s["splits"]["train"]["relations"] == 4 and s["filtered"]["splits"]["train"]["relations"] == 3
+    assert (
+        s["splits"]["train"]["relations"] == 4
+        and s["filtered"]["splits"]["train"]["relations"] == 3
+    )
     assert s["predicate_counts"]["is"] == 1 and "is" not in s["filtered"]["predicate_counts"]
 
 
-@pytest.mark.parametrize("row, text, field", [
-    (["img1", "/m/man", "/m/guitar", 0.5, 0.1, 0.0, 1.0, 0.3, 0.6, 0.5, 0.9, "plays"], "min <= max", "XMin1/XMax1"),
-    (["img1", "/m/cat", "/m/guitar", 0.1, 0.5, 0.0, 1.0, 0.3, 0.6, 0.5, 0.9, "plays"], "unknown class MID", "LabelName1"),
-    (["img1", "/m/man", "/m/guitar", 0.1, 0.5, 0.0, 1.0, 0.3, 0.6, 0.5, 0.9, "eats"], "unknown relationship", "RelationshipLabel"),
-    (["img9", "/m/man", "/m/guitar", 0.1, 0.5, 0.0, 1.0, 0.3, 0.6, 0.5, 0.9, "plays"], "image size unknown", "width/height"),
-])
+@pytest.mark.parametrize(
+    "row, text, field",
+    [
+        (
+            ["img1", "/m/man", "/m/guitar", 0.5, 0.1, 0.0, 1.0, 0.3, 0.6, 0.5, 0.9, "plays"],
+            "min <= max",
+            "XMin1/XMax1",
+        ),
+        (
+            ["img1", "/m/cat", "/m/guitar", 0.1, 0.5, 0.0, 1.0, 0.3, 0.6, 0.5, 0.9, "plays"],
+            "unknown class MID",
+            "LabelName1",
+        ),
+        (
+            ["img1", "/m/man", "/m/guitar", 0.1, 0.5, 0.0, 1.0, 0.3, 0.6, 0.5, 0.9, "eats"],
+            "unknown relationship",
+            "RelationshipLabel",
+        ),
+        (
+            ["img9", "/m/man", "/m/guitar", 0.1, 0.5, 0.0, 1.0, 0.3, 0.6, 0.5, 0.9, "plays"],
+            "image size unknown",
+            "width/height",
+        ),
+    ],
+)
 def test_bad_rows(tmp_path, row, text, field):
     root = write_oi(tmp_path, [row])
     with pytest.raises(DataError, match=text) as err:

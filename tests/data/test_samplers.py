@@ -3,8 +3,15 @@ import math
 import torch
 from torch.utils.data import DataLoader
 
-from tailgraph.data.samplers import (AspectBinBatchSampler, RepeatFactorSampler, VideoSampler, repeat_factors, resize_scale,
-                                     sample_relation_pairs, video_collate)
+from tailgraph.data.samplers import (
+    AspectBinBatchSampler,
+    RepeatFactorSampler,
+    VideoSampler,
+    repeat_factors,
+    resize_scale,
+    sample_relation_pairs,
+    video_collate,
+)
 from tailgraph.structures import SceneGraph, VideoSceneGraph
 
 
@@ -26,14 +33,22 @@ def test_aspect_bins_and_ddp_shards():
     for b in batches:
         assert len({sizes[i][0] >= sizes[i][1] for i in b}) == 1  # one bin per batch
     assert sorted(i for b in batches for i in b) == list(range(12))
-    shards = [list(AspectBinBatchSampler(sizes, 3, True, 1, num_replicas=2, rank=r)) for r in range(2)]
+    shards = [
+        list(AspectBinBatchSampler(sizes, 3, True, 1, num_replicas=2, rank=r)) for r in range(2)
+    ]
     assert len(shards[0]) == len(shards[1]) == math.ceil(len(batches) / 2)
-    assert {i for sh in shards for b in sh for i in b} == set(range(12))  # 5 batches: one is repeated; all covered
+    assert {i for sh in shards for b in sh for i in b} == set(
+        range(12)
+    )  # 5 batches: one is repeated; all covered
 
 
 def test_relation_pairs_positive_fraction_and_cap():
-    graphs = [g(10, [[0, 1, 2], [1, 2, 3], [3, 4, 1]]) for _ in range(3)]  # 9 positives, 261 negatives
-    out = sample_relation_pairs(graphs, max_relations=400, generator=torch.Generator().manual_seed(0))
+    graphs = [
+        g(10, [[0, 1, 2], [1, 2, 3], [3, 4, 1]]) for _ in range(3)
+    ]  # 9 positives, 261 negatives
+    out = sample_relation_pairs(
+        graphs, max_relations=400, generator=torch.Generator().manual_seed(0)
+    )
     labels = torch.cat([lab for _, lab in out])
     pos = int((labels > 0).sum())
     assert pos == 9 and len(labels) == 36  # negatives limited to 3x positives (>= 25 % positive)
@@ -41,9 +56,9 @@ def test_relation_pairs_positive_fraction_and_cap():
     out = sample_relation_pairs(many, max_relations=400, generator=torch.Generator().manual_seed(0))
     labels = torch.cat([lab for _, lab in out])
     assert len(labels) == 400 and int((labels > 0).sum()) == 300  # <= 75 % positives
-    for graph, (pairs, lab) in zip(many, out):
-        for (s, o), l in zip(pairs.tolist(), lab.tolist()):
-            assert s != o and (l > 0) == (o == s + 1)
+    for pairs, lab in out:
+        for (s, o), y in zip(pairs.tolist(), lab.tolist()):
+            assert s != o and (y > 0) == (o == s + 1)
 
 
 def test_repeat_factors_by_hand():
@@ -57,8 +72,15 @@ def test_repeat_factors_by_hand():
 
 
 def test_video_batches_with_a_dataloader():
-    videos = [VideoSceneGraph(f"v{i}", [g(2, [[0, 1, 1]], f) for f in range(i + 2)]) for i in range(3)]
-    loader = DataLoader(videos, batch_size=1, sampler=VideoSampler(3, seed=0, num_replicas=1, rank=0), collate_fn=video_collate)
+    videos = [
+        VideoSceneGraph(f"v{i}", [g(2, [[0, 1, 1]], f) for f in range(i + 2)]) for i in range(3)
+    ]
+    loader = DataLoader(
+        videos,
+        batch_size=1,
+        sampler=VideoSampler(3, seed=0, num_replicas=1, rank=0),
+        collate_fn=video_collate,
+    )
     seen = [v for v in loader]
     assert sorted(len(v) for v in seen) == [2, 3, 4]
     assert len(VideoSampler(3, num_replicas=2, rank=1)) == 2

@@ -3,8 +3,14 @@
 import numpy as np
 import torch
 
-from tailgraph.data.synthetic import SynthVGConfig, build_world, generate_synth_vg, sample_scene, scene_seed
 from tailgraph.cli.synth import main as synth_main
+from tailgraph.data.synthetic import (
+    SynthVGConfig,
+    build_world,
+    generate_synth_vg,
+    sample_scene,
+    scene_seed,
+)
 from tailgraph.data.vg import load_vg
 
 from ..helpers import tree_digest
@@ -21,7 +27,9 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
 def test_round_trip_equals_generator_truth(tmp_path):
     info = generate_synth_vg(tmp_path, num_train=20, num_test=6, seed=1, image_size=128)
     for split in ("train", "test"):
-        graphs, vocab = load_vg(tmp_path, split, layout_only=False, filter_empty_rels=False, filter_duplicate_rels=False)
+        graphs, vocab = load_vg(
+            tmp_path, split, layout_only=False, filter_empty_rels=False, filter_duplicate_rels=False
+        )
         truth = info.splits[split]
         assert [g.image_id for g in graphs] == [g.image_id for g in truth]
         for g, t in zip(graphs, truth):
@@ -37,7 +45,9 @@ def test_round_trip_equals_generator_truth(tmp_path):
 
 def test_world_long_tail_patterns_and_granularity():
     world = build_world(0)
-    assert world.probs.max() / world.probs.min() == np.float64(world.probs.max() / world.probs.min())
+    assert world.probs.max() / world.probs.min() == np.float64(
+        world.probs.max() / world.probs.min()
+    )
     assert abs(world.probs.max() / world.probs.min() - 1000.0) < 1e-6
     v = world.vocab
     names = v.predicates
@@ -49,7 +59,10 @@ def test_world_long_tail_patterns_and_granularity():
     for fine in ("sitting on", "lying on", "parked on"):
         assert v.coarse_parent[names.index(fine)] == on
     has = names.index("has")
-    assert v.coarse_parent[names.index("carrying")] == has and v.coarse_parent[names.index("wearing")] == has
+    assert (
+        v.coarse_parent[names.index("carrying")] == has
+        and v.coarse_parent[names.index("wearing")] == has
+    )
     assert v.coarse_parent[names.index("walking near")] == names.index("near")
     # "on", "has", "near" head the tail, as in VG
     assert set(np.argsort(-world.probs)[:3] + 1) == {on, has, names.index("near")}
@@ -91,7 +104,12 @@ def test_scenes_follow_the_spec():
 
 
 def test_cli_with_stats(tmp_path, capsys):
-    assert synth_main(["--out", str(tmp_path), "--train", "30", "--test", "5", "--size", "96", "--stats"]) == 0
+    assert (
+        synth_main(
+            ["--out", str(tmp_path), "--train", "30", "--test", "5", "--size", "96", "--stats"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "training images: 30" in out and "head/tail ratio" in out
     assert (tmp_path / "predicate_histogram.png").stat().st_size > 1000

@@ -7,9 +7,20 @@ from ..helpers import tree_digest
 
 
 def test_round_trip_patterns_and_determinism(tmp_path):
-    info = generate_synth_vrd(tmp_path / "a", num_train=6, num_test=2, seed=3, image_size=64, min_frames=8, max_frames=12)
-    assert tree_digest(info.root) == tree_digest(generate_synth_vrd(tmp_path / "b", num_train=6, num_test=2, seed=3, image_size=64,
-                                                          min_frames=8, max_frames=12).root)
+    info = generate_synth_vrd(
+        tmp_path / "a", num_train=6, num_test=2, seed=3, image_size=64, min_frames=8, max_frames=12
+    )
+    assert tree_digest(info.root) == tree_digest(
+        generate_synth_vrd(
+            tmp_path / "b",
+            num_train=6,
+            num_test=2,
+            seed=3,
+            image_size=64,
+            min_frames=8,
+            max_frames=12,
+        ).root
+    )
     assert len(VRD_PREDICATES) == 40
     kinds = [predicate_patterns(p) for p in VRD_PREDICATES]
     assert sum(a is None for a, _ in kinds) == 8 and sum(s is None for _, s in kinds) == 8
@@ -19,14 +30,28 @@ def test_round_trip_patterns_and_determinism(tmp_path):
         assert sorted(v.video_id for v in videos) == sorted(docs)
         for v in videos:
             d = docs[v.video_id]
-            assert len(v) == d["frame_count"] and v.frames[0].image_path.endswith(f"{v.video_id}/000000.jpg")
-            assert [(r["subject_tid"], r["object_tid"], r["predicate"], r["begin_fid"], r["end_fid"]) for r in v.extras["relation_instances"]] \
-                == [(r["subject_tid"], r["object_tid"], r["predicate"], r["begin_fid"], r["end_fid"]) for r in d["relation_instances"]]
+            assert len(v) == d["frame_count"] and v.frames[0].image_path.endswith(
+                f"{v.video_id}/000000.jpg"
+            )
+            assert [
+                (r["subject_tid"], r["object_tid"], r["predicate"], r["begin_fid"], r["end_fid"])
+                for r in v.extras["relation_instances"]
+            ] == [
+                (r["subject_tid"], r["object_tid"], r["predicate"], r["begin_fid"], r["end_fid"])
+                for r in d["relation_instances"]
+            ]
             for f, frame in enumerate(d["trajectories"]):
-                got = {t: b for t, b in zip(v.frames[f].track_ids.tolist(), v.frames[f].boxes.tolist())}
+                got = {
+                    t: b for t, b in zip(v.frames[f].track_ids.tolist(), v.frames[f].boxes.tolist())
+                }
                 for box in frame:
                     bb = box["bbox"]
-                    assert got[box["tid"]] == [approx_(bb["xmin"]), approx_(bb["ymin"]), approx_(bb["xmax"]), approx_(bb["ymax"])]
+                    assert got[box["tid"]] == [
+                        approx_(bb["xmin"]),
+                        approx_(bb["ymin"]),
+                        approx_(bb["xmax"]),
+                        approx_(bb["ymax"]),
+                    ]
     for i, name in enumerate(vocab.predicates[1:], start=1):
         assert (vocab.action_pattern[i], vocab.spatial_pattern[i]) == predicate_patterns(name)
 
@@ -40,26 +65,71 @@ def approx_(v):
 def test_cli_stats(tmp_path, capsys):
     from tailgraph.cli.synth import main as synth_main
 
-    assert synth_main(["--variant", "synth-vrd", "--out", str(tmp_path), "--train", "2", "--test", "1", "--size", "64", "--stats"]) == 0
+    assert (
+        synth_main(
+            [
+                "--variant",
+                "synth-vrd",
+                "--out",
+                str(tmp_path),
+                "--train",
+                "2",
+                "--test",
+                "1",
+                "--size",
+                "64",
+                "--stats",
+            ]
+        )
+        == 0
+    )
     assert "train:" in capsys.readouterr().out
 
 
 def test_multilabel_pairs_carry_the_spatial_predicate_too(tmp_path):
-    info = generate_synth_vrd(tmp_path / "m", num_train=30, num_test=0, seed=1, image_size=64, min_frames=8, max_frames=10,
-                              write_frames=False, p_multilabel=1.0, head_tail_ratio=2.0)
+    info = generate_synth_vrd(
+        tmp_path / "m",
+        num_train=30,
+        num_test=0,
+        seed=1,
+        image_size=64,
+        min_frames=8,
+        max_frames=10,
+        write_frames=False,
+        p_multilabel=1.0,
+        head_tail_ratio=2.0,
+    )
     duals = twins = 0
     for d in info.docs["train"]:
         rels = d["relation_instances"]
-        keys = {(r["subject_tid"], r["object_tid"], r["predicate"], r["begin_fid"], r["end_fid"]) for r in rels}
+        keys = {
+            (r["subject_tid"], r["object_tid"], r["predicate"], r["begin_fid"], r["end_fid"])
+            for r in rels
+        }
         for r in rels:
             act, spa = predicate_patterns(r["predicate"])
             if act and spa:
                 duals += 1
-                twins += (r["subject_tid"], r["object_tid"], spa, r["begin_fid"], r["end_fid"]) in keys
+                twins += (
+                    r["subject_tid"],
+                    r["object_tid"],
+                    spa,
+                    r["begin_fid"],
+                    r["end_fid"],
+                ) in keys
     assert duals > 5 and twins == duals
     # off by default: one predicate per pair
-    plain = generate_synth_vrd(tmp_path / "p", num_train=30, num_test=0, seed=1, image_size=64, min_frames=8, max_frames=10,
-                               write_frames=False, head_tail_ratio=2.0)
+    plain = generate_synth_vrd(
+        tmp_path / "p",
+        num_train=30,
+        num_test=0,
+        seed=1,
+        image_size=64,
+        min_frames=8,
+        max_frames=10,
+        write_frames=False,
+        head_tail_ratio=2.0,
+    )
     for d in plain.docs["train"]:
         pairs = [(r["subject_tid"], r["object_tid"]) for r in d["relation_instances"]]
         assert len(pairs) == len(set(pairs))

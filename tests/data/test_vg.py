@@ -6,8 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from tailgraph.data.vg import stats as vg_stats
 from tailgraph.data.vg import decode_boxes, encode_boxes, load_vg, write_vg
+from tailgraph.data.vg import stats as vg_stats
 from tailgraph.errors import DataError
 from tailgraph.structures import SceneGraph
 from tailgraph.vocab import Vocabulary
@@ -18,8 +18,14 @@ VOCAB = Vocabulary(["__background__", "cat", "dog", "car"], ["__background__", "
 
 
 def tiny(tmp_path, graphs_train=None, graphs_test=None):
-    a = SceneGraph(1, 200, 100, [[10, 10, 50, 40], [40, 20, 100, 90], [150, 5, 190, 30]], [1, 2, 3],
-                   [[0, 1, 1], [0, 1, 2], [2, 0, 3]])
+    a = SceneGraph(
+        1,
+        200,
+        100,
+        [[10, 10, 50, 40], [40, 20, 100, 90], [150, 5, 190, 30]],
+        [1, 2, 3],
+        [[0, 1, 1], [0, 1, 2], [2, 0, 3]],
+    )
     b = SceneGraph(2, 100, 100, [[0, 0, 10, 10], [50, 50, 60, 60]], [2, 2], [[0, 1, 2]])
     c = SceneGraph(3, 100, 100, [[0, 0, 10, 10]], [3], [])
     write_vg(tmp_path, {"train": graphs_train or [a, b, c], "test": graphs_test or [b]}, VOCAB)
@@ -38,7 +44,11 @@ def test_real_rs_vg_files_read_as_they_are():
     assert stats["predicate_counts"]["parallelly docked at"] == 16_788
     assert min(stats["predicate_counts"].values()) == 0
     # images with relations (2,891 images have none, one image per split has no boxes either)
-    assert stats["filtered"]["splits"]["train"]["images"] + stats["filtered"]["splits"]["test"]["images"] == 7306 - 2891
+    assert (
+        stats["filtered"]["splits"]["train"]["images"]
+        + stats["filtered"]["splits"]["test"]["images"]
+        == 7306 - 2891
+    )
     test, vocab = load_vg(RS_VG, "test")
     assert vocab.num_classes == 31 and vocab.num_predicates == 53
     assert sum(g.num_relations for g in test) == stats["splits"]["test"]["relations"]
@@ -50,7 +60,9 @@ def test_box_encoding_matches_sgb_conversion():
     # stored (cx, cy, w, h) = (15, 25, 10, 20) -> x1 = 10, y1 = 15, x2 = 20, y2 = 35
     assert decode_boxes(np.array([[15, 25, 10, 20]])).tolist() == [[10.0, 15.0, 20.0, 35.0]]
     # a 512-px-long image: s = 2; box (10, 5)-(30, 45) -> x=20, y=10, w=40, h=80 -> centre (40, 50)
-    assert encode_boxes(np.array([[10.0, 5.0, 30.0, 45.0]]), 512, 256).tolist() == [[40, 50, 40, 80]]
+    assert encode_boxes(np.array([[10.0, 5.0, 30.0, 45.0]]), 512, 256).tolist() == [
+        [40, 50, 40, 80]
+    ]
 
 
 def test_round_trip_and_sgb_filters(tmp_path):
@@ -58,7 +70,9 @@ def test_round_trip_and_sgb_filters(tmp_path):
     test, vocab = load_vg(root, "test")
     assert [g.image_id for g in test] == [2]
     # 100 px image at the 1024 scale: s = 10.24 -> boxes come back within 1/s px
-    assert np.allclose(test[0].boxes.numpy(), [[0, 0, 10, 10], [50, 50, 60, 60]], atol=1 / 10.24 + 1e-6)
+    assert np.allclose(
+        test[0].boxes.numpy(), [[0, 0, 10, 10], [50, 50, 60, 60]], atol=1 / 10.24 + 1e-6
+    )
     train, _ = load_vg(root, "train")
     assert [g.image_id for g in train] == [1, 2]  # image 3 has no relations
     assert train[0].num_relations == 2  # duplicate (0,1) pair reduced to one predicate
@@ -66,7 +80,8 @@ def test_round_trip_and_sgb_filters(tmp_path):
     assert keep_dup[0].num_relations == 3
     all_imgs, _ = load_vg(root, "train", filter_empty_rels=False)
     assert len(all_imgs) == 3
-    # counts come from the filtered training split: image 1 keeps one of on/near plus has, image 2 near
+    # counts come from the filtered training split: image 1 keeps one of on/near plus has, image 2
+    # near
     assert sum(vocab.predicate_counts) == 3 and vocab.predicate_counts[3] == 1
     val, _ = load_vg(root, "val", num_val_im=1)
     tr, _ = load_vg(root, "train", num_val_im=1)
@@ -95,13 +110,26 @@ def corrupt(tmp_path, key, fn):
     return root
 
 
-@pytest.mark.parametrize("key, fn, field, text", [
-    ("boxes_1024", lambda d: np.concatenate([d[:1], [[5, 5, -4, 10]], d[2:]]), "boxes_1024", "negative width"),
-    ("labels", lambda d: np.where(d == 3, 9, d), "labels", "outside 1..3"),
-    ("relationships", lambda d: np.where(d == 2, 4, d), "relationships", "outside the image's rows"),
-    ("predicates", lambda d: np.where(d == 3, 7, d), "predicates", "outside 1..3"),
-    ("split", lambda d: None, "split", "missing key"),
-])
+@pytest.mark.parametrize(
+    "key, fn, field, text",
+    [
+        (
+            "boxes_1024",
+            lambda d: np.concatenate([d[:1], [[5, 5, -4, 10]], d[2:]]),
+            "boxes_1024",
+            "negative width",
+        ),
+        ("labels", lambda d: np.where(d == 3, 9, d), "labels", "outside 1..3"),
+        (
+            "relationships",
+            lambda d: np.where(d == 2, 4, d),
+            "relationships",
+            "outside the image's rows",
+        ),
+        ("predicates", lambda d: np.where(d == 3, 7, d), "predicates", "outside 1..3"),
+        ("split", lambda d: None, "split", "missing key"),
+    ],
+)
 def test_bad_h5_content_names_file_image_and_field(tmp_path, key, fn, field, text):
     root = corrupt(tmp_path, key, fn)
     with pytest.raises(DataError, match=text) as err:

@@ -25,9 +25,15 @@ def _flat(x):
 def test_shards_are_padded_for_training_and_disjoint_complete_for_evaluation(n, world):
     sizes = [(40 + i, 30 if i % 2 else 50) for i in range(n)]
     makers = {
-        "shard": lambda r, pad: ShardSampler(n, shuffle=True, seed=3, pad=pad, num_replicas=world, rank=r),
-        "video": lambda r, pad: VideoSampler(n, shuffle=True, seed=3, pad=pad, num_replicas=world, rank=r),
-        "aspect": lambda r, pad: AspectBinBatchSampler(sizes, 2, shuffle=True, seed=3, pad=pad, num_replicas=world, rank=r),
+        "shard": lambda r, pad: ShardSampler(
+            n, shuffle=True, seed=3, pad=pad, num_replicas=world, rank=r
+        ),
+        "video": lambda r, pad: VideoSampler(
+            n, shuffle=True, seed=3, pad=pad, num_replicas=world, rank=r
+        ),
+        "aspect": lambda r, pad: AspectBinBatchSampler(
+            sizes, 2, shuffle=True, seed=3, pad=pad, num_replicas=world, rank=r
+        ),
     }
     for name, make in makers.items():
         train = [list(make(r, True)) for r in range(world)]
@@ -36,7 +42,9 @@ def test_shards_are_padded_for_training_and_disjoint_complete_for_evaluation(n, 
         evals = [_flat(list(make(r, False))) for r in range(world)]
         together = sum(evals, [])
         assert sorted(together) == list(range(n)), name  # each item exactly once
-        assert [len(make(r, False)) for r in range(world)] == [len(list(make(r, False))) for r in range(world)]
+        assert [len(make(r, False)) for r in range(world)] == [
+            len(list(make(r, False))) for r in range(world)
+        ]
 
 
 def test_fewer_evaluation_items_than_processes_is_an_error():
@@ -53,14 +61,22 @@ def test_single_process_shuffle_equals_a_shuffled_dataloader():
     torch.manual_seed(5)
     ref = [list(b) for b in DataLoader(ds, batch_size=4, sampler=RandomSampler(ds))]
     torch.manual_seed(5)
-    got = [list(b) for b in DataLoader(ds, batch_size=4, sampler=ShardSampler(len(ds), shuffle=True))]
+    got = [
+        list(b) for b in DataLoader(ds, batch_size=4, sampler=ShardSampler(len(ds), shuffle=True))
+    ]
     assert [[int(v) for v in b] for b in got] == [[int(v) for v in b] for b in ref]
 
 
 def _cli(args, cwd, env=None):
     e = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    out = subprocess.run([sys.executable, "-m", "tailgraph.cli", *args], cwd=cwd, capture_output=True, text=True,
-                         env=e, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "tailgraph.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return out
 
@@ -82,8 +98,13 @@ def test_ddp_fit_and_test_in_two_processes_equal_one_process(tmp_path):
     ckpt = tmp_path / "out" / "runs" / "version_0" / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
     _cli(["test", "--config", str(recipe), "--ckpt_path", str(ckpt), *ddp], tmp_path)
-    _cli(["test", "--config", str(recipe), "--ckpt_path", str(ckpt), "--trainer.devices", "1"], tmp_path)
-    runs = sorted((tmp_path / "out" / "runs").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+    _cli(
+        ["test", "--config", str(recipe), "--ckpt_path", str(ckpt), "--trainer.devices", "1"],
+        tmp_path,
+    )
+    runs = sorted(
+        (tmp_path / "out" / "runs").glob("version_*"), key=lambda p: int(p.name.split("_")[1])
+    )
     two, one = (json.loads((r / "metrics.json").read_text())["models"]["model"] for r in runs[-2:])
     assert set(two) == set(one)
     for k, v in one.items():

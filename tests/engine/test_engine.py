@@ -11,15 +11,21 @@ from PIL import Image
 
 from tailgraph.cli import main as tailgraph_main
 from tailgraph.components import build_component
-from tailgraph.datamodules.vg import SynthVGDataModule
 from tailgraph.datamodules.ag import AGDataModule
 from tailgraph.datamodules.oi import OIDataModule
+from tailgraph.datamodules.vg import SynthVGDataModule
 from tailgraph.engine.module import SGGModule
 from tailgraph.errors import DataError
 from tailgraph.methods.base import Method, Supervised, TrainStats, group_losses
 from tailgraph.modeling.detector import Detections
 from tailgraph.modeling.relation_model import run_detector
-from tailgraph.protocols import AGProtocol, OIProtocol, VGProtocol, VidVRDProtocol, assign_detections
+from tailgraph.protocols import (
+    AGProtocol,
+    OIProtocol,
+    VGProtocol,
+    VidVRDProtocol,
+    assign_detections,
+)
 from tailgraph.structures import GraphBatch, SceneGraph
 from tailgraph.vocab import Vocabulary
 from tests.helpers import ag_vocab
@@ -28,8 +34,15 @@ NAMES = ["__background__", "person", "cup", "table"]
 
 
 def quiet_trainer(tmp_path, **kw):
-    opts = dict(max_epochs=1, default_root_dir=str(tmp_path), logger=False, enable_progress_bar=False, enable_model_summary=False,
-                enable_checkpointing=False, num_sanity_val_steps=0)
+    opts = dict(
+        max_epochs=1,
+        default_root_dir=str(tmp_path),
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )
     opts.update(kw)
     return L.Trainer(**opts)
 
@@ -38,12 +51,35 @@ def quiet_trainer(tmp_path, **kw):
 def test_vg_targets_by_hand():
     vocab = Vocabulary(NAMES, ["__background__", "on", "has", "near"])
     p = VGProtocol(vocab)
-    g1 = SceneGraph(0, 50, 50, [[0, 0, 5, 5], [5, 5, 9, 9], [1, 1, 3, 3]], [1, 2, 3], [[0, 1, 1], [0, 1, 2], [2, 0, 3]])
+    g1 = SceneGraph(
+        0,
+        50,
+        50,
+        [[0, 0, 5, 5], [5, 5, 9, 9], [1, 1, 3, 3]],
+        [1, 2, 3],
+        [[0, 1, 1], [0, 1, 2], [2, 0, 3]],
+    )
     g2 = SceneGraph(1, 50, 50, [[0, 0, 5, 5], [5, 5, 9, 9]], [1, 2], [[1, 0, 2]])
-    pairs = torch.tensor([[0, 1], [1, 0], [2, 0], [0, 2], [3, 4], [4, 3]])  # global rows; image 1 starts at row 3
+    pairs = torch.tensor(
+        [[0, 1], [1, 0], [2, 0], [0, 2], [3, 4], [4, 3]]
+    )  # global rows; image 1 starts at row 3
     t = p.targets([g1, g2], pairs)
-    assert t.multi_hot.tolist() == [[0, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 1], [1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]]
-    assert t.labels["predicate"].tolist() == [2, 0, 3, 0, 0, 2]  # last annotated row wins; 0 = background
+    assert t.multi_hot.tolist() == [
+        [0, 1, 1, 0],
+        [1, 0, 0, 0],
+        [0, 0, 0, 1],
+        [1, 0, 0, 0],
+        [1, 0, 0, 0],
+        [0, 0, 1, 0],
+    ]
+    assert t.labels["predicate"].tolist() == [
+        2,
+        0,
+        3,
+        0,
+        0,
+        2,
+    ]  # last annotated row wins; 0 = background
     assert t.related.tolist() == [True, False, True, False, False, True]
     assert len(p.groups) == 1 and p.groups[0].single_label and p.monitor == "mR@50"
 
@@ -51,22 +87,39 @@ def test_vg_targets_by_hand():
 def test_ag_targets_by_hand_attention_zero_is_a_real_class():
     p = AGProtocol(ag_vocab(NAMES))
     # person 0; cup 1: looking_at (0), in_front_of (5, stored object -> person), holding (14)
-    f = SceneGraph("v/0", 50, 50, [[0, 0, 10, 10], [5, 5, 20, 20], [30, 30, 40, 40]], [1, 2, 3],
-                   [[0, 1, 0], [1, 0, 5], [0, 1, 14], [0, 2, 1], [2, 0, 3], [2, 0, 7]])
+    f = SceneGraph(
+        "v/0",
+        50,
+        50,
+        [[0, 0, 10, 10], [5, 5, 20, 20], [30, 30, 40, 40]],
+        [1, 2, 3],
+        [[0, 1, 0], [1, 0, 5], [0, 1, 14], [0, 2, 1], [2, 0, 3], [2, 0, 7]],
+    )
     pairs = p.candidate_pairs([f])[0]
     assert pairs.tolist() == [[0, 1], [0, 2]]
     t = p.targets([f], pairs)
     assert t.labels["attention"].tolist() == [0, 1]
     assert t.multi_hot[0].nonzero().flatten().tolist() == [0, 5, 14]
     assert t.multi_hot[1].nonzero().flatten().tolist() == [1, 3, 7]
-    assert [(g.name, g.single_label, len(g.columns)) for g in p.groups] == [("attention", True, 3), ("spatial", False, 6),
-                                                                            ("contacting", False, 17)]
+    assert [(g.name, g.single_label, len(g.columns)) for g in p.groups] == [
+        ("attention", True, 3),
+        ("spatial", False, 6),
+        ("contacting", False, 17),
+    ]
     logits = torch.zeros(2, 26)
     losses = group_losses(logits, t, p)
     assert losses["loss_attention"].item() == pytest.approx(np.log(3))
     assert losses["loss_spatial"].item() == pytest.approx(np.log(2), abs=1e-6)
     # the person is found by class, also when it is not box 0 (detections)
-    d = SceneGraph("v/0", 50, 50, [[5, 5, 20, 20], [0, 0, 10, 10]], [2, 1], [], extras={"label_scores": torch.tensor([0.9, 0.8])})
+    d = SceneGraph(
+        "v/0",
+        50,
+        50,
+        [[5, 5, 20, 20], [0, 0, 10, 10]],
+        [2, 1],
+        [],
+        extras={"label_scores": torch.tensor([0.9, 0.8])},
+    )
     assert p.candidate_pairs([d])[0].tolist() == [[1, 0]]
     assert p.monitor == "with/mR@20" and p.ks == (10, 20, 50, 100)
 
@@ -84,7 +137,14 @@ def test_oi_and_vidvrd_targets():
 
 def test_assign_detections_moves_relations_to_overlapping_boxes():
     gt = SceneGraph(0, 100, 100, [[0, 0, 40, 40], [50, 50, 90, 90]], [1, 2], [[0, 1, 3]])
-    det = SceneGraph(0, 100, 100, [[1, 1, 41, 41], [52, 50, 90, 92], [0, 0, 10, 10], [2, 0, 40, 38]], [1, 2, 1, 1], [])
+    det = SceneGraph(
+        0,
+        100,
+        100,
+        [[1, 1, 41, 41], [52, 50, 90, 92], [0, 0, 10, 10], [2, 0, 40, 38]],
+        [1, 2, 1, 1],
+        [],
+    )
     out = assign_detections(gt, det)
     assert sorted(out.relations.tolist()) == [[0, 1, 3], [3, 1, 3]]  # box 2 overlaps nothing enough
 
@@ -101,18 +161,43 @@ def test_class_path_must_name_a_class_of_the_expected_kind():
     with pytest.raises(DataError, match="not a class"):
         build_component({"class_path": "os.system", "init_args": {"command": "echo hacked"}})
     with pytest.raises(DataError, match="not a Method"):
-        build_component({"class_path": "tailgraph.modeling.heads.linear.LinearHead"}, {}, kind=Method)
+        build_component(
+            {"class_path": "tailgraph.modeling.heads.linear.LinearHead"}, {}, kind=Method
+        )
 
 
 def test_recipe_naming_os_system_is_refused(tmp_path, capsys):
     marker = tmp_path / "ran"
     cfg = tmp_path / "r.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "model": {"features": None, "context": {"class_path": "os.system", "init_args": {"command": f"touch {marker}"}}},
-        "data": {"class_path": "tailgraph.datamodules.vg.SynthVGDataModule",
-                 "init_args": {"root": str(tmp_path / "vg"), "num_train": 8, "num_test": 2, "image_size": 64, "layout_only": True}},
-        "trainer": {"max_epochs": 1, "logger": False, "enable_progress_bar": False,
-                    "default_root_dir": str(tmp_path)}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "model": {
+                    "features": None,
+                    "context": {
+                        "class_path": "os.system",
+                        "init_args": {"command": f"touch {marker}"},
+                    },
+                },
+                "data": {
+                    "class_path": "tailgraph.datamodules.vg.SynthVGDataModule",
+                    "init_args": {
+                        "root": str(tmp_path / "vg"),
+                        "num_train": 8,
+                        "num_test": 2,
+                        "image_size": 64,
+                        "layout_only": True,
+                    },
+                },
+                "trainer": {
+                    "max_epochs": 1,
+                    "logger": False,
+                    "enable_progress_bar": False,
+                    "default_root_dir": str(tmp_path),
+                },
+            }
+        )
+    )
     assert tailgraph_main(["fit", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "os.system" in err[0] and "not a class" in err[0]
@@ -123,16 +208,33 @@ def test_typed_head_builds_each_type_and_refuses_a_sigmoid_single_label_head():
     from tailgraph.modeling.heads.typed import TypedHead
 
     groups = [("attention", [0, 1, 2], True), ("spatial", [3, 4], False)]
-    h = TypedHead(8, 6, groups, head={"class_path": "tailgraph.modeling.heads.gmm_plus.GMMPlusHead"}, predicate_counts=[5, 4, 3, 2, 1, 0])
+    h = TypedHead(
+        8,
+        6,
+        groups,
+        head={"class_path": "tailgraph.modeling.heads.gmm_plus.GMMPlusHead"},
+        predicate_counts=[5, 4, 3, 2, 1, 0],
+    )
     assert h.heads[0].act == "softmax" and h.heads[1].act == "sigmoid"
     out = h(torch.randn(4, 8))
-    assert out.logits.shape == (4, 6) and torch.allclose(out.probs[:, :3].sum(1), torch.ones(4), atol=1e-5)
+    assert out.logits.shape == (4, 6) and torch.allclose(
+        out.probs[:, :3].sum(1), torch.ones(4), atol=1e-5
+    )
     # proper softmax logits for the single-label type
     assert torch.allclose(torch.softmax(out.logits[:, :3], 1), out.probs[:, :3], atol=1e-5)
     assert h.regularizer(out) is not None and h.regularizer(out) >= 0
     with pytest.raises(ValueError, match="single-label"):
-        TypedHead(8, 6, groups, per_type={"attention": {"class_path": "tailgraph.modeling.heads.gmm.GMMHead",
-                                                        "init_args": {"act": "sigmoid"}}})
+        TypedHead(
+            8,
+            6,
+            groups,
+            per_type={
+                "attention": {
+                    "class_path": "tailgraph.modeling.heads.gmm.GMMHead",
+                    "init_args": {"act": "sigmoid"},
+                }
+            },
+        )
 
 
 # ---------------------------------------------------------------------------- method seam
@@ -164,10 +266,22 @@ class CountingMethod(Supervised):
 
 def test_method_seam_hooks_parameters_and_checkpoint(tmp_path):
     L.seed_everything(0)
-    dm = SynthVGDataModule(root=str(tmp_path / "vg"), num_train=24, num_test=6, image_size=64, layout_only=True, batch_size=8)
-    module = SGGModule(features=None, context={"class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
-                                               "init_args": {"hidden_dim": 16}},
-                       method={"class_path": "tests.engine.test_engine.CountingMethod"})
+    dm = SynthVGDataModule(
+        root=str(tmp_path / "vg"),
+        num_train=24,
+        num_test=6,
+        image_size=64,
+        layout_only=True,
+        batch_size=8,
+    )
+    module = SGGModule(
+        features=None,
+        context={
+            "class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
+            "init_args": {"hidden_dim": 16},
+        },
+        method={"class_path": "tests.engine.test_engine.CountingMethod"},
+    )
     t = quiet_trainer(tmp_path, max_epochs=2, limit_val_batches=0)
     t.fit(module, datamodule=dm)
     m = module.method
@@ -177,8 +291,14 @@ def test_method_seam_hooks_parameters_and_checkpoint(tmp_path):
     ckpt = tmp_path / "m.ckpt"
     t.save_checkpoint(ckpt)
     restored = SGGModule.load_from_checkpoint(ckpt)
-    assert int(restored.method.steps_seen) == int(m.steps_seen) and restored.method.scale.item() == m.scale.item()
-    assert restored.protocol.name == "vg" and restored.train_stats.predicate_counts == module.train_stats.predicate_counts
+    assert (
+        int(restored.method.steps_seen) == int(m.steps_seen)
+        and restored.method.scale.item() == m.scale.item()
+    )
+    assert (
+        restored.protocol.name == "vg"
+        and restored.train_stats.predicate_counts == module.train_stats.predicate_counts
+    )
 
 
 # ---------------------------------------------------------------------------- validation split
@@ -193,15 +313,37 @@ class RecordIds(L.Callback):
 @pytest.mark.parametrize("kind", ["vg", "ag", "oi"])
 def test_no_validation_batch_comes_from_the_test_split(kind, tmp_path):
     if kind == "vg":
-        dm = SynthVGDataModule(root=str(tmp_path / "d"), num_train=30, num_test=6, image_size=64, layout_only=True, batch_size=8)
-        module = SGGModule(features=None, context={"class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
-                                                   "init_args": {"hidden_dim": 16}})
+        dm = SynthVGDataModule(
+            root=str(tmp_path / "d"),
+            num_train=30,
+            num_test=6,
+            image_size=64,
+            layout_only=True,
+            batch_size=8,
+        )
+        module = SGGModule(
+            features=None,
+            context={
+                "class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
+                "init_args": {"hidden_dim": 16},
+            },
+        )
     else:
         cls = AGDataModule if kind == "ag" else OIDataModule
-        extra = {"max_size": 64} if kind == "ag" else {"shorter": 64, "longer_max": 64, "batch_size": 4}
+        extra = (
+            {"max_size": 64} if kind == "ag" else {"shorter": 64, "longer_max": 64, "batch_size": 4}
+        )
         dm = cls(root=str(tmp_path / "d"), synth_train=10, synth_test=3, synth_size=64, **extra)
-        module = SGGModule(features={"class_path": "tailgraph.modeling.roi.PixelFeatures", "init_args": {"last_stage": "layer1", "out_dim": 16}},
-                           context={"class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext", "init_args": {"hidden_dim": 16}})
+        module = SGGModule(
+            features={
+                "class_path": "tailgraph.modeling.roi.PixelFeatures",
+                "init_args": {"last_stage": "layer1", "out_dim": 16},
+            },
+            context={
+                "class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
+                "init_args": {"hidden_dim": 16},
+            },
+        )
     rec = RecordIds()
     quiet_trainer(tmp_path, limit_train_batches=1, callbacks=[rec]).fit(module, datamodule=dm)
     test_ids = {g.image_id for g in dm.eval_graphs("test")}
@@ -224,18 +366,27 @@ def _attention_by_class_and_train_as_test(root):
 
     ann = root / "annotations"
     docs = {}
-    for name in ("object_bbox_and_relationship.pkl", "object_bbox_and_relationship_filtersmall.pkl", "person_bbox.pkl"):
+    for name in (
+        "object_bbox_and_relationship.pkl",
+        "object_bbox_and_relationship_filtersmall.pkl",
+        "person_bbox.pkl",
+    ):
         with open(ann / name, "rb") as f:
             docs[name] = pickle.load(f)
     objects = docs["object_bbox_and_relationship.pkl"]
     classes = sorted({o["class"] for objs in objects.values() for o in objs})
     looked = set(classes[::2])
-    for name in ("object_bbox_and_relationship.pkl", "object_bbox_and_relationship_filtersmall.pkl"):
+    for name in (
+        "object_bbox_and_relationship.pkl",
+        "object_bbox_and_relationship_filtersmall.pkl",
+    ):
         doc = docs[name]
         for key in [k for k, objs in doc.items() if objs and objs[0]["metadata"]["set"] == "train"]:
             for o in doc[key]:
                 if o.get("attention_relationship"):
-                    o["attention_relationship"] = ["looking_at" if o["class"] in looked else "not_looking_at"]
+                    o["attention_relationship"] = [
+                        "looking_at" if o["class"] in looked else "not_looking_at"
+                    ]
             twin = "T" + key[1:]
             doc[twin] = copy.deepcopy(doc[key])
             for o in doc[twin]:
@@ -244,7 +395,11 @@ def _attention_by_class_and_train_as_test(root):
                 docs["person_bbox.pkl"][twin] = copy.deepcopy(docs["person_bbox.pkl"][key])
                 (root / "frames" / twin).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(root / "frames" / key, root / "frames" / twin)
-        for key in [k for k, objs in doc.items() if objs and objs[0]["metadata"]["set"] == "test" and k.startswith("S")]:
+        for key in [
+            k
+            for k, objs in doc.items()
+            if objs and objs[0]["metadata"]["set"] == "test" and k.startswith("S")
+        ]:
             del doc[key]
             docs["person_bbox.pkl"].pop(key, None)
     for name, doc in docs.items():
@@ -263,17 +418,44 @@ def test_ag_through_the_cli_learns_predicate_zero(tmp_path, monkeypatch):
     generate_synth_ag(root, num_train=12, num_test=1, image_size=64)
     _attention_by_class_and_train_as_test(root)
     cfg = tmp_path / "ag.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "seed_everything": 0,
-        "model": {"task": "predcls", "lr": 0.0005,
-                  "features": {"class_path": "tailgraph.modeling.roi.PixelFeatures", "init_args": {"last_stage": "layer1", "out_dim": 32}},
-                  "context": {"class_path": "tailgraph.modeling.context.sttran.STTranContext",
-                              "init_args": {"proj_dim": 32, "embed_dim": 16, "num_heads": 4, "ff_dim": 64, "temporal_layers": 1}},
-                  "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"}},
-        "data": {"class_path": "tailgraph.datamodules.ag.AGDataModule",
-                 "init_args": {"root": str(root), "max_size": 64, "val_fraction": 0.0}},
-        "trainer": {"max_epochs": 8, "enable_progress_bar": False, "enable_model_summary": False, "default_root_dir": str(tmp_path),
-                    "gradient_clip_val": 5.0, "num_sanity_val_steps": 0}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "seed_everything": 0,
+                "model": {
+                    "task": "predcls",
+                    "lr": 0.0005,
+                    "features": {
+                        "class_path": "tailgraph.modeling.roi.PixelFeatures",
+                        "init_args": {"last_stage": "layer1", "out_dim": 32},
+                    },
+                    "context": {
+                        "class_path": "tailgraph.modeling.context.sttran.STTranContext",
+                        "init_args": {
+                            "proj_dim": 32,
+                            "embed_dim": 16,
+                            "num_heads": 4,
+                            "ff_dim": 64,
+                            "temporal_layers": 1,
+                        },
+                    },
+                    "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"},
+                },
+                "data": {
+                    "class_path": "tailgraph.datamodules.ag.AGDataModule",
+                    "init_args": {"root": str(root), "max_size": 64, "val_fraction": 0.0},
+                },
+                "trainer": {
+                    "max_epochs": 8,
+                    "enable_progress_bar": False,
+                    "enable_model_summary": False,
+                    "default_root_dir": str(tmp_path),
+                    "gradient_clip_val": 5.0,
+                    "num_sanity_val_steps": 0,
+                },
+            }
+        )
+    )
     assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
     ckpt = tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt"
     assert tailgraph_main(["test", "--config", str(cfg), "--ckpt_path", str(ckpt)]) == 0
@@ -282,17 +464,44 @@ def test_ag_through_the_cli_learns_predicate_zero(tmp_path, monkeypatch):
     assert doc["protocol"] == "ag" and doc["predicates"][0] == "looking_at"
     for c in ("with", "semi", "no"):
         assert {"R@10", "R@20", "R@50", "R@100", "mR@10", "mR@20", "mR@50", "mR@100"} <= set(m[c])
-    # looking_at (index 0) is a real class: learned as well as its complement, not swallowed as background
+    # looking_at (index 0) is a real class: learned as well as its complement, not swallowed as
+    # background
     rec = m["with"]["per_predicate_R@20"]
     assert rec[0] > 0.8 and rec[1] > 0.8, rec[:3]
     # `test --pred-format npz` also writes the predictions; evaluated from the binary file by
     # `tailgraph evaluate` they give the test metrics
-    assert tailgraph_main(["test", "--config", str(cfg), "--ckpt_path", str(ckpt), "--pred-format", "npz"]) == 0
+    assert (
+        tailgraph_main(
+            ["test", "--config", str(cfg), "--ckpt_path", str(ckpt), "--pred-format", "npz"]
+        )
+        == 0
+    )
     pred = tmp_path / "runs" / "version_2" / "test_predictions.npz"
     assert pred.is_file()
     out = tmp_path / "eval.json"
-    assert tailgraph_main(["evaluate", "--protocol", "ag", "--format", "ag", "--gt", str(root), "--pred", str(pred),
-                           "--json", str(out), "-k", "10", "20", "50", "100"]) == 0
+    assert (
+        tailgraph_main(
+            [
+                "evaluate",
+                "--protocol",
+                "ag",
+                "--format",
+                "ag",
+                "--gt",
+                str(root),
+                "--pred",
+                str(pred),
+                "--json",
+                str(out),
+                "-k",
+                "10",
+                "20",
+                "50",
+                "100",
+            ]
+        )
+        == 0
+    )
     ev = json.loads(out.read_text())
     for c in ("with", "semi", "no"):
         for k in ("R@20", "mR@20", "R@50"):
@@ -312,8 +521,14 @@ class RecordingDetector(torch.nn.Module):
         out = []
         for img in images:
             h, w = img.shape[1:]
-            out.append(Detections(torch.tensor([[0.0, 0.0, w, h], [w / 4, h / 4, w / 2, h / 2]]), torch.tensor([1, 2]),
-                                  torch.tensor([0.9, 0.8]), torch.tensor([[0.1, 0.9, 0.0], [0.2, 0.0, 0.8]])))
+            out.append(
+                Detections(
+                    torch.tensor([[0.0, 0.0, w, h], [w / 4, h / 4, w / 2, h / 2]]),
+                    torch.tensor([1, 2]),
+                    torch.tensor([0.9, 0.8]),
+                    torch.tensor([[0.1, 0.9, 0.0], [0.2, 0.0, 0.8]]),
+                )
+            )
         return out
 
 
@@ -339,11 +554,23 @@ def test_pixel_detector_gets_unnormalised_unpadded_images_and_boxes_map_back(tmp
         h, w = round(g.height * s), round(g.width * s)
         assert img.shape == (3, h, w) and float(img.min()) >= 0.0 and float(img.max()) <= 1.0
         # the pixels are the resized original in [0, 1]
-        ref = np.asarray(Image.open(g.image_path).convert("RGB").resize((w, h), Image.BILINEAR), dtype=np.float32) / 255
+        ref = (
+            np.asarray(
+                Image.open(g.image_path).convert("RGB").resize((w, h), Image.BILINEAR),
+                dtype=np.float32,
+            )
+            / 255
+        )
         assert np.abs(img.permute(1, 2, 0).numpy() - ref).max() < 1e-5
     for g, d in zip(batch.graphs, out.graphs):
-        assert torch.allclose(d.boxes[0], torch.tensor([0.0, 0.0, g.width, g.height]), atol=1e-3)  # original pixels
-        assert torch.allclose(d.boxes[1], torch.tensor([g.width / 4, g.height / 4, g.width / 2, g.height / 2]), atol=1e-3)
+        assert torch.allclose(
+            d.boxes[0], torch.tensor([0.0, 0.0, g.width, g.height]), atol=1e-3
+        )  # original pixels
+        assert torch.allclose(
+            d.boxes[1],
+            torch.tensor([g.width / 4, g.height / 4, g.width / 2, g.height / 2]),
+            atol=1e-3,
+        )
 
 
 def test_faster_rcnn_wrapper_round_trip_with_random_weights(tmp_path):
@@ -351,12 +578,16 @@ def test_faster_rcnn_wrapper_round_trip_with_random_weights(tmp_path):
 
     torch.manual_seed(0)
     batch = _image_batch(tmp_path, max_size=48)
-    det = FasterRCNNDetector(num_classes=3, score_thresh=0.0, detections_per_img=20, min_size=48, max_size=64).eval()
+    det = FasterRCNNDetector(
+        num_classes=3, score_thresh=0.0, detections_per_img=20, min_size=48, max_size=64
+    ).eval()
     out = run_detector(det, batch)
     for g, d, s in zip(batch.graphs, out.graphs, batch.scales.tolist()):
         b = d.boxes
         assert b.shape[0] > 0 and d.extras["label_dists"].shape == (b.shape[0], 3)
-        assert float(b[:, 0::2].max()) <= g.width + 1e-4 and float(b[:, 1::2].max()) <= g.height + 1e-4
+        assert (
+            float(b[:, 0::2].max()) <= g.width + 1e-4 and float(b[:, 1::2].max()) <= g.height + 1e-4
+        )
         # boxes are in original pixels: they reach beyond the resized image the detector saw
         assert float(b[:, 2].max()) > g.width * s + 1
 
@@ -365,17 +596,27 @@ def test_motifs_confidence_order_runs_in_sgdet(tmp_path):
     from tailgraph.modeling.builder import build_model
     from tailgraph.modeling.detector import SyntheticDetector
 
-    dm = SynthVGDataModule(root=str(tmp_path / "vg"), num_train=8, num_test=2, image_size=64, layout_only=True)
+    dm = SynthVGDataModule(
+        root=str(tmp_path / "vg"), num_train=8, num_test=2, image_size=64, layout_only=True
+    )
     dm.setup("test")
     stats = TrainStats.from_graphs(dm.train_graphs(), dm.vocab)
-    model = build_model(dm.vocab, task="sgdet", train_stats=stats,
-                        context={"class_path": "tailgraph.modeling.context.motifs.MotifsContext",
-                                 "init_args": {"hidden_dim": 16, "order": "confidence"}},
-                        detector={"class_path": "tailgraph.modeling.detector.SyntheticDetector"})
+    model = build_model(
+        dm.vocab,
+        task="sgdet",
+        train_stats=stats,
+        context={
+            "class_path": "tailgraph.modeling.context.motifs.MotifsContext",
+            "init_args": {"hidden_dim": 16, "order": "confidence"},
+        },
+        detector={"class_path": "tailgraph.modeling.detector.SyntheticDetector"},
+    )
     assert isinstance(model.detector, SyntheticDetector)
     batch = run_detector(model.detector, GraphBatch(dm.eval_graphs("test")))
     out = model(batch)
-    assert out.predicate_probs.shape[0] == sum(g.num_boxes * (g.num_boxes - 1) for g in batch.graphs)
+    assert out.predicate_probs.shape[0] == sum(
+        g.num_boxes * (g.num_boxes - 1) for g in batch.graphs
+    )
 
 
 def test_recipe_and_data_errors_are_one_line_on_stderr(tmp_path, capsys):
@@ -383,11 +624,23 @@ def test_recipe_and_data_errors_are_one_line_on_stderr(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing.yaml" in err[0]
     cfg = tmp_path / "r.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "model": {"features": None},
-        "data": {"class_path": "tailgraph.datamodules.vg.VGDataModule", "init_args": {"root": str(tmp_path / "nowhere"),
-                                                                                    "layout_only": True}},
-        "trainer": {"max_epochs": 1, "logger": False, "enable_progress_bar": False, "default_root_dir": str(tmp_path)}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"features": None},
+                "data": {
+                    "class_path": "tailgraph.datamodules.vg.VGDataModule",
+                    "init_args": {"root": str(tmp_path / "nowhere"), "layout_only": True},
+                },
+                "trainer": {
+                    "max_epochs": 1,
+                    "logger": False,
+                    "enable_progress_bar": False,
+                    "default_root_dir": str(tmp_path),
+                },
+            }
+        )
+    )
     assert tailgraph_main(["fit", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nowhere" in err[-1] and "root" in err[-1]
@@ -397,12 +650,27 @@ def test_recipe_and_data_errors_are_one_line_on_stderr(tmp_path, capsys):
 
 
 def test_negative_mining_batches_reach_the_loss_unchanged(tmp_path):
-    dm = OIDataModule(root=str(tmp_path / "oi"), synth_train=16, synth_test=4, synth_size=64, shorter=64, longer_max=64,
-                      batch_size=8, max_relations=30)
+    dm = OIDataModule(
+        root=str(tmp_path / "oi"),
+        synth_train=16,
+        synth_test=4,
+        synth_size=64,
+        shorter=64,
+        longer_max=64,
+        batch_size=8,
+        max_relations=30,
+    )
     dm.setup("fit")
-    module = SGGModule(features={"class_path": "tailgraph.modeling.negmining.NegativeMiningFeatures",
-                                 "init_args": {"roi_size": 2, "visual_dim": 8, "stage3_channels": 8}},
-                       context={"class_path": "tailgraph.modeling.negmining.NegativeMiningContext", "init_args": {"embed_dim": 4}})
+    module = SGGModule(
+        features={
+            "class_path": "tailgraph.modeling.negmining.NegativeMiningFeatures",
+            "init_args": {"roi_size": 2, "visual_dim": 8, "stage3_channels": 8},
+        },
+        context={
+            "class_path": "tailgraph.modeling.negmining.NegativeMiningContext",
+            "init_args": {"embed_dim": 4},
+        },
+    )
     module.build(dm.vocab, dm.protocol, TrainStats.from_graphs(dm.train_graphs(), dm.vocab))
     assert module.protocol.name == "oi" and module.protocol.groups[0].single_label
     batch = next(iter(dm.train_dataloader()))

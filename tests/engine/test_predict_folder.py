@@ -16,7 +16,6 @@ from tailgraph.structures import SceneGraph
 from tests.helpers import tiny_vg_recipe
 
 
-
 @pytest.fixture(scope="module")
 def vg_case(tmp_path_factory):
     base = tmp_path_factory.mktemp("predict")
@@ -24,9 +23,19 @@ def vg_case(tmp_path_factory):
     cfg = tiny_vg_recipe(base / "recipe.yaml", root, base, num_test=6)
     assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
     ckpt = next(base.glob("runs/version_*/checkpoints/last.ckpt"))
-    assert tailgraph_main(["test", "--config", str(cfg), "--ckpt_path", str(ckpt), "--pred-format", "json"]) == 0
-    engine = {str(p.image_id): p for p in read_predictions(max(base.glob("runs/version_*/test_predictions.json")))}
-    dm = SynthVGDataModule(root=str(root), num_train=40, num_test=6, image_size=96)  # with image paths
+    assert (
+        tailgraph_main(
+            ["test", "--config", str(cfg), "--ckpt_path", str(ckpt), "--pred-format", "json"]
+        )
+        == 0
+    )
+    engine = {
+        str(p.image_id): p
+        for p in read_predictions(max(base.glob("runs/version_*/test_predictions.json")))
+    }
+    dm = SynthVGDataModule(
+        root=str(root), num_train=40, num_test=6, image_size=96
+    )  # with image paths
     dm.setup("test")
     graphs = dm.eval_graphs("test")
     # the user's folder: JPEGs, one PNG, one image enlarged 3x (its boxes scaled with it)
@@ -53,8 +62,22 @@ def vg_case(tmp_path_factory):
 def test_predict_folder_matches_the_engine_and_draws(vg_case, capsys):
     base, ckpt, graphs, engine = vg_case
     out = base / "out"
-    assert tailgraph_main(["predict", "--ckpt", str(ckpt), "--input", str(base / "images"),
-                           "--boxes", str(base / "boxes.json"), "--out", str(out)]) == 0
+    assert (
+        tailgraph_main(
+            [
+                "predict",
+                "--ckpt",
+                str(ckpt),
+                "--input",
+                str(base / "images"),
+                "--boxes",
+                str(base / "boxes.json"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "images/s" in capsys.readouterr().out
     preds = {p.image_id: p for p in read_predictions(out / "scene_graphs.json")}
     assert sorted(preds) == sorted(f"img{n}" for n in range(len(graphs)))
@@ -79,14 +102,39 @@ def test_predict_folder_matches_the_engine_and_draws(vg_case, capsys):
 def test_predict_binary_format_and_no_drawings(vg_case):
     base, ckpt, graphs, _ = vg_case
     out = base / "out_npz"
-    assert tailgraph_main(["predict", "--ckpt", str(ckpt), "--input", str(base / "images"), "--boxes",
-                           str(base / "boxes.json"), "--out", str(out), "--pred-format", "npz", "--no-draw"]) == 0
+    assert (
+        tailgraph_main(
+            [
+                "predict",
+                "--ckpt",
+                str(ckpt),
+                "--input",
+                str(base / "images"),
+                "--boxes",
+                str(base / "boxes.json"),
+                "--out",
+                str(out),
+                "--pred-format",
+                "npz",
+                "--no-draw",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == ["scene_graphs.npz"]
 
 
 def test_predict_folder_bad_input(vg_case, tmp_path, capsys):
     base, ckpt, _, _ = vg_case
-    args = ["predict", "--ckpt", str(ckpt), "--input", str(base / "images"), "--out", str(tmp_path / "o")]
+    args = [
+        "predict",
+        "--ckpt",
+        str(ckpt),
+        "--input",
+        str(base / "images"),
+        "--out",
+        str(tmp_path / "o"),
+    ]
 
     def one_line_error(argv, *names):
         capsys.readouterr()
@@ -101,21 +149,69 @@ def test_predict_folder_bad_input(vg_case, tmp_path, capsys):
     broken = tmp_path / "broken"
     shutil.copytree(base / "images", broken)
     (broken / "img0.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
-    one_line_error(["predict", "--ckpt", str(ckpt), "--input", str(broken), "--boxes", str(base / "boxes.json"),
-                    "--out", str(tmp_path / "o")], "img0.jpg", "image")
+    one_line_error(
+        [
+            "predict",
+            "--ckpt",
+            str(ckpt),
+            "--input",
+            str(broken),
+            "--boxes",
+            str(base / "boxes.json"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        "img0.jpg",
+        "image",
+    )
     extra = tmp_path / "extra"
     shutil.copytree(base / "images", extra)
     shutil.copy(extra / "img0.jpg", extra / "unknown.jpg")
-    one_line_error(["predict", "--ckpt", str(ckpt), "--input", str(extra), "--boxes", str(base / "boxes.json"),
-                    "--out", str(tmp_path / "o")], "unknown", "image_id")
+    one_line_error(
+        [
+            "predict",
+            "--ckpt",
+            str(ckpt),
+            "--input",
+            str(extra),
+            "--boxes",
+            str(base / "boxes.json"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        "unknown",
+        "image_id",
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
-    one_line_error(["predict", "--ckpt", str(ckpt), "--input", str(empty), "--boxes", str(base / "boxes.json"),
-                    "--out", str(tmp_path / "o")], "no image")
+    one_line_error(
+        [
+            "predict",
+            "--ckpt",
+            str(ckpt),
+            "--input",
+            str(empty),
+            "--boxes",
+            str(base / "boxes.json"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        "no image",
+    )
     not_ckpt = tmp_path / "x.ckpt"
     not_ckpt.write_bytes(b"PK\x03\x04 truncated")
-    one_line_error(["predict", "--ckpt", str(not_ckpt), "--input", str(base / "images"), "--out", str(tmp_path / "o")],
-                   "x.ckpt")
+    one_line_error(
+        [
+            "predict",
+            "--ckpt",
+            str(not_ckpt),
+            "--input",
+            str(base / "images"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        "x.ckpt",
+    )
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "mine.txt").write_text("keep")
     capsys.readouterr()
@@ -128,20 +224,40 @@ def test_predict_video_frames_strip_and_timeline(tmp_path, monkeypatch):
     from tests.helpers import tiny_ag_recipe
 
     monkeypatch.chdir(tmp_path)
-    cfg = tiny_ag_recipe(tmp_path, {"task": "predcls", "lr": 0.001,
-                                    "features": {"class_path": "tailgraph.modeling.roi.PixelFeatures",
-                                                 "init_args": {"last_stage": "layer1", "out_dim": 16}},
-                                    "context": {"class_path": "tailgraph.modeling.context.sttran.STTranContext",
-                                                "init_args": {"proj_dim": 16, "embed_dim": 8, "num_heads": 2,
-                                                              "ff_dim": 32, "temporal_layers": 1}},
-                                    "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"}},
-                         epochs=1, num_train=4)
+    cfg = tiny_ag_recipe(
+        tmp_path,
+        {
+            "task": "predcls",
+            "lr": 0.001,
+            "features": {
+                "class_path": "tailgraph.modeling.roi.PixelFeatures",
+                "init_args": {"last_stage": "layer1", "out_dim": 16},
+            },
+            "context": {
+                "class_path": "tailgraph.modeling.context.sttran.STTranContext",
+                "init_args": {
+                    "proj_dim": 16,
+                    "embed_dim": 8,
+                    "num_heads": 2,
+                    "ff_dim": 32,
+                    "temporal_layers": 1,
+                },
+            },
+            "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"},
+        },
+        epochs=1,
+        num_train=4,
+    )
     assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
     ckpt = tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt"
     assert torch.load(ckpt, weights_only=True)["tailgraph"]["image_max_size"] == 64
     assert tailgraph_main(["predict", "--config", str(cfg), "--ckpt_path", str(ckpt)]) == 0
-    engine = json.loads(max((tmp_path / "runs").glob("version_*/predictions.json"),
-                            key=lambda p: int(p.parent.name.split("_")[1])).read_text())["images"]
+    engine = json.loads(
+        max(
+            (tmp_path / "runs").glob("version_*/predictions.json"),
+            key=lambda p: int(p.parent.name.split("_")[1]),
+        ).read_text()
+    )["images"]
     from tailgraph.datamodules.ag import AGDataModule
 
     dm = AGDataModule(root=str(tmp_path / "ag"), max_size=64, val_fraction=0.0)
@@ -157,8 +273,22 @@ def test_predict_video_frames_strip_and_timeline(tmp_path, monkeypatch):
             ids[fid] = f.image_id
     write_ground_truth(tmp_path / "boxes.json", gts, dm.vocab, "ag")
     out = tmp_path / "out"
-    assert tailgraph_main(["predict", "--ckpt", str(ckpt), "--input", str(frames_in), "--boxes",
-                           str(tmp_path / "boxes.json"), "--out", str(out)]) == 0
+    assert (
+        tailgraph_main(
+            [
+                "predict",
+                "--ckpt",
+                str(ckpt),
+                "--input",
+                str(frames_in),
+                "--boxes",
+                str(tmp_path / "boxes.json"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     preds = {p.image_id: p for p in read_predictions(out / "scene_graphs.json")}
     by_engine = {e["image_id"]: e for e in engine}
     assert sorted(preds) == sorted(ids)
@@ -177,23 +307,50 @@ def test_predict_sgdet_with_the_synthetic_detector(vg_case, tmp_path):
     --boxes annotations; pixels (PixelFeatures) are read at the checkpoint's image size."""
     base, _, graphs, _ = vg_case
     cfg = tiny_vg_recipe(
-        tmp_path / "sgdet.yaml", base / "synth-vg", tmp_path, num_test=6,
-        model={"task": "sgdet",
-               "features": {"class_path": "tailgraph.modeling.roi.PixelFeatures",
-                            "init_args": {"last_stage": "layer1", "out_dim": 16}},
-               "detector": {"class_path": "tailgraph.modeling.detector.SyntheticDetector",
-                            "init_args": {"seed": 0}}},
-        data={"layout_only": False, "max_size": 96})
+        tmp_path / "sgdet.yaml",
+        base / "synth-vg",
+        tmp_path,
+        num_test=6,
+        model={
+            "task": "sgdet",
+            "features": {
+                "class_path": "tailgraph.modeling.roi.PixelFeatures",
+                "init_args": {"last_stage": "layer1", "out_dim": 16},
+            },
+            "detector": {
+                "class_path": "tailgraph.modeling.detector.SyntheticDetector",
+                "init_args": {"seed": 0},
+            },
+        },
+        data={"layout_only": False, "max_size": 96},
+    )
     assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
     ckpt = next(tmp_path.glob("runs/version_*/checkpoints/last.ckpt"))
     out = tmp_path / "out"
-    assert tailgraph_main(["predict", "--ckpt", str(ckpt), "--input", str(base / "images"),
-                           "--boxes", str(base / "boxes.json"), "--out", str(out)]) == 0
+    assert (
+        tailgraph_main(
+            [
+                "predict",
+                "--ckpt",
+                str(ckpt),
+                "--input",
+                str(base / "images"),
+                "--boxes",
+                str(base / "boxes.json"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     preds = {p.image_id: p for p in read_predictions(out / "scene_graphs.json")}
     assert len(preds) == len(graphs)
     # detections, not the given boxes: the synthetic detector jitters, drops and duplicates
-    assert any(p.boxes.shape != g.boxes.shape or not torch.allclose(p.boxes, g.boxes * (3 if n == 2 else 1))
-               for n, (g, p) in enumerate(zip(graphs, (preds[f"img{n}"] for n in range(len(graphs))))))
+    assert any(
+        p.boxes.shape != g.boxes.shape
+        or not torch.allclose(p.boxes, g.boxes * (3 if n == 2 else 1))
+        for n, (g, p) in enumerate(zip(graphs, (preds[f"img{n}"] for n in range(len(graphs)))))
+    )
     assert all((out / f"img{n}.graph.png").is_file() for n in range(len(graphs)))
 
 
@@ -205,11 +362,24 @@ def test_predict_sgdet_with_a_pixel_detector_needs_no_boxes(vg_case, tmp_path):
 
     base, ckpt_vg, graphs, _ = vg_case
     vocab = Vocabulary.from_dict(torch.load(ckpt_vg, weights_only=True)["tailgraph"]["vocab"])
-    hp = dict(task="sgdet", features=None, bg_per_image=4,
-              context={"class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
-                       "init_args": {"hidden_dim": 16}},
-              detector={"class_path": "tailgraph.modeling.detector.FasterRCNNDetector",
-                        "init_args": {"score_thresh": 0.0, "detections_per_img": 6, "min_size": 64, "max_size": 96}})
+    hp = dict(
+        task="sgdet",
+        features=None,
+        bg_per_image=4,
+        context={
+            "class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
+            "init_args": {"hidden_dim": 16},
+        },
+        detector={
+            "class_path": "tailgraph.modeling.detector.FasterRCNNDetector",
+            "init_args": {
+                "score_thresh": 0.0,
+                "detections_per_img": 6,
+                "min_size": 64,
+                "max_size": 96,
+            },
+        },
+    )
     torch.manual_seed(0)
     module = SGGModule(**hp)
     module.build(vocab, "vg")
@@ -217,8 +387,22 @@ def test_predict_sgdet_with_a_pixel_detector_needs_no_boxes(vg_case, tmp_path):
     module.on_save_checkpoint(ck)
     torch.save(ck, tmp_path / "frcnn.ckpt")
     out = tmp_path / "out"
-    assert tailgraph_main(["predict", "--ckpt", str(tmp_path / "frcnn.ckpt"), "--input", str(base / "images"),
-                           "--out", str(out), "--top", "3"]) == 0
+    assert (
+        tailgraph_main(
+            [
+                "predict",
+                "--ckpt",
+                str(tmp_path / "frcnn.ckpt"),
+                "--input",
+                str(base / "images"),
+                "--out",
+                str(out),
+                "--top",
+                "3",
+            ]
+        )
+        == 0
+    )
     preds = {p.image_id: p for p in read_predictions(out / "scene_graphs.json")}
     assert len(preds) == len(graphs)
     for n in range(len(graphs)):
@@ -239,6 +423,19 @@ def test_predict_help_and_dispatch(capsys, tmp_path):
     assert tailgraph_main(["predict", "--ckpt", str(tmp_path / "x.ckpt")]) == 2
     err = capsys.readouterr().err.strip()
     assert "--input" in err and len(err.splitlines()) == 1
-    assert tailgraph_main(["predict", "--ckpt", str(tmp_path / "x.ckpt"), "--input", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert (
+        tailgraph_main(
+            [
+                "predict",
+                "--ckpt",
+                str(tmp_path / "x.ckpt"),
+                "--input",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert "'--ckpt'" in err and "checkpoint not found" in err

@@ -11,20 +11,56 @@ from tailgraph.cli import main as tailgraph_main
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SYNTHETIC = sorted(p.stem for p in (CONFIGS / "synthetic").glob("*.yaml"))
-REQUIRED = {"vg_predcls_motifs", "vg_sgcls_motifs", "vg_sgdet_motifs", "vg_predcls_vctree", "vg_predcls_transformer",
-            "ag_predcls_sttran", "ag_sgdet_sttran", "oi_negmine", "vrd_frames_pairwise", "vrd_vidvrd2", "dll_vrd",
-            "bmp_ag_predcls", "fremure_bayes_ag_predcls", "fremure_gmmplus_ag_predcls"}
+REQUIRED = {
+    "vg_predcls_motifs",
+    "vg_sgcls_motifs",
+    "vg_sgdet_motifs",
+    "vg_predcls_vctree",
+    "vg_predcls_transformer",
+    "ag_predcls_sttran",
+    "ag_sgdet_sttran",
+    "oi_negmine",
+    "vrd_frames_pairwise",
+    "vrd_vidvrd2",
+    "dll_vrd",
+    "bmp_ag_predcls",
+    "fremure_bayes_ag_predcls",
+    "fremure_gmmplus_ag_predcls",
+}
 
 # data sizes per data module: tiny, and small images
 TINY_DATA = {
-    "SynthVGDataModule": {"num_train": 24, "num_test": 6, "image_size": 64, "max_size": 64, "batch_size": 6},
+    "SynthVGDataModule": {
+        "num_train": 24,
+        "num_test": 6,
+        "image_size": 64,
+        "max_size": 64,
+        "batch_size": 6,
+    },
     "AGDataModule": {"synth_train": 5, "synth_test": 2, "synth_size": 64, "max_size": 64},
     "VidVRDDataModule": {"synth_train": 4, "synth_test": 2, "synth_size": 64},
-    "OIDataModule": {"synth_train": 20, "synth_test": 6, "synth_size": 64, "shorter": 64, "longer_max": 128, "batch_size": 8,
-                     "max_relations": 40},
+    "OIDataModule": {
+        "synth_train": 20,
+        "synth_test": 6,
+        "synth_size": 64,
+        "shorter": 64,
+        "longer_max": 128,
+        "batch_size": 8,
+        "max_relations": 40,
+    },
 }
-TINY_SIZES = {"hidden_dim": 32, "proj_dim": 16, "embed_dim": 8, "num_heads": 4, "ff_dim": 32, "temporal_layers": 1,
-              "out_dim": 32, "visual_dim": 16, "stage3_channels": 16, "roi_size": 2}
+TINY_SIZES = {
+    "hidden_dim": 32,
+    "proj_dim": 16,
+    "embed_dim": 8,
+    "num_heads": 4,
+    "ff_dim": 32,
+    "temporal_layers": 1,
+    "out_dim": 32,
+    "visual_dim": 16,
+    "stage3_channels": 16,
+    "roi_size": 2,
+}
 
 
 def _shrink(spec):
@@ -46,8 +82,15 @@ def tiny_recipe(name: str, tmp_path: Path) -> Path:
     data = cfg["data"]
     kind = data["class_path"].rsplit(".", 1)[1]
     data["init_args"].update(TINY_DATA[kind], root=str(tmp_path / "data"))
-    cfg["trainer"] = {**cfg.get("trainer", {}), "max_epochs": 1, "limit_train_batches": 3, "enable_progress_bar": False,
-                      "enable_model_summary": False, "default_root_dir": str(tmp_path / "out"), "log_every_n_steps": 1}
+    cfg["trainer"] = {
+        **cfg.get("trainer", {}),
+        "max_epochs": 1,
+        "limit_train_batches": 3,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "default_root_dir": str(tmp_path / "out"),
+        "log_every_n_steps": 1,
+    }
     cfg["model"].pop("max_epochs_hint", None)
     out = tmp_path / f"{name}.yaml"
     out.write_text(yaml.safe_dump(cfg))
@@ -56,9 +99,29 @@ def tiny_recipe(name: str, tmp_path: Path) -> Path:
 
 def test_required_recipes_exist(capsys):
     assert REQUIRED <= set(SYNTHETIC), REQUIRED - set(SYNTHETIC)
-    for sub, kinds in (("vg150", {"vg_predcls_motifs", "vg_sgcls_motifs", "vg_sgdet_motifs", "vg_predcls_vctree",
-                                  "vg_predcls_transformer"}), ("ag", {"ag_predcls_sttran", "ag_sgdet_sttran"} | {f"{m}_{t}" for t in ("predcls", "sgcls", "sgdet") for m in ("bmp", "fremure_bayes", "fremure_gmmplus")}),
-                       ("oi", {"oi_negmine"}), ("vidvrd", {"vidvrd2", "dll_vidvrd2"})):
+    for sub, kinds in (
+        (
+            "vg150",
+            {
+                "vg_predcls_motifs",
+                "vg_sgcls_motifs",
+                "vg_sgdet_motifs",
+                "vg_predcls_vctree",
+                "vg_predcls_transformer",
+            },
+        ),
+        (
+            "ag",
+            {"ag_predcls_sttran", "ag_sgdet_sttran"}
+            | {
+                f"{m}_{t}"
+                for t in ("predcls", "sgcls", "sgdet")
+                for m in ("bmp", "fremure_bayes", "fremure_gmmplus")
+            },
+        ),
+        ("oi", {"oi_negmine"}),
+        ("vidvrd", {"vidvrd2", "dll_vidvrd2"}),
+    ):
         names = {p.stem for p in (CONFIGS / sub).glob("*.yaml")}
         assert kinds <= names, (sub, kinds - names)
         for p in (CONFIGS / sub).glob("*.yaml"):
@@ -74,7 +137,9 @@ def test_required_recipes_exist(capsys):
 def test_synthetic_recipe_fits_and_tests(name, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     recipe = tiny_recipe(name, tmp_path)
-    overrides = ["--model.context.init_args.hidden_dim", "24"] if name == "vg_predcls_motifs" else []
+    overrides = (
+        ["--model.context.init_args.hidden_dim", "24"] if name == "vg_predcls_motifs" else []
+    )
     assert tailgraph_main(["fit", "--config", str(recipe), *overrides]) == 0
     run = tmp_path / "out" / "runs" / "version_0"
     if overrides:  # a dotted override inside a component spec reaches the component
@@ -82,23 +147,48 @@ def test_synthetic_recipe_fits_and_tests(name, tmp_path, monkeypatch, capsys):
         assert str(saved.get("hidden_dim", saved["init_args"].get("hidden_dim"))) == "24"
         import torch
 
-        state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
-        assert state["model.context.edge_ctx.weight_hh_l0"].shape[1] == 12  # bidirectional: hidden_dim // 2
+        state = torch.load(
+            run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True
+        )["state_dict"]
+        assert (
+            state["model.context.edge_ctx.weight_hh_l0"].shape[1] == 12
+        )  # bidirectional: hidden_dim // 2
     ckpt = run / "checkpoints" / "last.ckpt"
     assert ckpt.is_file() and (run / "config.yaml").is_file()
     info = json.loads((run / "run.json").read_text())
     assert info["seed"] == 0 and "torch" in info["versions"]
     capsys.readouterr()
-    assert tailgraph_main(["test", "--config", str(recipe), "--ckpt_path", str(ckpt), "--trainer.limit_test_batches", "2"]) == 0
+    assert (
+        tailgraph_main(
+            [
+                "test",
+                "--config",
+                str(recipe),
+                "--ckpt_path",
+                str(ckpt),
+                "--trainer.limit_test_batches",
+                "2",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     metrics_path = tmp_path / "out" / "runs" / "version_1" / "metrics.json"
     assert f"metrics: {metrics_path}" in printed
     doc = json.loads(metrics_path.read_text())
     m = doc["models"]["model"]
     if name.startswith("ag_") or "_ag_" in name:
-        assert set(m) >= {"with", "semi", "no"} and {"R@10", "R@20", "R@50", "R@100", "mR@20"} <= set(m["with"])
+        assert set(m) >= {"with", "semi", "no"} and {
+            "R@10",
+            "R@20",
+            "R@50",
+            "R@100",
+            "mR@20",
+        } <= set(m["with"])
     elif name.startswith(("vrd_", "dll_vrd")):
-        assert {"RelDet_mAP", "RelDet_R@50", "RelDet_R@100", "RelTag_P@5", "mR@50", "Mean"} <= set(m) and m["num_videos"] > 0
+        assert {"RelDet_mAP", "RelDet_R@50", "RelDet_R@100", "RelTag_P@5", "mR@50", "Mean"} <= set(
+            m
+        ) and m["num_videos"] > 0
     elif name.startswith("oi_"):
         assert {"mAP", "mAP*", "mAP_FG", "mAP*_FG"} <= set(m)
     else:
@@ -110,20 +200,38 @@ def test_hml_synthetic_recipe_fits_and_tests(tmp_path, monkeypatch):
     """configs/synthetic/hml_motifs_vg.yaml in a tiny configuration: both stages run."""
     monkeypatch.chdir(tmp_path)
     cfg = yaml.safe_load((CONFIGS / "synthetic" / "hml_motifs_vg.yaml").read_text())
-    cfg["data"]["init_args"].update(root=str(tmp_path / "data"), num_train=40, num_test=8, num_val_im=4, image_size=64)
+    cfg["data"]["init_args"].update(
+        root=str(tmp_path / "data"), num_train=40, num_test=8, num_val_im=4, image_size=64
+    )
     _shrink(cfg["model"]["context"])
     cfg["model"]["method"]["init_args"]["stage_epochs"] = [1, 1]
-    cfg["trainer"].update(max_epochs=2, enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path / "out"))
+    cfg["trainer"].update(
+        max_epochs=2,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path / "out"),
+    )
     recipe = tmp_path / "hml.yaml"
     recipe.write_text(yaml.safe_dump(cfg))
     assert tailgraph_main(["fit", "--config", str(recipe)]) == 0
     run = tmp_path / "out" / "runs" / "version_0"
     import torch
 
-    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
-    assert int(state["method.current_stage"]) == 1 and any(k.startswith("method.teacher.") for k in state)
-    assert tailgraph_main(["test", "--config", str(recipe), "--ckpt_path", str(run / "checkpoints" / "last.ckpt")]) == 0
-    m = json.loads((tmp_path / "out" / "runs" / "version_1" / "metrics.json").read_text())["models"]["model"]
+    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)[
+        "state_dict"
+    ]
+    assert int(state["method.current_stage"]) == 1 and any(
+        k.startswith("method.teacher.") for k in state
+    )
+    assert (
+        tailgraph_main(
+            ["test", "--config", str(recipe), "--ckpt_path", str(run / "checkpoints" / "last.ckpt")]
+        )
+        == 0
+    )
+    m = json.loads((tmp_path / "out" / "runs" / "version_1" / "metrics.json").read_text())[
+        "models"
+    ]["model"]
     assert {"R@50", "mR@50", "Mean@50"} <= set(m)
 
 
@@ -135,12 +243,34 @@ def test_console_has_no_library_tips_or_deprecation_noise(tmp_path):
     from tailgraph.engine.quiet import NOISE
 
     recipe = tiny_recipe("vrd_frames_pairwise", tmp_path)
-    bars = ["--trainer.enable_progress_bar", "true", "--trainer.max_epochs", "2", "--trainer.limit_val_batches", "2"]
+    bars = [
+        "--trainer.enable_progress_bar",
+        "true",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.limit_val_batches",
+        "2",
+    ]
     out = []
-    for cmd in (["fit", "--config", str(recipe), *bars],
-                ["test", "--config", str(recipe), "--trainer.enable_progress_bar", "true",
-                 "--ckpt_path", str(tmp_path / "out" / "runs" / "version_0" / "checkpoints" / "last.ckpt")]):
-        proc = subprocess.run([sys.executable, "-m", "tailgraph.cli", *cmd], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    for cmd in (
+        ["fit", "--config", str(recipe), *bars],
+        [
+            "test",
+            "--config",
+            str(recipe),
+            "--trainer.enable_progress_bar",
+            "true",
+            "--ckpt_path",
+            str(tmp_path / "out" / "runs" / "version_0" / "checkpoints" / "last.ckpt"),
+        ],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "tailgraph.cli", *cmd],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         out.append(proc.stdout + proc.stderr)
     text = "\n".join(out)

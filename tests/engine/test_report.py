@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from tailgraph.viz.report import main, results_table, write_report
 from tailgraph.errors import DataError
+from tailgraph.viz.report import main, results_table, write_report
 
 
 def doc():
@@ -50,9 +50,18 @@ def test_report_bad_input(tmp_path, capsys):
 
 
 def test_report_rows_for_nested_and_ap_protocols(tmp_path):
-    ag = {"with": {"R@20": 0.5, "mR@20": 0.25, "per_predicate_R@50": [0.5, 0.5]}, "semi": {"R@20": 0.4, "mR@20": 0.2}, "num_frames": 3}
+    ag = {
+        "with": {"R@20": 0.5, "mR@20": 0.25, "per_predicate_R@50": [0.5, 0.5]},
+        "semi": {"R@20": 0.4, "mR@20": 0.2},
+        "num_frames": 3,
+    }
     oi = {"mAP": 0.5, "mAP*": 0.6, "mAP_FG": 0.7, "mAP*_FG": 0.8, "per_predicate_AP": {"at": 0.5}}
-    doc = {"task": "predcls", "models": {"STTran": ag, "negmine": oi}, "predicates": ["a", "b"], "train_counts": [3, 1]}
+    doc = {
+        "task": "predcls",
+        "models": {"STTran": ag, "negmine": oi},
+        "predicates": ["a", "b"],
+        "train_counts": [3, 1],
+    }
     path = tmp_path / "metrics.json"
     path.write_text(json.dumps(doc))
     files = write_report(path)
@@ -75,7 +84,9 @@ def test_report_bad_runs_are_one_line_errors(tmp_path, capsys):
     (bad_counts / "metrics.json").write_text(json.dumps({**doc(), "train_counts": [1, -2, 3]}))
     bad_parent = tmp_path / "bad_parent"
     bad_parent.mkdir()
-    (bad_parent / "metrics.json").write_text(json.dumps({**doc(), "coarse_parent": ["nope", None, None]}))
+    (bad_parent / "metrics.json").write_text(
+        json.dumps({**doc(), "coarse_parent": ["nope", None, None]})
+    )
     for args, names in (
         ([str(good), "--out", str(tmp_path / "o")], ["metrics.csv", "line 3", "train/loss"]),
         ([str(good), str(missing), "--out", str(tmp_path / "o")], ["missing", "not found"]),

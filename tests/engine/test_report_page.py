@@ -15,18 +15,26 @@ from tailgraph.viz.report import coarse_fine_confusion, head_body_tail, read_tra
 from tests.helpers import tiny_vg_recipe
 
 
-
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("report")
     root = base / "synth-vg"
-    SynthVGDataModule(root=str(root), num_train=40, num_test=12, image_size=96, layout_only=True).prepare_data()
+    SynthVGDataModule(
+        root=str(root), num_train=40, num_test=12, image_size=96, layout_only=True
+    ).prepare_data()
     runs = []
     for seed in (0, 1):
         out = base / f"seed{seed}"
-        cfg = tiny_vg_recipe(base / f"recipe{seed}.yaml", root, out, seed=seed, epochs=2,
-                             model={"lr": 0.01}, data={"num_val_im": 8},
-                             trainer={"log_every_n_steps": 1, "limit_val_batches": 1.0})
+        cfg = tiny_vg_recipe(
+            base / f"recipe{seed}.yaml",
+            root,
+            out,
+            seed=seed,
+            epochs=2,
+            model={"lr": 0.01},
+            data={"num_val_im": 8},
+            trainer={"log_every_n_steps": 1, "limit_val_batches": 1.0},
+        )
         assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
         ckpt = next(out.glob("runs/version_*/checkpoints/last.ckpt"))
         assert tailgraph_main(["test", "--config", str(cfg), "--ckpt_path", str(ckpt)]) == 0
@@ -41,7 +49,9 @@ def test_report_of_two_runs_has_every_section(two_runs, capsys):
     conf = doc["models"]["model"]["predicate_confusion"]
     assert len(conf) == len(doc["predicates"]) + 1
     # the confusion counts every GT relation of the test split once
-    dm = SynthVGDataModule(root=str(base / "synth-vg"), num_train=40, num_test=12, image_size=96, layout_only=True)
+    dm = SynthVGDataModule(
+        root=str(base / "synth-vg"), num_train=40, num_test=12, image_size=96, layout_only=True
+    )
     dm.setup("test")
     assert sum(map(sum, conf)) == sum(g.num_relations for g in dm.eval_graphs("test"))
     assert doc["logs"]["model"].endswith("metrics.csv")
@@ -51,8 +61,14 @@ def test_report_of_two_runs_has_every_section(two_runs, capsys):
     out = base / "page"
     assert tailgraph_main(["report", str(runs[0]), str(runs[1]), "--out", str(out)]) == 0
     page = (out / "report.html").read_text()
-    for section in ("Metrics", "Head / body / tail recall@50", "The long tail", "Training curves",
-                    "Coarse / fine confusion", "Per-predicate recall@50"):
+    for section in (
+        "Metrics",
+        "Head / body / tail recall@50",
+        "The long tail",
+        "Training curves",
+        "Coarse / fine confusion",
+        "Per-predicate recall@50",
+    ):
         assert section in page, section
     assert page.count("data:image/png;base64,") == 4  # self-contained: every plot inlined
     assert "<img" in page and "src='per_" not in page
@@ -62,12 +78,19 @@ def test_report_of_two_runs_has_every_section(two_runs, capsys):
         assert f"<td>{label}</td>" in page
     md = (out / "report.md").read_text()
     assert "| model | head | body | tail |" in md
-    for name in ("long_tail.png", "training_curves.png", "coarse_fine_confusion.png", "per_predicate_recall.png"):
+    for name in (
+        "long_tail.png",
+        "training_curves.png",
+        "coarse_fine_confusion.png",
+        "per_predicate_recall.png",
+    ):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     # head / body / tail rows are the thirds' means of the per-predicate vector
     hbt = head_body_tail(doc["models"]["model"]["per_predicate_R@50"], doc["train_counts"])
     row = re.search(rf"\| {re.escape(labels[0])} \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", md)
-    assert row and [float(x) for x in row.groups()] == [round(100 * hbt[g], 2) for g in ("head", "body", "tail")]
+    assert row and [float(x) for x in row.groups()] == [
+        round(100 * hbt[g], 2) for g in ("head", "body", "tail")
+    ]
 
 
 def test_head_body_tail_and_confusion_by_hand():
@@ -78,18 +101,31 @@ def test_head_body_tail_and_confusion_by_hand():
     conf = [[0] * 5 for _ in range(5)]
     conf[2] = [1, 2, 4, 3, 0]  # GT "sitting on": 1 unscored, 2 on (parent), 4 fine, 3 sibling
     rows = coarse_fine_confusion(conf, preds, parents)
-    assert rows == [{"predicate": "sitting on", "parent": "on", "count": 10, "fine": 0.4, "coarse": 0.2,
-                     "sibling": 0.3, "other": 0.0, "unscored": 0.1}]
+    assert rows == [
+        {
+            "predicate": "sitting on",
+            "parent": "on",
+            "count": 10,
+            "fine": 0.4,
+            "coarse": 0.2,
+            "sibling": 0.3,
+            "other": 0.0,
+            "unscored": 0.1,
+        }
+    ]
 
 
 CHECKER = """<script>
 window.__errors = [];
-window.addEventListener('error', e => window.__errors.push('error: ' + String(e.message || e.target.src || e.type).slice(0, 200)), true);
+window.addEventListener('error', e => window.__errors.push(
+  'error: ' + String(e.message || e.target.src || e.type).slice(0, 200)), true);
 const origError = console.error;
-console.error = (...a) => { window.__errors.push('console.error: ' + a.join(' ')); origError(...a); };
+console.error = (...a) => {
+  window.__errors.push('console.error: ' + a.join(' ')); origError(...a); };
 window.addEventListener('load', () => {
   const imgs = Array.from(document.images);
-  const bad = imgs.filter(i => !(i.complete && i.naturalWidth > 0 && i.naturalHeight > 0)).map(i => i.alt);
+  const bad = imgs.filter(i => !(i.complete && i.naturalWidth > 0 && i.naturalHeight > 0))
+    .map(i => i.alt);
   const pre = document.createElement('pre');
   pre.id = '__result';
   pre.textContent = JSON.stringify({images: imgs.length, bad: bad, errors: window.__errors});
@@ -118,10 +154,23 @@ def test_report_opens_in_headless_chromium(two_runs, tmp_path):
     probe = tmp_path / "probe.html"
     probe.write_text(page.replace("<head>", "<head>" + CHECKER, 1))
     profile = tmp_path / "profile"
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
-           "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()]
+    cmd = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        probe.as_uri(),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     m = re.search(r'<pre id="__result">(.*?)</pre>', proc.stdout, re.S)
     assert m, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])

@@ -15,22 +15,41 @@ from tailgraph.structures import GraphBatch
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth") / "synth-vg"
-    dm = SynthVGDataModule(root=str(root), num_train=40, num_test=12, image_size=96, max_size=96, batch_size=8)
+    dm = SynthVGDataModule(
+        root=str(root), num_train=40, num_test=12, image_size=96, max_size=96, batch_size=8
+    )
     dm.prepare_data()
     return root
 
 
 def trainer(tmp_path, epochs=1, **kw):
-    return L.Trainer(max_epochs=epochs, default_root_dir=str(tmp_path), logger=False, enable_progress_bar=False,
-                     enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, **kw)
+    return L.Trainer(
+        max_epochs=epochs,
+        default_root_dir=str(tmp_path),
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        **kw,
+    )
 
 
 def test_fit_test_and_checkpoint_roundtrip(synth_root, tmp_path):
     L.seed_everything(0)
-    dm = SynthVGDataModule(root=str(synth_root), num_train=40, num_test=12, image_size=96, max_size=96, batch_size=8)
-    model = SGGModule(features={"class_path": "tailgraph.modeling.roi.PixelFeatures",
-                                "init_args": {"last_stage": "layer1", "out_dim": 32}},
-                      context={"class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext", "init_args": {"hidden_dim": 32}})
+    dm = SynthVGDataModule(
+        root=str(synth_root), num_train=40, num_test=12, image_size=96, max_size=96, batch_size=8
+    )
+    model = SGGModule(
+        features={
+            "class_path": "tailgraph.modeling.roi.PixelFeatures",
+            "init_args": {"last_stage": "layer1", "out_dim": 32},
+        },
+        context={
+            "class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
+            "init_args": {"hidden_dim": 32},
+        },
+    )
     t = trainer(tmp_path, epochs=2, enable_checkpointing=True)
     t.fit(model, datamodule=dm)
     t.test(model, datamodule=dm, verbose=False)
@@ -59,7 +78,9 @@ def test_fit_test_and_checkpoint_roundtrip(synth_root, tmp_path):
 
 
 def test_training_pairs_keep_all_foreground_and_cap_background(synth_root):
-    dm = SynthVGDataModule(root=str(synth_root), num_train=40, num_test=12, image_size=96, layout_only=True)
+    dm = SynthVGDataModule(
+        root=str(synth_root), num_train=40, num_test=12, image_size=96, layout_only=True
+    )
     dm.setup("fit")
     module = SGGModule(features=None, bg_per_image=2)
     module.build(dm.vocab, "vg")
@@ -74,7 +95,9 @@ def test_training_pairs_keep_all_foreground_and_cap_background(synth_root):
 
 
 def test_freq_module_has_no_training_but_evaluates(synth_root, tmp_path):
-    dm = SynthVGDataModule(root=str(synth_root), num_train=40, num_test=12, image_size=96, layout_only=True)
+    dm = SynthVGDataModule(
+        root=str(synth_root), num_train=40, num_test=12, image_size=96, layout_only=True
+    )
     freq = SGGModule(context={"class_path": "tailgraph.modeling.freq.FrequencyBaseline"}, head=None)
     trainer(tmp_path).test(freq, datamodule=dm, verbose=False)
     assert freq.last_metrics["R@50"] > 0.2  # the class prior alone recovers many relations

@@ -61,7 +61,9 @@ def evaluate(gts, preds, mode, ks, num_predicates, zeroshot=None):
         ng = []
         for i, (s, o) in enumerate(pairs):
             for c in range(1, len(rel[i])):
-                ng.append((scores[s] * scores[o] * rel[i][c], i * (len(rel[i]) - 1) + c - 1, (s, o, c)))
+                ng.append(
+                    (scores[s] * scores[o] * rel[i][c], i * (len(rel[i]) - 1) + c - 1, (s, o, c))
+                )
         ng.sort(key=lambda t: (-t[0], t[1]))
         ng_list = [t[2] for t in ng[: max(100, max(ks))]]
         ng_p2g = pred_to_gt(gt_rels, gt_boxes, gt_labels, ng_list, boxes, labels)
@@ -80,15 +82,23 @@ def evaluate(gts, preds, mode, ks, num_predicates, zeroshot=None):
                 collect[k][p].append(sum(1 for i in idx if i in match) / len(idx))
                 ng_collect[k][p].append(sum(1 for i in idx if i in ngm) / len(idx))
             if zeroshot is not None:
-                zidx = [i for i, (s, o, p) in enumerate(gt_rels) if (gt_labels[s], gt_labels[o], p) in zeroshot]
+                zidx = [
+                    i
+                    for i, (s, o, p) in enumerate(gt_rels)
+                    if (gt_labels[s], gt_labels[o], p) in zeroshot
+                ]
                 if zidx:
                     res[f"zR@{k}"].append(sum(1 for i in zidx if i in match) / len(zidx))
     out = {}
     for k in ks:
         out[f"R@{k}"] = float(np.mean(res[f"R@{k}"]))
         out[f"ngR@{k}"] = float(np.mean(res[f"ngR@{k}"]))
-        out[f"mR@{k}"] = sum(np.mean(c) if c else 0.0 for c in collect[k][1:]) / (num_predicates - 1)
-        out[f"ng-mR@{k}"] = sum(np.mean(c) if c else 0.0 for c in ng_collect[k][1:]) / (num_predicates - 1)
+        out[f"mR@{k}"] = sum(np.mean(c) if c else 0.0 for c in collect[k][1:]) / (
+            num_predicates - 1
+        )
+        out[f"ng-mR@{k}"] = sum(np.mean(c) if c else 0.0 for c in ng_collect[k][1:]) / (
+            num_predicates - 1
+        )
         out[f"A@{k}"] = float(np.mean(acc_hit[k]) / np.mean(acc_cnt[k]))
         if zeroshot is not None:
             out[f"zR@{k}"] = float(np.mean(res[f"zR@{k}"])) if res[f"zR@{k}"] else 0.0

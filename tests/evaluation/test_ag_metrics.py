@@ -18,7 +18,12 @@ def frame(fid="v/1", n_obj=2):
     # object 1: looking_at (0), in_front_of (5 -> spatial, reversed), holding (14)
     rels = [[0, 1, 0], [1, 0, 5], [0, 1, 14]]
     if n_obj > 1:
-        rels += [[0, 2, 1], [2, 0, 3], [2, 0, 4], [0, 2, 17]]  # not_looking, above, beneath, not_contacting
+        rels += [
+            [0, 2, 1],
+            [2, 0, 3],
+            [2, 0, 4],
+            [0, 2, 17],
+        ]  # not_looking, above, beneath, not_contacting
     return {"image_id": fid, "boxes": boxes, "labels": labels, "relations": rels}
 
 
@@ -36,8 +41,14 @@ def scores_for(gt_hits: bool):
 
 
 def pred(fid, s):
-    return {"image_id": fid, "boxes": frame()["boxes"], "labels": [1, 5, 7], "label_scores": [1, 1, 1],
-            "pairs": [[0, 1], [0, 2]], "predicate_scores": s}
+    return {
+        "image_id": fid,
+        "boxes": frame()["boxes"],
+        "labels": [1, 5, 7],
+        "label_scores": [1, 1, 1],
+        "pairs": [[0, 1], [0, 2]],
+        "predicate_scores": s,
+    }
 
 
 def test_hand_computed_with_semi_no():
@@ -65,10 +76,22 @@ def test_hand_computed_with_semi_no():
 def test_no_constraint_zero_score_quirk():
     # 1 object -> 3 rows x 26 = 78 < 100 entries: zero-score entries are ranked too, and the
     # contacting GT 'holding' is found in the attention row's zero column (same direction).
-    gt = {"image_id": "f", "boxes": [[0, 0, 50, 100], [40, 40, 80, 80]], "labels": [1, 5], "relations": [[0, 1, 14]]}
+    gt = {
+        "image_id": "f",
+        "boxes": [[0, 0, 50, 100], [40, 40, 80, 80]],
+        "labels": [1, 5],
+        "relations": [[0, 1, 14]],
+    }
     s = np.zeros((1, 26))
     s[0, 0] = 1.0  # only attention has mass; contacting scores are all zero
-    p = {"image_id": "f", "boxes": gt["boxes"], "labels": [1, 5], "label_scores": [1, 1], "pairs": [[0, 1]], "predicate_scores": s}
+    p = {
+        "image_id": "f",
+        "boxes": gt["boxes"],
+        "labels": [1, 5],
+        "label_scores": [1, 1],
+        "pairs": [[0, 1]],
+        "predicate_scores": s,
+    }
     m = evaluate_ag([gt], [p], ks=(100,), constraints=("no", "with"))
     assert m["no"]["R@100"] == 1.0
     # with the constraint the all-zero contacting row predicts its argmax, column 0: a miss
@@ -98,9 +121,18 @@ def reference_frame(gt, pr, constraint, ks, thr=0.9):
     rows, rel = [], []
     for (a, b), sc in zip(pr["pairs"], pr["predicate_scores"]):
         z = np.zeros(26)
-        r = z.copy(); r[0:3] = sc[0:3]; rows.append((a, b)); rel.append(r)
-        r = z.copy(); r[3:9] = sc[3:9]; rows.append((b, a)); rel.append(r)
-        r = z.copy(); r[9:26] = sc[9:26]; rows.append((a, b)); rel.append(r)
+        r = z.copy()
+        r[0:3] = sc[0:3]
+        rows.append((a, b))
+        rel.append(r)
+        r = z.copy()
+        r[3:9] = sc[3:9]
+        rows.append((b, a))
+        rel.append(r)
+        r = z.copy()
+        r[9:26] = sc[9:26]
+        rows.append((a, b))
+        rel.append(r)
     preds = []
     if constraint == "with":
         for (a, b), r in zip(rows, rel):
@@ -124,8 +156,13 @@ def reference_frame(gt, pr, constraint, ks, thr=0.9):
     preds = [preds[i] for i in order]
     p2g = []
     for a, b, j, _ in preds:
-        m = [gi for gi, (s, o, p) in enumerate(gt_rels)
-             if (labels[s], p, labels[o]) == (labels[a], j, labels[b]) and iou1(boxes[s], boxes[a]) >= 0.5 and iou1(boxes[o], boxes[b]) >= 0.5]
+        m = [
+            gi
+            for gi, (s, o, p) in enumerate(gt_rels)
+            if (labels[s], p, labels[o]) == (labels[a], j, labels[b])
+            and iou1(boxes[s], boxes[a]) >= 0.5
+            and iou1(boxes[o], boxes[b]) >= 0.5
+        ]
         p2g.append(m)
     out = {}
     for k in ks:
@@ -154,8 +191,16 @@ def test_matches_loop_reference_on_random_frames(constraint):
         s[:, 0:3] /= s[:, 0:3].sum(1, keepdims=True)
         s[:, 3:] = np.where(rng.random((n, 23)) < 0.2, 0.9 + 0.1 * rng.random((n, 23)), s[:, 3:])
         gts.append({"image_id": f, "boxes": boxes, "labels": labels, "relations": rels})
-        preds.append({"image_id": f, "boxes": boxes, "labels": labels, "label_scores": [1.0] * (n + 1),
-                      "pairs": [[0, i] for i in range(1, n + 1)], "predicate_scores": s})
+        preds.append(
+            {
+                "image_id": f,
+                "boxes": boxes,
+                "labels": labels,
+                "label_scores": [1.0] * (n + 1),
+                "pairs": [[0, i] for i in range(1, n + 1)],
+                "predicate_scores": s,
+            }
+        )
     ks = (10, 20, 50)
     ours = evaluate_ag(gts, preds, ks=ks, constraints=(constraint,))[constraint]
     refs = [reference_frame(g, p, constraint, ks) for g, p in zip(gts, preds)]

@@ -9,9 +9,14 @@ import h5py
 import numpy as np
 import pytest
 
-from tailgraph.io.binformat import BinaryReader, ground_truth_arrays, predictions_arrays, write_binary
 from tailgraph.cli import main as tailgraph_main
 from tailgraph.errors import DataError
+from tailgraph.io.binformat import (
+    BinaryReader,
+    ground_truth_arrays,
+    predictions_arrays,
+    write_binary,
+)
 from tailgraph.io.interchange import FORMAT, write_json
 
 from .test_vg_metrics import random_case
@@ -23,17 +28,35 @@ PREDICATES = ["__background__"] + [f"p{i}" for i in range(1, 6)]
 def _gt_doc(gts, protocol="vg", classes=CLASSES, predicates=PREDICATES):
     images = []
     for g in gts:
-        d = {"image_id": g["image_id"], "width": 100, "height": 100, "boxes": np.asarray(g["boxes"]).tolist(),
-             "labels": np.asarray(g["labels"]).tolist(), "relations": np.asarray(g["relations"]).reshape(-1, 3).tolist()}
+        d = {
+            "image_id": g["image_id"],
+            "width": 100,
+            "height": 100,
+            "boxes": np.asarray(g["boxes"]).tolist(),
+            "labels": np.asarray(g["labels"]).tolist(),
+            "relations": np.asarray(g["relations"]).reshape(-1, 3).tolist(),
+        }
         for k in ("video_id", "frame_id"):
             if k in g:
                 d[k] = g[k]
         images.append(d)
-    return {"format": FORMAT, "protocol": protocol, "object_classes": classes, "predicates": predicates, "images": images}
+    return {
+        "format": FORMAT,
+        "protocol": protocol,
+        "object_classes": classes,
+        "predicates": predicates,
+        "images": images,
+    }
 
 
 def _pred_doc(preds):
-    return {"format": FORMAT, "images": [{k: (np.asarray(v).tolist() if k != "image_id" else v) for k, v in p.items()} for p in preds]}
+    return {
+        "format": FORMAT,
+        "images": [
+            {k: (np.asarray(v).tolist() if k != "image_id" else v) for k, v in p.items()}
+            for p in preds
+        ],
+    }
 
 
 def _evaluate(tmp_path, name, args):
@@ -49,15 +72,56 @@ def test_vg_binary_equals_json_in_any_order(tmp_path, ext, mode):
     gts, preds = random_case(rng, 30, mode)
     write_json(tmp_path / "gt.json", _gt_doc(gts))
     write_json(tmp_path / "pred.json", _pred_doc(preds))
-    ref = _evaluate(tmp_path, "json", ["--protocol", "vg", "--mode", mode, "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "pred.json")])
+    ref = _evaluate(
+        tmp_path,
+        "json",
+        [
+            "--protocol",
+            "vg",
+            "--mode",
+            mode,
+            "--gt",
+            str(tmp_path / "gt.json"),
+            "--pred",
+            str(tmp_path / "pred.json"),
+        ],
+    )
     # convert both, and also shuffle the binary predictions
     assert tailgraph_main(["convert", str(tmp_path / "gt.json"), str(tmp_path / f"gt{ext}")]) == 0
     perm = rng.permutation(len(preds))
-    write_binary(tmp_path / f"pred{ext}", "predictions", predictions_arrays([preds[i] for i in perm]))
-    out = _evaluate(tmp_path, "bin", ["--protocol", "vg", "--mode", mode, "--gt", str(tmp_path / f"gt{ext}"), "--pred", str(tmp_path / f"pred{ext}")])
+    write_binary(
+        tmp_path / f"pred{ext}", "predictions", predictions_arrays([preds[i] for i in perm])
+    )
+    out = _evaluate(
+        tmp_path,
+        "bin",
+        [
+            "--protocol",
+            "vg",
+            "--mode",
+            mode,
+            "--gt",
+            str(tmp_path / f"gt{ext}"),
+            "--pred",
+            str(tmp_path / f"pred{ext}"),
+        ],
+    )
     assert out == ref
     # JSON GT with binary predictions too
-    out2 = _evaluate(tmp_path, "mixed", ["--protocol", "vg", "--mode", mode, "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / f"pred{ext}")])
+    out2 = _evaluate(
+        tmp_path,
+        "mixed",
+        [
+            "--protocol",
+            "vg",
+            "--mode",
+            mode,
+            "--gt",
+            str(tmp_path / "gt.json"),
+            "--pred",
+            str(tmp_path / f"pred{ext}"),
+        ],
+    )
     assert out2 == ref
 
 
@@ -69,9 +133,22 @@ def test_round_trip_json_h5_npz_json(tmp_path):
     write_json(tmp_path / "gt.json", _gt_doc(gts, protocol="ag"))
     write_json(tmp_path / "pred.json", _pred_doc(preds))
     for stem in ("gt", "pred"):
-        assert tailgraph_main(["convert", str(tmp_path / f"{stem}.json"), str(tmp_path / f"{stem}.h5")]) == 0
-        assert tailgraph_main(["convert", str(tmp_path / f"{stem}.h5"), str(tmp_path / f"{stem}.npz")]) == 0
-        assert tailgraph_main(["convert", str(tmp_path / f"{stem}.npz"), str(tmp_path / f"{stem}2.json.gz")]) == 0
+        assert (
+            tailgraph_main(
+                ["convert", str(tmp_path / f"{stem}.json"), str(tmp_path / f"{stem}.h5")]
+            )
+            == 0
+        )
+        assert (
+            tailgraph_main(["convert", str(tmp_path / f"{stem}.h5"), str(tmp_path / f"{stem}.npz")])
+            == 0
+        )
+        assert (
+            tailgraph_main(
+                ["convert", str(tmp_path / f"{stem}.npz"), str(tmp_path / f"{stem}2.json.gz")]
+            )
+            == 0
+        )
         a = json.loads((tmp_path / f"{stem}.json").read_text())
         import gzip
 
@@ -87,34 +164,118 @@ def test_ag_and_oi_binary_equal_json(tmp_path):
     for f in range(20):
         n = int(rng.integers(1, 5))
         xy = rng.integers(0, 50, size=(n + 1, 2))
-        boxes = np.concatenate([xy, xy + rng.integers(10, 40, size=(n + 1, 2))], 1).astype(np.float32)
+        boxes = np.concatenate([xy, xy + rng.integers(10, 40, size=(n + 1, 2))], 1).astype(
+            np.float32
+        )
         labels = np.asarray([1] + rng.integers(2, 8, n).tolist())
-        rels = [[0, i, int(rng.integers(0, 3))] for i in range(1, n + 1)] + [[i, 0, 3 + int(rng.integers(0, 6))] for i in range(1, n + 1)]
+        rels = [[0, i, int(rng.integers(0, 3))] for i in range(1, n + 1)] + [
+            [i, 0, 3 + int(rng.integers(0, 6))] for i in range(1, n + 1)
+        ]
         s = rng.random((n, 26)).astype(np.float32)
-        gts.append({"image_id": f, "boxes": boxes, "labels": labels, "relations": np.asarray(rels), "video_id": "v", "frame_id": str(f)})
-        preds.append({"image_id": f, "boxes": boxes, "labels": labels, "label_scores": np.ones(n + 1, np.float32),
-                      "pairs": np.asarray([[0, i] for i in range(1, n + 1)]), "predicate_scores": s})
+        gts.append(
+            {
+                "image_id": f,
+                "boxes": boxes,
+                "labels": labels,
+                "relations": np.asarray(rels),
+                "video_id": "v",
+                "frame_id": str(f),
+            }
+        )
+        preds.append(
+            {
+                "image_id": f,
+                "boxes": boxes,
+                "labels": labels,
+                "label_scores": np.ones(n + 1, np.float32),
+                "pairs": np.asarray([[0, i] for i in range(1, n + 1)]),
+                "predicate_scores": s,
+            }
+        )
     ag_preds = ["__background__"] + [f"r{i}" for i in range(26)]
     write_json(tmp_path / "gt.json", _gt_doc(gts, "ag", CLASSES, [f"r{i}" for i in range(26)]))
     write_json(tmp_path / "pred.json", _pred_doc(preds))
-    ref = _evaluate(tmp_path, "ag_json", ["--protocol", "ag", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "pred.json")])
+    ref = _evaluate(
+        tmp_path,
+        "ag_json",
+        [
+            "--protocol",
+            "ag",
+            "--gt",
+            str(tmp_path / "gt.json"),
+            "--pred",
+            str(tmp_path / "pred.json"),
+        ],
+    )
     perm = rng.permutation(len(preds))
     write_binary(tmp_path / "pred.npz", "predictions", predictions_arrays([preds[i] for i in perm]))
-    out = _evaluate(tmp_path, "ag_bin", ["--protocol", "ag", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "pred.npz")])
+    out = _evaluate(
+        tmp_path,
+        "ag_bin",
+        [
+            "--protocol",
+            "ag",
+            "--gt",
+            str(tmp_path / "gt.json"),
+            "--pred",
+            str(tmp_path / "pred.npz"),
+        ],
+    )
     assert out == ref
     # Open Images: the same frames as an exhaustive-pair set with a background column
     del ag_preds
-    oi_gts = [{**g, "relations": np.asarray([[0, 1, 1], [1, 0, 2]]) if len(g["labels"]) > 1 else np.zeros((0, 3), int)} for g in gts]
+    oi_gts = [
+        {
+            **g,
+            "relations": np.asarray([[0, 1, 1], [1, 0, 2]])
+            if len(g["labels"]) > 1
+            else np.zeros((0, 3), int),
+        }
+        for g in gts
+    ]
     oi_preds = []
     for g, p in zip(gts, preds):
         n = len(g["labels"])
         pairs = np.asarray([(a, b) for a in range(n) for b in range(n) if a != b]).reshape(-1, 2)
-        oi_preds.append({**p, "pairs": pairs, "predicate_scores": rng.random((len(pairs), 4)).astype(np.float32)})
-    write_json(tmp_path / "oigt.json", _gt_doc(oi_gts, "oi", CLASSES, ["__background__", "on", "under", "holds"]))
+        oi_preds.append(
+            {
+                **p,
+                "pairs": pairs,
+                "predicate_scores": rng.random((len(pairs), 4)).astype(np.float32),
+            }
+        )
+    write_json(
+        tmp_path / "oigt.json",
+        _gt_doc(oi_gts, "oi", CLASSES, ["__background__", "on", "under", "holds"]),
+    )
     write_json(tmp_path / "oipred.json", _pred_doc(oi_preds))
-    ref = _evaluate(tmp_path, "oi_json", ["--protocol", "oi", "--gt", str(tmp_path / "oigt.json"), "--pred", str(tmp_path / "oipred.json")])
-    write_binary(tmp_path / "oipred.h5", "predictions", predictions_arrays([oi_preds[i] for i in perm]))
-    out = _evaluate(tmp_path, "oi_bin", ["--protocol", "oi", "--gt", str(tmp_path / "oigt.json"), "--pred", str(tmp_path / "oipred.h5")])
+    ref = _evaluate(
+        tmp_path,
+        "oi_json",
+        [
+            "--protocol",
+            "oi",
+            "--gt",
+            str(tmp_path / "oigt.json"),
+            "--pred",
+            str(tmp_path / "oipred.json"),
+        ],
+    )
+    write_binary(
+        tmp_path / "oipred.h5", "predictions", predictions_arrays([oi_preds[i] for i in perm])
+    )
+    out = _evaluate(
+        tmp_path,
+        "oi_bin",
+        [
+            "--protocol",
+            "oi",
+            "--gt",
+            str(tmp_path / "oigt.json"),
+            "--pred",
+            str(tmp_path / "oipred.h5"),
+        ],
+    )
     assert out == ref
 
 
@@ -132,14 +293,52 @@ def test_vidvrd_binary_equals_json(tmp_path):
             box = box + [box[0] + 20, box[1] + 20]
             t = ["dog", ["chase", "watch"][i % 2], "cat"]
             g.append(rel(t, b, e, box))
-            r.append(rel(t, b + int(rng.integers(0, 2)), e, [x + float(rng.normal(0, 2)) for x in box], score=float(rng.random())))
+            r.append(
+                rel(
+                    t,
+                    b + int(rng.integers(0, 2)),
+                    e,
+                    [x + float(rng.normal(0, 2)) for x in box],
+                    score=float(rng.random()),
+                )
+            )
         gt[f"vid{v}"], res[f"vid{v}"] = g, r
-    write_json(tmp_path / "gt.json", {"format": FORMAT, "protocol": "vidvrd", "videos": gt, "predicates": ["chase", "watch", "sit"]})
+    write_json(
+        tmp_path / "gt.json",
+        {
+            "format": FORMAT,
+            "protocol": "vidvrd",
+            "videos": gt,
+            "predicates": ["chase", "watch", "sit"],
+        },
+    )
     write_json(tmp_path / "res.json", {"version": "VERSION 1.0", "results": res})
-    ref = _evaluate(tmp_path, "v_json", ["--protocol", "vidvrd", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "res.json")])
+    ref = _evaluate(
+        tmp_path,
+        "v_json",
+        [
+            "--protocol",
+            "vidvrd",
+            "--gt",
+            str(tmp_path / "gt.json"),
+            "--pred",
+            str(tmp_path / "res.json"),
+        ],
+    )
     assert tailgraph_main(["convert", str(tmp_path / "res.json"), str(tmp_path / "res.h5")]) == 0
     assert tailgraph_main(["convert", str(tmp_path / "gt.json"), str(tmp_path / "gt.npz")]) == 0
-    out = _evaluate(tmp_path, "v_bin", ["--protocol", "vidvrd", "--gt", str(tmp_path / "gt.npz"), "--pred", str(tmp_path / "res.h5")])
+    out = _evaluate(
+        tmp_path,
+        "v_bin",
+        [
+            "--protocol",
+            "vidvrd",
+            "--gt",
+            str(tmp_path / "gt.npz"),
+            "--pred",
+            str(tmp_path / "res.h5"),
+        ],
+    )
     assert out == ref and ref["RelDet_R@50"] > 0
 
 
@@ -154,27 +353,73 @@ def _pred_file(tmp_path, ext=".h5", **override):
     return path, arrays
 
 
-@pytest.mark.parametrize("change, field", [
-    (lambda a: {"labels": a["labels"].astype(np.float32)}, "labels"),
-    (lambda a: {"labels": np.where(np.arange(a["labels"].size) == 3, 99, a["labels"])}, "labels"),
-    (lambda a: {"pairs": np.where(np.arange(a["pairs"].size).reshape(-1, 2) == 5, 50, a["pairs"])}, "pairs"),
-    (lambda a: {"pairs": np.where(np.arange(a["pairs"].size).reshape(-1, 2) == 7, -1, a["pairs"])}, "pairs"),
-    # a box of the next image: inside the file, outside its own image
-    (lambda a: {"pairs": np.where(np.arange(a["pairs"].size).reshape(-1, 2) == 2 * (a["pair_offsets"][1] - 1),
-                                  np.diff(a["box_offsets"])[0], a["pairs"])}, "pairs"),
-    (lambda a: {"predicate_scores": np.where(np.arange(a["predicate_scores"].size).reshape(a["predicate_scores"].shape) == 40, np.nan, a["predicate_scores"]).astype(np.float32)}, "predicate_scores"),
-    (lambda a: {"pair_offsets": a["pair_offsets"][::-1].copy()}, "pair_offsets"),
-    (lambda a: {"boxes": a["boxes"][:-1]}, "boxes"),
-    (lambda a: {"image_ids": np.zeros_like(a["image_ids"])}, "image_ids"),
-    (lambda a: {"predicate_scores": a["predicate_scores"][:, :3]}, "predicate_scores"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda a: {"labels": a["labels"].astype(np.float32)}, "labels"),
+        (
+            lambda a: {"labels": np.where(np.arange(a["labels"].size) == 3, 99, a["labels"])},
+            "labels",
+        ),
+        (
+            lambda a: {
+                "pairs": np.where(np.arange(a["pairs"].size).reshape(-1, 2) == 5, 50, a["pairs"])
+            },
+            "pairs",
+        ),
+        (
+            lambda a: {
+                "pairs": np.where(np.arange(a["pairs"].size).reshape(-1, 2) == 7, -1, a["pairs"])
+            },
+            "pairs",
+        ),
+        # a box of the next image: inside the file, outside its own image
+        (
+            lambda a: {
+                "pairs": np.where(
+                    np.arange(a["pairs"].size).reshape(-1, 2) == 2 * (a["pair_offsets"][1] - 1),
+                    np.diff(a["box_offsets"])[0],
+                    a["pairs"],
+                )
+            },
+            "pairs",
+        ),
+        (
+            lambda a: {
+                "predicate_scores": np.where(
+                    np.arange(a["predicate_scores"].size).reshape(a["predicate_scores"].shape)
+                    == 40,
+                    np.nan,
+                    a["predicate_scores"],
+                ).astype(np.float32)
+            },
+            "predicate_scores",
+        ),
+        (lambda a: {"pair_offsets": a["pair_offsets"][::-1].copy()}, "pair_offsets"),
+        (lambda a: {"boxes": a["boxes"][:-1]}, "boxes"),
+        (lambda a: {"image_ids": np.zeros_like(a["image_ids"])}, "image_ids"),
+        (lambda a: {"predicate_scores": a["predicate_scores"][:, :3]}, "predicate_scores"),
+    ],
+)
 @pytest.mark.parametrize("ext", [".h5", ".npz"])
 def test_bad_binary_predictions_are_one_line_errors(tmp_path, capsys, change, field, ext):
     rng = np.random.default_rng(0)
     _, preds = random_case(rng, 4, "sgdet")
     path, _ = _pred_file(tmp_path, ext, **change(predictions_arrays(preds)))
     capsys.readouterr()
-    rc = tailgraph_main(["evaluate", "--protocol", "vg", "--mode", "sgdet", "--gt", str(tmp_path / "gt.json"), "--pred", str(path)])
+    rc = tailgraph_main(
+        [
+            "evaluate",
+            "--protocol",
+            "vg",
+            "--mode",
+            "sgdet",
+            "--gt",
+            str(tmp_path / "gt.json"),
+            "--pred",
+            str(path),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1, err
     assert str(path) in err and f"'{field}'" in err, err
@@ -192,7 +437,17 @@ def test_truncated_foreign_and_missing_files(tmp_path, capsys):
     (tmp_path / "dir.h5").mkdir()
     for name in ("cut.h5", "cut.npz", "foreign.npz", "foreign.h5", "dir.h5", "missing.npz"):
         capsys.readouterr()
-        rc = tailgraph_main(["evaluate", "--protocol", "vg", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / name)])
+        rc = tailgraph_main(
+            [
+                "evaluate",
+                "--protocol",
+                "vg",
+                "--gt",
+                str(tmp_path / "gt.json"),
+                "--pred",
+                str(tmp_path / name),
+            ]
+        )
         err = capsys.readouterr().err.strip()
         assert rc == 2 and len(err.splitlines()) == 1 and name in err, (name, err)
 
@@ -202,10 +457,27 @@ def test_missing_and_extra_images(tmp_path, capsys):
     gts, preds = random_case(rng, 4, "sgdet")
     write_json(tmp_path / "gt.json", _gt_doc(gts))
     write_binary(tmp_path / "few.h5", "predictions", predictions_arrays(preds[:3]))
-    write_binary(tmp_path / "extra.h5", "predictions", predictions_arrays(preds + [{**preds[0], "image_id": 99}]))
+    write_binary(
+        tmp_path / "extra.h5",
+        "predictions",
+        predictions_arrays(preds + [{**preds[0], "image_id": 99}]),
+    )
     for name, msg in (("few.h5", "no prediction"), ("extra.h5", "not in the ground truth")):
         capsys.readouterr()
-        assert tailgraph_main(["evaluate", "--protocol", "vg", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / name)]) == 2
+        assert (
+            tailgraph_main(
+                [
+                    "evaluate",
+                    "--protocol",
+                    "vg",
+                    "--gt",
+                    str(tmp_path / "gt.json"),
+                    "--pred",
+                    str(tmp_path / name),
+                ]
+            )
+            == 2
+        )
         assert msg in capsys.readouterr().err
 
 
@@ -222,7 +494,10 @@ def test_reads_are_memory_mapped_and_compressed_npz_streams(tmp_path):
         assert r.store._mapped("predicate_scores") is None
         second = [x for c in r.chunks(3) for x in c]
     for a, b in zip(first, second):
-        assert np.array_equal(a["predicate_scores"], b["predicate_scores"]) and a["image_id"] == b["image_id"]
+        assert (
+            np.array_equal(a["predicate_scores"], b["predicate_scores"])
+            and a["image_id"] == b["image_id"]
+        )
 
 
 def test_convert_refuses_to_overwrite_and_leaves_nothing_on_failure(tmp_path, capsys):
@@ -232,11 +507,21 @@ def test_convert_refuses_to_overwrite_and_leaves_nothing_on_failure(tmp_path, ca
     assert tailgraph_main(["convert", str(tmp_path / "pred.json"), str(tmp_path / "pred.h5")]) == 0
     assert tailgraph_main(["convert", str(tmp_path / "pred.json"), str(tmp_path / "pred.h5")]) == 2
     assert "--overwrite" in capsys.readouterr().err
-    assert tailgraph_main(["convert", str(tmp_path / "pred.json"), str(tmp_path / "pred.h5"), "--overwrite"]) == 0
+    assert (
+        tailgraph_main(
+            ["convert", str(tmp_path / "pred.json"), str(tmp_path / "pred.h5"), "--overwrite"]
+        )
+        == 0
+    )
     bad = _pred_doc(preds)
     bad["images"][1]["predicate_scores"][0][0] = "x"
     write_json(tmp_path / "bad.json", bad)
     assert tailgraph_main(["convert", str(tmp_path / "bad.json"), str(tmp_path / "out.npz")]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json", "pred.h5", "pred.json"]
     with pytest.raises(DataError, match="ids must be all"):
-        ground_truth_arrays([{**gts[0], "width": 1, "height": 1, "image_id": 1}, {**gts[1], "width": 1, "height": 1, "image_id": "b"}])
+        ground_truth_arrays(
+            [
+                {**gts[0], "width": 1, "height": 1, "image_id": 1},
+                {**gts[1], "width": 1, "height": 1, "image_id": "b"},
+            ]
+        )

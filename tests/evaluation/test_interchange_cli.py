@@ -3,10 +3,15 @@ import json
 import numpy as np
 import pytest
 
-from tailgraph.errors import DataError
 from tailgraph.cli.evaluate import main as evaluate_main
+from tailgraph.errors import DataError
 from tailgraph.evaluation.vg import evaluate_vg
-from tailgraph.io.interchange import read_ground_truth, read_predictions, write_ground_truth, write_predictions
+from tailgraph.io.interchange import (
+    read_ground_truth,
+    read_predictions,
+    write_ground_truth,
+    write_predictions,
+)
 from tailgraph.structures import Predictions, SceneGraph
 from tailgraph.vocab import Vocabulary
 
@@ -14,9 +19,22 @@ VOCAB = Vocabulary(["__background__", "a", "b", "c"], ["__background__", "on", "
 
 
 def data():
-    g = SceneGraph("x1", 100, 100, [[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 90, 90]], [1, 2, 3], [[0, 1, 1], [1, 2, 2]])
-    p = Predictions("x1", g.boxes, g.labels, [1, 1, 1], [[0, 1], [1, 2], [2, 0]],
-                    [[0.1, 0.7, 0.1, 0.1], [0.1, 0.6, 0.2, 0.1], [0.0, 0.0, 0.0, 1.0]])
+    g = SceneGraph(
+        "x1",
+        100,
+        100,
+        [[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 90, 90]],
+        [1, 2, 3],
+        [[0, 1, 1], [1, 2, 2]],
+    )
+    p = Predictions(
+        "x1",
+        g.boxes,
+        g.labels,
+        [1, 1, 1],
+        [[0, 1], [1, 2], [2, 0]],
+        [[0.1, 0.7, 0.1, 0.1], [0.1, 0.6, 0.2, 0.1], [0.0, 0.0, 0.0, 1.0]],
+    )
     return g, p
 
 
@@ -39,17 +57,32 @@ def test_bad_files_name_file_image_and_field(tmp_path):
     (tmp_path / "nan.json").write_text(json.dumps({"format": "tailgraph-sg/1", "images": [d]}))
     with pytest.raises(DataError) as err:
         read_predictions(tmp_path / "nan.json")
-    assert "nan.json" in str(err.value) and err.value.sample == "x1" and err.value.field == "predicate_scores"
+    assert (
+        "nan.json" in str(err.value)
+        and err.value.sample == "x1"
+        and err.value.field == "predicate_scores"
+    )
     (tmp_path / "trunc.json").write_text('{"format": "tailgraph-sg/1", "images": [')
     with pytest.raises(DataError, match="corrupt or truncated"):
         read_predictions(tmp_path / "trunc.json")
-    (tmp_path / "nokey.json").write_text(json.dumps({"format": "tailgraph-sg/1", "images": [{"image_id": "x1"}]}))
+    (tmp_path / "nokey.json").write_text(
+        json.dumps({"format": "tailgraph-sg/1", "images": [{"image_id": "x1"}]})
+    )
     with pytest.raises(DataError, match="missing key 'boxes'"):
         read_predictions(tmp_path / "nokey.json")
     gd = g.to_dict()
     gd["labels"] = [1, 2, 9]
-    (tmp_path / "gt.json").write_text(json.dumps({"format": "tailgraph-sg/1", "protocol": "vg", "object_classes": VOCAB.object_classes,
-                                                  "predicates": VOCAB.predicates, "images": [gd]}))
+    (tmp_path / "gt.json").write_text(
+        json.dumps(
+            {
+                "format": "tailgraph-sg/1",
+                "protocol": "vg",
+                "object_classes": VOCAB.object_classes,
+                "predicates": VOCAB.predicates,
+                "images": [gd],
+            }
+        )
+    )
     with pytest.raises(DataError, match="out of range") as err:
         read_ground_truth(tmp_path / "gt.json")
     assert err.value.field == "labels" and "gt.json" in str(err.value)
@@ -63,8 +96,25 @@ def test_evaluate_command(tmp_path, capsys):
     write_ground_truth(tmp_path / "gt.json", [g], VOCAB)
     write_predictions(tmp_path / "pred.json", [p])
     (tmp_path / "zs.json").write_text("[[2, 3, 2]]")
-    rc = evaluate_main(["--protocol", "vg", "--mode", "predcls", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "pred.json"),
-                        "--zeroshot", str(tmp_path / "zs.json"), "--json", str(tmp_path / "out.json"), "-k", "1", "2"])
+    rc = evaluate_main(
+        [
+            "--protocol",
+            "vg",
+            "--mode",
+            "predcls",
+            "--gt",
+            str(tmp_path / "gt.json"),
+            "--pred",
+            str(tmp_path / "pred.json"),
+            "--zeroshot",
+            str(tmp_path / "zs.json"),
+            "--json",
+            str(tmp_path / "out.json"),
+            "-k",
+            "1",
+            "2",
+        ]
+    )
     assert rc == 0
     out = json.loads((tmp_path / "out.json").read_text())
     # ranking: (2,0) near 1.0, (0,1) on .7 (hit), (1,2) on .6 (GT has: miss)
@@ -73,8 +123,20 @@ def test_evaluate_command(tmp_path, capsys):
     assert out.keys() == direct.keys()
     assert all(out[k] == direct[k] for k in out)
     assert "R " in capsys.readouterr().out
-    write_predictions(tmp_path / "other.json", [Predictions("zz", p.boxes, p.labels, p.label_scores, p.pairs, p.predicate_scores)])
-    rc = evaluate_main(["--protocol", "vg", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "other.json")])
+    write_predictions(
+        tmp_path / "other.json",
+        [Predictions("zz", p.boxes, p.labels, p.label_scores, p.pairs, p.predicate_scores)],
+    )
+    rc = evaluate_main(
+        [
+            "--protocol",
+            "vg",
+            "--gt",
+            str(tmp_path / "gt.json"),
+            "--pred",
+            str(tmp_path / "other.json"),
+        ]
+    )
     assert rc == 2
     assert "no prediction" in capsys.readouterr().err
 
@@ -84,12 +146,44 @@ def test_evaluate_command_on_a_data_set_folder(tmp_path):
 
     g, p = data()
     write_vg(tmp_path / "ds", {"train": [g], "test": [g]}, VOCAB)
-    write_predictions(tmp_path / "pred.json", [Predictions(1, p.boxes, p.labels, p.label_scores, p.pairs, p.predicate_scores)])
+    write_predictions(
+        tmp_path / "pred.json",
+        [Predictions(1, p.boxes, p.labels, p.label_scores, p.pairs, p.predicate_scores)],
+    )
     # image ids of a written VG set are those of the graphs ("x1"); a mismatch is reported
-    assert evaluate_main(["--protocol", "vg", "--gt", str(tmp_path / "ds"), "--format", "vg", "--pred", str(tmp_path / "pred.json")]) == 2
+    assert (
+        evaluate_main(
+            [
+                "--protocol",
+                "vg",
+                "--gt",
+                str(tmp_path / "ds"),
+                "--format",
+                "vg",
+                "--pred",
+                str(tmp_path / "pred.json"),
+            ]
+        )
+        == 2
+    )
     write_predictions(tmp_path / "pred.json", [p])
-    assert evaluate_main(["--protocol", "vg", "--gt", str(tmp_path / "ds"), "--format", "vg", "--pred", str(tmp_path / "pred.json"),
-                          "--json", str(tmp_path / "o.json")]) == 0
+    assert (
+        evaluate_main(
+            [
+                "--protocol",
+                "vg",
+                "--gt",
+                str(tmp_path / "ds"),
+                "--format",
+                "vg",
+                "--pred",
+                str(tmp_path / "pred.json"),
+                "--json",
+                str(tmp_path / "o.json"),
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "o.json").read_text())["R@50"] == 0.5
 
 
@@ -98,20 +192,79 @@ def test_evaluate_command_action_genome(tmp_path, capsys):
 
     from .test_ag_metrics import frame, pred, scores_for
 
-    preds_list = ["looking_at", "not_looking_at", "unsure", "above", "beneath", "in_front_of", "behind", "on_the_side_of", "in"]
+    preds_list = [
+        "looking_at",
+        "not_looking_at",
+        "unsure",
+        "above",
+        "beneath",
+        "in_front_of",
+        "behind",
+        "on_the_side_of",
+        "in",
+    ]
     preds_list += [f"c{i}" for i in range(17)]
-    vocab = Vocabulary(["__background__", "person"] + [f"o{i}" for i in range(2, 8)], preds_list, predicate_background=False)
+    vocab = Vocabulary(
+        ["__background__", "person"] + [f"o{i}" for i in range(2, 8)],
+        preds_list,
+        predicate_background=False,
+    )
     gt = frame()
     g = SceneGraph(gt["image_id"], 100, 100, gt["boxes"], gt["labels"], gt["relations"])
     write_ground_truth(tmp_path / "gt.json", [g], vocab, protocol="ag")
     p = pred("v/1", scores_for(True))
-    write_predictions(tmp_path / "pred.json", [Predictions(p["image_id"], p["boxes"], p["labels"], p["label_scores"], p["pairs"], p["predicate_scores"])])
-    assert evaluate_main(["--protocol", "ag", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "pred.json"),
-                          "--json", str(tmp_path / "o.json"), "-k", "1", "3", "6"]) == 0
+    write_predictions(
+        tmp_path / "pred.json",
+        [
+            Predictions(
+                p["image_id"],
+                p["boxes"],
+                p["labels"],
+                p["label_scores"],
+                p["pairs"],
+                p["predicate_scores"],
+            )
+        ],
+    )
+    assert (
+        evaluate_main(
+            [
+                "--protocol",
+                "ag",
+                "--gt",
+                str(tmp_path / "gt.json"),
+                "--pred",
+                str(tmp_path / "pred.json"),
+                "--json",
+                str(tmp_path / "o.json"),
+                "-k",
+                "1",
+                "3",
+                "6",
+            ]
+        )
+        == 0
+    )
     out = json.loads((tmp_path / "o.json").read_text())
     assert set(out) == {"with", "semi", "no"}
-    assert out["with"]["R@3"] == pytest.approx(evaluate_ag([gt], [p], ks=(1, 3, 6))["with"]["R@3"]) == pytest.approx(3 / 7)
+    assert (
+        out["with"]["R@3"]
+        == pytest.approx(evaluate_ag([gt], [p], ks=(1, 3, 6))["with"]["R@3"])
+        == pytest.approx(3 / 7)
+    )
     assert "semi" in capsys.readouterr().out
     # a vg ground truth is refused for the ag protocol
     write_ground_truth(tmp_path / "vg.json", [g], vocab, protocol="vg")
-    assert evaluate_main(["--protocol", "ag", "--gt", str(tmp_path / "vg.json"), "--pred", str(tmp_path / "pred.json")]) == 2
+    assert (
+        evaluate_main(
+            [
+                "--protocol",
+                "ag",
+                "--gt",
+                str(tmp_path / "vg.json"),
+                "--pred",
+                str(tmp_path / "pred.json"),
+            ]
+        )
+        == 2
+    )

@@ -13,8 +13,8 @@ import torch.multiprocessing as mp
 from tailgraph.evaluation.ag import evaluate_ag
 from tailgraph.evaluation.metric import AGRecallMetric, OIMetric, VGRecallMetric, VidVRDMetric
 from tailgraph.evaluation.openimages import evaluate_oi
-from tailgraph.evaluation.vidvrd import evaluate_vidvrd
 from tailgraph.evaluation.vg import evaluate_vg, predicate_confusion
+from tailgraph.evaluation.vidvrd import evaluate_vidvrd
 
 from .test_vg_metrics import random_case
 
@@ -41,7 +41,14 @@ def vidvrd_case():
             b = int(rng.integers(0, 5))
             box = [float(x) for x in rng.integers(0, 40, 2)] + [0.0, 0.0]
             box[2], box[3] = box[0] + 10, box[1] + 10
-            g.append({"triplet": ["a", str(rng.choice(preds)), "b"], "duration": [b, b + 4], "sub_traj": [box] * 4, "obj_traj": [box] * 4})
+            g.append(
+                {
+                    "triplet": ["a", str(rng.choice(preds)), "b"],
+                    "duration": [b, b + 4],
+                    "sub_traj": [box] * 4,
+                    "obj_traj": [box] * 4,
+                }
+            )
         gt[v] = g
         pred[v] = [{**r, "score": float(rng.random())} for r in g if rng.random() < 0.7]
     return gt, pred, preds
@@ -51,10 +58,25 @@ def oi_case():
     rng = np.random.default_rng(4)
     gts, preds = [], []
     for i in range(8):
-        gts.append({"image_id": i, "boxes": np.zeros((3, 4)), "labels": [1, 2, 3], "relations": [[0, 1, int(rng.integers(1, 4))], [2, 0, 3]]})
+        gts.append(
+            {
+                "image_id": i,
+                "boxes": np.zeros((3, 4)),
+                "labels": [1, 2, 3],
+                "relations": [[0, 1, int(rng.integers(1, 4))], [2, 0, 3]],
+            }
+        )
         pairs = [[a, b] for a in range(3) for b in range(3) if a != b]
-        preds.append({"image_id": i, "boxes": np.zeros((3, 4)), "labels": [1, 2, 3], "label_scores": [1, 1, 1],
-                      "pairs": pairs, "predicate_scores": rng.random((6, 4))})
+        preds.append(
+            {
+                "image_id": i,
+                "boxes": np.zeros((3, 4)),
+                "labels": [1, 2, 3],
+                "label_scores": [1, 1, 1],
+                "pairs": pairs,
+                "predicate_scores": rng.random((6, 4)),
+            }
+        )
     return gts, preds, ["__background__", "on", "under", "holds"]
 
 
@@ -107,13 +129,27 @@ def test_metric_equals_evaluator_single_process():
 
 
 def test_predicate_confusion_by_hand():
-    gt = {"image_id": 1, "boxes": np.zeros((3, 4)), "labels": [1, 1, 2],
-          "relations": [[0, 1, 2], [1, 2, 3], [2, 0, 2], [0, 1, 4]]}
-    scores = np.array([[0.9, 0.0, 0.05, 0.05, 0.0],   # pair (0,1): bg highest, fg top-1 = 2
-                       [0.1, 0.1, 0.2, 0.3, 0.3],     # pair (1,2): tie 3 / 4 -> first, 3
-                       [0.1, 0.6, 0.1, 0.1, 0.1]])    # pair (1,0): not a GT pair
-    pred = {"image_id": 1, "boxes": np.zeros((3, 4)), "labels": [1, 1, 2], "label_scores": [1, 1, 1],
-            "pairs": [[0, 1], [1, 2], [1, 0]], "predicate_scores": scores}
+    gt = {
+        "image_id": 1,
+        "boxes": np.zeros((3, 4)),
+        "labels": [1, 1, 2],
+        "relations": [[0, 1, 2], [1, 2, 3], [2, 0, 2], [0, 1, 4]],
+    }
+    scores = np.array(
+        [
+            [0.9, 0.0, 0.05, 0.05, 0.0],  # pair (0,1): bg highest, fg top-1 = 2
+            [0.1, 0.1, 0.2, 0.3, 0.3],  # pair (1,2): tie 3 / 4 -> first, 3
+            [0.1, 0.6, 0.1, 0.1, 0.1],
+        ]
+    )  # pair (1,0): not a GT pair
+    pred = {
+        "image_id": 1,
+        "boxes": np.zeros((3, 4)),
+        "labels": [1, 1, 2],
+        "label_scores": [1, 1, 1],
+        "pairs": [[0, 1], [1, 2], [1, 0]],
+        "predicate_scores": scores,
+    }
     conf = predicate_confusion([gt], [pred], 5)
     expected = np.zeros((5, 5), int)
     expected[2, 2] += 1  # (0,1) GT 2 -> 2

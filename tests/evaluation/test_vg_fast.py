@@ -20,8 +20,16 @@ def big_case(rng, n_img, mode, quantize=None, bg_high=False, zero_weights=False,
         labels = rng.integers(1, 6, size=nb)
         ng = 12
         gt_idx = rng.choice(nb, ng, replace=False)
-        gt_boxes = boxes[gt_idx] + (rng.normal(0, 2, (ng, 4)).astype(np.float32) if mode == "sgdet" else 0)
-        gt_boxes = np.concatenate([np.minimum(gt_boxes[:, :2], gt_boxes[:, 2:]), np.maximum(gt_boxes[:, :2], gt_boxes[:, 2:])], 1)
+        gt_boxes = boxes[gt_idx] + (
+            rng.normal(0, 2, (ng, 4)).astype(np.float32) if mode == "sgdet" else 0
+        )
+        gt_boxes = np.concatenate(
+            [
+                np.minimum(gt_boxes[:, :2], gt_boxes[:, 2:]),
+                np.maximum(gt_boxes[:, :2], gt_boxes[:, 2:]),
+            ],
+            1,
+        )
         nrel = 8
         s = rng.integers(0, ng, nrel)
         o = (s + rng.integers(1, ng, nrel)) % ng
@@ -45,9 +53,24 @@ def big_case(rng, n_img, mode, quantize=None, bg_high=False, zero_weights=False,
         ls = rng.random(nb).astype(np.float32)
         if zero_weights:
             ls[: nb // 3] = 0
-        gts.append({"image_id": i, "boxes": gt_boxes.astype(np.float32), "labels": g_labels, "relations": rels})
-        preds.append({"image_id": i, "boxes": boxes, "labels": labels, "label_scores": ls, "pairs": pairs,
-                      "predicate_scores": sc.astype(np.float32)})
+        gts.append(
+            {
+                "image_id": i,
+                "boxes": gt_boxes.astype(np.float32),
+                "labels": g_labels,
+                "relations": rels,
+            }
+        )
+        preds.append(
+            {
+                "image_id": i,
+                "boxes": boxes,
+                "labels": labels,
+                "label_scores": ls,
+                "pairs": pairs,
+                "predicate_scores": sc.astype(np.float32),
+            }
+        )
     return gts, preds
 
 
@@ -55,7 +78,11 @@ def big_case(rng, n_img, mode, quantize=None, bg_high=False, zero_weights=False,
 @pytest.mark.parametrize("variant", ["plain", "ties", "background", "zero_weights"])
 def test_fast_path_equals_full_path(monkeypatch, mode, variant):
     rng = np.random.default_rng(hash((mode, variant)) % 2**32)
-    kw = {"ties": {"quantize": 20}, "background": {"bg_high": True}, "zero_weights": {"zero_weights": True}}.get(variant, {})
+    kw = {
+        "ties": {"quantize": 20},
+        "background": {"bg_high": True},
+        "zero_weights": {"zero_weights": True},
+    }.get(variant, {})
     gts, preds = big_case(rng, 6, mode, **kw)
     monkeypatch.setattr(vg, "FAST_MIN_ENTRIES", 0)  # these images are smaller than the default
     calls = []
@@ -105,7 +132,9 @@ def test_true_positions_matches_flatnonzero():
 
 
 @pytest.mark.parametrize("mode", ["predcls", "sgdet"])
-def test_one_non_finite_score_anywhere_is_an_error_and_negative_scores_are_evaluated(monkeypatch, mode):
+def test_one_non_finite_score_anywhere_is_an_error_and_negative_scores_are_evaluated(
+    monkeypatch, mode
+):
     """The finiteness check's integer pass certifies only finite, non-negative scores; one NaN,
     +inf or -inf anywhere is still an error naming the image, and negative or -0 scores take the
     float checks and are evaluated like any other (equal to the reference)."""

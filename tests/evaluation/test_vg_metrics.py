@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tailgraph.errors import DataError
 from tailgraph.evaluation.vg import box_iou_plus1, evaluate_vg, top_k_stable
@@ -11,15 +12,27 @@ from .sgb_reference import evaluate as reference_evaluate
 
 def gt_graph():
     # 3 objects, 3 relations: (0,1,on=1) (1,2,has=2) (0,2,on=1)
-    return SceneGraph("img", 100, 100, [[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 90, 90]], [1, 2, 3],
-                      [[0, 1, 1], [1, 2, 2], [0, 2, 1]])
+    return SceneGraph(
+        "img",
+        100,
+        100,
+        [[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 90, 90]],
+        [1, 2, 3],
+        [[0, 1, 1], [1, 2, 2], [0, 2, 1]],
+    )
 
 
 def pred_for(g, table, label_scores=None, labels=None, boxes=None):
     """table: {(s, o): scores over 4 predicate columns (0 = bg)}."""
     pairs = list(table)
-    return Predictions(g.image_id, boxes if boxes is not None else g.boxes, labels if labels is not None else g.labels,
-                       label_scores if label_scores is not None else [1.0] * g.num_boxes, pairs, [table[p] for p in pairs])
+    return Predictions(
+        g.image_id,
+        boxes if boxes is not None else g.boxes,
+        labels if labels is not None else g.labels,
+        label_scores if label_scores is not None else [1.0] * g.num_boxes,
+        pairs,
+        [table[p] for p in pairs],
+    )
 
 
 def test_iou_plus_one_convention():
@@ -32,10 +45,10 @@ def test_iou_plus_one_convention():
 def test_hand_computed_recall_mean_recall_and_pair_accuracy():
     g = gt_graph()
     table = {
-        (0, 1): [0.1, 0.8, 0.1, 0.0],   # on, correct, score .8
-        (1, 2): [0.2, 0.7, 0.1, 0.0],   # predicts on, GT has -> miss
+        (0, 1): [0.1, 0.8, 0.1, 0.0],  # on, correct, score .8
+        (1, 2): [0.2, 0.7, 0.1, 0.0],  # predicts on, GT has -> miss
         (0, 2): [0.5, 0.45, 0.05, 0.0],  # on, correct, score .45
-        (2, 0): [0.0, 0.0, 0.0, 0.9],   # wrong pair, top score .9
+        (2, 0): [0.0, 0.0, 0.0, 0.9],  # wrong pair, top score .9
     }
     m = evaluate_vg([g], [pred_for(g, table)], ks=(1, 2, 3, 4), num_predicates=4)
     # ranking by max fg prob: (2,0) .9, (0,1) .8, (1,2) .7, (0,2) .45
@@ -58,7 +71,9 @@ def test_hand_computed_recall_mean_recall_and_pair_accuracy():
 
 
 def test_multiple_predicates_per_pair_and_duplicates():
-    g = SceneGraph("d", 50, 50, [[0, 0, 10, 10], [20, 20, 30, 30]], [1, 1], [[0, 1, 1], [0, 1, 2], [0, 1, 1]])
+    g = SceneGraph(
+        "d", 50, 50, [[0, 0, 10, 10], [20, 20, 30, 30]], [1, 1], [[0, 1, 1], [0, 1, 2], [0, 1, 1]]
+    )
     p = pred_for(g, {(0, 1): [0.0, 0.6, 0.4], (1, 0): [1.0, 0.0, 0.0]})
     m = evaluate_vg([g], [p], ks=(1, 100), num_predicates=3)
     # graph constraint: one predicate per pair -> 'on' matches both duplicated 'on' GT rows
@@ -69,8 +84,14 @@ def test_multiple_predicates_per_pair_and_duplicates():
 def test_sgdet_iou_threshold_and_scores():
     g = gt_graph()
     boxes = [[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 90, 90], [0, 0, 4, 4]]
-    pred = Predictions("img", boxes, [1, 2, 3, 1], [0.9, 0.9, 0.9, 0.99],
-                       [[3, 1], [0, 1]], [[0.0, 0.95, 0.05, 0.0], [0.0, 0.9, 0.1, 0.0]])
+    pred = Predictions(
+        "img",
+        boxes,
+        [1, 2, 3, 1],
+        [0.9, 0.9, 0.9, 0.99],
+        [[3, 1], [0, 1]],
+        [[0.0, 0.95, 0.05, 0.0], [0.0, 0.9, 0.1, 0.0]],
+    )
     m = evaluate_vg([g], [pred], mode="sgdet", ks=(1, 2), num_predicates=4)
     # box 3 has IoU 25/121 < .5 with GT box 0: the top prediction misses; second hits
     assert m["R@1"] == 0.0 and m["R@2"] == pytest.approx(1 / 3)
@@ -80,8 +101,11 @@ def test_images_without_gt_or_pairs_are_skipped_as_sgb():
     g = gt_graph()
     empty = SceneGraph("e", 10, 10, [[0, 0, 5, 5]], [1], [])
     nopairs = SceneGraph("n", 10, 10, [[0, 0, 5, 5], [1, 1, 4, 4]], [1, 2], [[0, 1, 1]])
-    preds = [pred_for(g, {(0, 1): [0, 1, 0, 0]}), Predictions("e", [[0, 0, 5, 5]], [1], [1.0], [], np.zeros((0, 4))),
-             Predictions("n", nopairs.boxes, nopairs.labels, [1, 1], [], np.zeros((0, 4)))]
+    preds = [
+        pred_for(g, {(0, 1): [0, 1, 0, 0]}),
+        Predictions("e", [[0, 0, 5, 5]], [1], [1.0], [], np.zeros((0, 4))),
+        Predictions("n", nopairs.boxes, nopairs.labels, [1, 1], [], np.zeros((0, 4))),
+    ]
     m = evaluate_vg([g, empty, nopairs], preds, ks=(50,), num_predicates=4)
     assert m["num_images"] == 1 and m["R@50"] == pytest.approx(1 / 3)
 
@@ -97,11 +121,33 @@ def test_zero_shot_recall():
     assert "zR@50" not in evaluate_vg([g], [p], ks=(50,), num_predicates=4)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (lambda p: Predictions("other", p.boxes, p.labels, p.label_scores, p.pairs, p.predicate_scores), "no prediction"),
-    (lambda p: {**p.__dict__, "predicate_scores": np.full((1, 4), np.nan), "pairs": np.array([[0, 1]])}, "NaN"),
-    (lambda p: {**p.__dict__, "pairs": np.array([[0, 7]]), "predicate_scores": np.ones((1, 4))}, "out of range"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (
+            lambda p: Predictions(
+                "other", p.boxes, p.labels, p.label_scores, p.pairs, p.predicate_scores
+            ),
+            "no prediction",
+        ),
+        (
+            lambda p: {
+                **p.__dict__,
+                "predicate_scores": np.full((1, 4), np.nan),
+                "pairs": np.array([[0, 1]]),
+            },
+            "NaN",
+        ),
+        (
+            lambda p: {
+                **p.__dict__,
+                "pairs": np.array([[0, 7]]),
+                "predicate_scores": np.ones((1, 4)),
+            },
+            "out of range",
+        ),
+    ],
+)
 def test_bad_input_errors(bad, match):
     g = gt_graph()
     p = pred_for(g, {(0, 1): [0, 1, 0, 0]})
@@ -127,7 +173,9 @@ def random_case(rng, n_img, mode, n_pred=6, n_cls=5):
         boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
         labels = rng.integers(1, n_cls, size=n)
         nrel = int(rng.integers(0, 5))
-        rels = np.stack([rng.integers(0, n, nrel), rng.integers(0, n, nrel), rng.integers(1, n_pred, nrel)], 1)
+        rels = np.stack(
+            [rng.integers(0, n, nrel), rng.integers(0, n, nrel), rng.integers(1, n_pred, nrel)], 1
+        )
         rels = rels[rels[:, 0] != rels[:, 1]] if nrel else np.zeros((0, 3), int)
         gts.append({"image_id": i, "boxes": boxes, "labels": labels, "relations": rels})
         pb = boxes + rng.normal(0, 2, boxes.shape).astype(np.float32) if mode == "sgdet" else boxes
@@ -138,8 +186,16 @@ def random_case(rng, n_img, mode, n_pred=6, n_cls=5):
         pairs = pairs[pairs[:, 0] != pairs[:, 1]]
         sc = rng.random((len(pairs), n_pred)).astype(np.float32)
         sc /= sc.sum(1, keepdims=True)
-        preds.append({"image_id": i, "boxes": pb, "labels": pl, "label_scores": rng.random(n).astype(np.float32),
-                      "pairs": pairs, "predicate_scores": sc})
+        preds.append(
+            {
+                "image_id": i,
+                "boxes": pb,
+                "labels": pl,
+                "label_scores": rng.random(n).astype(np.float32),
+                "pairs": pairs,
+                "predicate_scores": sc,
+            }
+        )
     return gts, preds
 
 
@@ -188,7 +244,11 @@ def test_properties_monotone_in_k_ng_above_gc_perfect_is_one(seed):
 def test_mean_at_k_hml_table_1b():
     from tailgraph.evaluation.vg import mean_at_k
 
-    res = {"predcls": {"R@50": 0.6, "mR@50": 0.2}, "sgcls": {"R@50": 0.4, "mR@50": 0.1}, "sgdet": {"R@50": 0.3, "mR@50": 0.0}}
+    res = {
+        "predcls": {"R@50": 0.6, "mR@50": 0.2},
+        "sgcls": {"R@50": 0.4, "mR@50": 0.1},
+        "sgdet": {"R@50": 0.3, "mR@50": 0.0},
+    }
     assert mean_at_k(res, ks=(50,)) == {"Mean@50": pytest.approx(1.6 / 6)}
     with pytest.raises(DataError, match="lack R@20"):
         mean_at_k(res, ks=(20,))

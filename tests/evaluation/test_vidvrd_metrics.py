@@ -17,11 +17,18 @@ def test_viou_hand_computed():
 
 def test_voc_ap_hand_computed():
     # two GT; predictions TP, FP, TP: rec .5,.5,1  prec 1,.5,.667 -> AP = .5*1 + .5*.667
-    assert voc_ap(np.array([0.5, 0.5, 1.0]), np.array([1.0, 0.5, 2 / 3])) == pytest.approx(0.5 + 0.5 * 2 / 3)
+    assert voc_ap(np.array([0.5, 0.5, 1.0]), np.array([1.0, 0.5, 2 / 3])) == pytest.approx(
+        0.5 + 0.5 * 2 / 3
+    )
 
 
 def rel(t, b, e, box, score=None, obox=None):
-    r = {"triplet": list(t), "duration": [b, e], "sub_traj": [box] * (e - b), "obj_traj": [obox or box] * (e - b)}
+    r = {
+        "triplet": list(t),
+        "duration": [b, e],
+        "sub_traj": [box] * (e - b),
+        "obj_traj": [obox or box] * (e - b),
+    }
     if score is not None:
         r["score"] = score
     return r
@@ -29,11 +36,20 @@ def rel(t, b, e, box, score=None, obox=None):
 
 def test_detection_tagging_and_mean_recall_by_hand():
     box, far = [0, 0, 9, 9], [50, 50, 59, 59]
-    gt = {"v1": [rel(("dog", "chase", "cat"), 0, 10, box), rel(("dog", "watch", "cat"), 0, 10, box)],
-          "v2": [rel(("man", "ride", "horse"), 0, 5, box)], "empty": []}
-    pred = {"v1": [rel(("dog", "chase", "cat"), 0, 10, box, 0.9), rel(("dog", "chase", "cat"), 0, 10, box, 0.8),
-                   rel(("dog", "watch", "cat"), 0, 10, far, 0.7)],
-            "v2": [rel(("man", "ride", "horse"), 0, 5, box, 0.5)], "other": [rel(("a", "b", "c"), 0, 1, box, 1.0)]}
+    gt = {
+        "v1": [rel(("dog", "chase", "cat"), 0, 10, box), rel(("dog", "watch", "cat"), 0, 10, box)],
+        "v2": [rel(("man", "ride", "horse"), 0, 5, box)],
+        "empty": [],
+    }
+    pred = {
+        "v1": [
+            rel(("dog", "chase", "cat"), 0, 10, box, 0.9),
+            rel(("dog", "chase", "cat"), 0, 10, box, 0.8),
+            rel(("dog", "watch", "cat"), 0, 10, far, 0.7),
+        ],
+        "v2": [rel(("man", "ride", "horse"), 0, 5, box, 0.5)],
+        "other": [rel(("a", "b", "c"), 0, 1, box, 1.0)],
+    }
     m = evaluate_vidvrd(gt, pred, det_nreturns=(1, 50, 100), tag_nreturns=(1, 2))
     # v1: TP, FP (GT already detected), FP (far box) -> AP = 0.5 ; v2: AP 1
     assert m["RelDet_mAP"] == pytest.approx(0.75)
@@ -67,7 +83,9 @@ def ref_viou(t1, d1, t2, d2):
     ov = 0.0
     for f in range(max(d1[0], d2[0]), min(d1[1], d2[1])):
         r1, r2 = t1[f - d1[0]], t2[f - d2[0]]
-        ov += max(0, min(r1[2], r2[2]) - max(r1[0], r2[0]) + 1) * max(0, min(r1[3], r2[3]) - max(r1[1], r2[1]) + 1)
+        ov += max(0, min(r1[2], r2[2]) - max(r1[0], r2[0]) + 1) * max(
+            0, min(r1[3], r2[3]) - max(r1[1], r2[1]) + 1
+        )
     v1 = sum((r[2] - r[0] + 1) * (r[3] - r[1] + 1) for r in t1)
     v2 = sum((r[2] - r[0] + 1) * (r[3] - r[1] + 1) for r in t2)
     return ov / (v1 + v2 - ov)
@@ -87,8 +105,10 @@ def ref_evaluate(gt, pred, ns=(50, 100), tags=(1, 5, 10)):
             best, k = -np.inf, -1
             for j, r in enumerate(g):
                 if not det[j] and tuple(p["triplet"]) == tuple(r["triplet"]):
-                    ov = min(ref_viou(p["sub_traj"], p["duration"], r["sub_traj"], r["duration"]),
-                             ref_viou(p["obj_traj"], p["duration"], r["obj_traj"], r["duration"]))
+                    ov = min(
+                        ref_viou(p["sub_traj"], p["duration"], r["sub_traj"], r["duration"]),
+                        ref_viou(p["obj_traj"], p["duration"], r["obj_traj"], r["duration"]),
+                    )
                     if ov >= 0.5 and ov > best:
                         best, k = ov, j
             if k >= 0:
@@ -114,7 +134,9 @@ def ref_evaluate(gt, pred, ns=(50, 100), tags=(1, 5, 10)):
             pat[n].append(prec[cut - 1] if cut > 0 else 0.0)
     out = {"RelDet_mAP": np.mean(aps)}
     for n in ns:
-        out[f"RelDet_R@{n}"] = float(np.cumsum(np.concatenate(tot_tp[n])).astype(np.float32)[-1] / np.maximum(tot_gt, eps))
+        out[f"RelDet_R@{n}"] = float(
+            np.cumsum(np.concatenate(tot_tp[n])).astype(np.float32)[-1] / np.maximum(tot_gt, eps)
+        )
     for n in tags:
         out[f"RelTag_P@{n}"] = float(np.mean(pat[n]))
     return out
@@ -128,7 +150,15 @@ def test_matches_loop_reference_on_random_videos():
         x, y = rng.integers(0, 50, 2)
         w, h = rng.integers(5, 30, 2)
         drift = rng.integers(-2, 3, 2)
-        return [[float(x + drift[0] * t), float(y + drift[1] * t), float(x + w + drift[0] * t), float(y + h + drift[1] * t)] for t in range(e - b)]
+        return [
+            [
+                float(x + drift[0] * t),
+                float(y + drift[1] * t),
+                float(x + w + drift[0] * t),
+                float(y + h + drift[1] * t),
+            ]
+            for t in range(e - b)
+        ]
 
     gt, pred = {}, {}
     for v in range(15):
@@ -136,19 +166,47 @@ def test_matches_loop_reference_on_random_videos():
         for _ in range(int(rng.integers(0, 5))):
             b = int(rng.integers(0, 20))
             e = b + int(rng.integers(3, 15))
-            g.append({"triplet": [str(rng.choice(cats)), str(rng.choice(preds_)), str(rng.choice(cats))], "duration": [b, e],
-                      "sub_traj": traj(b, e), "obj_traj": traj(b, e)})
+            g.append(
+                {
+                    "triplet": [
+                        str(rng.choice(cats)),
+                        str(rng.choice(preds_)),
+                        str(rng.choice(cats)),
+                    ],
+                    "duration": [b, e],
+                    "sub_traj": traj(b, e),
+                    "obj_traj": traj(b, e),
+                }
+            )
         gt[v] = g
         ps = []
         for r in g:
             for _ in range(int(rng.integers(0, 3))):  # near-copies of GT
                 jit = lambda t: [[c + float(rng.normal(0, 1.5)) for c in box] for box in t]  # noqa: E731
-                ps.append({**r, "sub_traj": jit(r["sub_traj"]), "obj_traj": jit(r["obj_traj"]), "score": float(rng.random())})
+                ps.append(
+                    {
+                        **r,
+                        "sub_traj": jit(r["sub_traj"]),
+                        "obj_traj": jit(r["obj_traj"]),
+                        "score": float(rng.random()),
+                    }
+                )
         for _ in range(int(rng.integers(0, 6))):
             b = int(rng.integers(0, 20))
             e = b + int(rng.integers(3, 15))
-            ps.append({"triplet": [str(rng.choice(cats)), str(rng.choice(preds_)), str(rng.choice(cats))], "duration": [b, e],
-                       "sub_traj": traj(b, e), "obj_traj": traj(b, e), "score": float(rng.random())})
+            ps.append(
+                {
+                    "triplet": [
+                        str(rng.choice(cats)),
+                        str(rng.choice(preds_)),
+                        str(rng.choice(cats)),
+                    ],
+                    "duration": [b, e],
+                    "sub_traj": traj(b, e),
+                    "obj_traj": traj(b, e),
+                    "score": float(rng.random()),
+                }
+            )
         pred[v] = ps
     ours = evaluate_vidvrd(gt, pred)
     ref = ref_evaluate(gt, pred)
@@ -163,14 +221,46 @@ def test_evaluate_command_vidvrd(tmp_path):
     from tailgraph.cli.evaluate import main as evaluate_main
 
     box = [0, 0, 9, 9]
-    gt = {"format": "tailgraph-sg/1", "protocol": "vidvrd", "videos": {"v1": [rel(("dog", "chase", "cat"), 0, 4, box)]}}
-    pred = {"version": "VERSION 1.0", "results": {"v1": [rel(("dog", "chase", "cat"), 0, 4, box, 0.9)]}}
+    gt = {
+        "format": "tailgraph-sg/1",
+        "protocol": "vidvrd",
+        "videos": {"v1": [rel(("dog", "chase", "cat"), 0, 4, box)]},
+    }
+    pred = {
+        "version": "VERSION 1.0",
+        "results": {"v1": [rel(("dog", "chase", "cat"), 0, 4, box, 0.9)]},
+    }
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     (tmp_path / "pred.json").write_text(json.dumps(pred))
-    assert evaluate_main(["--protocol", "vidvrd", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "pred.json"),
-                          "--json", str(tmp_path / "o.json")]) == 0
+    assert (
+        evaluate_main(
+            [
+                "--protocol",
+                "vidvrd",
+                "--gt",
+                str(tmp_path / "gt.json"),
+                "--pred",
+                str(tmp_path / "pred.json"),
+                "--json",
+                str(tmp_path / "o.json"),
+            ]
+        )
+        == 0
+    )
     out = json.loads((tmp_path / "o.json").read_text())
     assert out["RelDet_mAP"] == 1.0 and out["Mean"] == 1.0
     del pred["results"]["v1"][0]["score"]
     (tmp_path / "pred.json").write_text(json.dumps(pred))
-    assert evaluate_main(["--protocol", "vidvrd", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "pred.json")]) == 2
+    assert (
+        evaluate_main(
+            [
+                "--protocol",
+                "vidvrd",
+                "--gt",
+                str(tmp_path / "gt.json"),
+                "--pred",
+                str(tmp_path / "pred.json"),
+            ]
+        )
+        == 2
+    )

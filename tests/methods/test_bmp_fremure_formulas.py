@@ -6,7 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tailgraph.methods.bmp import balance_prototypes, gaussian_kl, minority_focal_loss, minority_sample_counts
+from tailgraph.methods.bmp import (
+    balance_prototypes,
+    gaussian_kl,
+    minority_focal_loss,
+    minority_sample_counts,
+)
 from tailgraph.methods.fremure import FrequencyGate, frequency_correction
 
 
@@ -20,13 +25,21 @@ def test_minority_focal_loss_by_hand():
     y = torch.tensor([[1.0, 1.0, 0.0]])
     minority = torch.tensor([False, True, True])
     q = [0.5, 1 / (1 + math.exp(-2)), 1 / (1 + math.exp(1))]
-    terms = [(1 - q[0]) ** 1 * _bce(0.0, 1),  # majority: gamma 1
-             (1 - q[1]) ** 0.5 * _bce(2.0, 1),  # minority positive
-             (q[2]) ** 2.0 * _bce(-1.0, 0)]  # minority negative: 1 - q_t = q
+    terms = [
+        (1 - q[0]) ** 1 * _bce(0.0, 1),  # majority: gamma 1
+        (1 - q[1]) ** 0.5 * _bce(2.0, 1),  # minority positive
+        (q[2]) ** 2.0 * _bce(-1.0, 0),
+    ]  # minority negative: 1 - q_t = q
     assert float(minority_focal_loss(s, y, minority)) == pytest.approx(sum(terms) / 3, rel=1e-6)
     # all majority, gamma 1 everywhere
     all_major = torch.zeros(3, dtype=torch.bool)
-    expect = sum((1 - (qq if yy else 1 - qq)) * _bce(ss, yy) for qq, yy, ss in zip(q, [1, 1, 0], [0.0, 2.0, -1.0])) / 3
+    expect = (
+        sum(
+            (1 - (qq if yy else 1 - qq)) * _bce(ss, yy)
+            for qq, yy, ss in zip(q, [1, 1, 0], [0.0, 2.0, -1.0])
+        )
+        / 3
+    )
     assert float(minority_focal_loss(s, y, all_major)) == pytest.approx(expect, rel=1e-6)
 
 
@@ -37,7 +50,9 @@ def test_gaussian_kl_by_hand_and_broadcasting():
     expect = 0.5 * ((math.log(2) + 0.5 + 0.5 - 1) + (math.log(0.25) + 4 - 1))
     assert float(gaussian_kl(mu_p, lv_p, mu_q, lv_q)) == pytest.approx(expect, rel=1e-6)
     assert float(gaussian_kl(mu_p, lv_p, mu_p, lv_p)) == pytest.approx(0.0, abs=1e-7)
-    assert gaussian_kl(torch.zeros(3, 1, 2), torch.zeros(3, 1, 2), torch.zeros(1, 4, 2), torch.zeros(1, 4, 2)).shape == (3, 4)
+    assert gaussian_kl(
+        torch.zeros(3, 1, 2), torch.zeros(3, 1, 2), torch.zeros(1, 4, 2), torch.zeros(1, 4, 2)
+    ).shape == (3, 4)
 
 
 def test_balance_prototypes_one_round_by_hand():
@@ -55,7 +70,9 @@ def test_balance_prototypes_one_round_by_hand():
     m1 = float(out_mu[0])
     k1, k2 = (1 - m1) ** 2 / 2 * 100, (3 - m1) ** 2 / 2 * 50
     two, _ = balance_prototypes(mu, lv, counts, minority, q=2, alpha=0.1, nstage=2)
-    assert float(two[0]) == pytest.approx(0.9 * m1 + 0.1 * (k1 * 1.0 + k2 * 3.0) / (k1 + k2), rel=1e-6)
+    assert float(two[0]) == pytest.approx(
+        0.9 * m1 + 0.1 * (k1 * 1.0 + k2 * 3.0) / (k1 + k2), rel=1e-6
+    )
 
 
 def test_balance_prototypes_takes_every_majority_class_when_fewer_than_q():
@@ -78,9 +95,13 @@ def test_frequency_correction_by_hand():
     x = torch.tensor([[1.0, 3.0]])
     ln = torch.tensor([[-1.0, 1.0]]) * (1 / math.sqrt(1 + 1e-5))
     out = frequency_correction(x, torch.tensor([0.25, 1.0]))
-    assert out.tolist()[0] == pytest.approx([0.25 * ln[0, 0].item() + 0.75 * 1.0, ln[0, 1].item()], rel=1e-6)
+    assert out.tolist()[0] == pytest.approx(
+        [0.25 * ln[0, 0].item() + 0.75 * 1.0, ln[0, 1].item()], rel=1e-6
+    )
     assert torch.allclose(frequency_correction(x, torch.tensor(0.0)), x)
-    assert torch.allclose(frequency_correction(x, torch.tensor(1.0)), F.layer_norm(x, (2,), eps=1e-5))
+    assert torch.allclose(
+        frequency_correction(x, torch.tensor(1.0)), F.layer_norm(x, (2,), eps=1e-5)
+    )
 
 
 def test_frequency_gate_eq2():

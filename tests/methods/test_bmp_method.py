@@ -6,7 +6,12 @@ import math
 import pytest
 import torch
 
-from tailgraph.methods.bmp import BMP, PrototypeNetwork, minority_sample_counts, prototype_log_posterior
+from tailgraph.methods.bmp import (
+    BMP,
+    PrototypeNetwork,
+    minority_sample_counts,
+    prototype_log_posterior,
+)
 from tailgraph.modeling.heads.typed import TypedHead
 from tailgraph.modeling.memory import RelationMemory
 from tailgraph.structures import SceneGraph
@@ -16,14 +21,22 @@ GROUPS = [("attention", [0, 1, 2], True), ("spatial", [3, 4, 5], False)]
 
 def test_prototype_posterior_in_log_space_matches_direct_and_never_underflows():
     torch.manual_seed(0)
-    x, mu, lv = torch.randn(4, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
-    dens = torch.exp(-0.5 * ((x[:, None] - mu[None]) ** 2 / lv.exp()[None])) / torch.sqrt(2 * math.pi * lv.exp()[None])
+    x, mu, lv = (
+        torch.randn(4, 3, dtype=torch.float64),
+        torch.randn(5, 3, dtype=torch.float64),
+        torch.randn(5, 3, dtype=torch.float64),
+    )
+    dens = torch.exp(-0.5 * ((x[:, None] - mu[None]) ** 2 / lv.exp()[None])) / torch.sqrt(
+        2 * math.pi * lv.exp()[None]
+    )
     direct = dens.prod(-1)
     direct = direct / direct.sum(-1, keepdim=True)
     assert torch.allclose(prototype_log_posterior(x, mu, lv).exp(), direct)
     # 1936 dimensions: the product of densities is 0 in float32, the log-space posterior is fine
     x, mu, lv = torch.randn(2, 1936), torch.randn(3, 1936), torch.zeros(3, 1936)
-    assert (torch.exp(-0.5 * (x[:, None] - mu[None]) ** 2) / math.sqrt(2 * math.pi)).prod(-1).max() == 0
+    assert (torch.exp(-0.5 * (x[:, None] - mu[None]) ** 2) / math.sqrt(2 * math.pi)).prod(
+        -1
+    ).max() == 0
     lp = prototype_log_posterior(x, mu, lv, torch.tensor([True, False, True]))
     assert torch.isfinite(lp[:, [0, 2]]).all() and torch.allclose(lp.exp().sum(-1), torch.ones(2))
     assert (lp[:, 1] == float("-inf")).all()
@@ -51,7 +64,9 @@ class Vocab:
 def _bmp(**kw):
     torch.manual_seed(0)
     model = TinyModel()
-    model.context.memory.accumulate(torch.randn(12, 6), torch.eye(6)[[0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 3]])
+    model.context.memory.accumulate(
+        torch.randn(12, 6), torch.eye(6)[[0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 3]]
+    )
     model.context.memory.end_epoch()
     m = BMP(tau_maj=50, base_epochs=1, max_samples=None, **kw)
     m.setup(model, Vocab(), Stats())
@@ -64,8 +79,17 @@ def test_phase_two_freezes_all_but_the_heads_and_trains_heads_and_prototype_netw
     assert m.phase == 1 and all(p.requires_grad for p in model.parameters())
     m.on_train_epoch_start(model, 1)
     assert m.phase == 2 and m.reset_optimizer()
-    assert not any(p.requires_grad for n, p in model.named_parameters() if not n.startswith("head."))
-    g = SceneGraph(0, 10, 10, [[0, 0, 5, 5], [1, 1, 6, 6]], [1, 2], [[0, 1, 1], [0, 1, 2], [1, 0, 4], [0, 1, 0]])
+    assert not any(
+        p.requires_grad for n, p in model.named_parameters() if not n.startswith("head.")
+    )
+    g = SceneGraph(
+        0,
+        10,
+        10,
+        [[0, 0, 5, 5], [1, 1, 6, 6]],
+        [1, 2],
+        [[0, 1, 1], [0, 1, 2], [1, 0, 4], [0, 1, 0]],
+    )
     batch = type("B", (), {"graphs": [g]})()
     losses = m.training_step(model, batch)
     assert set(losses) == {"loss_bmp_attention", "loss_bmp_spatial"}
@@ -86,9 +110,14 @@ def test_synthetic_sample_counts_per_minority_class():
         m.type_losses(model, k, video)
     # attention: counts 100, 5, 2 (tau 50) -> minority 1, 2: floor(45/5*2) + floor(48/2*1) = 18 + 24
     assert seen[0] == 42
-    # spatial: counts 80, 3, 0 -> minority 4 only (5 has no training sample and no memory): floor(47/3*1) = 15
+    # spatial: counts 80, 3, 0 -> minority 4 only (5 has no training sample and no memory):
+    # floor(47/3*1) = 15
     assert seen[1] == 15
-    assert minority_sample_counts([80, 3, 0], [0, 1, 3], [False, True, True], 50).tolist() == [0, 15, 0]
+    assert minority_sample_counts([80, 3, 0], [0, 1, 3], [False, True, True], 50).tolist() == [
+        0,
+        15,
+        0,
+    ]
 
 
 def test_no_minority_positive_gives_a_zero_loss_with_a_graph():
@@ -108,7 +137,9 @@ def test_bmp_needs_the_memory_bank_and_typed_heads():
     assert PrototypeNetwork(8).prototypes(torch.zeros(3, 8))[0].shape == (3, 8)
 
 
-def test_bmp_through_the_engine_freezes_the_context_and_resumes_into_phase_two(tmp_path, monkeypatch):
+def test_bmp_through_the_engine_freezes_the_context_and_resumes_into_phase_two(
+    tmp_path, monkeypatch
+):
     import json
 
     import yaml
@@ -119,26 +150,62 @@ def test_bmp_through_the_engine_freezes_the_context_and_resumes_into_phase_two(t
     monkeypatch.chdir(tmp_path)
     root = tmp_path / "ag"
     generate_synth_ag(root, num_train=4, num_test=2, image_size=64)
-    cfg = yaml.safe_load((__import__("pathlib").Path(__file__).parents[2] / "configs" / "synthetic" / "bmp_ag_predcls.yaml").read_text())
+    cfg = yaml.safe_load(
+        (
+            __import__("pathlib").Path(__file__).parents[2]
+            / "configs"
+            / "synthetic"
+            / "bmp_ag_predcls.yaml"
+        ).read_text()
+    )
     cfg["model"]["features"]["init_args"] = {"last_stage": "layer1", "out_dim": 16}
-    cfg["model"]["context"]["init_args"].update(proj_dim=16, embed_dim=8, num_heads=2, ff_dim=32, temporal_layers=1)
+    cfg["model"]["context"]["init_args"].update(
+        proj_dim=16, embed_dim=8, num_heads=2, ff_dim=32, temporal_layers=1
+    )
     cfg["model"]["method"]["init_args"].update(base_epochs=1, tau_maj=60, max_samples=256)
     cfg["data"]["init_args"] = {"root": str(root), "max_size": 64, "val_fraction": 0.0}
-    cfg["trainer"] = {"max_epochs": 1, "enable_progress_bar": False, "enable_model_summary": False,
-                      "default_root_dir": str(tmp_path), "num_sanity_val_steps": 0, "limit_val_batches": 0}
+    cfg["trainer"] = {
+        "max_epochs": 1,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "default_root_dir": str(tmp_path),
+        "num_sanity_val_steps": 0,
+        "limit_val_batches": 0,
+    }
     path = tmp_path / "bmp.yaml"
     path.write_text(yaml.safe_dump(cfg))
     assert tailgraph_main(["fit", "--config", str(path)]) == 0
-    first = torch.load(tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    assert tailgraph_main(["fit", "--config", str(path), "--trainer.max_epochs", "3", "--ckpt_path", "last"]) == 0
-    second = torch.load(tmp_path / "runs" / "version_1" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    changed = {k for k in first if first[k].dtype.is_floating_point and not torch.equal(first[k], second[k])}
+    first = torch.load(
+        tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True
+    )["state_dict"]
+    assert (
+        tailgraph_main(
+            ["fit", "--config", str(path), "--trainer.max_epochs", "3", "--ckpt_path", "last"]
+        )
+        == 0
+    )
+    second = torch.load(
+        tmp_path / "runs" / "version_1" / "checkpoints" / "last.ckpt", weights_only=True
+    )["state_dict"]
+    changed = {
+        k
+        for k in first
+        if first[k].dtype.is_floating_point and not torch.equal(first[k], second[k])
+    }
     assert any(k.startswith("model.head.") for k in changed)
     assert any(k.startswith("method.prototype_nets.") for k in changed)
-    frozen = [k for k in changed if k.startswith("model.") and not k.startswith("model.head.")
-              and "running_" not in k and "num_batches" not in k]
+    frozen = [
+        k
+        for k in changed
+        if k.startswith("model.")
+        and not k.startswith("model.head.")
+        and "running_" not in k
+        and "num_batches" not in k
+    ]
     assert not frozen, frozen  # phase 2 trains the relation heads only (BN statistics aside)
     ckpt = tmp_path / "runs" / "version_1" / "checkpoints" / "last.ckpt"
     assert tailgraph_main(["test", "--config", str(path), "--ckpt_path", str(ckpt)]) == 0
-    m = json.loads((tmp_path / "runs" / "version_2" / "metrics.json").read_text())["models"]["model"]
+    m = json.loads((tmp_path / "runs" / "version_2" / "metrics.json").read_text())["models"][
+        "model"
+    ]
     assert 0 < m["with"]["mR@20"] <= 1 and 0 < m["with"]["R@20"] <= 1

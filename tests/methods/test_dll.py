@@ -5,8 +5,16 @@ import math
 import pytest
 import torch
 
-from tailgraph.methods.dll import (DLL, DecoupledHead, PatternMap, grad_reverse, header_predicates, kl_divergence,
-                                   mutual_calibration, non_target)
+from tailgraph.methods.dll import (
+    DLL,
+    DecoupledHead,
+    PatternMap,
+    grad_reverse,
+    header_predicates,
+    kl_divergence,
+    mutual_calibration,
+    non_target,
+)
 
 
 def _map():
@@ -44,9 +52,16 @@ def test_pattern_map_refuses_predicates_without_a_pattern_and_bad_indices():
 
 
 def test_pattern_map_from_vocabulary_names():
-    m, acts, spas = PatternMap.from_names(["fly", None, "walk", "fly"], ["above", "left", None, None])
+    m, acts, spas = PatternMap.from_names(
+        ["fly", None, "walk", "fly"], ["above", "left", None, None]
+    )
     assert acts == ["fly", "walk"] and spas == ["above", "left"]
-    assert m.predicate_action.tolist() == [0, -1, 1, 0] and m.predicate_spatial.tolist() == [0, 1, -1, -1]
+    assert m.predicate_action.tolist() == [0, -1, 1, 0] and m.predicate_spatial.tolist() == [
+        0,
+        1,
+        -1,
+        -1,
+    ]
 
 
 def test_mutual_calibration_one_and_two_steps_by_hand():
@@ -91,8 +106,12 @@ def test_kdl_losses_by_hand_and_their_gradient_blocking():
     l_cm, l_nt = d.kdl_losses(probs, targets)
     l_cm_value, l_nt_value = float(l_cm.detach()), float(l_nt.detach())
     # p_non = [0.4, 0.6, 0]; m_k = m_h = [0.5, 0.5, 0]
-    assert l_cm_value == pytest.approx(0.5 * math.log(0.5 / 0.4) + 0.5 * math.log(0.5 / 0.6), rel=1e-5)
-    assert l_nt_value == pytest.approx(0.4 * math.log(0.4 / 0.5) + 0.6 * math.log(0.6 / 0.5), rel=1e-5)
+    assert l_cm_value == pytest.approx(
+        0.5 * math.log(0.5 / 0.4) + 0.5 * math.log(0.5 / 0.6), rel=1e-5
+    )
+    assert l_nt_value == pytest.approx(
+        0.4 * math.log(0.4 / 0.5) + 0.6 * math.log(0.6 / 0.5), rel=1e-5
+    )
     # L_cm updates only M, L_nt only the model
     g_p, g_m = torch.autograd.grad(l_cm, [probs, d.correlation], allow_unused=True)
     assert g_p is None and g_m.abs().sum() > 0
@@ -103,7 +122,9 @@ def test_kdl_losses_by_hand_and_their_gradient_blocking():
 def test_kdl_losses_average_over_every_ground_truth_position():
     d = _dll(header=(0, 1, 2))
     probs = torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]])
-    targets = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])  # two positions in row 0, none in row 1
+    targets = torch.tensor(
+        [[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+    )  # two positions in row 0, none in row 1
     l_cm, _ = d.kdl_losses(probs, targets)
     m = torch.full((3,), 1 / 3)
     expect = [kl_divergence(non_target(m, k), non_target(probs[0], k)) for k in (0, 2)]
@@ -116,10 +137,22 @@ def test_correlation_starts_near_identity():
     from tailgraph.modeling.segment_model import VidVRD2Model
     from tailgraph.vocab import Vocabulary
 
-    vocab = Vocabulary(["__background__", "a", "b"], ["__background__", "fly_above", "left", "chase"], predicate_counts=[0, 3, 9, 1],
-                       action_pattern=[None, "fly", None, "chase"], spatial_pattern=[None, "above", "left", None])
-    model = VidVRD2Model(feat_dim=4, num_classes=3, num_predicates=4, hidden_dim=8, predicate_counts=[0, 3, 9, 1],
-                         action_pattern=vocab.action_pattern, spatial_pattern=vocab.spatial_pattern)
+    vocab = Vocabulary(
+        ["__background__", "a", "b"],
+        ["__background__", "fly_above", "left", "chase"],
+        predicate_counts=[0, 3, 9, 1],
+        action_pattern=[None, "fly", None, "chase"],
+        spatial_pattern=[None, "above", "left", None],
+    )
+    model = VidVRD2Model(
+        feat_dim=4,
+        num_classes=3,
+        num_predicates=4,
+        hidden_dim=8,
+        predicate_counts=[0, 3, 9, 1],
+        action_pattern=vocab.action_pattern,
+        spatial_pattern=vocab.spatial_pattern,
+    )
     d = DLL(pdl=False)
     d.setup(model, vocab, SimpleNamespace(predicate_counts=[0, 3, 9, 1]))
     m = torch.softmax(d.correlation, -1)
@@ -143,13 +176,20 @@ def test_alpha_and_gamma_schedules():
     d.alpha_max = 0.12
     assert d.alpha() == pytest.approx(0.12)
     d.on_train_epoch_start(None, 3)
-    assert d.gamma() == pytest.approx(0.9 ** 3)
+    assert d.gamma() == pytest.approx(0.9**3)
 
 
 def _head():
     torch.manual_seed(0)
-    return DecoupledHead(in_dim=6, num_predicates=4, predicate_action=["x", "y", None, "x"], predicate_spatial=["u", None, "v", "v"],
-                         hidden_dim=16, mc_steps=1, eta=0.1)
+    return DecoupledHead(
+        in_dim=6,
+        num_predicates=4,
+        predicate_action=["x", "y", None, "x"],
+        predicate_spatial=["u", None, "v", "v"],
+        hidden_dim=16,
+        mc_steps=1,
+        eta=0.1,
+    )
 
 
 def test_decoupled_head_couples_calibrated_patterns():

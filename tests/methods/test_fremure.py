@@ -78,7 +78,9 @@ def test_dual_branch_code_formulation():
     x = torch.randn(1, 4, 8)
     valid = torch.ones(1, 4, dtype=torch.bool)
     h = m.head(x, src_key_padding_mask=~valid)
-    t = frequency_correction(m.tail(x, src_key_padding_mask=~valid), m.gate())  # gate after the tail
+    t = frequency_correction(
+        m.tail(x, src_key_padding_mask=~valid), m.gate()
+    )  # gate after the tail
     e = _ln(m.freq_embed(m.frequencies)).expand(1, 4, 64)
     g = torch.sigmoid(m.fusion(torch.cat([_ln(h), _ln(t), e], -1)) / 1.5).clamp(0.02, 0.98)
     assert torch.allclose(m(x, valid), g * _ln(h) + (1 - g) * _ln(t), atol=1e-6)
@@ -144,19 +146,45 @@ def _inputs(nf=3, per_frame=2, d=6):
     torch.manual_seed(1)
     n = nf * (per_frame + 1)
     obj_to_img = torch.arange(nf).repeat_interleave(per_frame + 1)
-    pairs = torch.tensor([[f * (per_frame + 1), f * (per_frame + 1) + k + 1] for f in range(nf) for k in range(per_frame)])
+    pairs = torch.tensor(
+        [
+            [f * (per_frame + 1), f * (per_frame + 1) + k + 1]
+            for f in range(nf)
+            for k in range(per_frame)
+        ]
+    )
     xy = torch.rand(n, 2) * 40
     boxes = torch.cat([xy, xy + 10 + torch.rand(n, 2) * 20], 1)
-    return RelationInputs(boxes=boxes, image_sizes=torch.tensor([[64, 64]] * nf), obj_to_img=obj_to_img,
-                          labels=torch.randint(1, 4, (n,)), label_dists=None, pairs=pairs,
-                          pair_to_img=obj_to_img[pairs[:, 0]], obj_feats=torch.randn(n, d),
-                          union_feats=torch.randn(pairs.shape[0], d), obj_scores=torch.ones(n))
+    return RelationInputs(
+        boxes=boxes,
+        image_sizes=torch.tensor([[64, 64]] * nf),
+        obj_to_img=obj_to_img,
+        labels=torch.randint(1, 4, (n,)),
+        label_dists=None,
+        pairs=pairs,
+        pair_to_img=obj_to_img[pairs[:, 0]],
+        obj_feats=torch.randn(n, d),
+        union_feats=torch.randn(pairs.shape[0], d),
+        obj_scores=torch.ones(n),
+    )
 
 
 def _context(**kw):
     torch.manual_seed(0)
-    return FReMuReContext(["__background__", "person", "cup", "table"], 6, 6, COUNTS, GROUPS, 7,
-                          proj_dim=8, embed_dim=4, num_heads=2, ff_dim=16, temporal_layers=1, **kw)
+    return FReMuReContext(
+        ["__background__", "person", "cup", "table"],
+        6,
+        6,
+        COUNTS,
+        GROUPS,
+        7,
+        proj_dim=8,
+        embed_dim=4,
+        num_heads=2,
+        ff_dim=16,
+        temporal_layers=1,
+        **kw,
+    )
 
 
 def test_decoupled_branches_have_their_own_frequencies_parameters_and_gradients():
@@ -169,11 +197,19 @@ def test_decoupled_branches_have_their_own_frequencies_parameters_and_gradients(
     assert head.block == ctx.branch_dim
     out = head(ctx(_inputs()).pair_feats)
     out.logits[:, GROUPS[0][1]].sum().backward()  # a loss on attention only
-    grads = [sum(p.grad.abs().sum() for p in b.parameters() if p.grad is not None) for b in ctx.local]
+    grads = [
+        sum(p.grad.abs().sum() for p in b.parameters() if p.grad is not None) for b in ctx.local
+    ]
     assert grads[0] > 0 and grads[1] == 0 and grads[2] == 0
     shared = _context(decouple=False)
-    assert not shared.per_type_outputs and len(shared.local) == 1 and shared.out_dim == shared.branch_dim
-    assert torch.allclose(shared.local[0].frequencies, torch.tensor(COUNTS, dtype=torch.float32) / total)
+    assert (
+        not shared.per_type_outputs
+        and len(shared.local) == 1
+        and shared.out_dim == shared.branch_dim
+    )
+    assert torch.allclose(
+        shared.local[0].frequencies, torch.tensor(COUNTS, dtype=torch.float32) / total
+    )
 
 
 def test_typed_head_reads_one_block_per_type():
@@ -182,7 +218,7 @@ def test_typed_head_reads_one_block_per_type():
     x = torch.randn(4, 6)
     out = head(x)
     for k, (_, cols, _) in enumerate(GROUPS):
-        assert torch.allclose(out.logits[:, cols], head.heads[k](x[:, 2 * k: 2 * k + 2]).logits)
+        assert torch.allclose(out.logits[:, cols], head.heads[k](x[:, 2 * k : 2 * k + 2]).logits)
     with pytest.raises(ValueError, match="equal per-type blocks"):
         TypedHead(7, 7, GROUPS, split_input=True)
 
@@ -218,17 +254,43 @@ def test_union_maps_are_summed_with_the_mask_map_before_flattening():
     o2i = torch.zeros(2, dtype=torch.int64)
     pairs = torch.tensor([[0, 1]])
     obj, union = feats(imgs, torch.ones(1), boxes, o2i, pairs)
-    assert obj.shape == (1 * 2, 16) and union.shape == (1, feats.union_dim, 7, 7) and feats.union_dim == 64
-    ctx = STTranContext(["bg", "a"], 16, feats.union_dim, proj_dim=8, embed_dim=4, num_heads=2, ff_dim=8,
-                        temporal_layers=1, union_is_map=True).eval()
-    inp = RelationInputs(boxes=boxes, image_sizes=torch.tensor([[64, 64]]), obj_to_img=o2i, labels=torch.tensor([1, 1]),
-                         label_dists=None, pairs=pairs, pair_to_img=torch.zeros(1, dtype=torch.int64), obj_feats=obj,
-                         union_feats=union, obj_scores=torch.ones(2))
+    assert (
+        obj.shape == (1 * 2, 16)
+        and union.shape == (1, feats.union_dim, 7, 7)
+        and feats.union_dim == 64
+    )
+    ctx = STTranContext(
+        ["bg", "a"],
+        16,
+        feats.union_dim,
+        proj_dim=8,
+        embed_dim=4,
+        num_heads=2,
+        ff_dim=8,
+        temporal_layers=1,
+        union_is_map=True,
+    ).eval()
+    inp = RelationInputs(
+        boxes=boxes,
+        image_sizes=torch.tensor([[64, 64]]),
+        obj_to_img=o2i,
+        labels=torch.tensor([1, 1]),
+        label_dists=None,
+        pairs=pairs,
+        pair_to_img=torch.zeros(1, dtype=torch.int64),
+        obj_feats=obj,
+        union_feats=union,
+        obj_scores=torch.ones(2),
+    )
     rel = ctx.relation_features(inp)
-    expect = ctx.mask_proj((ctx.union_conv(union) + ctx.mask_net(box_masks(boxes[[0]], boxes[[1]]))).flatten(1))
+    expect = ctx.mask_proj(
+        (ctx.union_conv(union) + ctx.mask_net(box_masks(boxes[[0]], boxes[[1]]))).flatten(1)
+    )
     assert torch.allclose(rel[:, 16:24], expect, atol=1e-6)
     with pytest.raises(ValueError, match="7, 7"):
-        ctx.relation_features(RelationInputs(**{**inp.__dict__, "union_feats": torch.randn(1, 64, 5, 5)}))
+        ctx.relation_features(
+            RelationInputs(**{**inp.__dict__, "union_feats": torch.randn(1, 64, 5, 5)})
+        )
 
 
 def test_fremure_through_the_engine(tmp_path, monkeypatch):
@@ -238,17 +300,43 @@ def test_fremure_through_the_engine(tmp_path, monkeypatch):
     from tests.helpers import tiny_ag_recipe
 
     monkeypatch.chdir(tmp_path)
-    cfg = tiny_ag_recipe(tmp_path, {"task": "predcls", "lr": 0.001,
-                  "features": {"class_path": "tailgraph.modeling.roi.PixelFeatures",
-                               "init_args": {"last_stage": "layer1", "out_dim": 16, "union_maps": True}},
-                  "context": {"class_path": "tailgraph.methods.fremure.FReMuReContext",
-                              "init_args": {"proj_dim": 16, "embed_dim": 8, "num_heads": 2, "ff_dim": 32,
-                                            "temporal_layers": 1, "memory": {"lam": 0.5}}},
-                  "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead",
-                           "init_args": {"head": {"class_path": "tailgraph.modeling.heads.gmm_plus.GMMPlusHead",
-                                                  "init_args": {"num_components": 2}}}},
-                  "method": {"class_path": "tailgraph.methods.fremure.FReMuRe",
-                             "init_args": {"multilabel_loss": "margin"}}}, epochs=2, num_train=4)
+    cfg = tiny_ag_recipe(
+        tmp_path,
+        {
+            "task": "predcls",
+            "lr": 0.001,
+            "features": {
+                "class_path": "tailgraph.modeling.roi.PixelFeatures",
+                "init_args": {"last_stage": "layer1", "out_dim": 16, "union_maps": True},
+            },
+            "context": {
+                "class_path": "tailgraph.methods.fremure.FReMuReContext",
+                "init_args": {
+                    "proj_dim": 16,
+                    "embed_dim": 8,
+                    "num_heads": 2,
+                    "ff_dim": 32,
+                    "temporal_layers": 1,
+                    "memory": {"lam": 0.5},
+                },
+            },
+            "head": {
+                "class_path": "tailgraph.modeling.heads.typed.TypedHead",
+                "init_args": {
+                    "head": {
+                        "class_path": "tailgraph.modeling.heads.gmm_plus.GMMPlusHead",
+                        "init_args": {"num_components": 2},
+                    }
+                },
+            },
+            "method": {
+                "class_path": "tailgraph.methods.fremure.FReMuRe",
+                "init_args": {"multilabel_loss": "margin"},
+            },
+        },
+        epochs=2,
+        num_train=4,
+    )
     assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
     ckpt = tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt"
     state = torch.load(ckpt, weights_only=True)["state_dict"]
@@ -256,7 +344,9 @@ def test_fremure_through_the_engine(tmp_path, monkeypatch):
         assert state[f"model.context.memories.{b}.valid"].any()
     assert "model.context.local.2.gate.linear.weight" in state
     assert tailgraph_main(["test", "--config", str(cfg), "--ckpt_path", str(ckpt)]) == 0
-    m = json.loads((tmp_path / "runs" / "version_1" / "metrics.json").read_text())["models"]["model"]
+    m = json.loads((tmp_path / "runs" / "version_1" / "metrics.json").read_text())["models"][
+        "model"
+    ]
     for c in ("with", "semi", "no"):
         assert 0 <= m[c]["mR@20"] <= 1 and 0 < m[c]["R@50"] <= 1
 
@@ -267,7 +357,8 @@ def test_euclidean_contrastive_loss_by_hand():
     f = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0], [0.0, -1.0]], requires_grad=True)
     y = torch.tensor([0, 1, 0, 2])
     # normalised: e0, e1, e0, -e1. Positive pairs (0,2),(2,0): d = 0 -> no non-zero term.
-    # negative pairs: d(e0,e1) = sqrt2 > 1 -> 0; d(e1,-e1) = 2 -> 0; d(e0,-e1) = sqrt2 -> 0: all zero
+    # negative pairs: d(e0,e1) = sqrt2 > 1 -> 0; d(e1,-e1) = 2 -> 0; d(e0,-e1) = sqrt2 -> 0: all
+    # zero
     assert float(euclidean_contrastive_loss(f, y)) == 0.0
     g = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]], requires_grad=True)
     lab = torch.tensor([0, 0, 1])
@@ -290,16 +381,31 @@ def test_tempura_object_classifier_tracks_same_label_sequences_and_gmm_logits():
     torch.manual_seed(0)
     inp = _inputs(nf=3, per_frame=2)
     n = inp.boxes.shape[0]
-    clf = TempuraObjectClassifier(6, 4, ["__background__", "person", "cup", "table"], embed_dim=4, box_dim=6,
-                                  hidden_dim=8, head="gmm", num_components=2, tracking=True, tracking_layers=1,
-                                  tracking_heads=2, tracking_ff=8).eval()
+    clf = TempuraObjectClassifier(
+        6,
+        4,
+        ["__background__", "person", "cup", "table"],
+        embed_dim=4,
+        box_dim=6,
+        hidden_dim=8,
+        head="gmm",
+        num_components=2,
+        tracking=True,
+        tracking_layers=1,
+        tracking_heads=2,
+        tracking_ff=8,
+    ).eval()
     res = clf(inp.obj_feats, inp)
     logits = res.logits
-    assert logits.shape == (n, 4) and torch.allclose(torch.softmax(logits, -1).sum(-1), torch.ones(n))
+    assert logits.shape == (n, 4) and torch.allclose(
+        torch.softmax(logits, -1).sum(-1), torch.ones(n)
+    )
     assert torch.allclose(logits.exp().sum(-1), torch.ones(n), atol=1e-5)  # log of mixture probs
     assert res.pre_logits is not None and res.features.shape == (n, 16)
-    # tracking: a box's feature depends on the other boxes of its sequence (same label), not on others
+    # tracking: a box's feature depends on the other boxes of its sequence (same label), not on
+    # others
     from dataclasses import replace
+
     lab = torch.tensor([1, 2, 3] * 3)  # per frame: person, cup, table -> sequences by label
     given = replace(inp, label_dists=F.one_hot(lab, 4).float())
     base = clf(inp.obj_feats, given).features
@@ -309,8 +415,9 @@ def test_tempura_object_classifier_tracks_same_label_sequences_and_gmm_logits():
     assert not torch.allclose(ex2[1], base[1])  # the cup of frame 0
     for o in torch.nonzero(lab != 2).flatten().tolist():
         assert torch.allclose(ex2[o], base[o], atol=1e-6)
-    untracked = TempuraObjectClassifier(6, 4, ["__background__", "person", "cup", "table"], embed_dim=4, box_dim=6,
-                                        hidden_dim=8).eval()
+    untracked = TempuraObjectClassifier(
+        6, 4, ["__background__", "person", "cup", "table"], embed_dim=4, box_dim=6, hidden_dim=8
+    ).eval()
     u1 = untracked(inp.obj_feats, given).features
     u2 = untracked(moved, replace(given, obj_feats=moved)).features
     assert torch.allclose(u1[1], u2[1])
@@ -320,7 +427,9 @@ def test_tempura_object_classifier_tracks_same_label_sequences_and_gmm_logits():
 
 
 @pytest.mark.parametrize("task", ["sgcls", "sgdet"])
-def test_tempura_object_classifier_tracking_and_euc_con_through_the_engine(task, tmp_path, monkeypatch):
+def test_tempura_object_classifier_tracking_and_euc_con_through_the_engine(
+    task, tmp_path, monkeypatch
+):
     """SGCls: the classifier labels GT boxes; SGDet: it re-classifies the detections, trained on
     their matched GT labels (0 = background), and its labels are the ones evaluated."""
     import csv
@@ -330,22 +439,64 @@ def test_tempura_object_classifier_tracking_and_euc_con_through_the_engine(task,
     from tests.helpers import tiny_ag_recipe
 
     monkeypatch.chdir(tmp_path)
-    cfg = tiny_ag_recipe(tmp_path, {"task": task, "lr": 0.001,
-                  "features": {"class_path": "tailgraph.modeling.roi.PixelFeatures",
-                               "init_args": {"last_stage": "layer1", "out_dim": 16, "union_maps": True}},
-                  "context": {"class_path": "tailgraph.modeling.context.sttran.STTranContext",
-                              "init_args": {"proj_dim": 16, "embed_dim": 8, "num_heads": 2, "ff_dim": 32,
-                                            "temporal_layers": 1}},
-                  "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"},
-                  "object_classifier": {"class_path": "tailgraph.modeling.object_classifier.TempuraObjectClassifier",
-                                        "init_args": {"embed_dim": 8, "box_dim": 8, "hidden_dim": 16, "head": "gmm",
-                                                      "tracking": True, "tracking_layers": 1, "tracking_heads": 2,
-                                                      "tracking_ff": 16}},
-                  "method": {"class_path": "tailgraph.methods.tempura.Tempura",
-                             "init_args": {"obj_eos_coef": 1.0, "obj_con_weight": 1.0}},
-                  **({"detector": {"class_path": "tailgraph.modeling.detector.SyntheticDetector",
-                                   "init_args": {"jitter": 0.05, "miss_rate": 0.1, "duplicate_rate": 0.1,
-                                                 "confusion": 0.3, "seed": 0}}} if task == "sgdet" else {})}, epochs=1, num_train=3, log_every_n_steps=1)
+    cfg = tiny_ag_recipe(
+        tmp_path,
+        {
+            "task": task,
+            "lr": 0.001,
+            "features": {
+                "class_path": "tailgraph.modeling.roi.PixelFeatures",
+                "init_args": {"last_stage": "layer1", "out_dim": 16, "union_maps": True},
+            },
+            "context": {
+                "class_path": "tailgraph.modeling.context.sttran.STTranContext",
+                "init_args": {
+                    "proj_dim": 16,
+                    "embed_dim": 8,
+                    "num_heads": 2,
+                    "ff_dim": 32,
+                    "temporal_layers": 1,
+                },
+            },
+            "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"},
+            "object_classifier": {
+                "class_path": "tailgraph.modeling.object_classifier.TempuraObjectClassifier",
+                "init_args": {
+                    "embed_dim": 8,
+                    "box_dim": 8,
+                    "hidden_dim": 16,
+                    "head": "gmm",
+                    "tracking": True,
+                    "tracking_layers": 1,
+                    "tracking_heads": 2,
+                    "tracking_ff": 16,
+                },
+            },
+            "method": {
+                "class_path": "tailgraph.methods.tempura.Tempura",
+                "init_args": {"obj_eos_coef": 1.0, "obj_con_weight": 1.0},
+            },
+            **(
+                {
+                    "detector": {
+                        "class_path": "tailgraph.modeling.detector.SyntheticDetector",
+                        "init_args": {
+                            "jitter": 0.05,
+                            "miss_rate": 0.1,
+                            "duplicate_rate": 0.1,
+                            "confusion": 0.3,
+                            "seed": 0,
+                        },
+                    }
+                }
+                if task == "sgdet"
+                else {}
+            ),
+        },
+        epochs=1,
+        num_train=3,
+        log_every_n_steps=1,
+    )
     assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
     run = tmp_path / "runs" / "version_0"
     rows = list(csv.DictReader(open(next(run.rglob("metrics.csv")))))
@@ -357,5 +508,7 @@ def test_tempura_object_classifier_tracking_and_euc_con_through_the_engine(task,
     assert con and all(math.isfinite(c) for c in con) and max(con) > 0
     ckpt = run / "checkpoints" / "last.ckpt"
     assert tailgraph_main(["test", "--config", str(cfg), "--ckpt_path", str(ckpt)]) == 0
-    m = json.loads((tmp_path / "runs" / "version_1" / "metrics.json").read_text())["models"]["model"]
+    m = json.loads((tmp_path / "runs" / "version_1" / "metrics.json").read_text())["models"][
+        "model"
+    ]
     assert 0 <= m["with"]["R@20"] <= 1

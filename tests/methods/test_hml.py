@@ -6,8 +6,15 @@ import lightning as L
 import pytest
 import torch
 
-from tailgraph.methods.hml import (HML, ImportanceTracker, build_predicate_tree, cr_loss, mr_loss, normalize_importance,
-                                   predicate_vectors)
+from tailgraph.methods.hml import (
+    HML,
+    ImportanceTracker,
+    build_predicate_tree,
+    cr_loss,
+    mr_loss,
+    normalize_importance,
+    predicate_vectors,
+)
 
 
 def test_tree_groups_and_layers_by_hand():
@@ -28,7 +35,8 @@ def test_tree_running_mean_decides_membership():
     counts = [3, 2, 1]
     v = torch.tensor([[1.0, 0.0], [0.7, 0.7], [0.0, 1.0]])
     t = build_predicate_tree(counts, v, threshold=0.7)
-    # 0 starts; 1: cos([1,0],[.7,.7]) = .707 >= .7 joins, mean [.85,.35]; 2: cos([.85,.35],[0,1]) = .38 -> new group
+    # 0 starts; 1: cos([1,0],[.7,.7]) = .707 >= .7 joins, mean [.85,.35]; 2: cos([.85,.35],[0,1]) =
+    # .38 -> new group
     assert t.groups == [[0, 1], [2]]
     assert t.layers == [[0, 2], [1]]
     # ties between groups: the earlier group wins
@@ -50,7 +58,9 @@ def test_predicate_vectors_average_words():
 
     v = predicate_vectors(["on", "parked on"])
     assert v.shape == (2, 50)
-    assert torch.allclose(v[1], torch.tensor((phrase_vector("parked")[0] + phrase_vector("on")[0]) / 2), atol=1e-6)
+    assert torch.allclose(
+        v[1], torch.tensor((phrase_vector("parked")[0] + phrase_vector("on")[0]) / 2), atol=1e-6
+    )
 
 
 def test_normalize_importance_by_hand():
@@ -90,9 +100,14 @@ def test_importance_tracker_fisher_mean_and_path_integral():
     tr.step([p])
     f1 = torch.tensor([4.0, 1.0])
     assert torch.allclose(tr.fisher[0], f1)
-    want = -torch.tensor([2.0, -1.0]) * torch.tensor([-0.5, 0.25]) / (0.5 * f1 * torch.tensor([0.25, 0.0625]))
+    want = (
+        -torch.tensor([2.0, -1.0])
+        * torch.tensor([-0.5, 0.25])
+        / (0.5 * f1 * torch.tensor([0.25, 0.0625]))
+    )
     assert torch.allclose(tr.omega_raw[0], want)
-    # step 2: g = [0, 1], theta moves by [0, +0.5]: raises the loss -> no contribution; F is the mean
+    # step 2: g = [0, 1], theta moves by [0, +0.5]: raises the loss -> no contribution; F is the
+    # mean
     p.grad = torch.tensor([0.0, 1.0])
     with torch.no_grad():
         p += torch.tensor([0.0, 0.5])
@@ -106,24 +121,52 @@ def test_hml_stages_on_synth_vg(tmp_path):
     from tailgraph.engine.module import SGGModule
 
     L.seed_everything(0)
-    dm = SynthVGDataModule(root=str(tmp_path / "vg"), num_train=60, num_test=10, image_size=64, layout_only=True, batch_size=16,
-                           num_val_im=0)
-    module = SGGModule(features=None, context={"class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
-                                               "init_args": {"hidden_dim": 16}},
-                       method={"class_path": "tailgraph.methods.hml.HML", "init_args": {"stage_epochs": [2, 2]}})
+    dm = SynthVGDataModule(
+        root=str(tmp_path / "vg"),
+        num_train=60,
+        num_test=10,
+        image_size=64,
+        layout_only=True,
+        batch_size=16,
+        num_val_im=0,
+    )
+    module = SGGModule(
+        features=None,
+        context={
+            "class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
+            "init_args": {"hidden_dim": 16},
+        },
+        method={"class_path": "tailgraph.methods.hml.HML", "init_args": {"stage_epochs": [2, 2]}},
+    )
     seen = []
 
     class Watch(L.Callback):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            seen.append((trainer.current_epoch, int(pl_module.method.current_stage), sorted(trainer.callback_metrics)))
+            seen.append(
+                (
+                    trainer.current_epoch,
+                    int(pl_module.method.current_stage),
+                    sorted(trainer.callback_metrics),
+                )
+            )
 
-    t = L.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                  callbacks=[Watch()])
+    t = L.Trainer(
+        max_epochs=4,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Watch()],
+    )
     t.fit(module, datamodule=dm)
     m = module.method
     assert [s for _, s, _ in seen][0] == 0 and [s for _, s, _ in seen][-1] == 1
     assert all(s == (e >= 2) for e, s, _ in seen)
-    assert len(m.stages) == 2 and set(m.stages[0]) < set(m.stages[1]) and m.stages[1] == dm.vocab.foreground_predicates
+    assert (
+        len(m.stages) == 2
+        and set(m.stages[0]) < set(m.stages[1])
+        and m.stages[1] == dm.vocab.foreground_predicates
+    )
     # the teacher is the stage-1 model, frozen, and MR anchors at its parameters
     assert all(not p.requires_grad for p in m.teacher.parameters())
     for a, b in zip(m.anchor.fisher, m.tracker.fisher):
@@ -142,15 +185,42 @@ def test_hml_resumes_mid_stage_without_restarting_it(tmp_path):
     from tailgraph.engine.module import SGGModule
 
     def make():
-        return SGGModule(features=None, context={"class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
-                                                 "init_args": {"hidden_dim": 16}},
-                         method={"class_path": "tailgraph.methods.hml.HML", "init_args": {"stage_epochs": [1, 3]}})
+        return SGGModule(
+            features=None,
+            context={
+                "class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
+                "init_args": {"hidden_dim": 16},
+            },
+            method={
+                "class_path": "tailgraph.methods.hml.HML",
+                "init_args": {"stage_epochs": [1, 3]},
+            },
+        )
 
-    dm = SynthVGDataModule(root=str(tmp_path / "vg"), num_train=40, num_test=8, image_size=64, layout_only=True, batch_size=16,
-                           num_val_im=0)
+    dm = SynthVGDataModule(
+        root=str(tmp_path / "vg"),
+        num_train=40,
+        num_test=8,
+        image_size=64,
+        layout_only=True,
+        batch_size=16,
+        num_val_im=0,
+    )
     L.seed_everything(0)
-    ckpt = ModelCheckpoint(dirpath=tmp_path / "ck", save_top_k=-1, every_n_epochs=1, filename="e{epoch}", auto_insert_metric_name=False)
-    t = L.Trainer(max_epochs=3, logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[ckpt])
+    ckpt = ModelCheckpoint(
+        dirpath=tmp_path / "ck",
+        save_top_k=-1,
+        every_n_epochs=1,
+        filename="e{epoch}",
+        auto_insert_metric_name=False,
+    )
+    t = L.Trainer(
+        max_epochs=3,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[ckpt],
+    )
     first = make()
     t.fit(first, datamodule=dm)  # stage 1 = epoch 0, stage 2 = epochs 1..3; stops after epoch 2
     path = tmp_path / "ck" / "e2.ckpt"
@@ -161,16 +231,25 @@ def test_hml_resumes_mid_stage_without_restarting_it(tmp_path):
 
     class AtStart(L.Callback):
         def on_train_epoch_start(self, trainer, pl_module):
-            starts[trainer.current_epoch] = ({k: v.clone() for k, v in pl_module.model.state_dict().items()},
-                                             int(pl_module.method.current_stage))
+            starts[trainer.current_epoch] = (
+                {k: v.clone() for k, v in pl_module.model.state_dict().items()},
+                int(pl_module.method.current_stage),
+            )
 
     second = make()
-    t2 = L.Trainer(max_epochs=4, logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
-                   callbacks=[AtStart()])
+    t2 = L.Trainer(
+        max_epochs=4,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        callbacks=[AtStart()],
+    )
     t2.fit(second, datamodule=dm, ckpt_path=str(path))
     weights, stage = starts[3]
     assert stage == 1  # still stage 2 after the resume
-    # the model continues from the checkpoint (no fresh re-initialisation), the teacher and MR anchor are restored
+    # the model continues from the checkpoint (no fresh re-initialisation), the teacher and MR
+    # anchor are restored
     for k, v in weights.items():
         assert torch.equal(v, saved[f"model.{k}"]), k
     for k, v in second.method.teacher.state_dict().items():
@@ -191,23 +270,48 @@ def test_demo_runs_tiny(tmp_path):
     assert (tmp_path / "demo" / "report.md").is_file()
 
 
-@pytest.mark.parametrize("context", ["tailgraph.modeling.context.motifs.MotifsContext",
-                                     "tailgraph.modeling.context.vctree.VCTreeContext",
-                                     "tailgraph.modeling.context.transformer.TransformerContext"])
+@pytest.mark.parametrize(
+    "context",
+    [
+        "tailgraph.modeling.context.motifs.MotifsContext",
+        "tailgraph.modeling.context.vctree.VCTreeContext",
+        "tailgraph.modeling.context.transformer.TransformerContext",
+    ],
+)
 def test_hml_wraps_every_image_context_model(context, tmp_path):
     from tailgraph.datamodules.vg import SynthVGDataModule
     from tailgraph.engine.module import SGGModule
 
     L.seed_everything(0)
-    dm = SynthVGDataModule(root=str(tmp_path / "vg"), num_train=24, num_test=6, image_size=64, layout_only=True, batch_size=12,
-                           num_val_im=0)
-    module = SGGModule(features=None, context={"class_path": context, "init_args": {"hidden_dim": 16}},
-                       method={"class_path": "tailgraph.methods.hml.HML", "init_args": {"stage_epochs": [1, 1]}})
-    t = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    dm = SynthVGDataModule(
+        root=str(tmp_path / "vg"),
+        num_train=24,
+        num_test=6,
+        image_size=64,
+        layout_only=True,
+        batch_size=12,
+        num_val_im=0,
+    )
+    module = SGGModule(
+        features=None,
+        context={"class_path": context, "init_args": {"hidden_dim": 16}},
+        method={"class_path": "tailgraph.methods.hml.HML", "init_args": {"stage_epochs": [1, 1]}},
+    )
+    t = L.Trainer(
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     t.fit(module, datamodule=dm)
     assert int(module.method.current_stage) == 1
-    losses = module.method.training_step(module.model, module.train_batch(next(iter(dm.train_dataloader()))))
-    assert {"loss_new", "loss_cr", "loss_mr"} <= set(losses) and all(torch.isfinite(v) for v in losses.values())
+    losses = module.method.training_step(
+        module.model, module.train_batch(next(iter(dm.train_dataloader())))
+    )
+    assert {"loss_new", "loss_cr", "loss_mr"} <= set(losses) and all(
+        torch.isfinite(v) for v in losses.values()
+    )
     if "vctree" in context:
         assert "loss_pair_score" in losses
     t.test(module, datamodule=dm, verbose=False)

@@ -1,12 +1,9 @@
 """Features, pairwise context, linear head, FREQ and RelationModel (the foundation model)."""
 
-import math
-
 import pytest
 import torch
 
 from tailgraph.components import build_component
-from tests.helpers import pair_targets
 from tailgraph.errors import DataError
 from tailgraph.modeling.backbone import ResNetTrunk, load_backbone_weights
 from tailgraph.modeling.context.pairwise import PairwiseMLPContext
@@ -18,12 +15,20 @@ from tailgraph.modeling.relation_model import GraphBatch, RelationModel, all_pai
 from tailgraph.modeling.roi import PixelFeatures
 from tailgraph.structures import SceneGraph, Task
 from tailgraph.wordvec import phrase_vector
+from tests.helpers import pair_targets
 
 NAMES = ["__background__", "red circle", "blue square", "green star"]
 
 
 def g(image_id=0, rels=((0, 1, 1), (2, 0, 3))):
-    return SceneGraph(image_id, 128, 96, [[0, 0, 50, 50], [20, 20, 90, 90], [60, 10, 120, 80]], [1, 2, 3], list(rels))
+    return SceneGraph(
+        image_id,
+        128,
+        96,
+        [[0, 0, 50, 50], [20, 20, 90, 90], [60, 10, 120, 80]],
+        [1, 2, 3],
+        list(rels),
+    )
 
 
 def test_geometry_hand_computed():
@@ -38,7 +43,10 @@ def test_geometry_hand_computed():
     assert pg[0, 0].item() == pytest.approx(-10 / 10)  # dx over object width (w + eps = 10)
     assert pg[0, 2].item() == pytest.approx(0.0)  # same width
     assert pg[0, 7].item() == pytest.approx(0.0)  # no overlap
-    assert torch.equal(union_boxes(torch.cat([s, o]), torch.tensor([[0, 1]])), torch.tensor([[0.0, 0.0, 19.0, 9.0]]))
+    assert torch.equal(
+        union_boxes(torch.cat([s, o]), torch.tensor([[0, 1]])),
+        torch.tensor([[0.0, 0.0, 19.0, 9.0]]),
+    )
 
 
 def test_all_pairs_excludes_self_and_offsets_images():
@@ -52,7 +60,7 @@ def test_pair_targets_labels_and_multi_hot():
     pairs, _ = all_pairs([3, 3])
     g2 = g(image_id=1, rels=((1, 2, 2),))
     labels, mh = pair_targets([g1, g2], pairs)
-    lab = {tuple(p): int(l) for p, l in zip(pairs.tolist(), labels)}
+    lab = {tuple(p): int(y) for p, y in zip(pairs.tolist(), labels)}
     assert lab[(0, 1)] in (1, 2) and lab[(2, 0)] == 3 and lab[(4, 5)] == 2
     assert sum(v != 0 for v in lab.values()) == 3
     row = pairs.tolist().index([0, 1])
@@ -82,7 +90,9 @@ def test_wordvec_and_class_embedding():
     words = [phrase_vector(w)[0] for w in ("in", "front", "of")]
     assert torch.allclose(torch.tensor(v_multi), torch.tensor(sum(words) / 3), atol=1e-6)
     m = glove_matrix(NAMES)
-    assert torch.allclose(m[1], torch.tensor((phrase_vector("red")[0] + phrase_vector("circle")[0]) / 2), atol=1e-6)
+    assert torch.allclose(
+        m[1], torch.tensor((phrase_vector("red")[0] + phrase_vector("circle")[0]) / 2), atol=1e-6
+    )
     emb = ClassEmbedding(NAMES, dim=16)
     assert emb(torch.tensor([1, 2])).shape == (2, 16)
     assert torch.allclose(emb.soft(torch.eye(4)[[1]]), emb(torch.tensor([1])))
@@ -117,9 +127,15 @@ def test_backbone_weights_from_path(tmp_path):
 def test_relation_model_forward_backward(pixels):
     torch.manual_seed(0)
     feats = PixelFeatures(last_stage="layer1", out_dim=32) if pixels else None
-    ctx = PairwiseMLPContext(NAMES, obj_feat_dim=32 if pixels else 0, union_feat_dim=32 if pixels else 0, hidden_dim=32)
+    ctx = PairwiseMLPContext(
+        NAMES, obj_feat_dim=32 if pixels else 0, union_feat_dim=32 if pixels else 0, hidden_dim=32
+    )
     model = RelationModel(ctx, LinearHead(32, 5), 4, features=feats)
-    batch = GraphBatch([g(), g(1)], images=torch.randn(2, 3, 96, 128), scales=torch.ones(2)) if pixels else GraphBatch([g(), g(1)])
+    batch = (
+        GraphBatch([g(), g(1)], images=torch.randn(2, 3, 96, 128), scales=torch.ones(2))
+        if pixels
+        else GraphBatch([g(), g(1)])
+    )
     out = model(batch)
     assert out.predicate_logits.shape == (12, 5) and out.obj_scores.tolist() == [1.0] * 6
     labels, _ = pair_targets(batch.graphs, out.pairs)
@@ -152,7 +168,12 @@ def test_layout_model_overfits_tiny_set():
 
 
 def test_pixel_model_needs_images():
-    model = RelationModel(PairwiseMLPContext(NAMES, obj_feat_dim=8), LinearHead(256, 4), 4, features=PixelFeatures(last_stage="layer1", out_dim=8))
+    model = RelationModel(
+        PairwiseMLPContext(NAMES, obj_feat_dim=8),
+        LinearHead(256, 4),
+        4,
+        features=PixelFeatures(last_stage="layer1", out_dim=8),
+    )
     with pytest.raises(ValueError, match="no images"):
         model(GraphBatch([g()]))
 
@@ -165,14 +186,23 @@ def test_sgcls_without_classifier_is_a_clear_error():
 
 def test_build_component_injects_only_accepted_arguments():
     ctx = build_component(
-        {"class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext", "init_args": {"hidden_dim": 16}},
+        {
+            "class_path": "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
+            "init_args": {"hidden_dim": 16},
+        },
         {"class_names": NAMES, "num_predicates": 7, "in_dim": 3},
     )
     assert ctx.hidden_dim == 16 and ctx.class_embed.num_classes == 4
-    head = build_component({"class_path": "tailgraph.modeling.heads.linear.LinearHead"}, {"in_dim": 16, "num_predicates": 7, "class_names": NAMES})
+    head = build_component(
+        {"class_path": "tailgraph.modeling.heads.linear.LinearHead"},
+        {"in_dim": 16, "num_predicates": 7, "class_names": NAMES},
+    )
     assert head.fc.out_features == 7
     with pytest.raises(DataError, match="no option"):
-        build_component({"class_path": "tailgraph.modeling.heads.linear.LinearHead", "init_args": {"bogus": 1}}, {})
+        build_component(
+            {"class_path": "tailgraph.modeling.heads.linear.LinearHead", "init_args": {"bogus": 1}},
+            {},
+        )
     with pytest.raises(DataError, match="cannot import"):
         build_component({"class_path": "tailgraph.nowhere.Thing"})
     with pytest.raises(DataError, match="class_path"):
@@ -184,8 +214,14 @@ def test_sgcls_pairwise_with_object_classifier_learns_labels():
 
     torch.manual_seed(0)
     feats = PixelFeatures(last_stage="layer1", out_dim=16, union_features=False)
-    model = RelationModel(PairwiseMLPContext(NAMES, obj_feat_dim=16, hidden_dim=16), LinearHead(16, 4), 4,
-                          features=feats, object_classifier=ObjectClassifier(16, 4, 16), task=Task.SGCLS)
+    model = RelationModel(
+        PairwiseMLPContext(NAMES, obj_feat_dim=16, hidden_dim=16),
+        LinearHead(16, 4),
+        4,
+        features=feats,
+        object_classifier=ObjectClassifier(16, 4, 16),
+        task=Task.SGCLS,
+    )
     images = torch.zeros(2, 3, 96, 128)
     # colour encodes the class: each box is painted with its own constant
     batch = GraphBatch([g(), g(1)], images, torch.ones(2))
@@ -200,4 +236,8 @@ def test_sgcls_pairwise_with_object_classifier_learns_labels():
         loss.backward()
         opt.step()
     out = model(batch)
-    assert torch.equal(out.obj_labels, gt) and (out.obj_scores > 0.5).all() and (out.obj_scores <= 1).all()
+    assert (
+        torch.equal(out.obj_labels, gt)
+        and (out.obj_scores > 0.5).all()
+        and (out.obj_scores <= 1).all()
+    )

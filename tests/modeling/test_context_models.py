@@ -1,10 +1,10 @@
-"""MOTIFS and Transformer context models: shape contracts, gradients, SGCls decoding, overfitting."""
+"""MOTIFS and Transformer context models: shape contracts, gradients, SGCls decoding,
+overfitting."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.helpers import pair_targets
 from tailgraph.modeling.context.common import FrequencyBias, pad_by_image, unpad
 from tailgraph.modeling.context.motifs import MotifsContext, motifs_order
 from tailgraph.modeling.context.transformer import TransformerContext
@@ -13,6 +13,7 @@ from tailgraph.modeling.heads.linear import LinearHead
 from tailgraph.modeling.relation_model import GraphBatch, RelationModel
 from tailgraph.modeling.roi import PixelFeatures
 from tailgraph.structures import SceneGraph, Task
+from tests.helpers import pair_targets
 
 NAMES = ["__background__", "red circle", "blue square", "green star", "cyan ring"]
 
@@ -20,8 +21,16 @@ NAMES = ["__background__", "red circle", "blue square", "green star", "cyan ring
 def graphs(n=4):
     out = []
     for i in range(n):
-        out.append(SceneGraph(i, 120, 100, [[60, 0, 90, 40], [0, 0, 30, 30], [20, 50, 60, 90], [80, 60, 110, 95]],
-                              [1 + i % 3, 2, 3, 4], [[0, 1, 1 + i % 3], [2, 3, 2]]))
+        out.append(
+            SceneGraph(
+                i,
+                120,
+                100,
+                [[60, 0, 90, 40], [0, 0, 30, 30], [20, 50, 60, 90], [80, 60, 110, 95]],
+                [1 + i % 3, 2, 3, 4],
+                [[0, 1, 1 + i % 3], [2, 3, 2]],
+            )
+        )
     return out
 
 
@@ -43,7 +52,9 @@ def test_frequency_bias_initialisation_and_soft():
     expected = ((row + 1) / (row + 1).sum()).log()
     assert torch.allclose(fb(torch.tensor([1]), torch.tensor([2]))[0], expected)
     onehot = torch.eye(5)
-    assert torch.allclose(fb.soft(onehot[[1]], onehot[[2]]), fb(torch.tensor([1]), torch.tensor([2])))
+    assert torch.allclose(
+        fb.soft(onehot[[1]], onehot[[2]]), fb(torch.tensor([1]), torch.tensor([2]))
+    )
 
 
 def test_motifs_order_keys():
@@ -61,8 +72,14 @@ def test_context_contract_and_gradients(cls, task):
     torch.manual_seed(0)
     g = graphs(3)
     feats = PixelFeatures(last_stage="layer1", out_dim=16)
-    ctx = cls(NAMES, 4, obj_feat_dim=16, union_feat_dim=16, hidden_dim=16,
-              pair_counts=pair_predicate_counts(g, 5, 4))
+    ctx = cls(
+        NAMES,
+        4,
+        obj_feat_dim=16,
+        union_feat_dim=16,
+        hidden_dim=16,
+        pair_counts=pair_predicate_counts(g, 5, 4),
+    )
     model = RelationModel(ctx, LinearHead(16, 4), 5, features=feats, task=task)
     batch = GraphBatch(g, torch.randn(3, 3, 100, 120), torch.ones(3))
     out = model(batch)
@@ -70,7 +87,9 @@ def test_context_contract_and_gradients(cls, task):
     if task is Task.SGCLS:
         assert (out.obj_labels >= 1).all() and (out.obj_scores <= 1).all()
     labels, _ = pair_targets(g, out.pairs)
-    loss = F.cross_entropy(out.predicate_logits, labels) + F.cross_entropy(out.obj_logits, torch.cat([x.labels for x in g]))
+    loss = F.cross_entropy(out.predicate_logits, labels) + F.cross_entropy(
+        out.obj_logits, torch.cat([x.labels for x in g])
+    )
     loss.backward()
     assert feats.trunk.stages["stem"][0].weight.grad.abs().sum() > 0
     assert ctx.pair.head_tail.weight.grad.abs().sum() > 0
@@ -82,8 +101,11 @@ def test_context_models_overfit_a_few_images(cls):
 
     torch.manual_seed(0)
     g = graphs(4)
-    ctx = VCTreeContext(NAMES, 4, hidden_dim=32, use_freq_bias=False) if cls == "vctree" else \
-        cls(NAMES, 4, hidden_dim=32, dropout=0.0, use_freq_bias=False)
+    ctx = (
+        VCTreeContext(NAMES, 4, hidden_dim=32, use_freq_bias=False)
+        if cls == "vctree"
+        else cls(NAMES, 4, hidden_dim=32, dropout=0.0, use_freq_bias=False)
+    )
     model = RelationModel(ctx, LinearHead(32, 4), 5)
     opt = torch.optim.Adam(model.parameters(), lr=5e-3)
     batch = GraphBatch(g)
@@ -106,13 +128,15 @@ def test_motifs_sgcls_decoder_is_deterministic():
     model = RelationModel(ctx, LinearHead(16, 4), 5, task=Task.SGCLS).eval()
     batch = GraphBatch(graphs(2))
     a, b = model(batch), model(batch)
-    assert torch.equal(a.obj_labels, b.obj_labels) and torch.allclose(a.predicate_probs, b.predicate_probs)
+    assert torch.equal(a.obj_labels, b.obj_labels) and torch.allclose(
+        a.predicate_probs, b.predicate_probs
+    )
 
 
 def test_vctree_tree_construction_on_a_known_matrix():
     from tailgraph.modeling.context.vctree import maximum_spanning_tree, to_binary_tree
 
-    s = [[0, .9, .1, .2], [.9, 0, .8, .1], [.1, .8, 0, .3], [.2, .1, .3, 0]]
+    s = [[0, 0.9, 0.1, 0.2], [0.9, 0, 0.8, 0.1], [0.1, 0.8, 0, 0.3], [0.2, 0.1, 0.3, 0]]
     root, parent, children = maximum_spanning_tree(s)
     # row sums 1.2, 1.8, 1.2, 0.6 -> root 1; Prim adds 0 (.9 from 1), 2 (.8 from 1), 3 (.3 from 2)
     assert root == 1 and parent == [1, -1, 1, 2] and children == [[], [0, 2], [3], []]
@@ -134,8 +158,13 @@ def test_vctree_contract_gradients_and_pair_score_loss(task):
     model = RelationModel(ctx, LinearHead(16, 4), 5, task=task)
     out = model(GraphBatch(g))
     assert out.predicate_logits.shape == (36, 4) and len(out.extras["trees"]) == 3
-    module = SGGModule(context={"class_path": "tailgraph.modeling.context.vctree.VCTreeContext", "init_args": {"hidden_dim": 16}},
-                       task=task.value)
+    module = SGGModule(
+        context={
+            "class_path": "tailgraph.modeling.context.vctree.VCTreeContext",
+            "init_args": {"hidden_dim": 16},
+        },
+        task=task.value,
+    )
     from tailgraph.methods.base import TrainStats
 
     vocab = Vocabulary(NAMES, ["__background__", "a", "b", "c"])
@@ -148,15 +177,32 @@ def test_vctree_contract_gradients_and_pair_score_loss(task):
     assert module.model.context.obj_tree.up.x.weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("path", ["tailgraph.modeling.context.pairwise.PairwiseMLPContext", "tailgraph.modeling.context.motifs.MotifsContext",
-                                  "tailgraph.modeling.context.transformer.TransformerContext", "tailgraph.modeling.context.vctree.VCTreeContext"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "tailgraph.modeling.context.pairwise.PairwiseMLPContext",
+        "tailgraph.modeling.context.motifs.MotifsContext",
+        "tailgraph.modeling.context.transformer.TransformerContext",
+        "tailgraph.modeling.context.vctree.VCTreeContext",
+    ],
+)
 def test_same_seed_same_model_same_output(path):
     from tailgraph.components import build_component
 
     def run():
         torch.manual_seed(7)
-        ctx = build_component({"class_path": path, "init_args": {"hidden_dim": 16}}, {"class_names": NAMES, "num_predicates": 4})
-        model = RelationModel(ctx, LinearHead(16, 4), 5, task=Task.SGCLS if path.endswith("Context") and "pairwise" not in path else Task.PREDCLS)
+        ctx = build_component(
+            {"class_path": path, "init_args": {"hidden_dim": 16}},
+            {"class_names": NAMES, "num_predicates": 4},
+        )
+        model = RelationModel(
+            ctx,
+            LinearHead(16, 4),
+            5,
+            task=Task.SGCLS
+            if path.endswith("Context") and "pairwise" not in path
+            else Task.PREDCLS,
+        )
         model.train()  # dropout active: the seed fixes it too
         torch.manual_seed(8)
         return model(GraphBatch(graphs(2))).predicate_logits

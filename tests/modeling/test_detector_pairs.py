@@ -9,17 +9,28 @@ from tailgraph.structures import SceneGraph
 
 
 def graph(i=0, tracks=None):
-    return SceneGraph(f"img{i}", 100, 80, [[10, 10, 30, 30], [40, 20, 90, 70], [5, 50, 25, 75]], [1, 2, 3], [[0, 1, 1]],
-                      track_ids=tracks)
+    return SceneGraph(
+        f"img{i}",
+        100,
+        80,
+        [[10, 10, 30, 30], [40, 20, 90, 70], [5, 50, 25, 75]],
+        [1, 2, 3],
+        [[0, 1, 1]],
+        track_ids=tracks,
+    )
 
 
 def test_synthetic_detector_is_deterministic_and_configurable():
     g = graph()
-    det = SyntheticDetector(num_classes=5, jitter=0.0, miss_rate=0.0, duplicate_rate=0.0, confusion=0.0)
+    det = SyntheticDetector(
+        num_classes=5, jitter=0.0, miss_rate=0.0, duplicate_rate=0.0, confusion=0.0
+    )
     d = det([g])[0]
     assert torch.allclose(d.boxes, g.boxes) and torch.equal(d.labels, g.labels)
     assert torch.allclose(d.scores, torch.ones(3)) and d.source.tolist() == [0, 1, 2]
-    noisy = SyntheticDetector(num_classes=5, jitter=0.1, miss_rate=0.3, duplicate_rate=0.5, confusion=0.4, seed=3)
+    noisy = SyntheticDetector(
+        num_classes=5, jitter=0.1, miss_rate=0.3, duplicate_rate=0.5, confusion=0.4, seed=3
+    )
     a, b = noisy([g])[0], noisy([g])[0]
     assert torch.equal(a.boxes, b.boxes) and torch.equal(a.label_dists, b.label_dists)
     assert torch.allclose(a.label_dists.sum(1), torch.ones(a.boxes.shape[0]))
@@ -31,13 +42,18 @@ def test_synthetic_detector_rates_over_many_boxes():
     graphs = []
     for i in range(200):
         xy = rng.uniform(0, 60, (5, 2))
-        graphs.append(SceneGraph(i, 100, 100, np.concatenate([xy, xy + 20], 1), rng.integers(1, 5, 5), []))
+        graphs.append(
+            SceneGraph(i, 100, 100, np.concatenate([xy, xy + 20], 1), rng.integers(1, 5, 5), [])
+        )
     det = SyntheticDetector(num_classes=5, miss_rate=0.2, duplicate_rate=0.25, confusion=0.3)
     out = det(graphs)
     kept = sum(int((d.source >= 0).sum()) for d in out)
     dups = sum(int((d.source < 0).sum()) for d in out)
     assert abs(kept / 1000 - 0.8) < 0.05 and abs(dups / kept - 0.25) < 0.05
-    correct = sum(int((d.labels[d.source >= 0] == g.labels[d.source[d.source >= 0]]).sum()) for d, g in zip(out, graphs))
+    correct = sum(
+        int((d.labels[d.source >= 0] == g.labels[d.source[d.source >= 0]]).sum())
+        for d, g in zip(out, graphs)
+    )
     assert correct / kept > 0.6
 
 
@@ -58,10 +74,16 @@ def test_tracking_keeps_ids_and_decisions_across_frames():
 
 def test_faster_rcnn_wrapper_runs_from_random_init_and_checks_weights(tmp_path):
     torch.manual_seed(0)
-    det = FasterRCNNDetector(num_classes=4, min_size=64, max_size=96, score_thresh=0.0, detections_per_img=10)
+    det = FasterRCNNDetector(
+        num_classes=4, min_size=64, max_size=96, score_thresh=0.0, detections_per_img=10
+    )
     out = det([torch.rand(3, 64, 80)])[0]
     n = out.boxes.shape[0]
-    assert out.label_dists.shape == (n, 4) and out.features.shape == (n, 1024) and out.scores.shape == (n,)
+    assert (
+        out.label_dists.shape == (n, 4)
+        and out.features.shape == (n, 1024)
+        and out.scores.shape == (n,)
+    )
     assert (out.boxes[:, 2] <= 80).all() and (out.boxes[:, 3] <= 64).all()
     with pytest.raises(DataError, match="not found"):
         FasterRCNNDetector(4, weights_path=str(tmp_path / "nope.pt"))
@@ -102,10 +124,22 @@ def test_relation_model_pair_chunks_equal_one_pass(context):
     graphs = []
     for i in range(2):
         xy = rng.uniform(0, 80, (12, 2))
-        graphs.append(SceneGraph(i, 128, 128, np.concatenate([xy, xy + rng.uniform(8, 40, (12, 2))], 1).clip(0, 127), rng.integers(1, 4, 12), []))
+        graphs.append(
+            SceneGraph(
+                i,
+                128,
+                128,
+                np.concatenate([xy, xy + rng.uniform(8, 40, (12, 2))], 1).clip(0, 127),
+                rng.integers(1, 4, 12),
+                [],
+            )
+        )
     feats = PixelFeatures(last_stage="layer1", out_dim=16)
-    ctx = PairwiseMLPContext(names, obj_feat_dim=16, union_feat_dim=16, hidden_dim=16) if context == "pairwise" else \
-        MotifsContext(names, 5, obj_feat_dim=16, union_feat_dim=16, hidden_dim=16)
+    ctx = (
+        PairwiseMLPContext(names, obj_feat_dim=16, union_feat_dim=16, hidden_dim=16)
+        if context == "pairwise"
+        else MotifsContext(names, 5, obj_feat_dim=16, union_feat_dim=16, hidden_dim=16)
+    )
     model = RelationModel(ctx, LinearHead(16, 5), 4, features=feats).eval()
     batch = GraphBatch(graphs, torch.randn(2, 3, 128, 128), torch.ones(2))
     with torch.no_grad():
@@ -132,18 +166,27 @@ def test_sgdet_with_a_perfect_synthetic_detector_equals_predcls():
     pred_cls = RelationModel(freq, None, v.num_classes, task=Task.PREDCLS)
     p1 = pred_cls.to_predictions(GraphBatch(test), pred_cls(GraphBatch(test)))
     m1 = evaluate_vg(test, p1, "predcls", num_predicates=v.num_predicates)
-    perfect = SyntheticDetector(v.num_classes, jitter=0.0, miss_rate=0.0, duplicate_rate=0.0, confusion=0.0)
-    sgdet = SGDetPipeline(perfect, RelationModel(freq, None, v.num_classes, task=Task.SGDET, pair_chunk_size=16))
+    perfect = SyntheticDetector(
+        v.num_classes, jitter=0.0, miss_rate=0.0, duplicate_rate=0.0, confusion=0.0
+    )
+    sgdet = SGDetPipeline(
+        perfect, RelationModel(freq, None, v.num_classes, task=Task.SGDET, pair_chunk_size=16)
+    )
     m2 = evaluate_vg(test, sgdet(GraphBatch(test)), "sgdet", num_predicates=v.num_predicates)
     for k in ("R@20", "R@50", "mR@50", "ngR@50"):
         assert m2[k] == pytest.approx(m1[k]), k
-    noisy = SGDetPipeline(SyntheticDetector(v.num_classes, jitter=0.2, miss_rate=0.3, confusion=0.5),
-                          RelationModel(freq, None, v.num_classes, task=Task.SGDET))
-    assert evaluate_vg(test, noisy(GraphBatch(test)), "sgdet", num_predicates=v.num_predicates)["R@50"] < m1["R@50"]
+    noisy = SGDetPipeline(
+        SyntheticDetector(v.num_classes, jitter=0.2, miss_rate=0.3, confusion=0.5),
+        RelationModel(freq, None, v.num_classes, task=Task.SGDET),
+    )
+    assert (
+        evaluate_vg(test, noisy(GraphBatch(test)), "sgdet", num_predicates=v.num_predicates)["R@50"]
+        < m1["R@50"]
+    )
 
 
 def test_relation_model_reads_cached_features(tmp_path):
-    from tailgraph.datamodules.feature_cache import build_cache, CachedFeatures
+    from tailgraph.datamodules.feature_cache import CachedFeatures, build_cache
     from tailgraph.modeling.context.pairwise import PairwiseMLPContext
     from tailgraph.modeling.heads.linear import LinearHead
     from tailgraph.modeling.relation_model import GraphBatch, RelationModel
@@ -157,7 +200,11 @@ def test_relation_model_reads_cached_features(tmp_path):
     names = ["__background__", "a", "b", "c", "d"]
     ctx = PairwiseMLPContext(names, obj_feat_dim=8, hidden_dim=8)
     live = RelationModel(ctx, LinearHead(8, 3), 5, features=fx).eval()
-    cached = RelationModel(ctx, LinearHead(8, 3), 5, feature_cache=CachedFeatures(tmp_path / "c.h5")).eval()
+    cached = RelationModel(
+        ctx, LinearHead(8, 3), 5, feature_cache=CachedFeatures(tmp_path / "c.h5")
+    ).eval()
     cached.head = live.head
     with torch.no_grad():
-        assert torch.allclose(live(batch).predicate_logits, cached(GraphBatch(graphs)).predicate_logits, atol=1e-5)
+        assert torch.allclose(
+            live(batch).predicate_logits, cached(GraphBatch(graphs)).predicate_logits, atol=1e-5
+        )

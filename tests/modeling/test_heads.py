@@ -30,7 +30,9 @@ def set_linear(layer, weight, bias):
 
 def gmm_fixture():
     head = GMMHead(in_dim=1, num_predicates=2, num_components=2, act="softmax")
-    set_linear(head.mean, [[1.0], [0.0], [0.0], [2.0]], [0, 0, 0, 0])  # mu_1 = [1, 0], mu_2 = [0, 2] at x = 1
+    set_linear(
+        head.mean, [[1.0], [0.0], [0.0], [2.0]], [0, 0, 0, 0]
+    )  # mu_1 = [1, 0], mu_2 = [0, 2] at x = 1
     set_linear(head.mix, [[0.0], [0.0]], [0.0, math.log(3.0)])  # pi = [.25, .75]
     set_linear(head.var, [[0.0]] * 4, [0.0] * 4)  # v = sigmoid(0) = .5
     return head
@@ -65,7 +67,9 @@ def test_gmm_sigmoid_logits_give_bce_on_p():
     head = GMMHead(3, 4, 2, act="sigmoid").eval()
     out = head(torch.randn(5, 3))
     y = (torch.rand(5, 4) > 0.5).float()
-    assert F.binary_cross_entropy_with_logits(out.logits, y).item() == pytest.approx(F.binary_cross_entropy(out.probs, y).item(), abs=1e-5)
+    assert F.binary_cross_entropy_with_logits(out.logits, y).item() == pytest.approx(
+        F.binary_cross_entropy(out.probs, y).item(), abs=1e-5
+    )
 
 
 def test_bayesian_by_hand():
@@ -77,7 +81,9 @@ def test_bayesian_by_hand():
     assert out.probs[0].tolist() == pytest.approx(softmax([1, 0]), abs=1e-6)
     assert out.extras["aleatoric"][0].tolist() == pytest.approx([0.25, 0.25], abs=1e-6)
     q = softmax([1, 0])
-    assert out.extras["epistemic"][0].item() == pytest.approx(-sum(a * math.log(a) for a in q), abs=1e-6)
+    assert out.extras["epistemic"][0].item() == pytest.approx(
+        -sum(a * math.log(a) for a in q), abs=1e-6
+    )
     head.train()
     eps = torch.tensor([[[1.0, 0.0]], [[-1.0, 2.0]]])  # [S, P, C]
     out = head(torch.ones(1, 1), eps=eps)
@@ -86,18 +92,32 @@ def test_bayesian_by_hand():
 
 
 def test_gmm_plus_by_hand_and_variance_regularizer():
-    head = GMMPlusHead(1, 2, num_components=2, act="sigmoid", var_min=1e-3, var_max=5.0, var_floor=0.05,
-                       predicate_counts=[100, 1])
+    head = GMMPlusHead(
+        1,
+        2,
+        num_components=2,
+        act="sigmoid",
+        var_min=1e-3,
+        var_max=5.0,
+        var_floor=0.05,
+        predicate_counts=[100, 1],
+    )
     set_linear(head.mean, [[1.0], [0.0], [-1.0], [2.0]], [0.0] * 4)  # mu_1 = [1, 0], mu_2 = [-1, 2]
-    set_linear(head.spread, [[0.0]] * 4, [-20.0, 0.0, 0.0, 0.0])  # var: clamp(softplus(-20)) = var_min; softplus(0) = ln 2
-    set_linear(head.mix, [[0.0]] * 4, [0.0, 0.0, math.log(3.0), 0.0])  # class 0: pi = [.25, .75]; class 1: [.5, .5]
+    set_linear(
+        head.spread, [[0.0]] * 4, [-20.0, 0.0, 0.0, 0.0]
+    )  # var: clamp(softplus(-20)) = var_min; softplus(0) = ln 2
+    set_linear(
+        head.mix, [[0.0]] * 4, [0.0, 0.0, math.log(3.0), 0.0]
+    )  # class 0: pi = [.25, .75]; class 1: [.5, .5]
     head.eval()
     out = head(torch.ones(1, 1))
     p0 = 0.25 * sig(1) + 0.75 * sig(-1)
     p1 = 0.5 * sig(0) + 0.5 * sig(2)
     assert out.probs[0].tolist() == pytest.approx([p0, p1], abs=1e-6)
     var = out.extras["var"][:, 0, :]
-    assert var[0, 0].item() == pytest.approx(1e-3) and var[0, 1].item() == pytest.approx(math.log(2) + 1e-6, abs=1e-6)
+    assert var[0, 0].item() == pytest.approx(1e-3) and var[0, 1].item() == pytest.approx(
+        math.log(2) + 1e-6, abs=1e-6
+    )
     # only (k=0, class 0) is below the floor; class weights 1/100 and 1/1 normalised to mean 1
     w0 = (1 / 100) / ((1 / 100 + 1) / 2)
     expected = w0 * (math.log(0.05) - math.log(1e-3)) / 4
@@ -120,13 +140,21 @@ def test_prototype_heads_by_hand():
     ll0 = -0.5 * ((1 + 0 + math.log(2 * math.pi)) + (4 + 0 + math.log(2 * math.pi)))
     ll1 = -0.5 * ((0 / 4 + math.log(4) + math.log(2 * math.pi)) + (1 + 0 + math.log(2 * math.pi)))
     assert g(x).logits[0].tolist() == pytest.approx([ll0, ll1], abs=1e-5)
-    assert gaussian_log_likelihood(x, g.prototypes, g.log_var)[0].tolist() == pytest.approx([ll0, ll1], abs=1e-5)
+    assert gaussian_log_likelihood(x, g.prototypes, g.log_var)[0].tolist() == pytest.approx(
+        [ll0, ll1], abs=1e-5
+    )
 
 
-@pytest.mark.parametrize("make", [
-    lambda: LinearHead(8, 5), lambda: GMMHead(8, 5, 3), lambda: GMMPlusHead(8, 5, 2, act="softmax"),
-    lambda: BayesianHead(8, 5, 3), lambda: PrototypeHead(8, 5, proto_dim=4),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: LinearHead(8, 5),
+        lambda: GMMHead(8, 5, 3),
+        lambda: GMMPlusHead(8, 5, 2, act="softmax"),
+        lambda: BayesianHead(8, 5, 3),
+        lambda: PrototypeHead(8, 5, proto_dim=4),
+    ],
+)
 def test_heads_learn_a_tiny_task(make):
     torch.manual_seed(0)
     head = make()

@@ -36,8 +36,12 @@ def test_fusion_formula_joint_and_seperate():
         if compute == "joint":
             m = mem.attn[0](q, mem.means[None], mem.means[None])[0][0]
         else:
-            m = torch.stack([a(q, mem.means[c][None], mem.means[c][None])[0][0]
-                             for a, c in zip(mem.attn, ([0, 1], [2, 3]))]).mean(0)
+            m = torch.stack(
+                [
+                    a(q, mem.means[c][None], mem.means[c][None])[0][0]
+                    for a, c in zip(mem.attn, ([0, 1], [2, 3]))
+                ]
+            ).mean(0)
         assert torch.allclose(mem(f), 0.3 * f + 0.7 * m, atol=1e-6)
 
 
@@ -83,13 +87,32 @@ def test_memory_through_the_engine_is_checkpointed_and_used_at_test(tmp_path, mo
     from tests.helpers import tiny_ag_recipe
 
     monkeypatch.chdir(tmp_path)
-    cfg = tiny_ag_recipe(tmp_path, {"task": "predcls", "lr": 0.001,
-                  "features": {"class_path": "tailgraph.modeling.roi.PixelFeatures", "init_args": {"last_stage": "layer1", "out_dim": 16}},
-                  "context": {"class_path": "tailgraph.modeling.context.sttran.STTranContext",
-                              "init_args": {"proj_dim": 16, "embed_dim": 8, "num_heads": 2, "ff_dim": 32, "temporal_layers": 1,
-                                            "memory": {"lam": 0.5}}},
-                  "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"},
-                  "method": {"class_path": "tailgraph.methods.tempura.Tempura"}}, epochs=2, num_train=4)
+    cfg = tiny_ag_recipe(
+        tmp_path,
+        {
+            "task": "predcls",
+            "lr": 0.001,
+            "features": {
+                "class_path": "tailgraph.modeling.roi.PixelFeatures",
+                "init_args": {"last_stage": "layer1", "out_dim": 16},
+            },
+            "context": {
+                "class_path": "tailgraph.modeling.context.sttran.STTranContext",
+                "init_args": {
+                    "proj_dim": 16,
+                    "embed_dim": 8,
+                    "num_heads": 2,
+                    "ff_dim": 32,
+                    "temporal_layers": 1,
+                    "memory": {"lam": 0.5},
+                },
+            },
+            "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"},
+            "method": {"class_path": "tailgraph.methods.tempura.Tempura"},
+        },
+        epochs=2,
+        num_train=4,
+    )
     assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
     ckpt = tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt"
     state = torch.load(ckpt, weights_only=True)["state_dict"]
@@ -97,11 +120,27 @@ def test_memory_through_the_engine_is_checkpointed_and_used_at_test(tmp_path, mo
     assert valid.any() and state["model.context.memory.means"][valid].abs().sum() > 0
     scores = []
     for use in ("true", "false"):  # a test-time switch on the command line wins over the ckpt
-        assert tailgraph_main(["predict", "--config", str(cfg), "--ckpt_path", str(ckpt),
-                               "--model.context.init_args.memory", f'{{"lam": 0.5, "use_memory_at_test": {use}}}']) == 0
-        runs = sorted((tmp_path / "runs").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+        assert (
+            tailgraph_main(
+                [
+                    "predict",
+                    "--config",
+                    str(cfg),
+                    "--ckpt_path",
+                    str(ckpt),
+                    "--model.context.init_args.memory",
+                    f'{{"lam": 0.5, "use_memory_at_test": {use}}}',
+                ]
+            )
+            == 0
+        )
+        runs = sorted(
+            (tmp_path / "runs").glob("version_*"), key=lambda p: int(p.name.split("_")[1])
+        )
         doc = json.loads((runs[-1] / "predictions.json").read_text())
-        scores.append(torch.tensor([s for im in doc["images"] for row in im["predicate_scores"] for s in row]))
+        scores.append(
+            torch.tensor([s for im in doc["images"] for row in im["predicate_scores"] for s in row])
+        )
     # the restored memory is fused into the test-time features (use_memory_at_test), and only then
     assert scores[0].shape == scores[1].shape and not torch.allclose(scores[0], scores[1])
 
@@ -113,7 +152,9 @@ def test_frequency_weighting_of_the_code_variant_by_hand():
 
     groups = [("a", [0, 1], True), ("b", [2, 3], False)]
     counts = [3, 1, 1, 1]  # type a: f = 0.75, 0.25; type b: 0.5, 0.5
-    mem = RelationMemory(2, 4, groups, weight_type="frequency", predicate_counts=counts, temperature=2.0)
+    mem = RelationMemory(
+        2, 4, groups, weight_type="frequency", predicate_counts=counts, temperature=2.0
+    )
     feats = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])
     y = torch.tensor([[1, 0, 1, 0], [1, 0, 0, 1], [0, 1, 1, 0]])
     mem.accumulate(feats, y)
@@ -173,4 +214,6 @@ def test_feature_pass_stores_the_no_grad_evaluation_mode_features():
         if feature_pass:
             assert torch.allclose(feats, expected)
         else:
-            assert torch.equal(feats, out.memory_writes[0][1]) and not torch.allclose(feats, expected)
+            assert torch.equal(feats, out.memory_writes[0][1]) and not torch.allclose(
+                feats, expected
+            )

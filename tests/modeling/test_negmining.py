@@ -21,13 +21,24 @@ def test_coordconv_maps_by_hand():
     assert m[0, 4, 0].tolist() == [0.25, 0.75]
 
 
-@pytest.mark.parametrize("flags", [dict(), dict(use_coordconv=False), dict(use_embeddings=False), dict(use_visual=False)])
+@pytest.mark.parametrize(
+    "flags", [dict(), dict(use_coordconv=False), dict(use_embeddings=False), dict(use_visual=False)]
+)
 def test_shapes_gradients_and_ablations(flags):
     torch.manual_seed(0)
-    net = NegativeMiningNet(num_classes=5, num_predicates=4, roi_size=3, visual_dim=32, embed_dim=8, **flags)
+    net = NegativeMiningNet(
+        num_classes=5, num_predicates=4, roi_size=3, visual_dim=32, embed_dim=8, **flags
+    )
     boxes = torch.tensor([[0, 0, 40, 40], [30, 10, 90, 60], [10, 50, 60, 90.0]])
     pairs = torch.tensor([[0, 1], [1, 0], [2, 1]])
-    logits = net(torch.randn(1, 3, 96, 96), torch.ones(1), boxes, torch.zeros(3, dtype=torch.long), torch.tensor([1, 2, 3]), pairs)
+    logits = net(
+        torch.randn(1, 3, 96, 96),
+        torch.ones(1),
+        boxes,
+        torch.zeros(3, dtype=torch.long),
+        torch.tensor([1, 2, 3]),
+        pairs,
+    )
     assert logits.shape == (3, 4)
     F.cross_entropy(logits, torch.tensor([1, 0, 2])).backward()
     if flags.get("use_visual", True):
@@ -49,10 +60,15 @@ def test_learns_relative_position_from_coordconv_alone():
     labels = torch.tensor([1, 1, 1])
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     for _ in range(60):
-        loss = F.cross_entropy(net(images, torch.ones(1), boxes, torch.zeros(3, dtype=torch.long), labels, pairs), target)
+        loss = F.cross_entropy(
+            net(images, torch.ones(1), boxes, torch.zeros(3, dtype=torch.long), labels, pairs),
+            target,
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
     net.eval()
-    pred = net(images, torch.ones(1), boxes, torch.zeros(3, dtype=torch.long), labels, pairs).argmax(1)
+    pred = net(
+        images, torch.ones(1), boxes, torch.zeros(3, dtype=torch.long), labels, pairs
+    ).argmax(1)
     assert pred.tolist() == target.tolist()

@@ -5,9 +5,19 @@ import numpy as np
 import pytest
 import torch
 
-from tailgraph.data.tracklets import active_instances, assign_pairs, pair_position, segment_tracklets
+from tailgraph.data.tracklets import (
+    active_instances,
+    assign_pairs,
+    pair_position,
+    segment_tracklets,
+)
 from tailgraph.evaluation.vidvrd import viou
-from tailgraph.modeling.segment_model import VidVRD2Model, binary_focal_loss, greedy_association, overlap_viou
+from tailgraph.modeling.segment_model import (
+    VidVRD2Model,
+    binary_focal_loss,
+    greedy_association,
+    overlap_viou,
+)
 from tailgraph.structures import SceneGraph, Tracklet, VideoSceneGraph, collate_segments
 
 
@@ -15,13 +25,26 @@ def _video(n=8):
     frames = []
     for f in range(n):
         boxes = [[10 + f, 10, 30 + f, 30], [50, 50, 70, 80]]
-        frames.append(SceneGraph(f"v/{f}", 100, 100, np.array(boxes, dtype=np.float32), [1, 2], np.zeros((0, 3), dtype=np.int64),
-                                 track_ids=[7, 9]))
+        frames.append(
+            SceneGraph(
+                f"v/{f}",
+                100,
+                100,
+                np.array(boxes, dtype=np.float32),
+                [1, 2],
+                np.zeros((0, 3), dtype=np.int64),
+                track_ids=[7, 9],
+            )
+        )
     return VideoSceneGraph("v", frames)
 
 
 def test_active_instances_need_half_of_the_shorter_span():
-    inst = [{"begin_fid": 0, "end_fid": 4}, {"begin_fid": 6, "end_fid": 8}, {"begin_fid": 7, "end_fid": 20}]
+    inst = [
+        {"begin_fid": 0, "end_fid": 4},
+        {"begin_fid": 6, "end_fid": 8},
+        {"begin_fid": 7, "end_fid": 20},
+    ]
     assert active_instances(inst, 0, 8) == inst[:2]  # the last overlaps 1 frame of min(8, 13) = 8
 
 
@@ -46,9 +69,13 @@ def test_assign_pairs_by_viou_thresholds():
     loose_b = Tracklet(0, shifted, 9)
     x = viou(shifted, (0, 8), tracks[9][1], (0, 8))
     assert 0.5 <= x < 0.9
-    inst = [{"subject_tid": 7, "object_tid": 9, "predicate": "chase"}, {"subject_tid": 7, "object_tid": 9, "predicate": "left"}]
-    labels, pairs, targets, positive = assign_pairs([exact_a, exact_b, loose_b], tracks, inst, {"chase": 0, "left": 1, "above": 2},
-                                                    {7: 3, 9: 5})
+    inst = [
+        {"subject_tid": 7, "object_tid": 9, "predicate": "chase"},
+        {"subject_tid": 7, "object_tid": 9, "predicate": "left"},
+    ]
+    labels, pairs, targets, positive = assign_pairs(
+        [exact_a, exact_b, loose_b], tracks, inst, {"chase": 0, "left": 1, "above": 2}, {7: 3, 9: 5}
+    )
     assert labels.tolist() == [3, 5, 5]
     got = {tuple(p): (t.tolist(), bool(q)) for p, t, q in zip(pairs.tolist(), targets, positive)}
     assert got[(0, 1)] == ([1.0, 1.0, 0.0], True)  # both predicates of the pair
@@ -61,35 +88,52 @@ def test_pair_position_uses_first_and_last_boxes():
     a = Tracklet(2, np.array([[0, 0, 20, 10], [5, 0, 25, 10]], dtype=float))
     b = Tracklet(2, np.array([[30, 0, 40, 20], [30, 0, 40, 20]], dtype=float))
     f = pair_position([a, b], torch.tensor([[0, 1]]))
-    assert f[0, 0].item() == pytest.approx((10 - 35) / 10) and f[0, 6].item() == pytest.approx((15 - 35) / 10)
+    assert f[0, 0].item() == pytest.approx((10 - 35) / 10) and f[0, 6].item() == pytest.approx(
+        (15 - 35) / 10
+    )
 
 
 def _inst(trip, b, e, score, dx=0.0):
     box = [10 + dx, 10, 30 + dx, 30]
-    return {"triplet": trip, "score": score, "duration": [b, e], "sub_traj": [box] * (e - b), "obj_traj": [[50, 50, 70, 70]] * (e - b)}
+    return {
+        "triplet": trip,
+        "score": score,
+        "duration": [b, e],
+        "sub_traj": [box] * (e - b),
+        "obj_traj": [[50, 50, 70, 70]] * (e - b),
+    }
 
 
 def test_greedy_association_joins_matching_instances_across_segments():
     t = ["dog", "chase", "cat"]
     seg0 = [_inst(t, 0, 8, 0.5), _inst(["dog", "left", "cat"], 0, 8, 0.4)]
-    seg1 = [_inst(t, 4, 12, 0.25), _inst(t, 4, 12, 0.2, dx=40)]  # the second is elsewhere: a new instance
+    seg1 = [
+        _inst(t, 4, 12, 0.25),
+        _inst(t, 4, 12, 0.2, dx=40),
+    ]  # the second is elsewhere: a new instance
     out = greedy_association([seg0, seg1], per_video=10)
     assert len(out) == 3
     joined = out[0]
-    assert joined["triplet"] == t and joined["duration"] == [0, 12] and joined["score"] == pytest.approx(0.75)
+    assert (
+        joined["triplet"] == t
+        and joined["duration"] == [0, 12]
+        and joined["score"] == pytest.approx(0.75)
+    )
     assert len(joined["sub_traj"]) == 12
     assert [r["score"] for r in out] == pytest.approx([0.75, 0.4, 0.2])
     mean = greedy_association([seg0, seg1], score="mean")
     assert [r["score"] for r in mean if r["duration"] == [0, 12]] == pytest.approx([0.375])
     assert len(greedy_association([seg0, seg1], per_video=2)) == 2
-    assert overlap_viou([[0, 0, 9, 9]] * 2, (0, 2), [[0, 0, 9, 9]] * 4, (1, 5)) == pytest.approx(1.0)
+    assert overlap_viou([[0, 0, 9, 9]] * 2, (0, 2), [[0, 0, 9, 9]] * 4, (1, 5)) == pytest.approx(
+        1.0
+    )
 
 
 def test_binary_focal_loss_by_hand():
     z = torch.tensor([[0.0, 2.0]])
     y = torch.tensor([[1.0, 0.0]])
     p = torch.sigmoid(z)
-    expect = (0.5 ** 2) * -np.log(0.5) + float(p[0, 1]) ** 2 * -np.log(1 - float(p[0, 1]))
+    expect = (0.5**2) * -np.log(0.5) + float(p[0, 1]) ** 2 * -np.log(1 - float(p[0, 1]))
     assert float(binary_focal_loss(z, y)) == pytest.approx(expect, rel=1e-5)
 
 
@@ -97,28 +141,62 @@ def test_model_predicts_foreground_columns_as_predicates_one_up():
     torch.manual_seed(0)
     names = ["__background__", "a", "b"]
     preds = ["__background__", "chase", "left"]
-    m = VidVRD2Model(feat_dim=4, num_classes=3, num_predicates=3, hidden_dim=8, per_segment=5, class_names=names,
-                     predicate_names=preds)
+    m = VidVRD2Model(
+        feat_dim=4,
+        num_classes=3,
+        num_predicates=3,
+        hidden_dim=8,
+        per_segment=5,
+        class_names=names,
+        predicate_names=preds,
+    )
     v = _video()
     trs, _ = segment_tracklets(v, 0, 8)
     from tailgraph.structures import Segment
 
     pairs = torch.tensor([[0, 1], [1, 0]])
-    seg = Segment("v", 0, 8, trs, torch.randn(2, 4), torch.tensor([1, 2]), pairs, torch.zeros(2, 2), torch.zeros(2, dtype=torch.bool),
-                  pair_position(trs, pairs))
+    seg = Segment(
+        "v",
+        0,
+        8,
+        trs,
+        torch.randn(2, 4),
+        torch.tensor([1, 2]),
+        pairs,
+        torch.zeros(2, 2),
+        torch.zeros(2, dtype=torch.bool),
+        pair_position(trs, pairs),
+    )
     batch = collate_segments([seg])
     with torch.no_grad():
         m.net.head.fc.weight.zero_()
         m.net.head.fc.weight[1] = 5.0  # column 1 = predicate 2 = "left"
         out = m(batch)
-    (vid, begin, inst), = m.segment_predictions(batch, out)
+    ((vid, begin, inst),) = m.segment_predictions(batch, out)
     assert vid == "v" and begin == 0 and len(inst) == 5
     assert all(r["triplet"][1] in ("chase", "left") and r["triplet"][0] in ("a", "b") for r in inst)
     assert inst[0]["score"] >= inst[-1]["score"]
     best = max(inst, key=lambda r: r["score"])
     assert best["triplet"][1] == "left"
     with pytest.raises(ValueError, match="feat_dim"):
-        m(collate_segments([Segment("v", 0, 8, trs, torch.randn(2, 5), seg.labels, pairs, seg.targets, seg.positive, seg.position)]))
+        m(
+            collate_segments(
+                [
+                    Segment(
+                        "v",
+                        0,
+                        8,
+                        trs,
+                        torch.randn(2, 5),
+                        seg.labels,
+                        pairs,
+                        seg.targets,
+                        seg.positive,
+                        seg.position,
+                    )
+                ]
+            )
+        )
 
 
 @pytest.fixture(scope="module")
@@ -126,9 +204,21 @@ def vrd_dm(tmp_path_factory):
     from tailgraph.datamodules.vidvrd import VidVRDDataModule
 
     root = tmp_path_factory.mktemp("vrd") / "synth-vrd"
-    dm = VidVRDDataModule(root=str(root), synth_train=100, synth_test=30, synth_size=128, layout_only=False, output="tracklets",
-                          tracklets="jittered", jitter=0.01, segment_length=8, segment_stride=4, max_size=128, val_fraction=0.0,
-                          synth_options={"head_tail_ratio": 10.0})
+    dm = VidVRDDataModule(
+        root=str(root),
+        synth_train=100,
+        synth_test=30,
+        synth_size=128,
+        layout_only=False,
+        output="tracklets",
+        tracklets="jittered",
+        jitter=0.01,
+        segment_length=8,
+        segment_stride=4,
+        max_size=128,
+        val_fraction=0.0,
+        synth_options={"head_tail_ratio": 10.0},
+    )
     dm.setup("fit")
     return dm
 
@@ -139,15 +229,29 @@ def _fit(dm, epochs, method=None, head=None, seed=0):
     from tailgraph.engine.module import SGGModule
 
     L.seed_everything(seed, verbose=False)
-    spec = {"context": {"class_path": "tailgraph.modeling.segment_model.VidVRD2Model", "init_args": {"feat_dim": dm.feature_dim, "hidden_dim": 64}},
-            "features": None, "lr": 2e-3, "lr_schedule": "constant"}
+    spec = {
+        "context": {
+            "class_path": "tailgraph.modeling.segment_model.VidVRD2Model",
+            "init_args": {"feat_dim": dm.feature_dim, "hidden_dim": 64},
+        },
+        "features": None,
+        "lr": 2e-3,
+        "lr_schedule": "constant",
+    }
     if method:
         spec["method"] = method
     if head:
         spec["head"] = head
     module = SGGModule(**spec)
-    trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
     if epochs:
         trainer.fit(module, datamodule=dm)
     trainer.test(module, datamodule=dm, verbose=False)
@@ -167,11 +271,19 @@ def test_vidvrd2_learns_relation_detection_through_the_evaluator(vrd_dm):
 def test_dll_trains_through_the_engine_and_checkpoints_its_correlation(vrd_dm, tmp_path):
     from tailgraph.engine.module import SGGModule
 
-    module = _fit(vrd_dm, 2, method={"class_path": "tailgraph.methods.dll.DLL", "init_args": {"alpha_hold_epochs": 1}},
-                  head={"class_path": "tailgraph.methods.dll.DecoupledHead"})
+    module = _fit(
+        vrd_dm,
+        2,
+        method={"class_path": "tailgraph.methods.dll.DLL", "init_args": {"alpha_hold_epochs": 1}},
+        head={"class_path": "tailgraph.methods.dll.DecoupledHead"},
+    )
     assert module.last_metrics["num_videos"] > 0
     state = module.state_dict()
-    assert "method.correlation" in state and "method.last_step" in state and int(state["method.last_step"]) > 0
+    assert (
+        "method.correlation" in state
+        and "method.last_step" in state
+        and int(state["method.last_step"]) > 0
+    )
     # the correlation moved away from its initial value (L_cm trains it)
     init = torch.eye(state["method.correlation"].shape[0]) * state["method.correlation"][0, 0]
     assert not torch.allclose(state["method.correlation"], init)
@@ -181,7 +293,9 @@ def test_dll_trains_through_the_engine_and_checkpoints_its_correlation(vrd_dm, t
     assert torch.equal(restored.method.correlation, module.method.correlation)
 
 
-def test_predict_writes_associated_video_results_that_evaluate_to_the_test_metrics(vrd_dm, tmp_path, capsys):
+def test_predict_writes_associated_video_results_that_evaluate_to_the_test_metrics(
+    vrd_dm, tmp_path, capsys
+):
     import lightning as L
 
     from tailgraph.data.vidvrd import to_groundtruth
@@ -190,14 +304,23 @@ def test_predict_writes_associated_video_results_that_evaluate_to_the_test_metri
 
     module = _fit(vrd_dm, 2)
     path = tmp_path / "pred.json"
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=[PredictionWriter(str(path))])
+    trainer = L.Trainer(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[PredictionWriter(str(path))],
+    )
     trainer.predict(module, datamodule=vrd_dm, return_predictions=False)
     results = read_vidvrd_results(str(path))
-    assert len(results) == len(vrd_dm.splits["test"]) and all(len(r) <= 200 for r in results.values())
+    assert len(results) == len(vrd_dm.splits["test"]) and all(
+        len(r) <= 200 for r in results.values()
+    )
     gt = {v: r for v, r in to_groundtruth(vrd_dm.splits["test"]).items() if v in results}
     vocab = vrd_dm.vocab
-    metrics = evaluate_vidvrd(gt, results, predicates=[vocab.predicates[i] for i in vocab.foreground_predicates])
+    metrics = evaluate_vidvrd(
+        gt, results, predicates=[vocab.predicates[i] for i in vocab.foreground_predicates]
+    )
     for key in ("RelDet_mAP", "RelDet_R@50", "RelDet_R@100", "mR@100", "RelTag_P@5"):
         assert metrics[key] == pytest.approx(module.last_metrics[key]), key
 
@@ -211,9 +334,15 @@ def test_dll_in_a_plain_training_loop_as_the_readme_shows(vrd_dm):
     torch.manual_seed(0)
     vocab = vrd_dm.vocab
     train_stats = TrainStats.from_graphs(vrd_dm.train_graphs(), vocab)
-    model = build_model(vocab, context={"class_path": "tailgraph.modeling.segment_model.VidVRD2Model",
-                                        "init_args": {"feat_dim": vrd_dm.feature_dim, "hidden_dim": 32}},
-                        head={"class_path": "tailgraph.methods.dll.DecoupledHead"}, features=None)
+    model = build_model(
+        vocab,
+        context={
+            "class_path": "tailgraph.modeling.segment_model.VidVRD2Model",
+            "init_args": {"feat_dim": vrd_dm.feature_dim, "hidden_dim": 32},
+        },
+        head={"class_path": "tailgraph.methods.dll.DecoupledHead"},
+        features=None,
+    )
     method = DLL(alpha_hold_epochs=0)
     method.setup(model, vocab, train_stats, protocol=build_protocol("vidvrd", vocab))
     opt = torch.optim.Adam(list(model.parameters()) + list(method.parameters()), lr=1e-3)
@@ -230,7 +359,13 @@ def test_dll_in_a_plain_training_loop_as_the_readme_shows(vrd_dm):
             method.on_after_optimizer_step(model, step)
             first = float(loss) if first is None else first
             last = float(loss)
-    assert set(losses) == {"loss_obj", "loss_target", "loss_adversarial", "loss_correlation", "loss_transfer"}
+    assert set(losses) == {
+        "loss_obj",
+        "loss_target",
+        "loss_adversarial",
+        "loss_correlation",
+        "loss_transfer",
+    }
     assert last < first and method.alpha() > method.alpha0
 
 
@@ -238,11 +373,23 @@ def test_tracklet_segments_are_cached_on_disk_and_rebuilt_when_stale(tmp_path):
     from tailgraph.datamodules.vidvrd import VidVRDDataModule
 
     def dm(cache, pool=2):
-        return VidVRDDataModule(root=str(tmp_path / "vrd"), synth_train=6, synth_test=2, synth_size=64, layout_only=False,
-                                output="tracklets", segment_length=8, segment_stride=4, max_size=64, val_fraction=0.0,
-                                feature_cache=str(cache),
-                                feature_extractor={"class_path": "tailgraph.modeling.tracklet_features.TrackletFeatureExtractor",
-                                                   "init_args": {"pool": pool}})
+        return VidVRDDataModule(
+            root=str(tmp_path / "vrd"),
+            synth_train=6,
+            synth_test=2,
+            synth_size=64,
+            layout_only=False,
+            output="tracklets",
+            segment_length=8,
+            segment_stride=4,
+            max_size=64,
+            val_fraction=0.0,
+            feature_cache=str(cache),
+            feature_extractor={
+                "class_path": "tailgraph.modeling.tracklet_features.TrackletFeatureExtractor",
+                "init_args": {"pool": pool},
+            },
+        )
 
     first = dm(tmp_path / "cache")
     first.setup("fit")
@@ -250,15 +397,24 @@ def test_tracklet_segments_are_cached_on_disk_and_rebuilt_when_stale(tmp_path):
     assert {f.name.split("-")[0] for f in files} == {"train", "val", "test"}
     second = dm(tmp_path / "cache")
     second.setup("fit")
-    for a, b in zip(first.segments["train"] + first.segments["test"], second.segments["train"] + second.segments["test"]):
+    for a, b in zip(
+        first.segments["train"] + first.segments["test"],
+        second.segments["train"] + second.segments["test"],
+    ):
         assert (a.video_id, a.begin, a.end) == (b.video_id, b.begin, b.end)
         for field in ("feats", "labels", "pairs", "targets", "positive", "position"):
             assert torch.equal(getattr(a, field), getattr(b, field)), field
-        assert all(np.array_equal(x.boxes, y.boxes) and x.begin == y.begin for x, y in zip(a.tracklets, b.tracklets))
+        assert all(
+            np.array_equal(x.boxes, y.boxes) and x.begin == y.begin
+            for x, y in zip(a.tracklets, b.tracklets)
+        )
     # other extractor settings: another file; a corrupt file is rebuilt, not read
     dm(tmp_path / "cache", pool=1).setup("fit")
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 6
     files[0].write_bytes(b"not a checkpoint")
     third = dm(tmp_path / "cache")
     third.setup("fit")
-    assert torch.equal(torch.cat([s.feats for s in third.segments["test"]]), torch.cat([s.feats for s in first.segments["test"]]))
+    assert torch.equal(
+        torch.cat([s.feats for s in third.segments["test"]]),
+        torch.cat([s.feats for s in first.segments["test"]]),
+    )

@@ -10,7 +10,14 @@ from tailgraph.modeling.context.vidvrd_ii import TrackletPairModel, relative_mot
 def test_relative_motion_feature_by_hand():
     sub = torch.tensor([[0.0, 0.0, 20.0, 10.0]])  # centre (10, 5), w 20, h 10
     obj = torch.tensor([[30.0, 0.0, 40.0, 20.0]])  # centre (35, 10), w 10, h 20
-    f = relative_motion_feature(sub, obj, sub + 5, obj, (torch.tensor([3]), torch.tensor([29])), (torch.tensor([0]), torch.tensor([29])))
+    f = relative_motion_feature(
+        sub,
+        obj,
+        sub + 5,
+        obj,
+        (torch.tensor([3]), torch.tensor([29])),
+        (torch.tensor([0]), torch.tensor([29])),
+    )
     start = [(10 - 35) / 10, (5 - 10) / 20, math.log(2), math.log(0.5), 0.0, 3 / 30]
     end = [(15 - 35) / 10, (10 - 10) / 20, math.log(2), math.log(0.5), 0.0, 0.0]
     assert f[0].tolist() == pytest.approx(start + end, abs=1e-6)
@@ -38,7 +45,9 @@ def test_model_contract_refinement_and_learning():
     opt = torch.optim.Adam(m.parameters(), lr=1e-2)
     for _ in range(100):
         out = m(feats, pairs, pos)
-        loss = F.binary_cross_entropy(out["pred_probs"], target) + F.cross_entropy(out["object_logits"], labels)
+        loss = F.binary_cross_entropy(out["pred_probs"], target) + F.cross_entropy(
+            out["object_logits"], labels
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
