@@ -43,7 +43,7 @@ from tailgraph.modeling.context.sttran import (
     RelationFeatureMixin,
     sinusoidal_encoding,
 )
-from tailgraph.modeling.types import ContextOutput, RelationInputs
+from tailgraph.modeling.types import ContextModel, ContextOutput, RelationInputs
 
 __all__ = [
     "frequency_correction",
@@ -335,7 +335,7 @@ class WindowedDecoder(nn.Module):
         return out
 
 
-class FReMuReContext(RelationFeatureMixin, nn.Module):
+class FReMuReContext(RelationFeatureMixin, ContextModel):
     """FReMuRe's relation model over one video (methods.md §2).
 
     TEMPURA's relation feature (:class:`RelationFeatureMixin`), then per branch: the dual-branch

@@ -20,7 +20,7 @@ from torch import nn
 
 from tailgraph.components import build_component, import_class
 from tailgraph.modeling.relation_model import RelationModel
-from tailgraph.modeling.types import PredicateHead, SegmentRelationModel
+from tailgraph.modeling.types import ContextModel, FeatureStage, PredicateHead, SegmentRelationModel
 from tailgraph.structures import Task
 from tailgraph.vocab import Vocabulary
 
@@ -131,25 +131,18 @@ def build_model(
         if head is not None and head != DEFAULT_HEAD:
             spec["init_args"] = {**dict(spec.get("init_args") or {}), "head": dict(head)}
         return build_component(spec, inj, kind=SegmentRelationModel)
-    feats = build_component(features, inj)
-    feat_dim = int(getattr(feats, "out_dim", 0)) if feats is not None else 0
-    obj_dim = int(getattr(feats, "obj_dim", feat_dim)) if feats is not None else 0
-    union_dim = (
-        int(getattr(feats, "union_dim", feat_dim if getattr(feats, "union_features", False) else 0))
-        if feats is not None
-        else 0
-    )
+    feats = build_component(features, inj, kind=FeatureStage)
+    obj_dim = int(feats.obj_dim) if feats is not None else 0
     inj.update(
         obj_feat_dim=obj_dim,
-        union_feat_dim=union_dim,
-        union_is_map=bool(getattr(feats, "union_maps", False)),
+        union_feat_dim=int(feats.union_dim) if feats is not None else 0,
+        union_is_map=bool(feats.union_maps) if feats is not None else False,
     )
-    ctx = build_component(context, inj)
+    ctx = build_component(context, inj, kind=ContextModel)
     if ctx is None:
         raise ValueError("a relation model needs a context model")
-    out_dim = getattr(ctx, "out_dim", getattr(ctx, "hidden_dim", None))
-    head_inj = {**inj, "in_dim": out_dim}
-    if getattr(ctx, "per_type_outputs", False):  # one feature block per relation type
+    head_inj = {**inj, "in_dim": ctx.out_dim}
+    if ctx.per_type_outputs:  # one feature block per relation type
         head_inj["split_input"] = True
     if len(inj["groups"]) == 1:
         single = inj["groups"][0][2]

@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
-from torch import nn
 
-from tailgraph.modeling.types import ContextOutput, RelationInputs
+from tailgraph.modeling.types import ContextModel, ContextOutput, RelationInputs
 from tailgraph.stats import pair_predicate_counts
 from tailgraph.structures import SceneGraph
 
 __all__ = ["pair_predicate_counts", "FrequencyBaseline"]
 
 
-class FrequencyBaseline(nn.Module):
+class FrequencyBaseline(ContextModel):
     """FREQ: the predicate distribution given subject and object class, from training counts.
 
     It has no trainable parameters; it plays the role of a context model whose

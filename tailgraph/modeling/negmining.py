@@ -33,7 +33,7 @@ from torchvision.ops import roi_align
 from tailgraph.modeling.backbone import ResNetTrunk
 from tailgraph.modeling.geometry import union_boxes
 from tailgraph.modeling.roi import rois_with_batch_index
-from tailgraph.modeling.types import ContextOutput, RelationInputs
+from tailgraph.modeling.types import ContextModel, ContextOutput, FeatureStage, RelationInputs
 
 __all__ = ["coordconv_maps", "NegativeMiningFeatures", "NegativeMiningContext", "NegativeMiningNet"]
 
@@ -65,7 +65,7 @@ def coordconv_maps(
     return torch.stack(maps, dim=1)
 
 
-class NegativeMiningFeatures(nn.Module):
+class NegativeMiningFeatures(FeatureStage):
     """The visual input as a feature stage: one visual vector per candidate pair.
 
     Fits the features contract of :class:`tailgraph.modeling.relation_model.RelationModel`
@@ -183,7 +183,7 @@ class NegativeMiningFeatures(nn.Module):
         )
 
 
-class NegativeMiningContext(nn.Module):
+class NegativeMiningContext(ContextModel):
     """The classifier's input: the pair's visual vector and the two class embeddings.
 
     Args:

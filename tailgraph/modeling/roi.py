@@ -8,6 +8,7 @@ from torchvision.ops import roi_align
 
 from tailgraph.modeling.backbone import ResNetTrunk
 from tailgraph.modeling.geometry import union_boxes
+from tailgraph.modeling.types import FeatureStage
 
 __all__ = ["PixelFeatures", "rois_with_batch_index"]
 
@@ -26,7 +27,7 @@ def rois_with_batch_index(
     return torch.cat([box_to_img.to(boxes.dtype).unsqueeze(1), scaled], dim=1)
 
 
-class PixelFeatures(nn.Module):
+class PixelFeatures(FeatureStage):
     """Object and union-box features from pixels.
 
     A ResNet trunk (cut after ``last_stage``) computes a feature map once per image; RoIAlign
@@ -72,7 +73,7 @@ class PixelFeatures(nn.Module):
         c = self.trunk.out_channels
         self.roi_size = roi_size
         self.spatial_scale = 1.0 / self.trunk.stride
-        self.out_dim = out_dim
+        self.out_dim = self.obj_dim = out_dim
         self.union_features = union_features
 
         def head() -> nn.Module:

@@ -21,6 +21,8 @@ __all__ = [
     "HeadOutput",
     "PredicateHead",
     "SegmentRelationModel",
+    "FeatureStage",
+    "ContextModel",
 ]
 
 
@@ -134,6 +136,38 @@ class HeadOutput:
     logits: torch.Tensor
     probs: torch.Tensor | None = None
     extras: dict = field(default_factory=dict)
+
+
+class FeatureStage(nn.Module):
+    """Base of the pixel feature stages (:class:`tailgraph.modeling.roi.PixelFeatures`, the
+    negative-mining network's features): ``forward(images, scales, boxes, obj_to_img, pairs)
+    -> (obj_feats [N, obj_dim], union_feats [P, union_dim] or maps)``.
+
+    Attributes:
+        obj_dim: object feature size.
+        union_dim: union-box feature size (channels of the maps with ``union_maps``); 0 = no
+            union features.
+        union_maps: union features are ``[P, union_dim, s, s]`` maps (STTran's union + mask
+            maps) instead of vectors.
+    """
+
+    obj_dim: int = 0
+    union_dim: int = 0
+    union_maps: bool = False
+
+
+class ContextModel(nn.Module):
+    """Base of context models: ``forward(RelationInputs) -> ContextOutput``.
+
+    Attributes:
+        out_dim: size of the pair features the predicate head reads (``None``: no head reads
+            them, e.g. the FREQ baseline).
+        per_type_outputs: the pair features are one block per relation type, side by side
+            (FReMuRe's decoupled branches; the typed head splits them).
+    """
+
+    out_dim: int | None = None
+    per_type_outputs: bool = False
 
 
 class PredicateHead(nn.Module):

@@ -16,7 +16,7 @@ from tailgraph.modeling.context.common import (
     unpad,
 )
 from tailgraph.modeling.geometry import pair_geometry
-from tailgraph.modeling.types import ContextOutput, RelationInputs
+from tailgraph.modeling.types import ContextModel, ContextOutput, RelationInputs
 
 __all__ = ["MotifsContext", "motifs_order"]
 
@@ -48,7 +48,7 @@ def motifs_order(
     return key
 
 
-class MotifsContext(nn.Module):
+class MotifsContext(ContextModel):
     """Object-context BiLSTM → object decoder LSTM (SGCls) → edge-context BiLSTM → head/tail
     pair representation, plus the frequency bias.
 

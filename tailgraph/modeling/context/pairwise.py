@@ -14,12 +14,12 @@ from tailgraph.modeling.geometry import (
     box_geometry,
     pair_geometry,
 )
-from tailgraph.modeling.types import ContextOutput, RelationInputs
+from tailgraph.modeling.types import ContextModel, ContextOutput, RelationInputs
 
 __all__ = ["PairwiseMLPContext"]
 
 
-class PairwiseMLPContext(nn.Module):
+class PairwiseMLPContext(ContextModel):
     """Each object is encoded from its visual feature, class embedding and box geometry; each
     ordered pair from its subject and object codes, their relative geometry and (when given)
     the union-box feature.

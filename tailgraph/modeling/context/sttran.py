@@ -35,7 +35,7 @@ from torch import nn
 
 from tailgraph.modeling.context.common import pad_by_image, unpad
 from tailgraph.modeling.embeddings import ClassEmbedding
-from tailgraph.modeling.types import ContextOutput, RelationInputs
+from tailgraph.modeling.types import ContextModel, ContextOutput, RelationInputs
 
 __all__ = [
     "STTranContext",
@@ -182,7 +182,7 @@ def sinusoidal_encoding(positions: torch.Tensor, dim: int) -> torch.Tensor:
     return out
 
 
-class STTranContext(RelationFeatureMixin, nn.Module):
+class STTranContext(RelationFeatureMixin, ContextModel):
     """STTran spatial encoder + temporal decoder over the relation features of one video.
 
     Args:

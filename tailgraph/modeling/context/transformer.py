@@ -15,12 +15,12 @@ from tailgraph.modeling.context.common import (
     unpad,
 )
 from tailgraph.modeling.geometry import pair_geometry
-from tailgraph.modeling.types import ContextOutput, RelationInputs
+from tailgraph.modeling.types import ContextModel, ContextOutput, RelationInputs
 
 __all__ = ["TransformerContext"]
 
 
-class TransformerContext(nn.Module):
+class TransformerContext(ContextModel):
     """Object self-attention encoder → object logits (SGCls) → edge self-attention encoder →
     head/tail pair representation, with an optional frequency bias.
 

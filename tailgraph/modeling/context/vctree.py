@@ -19,7 +19,7 @@ from torch import nn
 
 from tailgraph.modeling.context.common import FrequencyBias, ObjectInput, PairFromContext
 from tailgraph.modeling.geometry import pair_geometry
-from tailgraph.modeling.types import ContextOutput, RelationInputs
+from tailgraph.modeling.types import ContextModel, ContextOutput, RelationInputs
 
 __all__ = ["VCTreeContext", "maximum_spanning_tree", "BinaryTree", "to_binary_tree"]
 
@@ -140,7 +140,7 @@ class _BiTreeLSTM(nn.Module):
         return torch.cat([torch.stack(h_up), torch.stack(h_dn)], dim=1)
 
 
-class VCTreeContext(nn.Module):
+class VCTreeContext(ContextModel):
     """VCTree context model.
 
     Args:
