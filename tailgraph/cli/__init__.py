@@ -47,7 +47,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "convert prediction / ground-truth files between JSON and .h5 / .npz",
     ),
-    "report": ("tailgraph.viz.report", "main", "render a run's results as a readable report"),
+    "report": ("tailgraph.cli.report", "main", "render a run's results as a readable report"),
     "demo": ("tailgraph.cli.demo", "main", "generate -> fit -> test -> report on synth-vg"),
 }
 

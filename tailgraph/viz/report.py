@@ -31,13 +31,11 @@ PNG files beside it) has:
 
 from __future__ import annotations
 
-import argparse
 import base64
 import csv
 import html
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +44,6 @@ from tailgraph.errors import DataError
 
 __all__ = [
     "write_report",
-    "main",
     "results_table",
     "flatten_models",
     "head_body_tail",
@@ -677,28 +674,3 @@ def _html(runs, sec, images, k) -> str:
         parts.append("<h2>Timings</h2>" + _html_table(["phase", "seconds"], sec["timings"]))
     parts.append("</body></html>")
     return "".join(parts)
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="tailgraph report",
-        description="Render runs' results (metrics.json) as a self-contained HTML page and a "
-        "Markdown report with PNG plots; several runs are compared side by side.",
-    )
-    parser.add_argument(
-        "runs", nargs="+", metavar="RUN_DIR", help="run folders holding metrics.json, or the files"
-    )
-    parser.add_argument(
-        "--out", default=None, help="output folder (default: beside the first run's results)"
-    )
-    parser.add_argument("-k", type=int, default=50, help="K of the per-predicate recalls")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing report files")
-    args = parser.parse_args(argv)
-    try:
-        files = write_report(list(args.runs), args.out, k=args.k, overwrite=args.overwrite)
-    except DataError as exc:
-        print(f"tailgraph report: {exc}", file=sys.stderr)
-        return 2
-    for kind, path in files.items():
-        print(f"{kind}: {path}")
-    return 0

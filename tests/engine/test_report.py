@@ -2,8 +2,9 @@ import json
 
 import pytest
 
+from tailgraph.cli.report import main
 from tailgraph.errors import DataError
-from tailgraph.viz.report import main, results_table, write_report
+from tailgraph.viz.report import results_table, write_report
 
 
 def doc():

@@ -1,0 +1,37 @@
+"""``tailgraph report RUN_DIR ... [--out DIR]``: runs' results as a readable page
+(:func:`tailgraph.viz.report.write_report`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tailgraph.errors import DataError
+from tailgraph.viz.report import write_report
+
+__all__ = ["main"]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tailgraph report",
+        description="Render runs' results (metrics.json) as a self-contained HTML page and a "
+        "Markdown report with PNG plots; several runs are compared side by side.",
+    )
+    parser.add_argument(
+        "runs", nargs="+", metavar="RUN_DIR", help="run folders holding metrics.json, or the files"
+    )
+    parser.add_argument(
+        "--out", default=None, help="output folder (default: beside the first run's results)"
+    )
+    parser.add_argument("-k", type=int, default=50, help="K of the per-predicate recalls")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing report files")
+    args = parser.parse_args(argv)
+    try:
+        files = write_report(list(args.runs), args.out, k=args.k, overwrite=args.overwrite)
+    except DataError as exc:
+        print(f"tailgraph report: {exc}", file=sys.stderr)
+        return 2
+    for kind, path in files.items():
+        print(f"{kind}: {path}")
+    return 0
