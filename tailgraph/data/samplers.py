@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import Sampler
@@ -294,6 +295,9 @@ class ShardSampler(Sampler[int]):
         shuffle, seed: see above.
         pad: equal counts per rank (repeating items) instead of disjoint, complete shards.
         num_replicas, rank: DDP shard (default: from ``torch.distributed``).
+        groups: ``[n]`` a group key per item (e.g. the video of each segment): without ``pad``
+            the shards are made of whole groups, in order, so a metric that assembles a group
+            (a video's relation instances from its segments) sees all of it in one process.
     """
 
     def __init__(
@@ -304,7 +308,11 @@ class ShardSampler(Sampler[int]):
         pad: bool = True,
         num_replicas: int | None = None,
         rank: int | None = None,
+        groups: Sequence[Any] | None = None,
     ) -> None:
+        if groups is not None and len(groups) != n:
+            raise ValueError(f"groups has {len(groups)} keys for {n} items")
+        self.groups = list(groups) if groups is not None else None
         self.n, self.shuffle, self.pad = n, shuffle, pad
         self.num_replicas, self.rank = _dist(num_replicas, rank)
         if seed is None and self.num_replicas > 1:
@@ -317,7 +325,18 @@ class ShardSampler(Sampler[int]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _grouped(self, idx: list[int]) -> list[int]:
+        """This rank's items of whole groups (groups in their first item's order)."""
+        members: dict[Any, list[int]] = {}
+        for i in idx:
+            members.setdefault(self.groups[i], []).append(i)  # type: ignore[index]
+        keys = list(members)
+        mine = _shard(keys, self.num_replicas, self.rank, False)
+        return [i for k in mine for i in members[k]]
+
     def __iter__(self) -> Iterator[int]:
+        if self.groups is not None and not self.pad:
+            return iter(self._grouped(list(range(self.n))))
         if not self.shuffle:
             idx = list(range(self.n))
         else:
@@ -330,6 +349,8 @@ class ShardSampler(Sampler[int]):
         return iter(_shard(idx, self.num_replicas, self.rank, self.pad))
 
     def __len__(self) -> int:
+        if self.groups is not None and not self.pad:
+            return len(self._grouped(list(range(self.n))))
         return len(_shard(list(range(self.n)), self.num_replicas, self.rank, self.pad))
 
 

@@ -328,10 +328,12 @@ class VidVRDDataModule(SplitDataModule):
                 self.feature_std,
                 self.max_pairs if split == "train" else None,
             )
+            # evaluation shards hold whole videos: the metric associates a video's segments
+            videos = [s.video_id for s in self.segments[split]]
             return DataLoader(
                 ds,
                 batch_size=self.batch_size,
-                sampler=ShardSampler(len(ds), shuffle=shuffle, pad=split == "train"),
+                sampler=ShardSampler(len(ds), shuffle=shuffle, pad=split == "train", groups=videos),
                 collate_fn=collate_segments,
                 num_workers=self.num_workers,
             )
@@ -340,7 +342,12 @@ class VidVRDDataModule(SplitDataModule):
             return DataLoader(
                 segments,
                 batch_size=self.batch_size,
-                sampler=ShardSampler(len(segments), shuffle=shuffle, pad=split == "train"),
+                sampler=ShardSampler(
+                    len(segments),
+                    shuffle=shuffle,
+                    pad=split == "train",
+                    groups=[v.video_id for v, _ in segments.items],
+                ),
                 collate_fn=list,
                 num_workers=self.num_workers,
             )

@@ -116,3 +116,72 @@ def test_ddp_fit_and_test_in_two_processes_equal_one_process(tmp_path):
             assert two[k] == pytest.approx(v, abs=1e-12), k
     assert two["num_images"] == one["num_images"] > 0
     assert max(one["R@100"], one["ngR@100"], one["mR@100"]) > 0  # the comparison is not all zeros
+
+
+def _numbers(d, prefix=""):
+    """Every number of a (nested) metrics document, keyed by its path."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_numbers(v, f"{key}/"))
+        elif isinstance(v, list):
+            out[key] = v
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[key] = v
+    return out
+
+
+@pytest.mark.parametrize(
+    "recipe_name,count", [("ag_predcls_sttran", "num_frames"), ("vrd_vidvrd2", "num_videos")]
+)
+def test_ag_and_vidvrd_metrics_are_reduced_across_two_processes(recipe_name, count, tmp_path):
+    """The AG composite (with / semi / no) and the VidVRD metric (video-level instances from
+    segments) are torchmetrics Metrics: `test` on 2 processes, each with its own shard of the
+    test videos, gives exactly the numbers of one process."""
+    import yaml
+
+    from tests.engine.test_recipes import tiny_recipe
+
+    recipe = tiny_recipe(recipe_name, tmp_path)
+    cfg = yaml.safe_load(recipe.read_text())
+    cfg["data"]["init_args"].update(synth_train=4, synth_test=5)  # 5 test videos: 3 + 2 shards
+    cfg["data"]["init_args"]["val_fraction"] = 0.0
+    cfg["trainer"]["limit_val_batches"] = 0
+    recipe.write_text(yaml.safe_dump(cfg))
+    _cli(["fit", "--config", str(recipe)], tmp_path)
+    ckpt = tmp_path / "out" / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+    ddp = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+    _cli(["test", "--config", str(recipe), "--ckpt_path", str(ckpt), *ddp], tmp_path)
+    _cli(
+        ["test", "--config", str(recipe), "--ckpt_path", str(ckpt), "--trainer.devices", "1"],
+        tmp_path,
+    )
+    runs = sorted(
+        (tmp_path / "out" / "runs").glob("version_*"), key=lambda p: int(p.name.split("_")[1])
+    )
+    two, one = (
+        _numbers(json.loads((r / "metrics.json").read_text())["models"]["model"]) for r in runs[-2:]
+    )
+    assert set(two) == set(one)
+    for k, v in one.items():
+        assert two[k] == pytest.approx(v, abs=1e-12), k
+    counted = [v for k, v in one.items() if k.endswith(count)]
+    assert counted and all(c > 0 for c in counted)
+
+
+def test_grouped_evaluation_shards_hold_whole_groups():
+    groups = ["a", "a", "b", "c", "c", "c", "d", "e"]
+    shards = [
+        list(ShardSampler(len(groups), pad=False, num_replicas=2, rank=r, groups=groups))
+        for r in range(2)
+    ]
+    assert sorted(shards[0] + shards[1]) == list(range(len(groups)))  # disjoint and complete
+    assert {groups[i] for i in shards[0]}.isdisjoint({groups[i] for i in shards[1]})  # whole groups
+    assert shards[0] == [0, 1, 3, 4, 5, 7] and shards[1] == [2, 6]  # groups a, c, e | b, d
+    assert [
+        len(ShardSampler(len(groups), pad=False, num_replicas=2, rank=r, groups=groups))
+        for r in range(2)
+    ] == [6, 2]
+    # training still pads item by item
+    assert len(ShardSampler(len(groups), pad=True, num_replicas=3, rank=2, groups=groups)) == 3
