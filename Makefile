@@ -33,7 +33,10 @@ browser:
 	  || echo "chromium not installed: the report's browser test will be skipped (fails under CI=true)"; }
 
 test: $(STAMP) browser
-	$(VENV)/bin/ruff check tailgraph
+	$(VENV)/bin/ruff check tailgraph tests benchmarks
+	$(VENV)/bin/ruff format --check tailgraph tests benchmarks
+	$(VENV)/bin/mypy tailgraph
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 bench: $(STAMP)

@@ -109,6 +109,8 @@ class ClassBalancedCE(nn.Module):
         ``forward(logits [P, C], labels [P]) -> scalar``.
     """
 
+    weight: torch.Tensor
+
     def __init__(
         self,
         predicate_counts: Sequence[int],

@@ -111,6 +111,6 @@ class TrainStats:
             list(d["predicate_counts"]),
             list(d["object_counts"]),
             None,
-            {tuple(t) for t in d["triplets"]},  # type: ignore[misc]
+            {tuple(t) for t in d["triplets"]},
             int(d["num_samples"]),
         )

@@ -19,12 +19,15 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
 
 from tailgraph.errors import DataError
+
+# what the structures' constructors accept: tensors, arrays, nested lists
+ArrayLike = Any
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -155,6 +158,21 @@ class SceneGraph:
     image_path: str | None = None
     track_ids: torch.Tensor | None = None
     extras: dict = field(default_factory=dict)
+
+    if TYPE_CHECKING:  # the constructor takes array-likes; __post_init__ makes them tensors
+
+        def __init__(
+            self,
+            image_id: Any,
+            width: int,
+            height: int,
+            boxes: ArrayLike,
+            labels: ArrayLike,
+            relations: ArrayLike,
+            image_path: str | None = None,
+            track_ids: ArrayLike | None = None,
+            extras: dict | None = None,
+        ) -> None: ...
 
     def __post_init__(self) -> None:
         sid = self.image_id
@@ -317,6 +335,18 @@ class Predictions:
     label_scores: torch.Tensor
     pairs: torch.Tensor
     predicate_scores: torch.Tensor
+
+    if TYPE_CHECKING:  # the constructor takes array-likes; __post_init__ makes them tensors
+
+        def __init__(
+            self,
+            image_id: Any,
+            boxes: ArrayLike,
+            labels: ArrayLike,
+            label_scores: ArrayLike,
+            pairs: ArrayLike,
+            predicate_scores: ArrayLike,
+        ) -> None: ...
 
     def __post_init__(self) -> None:
         sid = self.image_id

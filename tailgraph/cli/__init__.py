@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tailgraph: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module_name, func_name, _ = COMMANDS[name]
-    argparse.ArgumentParser.error = _one_line_error  # every subcommand's argument errors: one line
+    argparse.ArgumentParser.error = _one_line_error  # type: ignore[method-assign,assignment]  # every subcommand's argument errors: one line
     if debug:
         os.environ["TAILGRAPH_DEBUG"] = "1"
     try:

@@ -70,7 +70,7 @@ def _read_json_kind(path: str) -> tuple[str, Any, dict]:
 def _read_binary(path: str) -> tuple[str, Any, dict]:
     with BinaryReader(path) as r:
         kind, meta = r.kind, {k: v for k, v in r.meta.items() if k not in ("format", "kind")}
-        if kind.startswith("vidvrd"):
+        if kind.startswith("vidvrd"):  # type: ignore[union-attr]
             videos = {
                 vid: [
                     dict(x, sub_traj=np.array(x["sub_traj"]), obj_traj=np.array(x["obj_traj"]))
@@ -78,7 +78,7 @@ def _read_binary(path: str) -> tuple[str, Any, dict]:
                 ]
                 for vid, rels in r.videos()
             }
-            return kind, videos, meta
+            return kind, videos, meta  # type: ignore[return-value]
         if kind == "ground_truth":
             for key in ("object_classes", "predicates"):
                 if not isinstance(meta.get(key), list):
@@ -90,7 +90,7 @@ def _read_binary(path: str) -> tuple[str, Any, dict]:
                 items.append(
                     {k: (np.array(v) if isinstance(v, np.ndarray) else v) for k, v in d.items()}
                 )
-        return kind, items, meta
+        return kind, items, meta  # type: ignore[return-value]
 
 
 def _jsonable(d: dict) -> dict:
@@ -110,7 +110,7 @@ def _write_json(path: str, kind: str, content: Any, meta: dict) -> None:
             "format": FORMAT,
             "protocol": "vidvrd",
             "videos": {str(v): [_jsonable(x) for x in rels] for v, rels in content.items()},
-            "predicates": meta.get("predicates"),
+            "predicates": meta.get("predicates"),  # type: ignore[dict-item]
         }
     elif kind == "ground_truth":
         images = []
@@ -129,12 +129,12 @@ def _write_json(path: str, kind: str, content: Any, meta: dict) -> None:
             "protocol": meta["protocol"],
             "object_classes": meta["object_classes"],
             "predicates": meta["predicates"],
-            "images": images,
+            "images": images,  # type: ignore[dict-item]
         }
     else:
         doc = {
             "format": FORMAT,
-            "images": [_jsonable(p) if isinstance(p, dict) else p.to_dict() for p in content],
+            "images": [_jsonable(p) if isinstance(p, dict) else p.to_dict() for p in content],  # type: ignore[misc]
         }
     write_json(path, doc)
 

@@ -17,7 +17,7 @@ from typing import Any
 __all__ = ["main", "run_demo", "DEMO_DATA", "DEMO_MODEL"]
 
 # the data and model of configs/synthetic/hml_motifs_vg.yaml
-DEMO_DATA = dict(
+DEMO_DATA: dict[str, Any] = dict(
     num_train=4000,
     num_test=500,
     image_size=128,
@@ -28,7 +28,7 @@ DEMO_DATA = dict(
     layout_only=True,
     batch_size=32,
 )
-DEMO_MODEL = dict(
+DEMO_MODEL: dict[str, Any] = dict(
     task="predcls",
     lr=0.002,
     bg_per_image=32,
@@ -104,7 +104,7 @@ def run_demo(
     dm.setup("fit")
     dm.setup("test")
     timings["generate synth-vg"] = time.perf_counter() - t0
-    counts = np.array([dm.vocab.predicate_counts[i] for i in dm.vocab.foreground_predicates])
+    counts = np.array([dm.vocab.predicate_counts[i] for i in dm.vocab.foreground_predicates])  # type: ignore[union-attr]
     rels = np.array([g.num_relations for g in dm.splits["train"]])
     print(
         f"[demo] synth-vg: {len(dm.splits['train'])} train / {len(dm.splits['test'])} test "
@@ -133,7 +133,7 @@ def run_demo(
     for name, (method, n_epochs) in runs.items():
         t0 = time.perf_counter()
         L.seed_everything(seed, workers=True, verbose=False)
-        module = SGGModule(method=method, **DEMO_MODEL)
+        module = SGGModule(method=method, **DEMO_MODEL)  # type: ignore[arg-type]
         trainer = _trainer(out, name.replace(" + ", "_").lower(), n_epochs)
         trainer.fit(module, datamodule=dm)
         trainer.test(module, datamodule=dm, verbose=False)

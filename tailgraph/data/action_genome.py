@@ -109,7 +109,7 @@ def ag_vocabulary(root: str | Path) -> Vocabulary:
     return Vocabulary(
         classes,
         list(AG_PREDICATES),
-        relation_type=types,
+        relation_type=types,  # type: ignore[arg-type]
         single_label_types=["attention"],
         predicate_background=False,
         name="action-genome",

@@ -32,11 +32,13 @@ def load_image(path: str, max_size: int, *, sample: object = None) -> tuple[torc
 
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
+            im = im.convert("RGB")  # type: ignore[assignment]
             w, h = im.size
             scale = max_size / max(w, h)
             if scale != 1.0:
-                im = im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
+                im = im.resize(
+                    (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR
+                )  # type: ignore[assignment]
             arr = np.asarray(im, dtype=np.float32) / 255.0
     except FileNotFoundError:
         raise DataError("image file not found", file=path, sample=sample, field="image") from None
@@ -93,7 +95,7 @@ class GraphImageDataset(Dataset):
         if i in self._cache:
             img, scale = self._cache[i]
         else:
-            img, scale = load_image(g.image_path, self.max_size, sample=g.image_id)
+            img, scale = load_image(g.image_path, self.max_size, sample=g.image_id)  # type: ignore[arg-type]
             if self.cache_images:
                 self._cache[i] = (img, scale)
         return img, scale, g

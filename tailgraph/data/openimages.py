@@ -265,7 +265,10 @@ def load_oi(
 def stats(root: str | Path) -> dict[str, Any]:
     """``tailgraph stats --format oi``: images, boxes, rows per split (raw, ``is`` rows
     included) and object–object relations (filtered)."""
-    splits, fsplits, raw_counts, fcounts = {}, {}, {}, {}
+    splits: dict[str, Any] = {}
+    fsplits: dict[str, Any] = {}
+    raw_counts: dict[str, int] = {}
+    fcounts: dict[str, int] = {}
     for split in ("train", "validation", "val", "test"):
         try:
             _, rows = _rows(Path(root), split)

@@ -248,10 +248,10 @@ class RepeatFactorSampler(Sampler[int]):
         extra = (torch.rand(len(self.factors), generator=g) < (self.factors - base)).float()
         reps = (base + extra).long()
         idx = torch.repeat_interleave(torch.arange(len(self.factors)), reps)
-        idx = idx[torch.randperm(len(idx), generator=g)].tolist()
+        idx = idx[torch.randperm(len(idx), generator=g)].tolist()  # type: ignore[assignment]
         per_rank = math.ceil(len(idx) / self.num_replicas)
         idx = idx + idx[: per_rank * self.num_replicas - len(idx)]
-        return idx[self.rank :: self.num_replicas]
+        return idx[self.rank :: self.num_replicas]  # type: ignore[return-value]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._indices())

@@ -353,8 +353,8 @@ def load_vidvrd(
         [BACKGROUND] + cats,
         [BACKGROUND] + preds,
         predicate_counts=counts,
-        action_pattern=[None] + [a for a, _ in patterns],
-        spatial_pattern=[None] + [s for _, s in patterns],
+        action_pattern=[None, *(a for a, _ in patterns)],
+        spatial_pattern=[None, *(s for _, s in patterns)],
         name="vidvrd",
     )
     frames_dir = None if layout_only else root / "frames"
@@ -398,7 +398,7 @@ def to_groundtruth(videos: Iterable[VideoSceneGraph]) -> dict[Any, list]:
             sub, obj = [], []
             for f in range(r["begin_fid"], r["end_fid"]):
                 fr = v.frames[f]
-                tids = fr.track_ids.tolist()
+                tids = fr.track_ids.tolist()  # type: ignore[union-attr]  # VidVRD frames carry them
                 sub.append(fr.boxes[tids.index(r["subject_tid"])].tolist())
                 obj.append(fr.boxes[tids.index(r["object_tid"])].tolist())
             rels.append(
@@ -417,7 +417,8 @@ def stats(root: str | Path) -> dict[str, Any]:
     """``tailgraph stats --format vidvrd``: videos, frames, trajectory boxes and relation
     instances per split, and instance counts per predicate (no filters apply to VidVRD, so
     ``filtered`` equals the raw numbers)."""
-    splits, counts = {}, {}
+    splits: dict[str, Any] = {}
+    counts: dict[str, int] = {}
     for split in ("train", "test"):
         if not (Path(root) / split).is_dir():
             continue

@@ -37,7 +37,7 @@ class _OIImages(Dataset):
         if self.layout_only:
             return None, 1.0, g
         scale = resize_scale(g.width, g.height, self.shorter, self.longer_max)
-        img, s = load_image(g.image_path, round(max(g.width, g.height) * scale), sample=g.image_id)
+        img, s = load_image(g.image_path, round(max(g.width, g.height) * scale), sample=g.image_id)  # type: ignore[arg-type]
         return img, s, g
 
 

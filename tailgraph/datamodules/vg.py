@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from torch.utils.data import DataLoader
 
@@ -181,7 +182,7 @@ class SynthVGDataModule(VGDataModule):
         self.num_test = num_test
         self.image_size = image_size
         self.synth_seed = synth_seed
-        self.generator_options = dict(
+        self.generator_options: dict[str, Any] = dict(
             head_tail_ratio=head_tail_ratio,
             max_units=max_units,
             max_objects=max_objects,

@@ -217,7 +217,7 @@ class VidVRDDataModule(SplitDataModule):
             output,
             max_size,
         )
-        self.tracklet_options = {
+        self.tracklet_options: dict[str, Any] = {
             "source": tracklets,
             "jitter": jitter,
             "seed": seed,
@@ -290,7 +290,7 @@ class VidVRDDataModule(SplitDataModule):
             if segments is None:
                 segments = build_tracklet_segments(
                     videos,
-                    self.vocab,
+                    self.vocab,  # type: ignore[arg-type]
                     extractor,
                     length=self.length,
                     stride=self.stride,
@@ -324,8 +324,8 @@ class VidVRDDataModule(SplitDataModule):
 
             ds = _TrackletSegments(
                 self.segments[split],
-                self.feature_mean,
-                self.feature_std,
+                self.feature_mean,  # type: ignore[arg-type]
+                self.feature_std,  # type: ignore[arg-type]
                 self.max_pairs if split == "train" else None,
             )
             # evaluation shards hold whole videos: the metric associates a video's segments
@@ -351,7 +351,7 @@ class VidVRDDataModule(SplitDataModule):
                 collate_fn=list,
                 num_workers=self.num_workers,
             )
-        ds = _SegmentFrames(
+        ds = _SegmentFrames(  # type: ignore[assignment]
             self.splits[split],
             self.length if split == "train" else None,
             self.stride,

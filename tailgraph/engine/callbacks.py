@@ -15,13 +15,19 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import BasePredictionWriter, Callback, TQDMProgressBar
+from lightning.pytorch.callbacks import (
+    BasePredictionWriter,
+    Callback,
+    ModelCheckpoint,
+    TQDMProgressBar,
+)
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, _update_n, convert_inf
 
-from tailgraph.engine.module import library_versions
+from tailgraph.engine.module import SGGModule, library_versions
 from tailgraph.io.outputs import write_json_atomic
 from tailgraph.io.predictions import PRED_FORMATS, write_image_predictions, write_video_results
 from tailgraph.io.results import results_document, training_log_of
@@ -44,7 +50,7 @@ class PhaseProgressBar(TQDMProgressBar):
         if refresh_rate is None:
             refresh_rate = 1 if sys.stdout.isatty() else 25
         super().__init__(refresh_rate=refresh_rate, leave=False)
-        self._done = 0  # training batches of the epochs before this one
+        self._done: int | None = 0  # training batches of the epochs before this one
 
     def on_sanity_check_start(self, *_: Any) -> None:  # noqa: D102 - no sanity-check bar
         self.val_progress_bar = Tqdm(disable=True)
@@ -112,17 +118,19 @@ class PhaseProgressBar(TQDMProgressBar):
     def init_predict_tqdm(self) -> Tqdm:  # noqa: D102
         return self._phase_bar("predict")
 
-    def _eval_batch_start(self, bar: Tqdm, total: str, desc: str, dataloader_idx: int) -> None:
+    def _eval_batch_start(
+        self, bar: Tqdm, total: Callable[[], Any], desc: str, dataloader_idx: int
+    ) -> None:
         if not self.has_dataloader_changed(dataloader_idx):
             return
-        bar.reset(total=convert_inf(getattr(self, total)))
+        bar.reset(total=convert_inf(total()))  # the count of the dataloader just entered
         bar.initial = 0
         bar.set_description(desc if dataloader_idx == 0 else f"{desc} ({dataloader_idx})")
 
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:  # noqa: D102
         self._eval_batch_start(
             self.test_progress_bar,
-            "total_test_batches_current_dataloader",
+            lambda: self.total_test_batches_current_dataloader,
             "test",
             dataloader_idx,
         )
@@ -132,7 +140,7 @@ class PhaseProgressBar(TQDMProgressBar):
     ) -> None:  # noqa: D102
         self._eval_batch_start(
             self.predict_progress_bar,
-            "total_predict_batches_current_dataloader",
+            lambda: self.total_predict_batches_current_dataloader,
             "predict",
             dataloader_idx,
         )
@@ -163,16 +171,16 @@ class FitSummary(Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:  # noqa: D102
         self._t0 = time.perf_counter()
         self._best = self._last = None
-        protocol = getattr(pl_module, "protocol", None)
+        protocol = pl_module.protocol if isinstance(pl_module, SGGModule) else None
         self._key = f"val/{protocol.monitor}" if protocol is not None else None
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:  # noqa: D102
         if trainer.sanity_checking or self._key is None:
             return
-        v = trainer.callback_metrics.get(self._key)
-        if v is None:
+        metric = trainer.callback_metrics.get(self._key)
+        if metric is None:
             return
-        v = float(v)
+        v = float(metric)
         self._last = v
         if self._best is None or v > self._best[0]:
             self._best = (v, trainer.current_epoch + 1)
@@ -188,7 +196,7 @@ class FitSummary(Callback):
         for k, v in sorted(trainer.callback_metrics.items()):
             if k.startswith("train/") and "loss" in k:
                 rows.append((k, f"{float(v):.4f} (last step)"))
-        if self._best is not None:
+        if self._best is not None and self._key is not None and self._last is not None:
             rows.append(
                 (
                     self._key,
@@ -196,8 +204,8 @@ class FitSummary(Callback):
                     f"{100 * self._last:.2f} last",
                 )
             )
-        ckpt = getattr(trainer, "checkpoint_callback", None)
-        if ckpt is not None and getattr(ckpt, "dirpath", None):
+        ckpt = trainer.checkpoint_callback
+        if isinstance(ckpt, ModelCheckpoint) and ckpt.dirpath:
             rows.append(("checkpoints", str(ckpt.dirpath)))
         print("\n" + summary_table(rows, "fit summary"))
 
@@ -209,14 +217,14 @@ class MetricsWriter(Callback):
     def __init__(self, path: str | None = None) -> None:
         self.path = path
 
-    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_test_end(self, trainer: L.Trainer, pl_module: SGGModule) -> None:  # type: ignore[override]
         log_dir = trainer.log_dir  # a collective under DDP: every rank asks
-        metrics = getattr(pl_module, "last_metrics", None)
+        metrics = pl_module.last_metrics
         if not metrics or not trainer.is_global_zero:
             return
         target = self.path or os.path.join(log_dir or trainer.default_root_dir, "metrics.json")
-        vocab = getattr(pl_module, "vocab", None)
-        stats = getattr(pl_module, "train_stats", None)
+        vocab = pl_module.vocab
+        stats = pl_module.train_stats
         if vocab is not None and stats is not None:
             vocab = vocab.with_counts(stats.predicate_counts)
         log = training_log_of(trainer.ckpt_path)
@@ -224,7 +232,7 @@ class MetricsWriter(Callback):
             {"model": metrics},
             vocab,
             pl_module.task.value,
-            protocol=getattr(pl_module, "protocol_name", None),
+            protocol=pl_module.protocol_name,
             logs={"model": log} if log else None,
         )
         write_json_atomic(target, doc)

@@ -27,7 +27,7 @@ from tailgraph.components import build_component
 from tailgraph.datamodules.base import SGGDataModule
 from tailgraph.methods.base import Method
 from tailgraph.modeling.builder import DEFAULT_CONTEXT, DEFAULT_FEATURES, DEFAULT_HEAD, build_model
-from tailgraph.modeling.relation_model import RelationModel, RelationOutput
+from tailgraph.modeling.relation_model import RelationOutput
 from tailgraph.protocols import Protocol, build_protocol
 from tailgraph.stats import TrainStats
 from tailgraph.structures import Batch, GraphBatch, Task
@@ -146,10 +146,11 @@ class SGGModule(L.LightningModule):
         self.pair_chunk_size = pair_chunk_size
         self.protocol_name = protocol
         self.protocol_options = dict(protocol_options or {})
+        # set by build() (from the data module's vocabulary in setup, or from a checkpoint)
         self.vocab: Vocabulary | None = None
-        self.protocol: Protocol | None = None
-        self.model: RelationModel | None = None
-        self.method: Method | None = None
+        self.protocol: Protocol = None  # type: ignore[assignment]
+        self.model: Any = None  # a RelationModel, or a SegmentRelationModel (VidVRD-II)
+        self.method: Method = None  # type: ignore[assignment]
         self.train_stats: TrainStats | None = None
         self.metric: Any = None
         self.last_metrics: dict[str, Any] = {}
@@ -176,7 +177,7 @@ class SGGModule(L.LightningModule):
             train_stats=train_stats,
             groups=[(g.name, g.columns, g.single_label) for g in self.protocol.groups],
             pair_chunk_size=self.pair_chunk_size,
-            **self.specs,
+            **self.specs,  # type: ignore[arg-type]
         )
         self.method = build_component(self.method_spec, {}, kind=Method)
         self.method.setup(self.model, vocab, train_stats, protocol=self.protocol)
@@ -201,7 +202,7 @@ class SGGModule(L.LightningModule):
             dm.setup(stage)
         if self.model is not None:
             if self.train_stats is None and dm is not None and dm.vocab is not None:
-                self.train_stats = TrainStats.from_graphs(dm.train_graphs(), self.vocab)
+                self.train_stats = TrainStats.from_graphs(dm.train_graphs(), dm.vocab)
             return
         if dm is None or dm.vocab is None:
             raise RuntimeError(
@@ -217,7 +218,8 @@ class SGGModule(L.LightningModule):
 
     def _datamodule(self) -> SGGDataModule | None:
         """The trainer's data module (``None`` outside a trainer or without one)."""
-        dm = self.trainer.datamodule if self._trainer is not None else None
+        trainer: Any = self._trainer  # Lightning types the data module loosely
+        dm = trainer.datamodule if trainer is not None else None
         if dm is not None and not isinstance(dm, SGGDataModule):
             from tailgraph.errors import DataError
 
@@ -236,7 +238,7 @@ class SGGModule(L.LightningModule):
         st = self.train_stats
         # random states, so a run resumed from this checkpoint continues exactly
         # (deterministic mode)
-        np_state = np.random.get_state()
+        np_state: Any = np.random.get_state()
         checkpoint["tailgraph_rng"] = {
             "torch": torch.get_rng_state(),
             "pairs": self._pair_generator.get_state(),
@@ -309,7 +311,7 @@ class SGGModule(L.LightningModule):
         return self.model(batch)
 
     # ------------------------------------------------------------------ training
-    def training_step(self, batch: GraphBatch, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         self._check_built()
         losses = self.method.training_step(self.model, self.train_batch(batch))
         if not losses:
@@ -369,7 +371,7 @@ class SGGModule(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._eval_start("test")
 
-    def test_step(self, batch: Batch, batch_idx: int) -> list:
+    def test_step(self, batch: Batch, batch_idx: int) -> list:  # type: ignore[override]
         return self._eval_step(batch)
 
     def on_test_epoch_end(self) -> None:

@@ -195,7 +195,7 @@ class AGEvaluator:
             for k in self.ks:
                 self.recalls[k].append(0.0)
             return
-        order = np.lexsort((np.arange(rank.shape[0]), -rank))[: max(self.ks)]
+        order = np.lexsort((np.arange(rank.shape[0]), -rank))[: max(self.ks)]  # type: ignore[assignment]
         s, o, p = s[order], o[order], p[order]
         gt_trip = np.stack([glabels[grels[:, 0]], grels[:, 2], glabels[grels[:, 1]]], 1)
         pr_trip = np.stack([labels[s], p, labels[o]], 1)

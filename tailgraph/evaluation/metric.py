@@ -65,6 +65,10 @@ class VGRecallMetric(EvalMetric):
     processes) for the report's coarse / fine confusion.
     """
 
+    confusion: torch.Tensor
+    image_rows: list[torch.Tensor]
+    predicate_rows: list[torch.Tensor]
+
     full_state_update = False
 
     def __init__(
@@ -98,7 +102,7 @@ class VGRecallMetric(EvalMetric):
         nk = len(self.ks)
         prime_states(self, {"image_rows": 2 + 5 * nk, "predicate_rows": 2 + 2 * nk}, torch.float64)
 
-    def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:  # type: ignore[override]
+    def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:
         ev = VGEvaluator(
             self.mode, self.ks, self.zeroshot_triplets, self.iou_thresh, self.num_predicates
         )
@@ -110,7 +114,7 @@ class VGRecallMetric(EvalMetric):
             conf = predicate_confusion(gts, preds, self.num_predicates)
             self.confusion += torch.from_numpy(conf).to(self.confusion)
 
-    def compute(self) -> dict[str, Any]:  # type: ignore[override]
+    def compute(self) -> dict[str, Any]:
         nk = len(self.ks)
 
         def cat(state: Any, width: int) -> np.ndarray:
@@ -140,6 +144,10 @@ class AGRecallMetric(EvalMetric):
             :class:`tailgraph.evaluation.ag.AGEvaluator`.
     """
 
+    counts: torch.Tensor
+    frame_recalls: list[torch.Tensor]
+    hits: torch.Tensor
+
     full_state_update = False
 
     def __init__(
@@ -155,7 +163,7 @@ class AGRecallMetric(EvalMetric):
         from tailgraph.evaluation.ag import AG_NUM_PREDICATES
 
         super().__init__(**kwargs)
-        self.options = dict(
+        self.options: dict[str, Any] = dict(
             constraint=constraint,
             mode=mode,
             ks=tuple(int(k) for k in ks),
@@ -180,7 +188,7 @@ class AGRecallMetric(EvalMetric):
         """Append empty, correctly shaped rows (see :func:`prime_states`)."""
         prime_states(self, {"frame_recalls": len(self.options["ks"])}, torch.float64)
 
-    def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:  # type: ignore[override]
+    def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:
         from tailgraph.evaluation.ag import AGEvaluator
 
         ev = AGEvaluator(**self.options)
@@ -198,7 +206,7 @@ class AGRecallMetric(EvalMetric):
         )
         self.counts += torch.tensor(ev.counts, dtype=torch.float64, device=self.device)
 
-    def compute(self) -> dict[str, Any]:  # type: ignore[override]
+    def compute(self) -> dict[str, Any]:
         ks = self.options["ks"]
         rec = (
             dim_zero_cat(self.frame_recalls).reshape(-1, len(ks)).cpu().numpy()
@@ -246,21 +254,21 @@ class AGMetric(EvalMetric):
 
     def prime(self) -> None:
         for m in self.per_constraint.values():
-            m.prime()
+            m.prime()  # type: ignore[operator]
 
-    def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:  # type: ignore[override]
+    def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:
         for m in self.per_constraint.values():
-            m.update(gts, preds)
+            m.update(gts, preds)  # type: ignore[operator]
 
-    def compute(self) -> dict[str, Any]:  # type: ignore[override]
-        out: dict[str, Any] = {c: m.compute() for c, m in self.per_constraint.items()}
+    def compute(self) -> dict[str, Any]:
+        out: dict[str, Any] = {c: m.compute() for c, m in self.per_constraint.items()}  # type: ignore[operator]
         out["num_frames"] = out["with"]["num_frames"]
         return out
 
     def reset(self) -> None:
         super().reset()
         for m in self.per_constraint.values():
-            m.reset()
+            m.reset()  # type: ignore[operator]
 
 
 class VidVRDMetric(EvalMetric):
@@ -275,6 +283,10 @@ class VidVRDMetric(EvalMetric):
 
     ``update(groundtruth: {video: [...]}, prediction: {video: [...]})``.
     """
+
+    counts: torch.Tensor
+    hits: torch.Tensor
+    video_rows: list[torch.Tensor]
 
     full_state_update = False
 
@@ -310,7 +322,7 @@ class VidVRDMetric(EvalMetric):
         """Append empty, correctly shaped rows (see :func:`prime_states`)."""
         prime_states(self, {"video_rows": 2 + len(self.det_n) + len(self.tag_n)}, torch.float64)
 
-    def update(self, groundtruth: dict, prediction: dict) -> None:  # type: ignore[override]
+    def update(self, groundtruth: dict, prediction: dict) -> None:
         from tailgraph.errors import DataError
         from tailgraph.evaluation.vidvrd import video_stats
 
@@ -342,7 +354,7 @@ class VidVRDMetric(EvalMetric):
             torch.tensor(rows, dtype=torch.float64, device=self.device).reshape(-1, width)
         )
 
-    def compute(self) -> dict[str, Any]:  # type: ignore[override]
+    def compute(self) -> dict[str, Any]:
         from tailgraph.evaluation.vidvrd import EPS32
 
         width = 2 + len(self.det_n) + len(self.tag_n)
@@ -384,6 +396,10 @@ class OIMetric(EvalMetric):
         ignore: names left out of the starred means.
     """
 
+    labels: list[torch.Tensor]
+    missed: torch.Tensor
+    scores: list[torch.Tensor]
+
     full_state_update = False
 
     def __init__(
@@ -408,7 +424,7 @@ class OIMetric(EvalMetric):
         nr = len(self.predicates)
         prime_states(self, {"scores": nr, "labels": nr}, torch.float64)
 
-    def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:  # type: ignore[override]
+    def update(self, gts: Sequence[Any], preds: Sequence[Any]) -> None:
         from tailgraph.evaluation.openimages import collect_pairs
 
         scores, labels, missed = collect_pairs(gts, preds, len(self.predicates), self.background)
@@ -416,7 +432,7 @@ class OIMetric(EvalMetric):
         self.labels.append(torch.from_numpy(labels.astype(np.float64)).to(self.device))
         self.missed += torch.from_numpy(missed.astype(np.float64)).to(self.device)
 
-    def compute(self) -> dict[str, Any]:  # type: ignore[override]
+    def compute(self) -> dict[str, Any]:
         from tailgraph.evaluation.openimages import ap_metrics
 
         nr = len(self.predicates)

@@ -424,7 +424,7 @@ def _evaluate_chunk(
     kept = [i for i, r in enumerate(ranked) if r is not None]
     m = len(kept)
     if m == 0:
-        return (
+        return (  # type: ignore[return-value]
             np.zeros(0, dtype=np.int64),
             np.zeros((0, 2 + 5 * nk)),
             np.zeros((0, 2 + 2 * nk)),
@@ -511,7 +511,7 @@ def _evaluate_chunk(
         pred_rows[:, 2 + j] = np.bincount(inv, weights=h_g, minlength=q)
         pred_rows[:, 2 + nk + j] = np.bincount(inv, weights=h_n, minlength=q)
     per_image = np.bincount(uniq // npred, minlength=m)
-    return np.asarray(kept, dtype=np.int64), img_rows, pred_rows, per_image
+    return np.asarray(kept, dtype=np.int64), img_rows, pred_rows, per_image  # type: ignore[return-value]
 
 
 def _trip_key(sl: np.ndarray, ol: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -577,7 +577,7 @@ def evaluate_image_vg(
     """
     ks = tuple(int(k) for k in ks)
     item = _item(gt_boxes, gt_labels, gt_rels, boxes, labels, obj_scores, pairs, rel_scores, mode)
-    kept, img, pr, _ = _evaluate_chunk([item], mode, ks, _zeroshot_keys(zeroshot), iou_thresh)
+    kept, img, pr, _ = _evaluate_chunk([item], mode, ks, _zeroshot_keys(zeroshot), iou_thresh)  # type: ignore[misc]
     if kept.shape[0] == 0:
         return None
     return _rows_to_result(ks, img[0], pr, zeroshot is not None)
@@ -627,8 +627,9 @@ def result_rows(r: VGImageResult) -> tuple[np.ndarray, np.ndarray]:
         + [float(r.pair_hits[k]) for k in ks]
     )
     img += [1.0 if has_zs else 0.0]
-    img += [r.zs_recall[k] if has_zs else 0.0 for k in ks] + [
-        r.ng_zs_recall[k] if has_zs else 0.0 for k in ks
+    img += [r.zs_recall[k] if has_zs else 0.0 for k in ks] + [  # type: ignore[index]
+        r.ng_zs_recall[k] if has_zs else 0.0  # type: ignore[index]
+        for k in ks
     ]
     pred = np.column_stack(
         [r.pred_ids, r.pred_counts] + [r.pred_hits[k] for k in ks] + [r.ng_pred_hits[k] for k in ks]
@@ -1014,7 +1015,7 @@ def evaluate_vg(
     zs = (
         None if zeroshot_triplets is None else {tuple(int(v) for v in t) for t in zeroshot_triplets}
     )
-    ks, _, (_, img, pr, _), ncol = _evaluate_rows(gts, preds, mode, ks, zs, iou_thresh, workers)
+    ks, _, (_, img, pr, _), ncol = _evaluate_rows(gts, preds, mode, ks, zs, iou_thresh, workers)  # type: ignore[arg-type]
     ncol = num_predicates or ncol
     if ncol is None:
         ncol = 1 + max(
@@ -1055,7 +1056,7 @@ class VGEvaluator:
             if zeroshot_triplets is None
             else {tuple(int(v) for v in t) for t in zeroshot_triplets}
         )
-        self._zkeys = _zeroshot_keys(self.zeroshot)
+        self._zkeys = _zeroshot_keys(self.zeroshot)  # type: ignore[arg-type]
         self.reset()
 
     def reset(self) -> None:
@@ -1081,7 +1082,7 @@ class VGEvaluator:
             order: a sort key per item (e.g. the GT index); :meth:`rows` returns rows sorted by
                 it, so a prediction file in any order gives the numbers of the GT order.
         """
-        kept, img, pr, per = _evaluate_chunk(
+        kept, img, pr, per = _evaluate_chunk(  # type: ignore[misc]
             items, self.mode, self.ks, self._zkeys, self.iou_thresh
         )
         self._img.append(img)

@@ -189,7 +189,7 @@ def _detect(
     detected = np.zeros(g, dtype=bool)
     can = (table >= thr).any(axis=1)
     for rank, i in enumerate(order.tolist()):
-        if not can[i]:
+        if not can[i]:  # type: ignore[index]
             continue
         row = np.where(detected, -np.inf, table[i])
         k = int(np.argmax(row))  # first GT on equal overlaps

@@ -585,7 +585,9 @@ class BinaryReader:
         bad = ((idx < 0) | (idx >= per_row[:, None])).any(axis=1)
         if bad.any():
             raise self._err(
-                "index points outside the image's boxes", self._first_bad(bad, off, i0), field
+                "index points outside the image's boxes",
+                self._first_bad(bad, off, i0),  # type: ignore[arg-type]
+                field,
             )
 
     def _prediction_chunk(self, i0: int, i1: int) -> list[dict]:
@@ -660,7 +662,7 @@ class BinaryReader:
     # ------------------------------------------------------------------ VidVRD
     def videos(self) -> Iterator[tuple[Any, list[dict]]]:
         """``(video_id, relation instances)`` per video, as the VidVRD JSON has them."""
-        if not self.kind.startswith("vidvrd"):
+        if not self.kind.startswith("vidvrd"):  # type: ignore[union-attr]
             raise DataError(f"{self.kind} files are read per image", file=self.path)
         names = self.meta["names"]
         ioff, toff = self.offsets["instance_offsets"], self.offsets["traj_offsets"]

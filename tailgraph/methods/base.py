@@ -23,7 +23,7 @@ compose it (:class:`tailgraph.methods.tempura.Tempura`, and through it BMP and F
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -92,7 +92,7 @@ def model_losses(
             out.pair_score_logits, targets.related.float()
         )
     if out.head_output is not None and model.head is not None:
-        reg = model.head.regularizer(out.head_output)
+        reg = model.head.regularizer(out.head_output)  # type: ignore[operator]
         if reg is not None:
             losses["loss_head_reg"] = head_reg_weight * reg
     return losses
@@ -120,8 +120,9 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
         self.protocol = protocol
 
     @abc.abstractmethod
-    def training_step(self, model: RelationModel, batch: GraphBatch) -> dict[str, torch.Tensor]:
-        """Named loss terms of one batch (the engine sums them)."""
+    def training_step(self, model: Any, batch: Any) -> dict[str, torch.Tensor]:
+        """Named loss terms of one batch (a :class:`GraphBatch`, or a :class:`SegmentBatch` for
+        a segment-level model; the engine sums them)."""
 
     def on_train_epoch_start(self, model: RelationModel, epoch: int) -> None:
         """Epoch schedules (derived from ``epoch`` so resume is exact)."""
@@ -218,6 +219,8 @@ class Supervised(Method):
         self, model: RelationModel, out: RelationOutput, targets: Targets
     ) -> dict[str, torch.Tensor]:
         """The protocol's per-type predicate losses (:func:`group_losses`)."""
+        if self.protocol is None:
+            raise RuntimeError("Method.setup(...) must run before training")
         return group_losses(out.predicate_logits, targets, self.protocol, self.loss_fn)
 
     def after_forward(

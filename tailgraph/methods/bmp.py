@@ -252,6 +252,8 @@ class BMP(Method):
     → this method's options; ``-mode`` → ``model.task``.
     """
 
+    train_counts: torch.Tensor
+
     def __init__(
         self,
         tau_maj: int = 20000,
@@ -327,7 +329,7 @@ class BMP(Method):
         counts = self.train_counts.to(dev)[cols]
         minority = (counts < self.tau_maj) & available
         net = self.prototype_nets[k]
-        mu, logvar = net.prototypes(memory.means[cols])
+        mu, logvar = net.prototypes(memory.means[cols])  # type: ignore[operator]
         mu, logvar = balance_prototypes(
             mu, logvar, counts, minority, self.q, self.alpha, self.nstage
         )
@@ -343,7 +345,7 @@ class BMP(Method):
                 return {}
         labels = torch.repeat_interleave(torch.arange(cols.numel(), device=dev), n)
         z = mu[labels] + torch.exp(0.5 * logvar[labels]) * torch.randn_like(mu[labels])
-        x = net.decoder(z)
+        x = net.decoder(z)  # type: ignore[operator]
         logits = head.heads[k](x).logits
         y = torch.nn.functional.one_hot(labels, cols.numel()).to(logits.dtype)
         if single:
@@ -358,7 +360,7 @@ class BMP(Method):
         out = {f"loss_bmp_{name}": loss}
         if self.vae_weight:
             z0 = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-            recon = ((net.decoder(z0) - memory.means[cols]) ** 2).sum(-1)[available].mean()
+            recon = ((net.decoder(z0) - memory.means[cols]) ** 2).sum(-1)[available].mean()  # type: ignore[operator]
             kl = gaussian_kl(mu, logvar, torch.zeros_like(mu), torch.zeros_like(logvar))[
                 available
             ].mean()

@@ -104,6 +104,15 @@ class PatternMap(nn.Module):
     :func:`mutual_calibration` keeps such a pattern's own value).
     """
 
+    from_p_a: torch.Tensor
+    from_p_s: torch.Tensor
+    predicate_action: torch.Tensor
+    predicate_spatial: torch.Tensor
+    to_p_a: torch.Tensor
+    to_p_s: torch.Tensor
+    used_a: torch.Tensor
+    used_s: torch.Tensor
+
     def __init__(
         self,
         predicate_action: Sequence[int],
@@ -327,6 +336,10 @@ class DLL(Method):
     ``L_t + λ L_r``. The object loss of the base model is always added.
     """
 
+    header: torch.Tensor
+    hold_end_step: torch.Tensor
+    last_step: torch.Tensor
+
     def __init__(
         self,
         pdl: bool = True,
@@ -428,9 +441,9 @@ class DLL(Method):
         """``(L_cm, L_nt)`` over every ground-truth position of ``targets`` (Eq. 10–11)."""
         rows, ks = targets.nonzero(as_tuple=True)
         if rows.numel() == 0:
-            zero = probs.sum() * 0.0 + self.correlation.sum() * 0.0
+            zero = probs.sum() * 0.0 + self.correlation.sum() * 0.0  # type: ignore[union-attr]
             return zero, zero
-        m = torch.softmax(self.correlation, -1)
+        m = torch.softmax(self.correlation, -1)  # type: ignore[arg-type]
         p_non = non_target(probs[rows], ks)
         m_k = non_target(m[ks], ks)
         heads = self.header[ks]

@@ -109,6 +109,8 @@ class FrequencyGate(nn.Module):
         ``forward(f [..., R]) -> [..., dim]`` for other frequency vectors.
     """
 
+    frequencies: torch.Tensor
+
     def __init__(
         self,
         predicate_counts: Sequence[float],
@@ -133,6 +135,8 @@ class FrequencyStatsGate(nn.Module):
     Shapes:
         ``forward() -> [dim]``.
     """
+
+    frequencies: torch.Tensor
 
     def __init__(
         self,
@@ -187,6 +191,8 @@ class DualBranchLocal(nn.Module):
         ``forward(x [F, L, D], valid [F, L]) -> [F, L, D]`` (padded frames).
     """
 
+    frequencies: torch.Tensor
+
     def __init__(
         self,
         dim: int,
@@ -216,7 +222,7 @@ class DualBranchLocal(nn.Module):
                 self.gate = FrequencyGate(predicate_counts, dim, total=total)
                 extra = f.numel()
             else:
-                self.gate = FrequencyStatsGate(predicate_counts, dim, total=total)
+                self.gate = FrequencyStatsGate(predicate_counts, dim, total=total)  # type: ignore[assignment]
                 self.freq_embed = nn.Linear(f.numel(), 64)
                 extra = 64
         self.fusion = nn.Linear(2 * dim + extra, dim)

@@ -222,6 +222,8 @@ class ImportanceTracker(nn.Module):
         eps: ``ε`` of Eq. 9.
     """
 
+    t: torch.Tensor
+
     def __init__(
         self,
         shapes: Sequence[torch.Size],
@@ -308,6 +310,8 @@ class HML(Method):
     stage.
     """
 
+    current_stage: torch.Tensor
+
     def __init__(
         self,
         stage_epochs: Sequence[int] = (4, 4),
@@ -365,7 +369,8 @@ class HML(Method):
         cut = layers[: n - 1] + [[p for layer in layers[n - 1 :] for p in layer]]
         while len(cut) < n:  # fewer layers than stages: the remaining stages repeat the full set
             cut.append([])
-        stages, seen = [], []
+        stages: list[list[int]] = []
+        seen: list[int] = []
         for layer in cut:
             seen = seen + layer
             stages.append(sorted(seen))
@@ -456,7 +461,7 @@ class HML(Method):
         normalised to mean 1, background 1); computed once per stage."""
         cache = self.__dict__.setdefault("_weights", {})
         if k not in cache:
-            stage_counts = torch.zeros(self.vocab.num_predicates)
+            stage_counts = torch.zeros(self.vocab.num_predicates)  # type: ignore[union-attr]
             for p in self.stages[k]:
                 stage_counts[p] = self.counts[p]
             w = class_balanced_weights(stage_counts, self.beta)

@@ -66,6 +66,8 @@ class SyntheticDetector(nn.Module):
         seed: random seed (the detections are a pure function of seed, image and box).
     """
 
+    confusable: torch.Tensor
+
     def __init__(
         self,
         num_classes: int,

@@ -33,6 +33,8 @@ class FrequencyBaseline(ContextModel):
         ``forward(inp) -> ContextOutput(pair_feats [P, 0], freq_logits [P, R])``.
     """
 
+    log_probs: torch.Tensor
+
     def __init__(
         self,
         num_classes: int,

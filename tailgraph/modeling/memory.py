@@ -61,6 +61,12 @@ class RelationMemory(nn.Module):
         ``forward(f [P, D]) -> [P, D]``; ``accumulate(f [P, D], multi_hot [P, R])``.
     """
 
+    counts: torch.Tensor
+    frequencies: torch.Tensor
+    means: torch.Tensor
+    sums: torch.Tensor
+    valid: torch.Tensor
+
     def __init__(
         self,
         dim: int,

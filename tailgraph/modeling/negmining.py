@@ -236,7 +236,7 @@ class NegativeMiningContext(ContextModel):
         if self.use_embeddings:
             dists = inp.label_dists
             if dists is None:
-                dists = nn.functional.one_hot(inp.labels, self.num_classes).float()
+                dists = nn.functional.one_hot(inp.labels, self.num_classes).float()  # type: ignore[arg-type]
             parts += [
                 self.sub_embed(dists[s].to(self.sub_embed.weight.dtype)),
                 self.obj_embed(dists[o].to(self.obj_embed.weight.dtype)),
@@ -290,12 +290,12 @@ class NegativeMiningNet(nn.Module):
         self.context = NegativeMiningContext(
             num_classes, visual_dim if use_visual else 0, embed_dim, use_visual, use_embeddings
         )
-        self.classifier = nn.Linear(self.context.out_dim, num_predicates)
+        self.classifier = nn.Linear(self.context.out_dim, num_predicates)  # type: ignore[arg-type]
         self.num_classes = num_classes
 
     @property
     def stage1(self) -> nn.Module:
-        return self.features.stage1
+        return self.features.stage1  # type: ignore[union-attr]
 
     @property
     def sub_embed(self) -> nn.Module:

@@ -27,6 +27,7 @@ class ObjectClassifier(nn.Module):
 
     def __init__(self, in_dim: int, num_classes: int, hidden_dim: int = 256) -> None:
         super().__init__()
+        self.net: nn.Module
         if hidden_dim:
             self.net = nn.Sequential(
                 nn.Linear(in_dim, hidden_dim),

@@ -168,7 +168,7 @@ class RelationModel(nn.Module):
         self._fmap = None
         if self.feature_cache is not None:
             # frozen-backbone mode: object features read from the HDF5 cache (no pixels needed)
-            obj_feats = torch.cat([self.feature_cache.features(g).to(device) for g in graphs])
+            obj_feats = torch.cat([self.feature_cache.features(g).to(device) for g in graphs])  # type: ignore[attr-defined]
         elif self.features is not None:
             if batch.images is None or batch.scales is None:
                 raise ValueError(
@@ -232,7 +232,7 @@ class RelationModel(nn.Module):
             obj_scores = torch.ones(gt_labels.shape[0], device=gt_labels.device)
         elif self.task is Task.SGDET and obj_out is not None:
             # TEMPURA's classifier re-classifies the detections: its labels and scores
-            obj_labels, obj_scores = inp.labels, inp.obj_scores
+            obj_labels, obj_scores = inp.labels, inp.obj_scores  # type: ignore[assignment]
         elif self.task is Task.SGDET:  # the detector's labels and scores
             obj_labels = gt_labels
             obj_scores = (
@@ -289,7 +289,7 @@ class RelationModel(nn.Module):
         return (
             bool(self.pair_chunk_size)
             and not torch.is_grad_enabled()
-            and pairs.shape[0] > self.pair_chunk_size
+            and pairs.shape[0] > self.pair_chunk_size  # type: ignore[operator]
         )
 
     def _context_in_chunks(self, inp: RelationInputs, batch: GraphBatch):
@@ -299,17 +299,21 @@ class RelationModel(nn.Module):
         from tailgraph.modeling.types import ContextOutput
 
         feats, freqs, extras_pairs, obj_logits = [], [], [], None
-        for start, chunk in iter_pair_chunks(inp.pairs, self.pair_chunk_size):
+        for start, chunk in iter_pair_chunks(inp.pairs, self.pair_chunk_size):  # type: ignore[arg-type]
             union = None
             if self.features is not None:
                 union = self.features.union_features_of(
-                    self._fmap, batch.scales, inp.boxes, inp.obj_to_img, chunk
+                    self._fmap,  # type: ignore[arg-type]
+                    batch.scales,  # type: ignore[arg-type]
+                    inp.boxes,
+                    inp.obj_to_img,
+                    chunk,
                 )
             out = self.context(
                 replace(
                     inp,
                     pairs=chunk,
-                    pair_to_img=inp.pair_to_img[start : start + self.pair_chunk_size],
+                    pair_to_img=inp.pair_to_img[start : start + self.pair_chunk_size],  # type: ignore[operator]
                     union_feats=union,
                 )
             )

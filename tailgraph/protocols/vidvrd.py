@@ -80,7 +80,7 @@ def frames_to_relation_instances(
                         "obj_traj": obj,
                     }
                 )
-    out.sort(key=lambda r: -r["score"])
+    out.sort(key=lambda r: -r["score"])  # type: ignore[operator]
     return out[:per_video]
 
 
@@ -128,7 +128,7 @@ class VidVRDFrameMetric(EvalMetric):
     def prime(self) -> None:
         self.inner.prime()
 
-    def update(self, gts: Sequence[SceneGraph], preds: Sequence[Any]) -> None:  # type: ignore[override]
+    def update(self, gts: Sequence[SceneGraph], preds: Sequence[Any]) -> None:
         """Frame predictions with their ground-truth frames (track ids included)."""
         for g, p in zip(gts, preds):
             vid = str(g.image_id).rsplit("/", 1)[0]
@@ -141,7 +141,7 @@ class VidVRDFrameMetric(EvalMetric):
         for vid, begin, instances in segments:
             self.segments.setdefault(vid, []).append((begin, instances))
 
-    def compute(self) -> dict[str, Any]:  # type: ignore[override]
+    def compute(self) -> dict[str, Any]:
         if not self.gt:
             raise ValueError(
                 "the vidvrd metric needs the evaluated videos' relation instances (the data "
@@ -270,7 +270,8 @@ class VidVRDProtocol(Protocol):
                     if g and order[vid] not in stats:
                         stats[order[vid]] = video_stats(g, [], vid)
                 return aggregate_video_stats(
-                    [stats[i] for i in sorted(stats)], predicates=doc.get("predicates")
+                    [stats[i] for i in sorted(stats)],  # type: ignore[misc]
+                    predicates=doc.get("predicates"),
                 )
             preds = read_vidvrd_results(pred)
             return evaluate_vidvrd(videos_gt, preds, predicates=doc.get("predicates"))

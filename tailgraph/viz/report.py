@@ -195,7 +195,7 @@ def load_run(path: str | Path, label: str | None = None) -> RunResults:
     logs = doc.get("logs") if isinstance(doc.get("logs"), dict) else {}
     local = file.parent / "metrics.csv"
     for name in doc["models"]:
-        log = logs.get(name)
+        log = logs.get(name)  # type: ignore[union-attr]
         csv_path = None
         if isinstance(log, str):
             p = Path(log)
@@ -230,7 +230,7 @@ def read_training_log(path: str | Path) -> dict[str, list[tuple[float, float]]]:
                         continue
                     x_cell = row.get("step" if col.startswith("train/") else "epoch")
                     try:
-                        x, v = float(x_cell), float(cell)
+                        x, v = float(x_cell), float(cell)  # type: ignore[arg-type]
                     except (TypeError, ValueError):
                         raise DataError(
                             f"not a number: {cell!r}",

@@ -184,7 +184,7 @@ def generate_synth_ag(
     }
     ranks = world.permutation(len(CONTACTING))
     nc = CONTACTING.index("not_contacting")
-    ranks = [nc] + [int(r) for r in ranks if r != nc]
+    ranks = [nc] + [int(r) for r in ranks if r != nc]  # type: ignore[assignment]
     zipf = np.array([(k + 1) ** -1.6 for k in range(len(CONTACTING))])
     contact_probs = np.zeros(len(CONTACTING))
     contact_probs[ranks] = zipf / zipf.sum()
@@ -309,7 +309,8 @@ def generate_synth_ag(
 
     dump("object_bbox_and_relationship.pkl", objects)
     small = {
-        k: [o for o in objs if min(o["bbox"][2], o["bbox"][3]) > 16] for k, objs in objects.items()
+        k: [o for o in objs if min(o["bbox"][2], o["bbox"][3]) > 16]  # type: ignore[index]
+        for k, objs in objects.items()
     }
     dump("object_bbox_and_relationship_filtersmall.pkl", small)
     dump("person_bbox.pkl", persons)
@@ -319,7 +320,7 @@ def generate_synth_ag(
     for split in ("train", "test"):
         grouped: dict[str, list] = {}
         for key in sorted(objects):
-            if objects[key][0]["metadata"]["set"] != split:
+            if objects[key][0]["metadata"]["set"] != split:  # type: ignore[index]
                 continue
             g = _frame_graph(key, objects[key], persons[key], vocab, "<memory>", "<memory>", None)
             grouped.setdefault(key.split("/")[0], []).append(g)

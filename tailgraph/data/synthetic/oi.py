@@ -121,7 +121,7 @@ def generate_synth_oi(
             b[2:] = np.maximum(b[2:], b[:2] + 2)
             boxes[k] = np.clip(b, 0, image_size - 1)
             shape, colour = classes[labels[k] - 1]
-            draw_shape(draw, shape, COLOURS[colour], tuple(float(v) for v in boxes[k]))
+            draw_shape(draw, shape, COLOURS[colour], tuple(float(v) for v in boxes[k]))  # type: ignore[arg-type]
         for s, o, (colour, pattern) in glyphs:
             bs, bo = boxes[s], boxes[o]
             draw_glyph(

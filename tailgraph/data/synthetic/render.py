@@ -54,7 +54,7 @@ GLYPH_PATTERNS = ("solid", "dashed", "zigzag", "dotted")
 def background(rng: np.random.Generator, size: int) -> Image.Image:
     """Low-frequency coloured noise (a 5×5 random grid upsampled) plus mild pixel noise."""
     grid = rng.integers(70, 170, size=(5, 5, 3), dtype=np.uint8)
-    img = Image.fromarray(grid, "RGB").resize((size, size), Image.BICUBIC)
+    img = Image.fromarray(grid, "RGB").resize((size, size), Image.Resampling.BICUBIC)
     arr = np.asarray(img, dtype=np.int16) + rng.integers(
         -12, 13, size=(size, size, 1), dtype=np.int16
     )
@@ -114,7 +114,7 @@ def draw_shape(
         t = max(2, int(min(w, h) / 5))
         draw.ellipse(box, outline=colour, width=t)
     elif shape == "cross":
-        t = max(2.0, min(w, h) / 3.5)
+        t = max(2.0, min(w, h) / 3.5)  # type: ignore[assignment]
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
         draw.rectangle((cx - t / 2, y1, cx + t / 2, y2), fill=colour)
         draw.rectangle((x1, cy - t / 2, x2, cy + t / 2), fill=colour)
@@ -172,7 +172,7 @@ def draw_glyph(
             draw.ellipse((xa - r, ya - r, xa + r, ya + r), fill=rgb)
         else:
             draw.line(seg, fill=rgb, width=width)
-    r = width + 1.5
+    r = width + 1.5  # type: ignore[assignment]
     draw.ellipse((p0[0] - r, p0[1] - r, p0[0] + r, p0[1] + r), fill=rgb)
 
 

@@ -214,8 +214,8 @@ def build_world(seed: int, config: SynthVGConfig | None = None) -> SynthVGWorld:
         object_classes=[BACKGROUND] + [f"{col} {shape}" for shape, col in classes],
         predicates=[BACKGROUND] + names,
         coarse_parent=[-1] + parent,
-        action_pattern=[None] + action,
-        spatial_pattern=[None] + spatial,
+        action_pattern=[None, *action],
+        spatial_pattern=[None, *spatial],
         name="synth-vg",
     )
     return SynthVGWorld(
@@ -393,7 +393,7 @@ def sample_scene(
     boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, size - 1)
     for k in sorted(range(len(objs)), key=lambda k: objs[k][2]):
         shape, colour = world.classes[objs[k][0]]
-        draw_shape(draw, shape, COLOURS[colour], tuple(float(v) for v in raw[k]))
+        draw_shape(draw, shape, COLOURS[colour], tuple(float(v) for v in raw[k]))  # type: ignore[arg-type]
     width = max(2, size // 64)
     for si, oi, act in glyphs:
         _, gcol, gpat = ACTIONS[act]

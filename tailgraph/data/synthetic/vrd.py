@@ -18,6 +18,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import ImageDraw
@@ -133,7 +134,7 @@ def generate_synth_vrd(
         start = rng.uniform(0.2, 0.8, (k, 2)) * size
         vel = rng.normal(0, 0.01, (k, 2)) * size
         centres = np.stack([start + vel * f for f in range(n)], 1)  # [k, n, 2]
-        instances = []
+        instances: list[dict[str, Any]] = []
         used = set()
         for _ in range(int(rng.integers(1, 4))):
             s, o = (int(x) for x in rng.choice(k, 2, replace=False))
@@ -208,7 +209,7 @@ def generate_synth_vrd(
                 draw = ImageDraw.Draw(img)
                 for t in depth:
                     shape, colour = look[cats[t]]
-                    draw_shape(draw, shape, COLOURS[colour], tuple(boxes[t]))
+                    draw_shape(draw, shape, COLOURS[colour], tuple(boxes[t]))  # type: ignore[arg-type]
                 for r in instances:
                     if r["_act"] and r["begin_fid"] <= f < r["end_fid"]:
                         bs, bo = boxes[r["subject_tid"]], boxes[r["object_tid"]]

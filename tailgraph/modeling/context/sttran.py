@@ -142,7 +142,7 @@ class RelationFeatureMixin:
             raise ValueError(f"{type(self).__name__} needs obj_feats and union_feats")
         dists = inp.label_dists
         if dists is None:
-            dists = nn.functional.one_hot(inp.labels, self.num_classes).to(inp.boxes.dtype)
+            dists = nn.functional.one_hot(inp.labels, self.num_classes).to(inp.boxes.dtype)  # type: ignore[arg-type]
         masks = self.mask_net(box_masks(inp.boxes[s], inp.boxes[o]))
         u = inp.union_feats
         if self.union_is_map:

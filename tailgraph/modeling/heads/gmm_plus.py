@@ -45,6 +45,8 @@ class GMMPlusHead(PredicateHead):
         ``pi`` ``[K, P, C]``, ``temperature``.
     """
 
+    tail_weight: torch.Tensor
+
     def __init__(
         self,
         in_dim: int,

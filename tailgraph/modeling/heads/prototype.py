@@ -72,6 +72,6 @@ class PrototypeHead(PredicateHead):
         if self.kind == "euclidean":
             logits = -torch.cdist(e, self.prototypes).pow(2) / tau
         else:
-            logits = gaussian_log_likelihood(e, self.prototypes, self.log_var) / tau
+            logits = gaussian_log_likelihood(e, self.prototypes, self.log_var) / tau  # type: ignore[arg-type]
         probs = torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=-1)
         return HeadOutput(logits=logits, probs=probs, extras={"embedding": e})

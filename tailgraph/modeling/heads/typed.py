@@ -131,6 +131,6 @@ class TypedHead(PredicateHead):
 
     def regularizer(self, out: HeadOutput) -> torch.Tensor | None:
         """Sum of the per-type heads' regularisers."""
-        terms = [h.regularizer(out.extras[name]) for name, h in zip(self.names, self.heads)]
+        terms = [h.regularizer(out.extras[name]) for name, h in zip(self.names, self.heads)]  # type: ignore[operator]
         terms = [t for t in terms if t is not None]
         return torch.stack(terms).sum() if terms else None
