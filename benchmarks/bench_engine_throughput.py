@@ -1,18 +1,22 @@
-"""Training throughput of the merged engine against the previous image-only engine, side by side.
+"""Training throughput of the engine at this revision against the engine of an earlier revision,
+on the same batches, side by side.
 
-The previous engine is read from git history (``git show REV:tailgraph/engine/module.py``) and
-imported under another name; both train the model of ``configs/synth_vg_predcls.yaml`` (pixel
-features + pairwise context + linear head) on the same synth-vg batches, alternating rounds so
-that machine noise hits both alike. Reported: images/s per round and the ratio of the medians.
+The earlier revision is checked out into a temporary git worktree; each measurement runs in a
+fresh process whose ``tailgraph`` is either that worktree's or this tree's, and the two
+alternate round by round so that machine noise hits both alike. Both train the model of
+``configs/synth_vg_predcls.yaml`` (pixel features + pairwise context + linear head) through
+``SGGModule.training_step`` on the same synth-vg batches (one data set, generated once, read by
+both; the same seeds). Reported: images/s per round and the ratio of the medians.
 
-    .venv/bin/python benchmarks/bench_engine_throughput.py [--rev db08ccc] [--batches 25] [--rounds
-    3]
+    .venv/bin/python benchmarks/bench_engine_throughput.py [--rev e710d02] [--batches 25]
+        [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -20,43 +24,52 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def old_module_class(rev: str):
-    src = subprocess.run(
-        ["git", "show", f"{rev}:tailgraph/engine/module.py"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    # the component builder moved from tailgraph.engine.components to tailgraph.components
-    src = src.replace("from tailgraph.engine.components import", "from tailgraph.components import")
-    path = Path(tempfile.mkdtemp()) / "old_engine_module.py"
-    path.write_text(src)
-    spec = importlib.util.spec_from_file_location("old_engine_module", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["old_engine_module"] = mod
-    spec.loader.exec_module(mod)
-    return mod.SGGModule
+def _import_engine():
+    """``(SynthVGDataModule, SGGModule, TrainStats)`` of whichever tailgraph is on the path (the
+    module paths moved with the layout)."""
+    try:
+        from tailgraph.datamodules.vg import SynthVGDataModule
+    except ImportError:  # before the layout: tailgraph.data.datamodule
+        from tailgraph.data.datamodule import SynthVGDataModule  # type: ignore[no-redef]
+    try:
+        from tailgraph.stats import TrainStats
+    except ImportError:
+        from tailgraph.methods.base import TrainStats  # type: ignore[no-redef]
+    from tailgraph.engine.module import SGGModule
+
+    return SynthVGDataModule, SGGModule, TrainStats
 
 
-def train_rate(module, dm, batches: int) -> float:
+def worker(root: str, batches: int, seed: int) -> float:
     """Images per second of ``batches`` optimiser steps (after 2 warm-up steps)."""
-    opt = module.configure_optimizers()
+    import torch
+    import yaml
+
+    torch.set_num_threads(2)
+    data_module, module_class, train_stats = _import_engine()
+    cfg = yaml.safe_load((ROOT / "configs" / "synth_vg_predcls.yaml").read_text())
+    dm = data_module(**dict(cfg["data"]["init_args"], root=root))
+    dm.prepare_data()
+    dm.setup("fit")
+    args = {k: v for k, v in cfg["model"].items() if k in ("features", "context", "head", "lr")}
+    args["bg_per_image"] = cfg["model"]["bg_per_image"]
+    torch.manual_seed(seed)
+    m = module_class(**args)
+    m.build(dm.vocab, "vg", train_stats.from_graphs(dm.train_graphs(), dm.vocab))
+    m.log = lambda *a, **k: None  # no trainer attached
+    opt = m.configure_optimizers()
     opt = opt["optimizer"] if isinstance(opt, dict) else opt
-    module.train()
+    m.train()
     loader = iter(dm.train_dataloader())
     items = [next(loader) for _ in range(batches + 2)]
-    n_img = 0
+    n_img, t0 = 0, 0.0
     for i, batch in enumerate(items):
         if i == 2:
             t0 = time.perf_counter()
-        loss = module.training_step(batch, i)
+        loss = m.training_step(batch, i)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -65,65 +78,65 @@ def train_rate(module, dm, batches: int) -> float:
     return n_img / (time.perf_counter() - t0)
 
 
+def _measure(tree: Path, root: str, batches: int, seed: int) -> float:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--root", root]
+    cmd += ["--batches", str(batches), "--seed", str(seed)]
+    out = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, check=True)
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["images_per_s"])
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--rev", default="db08ccc", help="git revision of the previous engine")
+    p.add_argument("--rev", default="e710d02", help="git revision of the engine to compare with")
     p.add_argument("--batches", type=int, default=25)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--root", default="data/synth-vg")
+    p.add_argument("--root", default=None, help="synth-vg folder (default: a temporary one)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
-    torch.set_num_threads(2)
-    from tailgraph.datamodules.vg import SynthVGDataModule
-    from tailgraph.engine.module import SGGModule
-    from tailgraph.methods.base import TrainStats
-
-    cfg = yaml.safe_load((ROOT / "configs" / "synth_vg_predcls.yaml").read_text())
-    data_args = dict(cfg["data"]["init_args"], root=a.root)
-    dm = SynthVGDataModule(**data_args)
-    dm.prepare_data()
-    dm.setup("fit")
-    model_args = {
-        k: v
-        for k, v in cfg["model"].items()
-        if k in ("features", "context", "head", "lr", "bg_per_image")
-    }
-    Old = old_module_class(a.rev)
-    rates: dict[str, list[float]] = {"previous engine": [], "merged engine": []}
-    for r in range(a.rounds):
-        for name in rates:
-            torch.manual_seed(r)
-            if name == "previous engine":
-                m = Old(**model_args)
-                m.build(dm.vocab, dm.train_graphs())
-            else:
-                m = SGGModule(**model_args)
-                m.build(dm.vocab, "vg", TrainStats.from_graphs(dm.train_graphs(), dm.vocab))
-            m.log = lambda *args, **kwargs: None  # no trainer attached
-            rates[name].append(train_rate(m, dm, a.batches))
-            print(f"round {r} {name}: {rates[name][-1]:.1f} images/s", flush=True)
+    if a.worker:
+        print(json.dumps({"images_per_s": worker(a.root, a.batches, a.seed)}))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        root = a.root or str(Path(tmp) / "synth-vg")
+        old = Path(tmp) / "previous"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(old), a.rev],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        try:
+            worker(root, 1, a.seed)  # generates the data once (and warms the file cache)
+            trees = {f"engine at {a.rev}": old, "engine at this revision": ROOT}
+            rates: dict[str, list[float]] = {k: [] for k in trees}
+            for r in range(a.rounds):
+                for name, tree in trees.items():
+                    rates[name].append(_measure(tree, root, a.batches, a.seed + r))
+                    print(f"round {r} {name}: {rates[name][-1]:.1f} images/s", flush=True)
+        finally:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, capture_output=True
+            )
     med = {k: statistics.median(v) for k, v in rates.items()}
+    new, prev = med["engine at this revision"], med[f"engine at {a.rev}"]
     lines = [
-        "## Training throughput: merged engine vs the previous image-only engine",
+        f"## Training throughput: the engine against the engine at {a.rev}",
         "",
         f"Command: `.venv/bin/python benchmarks/bench_engine_throughput.py --rev {a.rev} "
         f"--batches {a.batches} --rounds {a.rounds}`",
         "",
-        f"Model and data of `configs/synth_vg_predcls.yaml` ({data_args['num_train']} synth-vg "
-        f"train images at "
-        f"{data_args['max_size']} px, batch {data_args['batch_size']}), 2 threads, {a.batches} "
-        f"optimiser steps per round "
-        "after 2 warm-up steps, rounds alternating.",
+        "Model and data of `configs/synth_vg_predcls.yaml` (2,000 synth-vg train images at "
+        f"128 px, batch 16), 2 threads, {a.batches} optimiser steps per round after 2 warm-up "
+        "steps, one fresh process per measurement, rounds alternating.",
         "",
         "| engine | images/s per round | median |",
         "|---|---|---|",
     ]
     for k, v in rates.items():
         lines.append(f"| {k} | {', '.join(f'{x:.1f}' for x in v)} | {med[k]:.1f} |")
-    lines += [
-        "",
-        f"Ratio merged / previous (medians): {med['merged engine'] / med['previous engine']:.3f}",
-        "",
-    ]
+    lines += ["", f"Ratio this revision / {a.rev} (medians): {new / prev:.3f}", ""]
     text = "\n".join(lines)
     print(text)
     out = ROOT / "benchmarks" / "results" / "engine_throughput.md"
