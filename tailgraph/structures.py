@@ -437,8 +437,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class Batch:
-    """Base of the batches the engine moves between devices (:class:`GraphBatch`,
-    :class:`SegmentBatch`)."""
+    """Base of the batches the engine trains and evaluates on (:class:`GraphBatch`,
+    :class:`SegmentBatch`); Lightning moves them between devices with their ``to``."""
 
     def to(self, device: torch.device | str) -> Batch:
         raise NotImplementedError

@@ -276,13 +276,6 @@ class SGGModule(L.LightningModule):
             stats = TrainStats.from_dict(st) if st else None
             self.build(Vocabulary.from_dict(info["vocab"]), info.get("protocol") or "vg", stats)
 
-    def transfer_batch_to_device(
-        self, batch: Any, device: torch.device, dataloader_idx: int
-    ) -> Any:
-        if isinstance(batch, Batch):  # tailgraph's batches move themselves
-            return batch.to(device)
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
     # ------------------------------------------------------------------ batches
     def _check_built(self) -> None:
         if self.model is None:

@@ -378,10 +378,16 @@ class HML(Method):
 
     def setup(self, model, vocab, train_stats, protocol=None) -> None:
         super().setup(model, vocab, train_stats, protocol)
-        if protocol is not None and protocol.name not in ("vg", "oi"):
+        one_softmax = (
+            protocol is None
+            or len(protocol.groups) == 1
+            and protocol.groups[0].single_label
+            and 0 in protocol.groups[0].columns
+        )
+        if not one_softmax:  # per-type or multi-label predicates (AG, VidVRD)
             raise ValueError(
-                "HML trains single-label image predicates (vg / oi protocols), not "
-                f"{protocol.name!r}"
+                "HML trains one softmax over the predicates with background column 0 (the vg / "
+                f"oi protocols), not the {protocol.name!r} protocol's groups"
             )
         counts = (
             list(train_stats.predicate_counts)
