@@ -283,18 +283,26 @@ class DecoupledHead(nn.Module):
 
     def adversarial_loss(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
         """``L_r = KL(p_a2s ‖ sg(p_a)) + KL(p_s2a ‖ sg(p_s))`` averaged over pairs, with
-        ``p_a2s = A(N_s2a(R(f_s)))``, ``p_s2a = S(N_a2s(R(f_a)))``."""
+        ``p_a2s = A(N_s2a(R(f_s)))``, ``p_s2a = S(N_a2s(R(f_a)))``.
+
+        Algorithm 1 updates only D_a, D_s, N_a2s and N_s2a with Eq. 4: inside ``L_r`` the pattern
+        classifiers A and S are fixed functions (their weights detached; gradients flow through
+        them to N and, reversed, to D). A and S learn from the target losses only."""
         if out["f_a"].shape[0] == 0:
             return out["f_a"].sum() * 0.0
         p_a = torch.softmax(self.classify_a(out["f_a"]), -1).detach()
         p_s = torch.softmax(self.classify_s(out["f_s"]), -1).detach()
-        p_a2s = torch.softmax(
-            self.classify_a(self.n_s2a(grad_reverse(out["f_s"], self.grl_coeff))), -1
-        )
-        p_s2a = torch.softmax(
-            self.classify_s(self.n_a2s(grad_reverse(out["f_a"], self.grl_coeff))), -1
-        )
+        f_s2a = self.n_s2a(grad_reverse(out["f_s"], self.grl_coeff))
+        f_a2s = self.n_a2s(grad_reverse(out["f_a"], self.grl_coeff))
+        p_a2s = torch.softmax(_fixed(self.classify_a, f_s2a), -1)
+        p_s2a = torch.softmax(_fixed(self.classify_s, f_a2s), -1)
         return (kl_divergence(p_a2s, p_a) + kl_divergence(p_s2a, p_s)).mean()
+
+
+def _fixed(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` with the layer's weights detached: a fixed function of ``x``."""
+    bias = layer.bias.detach() if layer.bias is not None else None
+    return F.linear(x, layer.weight.detach(), bias)
 
 
 def header_predicates(pattern_map: PatternMap, counts: Sequence[int]) -> torch.Tensor:
@@ -329,8 +337,8 @@ class DLL(Method):
         transfer_mask: ``target`` — ``m_non^h`` is the header's row with the ground-truth
             position ``k`` masked (Eq. 11 as printed; since ``M``'s diagonal is never trained
             by ``L_cm`` it keeps most of the row's mass, so ``L_nt`` pulls tail samples towards
-            the header predicate itself); ``target_and_header`` also masks the header's own
-            position, transferring only its non-target knowledge.
+            the header predicate itself); ``target_and_header`` (default) also masks the header's
+            own position, transferring only its non-target knowledge.
 
     Without PDL the predicate probabilities are the base head's; without KDL the loss is
     ``L_t + λ L_r``. The object loss of the base model is always added.
@@ -354,7 +362,7 @@ class DLL(Method):
         gamma_decay: float = 0.99,
         target_loss: str = "bce",
         focal_gamma: float = 2.0,
-        transfer_mask: str = "target",
+        transfer_mask: str = "target_and_header",
     ) -> None:
         super().__init__()
         if alpha_growth not in ("recurrence", "linear"):

@@ -93,7 +93,7 @@ def test_header_predicates_share_a_pattern_most_frequent():
 
 
 def _dll(p=3, header=(1, 1, 1)):
-    d = DLL(pdl=False)
+    d = DLL(pdl=False, transfer_mask="target")  # Eq. 11 as printed; the hand values assume it
     d.correlation = torch.nn.Parameter(torch.zeros(p, p))  # softmax rows = uniform 1/3
     d.header = torch.tensor(header)
     return d
@@ -223,8 +223,31 @@ def test_decouplers_receive_reversed_gradients_and_opposite_networks_do_not():
     for n in n_names:
         assert plain[n].abs().sum() > 0
         assert torch.allclose(rev[n], plain[n], atol=1e-7), n
-    # the pattern classifiers learn on these inputs, unreversed
-    assert torch.allclose(rev["classify_a.weight"], plain["classify_a.weight"], atol=1e-7)
+    # Algorithm 1 updates only D and N with L_r: the pattern classifiers are fixed functions there
+    for n in ("classify_a.weight", "classify_a.bias", "classify_s.weight", "classify_s.bias"):
+        assert rev[n] is None or float(rev[n].abs().sum()) == 0.0, n
+
+
+def test_adversarial_loss_applies_the_pattern_classifiers_as_they_are():
+    """L_r is computed with the classifiers' current weights (only their gradient is cut)."""
+    head = _head()
+    out = head(torch.randn(5, 6, generator=torch.Generator().manual_seed(1)))
+    f_s2a, f_a2s = head.n_s2a(out["f_s"]), head.n_a2s(out["f_a"])
+    p_a, p_s = (
+        torch.softmax(head.classify_a(out["f_a"]), -1),
+        torch.softmax(head.classify_s(out["f_s"]), -1),
+    )
+    q_a, q_s = torch.softmax(head.classify_a(f_s2a), -1), torch.softmax(head.classify_s(f_a2s), -1)
+    want = (
+        (q_a * (q_a.log() - p_a.log())).sum(-1) + (q_s * (q_s.log() - p_s.log())).sum(-1)
+    ).mean()
+    assert float(head.adversarial_loss(out)) == pytest.approx(float(want), rel=1e-5)
+
+
+def test_transfer_mask_defaults_to_target_and_header():
+    from tailgraph.methods.dll import DLL
+
+    assert DLL().transfer_mask == "target_and_header"
 
 
 def test_decoupled_head_needs_pattern_metadata():
