@@ -33,10 +33,18 @@ def _print_table(stats: dict[str, Any]) -> None:
         _split_rows(f["splits"], "after default filters")
     raw = stats["predicate_counts"]
     filt = f.get("predicate_counts", {})
+    per_split = {k: v.get("predicate_counts", {}) for k, v in f.get("splits", {}).items()}
     print()
-    print(f"{'predicate':<36}{'raw':>10}{'filtered':>10}")
+    print(
+        f"{'predicate':<36}{'raw':>10}{'filtered':>10}"
+        + "".join(f"{k:>10}" for k in per_split)
+        + ("   (filtered, per split)" if per_split else "")
+    )
     for name, c in sorted(raw.items(), key=lambda kv: -kv[1]):
-        print(f"{name:<36}{c:>10}{filt.get(name, 0):>10}")
+        print(
+            f"{name:<36}{c:>10}{filt.get(name, 0):>10}"
+            + "".join(f"{pc.get(name, 0):>10}" for pc in per_split.values())
+        )
 
 
 def main(argv: list[str]) -> int:

@@ -435,8 +435,9 @@ def load_ag(
 
 
 def stats(root: str | Path) -> dict[str, Any]:
-    """``tailgraph stats --format ag``: videos / frames / boxes / relations per split, raw
-    (every annotated frame with a visible object) and after the reference's filters."""
+    """``tailgraph stats --format ag``: videos / frames / boxes / relations and relations per
+    predicate for each split, raw (every annotated frame with a visible object) and after the
+    reference's filters."""
     ag_vocabulary(root)  # checks the class lists
     ann = Path(root) / "annotations"
     obj_file = ann / "object_bbox_and_relationship.pkl"
@@ -445,7 +446,7 @@ def stats(root: str | Path) -> dict[str, Any]:
         raise DataError("expected a dict frame -> objects", file=str(obj_file))
     for key, objs in objects.items():
         _check_objects(key, objs, str(obj_file))
-    raw: dict[str, dict[str, int]] = {}
+    raw: dict[str, dict[str, Any]] = {}
     raw_counts = dict.fromkeys(AG_PREDICATES, 0)
     seen_videos: dict[str, set] = {}
     for key, objs in objects.items():
@@ -453,7 +454,16 @@ def stats(root: str | Path) -> dict[str, Any]:
         if not vis:
             continue
         split = vis[0].get("metadata", {}).get("set", "unknown")
-        s = raw.setdefault(split, {"videos": 0, "frames": 0, "boxes": 0, "relations": 0})
+        s = raw.setdefault(
+            split,
+            {
+                "videos": 0,
+                "frames": 0,
+                "boxes": 0,
+                "relations": 0,
+                "predicate_counts": dict.fromkeys(AG_PREDICATES, 0),
+            },
+        )
         seen_videos.setdefault(split, set()).add(key.split("/")[0])
         s["frames"] += 1
         s["boxes"] += len(vis)
@@ -467,6 +477,7 @@ def stats(root: str | Path) -> dict[str, Any]:
                     s["relations"] += 1
                     if r in raw_counts:
                         raw_counts[r] += 1
+                        s["predicate_counts"][r] += 1
     for split, vids in seen_videos.items():
         raw[split]["videos"] = len(vids)
     filtered: dict[str, Any] = {"splits": {}, "predicate_counts": dict.fromkeys(AG_PREDICATES, 0)}
@@ -478,10 +489,12 @@ def stats(root: str | Path) -> dict[str, Any]:
             "frames": len(frames),
             "boxes": sum(f.num_boxes - 1 for f in frames),
             "relations": sum(f.num_relations for f in frames),
+            "predicate_counts": dict.fromkeys(AG_PREDICATES, 0),
         }
         for f in frames:
             for p in f.relations[:, 2].tolist():
                 filtered["predicate_counts"][AG_PREDICATES[p]] += 1
+                filtered["splits"][split]["predicate_counts"][AG_PREDICATES[p]] += 1
     return {
         "format": "ag",
         "root": str(root),

@@ -263,8 +263,8 @@ def load_oi(
 
 
 def stats(root: str | Path) -> dict[str, Any]:
-    """``tailgraph stats --format oi``: images, boxes, rows per split (raw, ``is`` rows
-    included) and object–object relations (filtered)."""
+    """``tailgraph stats --format oi``: images, boxes, rows and rows per predicate for each
+    split (raw, ``is`` rows included) and object–object relations (filtered)."""
     splits: dict[str, Any] = {}
     fsplits: dict[str, Any] = {}
     raw_counts: dict[str, int] = {}
@@ -279,16 +279,23 @@ def stats(root: str | Path) -> dict[str, Any]:
             "images": len({r["ImageID"] for r in rows}),
             "boxes": sum(g.num_boxes for g in graphs),
             "relations": len(rows),
+            "predicate_counts": {},
         }
         fsplits[split] = {
             "images": len(graphs),
             "boxes": sum(g.num_boxes for g in graphs),
             "relations": sum(g.num_relations for g in graphs),
+            "predicate_counts": {},
         }
         for r in rows:
-            raw_counts[r["RelationshipLabel"]] = raw_counts.get(r["RelationshipLabel"], 0) + 1
-            if r["RelationshipLabel"] != "is":
-                fcounts[r["RelationshipLabel"]] = fcounts.get(r["RelationshipLabel"], 0) + 1
+            label = r["RelationshipLabel"]
+            raw_counts[label] = raw_counts.get(label, 0) + 1
+            per = splits[split]["predicate_counts"]
+            per[label] = per.get(label, 0) + 1
+            if label != "is":
+                fcounts[label] = fcounts.get(label, 0) + 1
+                per = fsplits[split]["predicate_counts"]
+                per[label] = per.get(label, 0) + 1
     return {
         "format": "oi",
         "root": str(root),

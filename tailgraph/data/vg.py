@@ -661,7 +661,8 @@ def stats(root: str | Path) -> dict[str, Any]:
     """Statistics of a VG150-format set.
 
     Returns:
-        ``{"splits": {name: {"images", "boxes", "relations"}}, "predicate_counts": {name: raw
+        ``{"splits": {name: {"images", "boxes", "relations", "predicate_counts"}},
+        "predicate_counts": {name: raw
         count over all splits}, "filtered": {"splits": ..., "predicate_counts": ...}}``. Raw =
         every image row of the file; filtered = what ``load_vg`` yields for training and
         testing with the default filters (images without boxes or relations dropped,
@@ -674,12 +675,21 @@ def stats(root: str | Path) -> dict[str, Any]:
     splits: dict[str, dict[str, int]] = {}
     nbox = np.where(a.first_box >= 0, a.last_box - a.first_box + 1, 0)
     nrel = np.where(a.first_rel >= 0, a.last_rel - a.first_rel + 1, 0)
+    rel_split = np.repeat(a.split, nrel)  # the split of each relation row, in image order
+    rel_rows = np.concatenate(
+        [np.arange(f, f + n) for f, n in zip(a.first_rel.tolist(), nrel.tolist()) if n > 0]
+        or [np.zeros(0, dtype=np.int64)]
+    )
     for code in sorted(set(a.split.tolist())):
         m = a.split == code
+        pc = np.bincount(a.predicates[rel_rows[rel_split == code]], minlength=vocab.num_predicates)
         splits[names.get(code, str(code))] = {
             "images": int(m.sum()),
             "boxes": int(nbox[m].sum()),
             "relations": int(nrel[m].sum()),
+            "predicate_counts": {  # type: ignore[dict-item]
+                vocab.predicates[i]: int(pc[i]) for i in range(1, vocab.num_predicates)
+            },
         }
     counts = np.bincount(a.predicates, minlength=vocab.num_predicates)
     raw_counts = {vocab.predicates[i]: int(counts[i]) for i in range(1, vocab.num_predicates)}
@@ -687,13 +697,18 @@ def stats(root: str | Path) -> dict[str, Any]:
     fcounts = np.zeros(vocab.num_predicates, dtype=np.int64)
     for split in ("train", "test"):
         graphs, _ = load_vg(root, split, layout_only=True, count_split=None)
+        pc = np.zeros(vocab.num_predicates, dtype=np.int64)
+        for g in graphs:
+            pc += np.bincount(g.relations[:, 2].numpy(), minlength=vocab.num_predicates)
+        fcounts += pc
         fsplits[split] = {
             "images": len(graphs),
             "boxes": sum(g.num_boxes for g in graphs),
             "relations": sum(g.num_relations for g in graphs),
+            "predicate_counts": {  # type: ignore[dict-item]
+                vocab.predicates[i]: int(pc[i]) for i in range(1, vocab.num_predicates)
+            },
         }
-        for g in graphs:
-            fcounts += np.bincount(g.relations[:, 2].numpy(), minlength=vocab.num_predicates)
     filtered = {
         "splits": fsplits,
         "predicate_counts": {

@@ -415,7 +415,8 @@ def to_groundtruth(videos: Iterable[VideoSceneGraph]) -> dict[Any, list]:
 
 def stats(root: str | Path) -> dict[str, Any]:
     """``tailgraph stats --format vidvrd``: videos, frames, trajectory boxes and relation
-    instances per split, and instance counts per predicate (no filters apply to VidVRD, so
+    instances per split, and instance counts per predicate, per split and over all (no filters
+    apply to VidVRD, so
     ``filtered`` equals the raw numbers)."""
     splits: dict[str, Any] = {}
     counts: dict[str, int] = {}
@@ -428,10 +429,13 @@ def stats(root: str | Path) -> dict[str, Any]:
             "frames": sum(len(v) for v in videos),
             "boxes": sum(f.num_boxes for v in videos for f in v.frames),
             "relations": sum(len(v.extras["relation_instances"]) for v in videos),
+            "predicate_counts": dict.fromkeys(vocab.predicates[1:], 0),
         }
         for v in videos:
             for r in v.extras["relation_instances"]:
                 counts[r["predicate"]] = counts.get(r["predicate"], 0) + 1
+                per = splits[split]["predicate_counts"]
+                per[r["predicate"]] = per.get(r["predicate"], 0) + 1
     return {
         "format": "vidvrd",
         "root": str(root),

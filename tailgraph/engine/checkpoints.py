@@ -9,7 +9,7 @@ from typing import Any
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-__all__ = ["AtomicCheckpointIO", "latest_checkpoint", "check_checkpoint"]
+__all__ = ["AtomicCheckpointIO", "latest_checkpoint", "check_checkpoint", "load_model_weights"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -70,7 +70,79 @@ def check_checkpoint(path: str | os.PathLike, field: str = "ckpt_path") -> None:
         _load_checked(torch, p, where)
 
 
-def _load_checked(torch, p: Path, where: dict) -> None:
+def load_model_weights(model: Any, path: str | os.PathLike, vocab: Any) -> None:
+    """Start ``model`` from the model weights of a trained tailgraph checkpoint
+    (``model.init_from``): a checkpoint file, or a folder whose ``runs/version_N`` hold
+    checkpoints (the newest run's ``last.ckpt``, i.e. the ``trainer.default_root_dir`` of the
+    upstream recipe).
+
+    The checkpoint is checked as :func:`check_checkpoint` does; its vocabulary (object classes,
+    predicates, relation types) must equal ``vocab``; every tensor of ``model`` must be in it
+    under ``model.<name>`` with the same shape, and it may hold no model tensor that ``model``
+    lacks. Method state (``method.*``: BMP prototypes, HML anchors) and optimiser state are not
+    read. Each violation is a one-line :class:`~tailgraph.errors.DataError`.
+    """
+    import warnings
+
+    import torch
+
+    from tailgraph.errors import DataError
+
+    where = {"file": str(path), "field": "model.init_from"}
+    p = Path(path)
+    if p.is_dir():  # a run folder: the newest run's last.ckpt under <dir>/runs
+        try:
+            p = Path(latest_checkpoint(p))
+        except DataError:
+            raise DataError(
+                "a folder without runs/version_N/checkpoints/last.ckpt (train the upstream "
+                "recipe first, or name a checkpoint file)",
+                **where,
+            ) from None
+        where["file"] = str(p)
+    if not p.is_file():
+        raise DataError("checkpoint not found" if not p.exists() else "not a file", **where)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ck = _load_checked(torch, p, where)
+    info = ck.get("tailgraph")
+    theirs = info.get("vocab") if isinstance(info, dict) else None
+    if not isinstance(theirs, dict):
+        raise DataError("the checkpoint embeds no vocabulary", **where)
+    ours = vocab.to_dict()
+    for key in ("object_classes", "predicates", "relation_type"):
+        a, b = list(theirs.get(key) or []), list(ours.get(key) or [])
+        if a != b:
+            i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            x = a[i] if i < len(a) else "<none>"
+            y = b[i] if i < len(b) else "<none>"
+            raise DataError(
+                f"the checkpoint's vocabulary differs from this run's in '{key}' at {i}: "
+                f"{x!r} in the checkpoint, {y!r} here",
+                **where,
+            )
+    state = {k[len("model.") :]: v for k, v in ck["state_dict"].items() if k.startswith("model.")}
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    if missing or extra:
+        name = (missing or extra)[0]
+        raise DataError(
+            f"the checkpoint's model does not match this recipe's: {len(missing)} tensors "
+            f"missing, {len(extra)} unexpected (first: '{name}')",
+            **where,
+        )
+    for name, t in own.items():
+        if tuple(state[name].shape) != tuple(t.shape):
+            raise DataError(
+                f"tensor '{name}' has shape {tuple(state[name].shape)} in the checkpoint, "
+                f"{tuple(t.shape)} in this recipe's model",
+                **where,
+            )
+    model.load_state_dict(state)
+
+
+def _load_checked(torch, p: Path, where: dict) -> dict:
     import pickle
 
     from tailgraph.errors import DataError
@@ -104,3 +176,4 @@ def _load_checked(torch, p: Path, where: dict) -> None:
         raise DataError("not a Lightning checkpoint: no 'state_dict'", **where)
     if not isinstance(ck.get("hyper_parameters"), dict):
         raise DataError("not a tailgraph checkpoint: no 'hyper_parameters'", **where)
+    return ck

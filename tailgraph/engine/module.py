@@ -93,6 +93,11 @@ class SGGModule(L.LightningModule):
         protocol: protocol name override (default: the data module's ``protocol``).
         protocol_options: extra protocol options (AG ``semi_threshold``, OI ``ignore``).
         vocab: vocabulary dict (set from the data module or the checkpoint; rarely given).
+        init_from: a trained tailgraph checkpoint whose model weights start this run (BMP from
+            a TEMPURA run): the vocabulary must equal this run's, every model tensor must
+            match by name and shape, the method's own state and the optimiser start fresh.
+            Ignored when this module is itself restored from a checkpoint (resume, test,
+            predict), whose weights replace the model's anyway.
     """
 
     def __init__(
@@ -118,6 +123,7 @@ class SGGModule(L.LightningModule):
         protocol: str | None = None,
         protocol_options: dict | None = None,
         vocab: dict | None = None,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["vocab"])
@@ -146,6 +152,7 @@ class SGGModule(L.LightningModule):
         self.pair_chunk_size = pair_chunk_size
         self.protocol_name = protocol
         self.protocol_options = dict(protocol_options or {})
+        self.init_from = init_from
         # set by build() (from the data module's vocabulary in setup, or from a checkpoint)
         self.vocab: Vocabulary | None = None
         self.protocol: Protocol = None  # type: ignore[assignment]
@@ -160,9 +167,15 @@ class SGGModule(L.LightningModule):
 
     # ------------------------------------------------------------------ construction
     def build(
-        self, vocab: Vocabulary, protocol: str, train_stats: TrainStats | None = None
+        self,
+        vocab: Vocabulary,
+        protocol: str,
+        train_stats: TrainStats | None = None,
+        *,
+        initialise: bool = True,
     ) -> None:
-        """Build protocol, model and method for ``vocab`` (idempotent)."""
+        """Build protocol, model and method for ``vocab`` (idempotent); with ``initialise``,
+        the model starts from ``init_from`` when it is set."""
         if self.model is not None:
             return
         self.vocab = vocab
@@ -179,6 +192,10 @@ class SGGModule(L.LightningModule):
             pair_chunk_size=self.pair_chunk_size,
             **self.specs,  # type: ignore[arg-type]
         )
+        if initialise and self.init_from:
+            from tailgraph.engine.checkpoints import load_model_weights
+
+            load_model_weights(self.model, self.init_from, vocab)
         self.method = build_component(self.method_spec, {}, kind=Method)
         self.method.setup(self.model, vocab, train_stats, protocol=self.protocol)
 
@@ -274,7 +291,12 @@ class SGGModule(L.LightningModule):
         if self.model is None and info.get("vocab"):
             st = info.get("train_stats")
             stats = TrainStats.from_dict(st) if st else None
-            self.build(Vocabulary.from_dict(info["vocab"]), info.get("protocol") or "vg", stats)
+            self.build(
+                Vocabulary.from_dict(info["vocab"]),
+                info.get("protocol") or "vg",
+                stats,
+                initialise=False,
+            )
 
     # ------------------------------------------------------------------ batches
     def _check_built(self) -> None:

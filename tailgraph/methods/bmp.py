@@ -45,16 +45,21 @@ def minority_focal_loss(
     minority: torch.Tensor,
     positive_gamma: float = 0.5,
     negative_gamma: float = 2.0,
+    prototype_prob: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean over all elements of ``(1 − q_t)^γ · BCEWithLogits(s, y)``.
 
     ``q = σ(s)``, ``q_t = y q + (1 − y)(1 − q)``; ``γ = 1`` for majority classes,
     ``positive_gamma`` for minority positives and ``negative_gamma`` for minority negatives.
+    With ``prototype_prob`` (``pp [B, C]``), each minority entry's exponent is multiplied by
+    ``pp_{b,c}``, as the released ``lib/MFL.py`` does (its ``p_g[minority] *= pp``), so a
+    sample far from class ``c``'s prototype is barely focused for that class.
 
     Args:
         logits: ``[B, C]`` logits ``s``.
         targets: ``[B, C]`` multi-hot ``y``.
         minority: ``[C]`` bool, true for minority classes.
+        prototype_prob: optional ``[B, C]`` prototype probabilities (treated as constants).
     """
     y = targets.to(logits.dtype)
     q = torch.sigmoid(logits)
@@ -63,6 +68,9 @@ def minority_focal_loss(
     gamma = torch.where(
         minority, torch.where(y > 0.5, positive_gamma, negative_gamma), torch.ones_like(y)
     )
+    if prototype_prob is not None:
+        pp = prototype_prob.detach().to(gamma)
+        gamma = torch.where(minority.expand_as(gamma), gamma * pp, gamma)
     ce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
     return ((1 - q_t).clamp_min(0) ** gamma * ce).mean()
 
@@ -242,6 +250,16 @@ class BMP(Method):
         vae_weight: weight of the prototype networks' VAE loss.
         supervised: options of the phase-1 :class:`tailgraph.methods.tempura.Tempura` losses
             (e.g. ``obj_eos_coef``).
+        prototype_factor: scale the minority focal exponents by the prototype probability
+            (seed 000: the loss "considering positive/negative factors and prototype
+            probability"; released ``lib/MFL.py``: ``p_g[minority] *= pp``). The released code's
+            ``pp`` is the raw product of per-dimension densities, which under- or overflows in
+            feature dimensions; the class posterior of the prototypes is used instead (the
+            same ``pp`` as the consistency term). ``False`` = the exponents alone.
+
+    Start BMP from a trained TEMPURA run with the module's ``init_from`` (and
+    ``base_epochs: 0``): the memory bank and its attention are then trained before BMP's
+    phase freezes them, instead of being frozen after one epoch from scratch.
 
     BMP's train flags map to the recipe: ``-rel_mem_compute / -rel_mem_weight_type /
     -mem_fusion / -mem_feat_selection / -mem_feat_lambda`` → the context's ``memory`` options
@@ -269,6 +287,7 @@ class BMP(Method):
         max_samples: int | None = 4096,
         vae_weight: float = 0.0,
         supervised: dict | None = None,
+        prototype_factor: bool = True,
     ) -> None:
         super().__init__()
         if tau_maj <= 0 or q < 1 or nstage < 0 or not 0 <= alpha <= 1 or base_epochs < 0:
@@ -283,6 +302,7 @@ class BMP(Method):
             lambda_base,
         )
         self.base_epochs, self.max_samples, self.vae_weight = base_epochs, max_samples, vae_weight
+        self.prototype_factor = bool(prototype_factor)
         self.base = Tempura(**dict(supervised or {}))
         self.prototype_nets = nn.ModuleList()
         self.register_buffer("train_counts", torch.zeros(0))
@@ -352,9 +372,16 @@ class BMP(Method):
             base = self.lambda_base * torch.nn.functional.cross_entropy(logits, labels)
         else:
             base = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
-        mf = minority_focal_loss(logits, y, minority, self.positive_gamma, self.negative_gamma)
         log_pp = prototype_log_posterior(x, mu, logvar, available)
         pp = log_pp.exp()
+        mf = minority_focal_loss(
+            logits,
+            y,
+            minority,
+            self.positive_gamma,
+            self.negative_gamma,
+            pp if self.prototype_factor else None,
+        )
         consist = (pp * (log_pp.clamp_min(-1e30) - torch.log_softmax(logits, -1))).sum(-1).mean()
         loss = base + self.lambda_mf * mf + self.lambda_consist * consist
         out = {f"loss_bmp_{name}": loss}

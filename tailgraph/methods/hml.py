@@ -45,6 +45,7 @@ __all__ = [
     "build_predicate_tree",
     "predicate_vectors",
     "normalize_importance",
+    "normalize_importance_all",
     "mr_loss",
     "cr_loss",
     "ImportanceTracker",
@@ -147,18 +148,30 @@ def predicate_vectors(names: Sequence[str]) -> torch.Tensor:
     return torch.as_tensor(phrase_vectors(list(names)), dtype=torch.float32)
 
 
-def normalize_importance(omega_raw: torch.Tensor) -> torch.Tensor:
-    """Eq. 10: ``σ(log10(P · Ω / ΣΩ))`` with ``P`` the number of elements; ``Ω = 0`` maps to 0
-    (negative raw values are treated as 0)."""
+def normalize_importance(
+    omega_raw: torch.Tensor, count: int | None = None, total: torch.Tensor | float | None = None
+) -> torch.Tensor:
+    """Eq. 10: ``σ(log10(P · Ω / ΣΩ))``; ``Ω = 0`` maps to 0 (negative raw values are treated
+    as 0). ``P`` and ``ΣΩ`` default to this tensor's element count and sum (the per-tensor
+    form); :func:`normalize_importance_all` passes the totals over all parameters."""
     w = omega_raw.clamp_min(0).to(torch.float64)
-    total = w.sum()
+    total = w.sum() if total is None else torch.as_tensor(total, dtype=torch.float64)
     if float(total) <= 0:
         return torch.zeros_like(omega_raw)
-    ratio = w.numel() * w / total
+    ratio = (w.numel() if count is None else int(count)) * w / total
     out = torch.where(
         ratio > 0, torch.sigmoid(torch.log10(ratio.clamp_min(1e-300))), torch.zeros_like(ratio)
     )
     return out.to(omega_raw.dtype)
+
+
+def normalize_importance_all(omegas: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Eq. 10 over all ``P`` parameters of the MR set at once: ``P`` is the total element count
+    and ``ΣΩ`` the sum over every tensor (negative raw values as 0), so a tensor whose
+    parameters matter more than average keeps higher weights than the rest."""
+    count = sum(int(o.numel()) for o in omegas)
+    total = sum(float(o.clamp_min(0).to(torch.float64).sum()) for o in omegas)
+    return [normalize_importance(o, count, total) for o in omegas]
 
 
 def mr_loss(
@@ -302,6 +315,11 @@ class HML(Method):
         fisher: ``mean`` (Eq. 8) or ``ema`` (code); see :class:`ImportanceTracker`.
         mr_scope: ``predictor`` (context + head: "the parameters for relationship prediction")
             or ``all`` trainable parameters.
+        importance_norm: Eq. 10 over all ``P`` parameters of the MR set (``global``, as the
+            paper writes it) or per tensor (``per_tensor``, the earlier form).
+        stage_weighting: ``class_balanced`` (Eq. 4 weights in ``ℓ_new``) or ``none`` (plain
+            cross-entropy; the paper's Table 3a "1 layer" row equals plain MOTIFS, which a
+            strongly reweighted ``ℓ_new`` could not give).
 
     Stage ``k`` learns the predicates of layers ``0 … k`` (with more layers than stages, the
     last stage takes the remaining layers); counts for the class-balanced weights are taken in
@@ -325,8 +343,19 @@ class HML(Method):
         use_mr: bool = True,
         fisher: str = "mean",
         mr_scope: str = "predictor",
+        importance_norm: str = "global",
+        stage_weighting: str = "class_balanced",
     ) -> None:
         super().__init__()
+        if importance_norm not in ("global", "per_tensor"):
+            raise ValueError(
+                f"importance_norm must be 'global' or 'per_tensor', got {importance_norm!r}"
+            )
+        if stage_weighting not in ("class_balanced", "none"):
+            raise ValueError(
+                f"stage_weighting must be 'class_balanced' or 'none', got {stage_weighting!r}"
+            )
+        self.importance_norm, self.stage_weighting = importance_norm, stage_weighting
         if split not in ("tree", "fixed"):
             raise ValueError(f"split must be 'tree' or 'fixed', got {split!r}")
         if mr_scope not in ("predictor", "all"):
@@ -441,9 +470,15 @@ class HML(Method):
     def _advance(self, model) -> None:
         params = self.mr_params(model)
         # the finished stage's F, Ω and θ anchor the next stage's MR; its model becomes the teacher
+        raw = [self.tracker._get("omega", k) for k in range(len(params))]
+        omegas = (
+            normalize_importance_all(raw)
+            if self.importance_norm == "global"
+            else [normalize_importance(o) for o in raw]
+        )
         for k, p in enumerate(params):
             self.anchor._get("fisher", k).copy_(self.tracker._get("fisher", k))
-            self.anchor._get("omega", k).copy_(normalize_importance(self.tracker._get("omega", k)))
+            self.anchor._get("omega", k).copy_(omegas[k])
             self.anchor._get("prev", k).copy_(p.detach())
         self.teacher.load_state_dict(model.state_dict())
         model.load_state_dict(
@@ -466,6 +501,8 @@ class HML(Method):
         """Eq. 4: class-balanced weights from the counts of stage ``k``'s predicates (foreground
         normalised to mean 1, background 1); computed once per stage."""
         cache = self.__dict__.setdefault("_weights", {})
+        if k not in cache and self.stage_weighting == "none":
+            cache[k] = torch.ones(self.vocab.num_predicates)  # type: ignore[union-attr]
         if k not in cache:
             stage_counts = torch.zeros(self.vocab.num_predicates)  # type: ignore[union-attr]
             for p in self.stages[k]:

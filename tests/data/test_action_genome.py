@@ -166,13 +166,17 @@ def test_reads_frames_as_the_reference_evaluator_lays_them_out(tmp_path):
     test, _ = load_ag(root, "test")
     assert [v.video_id for v in test] == ["V2.mp4"] and len(test[0]) == 4
     s = stats(root)
-    assert s["filtered"]["splits"]["train"] == {
-        "videos": 1,
-        "frames": 3,
-        "boxes": 6,
-        "relations": 21,
-    }
+    train_split = dict(s["filtered"]["splits"]["train"])
+    per_predicate = train_split.pop("predicate_counts")
+    assert train_split == {"videos": 1, "frames": 3, "boxes": 6, "relations": 21}
+    expected_counts = dict.fromkeys(AG_PREDICATES, 0)
+    for p in (0, 5, 4, 9 + 5, 1, 6, 9 + 8):  # the 7 relations of each of the 3 frames
+        expected_counts[AG_PREDICATES[p]] += 3
+    assert per_predicate == expected_counts
     assert s["splits"]["train"]["frames"] == 3 + 2 + 1
+    assert (
+        sum(s["splits"]["train"]["predicate_counts"].values()) == s["splits"]["train"]["relations"]
+    )
 
 
 def test_bad_input_is_reported(tmp_path):

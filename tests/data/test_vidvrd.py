@@ -92,7 +92,11 @@ def test_reader_frames_instances_vocabulary(tmp_path):
     )
     assert gt[0]["sub_traj"][0] == [5, 10, 15, 20]
     s = stats(tmp_path)
-    assert s["splits"]["train"] == {"videos": 1, "frames": 40, "boxes": 40 + 35, "relations": 2}
+    train_split = dict(s["splits"]["train"])
+    per_predicate = train_split.pop("predicate_counts")
+    assert train_split == {"videos": 1, "frames": 40, "boxes": 40 + 35, "relations": 2}
+    assert {k: c for k, c in per_predicate.items() if c} == {"chase": 1, "move_left": 1}
+    assert set(per_predicate) == set(vocab.predicates[1:])
 
 
 def test_segments_of_30_frames_with_15_overlap(tmp_path):

@@ -116,7 +116,7 @@ def test_required_recipes_exist(capsys):
             | {
                 f"{m}_{t}"
                 for t in ("predcls", "sgcls", "sgdet")
-                for m in ("bmp", "fremure_bayes", "fremure_gmmplus")
+                for m in ("tempura", "bmp", "fremure_bayes", "fremure_gmmplus")
             },
         ),
         ("oi", {"oi_negmine"}),
@@ -128,6 +128,10 @@ def test_required_recipes_exist(capsys):
             text = p.read_text()
             assert "/path/to/" in text, f"{p} must name its data path placeholder"
             yaml.safe_load(text)
+            if p.stem.startswith("bmp_"):  # BMP starts from its TEMPURA recipe's run
+                assert yaml.safe_load(text)["model"]["init_from"].endswith(
+                    "tempura_ag_" + p.stem.split("_", 1)[1]
+                )
             # the recipe's classes and options resolve (nothing is instantiated)
             assert tailgraph_main(["fit", "--config", str(p), "--print_config"]) == 0, p
             capsys.readouterr()
@@ -140,9 +144,16 @@ def test_synthetic_recipe_fits_and_tests(name, tmp_path, monkeypatch, capsys):
     overrides = (
         ["--model.context.init_args.hidden_dim", "24"] if name == "vg_predcls_motifs" else []
     )
+    upstream = yaml.safe_load(recipe.read_text())["model"].get("init_from")
+    if upstream:  # BMP starts from its TEMPURA recipe's run folder: train that one first
+        up = yaml.safe_load(tiny_recipe(upstream, tmp_path).read_text())
+        up["trainer"]["default_root_dir"] = str(tmp_path / upstream)
+        (tmp_path / "upstream.yaml").write_text(yaml.safe_dump(up))
+        assert tailgraph_main(["fit", "--config", str(tmp_path / "upstream.yaml")]) == 0
+        overrides = ["--model.init_from", str(tmp_path / upstream)]
     assert tailgraph_main(["fit", "--config", str(recipe), *overrides]) == 0
     run = tmp_path / "out" / "runs" / "version_0"
-    if overrides:  # a dotted override inside a component spec reaches the component
+    if name == "vg_predcls_motifs":  # a dotted override inside a component spec reaches it
         saved = yaml.safe_load((run / "config.yaml").read_text())["model"]["context"]
         assert str(saved.get("hidden_dim", saved["init_args"].get("hidden_dim"))) == "24"
         import torch
@@ -287,3 +298,17 @@ def test_console_has_no_library_tips_or_deprecation_noise(tmp_path):
     # the closing tables: fit's summary, test's main metrics (not Lightning's list)
     assert "fit summary" in out[0] and "epochs" in out[0] and "checkpoints" in out[0]
     assert "test (" in out[1] and "RelDet_mAP" in out[1] and "Test metric" not in out[1]
+
+
+def test_vg150_hml_recipes_use_the_authors_fixed_split():
+    """The GloVe-50d tree at T_SS 0.7 leaves has / in / of / with out of stage 1; the authors
+    ran the fixed split, and so do the VG150 recipes."""
+    from tailgraph.methods.hml import CODE_VG_STAGE1
+
+    recipes = sorted((CONFIGS / "vg150").glob("hml_*.yaml"))
+    assert len(recipes) == 9
+    for path in recipes:
+        method = yaml.safe_load(path.read_text())["model"]["method"]
+        assert method["class_path"] == "tailgraph.methods.hml.HML"
+        assert method["init_args"]["split"] == "fixed", path.name
+    assert {"has", "in", "of", "with"} <= set(CODE_VG_STAGE1)

@@ -41,6 +41,20 @@ def test_minority_focal_loss_by_hand():
         / 3
     )
     assert float(minority_focal_loss(s, y, all_major)) == pytest.approx(expect, rel=1e-6)
+    # the released code's prototype-probability factor: minority exponents times pp
+    pp = torch.tensor([[0.9, 0.2, 0.5]])
+    scaled = [
+        (1 - q[0]) ** 1 * _bce(0.0, 1),  # majority: untouched by pp
+        (1 - q[1]) ** (0.5 * 0.2) * _bce(2.0, 1),
+        (q[2]) ** (2.0 * 0.5) * _bce(-1.0, 0),
+    ]
+    got = minority_focal_loss(s, y, minority, 0.5, 2.0, prototype_prob=pp)
+    assert float(got) == pytest.approx(sum(scaled) / 3, rel=1e-6)
+    # pp is a constant of the loss (no gradient flows into the prototypes through it)
+    pp_leaf = pp.clone().requires_grad_(True)
+    s_leaf = s.clone().requires_grad_(True)
+    minority_focal_loss(s_leaf, y, minority, prototype_prob=pp_leaf).backward()
+    assert pp_leaf.grad is None and s_leaf.grad is not None
 
 
 def test_gaussian_kl_by_hand_and_broadcasting():

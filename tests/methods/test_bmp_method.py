@@ -209,3 +209,99 @@ def test_bmp_through_the_engine_freezes_the_context_and_resumes_into_phase_two(
         "model"
     ]
     assert 0 < m["with"]["mR@20"] <= 1 and 0 < m["with"]["R@20"] <= 1
+
+
+def _tiny_ag_recipe(tmp_path, method):
+    import yaml
+
+    from tailgraph.data.synthetic.ag import generate_synth_ag
+
+    root = tmp_path / "ag"
+    if not root.exists():
+        generate_synth_ag(root, num_train=4, num_test=2, image_size=64)
+    cfg = yaml.safe_load(
+        (
+            __import__("pathlib").Path(__file__).parents[2]
+            / "configs"
+            / "synthetic"
+            / "bmp_ag_predcls.yaml"
+        ).read_text()
+    )
+    cfg["model"]["features"]["init_args"] = {"last_stage": "layer1", "out_dim": 16}
+    cfg["model"]["context"]["init_args"].update(
+        proj_dim=16, embed_dim=8, num_heads=2, ff_dim=32, temporal_layers=1
+    )
+    cfg["model"]["method"] = method
+    cfg["data"]["init_args"] = {"root": str(root), "max_size": 64, "val_fraction": 0.0}
+    cfg["trainer"] = {
+        "max_epochs": 1,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "default_root_dir": str(tmp_path),
+        "num_sanity_val_steps": 0,
+        "limit_val_batches": 0,
+    }
+    return cfg
+
+
+def test_bmp_starts_from_a_trained_tempura_checkpoint(tmp_path, monkeypatch, capsys):
+    """``model.init_from``: BMP's phase 2 from epoch 0 on a TEMPURA run's weights — the memory
+    bank and its attention arrive trained, stay frozen, and only the heads learn."""
+    import yaml
+
+    from tailgraph.cli import main as tailgraph_main
+
+    monkeypatch.chdir(tmp_path)
+    tempura = _tiny_ag_recipe(tmp_path, {"class_path": "tailgraph.methods.tempura.Tempura"})
+    (tmp_path / "tempura.yaml").write_text(yaml.safe_dump(tempura))
+    assert tailgraph_main(["fit", "--config", str(tmp_path / "tempura.yaml")]) == 0
+    ckpt = tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+    before = torch.load(ckpt, weights_only=True)["state_dict"]
+    assert bool(before["model.context.memory.valid"].any())  # TEMPURA filled the memory
+
+    bmp = _tiny_ag_recipe(
+        tmp_path,
+        {
+            "class_path": "tailgraph.methods.bmp.BMP",
+            "init_args": {"base_epochs": 0, "tau_maj": 60, "max_samples": 256},
+        },
+    )
+    bmp["model"]["init_from"] = str(ckpt)
+    (tmp_path / "bmp.yaml").write_text(yaml.safe_dump(bmp))
+    assert tailgraph_main(["fit", "--config", str(tmp_path / "bmp.yaml")]) == 0
+    after = torch.load(
+        tmp_path / "runs" / "version_1" / "checkpoints" / "last.ckpt", weights_only=True
+    )["state_dict"]
+    model_keys = [k for k in before if k.startswith("model.")]
+    frozen = [
+        k
+        for k in model_keys
+        if not k.startswith("model.head.") and "running_" not in k and "num_batches" not in k
+    ]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    assert any(
+        not torch.equal(before[k], after[k])
+        for k in model_keys
+        if k.startswith("model.head.") and before[k].dtype.is_floating_point
+    )
+
+    # a checkpoint of another vocabulary, or of another model, is a one-line error (exit 2)
+    bad = torch.load(ckpt, weights_only=True)
+    bad["tailgraph"]["vocab"]["predicates"] = bad["tailgraph"]["vocab"]["predicates"][::-1]
+    torch.save(bad, tmp_path / "other_vocab.ckpt")
+    capsys.readouterr()
+    bmp["model"]["init_from"] = str(tmp_path / "other_vocab.ckpt")
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bmp))
+    assert tailgraph_main(["fit", "--config", str(tmp_path / "bad.yaml")]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if x.startswith("tailgraph")]
+    assert (
+        len(err) == 1
+        and "'predicates' at 0: 'writing_on'" in err[0]
+        and "other_vocab.ckpt" in err[0]
+    )
+    bmp["model"]["init_from"] = str(ckpt)
+    bmp["model"]["features"]["init_args"]["out_dim"] = 24
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bmp))
+    assert tailgraph_main(["fit", "--config", str(tmp_path / "bad.yaml")]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if x.startswith("tailgraph")]
+    assert len(err) == 1 and "shape" in err[0] and "model.init_from" in err[0]

@@ -13,6 +13,7 @@ from tailgraph.methods.hml import (
     cr_loss,
     mr_loss,
     normalize_importance,
+    normalize_importance_all,
     predicate_vectors,
 )
 
@@ -70,6 +71,30 @@ def test_normalize_importance_by_hand():
     want = [0.0] + [1 / (1 + math.exp(-math.log10(r))) for r in (0.5, 1.5, 2.0)]
     assert out.tolist() == pytest.approx(want, rel=1e-6)
     assert normalize_importance(torch.zeros(3)).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_normalize_importance_over_all_parameters_by_hand():
+    """Eq. 10's P and ΣΩ run over every parameter of the MR set, not per tensor: a tensor
+    whose importance is below the overall average gets weights below σ(0) = 0.5."""
+    a, b = torch.tensor([1.0, 1.0]), torch.tensor([2.0, 4.0, 0.0])
+    out = normalize_importance_all([a, b])
+    # P = 5, ΣΩ = 8: ratios 5/8, 5/8 | 10/8, 20/8, 0
+    sig = [1 / (1 + math.exp(-math.log10(r))) for r in (5 / 8, 10 / 8, 20 / 8)]
+    assert out[0].tolist() == pytest.approx([sig[0], sig[0]], rel=1e-6)
+    assert out[1].tolist() == pytest.approx([sig[1], sig[2], 0.0], rel=1e-6)
+    # the per-tensor form maps a constant tensor to 0.5, the global form does not
+    assert normalize_importance(a).tolist() == pytest.approx([0.5, 0.5])
+    assert out[0][0] < 0.5
+
+
+def test_unweighted_stage_loss_option():
+    hml = HML(stage_weighting="none")
+    hml.vocab = type("V", (), {"num_predicates": 5})()
+    assert hml.stage_weights(0).tolist() == [1.0] * 5
+    with pytest.raises(ValueError, match="stage_weighting"):
+        HML(stage_weighting="cb")
+    with pytest.raises(ValueError, match="importance_norm"):
+        HML(importance_norm="layer")
 
 
 def test_mr_loss_by_hand():

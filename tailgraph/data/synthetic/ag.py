@@ -8,9 +8,11 @@ at) and 2–4 moving objects. Per person–object pair and frame:
 * spatial (multi-label, from the geometry of that frame): ``above`` / ``beneath`` (object
   centre above the person's head / below the hips), ``in_front_of`` / ``behind`` (overlapping,
   drawn after / before the person), ``on_the_side_of`` (no overlap), ``in`` (inside the box);
-* contacting (multi-label): held over frame intervals and drawn as interaction glyphs from the
-  person's hand (one glyph style per predicate); ``not_contacting`` has no glyph. Contact
-  labels follow a Zipf long tail.
+* contacting (multi-label): held over frame intervals (at least 4 frames) and drawn as
+  interaction glyphs from the person's hand (one glyph style per predicate);
+  ``not_contacting`` has no glyph. Contact labels follow a long tail with a floor: each split
+  deals them from a deck (``tails.py``) so every predicate has enough relations to learn and
+  to measure.
 
 Written in AG's files: ``annotations/{object_classes,relationship_classes}.txt``,
 ``person_bbox.pkl``, ``object_bbox_and_relationship.pkl`` (and ``..._filtersmall.pkl`` without
@@ -40,6 +42,7 @@ from tailgraph.data.synthetic.render import (
     draw_person,
     draw_shape,
 )
+from tailgraph.data.synthetic.tails import deal_deck
 from tailgraph.structures import VideoSceneGraph
 from tailgraph.vocab import Vocabulary
 
@@ -158,8 +161,17 @@ def generate_synth_ag(
     min_frames: int = 8,
     max_frames: int = 12,
     jpeg_quality: int = 90,
+    p_contact: float = 0.6,
+    contact_floor_share: float = 0.25,
+    head_tail_ratio: float = 30.0,
 ) -> SynthAGInfo:
     """Generate synth-ag into ``out_dir`` (see the module docstring).
+
+    ``p_contact``: the share of objects the person touches in some interval; their contact
+    predicates are dealt per split from a deck (:mod:`tailgraph.data.synthetic.tails`) in which
+    each of the 16 contact predicates has at least ``contact_floor_share`` of its uniform share
+    (at least 3 objects) and the head is ``head_tail_ratio`` times the tail where the floor
+    allows it.
 
     Returns:
         :class:`SynthAGInfo` whose ``videos`` are the in-memory truth, laid out exactly as
@@ -182,22 +194,43 @@ def generate_synth_ag(
         p: (list(GLYPH_COLOURS)[k % 4], GLYPH_PATTERNS[k // 4])
         for k, p in enumerate(x for x in CONTACTING if x != "not_contacting")
     }
-    ranks = world.permutation(len(CONTACTING))
     nc = CONTACTING.index("not_contacting")
-    ranks = [nc] + [int(r) for r in ranks if r != nc]  # type: ignore[assignment]
-    zipf = np.array([(k + 1) ** -1.6 for k in range(len(CONTACTING))])
-    contact_probs = np.zeros(len(CONTACTING))
-    contact_probs[ranks] = zipf / zipf.sum()
+    contact_ids = [i for i in range(len(CONTACTING)) if i != nc]
+    order = [contact_ids[int(r)] for r in world.permutation(len(contact_ids))]  # head first
+    zipf = np.array([(k + 1) ** -1.6 for k in range(len(order))])
+    second_probs = np.zeros(len(CONTACTING))
+    second_probs[order] = zipf / zipf.sum()
+
+    def plan(v: int) -> tuple[np.random.Generator, int, int, np.ndarray]:
+        """The draws that fix a video's size: frames, objects and which objects are in contact."""
+        rng = np.random.default_rng([seed, v, 271828])
+        n_frames = int(rng.integers(min_frames, max_frames + 1))
+        n_obj = int(rng.integers(2, 5))
+        return rng, n_frames, n_obj, rng.random(n_obj) < p_contact
+
+    # one deck of contact predicates per split (tails.py): every predicate has a floor
+    decks: dict[str, list[int]] = {}
+    for split, videos in (
+        ("train", range(num_train)),
+        ("test", range(num_train, num_train + num_test)),
+    ):
+        n_contact = sum(int(plan(v)[3].sum()) for v in videos)
+        decks[split] = deal_deck(
+            np.random.default_rng([seed, 4242, len(decks)]),
+            n_contact,
+            order,
+            floor_share=contact_floor_share,
+            head_tail_ratio=head_tail_ratio,
+            min_floor=3,
+        )
     objects, persons, keys = {}, {}, []
     size = image_size
     from tailgraph.progress import track
 
     for v in track(range(num_train + num_test), "generate synth-ag", unit="video"):
         split = "train" if v < num_train else "test"
-        rng = np.random.default_rng([seed, v, 271828])
+        rng, n_frames, n_obj, in_contact = plan(v)
         vid = f"S{v:05d}.mp4"
-        n_frames = int(rng.integers(min_frames, max_frames + 1))
-        n_obj = int(rng.integers(2, 5))
         pw, ph = size * 0.22, size * 0.5
         px = rng.uniform(0.25, 0.75) * size
         person = np.array(
@@ -208,17 +241,20 @@ def generate_synth_ag(
         pos = rng.uniform(0.1, 0.9, (n_obj, 2)) * size
         vel = rng.normal(0, 0.012, (n_obj, 2)) * size
         front = rng.random(n_obj) < 0.5
-        # contacting labels per object, held over intervals
+        # contacting labels per object, held over intervals of at least 4 frames
         contact = []
-        for _ in range(n_obj):
-            first = int(rng.choice(len(CONTACTING), p=contact_probs))
+        for k in range(n_obj):
+            if not in_contact[k]:
+                contact.append(([nc], 0, n_frames))
+                continue
+            first = decks[split].pop()
             labs = [first]
-            if first != nc and rng.random() < 0.1:
-                second = int(rng.choice(len(CONTACTING), p=contact_probs))
-                if second not in (nc, first):
+            if rng.random() < 0.1:
+                second = int(rng.choice(len(CONTACTING), p=second_probs))
+                if second != first:
                     labs.append(second)
             start = int(rng.integers(0, max(1, n_frames // 2)))
-            contact.append((labs, start, int(rng.integers(start + 2, n_frames + 1))))
+            contact.append((labs, start, int(rng.integers(min(start + 4, n_frames), n_frames + 1))))
         target = int(rng.integers(n_obj))
         for f in range(n_frames):
             key = f"{vid}/{f:06d}.jpg"

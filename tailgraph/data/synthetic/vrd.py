@@ -1,11 +1,13 @@
 """synth-vrd: the ImageNet-VidVRD variant of the synthetic benchmark (specs/synthetic.md).
 
-Videos of ``T`` frames with 2–4 moving objects (tracklets) and 1–3 relation instances over
-frame ranges. Predicates follow VidVRD's naming, built from the two patterns DLL decouples:
+Videos of ``T`` frames with 4–6 moving objects (tracklets) and 2–5 relation instances over
+frame ranges (a tree: each tracklet is the subject of at most one instance). Predicates follow
+VidVRD's naming, built from the two patterns DLL decouples:
 spatial-only (``left``, ``above``, ...), actional-only (``chase``, ``watch``, ...) and both
 (``walk_left``, ``run_front``, ...). During an instance the subject is kept at the spatial
 pattern's position relative to the object (``front`` / ``behind`` by overlap and draw order)
-and the action is drawn as an interaction glyph; predicates follow a Zipf long tail.
+and the action is drawn as an interaction glyph; predicates follow a long tail with a floor
+(``tails.py``), dealt per split so every predicate has enough instances to learn and measure.
 
 Written as VidVRD's per-video JSON (``<split>/<video_id>.json``) plus
 ``frames/<video_id>/<frame:06d>.jpg``; the same seed gives byte-identical files.
@@ -32,6 +34,7 @@ from tailgraph.data.synthetic.render import (
     draw_glyph,
     draw_shape,
 )
+from tailgraph.data.synthetic.tails import deal_deck
 
 __all__ = ["generate_synth_vrd", "SynthVRDInfo", "VRD_PREDICATES"]
 
@@ -57,6 +60,37 @@ _CATEGORIES = [
 ]
 
 
+def _subject_size(spatial: str | None, subject: float, obj: float) -> float:
+    return float(min(subject, 0.5 * obj)) if spatial == "inside" else float(subject)
+
+
+def _choose_object(
+    candidates: list[int],
+    s: int,
+    spatial: str | None,
+    centres: np.ndarray,
+    sz: np.ndarray,
+    u: np.ndarray,
+    size: int,
+    taken: dict[int, set],
+    rng: np.random.Generator,
+) -> int:
+    """The object for subject ``s`` among the already placed tracklets: one where the canvas
+    pushes the subject least off the predicate's geometry over the instance's frames
+    (``centres`` cut to them), avoiding an object that already has a subject at the same
+    spatial offset; ties are drawn at random."""
+    scores = []
+    for t in candidates:
+        ss = _subject_size(spatial, sz[s], sz[t])
+        c = centres[t] + np.array(_offset(spatial, sz[t], ss, u))
+        off = float(np.abs(np.clip(c, ss / 2, size - 1 - ss / 2) - c).max(initial=0.0))
+        dup = spatial is not None and spatial in taken.get(t, ())
+        scores.append(off + (100.0 if dup else 0.0))
+    best = min(scores)
+    ties = [t for t, sc in zip(candidates, scores) if sc <= best + 1e-6]
+    return ties[int(rng.integers(len(ties)))]
+
+
 @dataclass
 class SynthVRDInfo:
     root: Path
@@ -64,9 +98,9 @@ class SynthVRDInfo:
     seconds: float
 
 
-def _offset(
-    spatial: str | None, so: float, ss: float, rng: np.random.Generator
-) -> tuple[float, float]:
+def _offset(spatial: str | None, so: float, ss: float, u: np.ndarray) -> tuple[float, float]:
+    """The subject's centre relative to the object's for a spatial pattern; ``u`` (two draws
+    in [-1, 1]) places a subject whose predicate has no spatial pattern."""
     gap = 0.6 * (so + ss)
     return {
         "above": (0.0, -gap),
@@ -77,7 +111,7 @@ def _offset(
         "behind": (-0.3 * so, -0.2 * so),
         "next_to": (0.55 * (so + ss), 0.55 * (so + ss)),
         "inside": (0.0, 0.0),
-        None: (float(rng.uniform(-1, 1) * gap * 1.5), float(rng.uniform(-1, 1) * gap * 1.5)),
+        None: (float(u[0] * gap * 1.5), float(u[1] * gap * 1.5)),
     }[spatial]
 
 
@@ -90,12 +124,21 @@ def generate_synth_vrd(
     image_size: int = 128,
     min_frames: int = 16,
     max_frames: int = 32,
-    head_tail_ratio: float = 100.0,
+    head_tail_ratio: float = 30.0,
+    floor_share: float = 0.4,
+    min_objects: int = 4,
+    max_objects: int = 6,
     jpeg_quality: int = 90,
     write_frames: bool = True,
     p_multilabel: float = 0.0,
 ) -> SynthVRDInfo:
     """Generate synth-vrd into ``out_dir``; returns the per-video JSON documents written.
+
+    Each video has ``min_objects`` … ``max_objects`` tracklets and ``k - 2`` … ``k - 1``
+    relation instances; the predicates are dealt per split from a deck
+    (:mod:`tailgraph.data.synthetic.tails`) in which each predicate has at least
+    ``floor_share`` of its uniform share (at least 3 instances) and the head is
+    ``head_tail_ratio`` times the tail.
 
     ``p_multilabel``: probability that a pair with a dual-pattern predicate (``walk_left``) is
     also annotated with its spatial predicate alone (``left``) over the same frames, so pairs
@@ -109,46 +152,68 @@ def generate_synth_vrd(
     world = np.random.default_rng([seed, 777])
     combos = [(s, c) for c in COLOURS for s in SHAPES]
     look = {c: combos[int(i)] for c, i in zip(_CATEGORIES, world.permutation(len(combos)))}
-    order = world.permutation(len(VRD_PREDICATES))
-    a = np.log(head_tail_ratio) / np.log(len(VRD_PREDICATES))
-    probs = np.empty(len(VRD_PREDICATES))
-    probs[order] = [(k + 1) ** -a for k in range(len(VRD_PREDICATES))]
-    probs /= probs.sum()
+    order = [int(i) for i in world.permutation(len(VRD_PREDICATES))]  # head first
     actions = sorted({act for act in (predicate_patterns(p)[0] for p in VRD_PREDICATES) if act})
     glyph_of = {
         act: (list(GLYPH_COLOURS)[k % 4], GLYPH_PATTERNS[(k // 4) % 4])
         for k, act in enumerate(actions)
     }
+
+    def plan(v: int) -> tuple[np.random.Generator, int, int, int]:
+        """The draws that fix a video's size: frames, tracklets and relation instances."""
+        rng = np.random.default_rng([seed, v, 1618])
+        n = int(rng.integers(min_frames, max_frames + 1))
+        k = int(rng.integers(min_objects, max_objects + 1))
+        return rng, n, k, int(rng.integers(max(1, k - 2), k))
+
+    # one deck of predicates per split (tails.py): every predicate has a floor
+    decks: dict[str, list[int]] = {}
+    for split, videos in (
+        ("train", range(num_train)),
+        ("test", range(num_train, num_train + num_test)),
+    ):
+        decks[split] = deal_deck(
+            np.random.default_rng([seed, 9090, len(decks)]),
+            sum(plan(v)[3] for v in videos),
+            order,
+            floor_share=floor_share,
+            head_tail_ratio=head_tail_ratio,
+            min_floor=3,
+        )
     docs: dict[str, list[dict]] = {"train": [], "test": []}
     size = image_size
     from tailgraph.progress import track
 
     for v in track(range(num_train + num_test), "generate synth-vidvrd", unit="video"):
         split = "train" if v < num_train else "test"
-        rng = np.random.default_rng([seed, v, 1618])
+        rng, n, k, m = plan(v)
         vid = f"SV{v:05d}"
-        n = int(rng.integers(min_frames, max_frames + 1))
-        k = int(rng.integers(2, 5))
         cats = [_CATEGORIES[int(i)] for i in rng.integers(len(_CATEGORIES), size=k)]
         sz = rng.uniform(0.1, 0.16, k) * size
         start = rng.uniform(0.2, 0.8, (k, 2)) * size
         vel = rng.normal(0, 0.01, (k, 2)) * size
         centres = np.stack([start + vel * f for f in range(n)], 1)  # [k, n, 2]
+        for t in range(k):  # on the canvas, so the subjects are placed where the objects are drawn
+            centres[t] = np.clip(centres[t], sz[t] / 2, size - 1 - sz[t] / 2)
         instances: list[dict[str, Any]] = []
-        used = set()
-        for _ in range(int(rng.integers(1, 4))):
-            s, o = (int(x) for x in rng.choice(k, 2, replace=False))
-            if (s, o) in used or (o, s) in used:
-                continue
-            used.add((s, o))
-            p = VRD_PREDICATES[int(rng.choice(len(VRD_PREDICATES), p=probs))]
-            b = int(rng.integers(0, max(1, n - 8)))
-            e = int(rng.integers(b + 4, n + 1))
+        # the instances form a tree over the tracklets in a random order: each tracklet is the
+        # subject of at most one instance, and its object comes earlier in the order (already
+        # placed), so no later placement moves a subject off its relation's geometry
+        perm = [int(x) for x in rng.permutation(k)]
+        taken: dict[int, set] = {}  # object -> spatial patterns of its subjects
+        for i in range(m):
+            s = perm[i + 1]
+            p = VRD_PREDICATES[decks[split].pop()]
             act, spa = predicate_patterns(p)
-            dx, dy = _offset(spa, sz[o], sz[s], rng)
-            if spa == "inside":
-                sz[s] = min(sz[s], 0.5 * sz[o])
+            b = int(rng.integers(0, max(1, n - 8)))
+            e = int(rng.integers(min(b + 4, n), n + 1))
+            u = rng.uniform(-1, 1, 2)
+            o = _choose_object(perm[: i + 1], s, spa, centres[:, b:e], sz, u, size, taken, rng)
+            taken.setdefault(o, set()).add(spa)
+            sz[s] = _subject_size(spa, sz[s], sz[o])
+            dx, dy = _offset(spa, sz[o], sz[s], u)
             centres[s, b:e] = centres[o, b:e] + np.array([dx, dy])
+            centres[s] = np.clip(centres[s], sz[s] / 2, size - 1 - sz[s] / 2)
             instances.append(
                 {
                     "subject_tid": s,
