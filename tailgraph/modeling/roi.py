@@ -10,7 +10,7 @@ from tailgraph.modeling.backbone import ResNetTrunk
 from tailgraph.modeling.geometry import union_boxes
 from tailgraph.modeling.types import FeatureStage
 
-__all__ = ["PixelFeatures", "rois_with_batch_index"]
+__all__ = ["PixelFeatures", "CachedTrunkFeatures", "rois_with_batch_index"]
 
 
 def rois_with_batch_index(
@@ -139,3 +139,90 @@ class PixelFeatures(FeatureStage):
         fmap = self.feature_map(images)
         obj_feats = self.object_features(fmap, scales, boxes, obj_to_img)
         return obj_feats, self.union_features_of(fmap, scales, boxes, obj_to_img, pairs)
+
+
+class CachedTrunkFeatures(PixelFeatures):
+    """:class:`PixelFeatures` with a frozen trunk whose feature maps are computed once.
+
+    The trunk's map of a frame depends only on the frame's pixels and the trunk's weights, so
+    it is cached, keyed by the SHA-1 of the input tensor's bytes (shape and dtype included) in
+    a folder named by a checksum of the trunk's parameters, buffers and settings: a cache of
+    other weights is never read. The RoI pooling and the object / union heads above the trunk
+    still run (and train) on every step, so outputs equal :class:`PixelFeatures` with
+    ``frozen_trunk=True`` and the same weights. ``cache_dir=None`` keeps the maps in memory
+    for the run; a folder keeps them on disk as HDF5 shards
+    (:class:`tailgraph.io.feature_shards.FeatureShards`) for later runs and seeds that share
+    the trunk.
+
+    Args:
+        cache_dir: where the shards live (``None`` = memory only).
+        flush_every: new maps held in memory before a shard is written.
+        **kwargs: :class:`PixelFeatures` options (``frozen_trunk`` is always true).
+    """
+
+    def __init__(self, cache_dir: str | None = None, flush_every: int = 512, **kwargs) -> None:
+        kwargs["frozen_trunk"] = True
+        super().__init__(**kwargs)
+        self.cache_dir = cache_dir
+        self.flush_every = flush_every
+        self._store: dict | None = None
+        self._shards = None
+        self.misses = self.hits = 0
+        # new weights (a checkpoint, init_from) = another cache
+        self.register_load_state_dict_post_hook(lambda module, keys: module._reset_cache())
+
+    def _reset_cache(self) -> None:
+        if self._shards is not None:
+            self._shards.flush()
+        self._store, self._shards = None, None
+
+    def trunk_checksum(self) -> str:
+        """SHA-256 over the trunk's parameters and buffers and its settings."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for name, t in list(self.trunk.named_parameters()) + list(self.trunk.named_buffers()):
+            h.update(name.encode())
+            h.update(str(tuple(t.shape)).encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        h.update(f"{self.trunk.depth}/{self.trunk.last_stage}".encode())
+        return h.hexdigest()
+
+    def _cache(self):
+        if self._store is None and self._shards is None:
+            if self.cache_dir is None:
+                self._store = {}
+            else:
+                from pathlib import Path
+
+                from tailgraph.io.feature_shards import FeatureShards
+
+                folder = Path(self.cache_dir) / self.trunk_checksum()[:16]
+                self._shards = FeatureShards(folder, self.flush_every)
+        return self._store if self._store is not None else self._shards
+
+    def feature_map(self, images: torch.Tensor) -> torch.Tensor:
+        import hashlib
+
+        cache = self._cache()
+        x = images.detach().contiguous()
+        keys = [
+            hashlib.sha1(
+                f"{tuple(im.shape)}{im.dtype}".encode() + im.cpu().numpy().tobytes()
+            ).hexdigest()
+            for im in x
+        ]
+        maps: list = [cache.get(k) for k in keys]
+        missing = [i for i, m in enumerate(maps) if m is None]
+        if missing:
+            with torch.no_grad():
+                fresh = self.trunk(x[missing]).float().cpu().numpy()
+            for i, m in zip(missing, fresh):
+                maps[i] = m
+                if isinstance(cache, dict):
+                    cache[keys[i]] = m
+                else:
+                    cache.put(keys[i], m)
+        self.misses += len(missing)
+        self.hits += len(keys) - len(missing)
+        return torch.stack([torch.from_numpy(m) for m in maps]).to(images.device)

@@ -158,6 +158,7 @@ def test_bmp_through_the_engine_freezes_the_context_and_resumes_into_phase_two(
             / "bmp_ag_predcls.yaml"
         ).read_text()
     )
+    cfg["model"].pop("init_from")  # from scratch here (the recipe starts from its TEMPURA run)
     cfg["model"]["features"]["init_args"] = {"last_stage": "layer1", "out_dim": 16}
     cfg["model"]["context"]["init_args"].update(
         proj_dim=16, embed_dim=8, num_heads=2, ff_dim=32, temporal_layers=1
@@ -227,6 +228,7 @@ def _tiny_ag_recipe(tmp_path, method):
             / "bmp_ag_predcls.yaml"
         ).read_text()
     )
+    cfg["model"].pop("init_from")  # from scratch here (the recipe starts from its TEMPURA run)
     cfg["model"]["features"]["init_args"] = {"last_stage": "layer1", "out_dim": 16}
     cfg["model"]["context"]["init_args"].update(
         proj_dim=16, embed_dim=8, num_heads=2, ff_dim=32, temporal_layers=1

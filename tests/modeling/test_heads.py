@@ -91,7 +91,7 @@ def test_bayesian_by_hand():
     assert out.probs[0].tolist() == pytest.approx(p, abs=1e-6)
 
 
-def test_gmm_plus_by_hand_and_variance_regularizer():
+def test_gmm_plus_code_variant_by_hand_and_variance_regularizer():
     head = GMMPlusHead(
         1,
         2,
@@ -101,6 +101,7 @@ def test_gmm_plus_by_hand_and_variance_regularizer():
         var_max=5.0,
         var_floor=0.05,
         predicate_counts=[100, 1],
+        variant="code",
     )
     set_linear(head.mean, [[1.0], [0.0], [-1.0], [2.0]], [0.0] * 4)  # mu_1 = [1, 0], mu_2 = [-1, 2]
     set_linear(
@@ -124,6 +125,57 @@ def test_gmm_plus_by_hand_and_variance_regularizer():
     assert head.variance_regularizer(out).item() == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match="predicate_counts"):
         GMMPlusHead(1, 3, predicate_counts=[1, 2])
+
+
+def test_gmm_plus_eq6_is_a_mixture_density_over_the_embedding_by_hand():
+    """variant paper: log p(z|c) = logsumexp_k[log π_kc + log N(z; μ_kc, σ²_kc)] over the
+    projected embedding; evaluation at μ, training perturbs the means."""
+    head = GMMPlusHead(
+        2, 2, num_components=2, embed_dim=2, predicate_counts=[100, 1], init_temperature=2.0
+    )
+    with torch.no_grad():
+        head.proj.weight.copy_(torch.eye(2))
+        head.proj.bias.zero_()
+        head.means.copy_(torch.tensor([[[0.0, 0.0], [2.0, 0.0]], [[0.0, 3.0], [0.0, 3.0]]]))
+        head.spread_raw.fill_(0.5413)  # unit variances
+        head.spread_raw[1, 0].fill_(-20.0)  # var_min for class 1's first component
+        head.mix_logits.copy_(torch.tensor([[0.0, math.log(3.0)], [0.0, 0.0]]))
+        head.bias.copy_(torch.tensor([0.5, -0.5]))
+    head.eval()
+    z = torch.tensor([[1.0, 1.0]])
+    out = head(z)
+
+    def log_normal(x, m, v):
+        return sum(
+            -0.5 * ((a - b) ** 2 / vv + math.log(vv) + math.log(2 * math.pi))
+            for a, b, vv in zip(x, m, v)
+        )
+
+    v1 = (math.log1p(math.exp(0.5413)) + 1e-6,) * 2
+    lp0 = math.log(
+        0.25 * math.exp(log_normal([1, 1], [0, 0], v1))
+        + 0.75 * math.exp(log_normal([1, 1], [2, 0], v1))
+    )
+    lp1 = math.log(
+        0.5 * math.exp(log_normal([1, 1], [0, 3], (1e-3, 1e-3)))
+        + 0.5 * math.exp(log_normal([1, 1], [0, 3], v1))
+    )
+    shift = 0.5 * 2 * (1 + math.log(2 * math.pi))
+    assert out.extras["log_density"][0].tolist() == pytest.approx([lp0, lp1], rel=1e-5)
+    want = [(lp0 + shift) / 2.0 + 0.5, (lp1 + shift) / 2.0 - 0.5]
+    assert out.logits[0].tolist() == pytest.approx(want, rel=1e-5)
+    assert out.probs[0].tolist() == pytest.approx([sig(w) for w in want], rel=1e-5)
+    assert torch.equal(head(z).logits, out.logits)  # deterministic at evaluation
+    head.train()
+    assert not torch.allclose(head(z).logits, out.logits)  # perturbed means in training
+    eps = torch.zeros(1, 2, 2, 2)
+    assert torch.allclose(head(z, eps).logits, out.logits)  # zero noise = the means
+    # the frequency-aware floor: only class 1's first component is below it
+    reg = head.variance_regularizer(out)
+    w1 = 1.0 / ((1 / 100 + 1) / 2)
+    assert reg.item() == pytest.approx(w1 * (math.log(0.05) - math.log(1e-3)) * 0.5 / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="variant"):
+        GMMPlusHead(2, 2, variant="mixture")
 
 
 def test_prototype_heads_by_hand():
@@ -151,6 +203,7 @@ def test_prototype_heads_by_hand():
         lambda: LinearHead(8, 5),
         lambda: GMMHead(8, 5, 3),
         lambda: GMMPlusHead(8, 5, 2, act="softmax"),
+        lambda: GMMPlusHead(8, 5, 2, act="softmax", variant="code"),
         lambda: BayesianHead(8, 5, 3),
         lambda: PrototypeHead(8, 5, proto_dim=4),
     ],

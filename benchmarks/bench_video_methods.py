@@ -1,0 +1,250 @@
+"""The video methods against their baselines, on the benchmarks that can show debiasing.
+
+synth-ag PredCls (400 / 100 videos, every predicate >= 30 training relations): STTran,
+TEMPURA, BMP (from the same seed's TEMPURA checkpoint, ``model.init_from``), FReMuRe with
+Bayesian heads and with GMM-Plus heads — every run from the recipes in ``configs/synthetic/``
+with the same frozen-trunk cached features (``CachedTrunkFeatures``; the trunk's maps computed
+once per seed and shared by the variants), budget and data. synth-vrd (1000 / 300 videos):
+VidVRD-II (focal), VidVRD-II + BCE, +PDL, +KDL, +DLL (``bench_dll.py``'s variants, same
+tracklet features). Mean ± std over ``--seeds``; R@K, mR@K and the recall of the head / body /
+tail thirds of the predicates by training count; seconds per epoch.
+
+    .venv/bin/python benchmarks/bench_video_methods.py --seeds 0 1 2 --json OUT
+    .venv/bin/python benchmarks/bench_video_methods.py --quick --json OUT
+        # seed 0 of STTran, TEMPURA, BMP, FReMuRe-bayes, VidVRD-II + BCE and +DLL, with 3 AG
+        # epochs (BMP 1) and 8 VidVRD epochs
+
+``OUT``: ``{"ag": {variant: {"with": {metric: mean}, "semi": ..., "no": ...}}, "vidvrd":
+{variant: {metric: mean}}}`` with metric names as ``tailgraph evaluate --json`` writes them
+(values in [0, 1]); ``OUT`` with ``.runs.json`` holds every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import cli_fit_test  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SYN = ROOT / "configs" / "synthetic"
+AG_RECIPES = {
+    "STTran": "ag_predcls_sttran",
+    "TEMPURA": "tempura_ag_predcls",
+    "BMP": "bmp_ag_predcls",
+    "FReMuRe-bayes": "fremure_bayes_ag_predcls",
+    "FReMuRe-GMM-Plus": "fremure_gmmplus_ag_predcls",
+}
+VRD_VARIANTS = ("VidVRD-II", "VidVRD-II + BCE", "+PDL", "+KDL", "+DLL")
+QUICK = {"ag": ("STTran", "TEMPURA", "BMP", "FReMuRe-bayes"), "vidvrd": ("VidVRD-II + BCE", "+DLL")}
+AG_METRICS = ("R@10", "R@20", "R@50", "mR@10", "mR@20", "mR@50")
+VRD_METRICS = ("RelDet_mAP", "RelDet_R@50", "RelDet_R@100", "mR@50", "mR@100", "RelTag_P@5")
+
+
+def thirds(per_predicate, counts: dict) -> dict:
+    """Mean recall of the most / middle / least frequent third of the predicates
+    (``per_predicate``: a dict by name, or a list in the vocabulary's order of ``counts``)."""
+    if isinstance(per_predicate, list):
+        per_predicate = dict(zip(counts, per_predicate))
+    names = sorted((n for n in per_predicate if n in counts), key=lambda n: -counts[n])
+    if not names:
+        return {}
+    k = len(names)
+    parts = {
+        "head": names[: k // 3],
+        "body": names[k // 3 : 2 * k // 3],
+        "tail": names[2 * k // 3 :],
+    }
+    return {
+        p: statistics.mean(float(per_predicate[n]) for n in ns) for p, ns in parts.items() if ns
+    }
+
+
+def ag_recipe(name: str, seed: int, work: Path, data: Path, epochs: int | None) -> Path:
+    """The variant's recipe with the shared cached trunk and, for BMP, the same seed's TEMPURA
+    run as its start."""
+    cfg = yaml.safe_load((SYN / f"{AG_RECIPES[name]}.yaml").read_text())
+    feats = cfg["model"]["features"]
+    feats["class_path"] = "tailgraph.modeling.roi.CachedTrunkFeatures"
+    feats.setdefault("init_args", {})["cache_dir"] = str(work / "trunk_cache")
+    if name == "BMP":
+        cfg["model"]["init_from"] = str(work / f"TEMPURA_{seed}")
+    if epochs is not None:
+        cfg["trainer"]["max_epochs"] = epochs if name != "BMP" else max(1, epochs // 3)
+    cfg["trainer"].pop("default_root_dir", None)
+    path = work / f"{name}_{seed}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def run_ag(names, seeds, work: Path, epochs: int | None) -> dict:
+    from tailgraph.data.synthetic.ag import generate_synth_ag
+    from tailgraph.protocols import DATA_KINDS
+
+    base = yaml.safe_load((SYN / "ag_predcls_sttran.yaml").read_text())["data"]["init_args"]
+    data = work / "synth-ag"
+    if not data.exists():
+        generate_synth_ag(
+            data,
+            num_train=base["synth_train"],
+            num_test=base["synth_test"],
+            image_size=base["synth_size"],
+        )
+    counts = DATA_KINDS["ag"].stats(data)["filtered"]["splits"]["train"]["predicate_counts"]
+    order = list(names)
+    if "BMP" in order and "TEMPURA" not in order:
+        order.insert(order.index("BMP"), "TEMPURA")  # BMP needs the seed's TEMPURA run
+    runs: dict[str, list] = {}
+    for seed in seeds:
+        for name in sorted(order, key=lambda n: n == "BMP"):  # TEMPURA before BMP
+            recipe = ag_recipe(name, seed, work, data, epochs)
+            r = cli_fit_test(recipe, seed, data, work / f"{name}_{seed}")
+            cfg = yaml.safe_load(recipe.read_text())
+            r["epochs"] = cfg["trainer"]["max_epochs"]
+            r["s_per_epoch"] = r["fit_s"] / r["epochs"]
+            for c in ("with", "semi", "no"):
+                per = r["metrics"][c].get("per_predicate_R@20") or []
+                r["metrics"][c].update({f"{k}@20": v for k, v in thirds(per, counts).items()})
+            r["seed"] = seed
+            if name in names:
+                runs.setdefault(name, []).append(r)
+            print(
+                "ag",
+                name,
+                seed,
+                {m: round(r["metrics"]["with"][m], 4) for m in AG_METRICS},
+                f"{r['s_per_epoch']:.1f} s/epoch",
+                flush=True,
+            )
+    return runs
+
+
+def run_vrd(names, seeds, epochs: int | None) -> dict:
+    import lightning as L
+    from bench_dll import RECIPE, head_body_tail, model_spec, variants
+    from common import fit_and_test
+
+    from tailgraph.datamodules.vidvrd import VidVRDDataModule
+    from tailgraph.engine.module import SGGModule
+
+    cfg = yaml.safe_load(RECIPE.read_text())
+    n_epochs = epochs or int(cfg["trainer"]["max_epochs"])
+    vrd = yaml.safe_load((SYN / "vrd_vidvrd2.yaml").read_text())["data"]["init_args"]
+    data = dict(cfg["data"]["init_args"])
+    data.update(
+        root=str(ROOT / "data" / "synth-vrd-1000"),
+        synth_train=vrd["synth_train"],
+        synth_test=vrd["synth_test"],
+    )
+    dm = VidVRDDataModule(**data)
+    dm.prepare_data()
+    dm.setup("fit")
+    specs = variants(["main"])
+    runs: dict[str, list] = {}
+    for seed in seeds:
+        for name in names:
+            L.seed_everything(seed, verbose=False)
+            metrics, seconds = fit_and_test(SGGModule(**model_spec(cfg, specs[name])), dm, n_epochs)
+            row = {m: float(metrics[m]) for m in VRD_METRICS}
+            row["head@100"], row["body@100"], row["tail@100"] = head_body_tail(metrics, dm)
+            runs.setdefault(name, []).append(
+                {"metrics": row, "seed": seed, "s_per_epoch": seconds / n_epochs}
+            )
+            print(
+                "vidvrd",
+                name,
+                seed,
+                {k: round(v, 4) for k, v in row.items()},
+                f"{seconds / n_epochs:.1f} s/epoch",
+                flush=True,
+            )
+    return runs
+
+
+def summarise(runs: dict, nested: bool) -> dict:
+    out: dict = {}
+    for name, rows in runs.items():
+        if nested:
+            out[name] = {
+                c: {
+                    m: statistics.mean(float(r["metrics"][c][m]) for r in rows)
+                    for m in rows[0]["metrics"][c]
+                    if isinstance(rows[0]["metrics"][c][m], (int, float))
+                }
+                for c in ("with", "semi", "no")
+            }
+        else:
+            out[name] = {
+                m: statistics.mean(r["metrics"][m] for r in rows) for m in rows[0]["metrics"]
+            }
+    return out
+
+
+def table(runs: dict, cols, pick) -> list[str]:
+    lines = ["| variant | " + " | ".join(cols) + " | s / epoch |", "|---" * (len(cols) + 2) + "|"]
+    for name, rows in runs.items():
+        cells = []
+        for c in cols:
+            vals = [100 * pick(r, c) for r in rows]
+            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            cells.append(f"{statistics.mean(vals):.2f} ± {sd:.2f}")
+        sec = statistics.mean(r["s_per_epoch"] for r in rows)
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {sec:.1f} |")
+    return lines
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--quick", action="store_true", help="seed 0 of six variants")
+    ap.add_argument("--parts", nargs="+", default=["ag", "vidvrd"])
+    ap.add_argument("--ag-variants", nargs="+", default=list(AG_RECIPES))
+    ap.add_argument("--vrd-variants", nargs="+", default=list(VRD_VARIANTS))
+    ap.add_argument("--epochs", type=int, default=None, help="override the recipes' epochs")
+    ap.add_argument("--work", default=str(ROOT / "benchmarks" / "results" / "video_methods"))
+    ap.add_argument("--json", required=True)
+    a = ap.parse_args()
+    seeds, ag_names, vrd_names = a.seeds, a.ag_variants, a.vrd_variants
+    ag_epochs = vrd_epochs = a.epochs
+    if a.quick:  # seed 0, six variants, half the budget: a smoke run of the comparison
+        seeds, ag_names, vrd_names = [0], list(QUICK["ag"]), list(QUICK["vidvrd"])
+        ag_epochs, vrd_epochs = a.epochs or 3, a.epochs or 8
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    result: dict = {}
+    runs: dict = {}
+    lines: list[str] = []
+    if "ag" in a.parts:
+        runs["ag"] = run_ag(ag_names, seeds, work, ag_epochs)
+        result["ag"] = summarise(runs["ag"], nested=True)
+        cols = ["R@20", "mR@20", "mR@50", "head@20", "body@20", "tail@20"]
+        for c in ("with", "semi", "no"):
+            lines += [f"synth-ag PredCls, {c} constraint (seeds {seeds})", ""]
+            lines += table(runs["ag"], cols, lambda r, m, c=c: r["metrics"][c].get(m, float("nan")))
+            lines.append("")
+    if "vidvrd" in a.parts:
+        runs["vidvrd"] = run_vrd(vrd_names, seeds, vrd_epochs)
+        result["vidvrd"] = summarise(runs["vidvrd"], nested=False)
+        cols = ["mR@50", "mR@100", "RelDet_R@50", "RelDet_mAP", "head@100", "body@100", "tail@100"]
+        lines += [f"synth-vrd RelDet (seeds {seeds})", ""]
+        lines += table(runs["vidvrd"], cols, lambda r, m: r["metrics"][m])
+    out = Path(a.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    out.with_suffix(".runs.json").write_text(json.dumps(runs, indent=1, default=str))
+    print("\n".join(lines))
+    print(f"total {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
