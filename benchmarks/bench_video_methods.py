@@ -208,15 +208,16 @@ def main() -> int:
     ap.add_argument("--parts", nargs="+", default=["ag", "vidvrd"])
     ap.add_argument("--ag-variants", nargs="+", default=list(AG_RECIPES))
     ap.add_argument("--vrd-variants", nargs="+", default=list(VRD_VARIANTS))
-    ap.add_argument("--epochs", type=int, default=None, help="override the recipes' epochs")
+    ap.add_argument("--epochs", type=int, default=None, help="override the AG recipes' epochs")
+    ap.add_argument("--vrd-epochs", type=int, default=None, help="override the VidVRD epochs")
     ap.add_argument("--work", default=str(ROOT / "benchmarks" / "results" / "video_methods"))
     ap.add_argument("--json", required=True)
     a = ap.parse_args()
     seeds, ag_names, vrd_names = a.seeds, a.ag_variants, a.vrd_variants
-    ag_epochs = vrd_epochs = a.epochs
+    ag_epochs, vrd_epochs = a.epochs, a.vrd_epochs
     if a.quick:  # seed 0, six variants, half the budget: a smoke run of the comparison
         seeds, ag_names, vrd_names = [0], list(QUICK["ag"]), list(QUICK["vidvrd"])
-        ag_epochs, vrd_epochs = a.epochs or 3, a.epochs or 8
+        ag_epochs, vrd_epochs = a.epochs or 3, a.vrd_epochs or 8
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
