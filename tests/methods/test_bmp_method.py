@@ -145,34 +145,15 @@ def test_bmp_through_the_engine_freezes_the_context_and_resumes_into_phase_two(
     import yaml
 
     from tailgraph.cli import main as tailgraph_main
-    from tailgraph.data.synthetic.ag import generate_synth_ag
 
     monkeypatch.chdir(tmp_path)
-    root = tmp_path / "ag"
-    generate_synth_ag(root, num_train=4, num_test=2, image_size=64)
-    cfg = yaml.safe_load(
-        (
-            __import__("pathlib").Path(__file__).parents[2]
-            / "configs"
-            / "synthetic"
-            / "bmp_ag_predcls.yaml"
-        ).read_text()
+    cfg = _tiny_ag_recipe(  # from scratch: one epoch of TEMPURA training, then BMP's phase 2
+        tmp_path,
+        {
+            "class_path": "tailgraph.methods.bmp.BMP",
+            "init_args": {"base_epochs": 1, "tau_maj": 60, "max_samples": 256},
+        },
     )
-    cfg["model"].pop("init_from")  # from scratch here (the recipe starts from its TEMPURA run)
-    cfg["model"]["features"]["init_args"] = {"last_stage": "layer1", "out_dim": 16}
-    cfg["model"]["context"]["init_args"].update(
-        proj_dim=16, embed_dim=8, num_heads=2, ff_dim=32, temporal_layers=1
-    )
-    cfg["model"]["method"]["init_args"].update(base_epochs=1, tau_maj=60, max_samples=256)
-    cfg["data"]["init_args"] = {"root": str(root), "max_size": 64, "val_fraction": 0.0}
-    cfg["trainer"] = {
-        "max_epochs": 1,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "default_root_dir": str(tmp_path),
-        "num_sanity_val_steps": 0,
-        "limit_val_batches": 0,
-    }
     path = tmp_path / "bmp.yaml"
     path.write_text(yaml.safe_dump(cfg))
     assert tailgraph_main(["fit", "--config", str(path)]) == 0
@@ -228,7 +209,7 @@ def _tiny_ag_recipe(tmp_path, method):
             / "bmp_ag_predcls.yaml"
         ).read_text()
     )
-    cfg["model"].pop("init_from")  # from scratch here (the recipe starts from its TEMPURA run)
+    cfg["model"].pop("init_from")  # from scratch (the recipe starts from its TEMPURA run)
     cfg["model"]["features"]["init_args"] = {"last_stage": "layer1", "out_dim": 16}
     cfg["model"]["context"]["init_args"].update(
         proj_dim=16, embed_dim=8, num_heads=2, ff_dim=32, temporal_layers=1
