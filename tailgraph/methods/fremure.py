@@ -55,9 +55,11 @@ __all__ = [
     "WindowedDecoder",
     "FReMuReContext",
     "FReMuRe",
+    "frequency_probe_loss",
 ]
 
 VARIANTS = ("paper", "code")
+GATES = ("dataset", "relation")
 
 
 def frequency_correction(x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
@@ -179,6 +181,14 @@ class DualBranchLocal(nn.Module):
     ``frequency=False`` drops the gate (``x' = x``, plain tail output) and ``f`` / ``e`` from the
     fusion; ``dual_branch=False`` keeps the head branch only (``Z = H``).
 
+    ``gate="relation"`` (paper variant; an extension, **not in the paper**): Eq. 2's gate is a
+    function of the data set's frequency vector only — one learned constant per channel, the
+    same for every pair. This option gates each pair by the frequency it is expected to have:
+    a linear probe over ``x`` predicts the branch's classes, ``p = softmax(probe(x))``, and
+    ``g = σ(w · log(1/f̂ + ε) + b)`` with ``f̂ = Σ_c p_c f_c`` (``w``, ``b`` ∈ R^D). The probe is
+    trained by :class:`FReMuRe` (``loss_frequency_probe``: cross-entropy against the pair's
+    labels in the branch, normalised to a distribution).
+
     Args:
         dim: feature size ``D``.
         predicate_counts: training counts of the relation classes this branch serves.
@@ -186,9 +196,11 @@ class DualBranchLocal(nn.Module):
         num_heads, ff_dim, dropout, layers: encoder settings (8, 2048, 0.1, 1).
         variant: ``paper`` | ``code``.
         frequency, dual_branch: Table 2's switches.
+        gate: ``dataset`` (Eq. 2) | ``relation`` (the per-pair extension above).
 
     Shapes:
-        ``forward(x [F, L, D], valid [F, L]) -> [F, L, D]`` (padded frames).
+        ``forward(x [F, L, D], valid [F, L]) -> [F, L, D]`` (padded frames);
+        ``forward(..., return_probe=True) -> ([F, L, D], probe logits [F, L, R] | None)``.
     """
 
     frequencies: torch.Tensor
@@ -205,11 +217,17 @@ class DualBranchLocal(nn.Module):
         variant: str = "paper",
         frequency: bool = True,
         dual_branch: bool = True,
+        gate: str = "dataset",
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        if gate not in GATES:
+            raise ValueError(f"gate must be one of {GATES}, got {gate!r}")
+        if gate == "relation" and (variant != "paper" or not frequency or not dual_branch):
+            raise ValueError("gate 'relation' needs variant 'paper', frequency and dual_branch")
         self.variant, self.frequency, self.dual_branch = variant, frequency, dual_branch
+        self.gate_kind = gate
         self.head = _encoder(dim, num_heads, ff_dim, dropout, layers)
         if not dual_branch:
             return
@@ -221,6 +239,9 @@ class DualBranchLocal(nn.Module):
             if variant == "paper":
                 self.gate = FrequencyGate(predicate_counts, dim, total=total)
                 extra = f.numel()
+                if gate == "relation":
+                    self.probe = nn.Linear(dim, f.numel())
+                    self.pair_gate = nn.Linear(1, dim)
             else:
                 self.gate = FrequencyStatsGate(predicate_counts, dim, total=total)  # type: ignore[assignment]
                 self.freq_embed = nn.Linear(f.numel(), 64)
@@ -231,13 +252,34 @@ class DualBranchLocal(nn.Module):
     def _ln(self, x: torch.Tensor) -> torch.Tensor:
         return F.layer_norm(x, x.shape[-1:])
 
-    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def relation_gate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``gate="relation"``: the per-pair gate ``[..., D]`` and the probe's logits
+        ``[..., R]``."""
+        logits = self.probe(x)
+        f_hat = (torch.softmax(logits, -1) * self.frequencies).sum(-1, keepdim=True)
+        eps = self.gate.eps
+        return torch.sigmoid(self.pair_gate(torch.log(1.0 / (f_hat + eps) + eps))), logits
+
+    def forward(
+        self, x: torch.Tensor, valid: torch.Tensor, return_probe: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+        z, probe = self._forward(x, valid)
+        return (z, probe) if return_probe else z
+
+    def _forward(
+        self, x: torch.Tensor, valid: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         pad = ~valid
         h = self.head(x, src_key_padding_mask=pad)
+        probe = None
         if not self.dual_branch:
-            return h
+            return h, probe
         if self.variant == "paper":
-            xin = frequency_correction(x, self.gate()) if self.frequency else x
+            if self.gate_kind == "relation":
+                g, probe = self.relation_gate(x)
+                xin = frequency_correction(x, g)
+            else:
+                xin = frequency_correction(x, self.gate()) if self.frequency else x
             t = self.tail(xin, src_key_padding_mask=pad)
         else:
             t = self.tail(x, src_key_padding_mask=pad)
@@ -254,9 +296,9 @@ class DualBranchLocal(nn.Module):
         z = self.fusion(torch.cat(parts, dim=-1))
         if self.variant == "paper":
             g = torch.sigmoid(z)
-            return g * h + (1 - g) * t
+            return g * h + (1 - g) * t, probe
         g = torch.sigmoid(z / 1.5).clamp(0.02, 0.98)
-        return g * parts[0] + (1 - g) * parts[1]
+        return g * parts[0] + (1 - g) * parts[1], probe
 
 
 class WindowedDecoder(nn.Module):
@@ -373,6 +415,9 @@ class FReMuReContext(RelationFeatureMixin, ContextModel):
         variant: ``paper`` | ``code``.
         decouple, frequency, dual_branch: Table 2's switches (``-freq False`` = ``frequency``
             false).
+        gate: ``dataset`` (Eq. 2) | ``relation`` — the per-pair expected-frequency gate of
+            :class:`DualBranchLocal` (an extension, not in the paper; its probe's logits go
+            out as ``extras["frequency_probe"]`` = ``[(columns, [P, R_b] logits)]``).
         memory: :class:`tailgraph.modeling.memory.RelationMemory` options, one bank per
             branch, or ``None``.
         predicate_counts, num_predicates, groups: injected from the training split and the
@@ -407,6 +452,7 @@ class FReMuReContext(RelationFeatureMixin, ContextModel):
         dual_branch: bool = True,
         memory: dict | None = None,
         union_is_map: bool = False,
+        gate: str = "dataset",
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -445,9 +491,11 @@ class FReMuReContext(RelationFeatureMixin, ContextModel):
                 variant=variant,
                 frequency=frequency,
                 dual_branch=dual_branch,
+                gate=gate,
             )
             for cols in branch_cols
         )
+        self.branch_cols = [list(c) for c in branch_cols]
         self.temporal = nn.ModuleList(
             WindowedDecoder(
                 d, num_heads, ff_dim, dropout, temporal_layers, window, position, aggregate
@@ -474,8 +522,12 @@ class FReMuReContext(RelationFeatureMixin, ContextModel):
         padded, valid, pos = pad_by_image(x, frame, nf)
         outs: list[torch.Tensor] = []
         writes: list = []
+        probes: list = []
         for b, (local, temporal) in enumerate(zip(self.local, self.temporal)):
-            z = unpad(local(padded, valid), frame, pos)
+            zp, probe = local(padded, valid, return_probe=True)
+            z = unpad(zp, frame, pos)
+            if probe is not None:
+                probes.append((self.branch_cols[b], unpad(probe, frame, pos)))
             mem = self.memories[b] if self.memories is not None else None
             if mem is not None and mem.fusion == "early":
                 writes.append((mem, z.detach()))
@@ -485,7 +537,8 @@ class FReMuReContext(RelationFeatureMixin, ContextModel):
                 writes.append((mem, e.detach()))
                 e = mem(e)
             outs.append(e)
-        return ContextOutput(pair_feats=torch.cat(outs, dim=1), memory_writes=writes)
+        extras = {"frequency_probe": probes} if probes else {}
+        return ContextOutput(pair_feats=torch.cat(outs, dim=1), memory_writes=writes, extras=extras)
 
 
 class FReMuRe(Tempura):
@@ -538,7 +591,27 @@ class FReMuRe(Tempura):
                 y = targets.multi_hot.index_select(1, cols)
                 losses[f"loss_{group.name}"] = multilabel_margin(p, y)
         losses.update(self.model_losses(model, batch, out, targets))
+        probes = out.extras.get("frequency_probe")
+        if probes:  # gate "relation": the probe predicts each branch's classes
+            losses["loss_frequency_probe"] = torch.stack(
+                [frequency_probe_loss(logits, targets.multi_hot, cols) for cols, logits in probes]
+            ).mean()
         return losses
+
+
+def frequency_probe_loss(
+    logits: torch.Tensor, multi_hot: torch.Tensor, columns: Sequence[int]
+) -> torch.Tensor:
+    """Cross-entropy of the relation gate's probe ``[P, R_b]`` against each pair's labels in
+    the branch's ``columns``, normalised to a distribution (pairs without one give 0)."""
+    cols = torch.as_tensor(list(columns), device=multi_hot.device)
+    y = multi_hot.index_select(1, cols).to(logits.dtype)
+    n = y.sum(1, keepdim=True)
+    has = n.squeeze(1) > 0
+    if not bool(has.any()):
+        return logits.sum() * 0.0
+    q = y[has] / n[has]
+    return -(q * torch.log_softmax(logits[has], -1)).sum(-1).mean()
 
 
 def multilabel_margin(scores: torch.Tensor, multi_hot: torch.Tensor) -> torch.Tensor:

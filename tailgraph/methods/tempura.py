@@ -27,28 +27,64 @@ from torch import nn
 
 from tailgraph.losses import euclidean_contrastive_loss
 from tailgraph.methods.base import Supervised
+from tailgraph.modeling.heads.typed import TypedHead
 from tailgraph.modeling.memory import RelationMemory
 from tailgraph.structures import Task
 
-__all__ = ["Tempura", "memory_features"]
+__all__ = ["Tempura", "memory_features", "memory_updates", "predicate_uncertainty"]
+
+_UNC = ("aleatoric", "epistemic")
 
 
-def memory_features(model: nn.Module, batch, out) -> list[tuple[RelationMemory, torch.Tensor]]:
-    """What each memory bank stores from a training batch: ``[(bank, features)]``.
+def predicate_uncertainty(head: nn.Module | None, head_output) -> dict[str, torch.Tensor] | None:
+    """The GMM head's per-class uncertainties in vocabulary columns: ``{"aleatoric",
+    "epistemic": [P, R]}`` (columns of a relation type without a GMM head hold 0), or ``None``
+    when no head reports them."""
+    if head_output is None:
+        return None
+    ex = head_output.extras
+    if all(isinstance(ex.get(k), torch.Tensor) for k in _UNC):
+        if ex["aleatoric"].shape == head_output.logits.shape:
+            return {k: ex[k].detach() for k in _UNC}
+    if isinstance(head, TypedHead):
+        found = False
+        result = {k: torch.zeros_like(head_output.logits) for k in _UNC}
+        for i, name in enumerate(head.names):
+            sub = ex.get(name)
+            if sub is None or not all(isinstance(sub.extras.get(k), torch.Tensor) for k in _UNC):
+                continue
+            found = True
+            cols = head._cols(i)
+            for k in _UNC:
+                result[k] = result[k].index_copy(1, cols, sub.extras[k].detach())
+        return result if found else None
+    return None
 
-    The training forward's pre-fusion features (``out.memory_writes``), or, for a bank with
-    ``feature_pass``, those of a no-grad pass over the same batch with every module in
-    evaluation mode (no dropout; batch-norm statistics untouched), the training modes
-    restored after.
+
+def memory_updates(
+    model: nn.Module, batch, out
+) -> list[tuple[RelationMemory, torch.Tensor, dict[str, torch.Tensor] | None]]:
+    """What each memory bank stores from a training batch: ``[(bank, features,
+    uncertainties)]``.
+
+    The training forward's pre-fusion features (``out.memory_writes``) and its head's
+    uncertainties, or, for a bank with ``feature_pass``, those of a no-grad pass over the same
+    batch with every module in evaluation mode (no dropout; batch-norm statistics untouched;
+    the GMM head at ``μ`` as TEMPURA's uncertainty pass), the training modes restored after.
+    Uncertainties (:func:`predicate_uncertainty`) are ``None`` without a GMM head.
     """
+    head = getattr(model, "head", None)
     writes = list(out.memory_writes)
+    own = predicate_uncertainty(head, getattr(out, "head_output", None))
     if not any(m.feature_pass for m, _ in writes):
-        return writes
+        return [(m, f, own) for m, f in writes]
     modes = [(m, m.training) for m in model.modules()]
     try:
         model.eval()
         with torch.no_grad():
-            again = {id(m): f for m, f in model(batch).memory_writes}
+            out2 = model(batch)
+            again = {id(m): f for m, f in out2.memory_writes}
+            unc2 = predicate_uncertainty(head, getattr(out2, "head_output", None))
     finally:
         for m, mode in modes:
             m.training = mode
@@ -57,8 +93,13 @@ def memory_features(model: nn.Module, batch, out) -> list[tuple[RelationMemory, 
         f = again.get(id(m), feats) if m.feature_pass else feats
         if f.shape != feats.shape:
             raise RuntimeError("the memory pass saw other pairs than the training forward")
-        result.append((m, f))
+        result.append((m, f, unc2 if m.feature_pass else own))
     return result
+
+
+def memory_features(model: nn.Module, batch, out) -> list[tuple[RelationMemory, torch.Tensor]]:
+    """:func:`memory_updates` without the uncertainties: ``[(bank, features)]``."""
+    return [(m, f) for m, f, _ in memory_updates(model, batch, out)]
 
 
 class Tempura(Supervised):
@@ -90,8 +131,10 @@ class Tempura(Supervised):
     # ------------------------------------------------------------------ the memory
     def after_forward(self, model, batch, out, targets) -> None:
         if model.training:
-            for memory, feats in memory_features(model, batch, out):
-                memory.accumulate(feats, targets.multi_hot)
+            for memory, feats, unc in memory_updates(model, batch, out):
+                memory.accumulate(
+                    feats, targets.multi_hot, unc if memory.needs_uncertainty else None
+                )
 
     def on_train_epoch_end(self, model, epoch: int) -> None:
         for m in model.modules():  # this epoch's class means become the memory

@@ -25,7 +25,15 @@ Options (TEMPURA's flags):
   within its type from the training counts, ``temperature`` T = 0.5), and ``M[c]`` is the
   weighted mean over the epoch. With frequencies this small the softmax puts almost all of a
   video's weight on its rarest class's entries — the code's behaviour, kept as it is.
-  TEMPURA's uncertainty weightings (``al`` / ``ep`` / ``both``) are not implemented.
+  ``al`` / ``ep`` / ``both`` — TEMPURA's uncertainty-weighted memories
+  (``-rel_mem_weight_type``): each positive (pair, class) entry weighs ``exp(u_ic)`` with
+  ``u`` the GMM head's aleatoric (``al``), epistemic (``ep``) or summed (``both``) uncertainty
+  of that class for that pair, and ``M[c] = Σ_i exp(u_ic) f_i / Σ_i exp(u_ic)`` over the
+  epoch — a softmax over the class's entries, so the pairs the model is least sure of weigh
+  most (the released ``memory_computation`` / ``normalize_batch_uncertainty``). The released
+  ``both`` normaliser sums ``exp(al + al)`` while the numerator uses ``exp(al + ep)``, so its
+  weights do not sum to one; here both use ``al + ep``. The uncertainties come with the
+  stored features (:func:`tailgraph.methods.tempura.memory_updates`, from a GMM head).
 
 Classes absent from the training data so far have no mean and are left out of the attention.
 """
@@ -38,7 +46,14 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["RelationMemory"]
+__all__ = ["RelationMemory", "WEIGHT_TYPES"]
+
+WEIGHT_TYPES = ("simple", "frequency", "al", "ep", "both")
+UNCERTAINTY_WEIGHTS = {
+    "al": ("aleatoric",),
+    "ep": ("epistemic",),
+    "both": ("aleatoric", "epistemic"),
+}
 
 
 class RelationMemory(nn.Module):
@@ -55,10 +70,11 @@ class RelationMemory(nn.Module):
         use_memory_at_test: fuse in evaluation mode too.
         feature_pass: accumulate from a no-grad evaluation-mode pass (else from the training
             forward, detached).
-        weight_type: ``simple`` | ``frequency``.
+        weight_type: ``simple`` | ``frequency`` | ``al`` | ``ep`` | ``both``.
 
     Shapes:
-        ``forward(f [P, D]) -> [P, D]``; ``accumulate(f [P, D], multi_hot [P, R])``.
+        ``forward(f [P, D]) -> [P, D]``; ``accumulate(f [P, D], multi_hot [P, R],
+        uncertainty {"aleatoric", "epistemic": [P, R]} | None)``.
     """
 
     counts: torch.Tensor
@@ -89,8 +105,8 @@ class RelationMemory(nn.Module):
             raise ValueError(f"selection must be 'manual' or 'automated', got {selection!r}")
         if fusion not in ("late", "early"):
             raise ValueError(f"fusion must be 'late' or 'early', got {fusion!r}")
-        if weight_type not in ("simple", "frequency"):
-            raise ValueError(f"weight_type must be 'simple' or 'frequency', got {weight_type!r}")
+        if weight_type not in WEIGHT_TYPES:
+            raise ValueError(f"weight_type must be one of {WEIGHT_TYPES}, got {weight_type!r}")
         if weight_type == "frequency" and predicate_counts is None:
             raise ValueError("weight_type 'frequency' needs the training predicate_counts")
         if temperature <= 0:
@@ -129,11 +145,32 @@ class RelationMemory(nn.Module):
     def ready(self) -> bool:
         return bool(self.valid.any())
 
+    @property
+    def needs_uncertainty(self) -> bool:
+        """Whether :meth:`accumulate` needs the head's uncertainties (``al``, ``ep``, ``both``)."""
+        return self.weight_type in UNCERTAINTY_WEIGHTS
+
     @torch.no_grad()
-    def accumulate(self, feats: torch.Tensor, multi_hot: torch.Tensor) -> None:
+    def accumulate(
+        self,
+        feats: torch.Tensor,
+        multi_hot: torch.Tensor,
+        uncertainty: dict[str, torch.Tensor] | None = None,
+    ) -> None:
         """Add a batch's pre-fusion features to the running per-class sums."""
         y = multi_hot.to(feats.dtype)
-        if self.weight_type == "frequency":
+        if self.needs_uncertainty:
+            keys = UNCERTAINTY_WEIGHTS[self.weight_type]
+            if uncertainty is None or any(k not in uncertainty for k in keys):
+                raise ValueError(
+                    f"weight_type {self.weight_type!r} needs the head's {' and '.join(keys)} "
+                    "uncertainty (a GMM predicate head)"
+                )
+            u = torch.stack([uncertainty[k].to(feats.dtype) for k in keys]).sum(0)
+            if u.shape != y.shape:
+                raise ValueError(f"uncertainty of shape {tuple(u.shape)}, labels {tuple(y.shape)}")
+            y = torch.where(y > 0, torch.exp(u), torch.zeros_like(y))
+        elif self.weight_type == "frequency":
             w = torch.zeros_like(y)
             inv = 1.0 / (self.frequencies.to(feats.dtype) + 1e-6)
             for cols in self.type_columns:

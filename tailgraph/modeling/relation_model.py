@@ -54,7 +54,8 @@ class RelationOutput:
         obj_logits: ``[N, C]`` object logits, or ``None`` in PredCls.
         predicate_logits: ``[P, R]``.
         predicate_probs: ``[P, R]`` scores used for ranking.
-        extras: head / context extras (analysis only; no loss reads them).
+        extras: head / context extras (analysis, and the auxiliary outputs a method trains:
+            FReMuRe's ``frequency_probe``).
         head_output: the head's own :class:`HeadOutput` (for head regularisers), or ``None``.
         pair_score_logits: ``[P]`` the context's pair relatedness logits (VCTree), or ``None``.
         obj_features: ``[N, F]`` the object classifier's (tracked) features, or ``None``.

@@ -15,6 +15,7 @@ from tailgraph.methods.fremure import (
     FrequencyStatsGate,
     WindowedDecoder,
     frequency_correction,
+    frequency_probe_loss,
     frequency_statistics,
     multilabel_margin,
     relation_frequencies,
@@ -140,6 +141,41 @@ def test_windowed_decoder_mean_and_later_against_a_loop(window, nf):
                 expect[r] = h[i]
     assert not torch.isnan(expect).any()
     assert torch.allclose(later(x, frame, nf), expect, atol=1e-5)
+
+
+def test_relation_gate_is_the_expected_frequency_per_pair():
+    """``gate="relation"`` (extension): g = σ(w · log(1/f̂ + ε) + b), f̂ = Σ_c p_c f_c with the
+    probe's softmax p — a gate per pair, where Eq. 2's is one vector for all pairs."""
+    m = _local(gate="relation")
+    x = torch.randn(2, 3, 8)
+    valid = torch.tensor([[True, True, True], [True, True, False]])
+    pad = ~valid
+    logits = m.probe(x)
+    f_hat = (torch.softmax(logits, -1) * torch.tensor([0.5, 0.1, 0.05])).sum(-1, keepdim=True)
+    g = torch.sigmoid(m.pair_gate(torch.log(1 / (f_hat + 1e-6) + 1e-6)))
+    assert g.shape == (2, 3, 8) and not torch.allclose(g[0, 0], g[0, 1])
+    h = m.head(x, src_key_padding_mask=pad)
+    t = m.tail(frequency_correction(x, g), src_key_padding_mask=pad)
+    f = m.frequencies.expand(2, 3, 3)
+    gf = torch.sigmoid(m.fusion(torch.cat([_ln(h), _ln(t), f], -1)))
+    out, probe = m(x, valid, return_probe=True)
+    assert torch.allclose(out[valid], (gf * h + (1 - gf) * t)[valid], atol=1e-6)
+    assert torch.equal(probe, logits)
+    assert _local()(x, valid, return_probe=True)[1] is None  # Eq. 2: no probe
+    with pytest.raises(ValueError, match="gate"):
+        _local(gate="pair")
+    with pytest.raises(ValueError, match="relation"):
+        _local("code", gate="relation")
+
+
+def test_frequency_probe_loss_by_hand():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0], [0.5, 0.5, 0.5]])
+    y = torch.tensor([[0, 1, 0, 0], [0, 0, 1, 1], [1, 0, 0, 0]])  # row 2 has none in the branch
+    lp = torch.log_softmax(logits, -1)
+    expected = (-lp[0, 0] - 0.5 * (lp[1, 1] + lp[1, 2])) / 2
+    assert torch.allclose(frequency_probe_loss(logits, y, [1, 2, 3]), expected)
+    none = frequency_probe_loss(logits, torch.zeros(3, 4), [1, 2, 3])
+    assert none.item() == 0
 
 
 def _inputs(nf=3, per_frame=2, d=6):
@@ -512,3 +548,45 @@ def test_tempura_object_classifier_tracking_and_euc_con_through_the_engine(
         "model"
     ]
     assert 0 <= m["with"]["R@20"] <= 1
+
+
+def test_relation_gate_probe_is_trained_through_the_engine(tmp_path, monkeypatch, capsys):
+    """FReMuRe adds ``loss_frequency_probe`` when the context gates per relation, and the
+    probe's weights move."""
+    from tailgraph.cli import main as tailgraph_main
+    from tests.helpers import tiny_ag_recipe
+
+    monkeypatch.chdir(tmp_path)
+    model = {
+        "task": "predcls",
+        "lr": 0.01,
+        "features": {
+            "class_path": "tailgraph.modeling.roi.PixelFeatures",
+            "init_args": {"last_stage": "layer1", "out_dim": 16},
+        },
+        "context": {
+            "class_path": "tailgraph.methods.fremure.FReMuReContext",
+            "init_args": {
+                "proj_dim": 16,
+                "embed_dim": 8,
+                "num_heads": 2,
+                "ff_dim": 32,
+                "temporal_layers": 1,
+                "gate": "relation",
+            },
+        },
+        "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"},
+        "method": {"class_path": "tailgraph.methods.fremure.FReMuRe"},
+    }
+    states = []
+    for epochs in (1, 2):
+        root = tmp_path / f"e{epochs}"
+        root.mkdir()
+        cfg = tiny_ag_recipe(root, model, epochs=epochs, num_train=4)
+        assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
+        ckpt = root / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+        states.append(torch.load(ckpt, weights_only=True)["state_dict"])
+    assert "train/loss_frequency_probe" in capsys.readouterr().out
+    for b in range(3):
+        key = f"model.context.local.{b}.probe.weight"
+        assert not torch.allclose(states[0][key], states[1][key])

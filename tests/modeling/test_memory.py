@@ -217,3 +217,97 @@ def test_feature_pass_stores_the_no_grad_evaluation_mode_features():
             assert torch.equal(feats, out.memory_writes[0][1]) and not torch.allclose(
                 feats, expected
             )
+
+
+@pytest.mark.parametrize("kind", ["al", "ep", "both"])
+def test_uncertainty_weighted_memory_by_hand(kind):
+    """TEMPURA's ``al`` / ``ep`` / ``both`` memories: each positive entry weighs exp(u_ic), and
+    M[c] is the weighted mean over the epoch (several batches), a softmax over c's entries."""
+    import math
+
+    mem = RelationMemory(2, 2, weight_type=kind)
+    al = torch.tensor([[0.2, 0.9], [0.5, 0.1], [0.7, 0.3]])
+    ep = torch.tensor([[0.05, 0.4], [0.3, 0.0], [0.1, 0.2]])
+    feats = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 4.0]])
+    y = torch.tensor([[1, 0], [1, 1], [0, 1]])
+    unc = {"aleatoric": al, "epistemic": ep}
+    mem.accumulate(feats[:2], y[:2], {k: v[:2] for k, v in unc.items()})
+    mem.accumulate(feats[2:], y[2:], {k: v[2:] for k, v in unc.items()})
+    mem.end_epoch()
+    u = {"al": al, "ep": ep, "both": al + ep}[kind]
+    for c, rows in ((0, [0, 1]), (1, [1, 2])):
+        w = torch.tensor([math.exp(u[i, c]) for i in rows])
+        expected = (w[:, None] * feats[rows]).sum(0) / w.sum()
+        assert mem.means[c].tolist() == pytest.approx(expected.tolist())
+    simple = RelationMemory(2, 2)
+    simple.accumulate(feats, y)
+    simple.end_epoch()
+    assert not torch.allclose(simple.means, mem.means)
+    with pytest.raises(ValueError, match="uncertainty"):
+        mem.accumulate(feats, y)
+
+
+def test_tempura_fills_an_uncertainty_weighted_memory_from_the_gmm_heads(tmp_path, monkeypatch):
+    """Through the engine: one epoch of the same seed with ``weight_type: simple`` and ``both``
+    (GMM heads per relation type) trains the same weights — the memory is empty in epoch 0 —
+    and stores the same classes, but ``both`` weighs them by the heads' uncertainties."""
+    from tailgraph.cli import main as tailgraph_main
+    from tailgraph.methods.tempura import predicate_uncertainty
+    from tailgraph.modeling.heads.typed import TypedHead
+    from tailgraph.modeling.types import HeadOutput
+    from tests.helpers import tiny_ag_recipe
+
+    gmm = {"class_path": "tailgraph.modeling.heads.gmm.GMMHead", "init_args": {"num_components": 2}}
+    states = {}
+    for kind in ("simple", "both"):
+        root = tmp_path / kind
+        root.mkdir()
+        monkeypatch.chdir(root)
+        cfg = tiny_ag_recipe(
+            root,
+            {
+                "task": "predcls",
+                "lr": 0.001,
+                "features": {
+                    "class_path": "tailgraph.modeling.roi.PixelFeatures",
+                    "init_args": {"last_stage": "layer1", "out_dim": 16},
+                },
+                "context": {
+                    "class_path": "tailgraph.modeling.context.sttran.STTranContext",
+                    "init_args": {
+                        "proj_dim": 16,
+                        "embed_dim": 8,
+                        "num_heads": 2,
+                        "ff_dim": 32,
+                        "temporal_layers": 1,
+                        "memory": {"lam": 0.5, "weight_type": kind},
+                    },
+                },
+                "head": {
+                    "class_path": "tailgraph.modeling.heads.typed.TypedHead",
+                    "init_args": {"head": gmm},
+                },
+                "method": {"class_path": "tailgraph.methods.tempura.Tempura"},
+            },
+            epochs=1,
+            num_train=4,
+        )
+        assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
+        ckpt = root / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+        states[kind] = torch.load(ckpt, weights_only=True)["state_dict"]
+    a, b = states["simple"], states["both"]
+    assert torch.allclose(a["model.head.heads.0.mean.weight"], b["model.head.heads.0.mean.weight"])
+    valid = a["model.context.memory.valid"]
+    assert valid.any() and torch.equal(valid, b["model.context.memory.valid"])
+    diff = (a["model.context.memory.means"] - b["model.context.memory.means"])[valid].abs()
+    assert diff.max() > 1e-6
+
+    # the uncertainties handed to the bank are the typed GMM heads' own, in vocabulary columns
+    torch.manual_seed(0)
+    head = TypedHead(8, 5, [("a", [0, 1], True), ("b", [2, 3, 4], False)], head=gmm).eval()
+    out = head(torch.randn(3, 8))
+    unc = predicate_uncertainty(head, out)
+    assert unc is not None and unc["aleatoric"].shape == (3, 5)
+    assert torch.equal(unc["epistemic"][:, 2:], out.extras["b"].extras["epistemic"])
+    assert torch.equal(unc["aleatoric"][:, :2], out.extras["a"].extras["aleatoric"])
+    assert predicate_uncertainty(None, HeadOutput(logits=torch.zeros(3, 5))) is None
