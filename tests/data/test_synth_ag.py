@@ -61,3 +61,55 @@ def test_cli(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "synth-ag: wrote" in out and "not_contacting" in out
+
+
+def test_contact_rings_sit_on_the_touched_object(tmp_path):
+    """The contact cue is drawn where the pair's object is: a touched object's box border
+    carries a glyph colour (after JPEG), a not-touched object's mostly does not."""
+    import numpy as np
+    from PIL import Image
+
+    from tailgraph.data.synthetic.render import GLYPH_COLOURS
+
+    info = generate_synth_ag(tmp_path / "a", num_train=6, num_test=1, seed=3, image_size=96)
+    videos, vocab = load_ag(info.root, "train", layout_only=False)
+    names = vocab.predicates
+    contact = {i for i, n in enumerate(names) if i >= 9 and n != "not_contacting"}
+    glyphs = np.array(list(GLYPH_COLOURS.values()), dtype=np.float32)
+    ring: dict[bool, list] = {True: [], False: []}
+    for v in videos:
+        for f in v.frames:
+            img = np.asarray(Image.open(f.image_path).convert("RGB")).astype(np.float32)
+            rel = f.relations.tolist()
+            for k in range(1, f.num_boxes):
+                x1, y1, x2, y2 = (int(round(c)) for c in f.boxes[k].tolist())
+                x2, y2 = min(x2, 95), min(y2, 95)
+                border = np.concatenate(
+                    [img[y1, x1:x2], img[y2, x1:x2], img[y1:y2, x1], img[y1:y2, x2]]
+                )
+                d = np.linalg.norm(border[:, None] - glyphs[None], axis=-1).min(1)
+                touched = any(k in (s, o) and p in contact for s, o, p in rel)
+                ring[touched].append(float((d < 60).mean()))
+    assert len(ring[True]) > 20 and len(ring[False]) > 20
+    assert np.mean(ring[True]) > 0.5 > 0.2 > np.mean(ring[False])
+
+
+def test_gaze_ray_ends_on_the_looked_at_box():
+    """The gaze ray runs from the head to the border of the looked-at object's box."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from tailgraph.data.synthetic.render import GAZE_COLOUR, draw_gaze_ray
+
+    for head, box in (((10, 10), (40, 30, 60, 50)), ((80, 70), (10, 5, 30, 20))):
+        img = Image.new("RGB", (96, 96))
+        draw_gaze_ray(ImageDraw.Draw(img), head, box, width=1)
+        a = np.asarray(img)
+        ys, xs = np.nonzero((a == GAZE_COLOUR).all(-1))
+        assert len(xs) > 10
+        x1, y1, x2, y2 = box
+        inside = (xs > x1 + 1) & (xs < x2 - 1) & (ys > y1 + 1) & (ys < y2 - 1)
+        assert not inside.any()  # the ray stops at the box
+        far = np.argmax(np.hypot(xs - head[0], ys - head[1]))
+        on_border = min(abs(xs[far] - x1), abs(xs[far] - x2), abs(ys[far] - y1), abs(ys[far] - y2))
+        assert on_border <= 1

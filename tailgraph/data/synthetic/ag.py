@@ -4,15 +4,16 @@ Videos of ``T`` frames with one person (a stick figure whose gaze mark points at
 at) and 2–4 moving objects. Per person–object pair and frame:
 
 * attention (single label): ``looking_at`` the object the gaze mark points at (at most one
-  per frame), otherwise ``not_looking_at``, or ``unsure`` when the frame shows no gaze mark;
+  per frame; a thin ray in the gaze colour runs from the head to that object's box),
+  otherwise ``not_looking_at``, or ``unsure`` when the frame shows no gaze mark;
 * spatial (multi-label, from the geometry of that frame): ``above`` / ``beneath`` (object
   centre above the person's head / below the hips), ``in_front_of`` / ``behind`` (overlapping,
   drawn after / before the person), ``on_the_side_of`` (no overlap), ``in`` (inside the box);
 * contacting (multi-label): held over frame intervals (at least 4 frames) and drawn as
-  interaction glyphs from the person's hand (one glyph style per predicate);
-  ``not_contacting`` has no glyph. Contact labels follow a long tail with a floor: each split
-  deals them from a deck (``tails.py``) so every predicate has enough relations to learn and
-  to measure.
+  interaction glyphs from the person's hand (one colour × pattern per predicate) that end in a
+  ring of the glyph's colour on the touched object's box border; ``not_contacting`` has no
+  glyph. Contact labels follow a long tail with a floor: each split deals them from a deck
+  (``tails.py``) so every predicate has enough relations to learn and to measure.
 
 Written in AG's files: ``annotations/{object_classes,relationship_classes}.txt``,
 ``person_bbox.pkl``, ``object_bbox_and_relationship.pkl`` (and ``..._filtersmall.pkl`` without
@@ -38,8 +39,10 @@ from tailgraph.data.synthetic.render import (
     GLYPH_PATTERNS,
     SHAPES,
     background,
+    draw_gaze_ray,
     draw_glyph,
     draw_person,
+    draw_ring,
     draw_shape,
 )
 from tailgraph.data.synthetic.tails import deal_deck
@@ -283,6 +286,10 @@ def generate_synth_ag(
                 tuple(person),
                 ((gb[0] + gb[2]) / 2, (gb[1] + gb[3]) / 2) if gaze_shown else None,
             )
+            if gaze_shown:  # the gaze reaches the looked-at object's box
+                head_r = max(2.0, min(person[2] - person[0], person[3] - person[1]) * 0.16)
+                head = ((person[0] + person[2]) / 2, person[1] + head_r)
+                draw_gaze_ray(draw, head, tuple(gb), width=max(2, size // 48))
             for k in range(n_obj):
                 if front[k]:
                     draw_shape(
@@ -305,6 +312,10 @@ def generate_synth_ag(
                         width=max(2, size // 64),
                         period=max(6.0, size / 24),
                     )
+                    # the glyph's end mark: the touched object's box outlined in its colour
+                    # (a second label's ring inside the first), so the contact is seen in the
+                    # object's own features and not only along a line shared with other pairs
+                    draw_ring(draw, tuple(ob), colour, inset=3 * j, width=max(2, size // 48))
                 att = (
                     "unsure"
                     if not gaze_shown

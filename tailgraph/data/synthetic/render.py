@@ -19,6 +19,9 @@ __all__ = [
     "background",
     "draw_shape",
     "draw_glyph",
+    "draw_ring",
+    "draw_gaze_ray",
+    "GAZE_COLOUR",
 ]
 
 SHAPES = (
@@ -49,6 +52,8 @@ GLYPH_COLOURS = {
     "pink": (255, 120, 200),
 }
 GLYPH_PATTERNS = ("solid", "dashed", "zigzag", "dotted")
+# synth-ag's gaze (the head mark and its ray): a colour neither an object nor a glyph has.
+GAZE_COLOUR = (160, 255, 0)
 
 
 def background(rng: np.random.Generator, size: int) -> Image.Image:
@@ -176,6 +181,36 @@ def draw_glyph(
     draw.ellipse((p0[0] - r, p0[1] - r, p0[0] + r, p0[1] + r), fill=rgb)
 
 
+def draw_ring(
+    draw: ImageDraw.ImageDraw,
+    box: tuple[float, float, float, float],
+    colour: str,
+    inset: int = 0,
+    width: int = 2,
+) -> None:
+    """A glyph's end mark: the border of ``box`` (shrunk by ``inset`` px) outlined ``width`` px
+    deep in the glyph colour, so the object a glyph reaches carries the colour in its own box."""
+    x1, y1, x2, y2 = box
+    draw.rectangle(
+        (x1 + inset, y1 + inset, x2 - inset, y2 - inset), outline=GLYPH_COLOURS[colour], width=width
+    )
+
+
+def draw_gaze_ray(
+    draw: ImageDraw.ImageDraw,
+    head: tuple[float, float],
+    box: tuple[float, float, float, float],
+    width: int = 1,
+) -> None:
+    """A thin ray in :data:`GAZE_COLOUR` from ``head`` to where the line towards ``box``'s
+    centre meets its border (the looked-at object's end of the gaze)."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    dx, dy = cx - head[0], cy - head[1]
+    hw, hh = (box[2] - box[0]) / 2, (box[3] - box[1]) / 2
+    s = min(hw / abs(dx) if dx else math.inf, hh / abs(dy) if dy else math.inf, 1.0)
+    draw.line((head[0], head[1], cx - dx * s, cy - dy * s), fill=GAZE_COLOUR, width=width)
+
+
 def draw_person(
     draw: ImageDraw.ImageDraw,
     box: tuple[float, float, float, float],
@@ -200,6 +235,6 @@ def draw_person(
         n = math.hypot(dx, dy) or 1.0
         draw.line(
             (cx, hy, cx + dx / n * 2.2 * r, hy + dy / n * 2.2 * r),
-            fill=(255, 255, 0),
+            fill=GAZE_COLOUR,
             width=max(2, t),
         )
