@@ -12,11 +12,16 @@ Where the boxes come from:
 * SGDet with a pixel detector (Faster R-CNN with the user's weights, named by the recipe):
   the detector finds them;
 * PredCls / SGCls, and SGDet with the synthetic detector (which simulates detection from
-  annotations): ``--boxes FILE``, a ground-truth interchange file
-  (``tailgraph-sg/1``) whose ``image_id`` s are the images' ids; its ``object_classes`` must be
-  the checkpoint's. PredCls uses its labels, SGCls classifies the boxes itself.
+  annotations): ``--boxes FILE`` (:mod:`tailgraph.io.box_files`) — the simple form
+  ``{"IMAGE_FILE": [{"box": [x1, y1, x2, y2], "label": "CLASS_NAME"}, ...]}``, a COCO-style
+  file, or a ground-truth interchange file (``tailgraph-sg/1``) whose ``image_id`` s are the
+  images' ids and whose ``object_classes`` are the checkpoint's. Boxes are in pixels of the
+  original image and must lie inside it. PredCls uses the labels, SGCls classifies the boxes.
 
-``OUT`` receives ``scene_graphs.<fmt>`` (``--pred-format``: json, json.gz, h5, npz) and, per
+``OUT`` receives ``scene_graphs.<fmt>`` (``--pred-format``: json, json.gz, h5, npz; the JSON
+entries also hold ``triplets``: the top ``--triplets`` ``{"subject": {"index", "label", "box"},
+"predicate", "object": {...}, "score"}`` ranked by score, written to ``triplets.json`` beside a
+binary file) and, per
 image, ``<id>.boxes.png`` (the boxes of the top triplets, numbered, and the triplets listed)
 and ``<id>.graph.png`` (the graph: objects as nodes, predicates as labelled edges); per video
 ``<video>.strip.png`` (evenly spaced frames with their boxes) and ``<video>.timeline.png``
@@ -150,10 +155,16 @@ def _image_size(path: Path, sample: str) -> tuple[int, int]:
 
 
 def _boxes_by_id(path: str | None, vocab) -> dict[str, Any]:
+    """The ``--boxes`` file by image id: simple / COCO entries
+    (:class:`tailgraph.io.box_files.ImageBoxes`) or interchange graphs."""
     if path is None:
         return {}
+    from tailgraph.io.box_files import read_box_file
     from tailgraph.io.interchange import read_ground_truth
 
+    simple = read_box_file(path, list(vocab.object_classes))
+    if simple is not None:
+        return dict(simple)
     graphs, gvocab, _ = read_ground_truth(path)
     if list(gvocab.object_classes) != list(vocab.object_classes):
         raise DataError(
@@ -171,6 +182,7 @@ def _boxes_by_id(path: str | None, vocab) -> dict[str, Any]:
 def _graph_for(frame_id: str, path: Path, boxes: dict, needs_boxes: bool, boxes_file):
     import torch
 
+    from tailgraph.io.box_files import ImageBoxes, check_inside
     from tailgraph.structures import SceneGraph
 
     w, h = _image_size(path, frame_id)
@@ -193,6 +205,24 @@ def _graph_for(frame_id: str, path: Path, boxes: dict, needs_boxes: bool, boxes_
             image_path=str(path),
         )
         return g
+    if isinstance(g, ImageBoxes):
+        if (g.width, g.height) != (None, None) and (g.width, g.height) != (w, h):
+            raise DataError(
+                f"--boxes gives size {g.width}x{g.height}, the image is {w}x{h}",
+                file=str(boxes_file),
+                sample=frame_id,
+                field="width",
+            )
+        check_inside(g, w, h, str(boxes_file), frame_id)
+        return SceneGraph(
+            frame_id,
+            w,
+            h,
+            torch.tensor(g.boxes, dtype=torch.float32).reshape(-1, 4),
+            torch.tensor(g.labels, dtype=torch.int64),
+            torch.zeros(0, 3, dtype=torch.int64),
+            image_path=str(path),
+        )
     if (int(g.width), int(g.height)) != (w, h):
         raise DataError(
             f"--boxes gives size {g.width}x{g.height}, the image is {w}x{h}",
@@ -200,6 +230,7 @@ def _graph_for(frame_id: str, path: Path, boxes: dict, needs_boxes: bool, boxes_
             sample=frame_id,
             field="width",
         )
+    check_inside(ImageBoxes(g.boxes.tolist(), g.labels.tolist()), w, h, str(boxes_file), frame_id)
     return SceneGraph(
         frame_id,
         w,
@@ -232,6 +263,25 @@ def top_triplets(pred, num_predicates_bg: bool, k: int = 5) -> list[tuple[int, i
     return [(int(pairs[i, 0]), int(pairs[i, 1]), int(best[i]) + off, float(s[i])) for i in order]
 
 
+def named_triplets(pred, vocab, k: int = 20) -> list[dict[str, Any]]:
+    """The ``k`` best triplets of one prediction (:func:`top_triplets`), named:
+    ``{"subject": {"index", "label", "box"}, "predicate", "object": {...}, "score"}`` with
+    class and predicate names and boxes in the image's pixels."""
+    names, preds = vocab.object_classes, vocab.predicates
+
+    def obj(i: int) -> dict[str, Any]:
+        return {
+            "index": i,
+            "label": names[int(pred.labels[i])],
+            "box": [round(float(v), 2) for v in pred.boxes[i].tolist()],
+        }
+
+    return [
+        {"subject": obj(s), "predicate": preds[p], "object": obj(o), "score": score}
+        for s, o, p, score in top_triplets(pred, bool(vocab.predicate_background), k)
+    ]
+
+
 def predict_folder(
     ckpt: str | Path,
     input_dir: str | Path,
@@ -243,9 +293,12 @@ def predict_folder(
     batch_size: int = 8,
     overwrite: bool = False,
     draw: bool = True,
+    triplets: int = 20,
 ) -> dict[str, Any]:
     """Predict the scene graphs of the images (or videos) in ``input_dir`` into ``out``.
 
+    ``top``: triplets drawn per image; ``triplets``: named triplets written per image (in
+    ``scene_graphs.json``'s entries, or ``triplets.json`` beside a binary file).
     Returns a summary: ``images``, ``videos``, ``seconds``, ``images_per_s`` and ``files``.
     """
     import torch
@@ -261,8 +314,10 @@ def predict_folder(
             f"unknown format {pred_format!r}; expected one of {', '.join(PRED_FORMATS)}",
             field="--pred-format",
         )
-    if top <= 0:
-        raise DataError(f"must be positive, got {top}", field="--top")
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 100:
+        raise DataError(f"must be an integer in [1, 100], got {top!r}", field="--top")
+    if isinstance(triplets, bool) or not isinstance(triplets, int) or not 1 <= triplets <= 10000:
+        raise DataError(f"must be an integer in [1, 10000], got {triplets!r}", field="--triplets")
     module, ck_size = load_checkpoint_module(ckpt)
     vocab = module.vocab
     if module.protocol.folder_input is None:
@@ -338,7 +393,16 @@ def predict_folder(
                         files.append(
                             draw_graph(pr, trip, vocab, tmp / f"{fid}.graph.png", title=fid)
                         )
-        target = write_image_predictions(str(tmp / f"scene_graphs.{pred_format}"), all_preds)
+        named = [{"triplets": named_triplets(pr, vocab, triplets)} for pr in all_preds]
+        target = write_image_predictions(str(tmp / f"scene_graphs.{pred_format}"), all_preds, named)
+        if pred_format in ("h5", "npz"):  # the binary file holds scores only
+            from tailgraph.io.outputs import write_json_atomic
+
+            write_json_atomic(
+                tmp / "triplets.json",
+                {"images": [{"image_id": pr.image_id, **n} for pr, n in zip(all_preds, named)]},
+            )
+            files.insert(0, tmp / "triplets.json")
         seconds = time.perf_counter() - t0
         return {
             "images": n_frames,
@@ -366,11 +430,18 @@ def main(argv: list[str]) -> int:
     p.add_argument(
         "--boxes",
         default=None,
-        help="ground-truth interchange file with the images' boxes (PredCls / SGCls, "
-        "and SGDet with the synthetic detector)",
+        help="the images' boxes (PredCls / SGCls, and SGDet with the synthetic detector): "
+        "{IMAGE_FILE: [{box: [x1, y1, x2, y2], label: CLASS_NAME}, ...]}, a COCO-style file "
+        "(images / annotations / categories) or a ground-truth interchange file",
     )
     p.add_argument("--pred-format", default="json", help="json, json.gz, h5 or npz")
-    p.add_argument("--top", type=int, default=5, help="triplets drawn per image")
+    p.add_argument("--top", type=int, default=5, help="triplets drawn per image (1-100)")
+    p.add_argument(
+        "--triplets",
+        type=int,
+        default=20,
+        help="named triplets written per image, ranked by score (1-10000)",
+    )
     p.add_argument(
         "--max-size",
         type=int,
@@ -399,12 +470,15 @@ def main(argv: list[str]) -> int:
         batch_size=a.batch_size,
         overwrite=a.overwrite,
         draw=not a.no_draw,
+        triplets=a.triplets,
     )
     kind = f"{summary['videos']} videos, " if summary["videos"] else ""
     print(
         f"predict: {kind}{summary['images']} images in {summary['seconds']:.1f} s "
         f"({summary['images_per_s']:.1f} images/s) -> {a.out} "
-        f"(scene_graphs.{a.pred_format} + {len(summary['files']) - 1} pictures)",
+        f"(scene_graphs.{a.pred_format} with the top {a.triplets} named triplets per image"
+        f"{' in triplets.json' if a.pred_format in ('h5', 'npz') else ''}, "
+        f"{sum(f.endswith('.png') for f in summary['files'])} pictures)",
         file=sys.stdout,
     )
     return 0

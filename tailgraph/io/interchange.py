@@ -208,9 +208,20 @@ def read_ground_truth(
     return graphs, vocab, protocol
 
 
-def write_predictions(path: str | os.PathLike, preds: Sequence[Predictions]) -> Path:
-    """Write predictions (one entry per image)."""
-    return write_json(path, {"format": FORMAT, "images": [p.to_dict() for p in preds]})
+def write_predictions(
+    path: str | os.PathLike,
+    preds: Sequence[Predictions],
+    extras: Sequence[dict] | None = None,
+) -> Path:
+    """Write predictions (one entry per image); ``extras``: one dict per image merged into its
+    entry (``tailgraph predict``'s named ``triplets``; readers ignore keys they do not know)."""
+    entries = [p.to_dict() for p in preds]
+    if extras is not None:
+        if len(extras) != len(entries):
+            raise ValueError(f"{len(extras)} extras for {len(entries)} predictions")
+        for e, x in zip(entries, extras):
+            e.update(x)
+    return write_json(path, {"format": FORMAT, "images": entries})
 
 
 def read_predictions(

@@ -11,8 +11,10 @@ __all__ = ["PRED_FORMATS", "write_image_predictions", "write_video_results"]
 PRED_FORMATS = ("json", "json.gz", "h5", "npz")
 
 
-def write_image_predictions(target: str, preds: list) -> str:
-    """Image / frame predictions as interchange JSON or the binary format (by extension)."""
+def write_image_predictions(target: str, preds: list, extras: list[dict] | None = None) -> str:
+    """Image / frame predictions as interchange JSON or the binary format (by extension);
+    ``extras`` (one dict per image) go into the JSON entries — a binary file has no place for
+    them (the caller writes them beside it)."""
     from tailgraph.io.binformat import is_binary, predictions_arrays, write_binary
 
     if is_binary(target):
@@ -20,7 +22,7 @@ def write_image_predictions(target: str, preds: list) -> str:
     else:
         from tailgraph.io.interchange import write_predictions
 
-        write_predictions(target, preds)
+        write_predictions(target, preds, extras)
     return target
 
 

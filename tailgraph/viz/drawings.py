@@ -73,7 +73,7 @@ def draw_boxes(image_path: Path, pred, triplets, vocab, out: Path) -> Path:
     font = _font(14)
     lines = [
         f"{s}:{names[int(pred.labels[s])]}  -[{preds[p]}]->  {o}:{names[int(pred.labels[o])]}"
-        f"   ({score:.3f})"
+        f"   ({score:.3g})"
         for s, o, p, score in triplets
     ] or ["(no relation scored)"]
     pad = 20 * len(lines) + 12
@@ -88,64 +88,74 @@ def draw_boxes(image_path: Path, pred, triplets, vocab, out: Path) -> Path:
 
 
 def draw_graph(pred, triplets, vocab, out: Path, title: str = "") -> Path:
-    """The scene graph of the top triplets: objects as nodes on a circle, predicates as
-    labelled arrows."""
+    """The scene graph of the top triplets, laid out by ``networkx`` (circular up to 8 objects,
+    else a seeded spring layout):
+    objects as nodes, predicates as arrows with their label (and score) on the arrow itself;
+    several relations between the same two objects bend apart, each label on its own curve."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import networkx as nx
     import numpy as np
 
     names, preds = vocab.object_classes, vocab.predicates
     objects = list(dict.fromkeys([t[0] for t in triplets] + [t[1] for t in triplets]))
-    fig, ax = plt.subplots(figsize=(6, 6))
-    n = max(len(objects), 1)
-    angle = np.linspace(0, 2 * np.pi, n, endpoint=False) + np.pi / 2
-    pos = {o: (np.cos(a), np.sin(a)) for o, a in zip(objects, angle)}
-    for k, (s, o, p, score) in enumerate(triplets):
-        (x1, y1), (x2, y2) = pos[s], pos[o]
-        rad = 0.15 * (1 + k % 3)
-        ax.annotate(
-            "",
-            xy=(x2, y2),
-            xytext=(x1, y1),
-            arrowprops=dict(
-                arrowstyle="-|>",
-                color="#555",
-                lw=1 + 2 * score,
-                shrinkA=22,
-                shrinkB=22,
-                connectionstyle=f"arc3,rad={rad}",
-            ),
+    g = nx.MultiDiGraph()
+    g.add_nodes_from(objects)
+    for s, o, p, score in triplets:
+        g.add_edge(s, o, label=f"{preds[p]}\n{score:.3g}", score=score)
+    if len(objects) <= 8:  # few nodes: evenly spaced, related nodes placed apart
+        pos = nx.circular_layout(g)
+    else:
+        pos = nx.spring_layout(g, seed=0, k=3.0 / np.sqrt(len(objects)), iterations=300)
+    fig, ax = plt.subplots(figsize=(6.5, 6.5))
+    node_size = 1800
+    colours = [np.asarray(_COLORS[n % len(_COLORS)]) / 255 for n in range(len(objects))]
+    nx.draw_networkx_nodes(
+        g, pos, nodelist=objects, node_size=node_size, node_color=colours, alpha=0.9, ax=ax
+    )
+    nx.draw_networkx_labels(
+        g,
+        pos,
+        labels={o: f"{o}\n{names[int(pred.labels[o])]}".replace(" ", "\n", 1) for o in objects},
+        font_size=7,
+        font_color="white",
+        font_weight="bold",
+        ax=ax,
+    )
+    # parallel edges (same two nodes, either direction) get distinct bends
+    seen: dict[frozenset, int] = {}
+    for u, v, k, data in g.edges(keys=True, data=True):
+        n = seen.get(frozenset((u, v)), 0)
+        seen[frozenset((u, v))] = n + 1
+        style = f"arc3,rad={0.12 + 0.18 * n}"
+        nx.draw_networkx_edges(
+            g,
+            pos,
+            edgelist=[(u, v, k)],
+            width=1 + 2 * float(data["score"]),
+            edge_color="#555",
+            arrowstyle="-|>",
+            arrowsize=14,
+            node_size=node_size,
+            connectionstyle=style,
+            ax=ax,
         )
-        mx, my = (x1 + x2) / 2 - rad * (y2 - y1) / 2, (y1 + y2) / 2 + rad * (x2 - x1) / 2
-        ax.text(
-            mx,
-            my,
-            preds[p],
-            fontsize=9,
-            ha="center",
-            va="center",
+        nx.draw_networkx_edge_labels(
+            g,
+            pos,
+            edge_labels={(u, v, k): data["label"]},
+            font_size=8,
             bbox=dict(boxstyle="round,pad=0.2", fc="#fff8dc", ec="#cca", lw=0.5),
-        )
-    for n_, o in enumerate(objects):
-        c = np.asarray(_COLORS[n_ % len(_COLORS)]) / 255
-        ax.scatter(*pos[o], s=2300, color=c, alpha=0.9, zorder=3)
-        label = names[int(pred.labels[o])].replace(" ", "\n", 1)
-        ax.text(
-            *pos[o],
-            f"{o}\n{label}",
-            ha="center",
-            va="center",
-            fontsize=7,
-            color="white",
-            zorder=4,
-            fontweight="bold",
+            node_size=node_size,
+            connectionstyle=style,
+            rotate=False,
+            ax=ax,
         )
     if not triplets:
-        ax.text(0, 0, "no relation scored", ha="center", va="center")
-    ax.set_xlim(-1.5, 1.5)
-    ax.set_ylim(-1.5, 1.5)
+        ax.text(0.5, 0.5, "no relation scored", ha="center", va="center", transform=ax.transAxes)
+    ax.margins(0.18)
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(title, fontsize=10)

@@ -121,7 +121,113 @@ def test_predict_binary_format_and_no_drawings(vg_case):
         )
         == 0
     )
-    assert sorted(p.name for p in out.iterdir()) == ["scene_graphs.npz"]
+    assert sorted(p.name for p in out.iterdir()) == ["scene_graphs.npz", "triplets.json"]
+    doc = json.loads((out / "triplets.json").read_text())
+    assert len(doc["images"]) == len(graphs) and all(e["triplets"] for e in doc["images"])
+
+
+def _simple_and_coco(base, graphs, vocab_names):
+    """The user's boxes of the fixture's images in the simple and the COCO form."""
+    simple, coco = {}, {"images": [], "annotations": [], "categories": []}
+    coco["categories"] = [{"id": 100 + i, "name": n} for i, n in enumerate(vocab_names) if i]
+    for n, g in enumerate(graphs):
+        f = 3 if n == 2 else 1
+        name = f"img{n}.png" if n == 1 else f"img{n}.jpg"
+        boxes = (g.boxes * f).tolist()
+        labels = [vocab_names[int(c)] for c in g.labels]
+        simple[name] = [{"box": b, "label": lab} for b, lab in zip(boxes, labels)]
+        coco["images"].append({"id": n, "file_name": name})
+        for b, c in zip(boxes, g.labels.tolist()):
+            coco["annotations"].append(
+                {
+                    "image_id": n,
+                    "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                    "category_id": 100 + c,
+                }
+            )
+    (base / "simple.json").write_text(json.dumps(simple))
+    (base / "coco.json").write_text(json.dumps(coco))
+    return simple, coco
+
+
+def test_predict_takes_simple_and_coco_box_files_and_names_ranked_triplets(vg_case):
+    """``--boxes`` in the simple ``{IMAGE_FILE: [{box, label}]}`` form and the COCO form give
+    the interchange file's scene graphs; every entry carries its top triplets, named, ranked."""
+    from tailgraph.engine.predict import load_checkpoint_module
+
+    base, ckpt, graphs, _ = vg_case
+    vocab = load_checkpoint_module(ckpt)[0].vocab
+    _simple_and_coco(base, graphs, list(vocab.object_classes))
+    outs = {}
+    for kind in ("boxes", "simple", "coco"):
+        out = base / f"out_{kind}"
+        argv = ["predict", "--ckpt", str(ckpt), "--input", str(base / "images")]
+        argv += ["--boxes", str(base / f"{kind}.json"), "--out", str(out), "--no-draw"]
+        assert tailgraph_main(argv + ["--triplets", "7"]) == 0
+        outs[kind] = json.loads((out / "scene_graphs.json").read_text())["images"]
+    ref = {e["image_id"]: e for e in outs["boxes"]}
+    for kind in ("simple", "coco"):
+        for e in outs[kind]:
+            r = ref[e["image_id"]]
+            assert e["labels"] == r["labels"] and e["pairs"] == r["pairs"]
+            assert torch.allclose(torch.tensor(e["boxes"]), torch.tensor(r["boxes"]), atol=1e-3)
+            assert torch.allclose(
+                torch.tensor(e["predicate_scores"]), torch.tensor(r["predicate_scores"]), atol=1e-5
+            )
+    for e in outs["simple"]:
+        trip = e["triplets"]
+        assert 0 < len(trip) <= 7
+        scores = [t["score"] for t in trip]
+        assert scores == sorted(scores, reverse=True) and len(set(scores)) > 1
+        for t in trip:
+            assert t["predicate"] in vocab.predicates and t["predicate"] != vocab.predicates[0]
+            for side in ("subject", "object"):
+                o = t[side]
+                assert o["label"] == vocab.object_classes[e["labels"][o["index"]]]
+                assert o["box"] == pytest.approx(e["boxes"][o["index"]], abs=0.01)
+
+
+def test_predict_box_file_errors_name_file_sample_and_field(vg_case, tmp_path, capsys):
+    from tailgraph.engine.predict import load_checkpoint_module
+
+    base, ckpt, graphs, _ = vg_case
+    names = list(load_checkpoint_module(ckpt)[0].vocab.object_classes)
+    simple, coco = _simple_and_coco(tmp_path, graphs, names)
+
+    def fails(doc, *words):
+        f = tmp_path / "bad.json"
+        f.write_text(json.dumps(doc))
+        capsys.readouterr()
+        argv = ["predict", "--ckpt", str(ckpt), "--input", str(base / "images"), "--boxes"]
+        assert tailgraph_main(argv + [str(f), "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "Traceback" not in err, err
+        for w in ("bad.json",) + words:
+            assert w in err, (w, err)
+        assert not (tmp_path / "o").exists()
+
+    def edited(path, value):
+        doc = json.loads(json.dumps(simple))
+        doc["img0.jpg"][0][path] = value
+        return doc
+
+    fails(edited("label", "unicorn"), "img0.jpg[0]", "label", "unicorn", names[1])
+    fails(edited("label", names[0]), "label")  # the background class is not an object
+    b = simple["img0.jpg"][0]["box"]
+    fails(edited("box", [b[2], b[1], b[0], b[3]]), "x1 < x2", "box")
+    fails(edited("box", [True, 1, 5, 5]), "four numbers")
+    fails(edited("box", [b[0], b[1], 1e6, b[3]]), "outside", "img0")
+    fails(edited("box", [b[0], b[1], float("nan"), b[3]]), "box")
+    fails([{"image_id": 0, "bbox": [1, 2, 3, 4], "category_id": 1, "score": 0.9}], "file names")
+    dup = json.loads(json.dumps(coco))
+    dup["images"].append({"id": 99, "file_name": "img0.jpg"})
+    fails(dup, "twice")
+    bad_cat = json.loads(json.dumps(coco))
+    bad_cat["annotations"][0]["category_id"] = 7
+    fails(bad_cat, "annotations[0]", "category_id")
+    wh = json.loads(json.dumps(coco))
+    wh["annotations"][0]["bbox"][2] = -3
+    fails(wh, "w > 0")
 
 
 def test_predict_folder_bad_input(vg_case, tmp_path, capsys):
