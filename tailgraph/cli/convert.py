@@ -1,11 +1,16 @@
-"""``tailgraph convert``: prediction and ground-truth files between JSON and the binary format.
+"""``tailgraph convert``: prediction and ground-truth files between JSON and the binary format,
+and the ground truth of a data set split.
 
     tailgraph convert IN OUT [--overwrite]
+    tailgraph convert --format vg|ag|vidvrd|oi --root DIR [--split test] OUT [--overwrite]
 
 The formats are chosen by extension (``.json``, ``.json.gz``, ``.h5`` / ``.hdf5``, ``.npz``);
 the content kind (image predictions, image ground truth, VidVRD results, VidVRD ground truth)
-is read from IN. IN is validated as ``tailgraph evaluate`` validates it; OUT is written to a
-temporary name and renamed, and an existing OUT is replaced only with ``--overwrite``.
+is read from IN. IN is validated as ``tailgraph evaluate`` validates it. With ``--root`` the
+split of the data set on disk (read as ``tailgraph evaluate --gt DIR --format K`` reads it:
+default filters, layout only) is written as interchange ground truth — frames for Action
+Genome, video-level relation instances for VidVRD. OUT is written to a temporary name and
+renamed, and an existing OUT is replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from tailgraph.io.binformat import (
     write_binary,
 )
 
-__all__ = ["main", "convert"]
+__all__ = ["main", "convert", "dataset_ground_truth"]
 
 SUFFIXES = (".json", ".json.gz", ".h5", ".hdf5", ".npz")
 
@@ -139,17 +144,59 @@ def _write_json(path: str, kind: str, content: Any, meta: dict) -> None:
     write_json(path, doc)
 
 
-def convert(src: str, dst: str, overwrite: bool = False) -> str:
-    """Convert ``src`` to ``dst`` (formats by extension); returns the content kind."""
-    _check_name(src, "IN")
+def dataset_ground_truth(fmt: str, root: str, split: str = "test") -> tuple[str, Any, dict]:
+    """``(kind, content, meta)`` of a data set split's ground truth, as ``tailgraph evaluate
+    --gt ROOT --format FMT`` reads it."""
+    from tailgraph.protocols import data_kind
+    from tailgraph.protocols.base import load_ground_truth
+
+    row = data_kind(fmt, field="--format")
+    if not Path(root).is_dir():
+        raise DataError("data set folder not found", file=str(root), field="--root")
+    if fmt == "vidvrd":
+        from tailgraph.data.vidvrd import to_groundtruth
+
+        videos, vocab = row.reader(str(root), split, layout_only=True)
+        return "vidvrd_ground_truth", to_groundtruth(videos), {"predicates": vocab.predicates[1:]}
+    graphs, vocab = load_ground_truth(root, row.interchange, row.reader, split)
+    if not graphs:
+        raise DataError(f"split {split!r} has no sample", file=str(root), field="--split")
+    meta = {
+        "protocol": row.interchange,
+        "object_classes": list(vocab.object_classes),
+        "predicates": list(vocab.predicates),
+    }
+    return "ground_truth", graphs, meta
+
+
+def convert(
+    src: str | None,
+    dst: str,
+    overwrite: bool = False,
+    *,
+    format: str | None = None,
+    root: str | None = None,
+    split: str = "test",
+) -> str:
+    """Convert ``src`` to ``dst`` (formats by extension), or with ``format`` and ``root`` write
+    that data set split's ground truth to ``dst``; returns the content kind."""
+    if (src is None) == (root is None):
+        raise DataError("give either IN or --format and --root", field="IN")
+    if root is not None and format is None:
+        raise DataError("--root needs --format (vg, ag, vidvrd or oi)", field="--format")
+    if src is not None:
+        _check_name(src, "IN")
     _check_name(dst, "OUT")
     if Path(dst).exists() and not overwrite:
         raise DataError("exists (pass --overwrite to replace it)", file=dst, field="OUT")
     if Path(dst).is_dir():
         raise DataError("is a directory", file=dst, field="OUT")
-    if Path(src).resolve() == Path(dst).resolve():
+    if src is not None and Path(src).resolve() == Path(dst).resolve():
         raise DataError("IN and OUT are the same file", file=dst, field="OUT")
-    kind, content, meta = _read_binary(src) if is_binary(src) else _read_json_kind(src)
+    if src is None:
+        kind, content, meta = dataset_ground_truth(str(format), str(root), split)
+    else:
+        kind, content, meta = _read_binary(src) if is_binary(src) else _read_json_kind(src)
     if is_binary(dst):
         if kind == "predictions":
             write_binary(dst, kind, predictions_arrays(content))
@@ -169,10 +216,17 @@ def main(argv: list[str]) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("src", metavar="IN")
-    p.add_argument("dst", metavar="OUT")
+    p.add_argument("paths", nargs="+", metavar="[IN] OUT", help="IN OUT, or OUT with --root")
+    p.add_argument("--format", default=None, help="data set kind of --root: vg, ag, vidvrd, oi")
+    p.add_argument("--root", default=None, help="data set folder whose split to write as GT")
+    p.add_argument("--split", default="test", help="split of --root (default test)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     a = p.parse_args(argv)
-    kind = convert(a.src, a.dst, a.overwrite)
-    print(f"{kind}: {a.src} -> {a.dst}")
+    want = 1 if a.root is not None else 2
+    if len(a.paths) != want:
+        p.error("give IN OUT, or --format K --root DIR [--split S] OUT")
+    src, dst = (None, a.paths[0]) if want == 1 else (a.paths[0], a.paths[1])
+    kind = convert(src, dst, a.overwrite, format=a.format, root=a.root, split=a.split)
+    origin = f"{a.root} ({a.format}, {a.split})" if src is None else src
+    print(f"{kind}: {origin} -> {dst}")
     return 0

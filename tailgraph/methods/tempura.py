@@ -43,16 +43,22 @@ def predicate_uncertainty(head: nn.Module | None, head_output) -> dict[str, torc
     if head_output is None:
         return None
     ex = head_output.extras
-    if all(isinstance(ex.get(k), torch.Tensor) for k in _UNC):
-        if ex["aleatoric"].shape == head_output.logits.shape:
-            return {k: ex[k].detach() for k in _UNC}
+    if all(
+        isinstance(ex.get(k), torch.Tensor) and ex[k].shape == head_output.logits.shape
+        for k in _UNC
+    ):
+        return {k: ex[k].detach() for k in _UNC}
     if isinstance(head, TypedHead):
         found = False
         result = {k: torch.zeros_like(head_output.logits) for k in _UNC}
         for i, name in enumerate(head.names):
             sub = ex.get(name)
-            if sub is None or not all(isinstance(sub.extras.get(k), torch.Tensor) for k in _UNC):
-                continue
+            if sub is None or not all(
+                isinstance(sub.extras.get(k), torch.Tensor)
+                and sub.extras[k].shape == sub.logits.shape
+                for k in _UNC
+            ):
+                continue  # no per-class uncertainties (e.g. the Bayesian head's per-pair one)
             found = True
             cols = head._cols(i)
             for k in _UNC:
@@ -75,7 +81,8 @@ def memory_updates(
     """
     head = getattr(model, "head", None)
     writes = list(out.memory_writes)
-    own = predicate_uncertainty(head, getattr(out, "head_output", None))
+    wanted = any(m.needs_uncertainty for m, _ in writes)
+    own = predicate_uncertainty(head, getattr(out, "head_output", None)) if wanted else None
     if not any(m.feature_pass for m, _ in writes):
         return [(m, f, own) for m, f in writes]
     modes = [(m, m.training) for m in model.modules()]
@@ -84,7 +91,9 @@ def memory_updates(
         with torch.no_grad():
             out2 = model(batch)
             again = {id(m): f for m, f in out2.memory_writes}
-            unc2 = predicate_uncertainty(head, getattr(out2, "head_output", None))
+            unc2 = (
+                predicate_uncertainty(head, getattr(out2, "head_output", None)) if wanted else None
+            )
     finally:
         for m, mode in modes:
             m.training = mode

@@ -268,3 +268,65 @@ def test_evaluate_command_action_genome(tmp_path, capsys):
         )
         == 2
     )
+
+
+@pytest.mark.parametrize("kind", ["vg", "ag", "oi", "vidvrd"])
+def test_convert_writes_a_data_sets_ground_truth(tmp_path, kind, capsys):
+    """``tailgraph convert --format K --root DIR --split test OUT.{json,h5}``: the split as
+    ``evaluate --gt DIR --format K`` reads it, in either format."""
+    import torch
+
+    from tailgraph.cli import main as tailgraph_main
+    from tailgraph.data.vidvrd import to_groundtruth
+    from tailgraph.io.binformat import read_vidvrd_binary
+    from tailgraph.protocols import DATA_KINDS
+    from tailgraph.protocols.base import load_ground_truth
+
+    row = DATA_KINDS[kind]
+    root = tmp_path / kind
+    row.generate(root, num_train=2, num_test=2, seed=0, image_size=64)
+    for ext in ("json", "h5"):
+        out = tmp_path / f"gt.{ext}"
+        argv = ["convert", "--format", kind, "--root", str(root), "--split", "test", str(out)]
+        assert tailgraph_main(argv) == 0, capsys.readouterr().err
+        if kind == "vidvrd":
+            videos, vocab = row.reader(str(root), "test", layout_only=True)
+            want = to_groundtruth(videos)
+            if ext == "json":
+                doc = json.loads(out.read_text())
+                got, preds = doc["videos"], doc["predicates"]
+            else:
+                got, meta = read_vidvrd_binary(str(out), "vidvrd_ground_truth")
+                preds = meta["predicates"]
+            assert preds == vocab.predicates[1:] and sorted(got) == sorted(want)
+            for vid in want:
+                assert [list(r["triplet"]) for r in got[vid]] == [
+                    list(r["triplet"]) for r in want[vid]
+                ]
+                assert [list(r["duration"]) for r in got[vid]] == [
+                    list(r["duration"]) for r in want[vid]
+                ]
+            continue
+        want, vocab = load_ground_truth(root, row.interchange, row.reader, "test")
+        got, gvocab = load_ground_truth(out, row.interchange)
+        assert gvocab.object_classes == vocab.object_classes
+        assert gvocab.predicates == vocab.predicates
+
+        def field(g, name):
+            v = g[name] if isinstance(g, dict) else getattr(g, name)
+            return v if name == "image_id" else torch.as_tensor(v)
+
+        assert [str(field(g, "image_id")) for g in got] == [
+            str(field(g, "image_id")) for g in want
+        ] and want
+        for a, b in zip(got, want):
+            assert torch.allclose(field(a, "boxes").float(), field(b, "boxes").float())
+            for name in ("labels", "relations"):
+                assert torch.equal(field(a, name).long(), field(b, name).long())
+    capsys.readouterr()
+    assert (
+        tailgraph_main(["convert", "--format", kind, "--root", str(tmp_path / "no"), "x.json"]) == 2
+    )
+    assert "--root" in capsys.readouterr().err
+    assert tailgraph_main(["convert", "--root", str(root), str(tmp_path / "y.json")]) == 2
+    assert "--format" in capsys.readouterr().err

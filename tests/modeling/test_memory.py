@@ -311,3 +311,16 @@ def test_tempura_fills_an_uncertainty_weighted_memory_from_the_gmm_heads(tmp_pat
     assert torch.equal(unc["epistemic"][:, 2:], out.extras["b"].extras["epistemic"])
     assert torch.equal(unc["aleatoric"][:, :2], out.extras["a"].extras["aleatoric"])
     assert predicate_uncertainty(None, HeadOutput(logits=torch.zeros(3, 5))) is None
+
+
+def test_heads_without_per_class_uncertainties_give_none():
+    """The Bayesian head's epistemic uncertainty is one value per pair: no per-class weights
+    come from it (and a memory that needs none never asks)."""
+    from tailgraph.methods.tempura import predicate_uncertainty
+    from tailgraph.modeling.heads.typed import TypedHead
+
+    bayes = {"class_path": "tailgraph.modeling.heads.bayesian.BayesianHead"}
+    head = TypedHead(8, 5, [("a", [0, 1], True), ("b", [2, 3, 4], False)], head=bayes).eval()
+    out = head(torch.randn(3, 8))
+    assert out.extras["a"].extras["epistemic"].shape == (3,)
+    assert predicate_uncertainty(head, out) is None
