@@ -223,3 +223,25 @@ def test_heads_learn_a_tiny_task(make):
     out = head.eval()(x)
     assert (out.probs.argmax(1) == y).float().mean().item() >= 0.95
     assert out.logits.shape == (40, 5) and torch.isfinite(out.logits).all()
+
+
+def test_gmm_head_monte_carlo_evaluation_option():
+    """``test_samples=S``: evaluation averages S draws of the training form (converging to the
+    expectation, not to the value at μ); 0 evaluates at μ."""
+    from tailgraph.modeling.heads.gmm import GMMHead, mixture_activation
+
+    torch.manual_seed(0)
+    h = GMMHead(6, 4, num_components=3, act="sigmoid").eval()
+    x = torch.randn(5, 6)
+    at_mu = h(x).probs
+    h.test_samples = 4000
+    mc = h(x).probs
+    mu = h.mean(x).view(5, 3, 4).transpose(0, 1)
+    var = torch.sigmoid(h.var(x)).view(5, 3, 4).transpose(0, 1)
+    w = torch.softmax(h.mix(x), -1).t().unsqueeze(-1)
+    z = torch.randn(20000, *mu.shape)
+    expect = (w * mixture_activation(mu + var.sqrt() * z, "sigmoid")).sum(1).mean(0)
+    assert torch.allclose(mc, expect, atol=0.01)
+    assert not torch.allclose(mc, at_mu, atol=1e-3)
+    with pytest.raises(ValueError, match="test_samples"):
+        GMMHead(6, 4, test_samples=-1)

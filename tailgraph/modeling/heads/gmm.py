@@ -45,6 +45,9 @@ class GMMHead(PredicateHead):
         num_predicates: classes ``C``.
         num_components: ``K`` (TEMPURA: 6 for PredCls, 4 otherwise).
         act: ``softmax`` (single-label: attention, objects) or ``sigmoid`` (multi-label).
+        test_samples: ``0`` (TEMPURA, the released ``GMM_head``): evaluation at ``μ``;
+            ``S > 0``: Monte-Carlo evaluation, ``p`` averaged over ``S`` draws of the training
+            form (a diagnostic: what sampling at test would change).
 
     Shapes:
         ``forward(x [P, D], eps [K, P, C] | None) -> HeadOutput`` with ``probs`` ``[P, C]``
@@ -54,11 +57,19 @@ class GMMHead(PredicateHead):
     """
 
     def __init__(
-        self, in_dim: int, num_predicates: int, num_components: int = 4, act: str = "softmax"
+        self,
+        in_dim: int,
+        num_predicates: int,
+        num_components: int = 4,
+        act: str = "softmax",
+        test_samples: int = 0,
     ) -> None:
         super().__init__()
         mixture_activation(torch.zeros(1), act)  # validates act
+        if isinstance(test_samples, bool) or not isinstance(test_samples, int) or test_samples < 0:
+            raise ValueError(f"test_samples must be a non-negative integer, got {test_samples!r}")
         self.k, self.c, self.act = num_components, num_predicates, act
+        self.test_samples = test_samples
         self.mean = nn.Linear(in_dim, num_components * num_predicates)
         self.mix = nn.Linear(in_dim, num_components)
         self.var = nn.Linear(in_dim, num_components * num_predicates)
@@ -74,6 +85,12 @@ class GMMHead(PredicateHead):
         if self.training:
             noise = torch.randn_like(mu) if eps is None else eps
             probs = (w * mixture_activation(mu + var.sqrt() * noise, self.act)).sum(0)
+        elif self.test_samples:
+            draws = [
+                (w * mixture_activation(mu + var.sqrt() * torch.randn_like(mu), self.act)).sum(0)
+                for _ in range(self.test_samples)
+            ]
+            probs = torch.stack(draws).mean(0)
         else:
             probs = p_bar
         aleatoric = (w * var).sum(0)
