@@ -87,6 +87,15 @@ def variants(parts: list[str]) -> dict[str, dict]:
             "method": {"pdl": False, "alpha_growth": "recurrence"},
             "head": LINEAR,
         }
+    if "isolate" in parts:  # which part of KDL lowers mR: the transfer term's dose
+        v["KDL, no transfer (alpha 0)"] = {
+            "method": {"pdl": False, "alpha": 0.0, "alpha_max": 0.0},
+            "head": LINEAR,
+        }
+        v["KDL, transfer alpha 1.0"] = {
+            "method": {"pdl": False, "alpha": 1.0, "alpha_max": 1.0},
+            "head": LINEAR,
+        }
     return v
 
 

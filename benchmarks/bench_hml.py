@@ -94,7 +94,7 @@ def table(results: dict[str, dict[str, list[float]]], cols: list[str]) -> list[s
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--part", choices=("main", "ablation"), default="main")
+    p.add_argument("--part", choices=("main", "ablation", "stageloss"), default="main")
     p.add_argument("--data", choices=("synth", "rsvg"), default="synth")
     p.add_argument("--contexts", nargs="+", default=list(CONTEXTS), choices=list(CONTEXTS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -119,6 +119,17 @@ def main() -> None:
         for c in a.contexts:
             runs[f"{c}"] = (c, plain, a.epochs)
             runs[f"{c} + HML"] = (c, hml(), a.epochs)
+    elif a.part == "stageloss":  # is the paper's ℓ_new reweighted? (Table 3a: 1 layer = MOTIFS)
+        runs = {
+            "MOTIFS (plain)": ("MOTIFS", plain, a.epochs),
+            "HML, class-balanced stage loss (default)": ("MOTIFS", hml(), a.epochs),
+            "HML, unweighted stage loss": ("MOTIFS", hml(stage_weighting="none"), a.epochs),
+            "HML, 1 stage, unweighted": (
+                "MOTIFS",
+                hml(stage_epochs=[a.epochs], stage_weighting="none"),
+                a.epochs,
+            ),
+        }
     else:
         third = max(1, a.epochs // 3)
         runs = {
