@@ -17,6 +17,7 @@ the relation vocabulary is the 9 object–object predicates the negative-mining 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,17 @@ def _first(root: Path, names: list[str], what: str) -> Path:
     for n in names:
         if (root / n).is_file():
             return root / n
+        if os.path.lexists(root / n):  # a directory, a broken link or a link loop
+            raise DataError(f"{what} is not a readable file", file=str(root / n))
     raise DataError(f"{what} not found (looked for {', '.join(names)})", file=str(root))
+
+
+def _split_present(root: Path, split: str) -> bool:
+    """Whether ``split``'s relationship CSV is there (in any state: reading it decides)."""
+    return any(
+        os.path.lexists(root / n)
+        for n in (f"{split}-annotations-vrd.csv", f"challenge-2018-{split}-vrd.csv")
+    )
 
 
 def _classes(root: Path) -> tuple[list[str], list[str]]:
@@ -269,11 +280,17 @@ def stats(root: str | Path) -> dict[str, Any]:
     fsplits: dict[str, Any] = {}
     raw_counts: dict[str, int] = {}
     fcounts: dict[str, int] = {}
-    for split in ("train", "validation", "val", "test"):
-        try:
-            _, rows = _rows(Path(root), split)
-        except DataError:
-            continue
+    if not Path(root).is_dir():
+        raise DataError("data set folder not found", file=str(root), field="--root")
+    present = [s for s in ("train", "validation", "val", "test") if _split_present(Path(root), s)]
+    if not present:
+        raise DataError(
+            "no split found (looked for <split>-annotations-vrd.csv and "
+            "challenge-2018-<split>-vrd.csv for train, validation, val, test)",
+            file=str(root),
+        )
+    for split in present:  # a split that is there and cannot be read is an error
+        _, rows = _rows(Path(root), split)
         graphs, _ = load_oi(root, split)
         splits[split] = {
             "images": len({r["ImageID"] for r in rows}),

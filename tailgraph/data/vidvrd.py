@@ -15,6 +15,7 @@ derived from the predicate names.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -420,9 +421,14 @@ def stats(root: str | Path) -> dict[str, Any]:
     ``filtered`` equals the raw numbers)."""
     splits: dict[str, Any] = {}
     counts: dict[str, int] = {}
-    for split in ("train", "test"):
+    if not Path(root).is_dir():
+        raise DataError("data set folder not found", file=str(root), field="--root")
+    present = [s for s in ("train", "test") if os.path.lexists(Path(root) / s)]
+    if not present:
+        raise DataError("no split found (looked for train/ and test/)", file=str(root))
+    for split in present:
         if not (Path(root) / split).is_dir():
-            continue
+            raise DataError("split is not a readable folder", file=str(Path(root) / split))
         videos, vocab = load_vidvrd(root, split)
         splits[split] = {
             "videos": len(videos),

@@ -89,3 +89,29 @@ def test_missing_columns(tmp_path):
     (root / "train-annotations-vrd.csv").write_text("ImageID,LabelName1\nimg1,/m/man\n")
     with pytest.raises(DataError, match="expected columns"):
         load_oi(root, "train")
+
+
+def test_stats_never_leaves_a_split_out(tmp_path):
+    """A split that is there and cannot be read is an error naming its file; a missing root
+    or a root without any split is an error (no empty statistics)."""
+    root = write_oi(tmp_path, ROWS)
+    assert set(stats(root)["splits"]) == {"train"}
+    csv_path = next(root.glob("train-annotations-vrd.csv"))
+    text = csv_path.read_text()
+    for broken in (text[: len(text) // 2].rsplit(",", 1)[0], "", "\xff\xfe bad"):
+        csv_path.write_bytes(broken.encode("latin-1", "replace"))
+        with pytest.raises(DataError, match="train-annotations-vrd.csv"):
+            stats(root)
+    csv_path.unlink()
+    csv_path.mkdir()
+    with pytest.raises(DataError, match="not a readable file"):
+        stats(root)
+    csv_path.rmdir()
+    csv_path.symlink_to(csv_path)  # a link loop
+    with pytest.raises(DataError, match="not a readable file"):
+        stats(root)
+    csv_path.unlink()
+    with pytest.raises(DataError, match="no split found"):
+        stats(root)
+    with pytest.raises(DataError, match="not found"):
+        stats(tmp_path / "nowhere")

@@ -208,3 +208,19 @@ def test_evaluate_vidvrd_on_a_folder(tmp_path):
         == 0
     )
     assert json.loads((tmp_path / "o.json").read_text())["RelDet_mAP"] == 1.0
+
+
+def test_stats_refuses_a_missing_root_or_split(tmp_path):
+    import pytest
+
+    from tailgraph.data.vidvrd import stats
+    from tailgraph.errors import DataError
+
+    with pytest.raises(DataError, match="not found"):
+        stats(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no split found"):
+        stats(tmp_path / "empty")
+    (tmp_path / "empty" / "train").write_text("not a folder")
+    with pytest.raises(DataError, match="not a readable folder"):
+        stats(tmp_path / "empty")
