@@ -104,6 +104,18 @@ class VGArrays:
                     file=str(path),
                     field=f"img_to_{name}",
                 )
+        for kind in ("box", "rel"):  # -1 marks "none" at both ends or at neither
+            first, last = getattr(self, f"first_{kind}"), getattr(self, f"last_{kind}")
+            bad = ((first < 0) != (last < 0)) | (first < -1) | (last < -1)
+            if bad.any():
+                i = int(np.nonzero(bad)[0][0])
+                raise DataError(
+                    f"first {kind} index {int(first[i])} and last {int(last[i])}: -1 marks an "
+                    "image without any at both ends",
+                    file=str(path),
+                    sample=f"image {i}",
+                    field=f"img_to_first_{kind}/img_to_last_{kind}",
+                )
         if (
             self.boxes.ndim != 2
             or self.boxes.shape[1] != 4
@@ -314,6 +326,14 @@ def _image_graph(
         )
     if not np.isfinite(raw).all():
         raise DataError("non-finite box values", file=h5, sample=sample, field=a.box_key)
+    if (raw > 2 * box_scale).any():  # stored at box_scale (the long side): far outside is bad
+        j = int(np.nonzero((raw > 2 * box_scale).any(axis=1))[0][0])
+        raise DataError(
+            f"box {j} {raw[j].tolist()} lies far outside the stored scale {box_scale}",
+            file=h5,
+            sample=sample,
+            field=a.box_key,
+        )
     labels = a.labels[fb : lb + 1]
     bad = (labels < 1) | (labels >= num_classes)
     if bad.any():
@@ -430,6 +450,7 @@ def load_vg(
         filter_duplicate_rels = split == "train"
     rng = np.random.default_rng(seed)
     graphs: list[SceneGraph] = []
+    seen: dict[Any, int] = {}
     for i in _select_images(a, split, filter_empty_rels, num_val_im):
         info = infos[i]
         if not isinstance(info, dict):
@@ -456,6 +477,22 @@ def load_vg(
                 sample=f"image {i} (image_id {info['image_id']})",
                 field="width/height",
             )
+        key = info["image_id"]
+        if not isinstance(key, (int, str)) or isinstance(key, bool):
+            raise DataError(
+                f"expected an integer or string id, got {key!r}",
+                file=str(info_path),
+                sample=f"image {i}",
+                field="image_id",
+            )
+        if key in seen:  # within the split read: one image, one graph
+            raise DataError(
+                f"image_id {key!r} also at image {seen[key]}",
+                file=str(info_path),
+                sample=f"image {i}",
+                field="image_id",
+            )
+        seen[key] = int(i)
         boxes, labels, rels = _image_graph(
             a, int(i), info, vocab.num_classes, vocab.num_predicates, h5, box_scale
         )

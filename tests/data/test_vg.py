@@ -154,3 +154,37 @@ def test_truncated_h5_and_bad_json(tmp_path):
     (root3 / "image_data.json").write_text(json.dumps([{"image_id": 1}]))
     with pytest.raises(DataError, match="expected a list of 4 images"):
         load_vg(root3, "test")
+
+
+@pytest.mark.parametrize(
+    "key, fn, text",
+    [
+        ("img_to_first_box", lambda d: np.concatenate([[-1], d[1:]]), "marks an image without"),
+        ("img_to_first_rel", lambda d: np.concatenate([[-1], d[1:]]), "marks an image without"),
+        ("img_to_last_box", lambda d: np.concatenate([[-3], d[1:]]), "marks an image without"),
+        (
+            "boxes_1024",
+            lambda d: np.concatenate([[[5, 5, 10, 10]], [[1e12, 5, 10, 10]], d[2:]]),
+            "far outside",
+        ),
+    ],
+)
+def test_half_empty_index_ranges_and_huge_coordinates_are_errors(tmp_path, key, fn, text):
+    """An image whose first index is -1 while its last is valid would lose its boxes or
+    relations silently; a stored coordinate of 1e12 would be clipped into the image."""
+    root = corrupt(tmp_path, key, fn)
+    with pytest.raises(DataError, match=text) as err:
+        load_vg(root, "train", filter_duplicate_rels=False)
+    assert "VG-SGG-with-attri.h5" in str(err.value) and "image 0" in str(err.value)
+
+
+def test_duplicate_image_ids_are_an_error(tmp_path):
+    import json
+
+    root = tiny(tmp_path)
+    infos = json.loads((root / "image_data.json").read_text())
+    infos[1]["image_id"] = infos[0]["image_id"]  # two train images
+    (root / "image_data.json").write_text(json.dumps(infos))
+    with pytest.raises(DataError, match="also at image 0") as err:
+        load_vg(root, "train")
+    assert err.value.field == "image_id" and "image_data.json" in str(err.value)
