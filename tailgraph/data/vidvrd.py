@@ -159,6 +159,10 @@ def _video(
                 sample=vid,
                 field="subject/objects",
             )
+        if o["tid"] in cat:
+            raise DataError(
+                f"tid {o['tid']} listed twice", file=str(path), sample=vid, field="subject/objects"
+            )
         cat[o["tid"]] = o["category"]
     trajs = doc["trajectories"]
     n_frames = len(trajs)
@@ -192,6 +196,13 @@ def _video(
                     file=str(path),
                     sample=f"{vid} frame {f} tid {tid}",
                     field="bbox",
+                )
+            if tid in boxes:
+                raise DataError(
+                    f"tid {tid} has two boxes in this frame",
+                    file=str(path),
+                    sample=f"{vid} frame {f}",
+                    field="trajectories",
                 )
             boxes[tid] = box
         frame_boxes.append(boxes)
@@ -359,6 +370,14 @@ def load_vidvrd(
         name="vidvrd",
     )
     frames_dir = None if layout_only else root / "frames"
+    seen: dict[str, Path] = {}
+    for p, doc in docs[split]:  # a video listed twice would be counted twice
+        vid = doc["video_id"]
+        if vid in seen:
+            raise DataError(
+                f"video {vid!r} also in {seen[vid].name}", file=str(p), field="video_id"
+            )
+        seen[vid] = p
     videos = [_video(doc, p, cls_index, pred_index, frames_dir) for p, doc in docs[split]]
     return videos, vocab
 

@@ -224,3 +224,28 @@ def test_stats_refuses_a_missing_root_or_split(tmp_path):
     (tmp_path / "empty" / "train").write_text("not a folder")
     with pytest.raises(DataError, match="not a readable folder"):
         stats(tmp_path / "empty")
+
+
+def test_duplicate_tracks_boxes_and_videos_are_errors(tmp_path):
+    """Each would be counted twice: a tid listed twice, two boxes of one tid in a frame, a
+    video id in two files."""
+    split = tmp_path / "train"
+    split.mkdir()
+    doc = write_video(split, "v1")
+    path = split / "v1.json"
+    good = json.dumps(doc)
+    doc["subject/objects"].append({"tid": 0, "category": "ball"})
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match="tid 0 listed twice"):
+        load_vidvrd(tmp_path, "train")
+    doc = json.loads(good)
+    doc["trajectories"][3].append({"tid": 0, "bbox": box(3, 10)})
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match="two boxes") as err:
+        load_vidvrd(tmp_path, "train")
+    assert "v1 frame 3" in str(err.value)
+    path.write_text(good)
+    (split / "copy.json").write_text(good)
+    with pytest.raises(DataError, match="also in") as err:
+        load_vidvrd(tmp_path, "train")
+    assert err.value.field == "video_id"
