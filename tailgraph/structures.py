@@ -82,18 +82,59 @@ class Task(str, enum.Enum):
 def as_tensor(
     value: Any, dtype: torch.dtype, *, sample: object = None, field: str = ""
 ) -> torch.Tensor:
-    """Convert lists / numpy arrays / tensors to a CPU tensor of ``dtype`` with a clear error."""
+    """Convert lists / numpy arrays / tensors to a tensor of ``dtype`` with a clear error.
+
+    Nothing is coerced: booleans and complex numbers are not accepted as numbers, and for an
+    integer ``dtype`` every value must be integral (``1.0`` passes as 1, ``1.6`` is an error,
+    never truncated)."""
     if isinstance(value, torch.Tensor):
-        return value.to(dtype)
-    try:
-        arr = np.asarray(value)
-        if arr.dtype == object:
-            raise ValueError("ragged or non-numeric values")
-        return torch.as_tensor(arr).to(dtype)
-    except (ValueError, TypeError) as exc:
-        raise DataError(
-            f"cannot read as a numeric array ({exc})", sample=sample, field=field
-        ) from None
+        t = value
+    else:
+        if not dtype.is_floating_point and isinstance(value, (list, tuple)) and _has_bool(value):
+            raise DataError("expected numbers, got booleans", sample=sample, field=field)
+        try:
+            arr = np.asarray(value)
+            if arr.dtype == object or arr.dtype.kind in "USV":
+                raise ValueError("ragged or non-numeric values")
+            t = torch.as_tensor(arr)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise DataError(
+                f"cannot read as a numeric array ({exc})", sample=sample, field=field
+            ) from None
+    if t.dtype == torch.bool and dtype != torch.bool:
+        raise DataError("expected numbers, got booleans", sample=sample, field=field)
+    if t.is_complex():
+        raise DataError("expected real numbers, got complex values", sample=sample, field=field)
+    if not dtype.is_floating_point and dtype != torch.bool and t.is_floating_point():
+        if t.numel():
+            finite = torch.isfinite(t)
+            whole = finite & (t == torch.round(t))
+            if not bool(whole.all()):
+                i = int((~whole).flatten().nonzero()[0, 0])
+                v = t.flatten()[i].item()
+                raise DataError(f"expected integers, got {v}", sample=sample, field=field)
+    return t.to(dtype)
+
+
+def _has_bool(value: Any) -> bool:
+    """Whether a (nested) list holds a Python / numpy boolean (NumPy would make it 0 / 1)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, (bool, np.bool_)):
+            return True
+    return False
+
+
+def _flat(t: torch.Tensor, sample: object, field: str) -> torch.Tensor:
+    """``[N]`` (``[N, 1]`` and scalars-free lists pass; other shapes are an error)."""
+    if t.ndim == 2 and t.shape[1] == 1:
+        return t.reshape(-1)
+    if t.ndim == 1 or t.numel() == 0:
+        return t.reshape(-1)
+    raise DataError(f"expected a flat list, got shape {list(t.shape)}", sample=sample, field=field)
 
 
 def _check_boxes(boxes: torch.Tensor, sample: object, name: str = "boxes") -> None:
@@ -179,7 +220,9 @@ class SceneGraph:
         self.boxes = as_tensor(self.boxes, torch.float32, sample=sid, field="boxes")
         if self.boxes.numel() == 0:
             self.boxes = self.boxes.reshape(0, 4)
-        self.labels = as_tensor(self.labels, torch.int64, sample=sid, field="labels").reshape(-1)
+        self.labels = _flat(
+            as_tensor(self.labels, torch.int64, sample=sid, field="labels"), sid, "labels"
+        )
         self.relations = as_tensor(self.relations, torch.int64, sample=sid, field="relations")
         if self.relations.numel() == 0:
             self.relations = self.relations.reshape(0, 3)
@@ -202,8 +245,13 @@ class SceneGraph:
             ``self``, so calls can be chained.
         """
         sid = self.image_id
-        if not (
-            isinstance(self.width, (int, np.integer)) and isinstance(self.height, (int, np.integer))
+        if (
+            not (
+                isinstance(self.width, (int, np.integer))
+                and isinstance(self.height, (int, np.integer))
+            )
+            or isinstance(self.width, (bool, np.bool_))
+            or isinstance(self.height, (bool, np.bool_))
         ):
             raise DataError("width/height must be integers", sample=sid, field="width/height")
         if self.width <= 0 or self.height <= 0:
@@ -353,10 +401,14 @@ class Predictions:
         self.boxes = as_tensor(self.boxes, torch.float32, sample=sid, field="boxes")
         if self.boxes.numel() == 0:
             self.boxes = self.boxes.reshape(0, 4)
-        self.labels = as_tensor(self.labels, torch.int64, sample=sid, field="labels").reshape(-1)
-        self.label_scores = as_tensor(
-            self.label_scores, torch.float32, sample=sid, field="label_scores"
-        ).reshape(-1)
+        self.labels = _flat(
+            as_tensor(self.labels, torch.int64, sample=sid, field="labels"), sid, "labels"
+        )
+        self.label_scores = _flat(
+            as_tensor(self.label_scores, torch.float32, sample=sid, field="label_scores"),
+            sid,
+            "label_scores",
+        )
         self.pairs = as_tensor(self.pairs, torch.int64, sample=sid, field="pairs")
         if self.pairs.numel() == 0:
             self.pairs = self.pairs.reshape(0, 2)
@@ -403,6 +455,8 @@ class Predictions:
                 sample=sid,
                 field="predicate_scores",
             )
+        if ps.shape[0] and ps.shape[1] == 0:
+            raise DataError("score rows have no column", sample=sid, field="predicate_scores")
         if num_predicates is not None and ps.shape[0] and ps.shape[1] != num_predicates:
             raise DataError(
                 f"expected {num_predicates} columns, got {ps.shape[1]}",

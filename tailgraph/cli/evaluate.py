@@ -59,8 +59,8 @@ def main(argv: list[str]) -> int:
     p.add_argument(
         "--ignore",
         nargs="*",
-        default=["under"],
-        help="oi: predicates left out of mAP* (default: under)",
+        default=None,
+        help="oi: predicates left out of mAP* (default: under); names must be predicates",
     )
     a = p.parse_args(argv)
     from tailgraph.io.interchange import write_json
@@ -80,12 +80,20 @@ def main(argv: list[str]) -> int:
             zeroshot=_zeroshot(a),
             semi_threshold=a.semi_threshold,
             attention_softmax=a.attention_softmax,
-            ignore=tuple(a.ignore),
+            ignore=tuple(a.ignore if a.ignore is not None else ["under"]),
             split=a.split,
         )
         kind.protocol.check_options(options)
         reader = data_kind(a.format, field="--format").reader if a.format else None
         result = kind.protocol.evaluate_paths(a.gt, a.pred, options, reader=reader)
+        known = result.get("per_predicate_AP") if isinstance(result, dict) else None
+        if a.ignore and known is not None:
+            unknown = [n for n in a.ignore if n not in known]
+            if unknown:
+                raise DataError(
+                    f"unknown predicate {unknown[0]!r}; the predicates are {sorted(known)}",
+                    field="--ignore",
+                )
         text = kind.protocol.summary(result, options)
         if text:
             print(text)

@@ -174,8 +174,15 @@ def read_ground_truth(
             field="protocol",
         )
     for key in ("object_classes", "predicates"):
-        if not isinstance(doc.get(key), list):
-            raise DataError(f"expected a list '{key}'", file=p, field=key)
+        names = doc.get(key)
+        if not isinstance(names, list) or not names:
+            raise DataError(f"expected a non-empty list of names '{key}'", file=p, field=key)
+        bad = [n for n in names if not isinstance(n, str) or not n]
+        if bad:
+            raise DataError(f"names must be strings, got {bad[0]!r}", file=p, field=key)
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise DataError(f"name {dup!r} listed twice", file=p, field=key)
     bg = bool(doc["predicates"]) and doc["predicates"][0] == "__background__"
     try:
         vocab = Vocabulary(
@@ -199,12 +206,28 @@ def read_ground_truth(
                 _get(e, "relations", p, i),
             )
             g.validate(num_classes=vocab.num_classes, num_predicates=vocab.num_predicates)
+            if vocab.has_background and g.labels.numel() and int(g.labels.min()) == 0:
+                j = int((g.labels == 0).nonzero()[0, 0])
+                raise DataError(
+                    f"box {j} is labelled background: ground truth is foreground",
+                    sample=image_id,
+                    field="labels",
+                )
+            if bg and g.relations.numel() and int(g.relations[:, 2].min()) == 0:
+                j = int((g.relations[:, 2] == 0).nonzero()[0, 0])
+                raise DataError(
+                    f"relation {j} has the background predicate: ground truth is foreground",
+                    sample=image_id,
+                    field="relations",
+                )
         except DataError as exc:
             raise exc.with_context(file=p) from None
         for key in ("video_id", "frame_id"):
             if key in e:
                 g.extras[key] = e[key]
         graphs.append(g)
+    if not graphs:
+        raise DataError("ground truth holds no image", file=p, field="images")
     return graphs, vocab, protocol
 
 

@@ -121,3 +121,59 @@ def test_vocabulary_roundtrip_and_metadata_checks():
         Vocabulary(["a"], ["x", "y"], coarse_parent=[-1, 5])
     with pytest.raises(DataError, match="unknown predicate"):
         v.predicate_index("flying")
+
+
+@pytest.mark.parametrize(
+    "change, field, text",
+    [
+        ({"labels": [1, 2.7]}, "labels", "expected integers, got 2.7"),
+        ({"labels": [True, 1]}, "labels", "booleans"),
+        ({"labels": [[1, 2]]}, "labels", "flat list"),
+        ({"relations": [[0, 1.6, 1]]}, "relations", "expected integers, got 1.6"),
+        ({"boxes": [[0, 0, 1j, 1], [0, 0, 2, 2]]}, "boxes", "complex"),
+        ({"boxes": [[0, 0, "1", 1], [0, 0, 2, 2]]}, "boxes", "numeric"),
+        ({"width": True}, "width/height", "integers"),
+    ],
+)
+def test_scene_graph_coerces_nothing(change, field, text):
+    """Integers are integers (1.0 may pass, 1.6 may not), booleans and complex numbers are not
+    numbers, labels are a flat list."""
+    from tailgraph.errors import DataError
+    from tailgraph.structures import SceneGraph
+
+    args = {
+        "image_id": "x",
+        "width": 10,
+        "height": 10,
+        "boxes": [[0, 0, 5, 5], [1, 1, 6, 6]],
+        "labels": [1, 2],
+        "relations": [[0, 1, 1]],
+    }
+    args.update(change)
+    with pytest.raises(DataError, match=text) as err:
+        SceneGraph(**args)
+    assert err.value.field == field
+    ok = SceneGraph("y", 10, 10, [[0, 0, 5, 5]], [1.0], [[0, 0, 2.0]])
+    assert ok.labels.dtype == torch.int64 and ok.relations.tolist() == [[0, 0, 2]]
+
+
+def test_predictions_coerce_nothing():
+    from tailgraph.errors import DataError
+    from tailgraph.structures import Predictions
+
+    base = dict(
+        image_id=1,
+        boxes=[[0, 0, 5, 5], [1, 1, 6, 6]],
+        labels=[1, 2],
+        label_scores=[1.0, 1.0],
+        pairs=[[0, 1]],
+        predicate_scores=[[0.1, 0.9]],
+    )
+    for change, text in (
+        ({"pairs": [[0, 1.6]]}, "integers"),
+        ({"labels": [1.5, 2]}, "integers"),
+        ({"predicate_scores": [[]]}, "no column"),
+        ({"label_scores": [[1.0, 1.0]]}, "flat list"),
+    ):
+        with pytest.raises(DataError, match=text):
+            Predictions(**{**base, **change})

@@ -330,3 +330,26 @@ def test_convert_writes_a_data_sets_ground_truth(tmp_path, kind, capsys):
     assert "--root" in capsys.readouterr().err
     assert tailgraph_main(["convert", "--root", str(root), str(tmp_path / "y.json")]) == 2
     assert "--format" in capsys.readouterr().err
+
+
+def test_ground_truth_is_foreground_named_and_not_empty(tmp_path):
+    g, _ = data()
+    write_ground_truth(tmp_path / "gt.json", [g], VOCAB)
+    good = json.loads((tmp_path / "gt.json").read_text())
+
+    def bad(edit, text, field):
+        doc = json.loads(json.dumps(good))
+        edit(doc)
+        (tmp_path / "b.json").write_text(json.dumps(doc))
+        with pytest.raises(DataError, match=text) as err:
+            read_ground_truth(tmp_path / "b.json")
+        assert err.value.field == field and "b.json" in str(err.value)
+
+    bad(lambda d: d["images"][0]["labels"].__setitem__(1, 0), "labelled background", "labels")
+    bad(lambda d: d["images"][0]["relations"][0].__setitem__(2, 0), "background predicate",
+        "relations")  # fmt: skip
+    bad(lambda d: d["images"][0]["relations"][0].__setitem__(1, 1.6), "integers", "relations")
+    bad(lambda d: d["images"][0].__setitem__("width", True), "integers", "width/height")
+    bad(lambda d: d.__setitem__("predicates", "on has"), "list of names", "predicates")
+    bad(lambda d: d.__setitem__("predicates", ["__background__", 3]), "strings", "predicates")
+    bad(lambda d: d.__setitem__("images", []), "no image", "images")

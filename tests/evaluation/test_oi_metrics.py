@@ -126,3 +126,8 @@ def test_evaluate_command_oi(tmp_path):
     )
     out = json.loads((tmp_path / "o.json").read_text())
     assert out["mAP"] == 1.0 and out["per_predicate_AP"]["under"] is None
+    argv = ["--protocol", "oi", "--gt", str(tmp_path / "gt.json"), "--pred"]
+    argv += [str(tmp_path / "p.json"), "--json", str(tmp_path / "o2.json")]
+    assert evaluate_main(argv + ["--ignore", "undr"]) == 2  # a typo is not silently ignored
+    assert not (tmp_path / "o2.json").exists()
+    assert evaluate_main(argv + ["--ignore", "under", "on"]) == 0
