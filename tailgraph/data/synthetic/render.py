@@ -191,11 +191,11 @@ def draw_ring(
     """A glyph's end mark: the border of ``box`` (shrunk by ``inset`` px) outlined ``width`` px
     deep in the glyph colour, so the object a glyph reaches carries the colour in its own box."""
     x1, y1, x2, y2 = box
-    inset = max(0.0, min(float(inset), (x2 - x1) / 2 - 1, (y2 - y1) / 2 - 1))  # tiny boxes
+    pad = max(0.0, min(float(inset), (x2 - x1) / 2 - 1, (y2 - y1) / 2 - 1))  # tiny boxes
     if x2 - x1 < 1 or y2 - y1 < 1:
         return
     draw.rectangle(
-        (x1 + inset, y1 + inset, x2 - inset, y2 - inset), outline=GLYPH_COLOURS[colour], width=width
+        (x1 + pad, y1 + pad, x2 - pad, y2 - pad), outline=GLYPH_COLOURS[colour], width=width
     )
 
 
