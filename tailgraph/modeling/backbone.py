@@ -113,6 +113,10 @@ class ResNetTrunk(nn.Module):
         self.stride = _STRIDES[last_stage]
         self.frozen = frozen
         if frozen:
+            # BatchNorm with fixed statistics whatever mode the module is put in: a frozen trunk
+            # must compute the same map in training and at test (and for its feature cache);
+            # a trainer that restores modes by flag would otherwise leave it batch-normalised
+            _freeze_batchnorm(self)
             for p in self.parameters():
                 p.requires_grad_(False)
 
@@ -125,14 +129,6 @@ class ResNetTrunk(nn.Module):
     def stride_of(stage: str) -> int:
         return _STRIDES[stage]
 
-    def train(self, mode: bool = True) -> ResNetTrunk:
-        super().train(mode)
-        if self.frozen:
-            for m in self.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.eval()
-        return self
-
     def forward_until(self, x: torch.Tensor, stage: str) -> torch.Tensor:
         """Run the stages up to and including ``stage``."""
         for name, module in self.stages.items():
@@ -143,3 +139,24 @@ class ResNetTrunk(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.forward_until(images, self.last_stage)
+
+
+def _freeze_batchnorm(module: nn.Module) -> None:
+    """Replace every ``BatchNorm2d`` below ``module`` by torchvision's ``FrozenBatchNorm2d``
+    with the same affine parameters and running statistics (the state-dict keys stay those of
+    BatchNorm; a stored ``num_batches_tracked`` is dropped on loading)."""
+    from torchvision.ops import FrozenBatchNorm2d
+
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.BatchNorm2d):
+            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+            with torch.no_grad():
+                if child.affine:
+                    frozen.weight.copy_(child.weight)
+                    frozen.bias.copy_(child.bias)
+                if child.running_mean is not None and child.running_var is not None:
+                    frozen.running_mean.copy_(child.running_mean)
+                    frozen.running_var.copy_(child.running_var)
+            setattr(module, name, frozen)
+        else:
+            _freeze_batchnorm(child)

@@ -60,3 +60,23 @@ def test_shards_on_disk_are_read_back_and_keyed_by_the_trunk_weights(tmp_path):
     assert again.misses == 3
     again._cache().flush()
     assert len({p.parent for p in tmp_path.glob("*/shard_*.h5")}) == 2
+
+
+def test_a_frozen_trunk_is_the_same_function_in_any_mode():
+    """A frozen trunk's BatchNorm keeps its statistics whatever its modules' flags say (a
+    trainer may restore modes by flag, not through ``train()``): the map in training equals the
+    map at test, and the running statistics never move."""
+    from tailgraph.modeling.backbone import ResNetTrunk
+
+    torch.manual_seed(0)
+    t = ResNetTrunk(18, last_stage="layer1", frozen=True)
+    for m in t.modules():
+        m.training = True  # as a trainer restoring the freshly built modules' flags
+    before = {k: v.clone() for k, v in t.state_dict().items()}
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        train_map = t(x)
+        t.eval()
+        test_map = t(x)
+    assert torch.equal(train_map, test_map)
+    assert all(torch.equal(before[k], v) for k, v in t.state_dict().items())

@@ -187,3 +187,39 @@ def test_sttran_overfits_a_tiny_video():
     probs, t = out.predicate_probs, protocol.targets(frames, out.pairs)
     assert (probs[:, :3].argmax(1) == t.labels["attention"]).all()
     assert ((probs[:, 3:] > 0.5).float() == t.multi_hot[:, 3:]).all()
+
+
+def _loop_windows(ctx, spatial, frame, nf):
+    """The per-window reference: each window (w, w + 1) decoded on its own."""
+    out = torch.empty_like(spatial)
+    for w in range(nf - 1):
+        rows = torch.nonzero((frame == w) | (frame == w + 1)).flatten()
+        if rows.numel() == 0:
+            continue
+        res = ctx._decode(spatial[rows], frame[rows] - w)
+        later = frame[rows] == w + 1
+        out[rows[later]] = res[later]
+        if w == 0:
+            out[rows[~later]] = res[~later]
+    return out
+
+
+@pytest.mark.parametrize("embed_on", ["qk", "inputs"])
+@pytest.mark.parametrize("seed", range(6))
+def test_batched_windows_equal_the_per_window_loop(embed_on, seed):
+    """All windows as one padded batch equal one window at a time (1e-5), whatever the frame
+    pattern: uneven pair counts, frames without pairs (also the first and the last), pairs not
+    sorted by frame."""
+    ctx = model(frame_embed_on=embed_on)
+    g = torch.Generator().manual_seed(seed)
+    nf = int(torch.randint(2, 8, (1,), generator=g))
+    counts = torch.randint(0, 5, (nf,), generator=g)
+    if counts.sum() == 0:
+        counts[nf // 2] = 3
+    frame = torch.repeat_interleave(torch.arange(nf), counts)
+    frame = frame[torch.randperm(frame.numel(), generator=g)]
+    spatial = torch.randn(frame.numel(), ctx.out_dim, generator=g)
+    with torch.no_grad():
+        got = ctx._decode_windows(spatial, frame, nf)
+        want = _loop_windows(ctx, spatial, frame, nf)
+    assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()

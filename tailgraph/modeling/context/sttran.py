@@ -261,15 +261,44 @@ class STTranContext(RelationFeatureMixin, ContextModel):
             self.memory = RelationMemory(d, num_predicates, groups, **opts)
         self.out_dim = self.hidden_dim = d
 
-    def _decode(self, seq: torch.Tensor, rel_frame: torch.Tensor) -> torch.Tensor:
-        """The temporal decoder over one window's pairs (``rel_frame``: 0 / 1 in the window)."""
+    def _decode(
+        self, seq: torch.Tensor, rel_frame: torch.Tensor, pad: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The temporal decoder over windows of pairs: ``seq`` ``[W, L, D]`` (or one window
+        ``[L, D]``), ``rel_frame`` 0 / 1 = the pair's frame in its window, ``pad`` ``[W, L]``
+        marks padding."""
+        one = seq.dim() == 2
+        if one:
+            seq, rel_frame = seq.unsqueeze(0), rel_frame.unsqueeze(0)
         pos = self.frame_embed(rel_frame.long())
         if self.frame_embed_on == "qk":
-            x = seq.unsqueeze(0)
+            x = seq
             for layer in self.temporal_layers:
-                x = layer(x, pos.unsqueeze(0))
-            return x.squeeze(0)
-        return self.temporal((seq + pos).unsqueeze(0)).squeeze(0)
+                x = layer(x, pos, key_padding_mask=pad)
+        else:
+            x = self.temporal(seq + pos, src_key_padding_mask=pad)
+        return x.squeeze(0) if one else x
+
+    def _decode_windows(self, spatial: torch.Tensor, frame: torch.Tensor, nf: int) -> torch.Tensor:
+        """All sliding windows ``(w, w + 1)`` decoded as one padded batch; each frame's pairs
+        take the output of the window in which it is the later frame (frame 0: window 0)."""
+        counts = torch.bincount(frame, minlength=nf)
+        order = torch.argsort(frame, stable=True)
+        starts = torch.cumsum(counts, 0) - counts
+        lengths = counts[:-1] + counts[1:]  # window w: frames w and w + 1, contiguous in order
+        keep = torch.nonzero(lengths > 0).flatten()
+        lengths, first = lengths[keep], starts[:-1][keep]
+        width = int(lengths.max())
+        slot = torch.arange(width, device=frame.device)
+        valid = slot.unsqueeze(0) < lengths.unsqueeze(1)  # [W, L]
+        rows = order[(first.unsqueeze(1) + slot.unsqueeze(0)).clamp(max=frame.numel() - 1)]
+        rel = (frame[rows] - keep.unsqueeze(1)).clamp(0, 1)
+        seq = torch.where(valid.unsqueeze(-1), spatial[rows], spatial.new_zeros(()))
+        res = self._decode(seq, rel, ~valid)
+        take = valid & ((rel == 1) | (keep.unsqueeze(1) == 0))
+        out = torch.empty_like(spatial)
+        out[rows[take]] = res[take]
+        return out
 
     def forward(self, inp: RelationInputs) -> ContextOutput:
         x = self.relation_features(inp)
@@ -284,17 +313,10 @@ class STTranContext(RelationFeatureMixin, ContextModel):
             spatial = mem(spatial)
         if nf == 1:
             out = self._decode(spatial, torch.zeros_like(frame))
+        elif frame.numel() == 0:
+            out = spatial
         else:
-            out = torch.empty_like(spatial)
-            for w in range(nf - 1):  # window (w, w + 1)
-                rows = torch.nonzero((frame == w) | (frame == w + 1)).flatten()
-                if rows.numel() == 0:
-                    continue
-                res = self._decode(spatial[rows], frame[rows] - w)
-                later = frame[rows] == w + 1
-                out[rows[later]] = res[later]
-                if w == 0:
-                    out[rows[~later]] = res[~later]
+            out = self._decode_windows(spatial, frame, nf)
         if mem is not None and mem.fusion == "late":
             writes.append((mem, out.detach()))
             out = mem(out)
