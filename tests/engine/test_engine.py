@@ -446,7 +446,7 @@ def test_ag_through_the_cli_learns_predicate_zero(tmp_path, monkeypatch):
                     "init_args": {"root": str(root), "max_size": 64, "val_fraction": 0.0},
                 },
                 "trainer": {
-                    "max_epochs": 8,
+                    "max_epochs": 12,
                     "enable_progress_bar": False,
                     "enable_model_summary": False,
                     "default_root_dir": str(tmp_path),
