@@ -5,14 +5,20 @@ does not import the training stack. Each target is a ``main(argv: list[str]) -> 
 
 Errors on bad input (:class:`tailgraph.errors.DataError`, anywhere below a subcommand) print
 one line on stderr naming the file, sample and field, and exit with code 2; ``--debug`` (any
-position) shows the traceback instead.
+position) shows the traceback instead. An output that cannot be written (disk full, file-size
+limit, no permission, read-only file system) is one line naming the path, exit code 2. SIGINT
+(Ctrl-C) and SIGTERM end a command with one line, "interrupted", and exit codes 130 / 143;
+outputs are written to temporaries and renamed, so they are complete or absent.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
+import re
+import signal
 import sys
 
 from tailgraph.errors import DataError
@@ -50,6 +56,39 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("tailgraph.cli.report", "main", "render a run's results as a readable report"),
     "demo": ("tailgraph.cli.demo", "main", "generate -> fit -> test -> report on synth-vg"),
 }
+
+
+# errors of writing an output, reported as one line naming the path
+OUTPUT_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EFBIG: "file too large (a file-size limit?)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.EIO: "input/output error",
+}
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so outputs unwind like on Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _io_error_line(exc: OSError) -> str | None:
+    """One line for an I/O error of an output, or None when it is not one."""
+    code = exc.errno
+    if code is None and isinstance(exc.__cause__, OSError):
+        code = exc.__cause__.errno
+    if code not in OUTPUT_ERRNOS:
+        return None
+    where = exc.filename if exc.filename is not None else "an output"
+    if exc.filename is not None:  # a temporary stands for the output it becomes
+        where = re.sub(r"(^|/)\.([^/]+?)\.tmp-\d+[^/]*", r"\1\2", str(exc.filename))
+    return f"cannot write {where}: {OUTPUT_ERRNOS[code]}"
 
 
 def _one_line_error(self: argparse.ArgumentParser, message: str) -> None:
@@ -90,8 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser.error = _one_line_error  # type: ignore[method-assign,assignment]  # every subcommand's argument errors: one line
     if debug:
         os.environ["TAILGRAPH_DEBUG"] = "1"
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         func = getattr(importlib.import_module(module_name), func_name)
+        # a file-size limit makes a write fail with EFBIG instead of killing the process
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         result = func(rest)
     except DataError as exc:
         if debug:
@@ -102,6 +144,24 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"tailgraph {name}: interrupted", file=sys.stderr)
+        return 130
+    except Terminated:
+        if debug:
+            raise
+        print(f"tailgraph {name}: interrupted (SIGTERM)", file=sys.stderr)
+        return 143
+    except OSError as exc:
+        line = _io_error_line(exc)
+        if line is None or debug:
+            raise
+        print(f"tailgraph {name}: {line}", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return int(result or 0)
 
 

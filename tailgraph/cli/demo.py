@@ -14,7 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "run_demo", "DEMO_DATA", "DEMO_MODEL"]
+from tailgraph.cli.synth import MAX_ITEMS
+from tailgraph.io.args import int_in
+
+__all__ = ["main", "run_demo", "DEMO_DATA", "DEMO_MODEL", "MIN_TRAIN"]
+
+MIN_TRAIN = 20  # training images: fewer leave no validation images and no tail to learn
 
 # the data and model of configs/synthetic/hml_motifs_vg.yaml
 DEMO_DATA: dict[str, Any] = dict(
@@ -179,19 +184,33 @@ def main(argv: list[str]) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", default="demo_out", help="output folder")
-    p.add_argument("--train", type=int, default=DEMO_DATA["num_train"], help="training images")
-    p.add_argument("--test", type=int, default=DEMO_DATA["num_test"], help="test images")
-    p.add_argument("--epochs", type=int, default=8, help="epochs of the plain model")
     p.add_argument(
-        "--stage-epochs", type=int, nargs="+", default=[4, 4], help="epochs of each HML stage"
+        "--train",
+        type=int_in(MIN_TRAIN, MAX_ITEMS),
+        default=DEMO_DATA["num_train"],
+        help=f"training images ({MIN_TRAIN}-{MAX_ITEMS})",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--test",
+        type=int_in(1, MAX_ITEMS),
+        default=DEMO_DATA["num_test"],
+        help=f"test images (1-{MAX_ITEMS})",
+    )
+    p.add_argument(
+        "--epochs", type=int_in(1, 1000), default=8, help="epochs of the plain model (1-1000)"
+    )
+    p.add_argument(
+        "--stage-epochs",
+        type=int_in(1, 1000),
+        nargs="+",
+        default=[4, 4],
+        help="epochs of each HML stage (1-1000)",
+    )
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0, help="0-2^32-1")
     p.add_argument(
         "--overwrite", action="store_true", help="replace the results of an earlier demo in --out"
     )
     a = p.parse_args(argv)
-    if a.epochs <= 0 or any(e <= 0 for e in a.stage_epochs):
-        p.error("epochs must be positive")
     from tailgraph.io.outputs import claim_file
     from tailgraph.viz.report import REPORT_FILES
 

@@ -18,6 +18,7 @@ import argparse
 import sys
 
 from tailgraph.errors import DataError
+from tailgraph.io.args import float_in, int_in
 from tailgraph.protocols import DATA_KINDS, EvalOptions, data_kind
 
 __all__ = ["main"]
@@ -47,9 +48,14 @@ def main(argv: list[str]) -> int:
     defaults = "; ".join(
         f"{k.name}: {' '.join(map(str, k.default_ks))}" for k in DATA_KINDS.values()
     )
-    p.add_argument("-k", type=int, nargs="+", default=None, help=f"K values ({defaults})")
     p.add_argument(
-        "--semi-threshold", type=float, default=0.9, help="ag: threshold of the semi constraint"
+        "-k", type=int_in(1, 10000), nargs="+", default=None, help=f"K values, 1-10000 ({defaults})"
+    )
+    p.add_argument(
+        "--semi-threshold",
+        type=float_in(0.0, 1.0),
+        default=0.9,
+        help="ag: threshold of the semi constraint",
     )
     p.add_argument(
         "--attention-softmax",

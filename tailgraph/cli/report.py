@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from tailgraph.errors import DataError
+from tailgraph.io.args import int_in
 from tailgraph.viz.report import write_report
 
 __all__ = ["main"]
@@ -24,7 +25,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--out", default=None, help="output folder (default: beside the first run's results)"
     )
-    parser.add_argument("-k", type=int, default=50, help="K of the per-predicate recalls")
+    parser.add_argument(
+        "-k", type=int_in(1, 10000), default=50, help="K of the per-predicate recalls (1-10000)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing report files")
     args = parser.parse_args(argv)
     try:

@@ -9,9 +9,13 @@ from typing import Any
 import numpy as np
 
 from tailgraph.data.synthetic import SynthInfo
+from tailgraph.io.args import int_in
 from tailgraph.protocols import DATA_KINDS
 
-__all__ = ["main", "print_vg_stats"]
+__all__ = ["main", "print_vg_stats", "MAX_ITEMS", "MIN_SIZE", "MAX_SIZE"]
+
+MAX_ITEMS = 200_000  # images / videos per split
+MIN_SIZE, MAX_SIZE = 32, 4096  # canvas side in pixels
 
 
 def print_vg_stats(info: Any, out: Path) -> Path:
@@ -65,13 +69,30 @@ def main(argv: list[str]) -> int:
     variants = {k.synthetic: k for k in DATA_KINDS.values()}
     p.add_argument("--variant", default="synth-vg", choices=sorted(variants))
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--train", type=int, default=2000, help="training images / videos")
-    p.add_argument("--test", type=int, default=400, help="test images / videos")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=192, help="canvas size in pixels")
+    p.add_argument(
+        "--train",
+        type=int_in(0, MAX_ITEMS),
+        default=2000,
+        help=f"training images / videos (0-{MAX_ITEMS})",
+    )
+    p.add_argument(
+        "--test",
+        type=int_in(0, MAX_ITEMS),
+        default=400,
+        help=f"test images / videos (0-{MAX_ITEMS})",
+    )
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0, help="0-2^32-1")
+    p.add_argument(
+        "--size",
+        type=int_in(MIN_SIZE, MAX_SIZE),
+        default=192,
+        help=f"canvas size in pixels ({MIN_SIZE}-{MAX_SIZE})",
+    )
     p.add_argument("--stats", action="store_true", help="print and plot the predicate statistics")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     a = p.parse_args(argv)
+    if a.train + a.test == 0:
+        p.error("--train and --test are both 0: nothing to generate")
     from tailgraph.io.outputs import build_folder_atomically
 
     def build(tmp: Path):

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from tailgraph.errors import DataError
+from tailgraph.io.outputs import write_h5_atomic, write_text_atomic
 from tailgraph.structures import SceneGraph
 from tailgraph.vocab import BACKGROUND, Vocabulary
 
@@ -582,7 +583,6 @@ def write_vg(
         Paths of the written files. Files are written to temporary names and renamed, so a
         crash never leaves a half-written data set.
     """
-    import h5py
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -632,9 +632,8 @@ def write_vg(
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(shape, dtype=dtype)
 
     h5_path = out / h5_name
-    tmp = out / (h5_name + ".tmp")
-    with h5py.File(tmp, "w", track_order=False) as f:
 
+    def fill(f: Any) -> None:
         def put(name: str, arr: np.ndarray) -> None:
             f.create_dataset(name, data=arr, track_times=False)
 
@@ -650,7 +649,8 @@ def write_vg(
         put("img_to_first_rel", np.asarray(first_rel, dtype=np.int32))
         put("img_to_last_rel", np.asarray(last_rel, dtype=np.int32))
         put("split", np.asarray(splits, dtype=np.int32))
-    os.replace(tmp, h5_path)
+
+    write_h5_atomic(h5_path, fill, track_order=False)
 
     classes = vocab.object_classes[1:]
     predicates = vocab.predicates[1:]
@@ -667,12 +667,7 @@ def write_vg(
     files = {"h5": h5_path}
 
     def dump(name: str, obj: Any) -> Path:
-        p = out / name
-        t = out / (name + ".tmp")
-        with open(t, "w") as fh:
-            json.dump(obj, fh, sort_keys=True)
-        os.replace(t, p)
-        return p
+        return write_text_atomic(out / name, json.dumps(obj, sort_keys=True))
 
     files["dicts"] = dump("VG-SGG-dicts.json", dicts)
     files["image_data"] = dump("image_data.json", infos)

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from tailgraph.errors import DataError
+from tailgraph.io.args import int_in
 from tailgraph.viz.drawings import draw_boxes, draw_frame_strip, draw_graph, draw_timeline
 
 __all__ = [
@@ -435,27 +436,25 @@ def main(argv: list[str]) -> int:
         "(images / annotations / categories) or a ground-truth interchange file",
     )
     p.add_argument("--pred-format", default="json", help="json, json.gz, h5 or npz")
-    p.add_argument("--top", type=int, default=5, help="triplets drawn per image (1-100)")
+    p.add_argument("--top", type=int_in(1, 100), default=5, help="triplets drawn per image (1-100)")
     p.add_argument(
         "--triplets",
-        type=int,
+        type=int_in(1, 10000),
         default=20,
         help="named triplets written per image, ranked by score (1-10000)",
     )
     p.add_argument(
         "--max-size",
-        type=int,
+        type=int_in(32, 8192),
         default=None,
-        help="longer image side fed to the network (default: the checkpoint's)",
+        help="longer image side fed to the network, 32-8192 (default: the checkpoint's)",
     )
-    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
+    p.add_argument(
+        "--batch-size", type=int_in(1, 1024), default=8, help="images per forward pass (1-1024)"
+    )
     p.add_argument("--no-draw", action="store_true", help="write the scene graphs only")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     a = p.parse_args(argv)
-    if a.max_size is not None and a.max_size <= 0:
-        p.error("--max-size must be positive")
-    if a.batch_size <= 0:
-        p.error("--batch-size must be positive")
     from tailgraph.engine.quiet import quiet_libraries
 
     quiet_libraries()

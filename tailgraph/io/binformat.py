@@ -42,6 +42,12 @@ from typing import Any
 import numpy as np
 
 from tailgraph.errors import DataError
+from tailgraph.io.outputs import (
+    naming_errors,
+    remove_stale_temporaries,
+    temporary_name,
+    write_h5_atomic,
+)
 
 __all__ = [
     "BIN_FORMAT",
@@ -856,28 +862,29 @@ def write_binary(
         raise DataError("is a directory", file=str(path))
     full = {"format": BIN_FORMAT, "kind": kind, **(meta or {})}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if path.suffix.lower() == ".npz":
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
-                for name, arr in [("__meta__", np.asarray(json.dumps(full)))] + list(
-                    arrays.items()
-                ):
-                    with z.open(name + ".npy", "w", force_zip64=True) as f:
-                        np.lib.format.write_array(
-                            f, np.require(arr, requirements="C"), allow_pickle=False
-                        )
-        else:
+    if path.suffix.lower() != ".npz":
+
+        def fill(f: Any) -> None:
             import h5py
 
-            with h5py.File(tmp, "w") as f:
-                f.attrs["meta"] = json.dumps(full)
-                for name, arr in arrays.items():
-                    arr = np.ascontiguousarray(arr)
-                    if arr.dtype.kind == "U":
-                        f.create_dataset(name, data=arr.astype(object), dtype=h5py.string_dtype())
-                    else:
-                        f.create_dataset(name, data=arr)
+            f.attrs["meta"] = json.dumps(full)
+            for name, arr in arrays.items():
+                arr = np.ascontiguousarray(arr)
+                if arr.dtype.kind == "U":
+                    f.create_dataset(name, data=arr.astype(object), dtype=h5py.string_dtype())
+                else:
+                    f.create_dataset(name, data=arr)
+
+        return write_h5_atomic(path, fill)  # built in memory: a full disk is an OSError
+    remove_stale_temporaries(path)
+    tmp = temporary_name(path)
+    try:
+        with naming_errors(path), zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, True) as z:
+            for name, arr in [("__meta__", np.asarray(json.dumps(full)))] + list(arrays.items()):
+                with z.open(name + ".npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(
+                        f, np.require(arr, requirements="C"), allow_pickle=False
+                    )
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tailgraph.errors import DataError
+from tailgraph.io.outputs import naming_errors, remove_stale_temporaries, temporary_name
 from tailgraph.vocab import Vocabulary
 
 if TYPE_CHECKING:  # torch is imported only by the readers that build these
@@ -71,10 +72,11 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write JSON (gzip when the name ends in ``.gz``) atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    remove_stale_temporaries(path)
+    tmp = temporary_name(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(tmp, "wt") as f:
+        with naming_errors(path), opener(tmp, "wt") as f:
             json.dump(obj, f)
         os.replace(tmp, path)
     finally:

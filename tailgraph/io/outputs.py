@@ -4,20 +4,39 @@ Every file or folder the command line writes goes to a temporary name beside its
 and is renamed into place once complete; a failure removes the temporary and leaves the
 destination as it was. An existing destination is replaced only when the caller passes
 ``overwrite`` (the commands' ``--overwrite``).
+
+Temporaries are named ``.NAME.tmp-PID`` (:func:`temporary_name`); one left behind by a process
+that was killed (SIGKILL, power loss) is removed by the next write to ``NAME``
+(:func:`remove_stale_temporaries`). HDF5 files are built in memory and written with Python's
+file I/O (:func:`write_h5_atomic`), so a full disk is an ``OSError`` naming the file, never an
+error inside the HDF5 library (whose failed close can crash the process).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from tailgraph.errors import DataError
 
-__all__ = ["claim_file", "write_text_atomic", "write_json_atomic", "build_folder_atomically"]
+__all__ = [
+    "claim_file",
+    "write_text_atomic",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "write_h5_atomic",
+    "build_folder_atomically",
+    "temporary_name",
+    "remove_stale_temporaries",
+    "naming_errors",
+]
 
 T = TypeVar("T")
 
@@ -34,18 +53,110 @@ def claim_file(path: str | os.PathLike, overwrite: bool, field: str = "output") 
     return p
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to a temporary name beside ``path`` and rename it into place."""
+@contextmanager
+def naming_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Re-raise an ``OSError`` without a file name (a failed ``write``) as one naming ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
+        raise
+
+
+def temporary_name(path: str | os.PathLike, suffix: str = "") -> Path:
+    """``.NAME.tmp-PID[suffix]`` beside ``path``: this process's temporary for ``path``."""
+    p = Path(path)
+    return p.with_name(f".{p.name}.tmp-{os.getpid()}{suffix}")
+
+
+def _process_started_after(pid: int, mtime: float) -> bool | None:
+    """Whether process ``pid`` started after ``mtime`` (Linux ``/proc``); None if unknown."""
+    try:
+        return os.stat(f"/proc/{pid}").st_mtime > mtime + 1.0
+    except OSError:
+        return None
+
+
+def _is_stale(pid: int, mtime: float) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True  # the process that made it is gone
+    except PermissionError:
+        return False  # alive, another user's
+    # alive: a reused pid when the process is younger than the temporary
+    return bool(_process_started_after(pid, mtime))
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove ``.NAME.tmp-PID*`` / ``.NAME.old-PID`` beside ``path`` whose process is gone.
+
+    A temporary of a process that still runs (another command writing the same output) is
+    left alone. Returns what was removed.
+    """
+    p = Path(path)
+    parent = p.parent
+    if not parent.is_dir():
+        return []
+    pattern = re.compile(rf"^\.{re.escape(p.name)}\.(?:tmp|old)-(\d+)")
+    removed = []
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if not m:
+            continue
+        try:
+            mtime = entry.lstat().st_mtime
+        except OSError:
+            continue
+        if not _is_stale(int(m.group(1)), mtime):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes | memoryview) -> Path:
+    """Write ``data`` to a temporary name beside ``path`` and rename it into place."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    remove_stale_temporaries(p)
+    tmp = temporary_name(p)
     try:
-        tmp.write_text(text)
+        with naming_errors(p), open(tmp, "wb") as f:
+            f.write(data)
         os.replace(tmp, p)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return p
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to a temporary name beside ``path`` and rename it into place."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_h5_atomic(path: str | os.PathLike, fill: Callable[[Any], None], **kwargs: Any) -> Path:
+    """Build an HDF5 file in memory with ``fill(h5py.File)`` and write it atomically.
+
+    ``kwargs`` go to ``h5py.File`` (e.g. ``track_order``).
+    """
+    import h5py
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w", **kwargs) as f:
+        fill(f)
+    return write_bytes_atomic(path, buf.getbuffer())
 
 
 def build_folder_atomically(
@@ -64,11 +175,13 @@ def build_folder_atomically(
             "exists and is not empty (pass --overwrite to replace it)", file=str(out), field="out"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    remove_stale_temporaries(out)
+    tmp = temporary_name(out)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        result = build(tmp)
+        with naming_errors(out):
+            result = build(tmp)
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             os.replace(out, old)
@@ -84,13 +197,4 @@ def build_folder_atomically(
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
     """Write JSON to ``path`` via a temporary file and an atomic rename (keys sorted)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True))

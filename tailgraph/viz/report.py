@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from tailgraph.errors import DataError
+from tailgraph.io.outputs import naming_errors, remove_stale_temporaries, temporary_name
 
 __all__ = [
     "write_report",
@@ -409,7 +410,8 @@ def write_report(
 def _stage(out: Path, name: str, staged: list) -> Path:
     """A temporary name beside ``out / name`` (same suffix), renamed by :func:`write_report`."""
     final = out / name
-    tmp = out / f".{final.stem}.tmp-{os.getpid()}{final.suffix}"
+    remove_stale_temporaries(final)
+    tmp = temporary_name(final, final.suffix)
     staged.append((tmp, final))
     return tmp
 
@@ -426,7 +428,8 @@ def _render_report(paths: list[Path], out: Path, k: int, staged: list) -> dict[s
     def plot(kind: str, draw) -> None:
         """Render one figure under its staged name (``draw(path)``) and record it."""
         tmp = _stage(out, REPORT_FILES[kind], staged)
-        draw(tmp)
+        with naming_errors(out / REPORT_FILES[kind]):
+            draw(tmp)
         files[kind] = out / REPORT_FILES[kind]
         images[kind] = tmp
 
@@ -485,10 +488,12 @@ def _render_report(paths: list[Path], out: Path, k: int, staged: list) -> dict[s
     sections = _sections(runs, series, confusions, k)
     md = _markdown(runs, sections, files, k)
     files["markdown"] = out / REPORT_FILES["markdown"]
-    _stage(out, REPORT_FILES["markdown"], staged).write_text(md, encoding="utf-8")
+    with naming_errors(files["markdown"]):
+        _stage(out, REPORT_FILES["markdown"], staged).write_text(md, encoding="utf-8")
     page = _html(runs, sections, images, k)
     files["html"] = out / REPORT_FILES["html"]
-    _stage(out, REPORT_FILES["html"], staged).write_text(page, encoding="utf-8")
+    with naming_errors(files["html"]):
+        _stage(out, REPORT_FILES["html"], staged).write_text(page, encoding="utf-8")
     return files
 
 

@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from tailgraph.cli import main as tailgraph_main
 from tailgraph.cli.report import main
 from tailgraph.errors import DataError
 from tailgraph.viz.report import results_table, write_report
@@ -93,7 +94,6 @@ def test_report_bad_runs_are_one_line_errors(tmp_path, capsys):
         ([str(good), str(missing), "--out", str(tmp_path / "o")], ["missing", "not found"]),
         ([str(bad_counts), "--out", str(tmp_path / "o")], ["train_counts"]),
         ([str(bad_parent), "--out", str(tmp_path / "o")], ["coarse_parent"]),
-        ([str(good), "-k", "0", "--out", str(tmp_path / "o")], ["-k"]),
     ):
         capsys.readouterr()
         assert main(args) == 2, args
@@ -102,3 +102,10 @@ def test_report_bad_runs_are_one_line_errors(tmp_path, capsys):
         for n in names:
             assert n in err, (n, err)
         assert not (tmp_path / "o").exists()
+    # K is range-checked by the command line (1-10000) before anything is read
+    with pytest.raises(SystemExit) as exit_:
+        tailgraph_main(["report", str(good), "-k", "0", "--out", str(tmp_path / "o")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "-k" in err and "[1, 10000]" in err, err
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,167 @@
+"""Disk full, file-size limits, read-only outputs and interrupts end a command with one line,
+exit 2 / 130 / 143, and leave no output and no temporary behind; a temporary of a killed run is
+removed by the next run into that output.
+
+Each case runs ``tailgraph`` in a subprocess: the file-size limit is a real ``RLIMIT_FSIZE``,
+and the interrupt a real signal sent by the process to itself at the worst moment — after the
+temporary is complete, before it is renamed into place (the first ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tailgraph.io.outputs import remove_stale_temporaries, temporary_name
+
+from ..evaluation.test_binformat import _gt_doc, _pred_doc
+from ..evaluation.test_vg_metrics import random_case
+
+# runs `tailgraph ARGV`, first limiting output files to LIMIT bytes (0: no limit) and, when
+# SIGNAL is set, sending it to itself on the first os.replace (a temporary about to be renamed)
+RUNNER = """
+import os, resource, signal, sys
+limit, sig = int(sys.argv[1]), sys.argv[2]
+if limit:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+if sig:
+    real = os.replace
+    def replace(src, dst, *a, **k):
+        os.kill(os.getpid(), getattr(signal, sig))
+        return real(src, dst, *a, **k)
+    os.replace = replace
+from tailgraph.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def run(argv: list[str], limit: int = 0, sig: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", RUNNER, str(limit), sig, *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob(".*"))
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    base = tmp_path_factory.mktemp("io")
+    gts, preds = random_case(np.random.default_rng(3), 40, "predcls")
+    (base / "gt.json").write_text(json.dumps(_gt_doc(gts)))
+    (base / "pred.json").write_text(json.dumps(_pred_doc(preds)))
+    return base
+
+
+def commands(case: Path, out: Path) -> dict[str, tuple[list[str], Path]]:
+    """Output-writing commands that finish in seconds, and the output each writes."""
+    gt, pred = str(case / "gt.json"), str(case / "pred.json")
+    evaluate = ["evaluate", "--protocol", "vg", "--mode", "predcls", "--gt", gt, "--pred", pred]
+    return {
+        "convert h5": (["convert", pred, str(out / "p.h5")], out / "p.h5"),
+        "convert npz": (["convert", pred, str(out / "p.npz")], out / "p.npz"),
+        "convert json": (["convert", str(case / "p.h5"), str(out / "p.json")], out / "p.json"),
+        "evaluate --json": ([*evaluate, "--json", str(out / "m.json")], out / "m.json"),
+        "synth": (
+            ["synth", "--train", "30", "--test", "5", "--size", "64", "--out", str(out / "d")],
+            out / "d",
+        ),
+        "report": (
+            ["report", str(case / "metrics.json"), "--out", str(out / "r")],
+            out / "r",
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def binary(case):
+    r = run(["convert", str(case / "pred.json"), str(case / "p.h5")])
+    assert r.returncode == 0, r.stderr
+    evaluate = ["evaluate", "--protocol", "vg", "--mode", "predcls", "--gt", str(case / "gt.json")]
+    r = run([*evaluate, "--pred", str(case / "pred.json"), "--json", str(case / "m.json")])
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((case / "m.json").read_text())
+    (case / "metrics.json").write_text(json.dumps({"models": {"model": metrics}}))
+
+
+@pytest.mark.parametrize(
+    "name", ["convert h5", "convert npz", "convert json", "evaluate --json", "synth", "report"]
+)
+def test_a_file_size_limit_is_one_line_naming_the_output(case, binary, tmp_path, name):
+    argv, target = commands(case, tmp_path)[name]
+    r = run(argv, limit=512)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "file too large" in lines[0], r.stderr
+    # the output is named, not its temporary (synth: the file inside it that hit the limit)
+    assert str(target) in lines[0] and ".tmp-" not in lines[0], lines[0]
+    assert not target.exists() and hidden(tmp_path) == [], hidden(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name", ["convert h5", "convert npz", "convert json", "evaluate --json", "synth", "report"]
+)
+@pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_an_interrupt_is_one_line_and_leaves_nothing(case, binary, tmp_path, name, sig, code):
+    argv, target = commands(case, tmp_path)[name]
+    r = run(argv, sig=sig)
+    assert r.returncode == code, r.stderr
+    assert r.stderr.strip().splitlines() == [f"tailgraph {argv[0]}: interrupted"] or (
+        sig == "SIGTERM" and r.stderr.strip().endswith("interrupted (SIGTERM)")
+    ), r.stderr
+    assert "Traceback" not in r.stderr
+    assert not target.exists() and hidden(tmp_path) == [], hidden(tmp_path)
+
+
+def test_the_commands_write_their_outputs_when_left_alone(case, binary, tmp_path):
+    """The control of the two tests above: the same commands, unlimited and uninterrupted."""
+    for name, (argv, target) in commands(case, tmp_path).items():
+        r = run(argv)
+        assert r.returncode == 0, (name, r.stderr)
+        assert target.exists() and hidden(tmp_path) == [], (name, hidden(tmp_path))
+
+
+def test_a_killed_runs_temporary_is_removed_by_the_next_run(case, tmp_path):
+    out = tmp_path / "d"
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        alive = out.with_name(f".d.tmp-{child.pid}")
+        alive.mkdir()  # the temporary of a process that still runs: left alone
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True).stdout.strip()  # fmt: skip
+        stale = out.with_name(f".d.tmp-{dead}")
+        stale.mkdir()
+        (stale / "half.jpg").write_bytes(b"\xff\xd8")
+        # a file temporary of a gone process (another output's is not touched)
+        stale_file = tmp_path / f".m.json.tmp-{dead}"
+        stale_file.write_text("{")
+        r = run(["synth", "--train", "5", "--test", "2", "--size", "64", "--out", str(out)])
+        assert r.returncode == 0, r.stderr
+        assert not stale.exists() and alive.exists() and stale_file.exists()
+        assert remove_stale_temporaries(tmp_path / "m.json") == [stale_file]
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_reused_pid_does_not_keep_an_old_temporary(tmp_path):
+    """A temporary older than the live process that now has its pid is stale."""
+    target = tmp_path / "x.json"
+    tmp = target.with_name(f".x.json.tmp-{os.getppid()}")
+    tmp.write_text("{")
+    os.utime(tmp, (time.time() - 10 * 365 * 86400,) * 2)  # made long before our parent started
+    assert remove_stale_temporaries(target) == [tmp]
+    mine = temporary_name(target)
+    mine.write_text("{")
+    assert remove_stale_temporaries(target) == [] and mine.exists()
