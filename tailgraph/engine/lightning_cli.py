@@ -215,6 +215,23 @@ def _take_pred_format(subcommand: str, argv: list[str]) -> tuple[list[str], str 
     return out, fmt
 
 
+def _check_recipes(argv: list[str]) -> None:
+    """Size- and alias-bound every recipe (``--config FILE``) and inline YAML value."""
+    from tailgraph.errors import DataError
+    from tailgraph.io.recipes import MAX_RECIPE_BYTES, check_recipe_file, check_recipe_text
+
+    for i, a in enumerate(argv):
+        if a in ("--config", "-c") and i + 1 < len(argv):
+            check_recipe_file(argv[i + 1])
+        elif a.startswith("--config="):
+            check_recipe_file(a.split("=", 1)[1])
+        else:
+            if len(a) > MAX_RECIPE_BYTES:
+                raise DataError(f"an argument of {len(a)} characters is over the bound")
+            value = a.split("=", 1)[-1] if a.startswith("--") else a
+            check_recipe_text(value, "the command line")
+
+
 def _run(subcommand: str, argv: list[str]) -> int:
     from tailgraph.engine.quiet import quiet_libraries
     from tailgraph.errors import DataError
@@ -222,6 +239,7 @@ def _run(subcommand: str, argv: list[str]) -> int:
     quiet_libraries()
     given = list(argv)
     argv, pred_format = _take_pred_format(subcommand, argv)
+    _check_recipes(argv)
     debug = os.environ.get("TAILGRAPH_DEBUG") == "1"
     saved_argv = sys.argv
     # the arguments reach LightningCLI explicitly; sys.argv is the command a DDP launcher

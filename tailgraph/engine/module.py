@@ -217,6 +217,8 @@ class SGGModule(L.LightningModule):
         dm = self._datamodule()
         if dm is not None and dm.vocab is None:
             dm.setup(stage)
+        if stage == "fit" and dm is not None and dm.vocab is not None:
+            _check_trainable(dm)
         if self.model is not None:
             if self.train_stats is None and dm is not None and dm.vocab is not None:
                 self.train_stats = TrainStats.from_graphs(dm.train_graphs(), dm.vocab)
@@ -444,3 +446,19 @@ class SGGModule(L.LightningModule):
             **dict(spec.get("init_args") or {}),
         }
         return cls(params, **args)
+
+
+def _check_trainable(dm: SGGDataModule) -> None:
+    """A training split with no sample or no relation is an error, not "0 epochs"."""
+    from tailgraph.errors import DataError
+
+    graphs = dm.train_graphs()
+    where = str(getattr(dm, "root", type(dm).__name__))
+    if not graphs:
+        raise DataError("the training split has no samples", file=where, field="train")
+    if not any(g.num_relations for g in graphs):
+        raise DataError(
+            f"the training split's {len(graphs)} samples hold no relation: nothing to learn",
+            file=where,
+            field="train",
+        )

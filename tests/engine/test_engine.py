@@ -1,6 +1,8 @@
 """The engine across data kinds: protocols, the method seam, validation splits, SGDet inputs."""
 
 import json
+import subprocess
+import sys
 
 import lightning as L
 import numpy as np
@@ -28,7 +30,7 @@ from tailgraph.protocols import (
 )
 from tailgraph.structures import GraphBatch, SceneGraph
 from tailgraph.vocab import Vocabulary
-from tests.helpers import ag_vocab
+from tests.helpers import ag_vocab, tiny_vg_recipe
 
 NAMES = ["__background__", "person", "cup", "table"]
 
@@ -683,3 +685,65 @@ def test_negative_mining_batches_reach_the_loss_unchanged(tmp_path):
     assert (labels == 0).any() and (labels > 0).any()  # softmax CE over {no relation} ∪ predicates
     losses = module.method.training_step(module.model, prepared)
     assert set(losses) == {"loss_predicate"}
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path):
+    """A 1 KB recipe of nested aliases (10^12 nodes expanded) is one line, exit 2, in a process
+    whose address space is capped (the real parse would exhaust it)."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 12)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join([*lines, "model: {lr: *a11}"]) + "\n")
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * (2 << 20) + "\n")
+    runner = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30)); "
+        "from tailgraph.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    for recipe, needle in ((bomb, "YAML aliases expand"), (big, "byte bound")):
+        r = subprocess.run(
+            [sys.executable, "-c", runner, "fit", "--config", str(recipe)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 2, r.stderr[-500:]
+        err = r.stderr.strip().splitlines()
+        assert len(err) == 1 and needle in err[0] and str(recipe) in err[0], err
+    # an inline value is bounded the same way
+    inline = "{" + ", ".join(lines).replace(": ", ": ") + "}"
+    r = subprocess.run(
+        [sys.executable, "-c", runner, "fit", "--model.context", inline],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and "YAML aliases expand" in r.stderr, r.stderr[-500:]
+
+
+def test_fit_without_training_samples_or_relations_is_an_error(tmp_path, capsys):
+    """Not "epochs 0 (steps 0)" with exit 0 and a checkpoint folder that never appears."""
+    import h5py
+
+    root = tmp_path / "vg"
+    assert tailgraph_main(["synth", "--train", "12", "--test", "3", "--size", "64", "--out",
+                           str(root)]) == 0  # fmt: skip
+    with h5py.File(root / "VG-SGG-with-attri.h5", "r+") as f:
+        train = f["split"][:] == 0
+        for key in ("img_to_first_rel", "img_to_last_rel"):
+            v = f[key][:]
+            v[train] = -1
+            f[key][...] = v
+    cfg = tiny_vg_recipe(tmp_path / "r.yaml", root, tmp_path / "out")
+    cfg.write_text(
+        cfg.read_text().replace("SynthVGDataModule", "VGDataModule").replace("num_train: 40", "")
+    )
+    data = yaml.safe_load(cfg.read_text())
+    data["data"]["init_args"] = {"root": str(root), "layout_only": True, "batch_size": 4}
+    cfg.write_text(yaml.safe_dump(data))
+    capsys.readouterr()
+    assert tailgraph_main(["fit", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    # (the VG reader drops relation-less training images, so no sample is left)
+    assert len(err) == 1 and "the training split has no" in err[0] and str(root) in err[0], err
+    assert not any((tmp_path / "out").rglob("*.ckpt"))
