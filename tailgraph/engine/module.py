@@ -277,7 +277,28 @@ class SGGModule(L.LightningModule):
             "train_stats": None if st is None else st.to_dict(),
         }
 
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        """``nn.Module.load_state_dict``; a mismatch is a :class:`DataError` naming the file,
+        the first missing / unexpected / mis-shaped key and the first recipe setting in which
+        the checkpoint's training differs from this model."""
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        except RuntimeError as exc:
+            if "Error(s) in loading state_dict" not in str(exc):
+                raise
+            from tailgraph.errors import DataError
+
+            trainer: Any = self._trainer
+            path = getattr(trainer, "ckpt_path", None) if trainer is not None else None
+            raise DataError(
+                state_dict_mismatch(self.state_dict(), state_dict, strict)
+                + hparams_difference(getattr(self, "_loaded_hparams", None), dict(self.hparams)),
+                file=str(path) if path else None,
+                field="state_dict",
+            ) from None
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._loaded_hparams = checkpoint.get("hyper_parameters")
         rng = checkpoint.get("tailgraph_rng")
         if rng is not None:
             import random
@@ -462,3 +483,56 @@ def _check_trainable(dm: SGGDataModule) -> None:
             file=where,
             field="train",
         )
+
+
+def state_dict_mismatch(own: dict, loaded: dict, strict: bool = True) -> str:
+    """The first missing, unexpected and mis-shaped key of ``loaded`` against ``own``."""
+    missing = [k for k in own if k not in loaded] if strict else []
+    unexpected = [k for k in loaded if k not in own] if strict else []
+    shaped = [
+        k
+        for k in own
+        if k in loaded
+        and hasattr(loaded[k], "shape")
+        and tuple(loaded[k].shape) != tuple(own[k].shape)
+    ]
+    parts = []
+    if shaped:
+        k = shaped[0]
+        parts.append(
+            f"{len(shaped)} weights of another shape, first {k!r}: "
+            f"{list(loaded[k].shape)} in the checkpoint, {list(own[k].shape)} in this model"
+        )
+    if missing:
+        parts.append(f"{len(missing)} missing, first {missing[0]!r}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected, first {unexpected[0]!r}")
+    return "the checkpoint does not fit this model: " + ("; ".join(parts) or "state mismatch")
+
+
+def _leaves(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Flat ``a.b.c -> value`` of nested settings; a component's ``init_args`` level is merged
+    into it, an explicit key beside ``init_args`` (a command-line override) winning."""
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        if isinstance(obj.get("init_args"), dict):
+            out.update(_leaves(obj["init_args"], prefix))
+        for k, v in obj.items():
+            if k != "init_args":
+                out.update(_leaves(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: obj}
+
+
+def hparams_difference(trained: Any, now: dict) -> str:
+    """``"; trained with X=a (here b)"`` for the first differing model setting, or ``""``."""
+    if not isinstance(trained, dict):
+        return ""
+    a, b = _leaves(trained), _leaves(now)
+    for key in sorted(set(a) | set(b)):
+        if a.get(key, "<unset>") != b.get(key, "<unset>"):
+            return (
+                f"; the checkpoint was trained with model.{key}={a.get(key, '<unset>')}"
+                f" (here {b.get(key, '<unset>')})"
+            )
+    return ""

@@ -747,3 +747,27 @@ def test_fit_without_training_samples_or_relations_is_an_error(tmp_path, capsys)
     # (the VG reader drops relation-less training images, so no sample is left)
     assert len(err) == 1 and "the training split has no" in err[0] and str(root) in err[0], err
     assert not any((tmp_path / "out").rglob("*.ckpt"))
+
+
+def test_a_checkpoint_of_another_model_names_file_key_and_setting(tmp_path, capsys):
+    cfg = tiny_vg_recipe(tmp_path / "r.yaml", tmp_path / "vg", tmp_path / "run")
+    assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
+    ckpt = next((tmp_path / "run").rglob("last.ckpt"))
+    capsys.readouterr()
+    argv = ["test", "--config", str(cfg), "--ckpt_path", str(ckpt)]
+    assert tailgraph_main([*argv, "--model.context.init_args.hidden_dim", "32"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    for needle in (
+        str(ckpt),
+        "'model.context.obj_encoder.0.weight': [16, ",
+        "[32, ",
+        "trained with model.context.hidden_dim=16 (here 32)",
+    ):
+        assert needle in err[0], (needle, err[0])
+    from tailgraph.engine.module import state_dict_mismatch
+
+    own = {"a": torch.zeros(2), "b": torch.zeros(1)}
+    msg = state_dict_mismatch(own, {"a": torch.zeros(3), "c": torch.zeros(1)})
+    assert "first 'a': [3] in the checkpoint, [2] in this model" in msg
+    assert "1 missing, first 'b'" in msg and "1 unexpected, first 'c'" in msg
