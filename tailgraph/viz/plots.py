@@ -12,11 +12,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 __all__ = [
+    "MAX_DRAWN_PREDICATES",
     "plot_per_predicate_recall",
     "plot_long_tail",
     "plot_training_curves",
     "plot_hierarchy_confusion",
 ]
+
+
+MAX_DRAWN_PREDICATES = 80  # bars per model in the per-predicate chart
 
 
 def plot_per_predicate_recall(
@@ -39,26 +43,38 @@ def plot_per_predicate_recall(
         title: figure title.
     Returns:
         The written path.
+
+    More than :data:`MAX_DRAWN_PREDICATES` predicates are drawn as that many, evenly spaced
+    over the frequency order (the most and the least frequent included), and the axis says so.
     """
     names = list(predicate_names)
     counts = np.asarray(train_counts, dtype=float)
     if len(counts) != len(names):
         raise ValueError(f"{len(names)} predicate names but {len(counts)} counts")
     order = np.argsort(-counts, kind="stable")
+    total = len(order)
+    if total > MAX_DRAWN_PREDICATES:
+        order = order[
+            np.unique(np.linspace(0, total - 1, MAX_DRAWN_PREDICATES).round().astype(int))
+        ]
+    drawn = [names[i] for i in order]
     n_models = max(1, len(recalls))
     width = 0.8 / n_models
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.28 * len(names) + 2), 4.8))
-    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.28 * len(drawn) + 2), 4.8))
+    x = np.arange(len(drawn))
     for j, (label, values) in enumerate(recalls.items()):
         vals = np.asarray(values, dtype=float)
         if len(vals) != len(names):
             raise ValueError(f"model {label!r}: {len(vals)} recalls for {len(names)} predicates")
         ax.bar(x + (j - (n_models - 1) / 2) * width, vals[order], width=width, label=label)
     ax.set_xticks(x)
-    ax.set_xticklabels([names[i] for i in order], rotation=90, fontsize=7)
+    ax.set_xticklabels(drawn, rotation=90, fontsize=7)
     ax.set_ylabel(f"recall@{k}")
     ax.set_ylim(0, 1.0)
-    ax.set_xlabel("predicates, most frequent in training first")
+    ax.set_xlabel(
+        "predicates, most frequent in training first"
+        + (f" ({len(drawn)} of {total}, evenly spaced by rank)" if len(drawn) < total else "")
+    )
     ax2 = ax.twinx()
     ax2.plot(
         x,

@@ -36,6 +36,7 @@ import csv
 import html
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,7 @@ def _read_results(path: Path) -> dict[str, Any]:
             raise DataError(
                 "a model's metrics must be an object", file=str(path), sample=name, field="models"
             )
+        _check_values(m, path, name, "", False)
     preds, counts = data.get("predicates"), data.get("train_counts")
     if preds is not None and (
         not isinstance(preds, list) or not all(isinstance(p, str) for p in preds)
@@ -185,6 +187,39 @@ def _read_results(path: Path) -> dict[str, Any]:
             field="coarse_parent",
         )
     return data
+
+
+# metric names whose values are fractions (recalls, APs): numbers in [0, 1], or null where
+# undefined (a predicate without test instances)
+_FRACTION_KEY = re.compile(
+    r"(^|_)(m|z|mz|ng|ng_m|ng_z)?R@\d+$|(^|_)w?mAP|(^|_)AP(_FG)?$|recall|^score"
+)
+
+
+def _check_values(value: Any, file: Path, model: str, key: str, fraction: bool) -> None:
+    """Metric values are finite numbers (fractions in [0, 1]) — never strings, NaN, ±inf."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            sub = f"{key}.{k}" if key else str(k)
+            # a name-keyed per-predicate table (VidVRD, OI) keeps its parent's kind
+            _check_values(v, file, model, sub, fraction or bool(_FRACTION_KEY.search(str(k))))
+        return
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_values(v, file, model, f"{key}[{i}]", fraction)
+        return
+    if value is None or (isinstance(value, str) and not fraction):
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DataError(
+            f"expected a number, got {value!r}", file=str(file), sample=model, field=key
+        )
+    if not math.isfinite(value):
+        raise DataError(f"{value} is not finite", file=str(file), sample=model, field=key)
+    if fraction and not -1e-9 <= value <= 1 + 1e-9:
+        raise DataError(
+            f"{value} is not a fraction in [0, 1]", file=str(file), sample=model, field=key
+        )
 
 
 def load_run(path: str | Path, label: str | None = None) -> RunResults:
@@ -446,7 +481,16 @@ def _render_report(paths: list[Path], out: Path, k: int, staged: list) -> dict[s
 
     if series:
         p0 = series[0][1]
-        same = {s[0]: s[3] for s in series if s[1] == p0}
+        other = next((s for s in series if s[1] != p0), None)
+        if other is not None:  # never compared by dropping one run's values
+            raise DataError(
+                f"its {len(other[1])} predicates differ from the {len(p0)} of "
+                f"{series[0][4].path}: per-predicate results of different predicate lists "
+                "cannot be compared (report the runs separately)",
+                file=str(other[4].path),
+                field="predicates",
+            )
+        same = {s[0]: s[3] for s in series}
         plot("plot", lambda t: plots.plot_per_predicate_recall(p0, same, series[0][2], t, k=k))
         plot(
             "long_tail",

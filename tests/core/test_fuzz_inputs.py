@@ -323,3 +323,57 @@ def test_interchange_fields_of_the_wrong_type_or_range_fail_cleanly(
         shutil.rmtree(work)
 
     prop()
+
+
+@pytest.fixture(scope="module")
+def results_doc(interchange):
+    """A real results document: the evaluator's metrics of the interchange case, with its
+    predicates and training counts (what ``tailgraph report`` reads)."""
+    out = interchange.parent / "report_metrics.json"
+    argv = ["evaluate", "--protocol", "vg", "--mode", "sgdet", "--gt", str(interchange / "gt.json")]
+    assert (
+        tailgraph_main([*argv, "--pred", str(interchange / "pred.json"), "--json", str(out)]) == 0
+    )
+    metrics = json.loads(out.read_text())
+    n = len(metrics["per_predicate_R@50"])
+    return {
+        "predicates": [f"p{i}" for i in range(n)],
+        "train_counts": [100 // (i + 1) for i in range(n)],
+        "models": {"a": metrics, "b": dict(metrics)},
+    }
+
+
+def _is_fraction_slot(path) -> bool:
+    from tailgraph.viz.report import _FRACTION_KEY
+
+    return any(isinstance(k, str) and _FRACTION_KEY.search(k) for k in path[1:])
+
+
+def test_report_inputs_of_the_wrong_type_or_range_fail_cleanly(
+    results_doc, tmp_path_factory, capsys
+):
+    """Any slot of a results document replaced by an odd value: the report is written, or the
+    one-line error naming the file; a fraction metric made a string, NaN, ±inf or a number
+    outside [0, 1] is always the error (never drawn, never dropped)."""
+    paths = [p for p in _paths(results_doc) if p[0] in ("models", "predicates", "train_counts")]
+
+    @FUZZ
+    @given(pick=st.floats(0, 1, exclude_max=True), value=st.sampled_from(ODD_VALUES))
+    def prop(pick, value):
+        work = tmp_path_factory.mktemp("rep")
+        target = work / "metrics.json"
+        path = paths[int(pick * len(paths))]
+        target.write_text(json.dumps(_replace(results_doc, path, value)))
+        capsys.readouterr()
+        rc = tailgraph_main(["report", str(target), "--out", str(work / "out"), "-k", "50"])
+        check_outcome(rc, capsys.readouterr().err, target)
+        scalar_bad = not (value is None or isinstance(value, (list, dict))) and (
+            isinstance(value, (str, bool)) or not 0 <= value <= 1
+        )
+        if path[0] == "models" and _is_fraction_slot(path) and scalar_bad:
+            assert rc == 2, (path, value)
+        if rc == 2:
+            assert not (work / "out").exists()
+        shutil.rmtree(work)
+
+    prop()

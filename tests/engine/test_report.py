@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from tailgraph.cli import main as tailgraph_main
@@ -109,3 +110,66 @@ def test_report_bad_runs_are_one_line_errors(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "-k" in err and "[1, 10000]" in err, err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "value,needle",
+    [
+        ("0.5", "expected a number"),
+        (float("nan"), "not finite"),
+        (float("inf"), "not finite"),
+        (-3.0, "not a fraction"),
+        (5.0, "not a fraction"),
+        (True, "expected a number"),
+    ],
+)
+def test_report_refuses_metric_values_that_are_not_fractions(value, needle, tmp_path, capsys):
+    for where in ("R@50", "per_predicate_R@50"):
+        m = {"R@50": 0.5, "mR@50": 0.2, "per_predicate_R@50": [0.1, 0.2]}
+        if where == "R@50":
+            m["R@50"] = value
+        else:
+            m["per_predicate_R@50"] = [0.1, value]
+        doc = {"predicates": ["a", "b"], "train_counts": [5, 1], "models": {"m": m}}
+        f = tmp_path / "metrics.json"
+        f.write_text(json.dumps(doc))
+        assert main([str(f), "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and needle in err and where in err, err
+        assert str(f) in err and "sample 'm'" in err, err
+        assert not (tmp_path / "o").exists()
+
+
+def test_report_refuses_to_compare_runs_of_different_predicate_lists(tmp_path, capsys):
+    runs = []
+    for name, preds in (("a", ["x", "y"]), ("b", ["x", "y", "z"])):
+        d = tmp_path / name
+        d.mkdir()
+        m = {"R@50": 0.5, "per_predicate_R@50": [0.5] * len(preds)}
+        doc = {"predicates": preds, "train_counts": [3] * len(preds), "models": {"m": m}}
+        (d / "metrics.json").write_text(json.dumps(doc))
+        runs.append(str(d))
+    assert main([*runs, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "predicates differ" in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_report_of_20000_predicates_draws_a_bounded_chart(tmp_path):
+    """Linear in the predicates: the chart draws at most MAX_DRAWN_PREDICATES bars a model."""
+    from PIL import Image
+
+    from tailgraph.viz.plots import MAX_DRAWN_PREDICATES
+
+    n = 20000
+    rng = np.random.default_rng(0)
+    doc = {
+        "predicates": [f"p{i}" for i in range(n)],
+        "train_counts": rng.integers(0, 1000, n).tolist(),
+        "models": {"m": {"R@50": 0.5, "per_predicate_R@50": rng.random(n).round(3).tolist()}},
+    }
+    f = tmp_path / "metrics.json"
+    f.write_text(json.dumps(doc))
+    files = write_report(f, tmp_path / "o")
+    width = Image.open(files["plot"]).size[0]
+    assert width <= 110 * (0.28 * MAX_DRAWN_PREDICATES + 2) + 1, width
