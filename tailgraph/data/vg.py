@@ -216,6 +216,8 @@ def _read_json(path: Path) -> Any:
 def vg_vocabulary(dicts_path: Path, extra_path: Path | None = None) -> Vocabulary:
     """Read ``VG-SGG-dicts.json`` (+ optional tailgraph metadata) into a :class:`Vocabulary`."""
     d = _read_json(dicts_path)
+    if not isinstance(d, dict):
+        raise DataError(f"expected a JSON object, got {type(d).__name__}", file=str(dicts_path))
     for key in ("idx_to_label", "idx_to_predicate"):
         if key not in d:
             raise DataError(f"missing key '{key}'", file=str(dicts_path), field=key)
@@ -703,6 +705,15 @@ def stats(root: str | Path) -> dict[str, Any]:
     root = Path(root)
     a = read_vg_arrays(root)
     vocab = vg_vocabulary(_find(root, DICT_NAMES, None, "VG-SGG dicts json"))
+    # validated before any count is sized by them (a predicate of 1e9 would allocate GBs)
+    bad = np.flatnonzero((a.predicates < 1) | (a.predicates >= vocab.num_predicates))
+    if len(bad):
+        raise DataError(
+            f"predicate {int(a.predicates[bad[0]])} of relation row {int(bad[0])} outside "
+            f"1..{vocab.num_predicates - 1}",
+            file=str(_find(root, H5_NAMES, None, "VG-SGG h5")),
+            field="predicates",
+        )
     names = {0: "train", 1: "val", 2: "test"}
     splits: dict[str, dict[str, int]] = {}
     nbox = np.where(a.first_box >= 0, a.last_box - a.first_box + 1, 0)

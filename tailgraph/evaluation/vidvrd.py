@@ -26,6 +26,7 @@ videos without predictions count with an empty list — all as the reference.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ __all__ = [
     "aggregate_video_stats",
     "VideoStats",
     "read_vidvrd_results",
+    "check_relation_instances",
 ]
 
 EPS32 = np.finfo(np.float32).eps
@@ -228,6 +230,61 @@ class VideoStats:
     predicate_counts: dict[Any, int]
 
 
+def _integral(v: Any) -> bool:
+    return (
+        isinstance(v, (int, float, np.integer, np.floating))
+        and not isinstance(v, bool)
+        and math.isfinite(v)
+        and float(v) == int(v)
+    )
+
+
+def check_relation_instances(rels: Any, vid: Any, scored: bool) -> None:
+    """Every relation instance of a video, validated once: a 3-string ``triplet``, a
+    ``duration`` of two integers ``0 <= begin < end``, ``end - begin`` ordered boxes per
+    trajectory, and (predictions) a finite number ``score``."""
+    if not isinstance(rels, (list, tuple)):
+        raise DataError("expected a list of relation instances", sample=vid, field="results")
+    for i, r in enumerate(rels):
+        where = f"{vid} relation {i}"
+        if not isinstance(r, Mapping):
+            raise DataError("relation instance is not an object", sample=where)
+        keys = ("triplet", "duration", "sub_traj", "obj_traj") + (("score",) if scored else ())
+        for key in keys:
+            if key not in r:
+                raise DataError(f"missing key '{key}'", sample=where, field=key)
+        t = r["triplet"]
+        if not (
+            isinstance(t, (list, tuple))
+            and len(t) == 3
+            and all(isinstance(x, str) and x for x in t)
+        ):
+            raise DataError(
+                f"expected [subject, predicate, object] names, got {t!r}"[:200],
+                sample=where,
+                field="triplet",
+            )
+        d = r["duration"]
+        if not (isinstance(d, (list, tuple)) and len(d) == 2 and all(_integral(x) for x in d)):
+            raise DataError(
+                f"expected [begin, end) frame integers, got {d!r}"[:200],
+                sample=where,
+                field="duration",
+            )
+        if not 0 <= int(d[0]) < int(d[1]):
+            raise DataError(
+                f"duration [{d[0]}, {d[1]}) is empty or negative", sample=where, field="duration"
+            )
+        if scored:
+            sc = r["score"]
+            if isinstance(sc, bool) or not isinstance(sc, (int, float, np.integer, np.floating)):
+                raise DataError(f"score {sc!r} is not a number"[:200], sample=where, field="score")
+        for key in ("sub_traj", "obj_traj"):
+            box = _traj(r, key, vid, i)
+            if (box[:, 2] < box[:, 0]).any() or (box[:, 3] < box[:, 1]).any():
+                raise DataError("a box with x2 < x1 or y2 < y1", sample=where, field=key)
+
+
 def video_stats(
     gt: list,
     preds: list,
@@ -237,12 +294,10 @@ def video_stats(
     tag_nreturns: Sequence[int] = (1, 5, 10),
 ) -> VideoStats:
     """Evaluate one video with at least one GT relation."""
+    check_relation_instances(gt, vid, scored=False)
+    check_relation_instances(preds, vid, scored=True)
     counts: dict[Any, int] = defaultdict(int)
     for r in gt:
-        if "triplet" not in r or len(r["triplet"]) != 3:
-            raise DataError(
-                "relation instance needs a 3-element 'triplet'", sample=vid, field="triplet"
-            )
         counts[r["triplet"][1]] += 1
     tp, which, _ = _detect(gt, list(preds), vid, viou_threshold)
     cum_tp = np.cumsum(tp).astype(np.float32)

@@ -214,6 +214,7 @@ class VidVRDProtocol(Protocol):
         from tailgraph.data.vidvrd import load_vidvrd, to_groundtruth
         from tailgraph.evaluation.vidvrd import (
             aggregate_video_stats,
+            check_relation_instances,
             evaluate_vidvrd,
             read_vidvrd_results,
             video_stats,
@@ -254,6 +255,11 @@ class VidVRDProtocol(Protocol):
                 "expected 'videos' (video id -> relation instances)", file=gt, field="videos"
             )
         videos_gt = doc["videos"]
+        try:  # the ground truth, validated before any prediction is read
+            for vid, g in videos_gt.items():
+                check_relation_instances(g, vid, scored=False)
+        except DataError as exc:
+            raise exc.with_context(file=str(gt)) from None
         try:
             if is_binary(pred):
                 order = {vid: i for i, vid in enumerate(videos_gt)}

@@ -188,3 +188,19 @@ def test_duplicate_image_ids_are_an_error(tmp_path):
     with pytest.raises(DataError, match="also at image 0") as err:
         load_vg(root, "train")
     assert err.value.field == "image_id" and "image_data.json" in str(err.value)
+
+
+@pytest.mark.parametrize("value", [-4, 10**9])
+def test_stats_validates_predicates_before_counting_them(tmp_path, value):
+    """A predicate of 1e9 would size a 7.5 GiB count array; a negative one breaks bincount."""
+    root = corrupt(tmp_path, "predicates", lambda d: np.where(d == 3, value, d))
+    with pytest.raises(DataError, match=f"predicate {value} of relation row") as err:
+        vg_stats(root)
+    assert err.value.field == "predicates" and "VG-SGG-with-attri.h5" in str(err.value)
+
+
+def test_a_dicts_file_that_is_not_an_object_is_an_error(tmp_path):
+    root = tiny(tmp_path)
+    (root / "VG-SGG-dicts.json").write_text("5")
+    with pytest.raises(DataError, match="expected a JSON object, got int"):
+        vg_stats(root)

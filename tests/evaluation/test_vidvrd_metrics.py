@@ -264,3 +264,33 @@ def test_evaluate_command_vidvrd(tmp_path):
         )
         == 2
     )
+
+
+@pytest.mark.parametrize(
+    "change,field,text",
+    [
+        ({"score": "x"}, "score", "not a number"),
+        ({"score": None}, "score", "not a number"),
+        ({"score": True}, "score", "not a number"),
+        ({"duration": [5]}, "duration", "frame integers"),
+        ({"duration": [0.5, 3]}, "duration", "frame integers"),
+        ({"duration": "ab"}, "duration", "frame integers"),
+        ({"duration": [3, 3]}, "duration", "empty or negative"),
+        ({"triplet": [1, 2, 3]}, "triplet", "names"),
+        ({"triplet": "a b c"}, "triplet", "names"),
+        ({"sub_traj": [[9, 9, 0, 0]] * 3}, "sub_traj", "x2 < x1"),
+    ],
+)
+def test_relation_instances_of_the_wrong_type_are_errors(change, field, text):
+    box = [0, 0, 9, 9]
+    gt = {"v": [rel(("a", "b", "c"), 0, 3, box)]}
+    bad = {**rel(("a", "b", "c"), 0, 3, box, 0.5), **change}
+    with pytest.raises(DataError, match=text) as err:
+        evaluate_vidvrd(gt, {"v": [bad]})
+    assert err.value.field == field and err.value.sample == "v relation 0"
+    if field != "score":  # the ground truth is held to the same form
+        with pytest.raises(DataError, match=text):
+            evaluate_vidvrd({"v": [{k: v for k, v in bad.items() if k != "score"}]}, {})
+    no_duration = {k: v for k, v in gt["v"][0].items() if k != "duration"}
+    with pytest.raises(DataError, match="missing key 'duration'"):
+        evaluate_vidvrd({"v": [no_duration]}, {})
