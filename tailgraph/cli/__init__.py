@@ -67,6 +67,8 @@ OUTPUT_ERRNOS = {
     errno.EPERM: "operation not permitted",
     errno.EROFS: "read-only file system",
     errno.EIO: "input/output error",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EEXIST: "a part of the path is a file, not a folder",
 }
 
 

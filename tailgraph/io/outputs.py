@@ -41,9 +41,21 @@ __all__ = [
 T = TypeVar("T")
 
 
+def _check_parents(path: Path, field: str = "out") -> None:
+    """Every existing ancestor of ``path`` is a folder (not a regular file)."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(
+                    f"its parent {parent} is a file, not a folder", file=str(path), field=field
+                )
+            return
+
+
 def claim_file(path: str | os.PathLike, overwrite: bool, field: str = "output") -> Path:
     """Check that ``path`` may be written: not a directory, and absent unless ``overwrite``."""
     p = Path(path)
+    _check_parents(p, field)
     if p.is_dir():
         raise DataError("is a directory, expected a file name", file=str(p), field=field)
     if p.exists() and not overwrite:
@@ -168,6 +180,7 @@ def build_folder_atomically(
     only after ``build`` succeeded. On failure the temporary folder is removed.
     """
     out = Path(out)
+    _check_parents(out)
     if out.exists() and not out.is_dir():
         raise DataError("exists and is not a folder", file=str(out), field="out")
     if out.is_dir() and any(out.iterdir()) and not overwrite:

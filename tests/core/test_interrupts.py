@@ -165,3 +165,17 @@ def test_a_reused_pid_does_not_keep_an_old_temporary(tmp_path):
     mine = temporary_name(target)
     mine.write_text("{")
     assert remove_stale_temporaries(target) == [] and mine.exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["convert h5", "convert npz", "convert json", "evaluate --json", "synth", "report"]
+)
+def test_an_output_under_a_regular_file_is_one_line(case, binary, tmp_path, name):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    argv, target = commands(case, blocker)[name]
+    r = run(argv)
+    assert r.returncode == 2, r.stderr
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in r.stderr and str(blocker) in err[0], err
+    assert blocker.read_text() == "x"
