@@ -33,6 +33,7 @@ from tailgraph.io.predictions import PRED_FORMATS, write_image_predictions, writ
 from tailgraph.io.results import results_document, training_log_of
 
 __all__ = [
+    "EpochCheckpoint",
     "PhaseProgressBar",
     "FitSummary",
     "summary_table",
@@ -40,6 +41,24 @@ __all__ = [
     "RunInfoWriter",
     "PredictionWriter",
 ]
+
+
+class EpochCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose ``{epoch}`` counts from 1, as the progress bar and the fit
+    summary do (``epoch1.ckpt`` is the state after the first epoch)."""
+
+    def format_checkpoint_name(self, metrics: dict, *args: Any, **kwargs: Any) -> str:  # noqa: D102
+        if "epoch" in metrics:
+            metrics = {**metrics, "epoch": int(metrics["epoch"]) + 1}
+        return super().format_checkpoint_name(metrics, *args, **kwargs)
+
+
+def _percent(key: str, value: Any) -> Any:
+    """Recalls and APs as a person reads them: ``val/mR@50=17.94`` (%), losses as they are."""
+    name = key.rsplit("/", 1)[-1]
+    if ("R@" in name or "AP" in name) and isinstance(value, (int, float)):
+        return f"{100 * float(value):.2f}%"
+    return value
 
 
 class PhaseProgressBar(TQDMProgressBar):
@@ -148,7 +167,7 @@ class PhaseProgressBar(TQDMProgressBar):
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:  # noqa: D102
         items = super().get_metrics(trainer, pl_module)
         items.pop("v_num", None)
-        return items
+        return {k: _percent(k, v) for k, v in items.items()}
 
 
 def summary_table(rows: list[tuple[str, str]], title: str) -> str:
@@ -171,6 +190,14 @@ class FitSummary(Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:  # noqa: D102
         self._t0 = time.perf_counter()
         self._best = self._last = None
+        if trainer.is_global_zero:  # where to look, before hours of work
+            params = list(pl_module.parameters())
+            trainable = sum(p.numel() for p in params if p.requires_grad)
+            frozen = sum(p.numel() for p in params if not p.requires_grad)
+            name = type(getattr(pl_module, "model", pl_module)).__name__
+            print(f"model: {name}, {trainable:,} trainable + {frozen:,} frozen parameters")
+            if trainer.log_dir:
+                print(f"run folder: {trainer.log_dir}", flush=True)
         protocol = pl_module.protocol if isinstance(pl_module, SGGModule) else None
         self._key = f"val/{protocol.monitor}" if protocol is not None else None
 

@@ -75,7 +75,7 @@ class TailgraphCLI(LightningCLI):
             {
                 "trainer.callbacks": [
                     {
-                        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                        "class_path": "tailgraph.engine.callbacks.EpochCheckpoint",
                         "init_args": {
                             "save_last": True,
                             "filename": "epoch{epoch}",
@@ -96,6 +96,8 @@ class TailgraphCLI(LightningCLI):
                 # the data modules shard for DDP themselves (evaluation without the padding
                 # duplicates a DistributedSampler adds, so metrics count every image once)
                 "trainer.use_distributed_sampler": False,
+                # FitSummary prints the parameter counts (Lightning's table adds "FLOPs 0")
+                "trainer.enable_model_summary": False,
             }
         )
 

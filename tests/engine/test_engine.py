@@ -771,3 +771,22 @@ def test_a_checkpoint_of_another_model_names_file_key_and_setting(tmp_path, caps
     msg = state_dict_mismatch(own, {"a": torch.zeros(3), "c": torch.zeros(1)})
     assert "first 'a': [3] in the checkpoint, [2] in this model" in msg
     assert "1 missing, first 'b'" in msg and "1 unexpected, first 'c'" in msg
+
+
+def test_fit_names_checkpoints_by_the_epochs_shown_and_prints_its_folder_first(tmp_path, capsys):
+    from tailgraph.engine.callbacks import _percent
+
+    cfg = tiny_vg_recipe(tmp_path / "r.yaml", tmp_path / "vg", tmp_path / "run", epochs=2)
+    assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    folder = tmp_path / "run" / "runs" / "version_0"
+    lines = out.splitlines()
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("run folder: "))
+    assert lines[first] == f"run folder: {folder}"
+    assert first < next(i for i, ln in enumerate(lines) if ln.startswith("fit summary"))
+    assert "FLOPs" not in out and "trainable" in out
+    assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == [
+        "epoch2.ckpt",
+        "last.ckpt",
+    ]
+    assert _percent("val/mR@50", 0.1794) == "17.94%" and _percent("train/loss", 0.5) == 0.5
