@@ -29,9 +29,18 @@ def main(argv: list[str]) -> int:
         "-k", type=int_in(1, 10000), default=50, help="K of the per-predicate recalls (1-10000)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing report files")
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="name of a run in the report, once per run in order (default: path tails)",
+    )
     args = parser.parse_args(argv)
     try:
-        files = write_report(list(args.runs), args.out, k=args.k, overwrite=args.overwrite)
+        files = write_report(
+            list(args.runs), args.out, k=args.k, overwrite=args.overwrite, labels=args.label
+        )
     except DataError as exc:
         print(f"tailgraph report: {exc}", file=sys.stderr)
         return 2

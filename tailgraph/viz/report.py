@@ -364,9 +364,18 @@ def _unique_labels(paths: list[Path]) -> list[str]:
     return [str(p) for p in paths]
 
 
-def _load_runs(paths: list[Path]) -> list[RunResults]:
+def _load_runs(paths: list[Path], given: list[str] | None = None) -> list[RunResults]:
     files = [_results_file(p) for p in paths]
     labels = _unique_labels(files) if len(files) > 1 else [""]
+    if given:
+        if len(given) != len(paths):
+            raise DataError(
+                f"{len(given)} labels for {len(paths)} runs (one --label per run, in order)",
+                field="--label",
+            )
+        if len(set(given)) != len(given) or not all(g.strip() for g in given):
+            raise DataError("labels must be non-empty and distinct", field="--label")
+        labels = list(given)
     runs = []
     for path, label in zip(paths, labels):
         run = load_run(path, label or None)
@@ -399,9 +408,11 @@ def write_report(
     out_dir: str | Path | None = None,
     k: int = 50,
     overwrite: bool = True,
+    labels: list[str] | None = None,
 ) -> dict[str, Path]:
     """Render the report of one or more runs into ``out_dir`` (default: beside the first
-    results file).
+    results file). ``labels`` name the runs in order (default: the shortest path tails that
+    tell them apart).
 
     Every file is rendered under a temporary name and renamed into place only when all are
     complete (a failure leaves nothing behind); existing report files are replaced only with
@@ -427,7 +438,7 @@ def write_report(
     created = not base_dir.exists()
     failed = True
     try:
-        files = _render_report(paths, base_dir, k, staged)
+        files = _render_report(paths, base_dir, k, staged, labels)
         for tmp, final in staged:
             os.replace(tmp, final)
         for name in REPORT_FILES.values():  # a plot of an earlier report that no longer applies
@@ -451,10 +462,12 @@ def _stage(out: Path, name: str, staged: list) -> Path:
     return tmp
 
 
-def _render_report(paths: list[Path], out: Path, k: int, staged: list) -> dict[str, Path]:
+def _render_report(
+    paths: list[Path], out: Path, k: int, staged: list, labels: list[str] | None = None
+) -> dict[str, Path]:
     from tailgraph.viz import plots
 
-    runs = _load_runs(paths)
+    runs = _load_runs(paths, labels)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     images: dict[str, Path] = {}  # kind -> staged file (inlined into the HTML)
@@ -591,6 +604,7 @@ def _sections(runs, series, confusions, k) -> dict[str, Any]:
                         [f"{run.label}: {phase}" if run.label else phase, f"{float(sec):.1f}"]
                     )
     return {
+        "cards": run_cards(runs),
         "tables": tables,
         "hbt": hbt,
         "per_pred": per_pred,
@@ -611,6 +625,76 @@ _CAPTIONS = {
 }
 
 
+def _short(class_path: Any) -> str:
+    return str(class_path).rsplit(".", 1)[-1] if class_path else "–"
+
+
+def _spec(cfg: Any, *keys: str) -> Any:
+    for key in keys:
+        cfg = cfg.get(key) if isinstance(cfg, dict) else None
+    return cfg
+
+
+def run_card(run: RunResults) -> dict[str, str]:
+    """What a run is: its recipe, data, model, method, epochs, seed, checkpoint and library
+    versions (from the ``config.yaml`` and ``run.json`` beside its results), "–" when unknown."""
+    import json
+
+    import yaml
+
+    from tailgraph.io.recipes import check_recipe_file
+
+    folder = run.path.parent
+    card = {"results": str(run.path)}
+    cfg: dict = {}
+    recipe = folder / "config.yaml"
+    if recipe.is_file():
+        try:
+            check_recipe_file(recipe)
+            loaded = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+            cfg = loaded if isinstance(loaded, dict) else {}
+        except (yaml.YAMLError, OSError, UnicodeDecodeError, DataError):
+            cfg = {}
+        card["recipe"] = str(recipe) if cfg else "– (unreadable config.yaml)"
+    data = _spec(cfg, "data")
+    root = _spec(data, "init_args", "root") if isinstance(data, dict) else None
+    card["data"] = f"{_short(_spec(data, 'class_path'))} {root or ''}".strip() if data else "–"
+    model = _spec(cfg, "model") or {}
+    head = _spec(model, "head", "class_path")
+    if _short(head) == "TypedHead":  # the head each relation type gets
+        head = _spec(model, "head", "init_args", "head", "class_path") or head
+    card["model"] = f"{_short(_spec(model, 'context', 'class_path'))} / {_short(head)}"
+    method = _spec(model, "method", "class_path")
+    card["method"] = _short(method) if method else "Supervised"
+    card["epochs"] = str(_spec(cfg, "trainer", "max_epochs") or "–")
+    card["seed"] = str(cfg.get("seed_everything", "–")) if cfg else "–"
+    card["checkpoint"] = str(cfg.get("ckpt_path") or "–") if cfg else "–"
+    counts = run.doc.get("train_counts")
+    if isinstance(counts, list):
+        card["training relations"] = f"{sum(counts):,} over {len(counts)} predicates"
+    info = folder / "run.json"
+    versions = "–"
+    if info.is_file():
+        try:
+            v = json.loads(info.read_text(encoding="utf-8")).get("versions") or {}
+            versions = ", ".join(
+                f"{k} {v[k]}" for k in ("tailgraph", "torch", "lightning") if k in v
+            )
+        except (ValueError, OSError, AttributeError):
+            versions = "– (unreadable run.json)"
+    card["versions"] = versions or "–"
+    return card
+
+
+def run_cards(runs: list[RunResults]) -> tuple[list[str], list[list[str]]]:
+    """The run cards as one table: a row per run."""
+    cards = [run_card(r) for r in runs]
+    keys = list(dict.fromkeys(k for c in cards for k in c))
+    return ["run"] + keys, [
+        [r.label or "run"] + [c.get(k, "–") for k in keys] for r, c in zip(runs, cards)
+    ]
+
+
 def _title(runs: list[RunResults]) -> str:
     tasks = sorted({str(r.doc.get("task")) for r in runs if r.doc.get("task")})
     return "tailgraph results" + (f" — {', '.join(tasks)}" if tasks else "")
@@ -627,6 +711,7 @@ def _markdown(runs, sec, files, k) -> str:
     for run in runs:
         if run.doc.get("dataset"):
             md += [f"Data{(' (' + run.label + ')') if run.label else ''}: {run.doc['dataset']}", ""]
+    md += ["## Runs", ""] + _md_table(*sec["cards"]) + [""]
     md += ["Recall in percent (graph constraint unless marked ng; mR = mean over predicates).", ""]
     for title, header, rows in sec["tables"]:
         if title:
@@ -688,6 +773,7 @@ def _html(runs, sec, images, k) -> str:
         if run.doc.get("dataset"):
             who = f" ({html.escape(run.label)})" if run.label else ""
             parts.append(f"<p>Data{who}: {html.escape(str(run.doc['dataset']))}</p>")
+    parts.append("<h2>Runs</h2>" + _html_table(*sec["cards"]))
     parts.append(
         "<p>Recall in percent (graph constraint unless marked ng; mR = mean over predicates).</p>"
     )

@@ -181,3 +181,24 @@ def test_report_opens_in_headless_chromium(two_runs, tmp_path):
     # the page's own console (Chromium logs it as CONSOLE lines) holds no error either
     console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line]
     assert not [line for line in console if "rror" in line], console
+
+
+def test_report_labels_runs_and_shows_what_each_run_is(two_runs, capsys):
+    base, runs = two_runs
+    out = base / "labelled"
+    argv = ["report", str(runs[0]), str(runs[1]), "--out", str(out)]
+    assert tailgraph_main([*argv, "--label", "first", "--label", "second"]) == 0
+    md = (out / "report.md").read_text()
+    runs_table = md.split("## Runs", 1)[1].split("\n\n", 2)[1].splitlines()
+    header = [c.strip() for c in runs_table[0].strip("|").split("|")]
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in runs_table[2:]]
+    assert [r[0] for r in rows] == ["first", "second"]
+    card = dict(zip(header, rows[1]))
+    assert card["seed"] == "1" and card["epochs"] == "2"  # the recipes' seed and epochs
+    assert card["method"] == "Supervised" and card["model"].startswith("PairwiseMLPContext")
+    assert card["data"].endswith(str(base / "synth-vg")) and card["checkpoint"].endswith(".ckpt")
+    assert "tailgraph" in card["versions"] and "torch" in card["versions"]
+    assert "| first |" in md.split("## Runs", 1)[1].split("##", 1)[1]  # the metric rows too
+    capsys.readouterr()
+    assert tailgraph_main([*argv, "--overwrite", "--label", "only-one"]) == 2
+    assert "2 runs" in capsys.readouterr().err
