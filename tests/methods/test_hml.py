@@ -1,6 +1,7 @@
 """HML's pieces against hand computation, and the method end to end."""
 
 import math
+import os
 
 import lightning as L
 import pytest
@@ -341,3 +342,37 @@ def test_hml_wraps_every_image_context_model(context, tmp_path):
         assert "loss_pair_score" in losses
     t.test(module, datamodule=dm, verbose=False)
     assert 0 <= module.last_metrics["mR@50"] <= 1 and "Mean@50" in module.last_metrics
+
+
+def test_the_demo_gives_the_same_numbers_whatever_the_threads_and_load(tmp_path):
+    """Two tiny demos with the same seed in fresh processes — one started with 1 thread and a
+    busy process beside it, one with 4 threads — write the same metrics to the last digit."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from tailgraph.cli.demo import run_demo; "
+        "run_demo(sys.argv[1], num_train=60, num_test=12, epochs=1, stage_epochs=(1, 1))"
+    )
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        docs = []
+        for name, threads in (("a", "1"), ("b", "4")):
+            env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+            if name == "b":
+                busy.kill()
+                busy.wait()
+            r = subprocess.run(
+                [sys.executable, "-c", code, str(tmp_path / name)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert r.returncode == 0, r.stderr[-2000:]
+            docs.append(json.loads((tmp_path / name / "metrics.json").read_text())["models"])
+    finally:
+        busy.kill()
+        busy.wait()
+    assert docs[0] == docs[1]
