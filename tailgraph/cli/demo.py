@@ -109,7 +109,6 @@ def _run_demo(
 
     import lightning as L
     import numpy as np
-    import torch
 
     from tailgraph.datamodules.vg import SynthVGDataModule
     from tailgraph.engine.module import SGGModule

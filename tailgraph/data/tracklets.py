@@ -5,8 +5,13 @@ A video is cut into segments (:func:`tailgraph.data.vidvrd.split_segments`: 30 f
 
 * **Tracklets** are the boxes of one track over the frames of the segment in which it appears
   (``source="gt"``: the annotated trajectories; ``source="jittered"``: the same with per-tracklet
-  and per-frame box noise, a stand-in for a detector + tracker whose tracklets are not exact).
-  A gap inside a tracklet is filled with the previous box.
+  and per-frame box noise, a stand-in for a detector + tracker whose tracklets are not exact;
+  ``source="tracked"``: a synthetic detector — every annotated box of every frame, missed with
+  probability :data:`TRACKED_MISS_RATE` and otherwise moved by per-frame noise of ``jitter`` ×
+  its size — whose detections an IoU tracker links into tracklets
+  (:func:`tailgraph.ops.tracks.link_detections`): identities can switch, tracks can break and
+  start late, as a real detector + tracker's do). A gap inside a tracklet is filled with the
+  previous box.
 * A tracklet's **class label** (the object head's target) is the class of the annotated track
   it overlaps most with vIoU ≥ ``label_viou`` (0.5), else background.
 * **Candidate pairs** are the ordered pairs of distinct tracklets. A pair is *positive* for the
@@ -33,7 +38,7 @@ import numpy as np
 import torch
 
 from tailgraph.errors import DataError
-from tailgraph.ops.tracks import relative_motion_feature, viou
+from tailgraph.ops.tracks import link_detections, relative_motion_feature, viou
 from tailgraph.structures import Tracklet, VideoSceneGraph
 
 __all__ = [
@@ -44,7 +49,8 @@ __all__ = [
     "TRACKLET_SOURCES",
 ]
 
-TRACKLET_SOURCES = ("gt", "jittered")
+TRACKLET_SOURCES = ("gt", "jittered", "tracked")
+TRACKED_MISS_RATE = 0.1  # ``tracked``: the synthetic detector misses a box this often
 
 
 def _track_boxes(video: VideoSceneGraph, begin: int, end: int) -> dict[Any, tuple[int, np.ndarray]]:
@@ -79,13 +85,28 @@ def segment_tracklets(
     """The tracklets of segment ``[begin, end)`` and the annotated tracks they come from.
 
     ``jittered``: every box moves by ``jitter`` × its size times (a per-tracklet offset drawn
-    once + a per-frame offset of half that scale), normal noise from ``rng``.
+    once + a per-frame offset of half that scale), normal noise from ``rng``. ``tracked``: the
+    synthetic detector's boxes linked by the IoU tracker (see the module docstring).
     """
     if source not in TRACKLET_SOURCES:
         raise DataError(
             f"tracklet source must be one of {TRACKLET_SOURCES}, got {source!r}", field="tracklets"
         )
     tracks = _track_boxes(video, begin, end)
+    if source == "tracked":
+        rng = rng if rng is not None else np.random.default_rng(0)
+        frames = []
+        for f in range(begin, end):
+            boxes = video.frames[f].boxes.numpy().astype(np.float64).reshape(-1, 4)
+            keep = rng.random(len(boxes)) >= TRACKED_MISS_RATE
+            boxes = boxes[keep]
+            wh = np.concatenate([boxes[:, 2:] - boxes[:, :2]] * 2, axis=1)
+            boxes = boxes + rng.normal(0, jitter, boxes.shape) * wh
+            x1, y1 = np.minimum(boxes[:, 0], boxes[:, 2]), np.minimum(boxes[:, 1], boxes[:, 3])
+            x2, y2 = np.maximum(boxes[:, 0], boxes[:, 2]), np.maximum(boxes[:, 1], boxes[:, 3])
+            frames.append(np.stack([x1, y1, x2, y2], axis=1))
+        linked = link_detections(frames, begin)
+        return [Tracklet(first, boxes) for first, boxes in linked], tracks
     out = []
     for t in sorted(tracks, key=str):
         first, boxes = tracks[t]

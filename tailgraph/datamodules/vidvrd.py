@@ -132,7 +132,7 @@ class VidVRDDataModule(SplitDataModule):
         max_size: frame size fed to a pixel model.
         layout_only: no frame images.
         num_workers, val_fraction: see :class:`SplitDataModule`.
-        tracklets: ``gt`` | ``jittered`` (``output: tracklets``; see
+        tracklets: ``gt`` | ``jittered`` | ``tracked`` (``output: tracklets``; see
             :func:`tailgraph.data.tracklets.segment_tracklets`), ``jitter`` its noise scale.
         feature_extractor: spec of the frozen per-box feature extractor (default
             :class:`tailgraph.modeling.tracklet_features.TrackletFeatureExtractor`); its

@@ -1,5 +1,6 @@
-"""Track operations: the volume IoU of two trajectories and the relative-motion feature of a
-pair of tracklets (VidVRD-helper's and VidVRD-II's conventions, +1 pixel)."""
+"""Track operations: the volume IoU of two trajectories, the relative-motion feature of a
+pair of tracklets (VidVRD-helper's and VidVRD-II's conventions, +1 pixel), and an IoU tracker
+that links per-frame detections into tracks (:func:`link_detections`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["viou", "relative_motion_feature"]
+__all__ = ["viou", "relative_motion_feature", "box_iou_np", "link_detections"]
 
 
 def viou(
@@ -73,3 +74,77 @@ def relative_motion_feature(
         ],
         dim=1,
     )
+
+
+def box_iou_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``[N, M]`` IoU of ``[N, 4]`` and ``[M, 4]`` boxes (x1, y1, x2, y2; continuous)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def link_detections(
+    frames: Sequence[np.ndarray],
+    begin: int = 0,
+    iou_threshold: float = 0.3,
+    max_gap: int = 2,
+    min_length: int = 2,
+) -> list[tuple[int, np.ndarray]]:
+    """An IoU tracker (Bochinski et al., 2017, with gap bridging): per-frame detections
+    linked into tracks.
+
+    Frame by frame, each live track's last box is matched to the frame's detections greedily,
+    highest IoU first, pairs below ``iou_threshold`` refused; an unmatched detection starts a
+    track; a track unmatched for more than ``max_gap`` frames ends. A bridged gap holds the last
+    box. Tracks shorter than ``min_length`` frames are dropped.
+
+    Args:
+        frames: per frame ``[n_f, 4]`` detection boxes (x1, y1, x2, y2).
+        begin: the frame index of ``frames[0]``.
+    Returns:
+        ``[(first frame, boxes [L, 4])]`` ordered by first frame, then by first box.
+    """
+    live: list[dict] = []  # {"first", "boxes", "missed"}
+    done: list[dict] = []
+    for f, dets in enumerate(frames):
+        dets = np.asarray(dets, dtype=np.float64).reshape(-1, 4)
+        taken = np.zeros(len(dets), dtype=bool)
+        matched = set()
+        if live and len(dets):
+            iou = box_iou_np(np.stack([t["boxes"][-1] for t in live]), dets)
+            order = np.dstack(np.unravel_index(np.argsort(-iou, axis=None), iou.shape))[0]
+            for ti, di in order:
+                if iou[ti, di] < iou_threshold:
+                    break
+                if ti in matched or taken[di]:
+                    continue
+                t = live[ti]
+                hold = t["boxes"][-1]
+                t["boxes"].extend([hold] * t["missed"])  # the bridged gap holds the last box
+                t["boxes"].append(dets[di])
+                t["missed"] = 0
+                matched.add(int(ti))
+                taken[di] = True
+        still = []
+        for ti, t in enumerate(live):
+            if ti not in matched:
+                t["missed"] += 1
+                if t["missed"] > max_gap:
+                    done.append(t)
+                    continue
+            still.append(t)
+        live = still
+        for di in np.flatnonzero(~taken):
+            live.append({"first": begin + f, "boxes": [dets[di]], "missed": 0})
+    tracks = [
+        (t["first"], np.asarray(t["boxes"], dtype=np.float64).reshape(-1, 4))
+        for t in done + live
+        if len(t["boxes"]) >= min_length
+    ]
+    return sorted(tracks, key=lambda t: (t[0], tuple(t[1][0])))

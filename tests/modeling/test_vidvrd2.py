@@ -59,6 +59,39 @@ def test_gt_and_jittered_tracklets():
     assert (jit[0].boxes[:, 2] >= jit[0].boxes[:, 0]).all()
 
 
+def test_the_iou_tracker_links_bridges_gaps_and_separates_crossing_objects():
+    from tailgraph.ops.tracks import link_detections
+
+    a = [[10 + 3 * f, 10, 30 + 3 * f, 30] for f in range(10)]  # moves right
+    b = [[60 - 3 * f, 22, 80 - 3 * f, 42] for f in range(10)]  # moves left: they pass
+    frames = [np.array([a[f], b[f]], dtype=float) for f in range(10)]
+    frames[4] = np.array([b[4]])  # a missed in frame 4: bridged (max_gap 2)
+    frames[5] = np.array([b[5], a[5]])  # order of detections does not matter
+    tracks = link_detections(frames, begin=3)
+    assert len(tracks) == 2 and all(first == 3 and len(bx) == 10 for first, bx in tracks)
+    by_start = {tuple(bx[0]): bx for _, bx in tracks}
+    ta, tb = by_start[tuple(map(float, a[0]))], by_start[tuple(map(float, b[0]))]
+    assert ta[4].tolist() == a[3]  # the gap holds the last box
+    assert ta[9].tolist() == a[9] and tb[9].tolist() == b[9]  # identities kept as they pass
+    # a longer gap ends the track; a new one starts; single-frame tracks are dropped
+    frames = [np.array([a[0]]), np.array([a[1]])] + [np.zeros((0, 4))] * 3 + [np.array([a[5]])]
+    frames += [np.array([a[6]]), np.array([[90, 90, 95, 95]])]
+    assert [(f, len(bx)) for f, bx in link_detections(frames)] == [(0, 2), (5, 2)]
+
+
+def test_tracked_tracklets_come_from_detections_linked_by_the_tracker():
+    v = _video(16)
+    trs, tracks = segment_tracklets(v, 0, 16, "tracked", 0.02, np.random.default_rng(1))
+    assert trs and all(t.track_id is None for t in trs)  # no annotated identity
+    assert all((t.boxes[:, 2] >= t.boxes[:, 0]).all() for t in trs)
+    for tid in (7, 9):  # each annotated track is recovered by some tracklet
+        first, boxes = tracks[tid]
+        best = max(viou(t.boxes, (t.begin, t.end), boxes, (first, first + len(boxes))) for t in trs)
+        assert best > 0.5, (tid, best)
+    again, _ = segment_tracklets(v, 0, 16, "tracked", 0.02, np.random.default_rng(1))
+    assert [t.boxes.tolist() for t in again] == [t.boxes.tolist() for t in trs]
+
+
 def test_assign_pairs_by_viou_thresholds():
     v = _video()
     _, tracks = segment_tracklets(v, 0, 8, "gt")
