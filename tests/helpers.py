@@ -135,3 +135,19 @@ def tiny_vg_recipe(
     }
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def write_interchange_case(folder: Path, seed: int, num_images: int, mode: str) -> Path:
+    """``gt.json`` and ``pred.json`` of a random evaluation case (``random_case``) in
+    ``folder``; returns ``folder``."""
+    import json
+
+    import numpy as np
+
+    from tests.evaluation.test_binformat import _gt_doc, _pred_doc
+    from tests.evaluation.test_vg_metrics import random_case
+
+    gts, preds = random_case(np.random.default_rng(seed), num_images, mode)
+    (folder / "gt.json").write_text(json.dumps(_gt_doc(gts)))
+    (folder / "pred.json").write_text(json.dumps(_pred_doc(preds)))
+    return folder

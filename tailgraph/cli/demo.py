@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,122 +86,119 @@ def run_demo(
     """
     import torch
 
+    with _determinism(torch):
+        from tailgraph.engine.quiet import quiet_libraries
+
+        quiet_libraries()
+
+        import lightning as L
+        import numpy as np
+
+        from tailgraph.datamodules.vg import SynthVGDataModule
+        from tailgraph.engine.module import SGGModule
+        from tailgraph.io.outputs import write_json_atomic
+        from tailgraph.io.results import results_document
+        from tailgraph.viz.report import write_report
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        timings: dict[str, float] = {}
+        models: dict[str, dict] = {}
+        logs: dict[str, str] = {}  # model -> its training curves (CSV), relative to ``out``
+
+        t0 = time.perf_counter()
+        data = {
+            **DEMO_DATA,
+            "num_train": num_train,
+            "num_test": num_test,
+            "num_val_im": min(DEMO_DATA["num_val_im"], num_train // 10),
+        }
+        dm = SynthVGDataModule(root=str(out / "synth-vg"), synth_seed=seed, **data)
+        dm.prepare_data()
+        dm.setup("fit")
+        dm.setup("test")
+        timings["generate synth-vg"] = time.perf_counter() - t0
+        counts = np.array([dm.vocab.predicate_counts[i] for i in dm.vocab.foreground_predicates])  # type: ignore[union-attr]
+        rels = np.array([g.num_relations for g in dm.splits["train"]])
+        print(
+            f"[demo] synth-vg: {len(dm.splits['train'])} train / {len(dm.splits['test'])} test "
+            f"images in {out / 'synth-vg'}; "
+            f"{rels.mean():.1f} relations per image; training relations per predicate "
+            f"{counts.min()}..{counts.max()} "
+            f"(head / tail {counts.max() / max(counts.min(), 1):.0f})"
+        )
+
+        t0 = time.perf_counter()
+        freq = SGGModule(
+            context={"class_path": "tailgraph.modeling.freq.FrequencyBaseline"}, head=None
+        )
+        _trainer(out, "freq", 1).test(freq, datamodule=dm, verbose=False)
+        models["FREQ"] = freq.last_metrics
+        timings["FREQ (count + test)"] = time.perf_counter() - t0
+
+        runs = {
+            "MOTIFS": ({"class_path": "tailgraph.methods.base.Supervised"}, epochs),
+            "MOTIFS + HML": (
+                {
+                    "class_path": "tailgraph.methods.hml.HML",
+                    "init_args": {"stage_epochs": list(stage_epochs)},
+                },
+                sum(stage_epochs),
+            ),
+        }
+        for name, (method, n_epochs) in runs.items():
+            t0 = time.perf_counter()
+            L.seed_everything(seed, workers=True, verbose=False)
+            module = SGGModule(method=method, **DEMO_MODEL)  # type: ignore[arg-type]
+            trainer = _trainer(out, name.replace(" + ", "_").lower(), n_epochs)
+            trainer.fit(module, datamodule=dm)
+            trainer.test(module, datamodule=dm, verbose=False)
+            models[name] = module.last_metrics
+            logs[name] = str(Path(trainer.loggers[0].log_dir, "metrics.csv").relative_to(out))
+            timings[f"{name} ({n_epochs} epochs fit + test)"] = time.perf_counter() - t0
+
+        doc = results_document(
+            models,
+            dm.vocab,
+            "predcls",
+            timings=timings,
+            logs=logs,
+            dataset=f"synth-vg seed {seed}: {len(dm.splits['train'])} train / {num_test} test "
+            "images, head/tail "
+            f"{counts.max() / max(counts.min(), 1):.0f}, {rels.mean():.1f} relations per image",
+        )
+        write_json_atomic(out / "metrics.json", doc)
+        files = write_report(out / "metrics.json", out)
+        keys = ("R@20", "R@50", "R@100", "mR@20", "mR@50", "mR@100")
+        print()
+        print("PredCls on synth-vg (graph constraint), percent:")
+        print(f"{'model':<16}" + "".join(f"{k:>9}" for k in keys) + f"{'Mean@50':>9}")
+        for name, m in models.items():
+            print(
+                f"{name:<16}"
+                + "".join(f"{100 * m[k]:>9.2f}" for k in keys)
+                + f"{50 * (m['R@50'] + m['mR@50']):>9.2f}"
+            )
+        print()
+        for phase, sec in timings.items():
+            print(f"[demo] {phase}: {sec:.1f} s")
+        print(f"[demo] metrics: {out / 'metrics.json'}")
+        for kind, path in files.items():
+            print(f"[demo] {kind}: {path}")
+        return doc
+
+
+@contextmanager
+def _determinism(torch: Any) -> Iterator[None]:
+    """:data:`DEMO_THREADS` threads and deterministic kernels, restored afterwards."""
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(DEMO_THREADS)
     torch.use_deterministic_algorithms(True)
     try:
-        return _run_demo(out, num_train, num_test, epochs, stage_epochs, seed)
+        yield
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
-
-
-def _run_demo(
-    out: str | Path = "demo_out",
-    num_train: int = DEMO_DATA["num_train"],
-    num_test: int = DEMO_DATA["num_test"],
-    epochs: int = 8,
-    stage_epochs: tuple[int, ...] = (4, 4),
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Run the demo; returns the results document (also written to ``out/metrics.json``)."""
-    from tailgraph.engine.quiet import quiet_libraries
-
-    quiet_libraries()
-
-    import lightning as L
-    import numpy as np
-
-    from tailgraph.datamodules.vg import SynthVGDataModule
-    from tailgraph.engine.module import SGGModule
-    from tailgraph.io.outputs import write_json_atomic
-    from tailgraph.io.results import results_document
-    from tailgraph.viz.report import write_report
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
-    models: dict[str, dict] = {}
-    logs: dict[str, str] = {}  # model -> its training curves (CSV), relative to ``out``
-
-    t0 = time.perf_counter()
-    data = {
-        **DEMO_DATA,
-        "num_train": num_train,
-        "num_test": num_test,
-        "num_val_im": min(DEMO_DATA["num_val_im"], num_train // 10),
-    }
-    dm = SynthVGDataModule(root=str(out / "synth-vg"), synth_seed=seed, **data)
-    dm.prepare_data()
-    dm.setup("fit")
-    dm.setup("test")
-    timings["generate synth-vg"] = time.perf_counter() - t0
-    counts = np.array([dm.vocab.predicate_counts[i] for i in dm.vocab.foreground_predicates])  # type: ignore[union-attr]
-    rels = np.array([g.num_relations for g in dm.splits["train"]])
-    print(
-        f"[demo] synth-vg: {len(dm.splits['train'])} train / {len(dm.splits['test'])} test "
-        f"images in {out / 'synth-vg'}; "
-        f"{rels.mean():.1f} relations per image; training relations per predicate "
-        f"{counts.min()}..{counts.max()} "
-        f"(head / tail {counts.max() / max(counts.min(), 1):.0f})"
-    )
-
-    t0 = time.perf_counter()
-    freq = SGGModule(context={"class_path": "tailgraph.modeling.freq.FrequencyBaseline"}, head=None)
-    _trainer(out, "freq", 1).test(freq, datamodule=dm, verbose=False)
-    models["FREQ"] = freq.last_metrics
-    timings["FREQ (count + test)"] = time.perf_counter() - t0
-
-    runs = {
-        "MOTIFS": ({"class_path": "tailgraph.methods.base.Supervised"}, epochs),
-        "MOTIFS + HML": (
-            {
-                "class_path": "tailgraph.methods.hml.HML",
-                "init_args": {"stage_epochs": list(stage_epochs)},
-            },
-            sum(stage_epochs),
-        ),
-    }
-    for name, (method, n_epochs) in runs.items():
-        t0 = time.perf_counter()
-        L.seed_everything(seed, workers=True, verbose=False)
-        module = SGGModule(method=method, **DEMO_MODEL)  # type: ignore[arg-type]
-        trainer = _trainer(out, name.replace(" + ", "_").lower(), n_epochs)
-        trainer.fit(module, datamodule=dm)
-        trainer.test(module, datamodule=dm, verbose=False)
-        models[name] = module.last_metrics
-        logs[name] = str(Path(trainer.loggers[0].log_dir, "metrics.csv").relative_to(out))
-        timings[f"{name} ({n_epochs} epochs fit + test)"] = time.perf_counter() - t0
-
-    doc = results_document(
-        models,
-        dm.vocab,
-        "predcls",
-        timings=timings,
-        logs=logs,
-        dataset=f"synth-vg seed {seed}: {len(dm.splits['train'])} train / {num_test} test images, "
-        "head/tail "
-        f"{counts.max() / max(counts.min(), 1):.0f}, {rels.mean():.1f} relations per image",
-    )
-    write_json_atomic(out / "metrics.json", doc)
-    files = write_report(out / "metrics.json", out)
-    keys = ("R@20", "R@50", "R@100", "mR@20", "mR@50", "mR@100")
-    print()
-    print("PredCls on synth-vg (graph constraint), percent:")
-    print(f"{'model':<16}" + "".join(f"{k:>9}" for k in keys) + f"{'Mean@50':>9}")
-    for name, m in models.items():
-        print(
-            f"{name:<16}"
-            + "".join(f"{100 * m[k]:>9.2f}" for k in keys)
-            + f"{50 * (m['R@50'] + m['mR@50']):>9.2f}"
-        )
-    print()
-    for phase, sec in timings.items():
-        print(f"[demo] {phase}: {sec:.1f} s")
-    print(f"[demo] metrics: {out / 'metrics.json'}")
-    for kind, path in files.items():
-        print(f"[demo] {kind}: {path}")
-    return doc
 
 
 def main(argv: list[str]) -> int:

@@ -10,15 +10,13 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tailgraph.cli import main as tailgraph_main
 
-from ..evaluation.test_binformat import _gt_doc, _pred_doc
-from ..evaluation.test_vg_metrics import random_case
+from ..helpers import write_interchange_case
 
 # TAILGRAPH_FUZZ_EXAMPLES raises the bound for a longer campaign (the suite keeps 100, derandomized:
 # the same examples every run, so a slow input found by a campaign cannot make CI flaky)
@@ -118,10 +116,7 @@ def test_mutated_dataset_files_read_or_fail_cleanly(fmt, datasets, tmp_path_fact
 
 @pytest.fixture(scope="module")
 def interchange(tmp_path_factory):
-    root = tmp_path_factory.mktemp("interchange")
-    gts, preds = random_case(np.random.default_rng(0), 6, "sgdet")
-    (root / "gt.json").write_text(json.dumps(_gt_doc(gts)))
-    (root / "pred.json").write_text(json.dumps(_pred_doc(preds)))
+    root = write_interchange_case(tmp_path_factory.mktemp("interchange"), 0, 6, "sgdet")
     for name in ("gt", "pred"):
         for ext in (".h5", ".npz"):
             assert (

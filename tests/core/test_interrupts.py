@@ -16,13 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tailgraph.io.outputs import remove_stale_temporaries, temporary_name
 
-from ..evaluation.test_binformat import _gt_doc, _pred_doc
-from ..evaluation.test_vg_metrics import random_case
+from ..helpers import write_interchange_case
 
 # runs `tailgraph ARGV`, first limiting output files to LIMIT bytes (0: no limit) and, when
 # SIGNAL is set, sending it to itself on the first os.replace (a temporary about to be renamed)
@@ -57,11 +55,7 @@ def hidden(folder: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def case(tmp_path_factory):
-    base = tmp_path_factory.mktemp("io")
-    gts, preds = random_case(np.random.default_rng(3), 40, "predcls")
-    (base / "gt.json").write_text(json.dumps(_gt_doc(gts)))
-    (base / "pred.json").write_text(json.dumps(_pred_doc(preds)))
-    return base
+    return write_interchange_case(tmp_path_factory.mktemp("io"), 3, 40, "predcls")
 
 
 def commands(case: Path, out: Path) -> dict[str, tuple[list[str], Path]]:
