@@ -16,6 +16,7 @@ recall of the head / body / tail thirds of the predicates by training count and 
 epoch.
 
     .venv/bin/python benchmarks/bench_dll.py [--seeds 0 1 2] [--epochs 20] [--parts main ablation]
+        [--tracklets gt|jittered|tracked]
         [--train 400 --test 100 --root data/synth-vrd-400 --out benchmarks/results/dll_synth_vrd]
 """
 
@@ -143,6 +144,12 @@ def main() -> None:
         help="synth-vrd's p_multilabel (pairs also annotated with their spatial predicate)",
     )
     ap.add_argument("--variants", nargs="+", default=None, help="run only these variants")
+    ap.add_argument(
+        "--tracklets",
+        default=None,
+        choices=["gt", "jittered", "tracked"],
+        help="the data module's tracklet source (default: the recipe's, jittered)",
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "dll_synth_vrd"))
     args = ap.parse_args()
 
@@ -158,6 +165,8 @@ def main() -> None:
         data["synth_train"] = args.train
     if args.test:
         data["synth_test"] = args.test
+    if args.tracklets:
+        data["tracklets"] = args.tracklets
     if args.p_multilabel:
         data["synth_options"] = {
             **dict(data.get("synth_options") or {}),
@@ -191,7 +200,8 @@ def main() -> None:
     cols = list(COLUMNS) + ["head", "body", "tail", "s_per_epoch"]
     multi = f", p_multilabel {args.p_multilabel}" if args.p_multilabel else ""
     lines = [
-        f"synth-vrd ({data['synth_train']} / {data['synth_test']} videos{multi}), {epochs} "
+        f"synth-vrd ({data['synth_train']} / {data['synth_test']} videos{multi}, "
+        f"{data.get('tracklets', 'gt')} tracklets), {epochs} "
         f"epochs, seeds {args.seeds}; mean ± std, in % (s/epoch in seconds); "
         f"data set-up incl. tracklet features {setup_s:.0f} s.",
         "",
