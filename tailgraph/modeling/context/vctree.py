@@ -111,12 +111,101 @@ class _BinaryTreeLSTMCell(nn.Module):
         return torch.sigmoid(o) * torch.tanh(c), c
 
 
+@dataclass
+class Forest:
+    """The binary trees of a batch in one index space, ordered for level-batched passes.
+
+    ``left`` / ``right`` / ``parent`` are global node indices (``-1`` = none);
+    ``up_levels[k]`` are the nodes of height ``k`` (leaves first: every child of a node has a
+    smaller height), ``down_levels[d]`` the nodes of depth ``d`` (roots first).
+    """
+
+    left: torch.Tensor
+    right: torch.Tensor
+    parent: torch.Tensor
+    up_levels: list[torch.Tensor]
+    down_levels: list[torch.Tensor]
+
+
+def build_forest(
+    trees: Sequence[BinaryTree], members: Sequence[torch.Tensor], num_nodes: int
+) -> Forest:
+    """Merge per-image trees (local indices) into a :class:`Forest` of ``num_nodes`` nodes
+    (``members[i]``: the global indices of image ``i``'s nodes)."""
+    left = np.full(num_nodes, -1, dtype=np.int64)
+    right, parent = left.copy(), left.copy()
+    height, depth = np.zeros(num_nodes, dtype=np.int64), np.zeros(num_nodes, dtype=np.int64)
+    for tree, idx in zip(trees, members):
+        if tree.root < 0:
+            continue
+        g = idx.cpu().numpy()
+        order = tree.postorder()
+        for node in order:  # children before parents
+            lt, r = tree.left[node], tree.right[node]
+            left[g[node]] = g[lt] if lt >= 0 else -1
+            right[g[node]] = g[r] if r >= 0 else -1
+            height[g[node]] = 1 + max(
+                height[g[lt]] if lt >= 0 else -1, height[g[r]] if r >= 0 else -1
+            )
+        for node in reversed(order):  # parents before children
+            p = tree.parent[node]
+            parent[g[node]] = g[p] if p >= 0 else -1
+            depth[g[node]] = depth[g[p]] + 1 if p >= 0 else 0
+    used = np.zeros(num_nodes, dtype=bool)
+    for tree, idx in zip(trees, members):
+        if tree.root >= 0:
+            used[idx.cpu().numpy()] = True
+
+    def levels(key: np.ndarray) -> list[torch.Tensor]:
+        nodes = np.flatnonzero(used)
+        if nodes.size == 0:
+            return []
+        order = nodes[np.argsort(key[nodes], kind="stable")]
+        cuts = np.flatnonzero(np.diff(key[order])) + 1
+        return [torch.from_numpy(part) for part in np.split(order, cuts)]
+
+    return Forest(
+        torch.from_numpy(left),
+        torch.from_numpy(right),
+        torch.from_numpy(parent),
+        levels(height),
+        levels(depth),
+    )
+
+
 class _BiTreeLSTM(nn.Module):
     def __init__(self, in_dim: int, hidden: int) -> None:
         super().__init__()
         self.up = _BinaryTreeLSTMCell(in_dim, hidden)
         self.down = _BinaryTreeLSTMCell(in_dim, hidden)
         self.hidden = hidden
+
+    def forward_forest(self, x: torch.Tensor, forest: Forest) -> torch.Tensor:
+        """Both passes over every tree of the batch at once, one step per tree level: ``[N, 2H]``
+        (rows of nodes outside every tree are 0). Equal to :meth:`forward` per tree."""
+        n, dev = x.shape[0], x.device
+        # row n is the zero state of a missing child / parent
+        h_up = x.new_zeros((n + 1, self.hidden))
+        c_up = x.new_zeros((n + 1, self.hidden))
+        left = torch.where(forest.left >= 0, forest.left, n).to(dev)
+        right = torch.where(forest.right >= 0, forest.right, n).to(dev)
+        parent = torch.where(forest.parent >= 0, forest.parent, n).to(dev)
+        for nodes in forest.up_levels:
+            nodes = nodes.to(dev)
+            lt, r = left[nodes], right[nodes]
+            h, c = self.up(x[nodes], h_up[lt], c_up[lt], h_up[r], c_up[r])
+            h_up = h_up.index_copy(0, nodes, h)
+            c_up = c_up.index_copy(0, nodes, c)
+        h_dn = x.new_zeros((n + 1, self.hidden))
+        c_dn = x.new_zeros((n + 1, self.hidden))
+        for nodes in forest.down_levels:
+            nodes = nodes.to(dev)
+            p = parent[nodes]
+            z = x.new_zeros((nodes.shape[0], self.hidden))
+            h, c = self.down(x[nodes], h_dn[p], c_dn[p], z, z)
+            h_dn = h_dn.index_copy(0, nodes, h)
+            c_dn = c_dn.index_copy(0, nodes, c)
+        return torch.cat([h_up[:n], h_dn[:n]], dim=1)
 
     def forward(self, x: torch.Tensor, tree: BinaryTree) -> torch.Tensor:
         n = x.shape[0]
@@ -185,20 +274,19 @@ class VCTreeContext(ContextModel):
         a, b = self.score_s(x), self.score_o(x)
         s, o = inp.pairs[:, 0], inp.pairs[:, 1]
         pair_score_logits = (a[s] * b[o]).sum(-1) / a.shape[1] ** 0.5
-        obj_ctx = torch.empty(
-            (x.shape[0], 2 * (self.hidden_dim // 2)), device=x.device, dtype=x.dtype
-        )
         trees: list[BinaryTree] = []
         members = [torch.nonzero(inp.obj_to_img == i).flatten() for i in range(inp.num_images)]
+        scores = torch.sigmoid(a @ b.t() / a.shape[1] ** 0.5).detach().cpu().numpy()
         for idx in members:
             if idx.numel() == 0:
                 trees.append(BinaryTree(-1, [], [], []))
                 continue
-            sc = torch.sigmoid(a[idx] @ b[idx].t() / a.shape[1] ** 0.5).detach().cpu().numpy()
-            root, _, children = maximum_spanning_tree(sc)
-            tree = to_binary_tree(root, children)
-            trees.append(tree)
-            obj_ctx[idx] = self.obj_tree(x[idx], tree)
+            local = idx.cpu().numpy()
+            root, _, children = maximum_spanning_tree(scores[np.ix_(local, local)])
+            trees.append(to_binary_tree(root, children))
+        # both TreeLSTMs run level by level over the whole batch's forest
+        forest = build_forest(trees, members, x.shape[0])
+        obj_ctx = self.obj_tree.forward_forest(x, forest)
         obj_logits = self.obj_classifier(obj_ctx)
         if inp.labels is not None:
             labels = inp.labels
@@ -207,10 +295,7 @@ class VCTreeContext(ContextModel):
             dists = torch.softmax(obj_logits, dim=1)
             labels = 1 + dists[:, 1:].argmax(dim=1)
         e = torch.cat([obj_ctx, self.inputs.class_embed.soft(dists)], dim=1)
-        edge_ctx = torch.empty_like(obj_ctx)
-        for idx, tree in zip(members, trees):
-            if idx.numel():
-                edge_ctx[idx] = self.edge_tree(e[idx], tree)
+        edge_ctx = self.edge_tree.forward_forest(e, forest)
         feats = self.pair(
             edge_ctx, inp.pairs, inp.union_feats, pair_geometry(inp.boxes[s], inp.boxes[o])
         )
