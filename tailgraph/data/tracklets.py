@@ -43,6 +43,8 @@ from tailgraph.structures import Tracklet, VideoSceneGraph
 
 __all__ = [
     "segment_tracklets",
+    "read_tracklet_file",
+    "is_tracklet_file",
     "active_instances",
     "assign_pairs",
     "pair_position",
@@ -74,6 +76,85 @@ def _track_boxes(video: VideoSceneGraph, begin: int, end: int) -> dict[Any, tupl
     return out
 
 
+def is_tracklet_file(source: str) -> bool:
+    """Whether a ``tracklets`` option names a user tracklet file (not a built-in source)."""
+    return source not in TRACKLET_SOURCES and str(source).endswith(".json")
+
+
+def read_tracklet_file(path: str) -> dict[str, list[tuple[int, np.ndarray]]]:
+    """User tracklets in VidVRD's trajectory layout: ``{video_id: {"trajectories": [[{"tid":
+    T, "bbox": {"xmin", "ymin", "xmax", "ymax"}}, ...] per frame]}}`` (frame ``f`` of the list
+    is frame ``f`` of the video; a track may skip frames: the gap holds its last box).
+
+    Returns ``{video_id: [(first frame, boxes [L, 4])]}``, tracks ordered by their ``tid``.
+    """
+    from tailgraph.io.files import read_json_file
+
+    doc = read_json_file(path)
+    if not isinstance(doc, dict) or not doc:
+        raise DataError("expected an object {video_id: {trajectories}}", file=path)
+    out: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for vid, entry in doc.items():
+        frames = entry.get("trajectories") if isinstance(entry, dict) else None
+        if not isinstance(frames, list):
+            raise DataError(
+                "expected {'trajectories': [per-frame lists]}", file=path, sample=vid,
+                field="trajectories",
+            )  # fmt: skip
+        seen: dict[Any, dict[int, list[float]]] = {}
+        for f, boxes in enumerate(frames):
+            if not isinstance(boxes, list):
+                raise DataError(
+                    "a frame's entry must be a list of {tid, bbox}", file=path,
+                    sample=f"{vid} frame {f}", field="trajectories",
+                )  # fmt: skip
+            for b in boxes:
+                where = f"{vid} frame {f}"
+                if not isinstance(b, dict) or not isinstance(b.get("bbox"), dict):
+                    raise DataError("expected {tid, bbox}", file=path, sample=where, field="bbox")
+                tid = b.get("tid")
+                if isinstance(tid, bool) or not isinstance(tid, (int, str)):
+                    raise DataError(f"tid {tid!r} is not an integer or string", file=path,
+                                    sample=where, field="tid")  # fmt: skip
+                bb = b["bbox"]
+                try:
+                    box = [float(bb[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
+                except (KeyError, TypeError, ValueError):
+                    raise DataError("bbox needs numbers xmin, ymin, xmax, ymax", file=path,
+                                    sample=where, field="bbox") from None  # fmt: skip
+                if any(isinstance(bb[k], bool) for k in ("xmin", "ymin", "xmax", "ymax")):
+                    raise DataError("bbox values must be numbers", file=path, sample=where,
+                                    field="bbox")  # fmt: skip
+                if not np.isfinite(box).all() or box[2] < box[0] or box[3] < box[1]:
+                    raise DataError(f"box {box} is not finite and ordered", file=path,
+                                    sample=where, field="bbox")  # fmt: skip
+                if f in seen.setdefault(tid, {}):
+                    raise DataError(f"tid {tid!r} twice in one frame", file=path, sample=where,
+                                    field="tid")  # fmt: skip
+                seen[tid][f] = box
+        tracks = []
+        for tid in sorted(seen, key=str):
+            by_frame = seen[tid]
+            first, last = min(by_frame), max(by_frame)
+            rows, prev = [], None
+            for f in range(first, last + 1):
+                prev = by_frame.get(f, prev)
+                rows.append(prev)
+            tracks.append((first, np.asarray(rows, dtype=np.float64).reshape(-1, 4)))
+        out[str(vid)] = tracks
+    return out
+
+
+def clip_tracks(tracks: Sequence[tuple[int, np.ndarray]], begin: int, end: int) -> list[Tracklet]:
+    """The parts of whole-video tracks inside segment ``[begin, end)``."""
+    out = []
+    for first, boxes in tracks:
+        lo, hi = max(begin, first), min(end, first + len(boxes))
+        if hi > lo:
+            out.append(Tracklet(lo, boxes[lo - first : hi - first]))
+    return out
+
+
 def segment_tracklets(
     video: VideoSceneGraph,
     begin: int,
@@ -81,6 +162,7 @@ def segment_tracklets(
     source: str = "gt",
     jitter: float = 0.0,
     rng: np.random.Generator | None = None,
+    user_tracks: Sequence[tuple[int, np.ndarray]] | None = None,
 ) -> tuple[list[Tracklet], dict[Any, tuple[int, np.ndarray]]]:
     """The tracklets of segment ``[begin, end)`` and the annotated tracks they come from.
 
@@ -88,6 +170,8 @@ def segment_tracklets(
     once + a per-frame offset of half that scale), normal noise from ``rng``. ``tracked``: the
     synthetic detector's boxes linked by the IoU tracker (see the module docstring).
     """
+    if user_tracks is not None:  # a user tracklet file (read_tracklet_file)
+        return clip_tracks(user_tracks, begin, end), _track_boxes(video, begin, end)
     if source not in TRACKLET_SOURCES:
         raise DataError(
             f"tracklet source must be one of {TRACKLET_SOURCES}, got {source!r}", field="tracklets"

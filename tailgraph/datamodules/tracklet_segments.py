@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from tailgraph.data.images import load_image, pad_images
+from tailgraph.errors import DataError
 from tailgraph.structures import VideoSceneGraph
 from tailgraph.vocab import Vocabulary
 
@@ -112,7 +113,9 @@ def build_tracklet_segments(
     from tailgraph.data.tracklets import (
         active_instances,
         assign_pairs,
+        is_tracklet_file,
         pair_position,
+        read_tracklet_file,
         segment_tracklets,
     )
     from tailgraph.data.vidvrd import split_segments
@@ -124,12 +127,20 @@ def build_tracklet_segments(
     out = []
     from tailgraph.progress import track
 
+    user = read_tracklet_file(source) if is_tracklet_file(source) else None
     for vi, v in enumerate(track(videos, "tracklet features", unit="video")):
         cats = {t: cls_index[c] for t, c in v.extras.get("categories", {}).items()}
+        mine = None
+        if user is not None:
+            mine = user.get(str(v.video_id))
+            if mine is None:
+                raise DataError("no tracklets for this video", file=source, sample=v.video_id)
         segs = []
         for si, seg in enumerate(split_segments(v, length, stride)):
             rng = np.random.default_rng([seed, vi, si, 4242])
-            tracklets, tracks = segment_tracklets(v, seg["begin"], seg["end"], source, jitter, rng)
+            tracklets, tracks = segment_tracklets(
+                v, seg["begin"], seg["end"], source, jitter, rng, user_tracks=mine
+            )
             if not tracklets:
                 continue
             active = active_instances(

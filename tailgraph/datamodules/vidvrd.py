@@ -132,7 +132,9 @@ class VidVRDDataModule(SplitDataModule):
         max_size: frame size fed to a pixel model.
         layout_only: no frame images.
         num_workers, val_fraction: see :class:`SplitDataModule`.
-        tracklets: ``gt`` | ``jittered`` | ``tracked`` (``output: tracklets``; see
+        tracklets: ``gt`` | ``jittered`` | ``tracked`` | a user tracklet file ``*.json`` in
+            VidVRD's trajectory layout (:func:`tailgraph.data.tracklets.read_tracklet_file`)
+            (``output: tracklets``; see
             :func:`tailgraph.data.tracklets.segment_tracklets`), ``jitter`` its noise scale.
         feature_extractor: spec of the frozen per-box feature extractor (default
             :class:`tailgraph.modeling.tracklet_features.TrackletFeatureExtractor`); its
@@ -202,12 +204,16 @@ class VidVRDDataModule(SplitDataModule):
                 "output 'tracklets' computes RoI features from the frames: set layout_only: false",
                 field="layout_only",
             )
-        from tailgraph.data.tracklets import TRACKLET_SOURCES
+        from tailgraph.data.tracklets import TRACKLET_SOURCES, is_tracklet_file
 
-        if tracklets not in TRACKLET_SOURCES:
+        if tracklets not in TRACKLET_SOURCES and not is_tracklet_file(tracklets):
             raise DataError(
-                f"tracklets must be one of {TRACKLET_SOURCES}, got {tracklets!r}", field="tracklets"
+                f"tracklets must be one of {TRACKLET_SOURCES} or a tracklet file (.json), "
+                f"got {tracklets!r}",
+                field="tracklets",
             )
+        if is_tracklet_file(tracklets) and not Path(tracklets).is_file():
+            raise DataError("tracklet file not found", file=tracklets, field="tracklets")
         if max_pairs < 1:
             raise DataError(f"max_pairs must be positive, got {max_pairs}", field="max_pairs")
         self.length, self.stride, self.batch_size, self.output, self.max_size = (
@@ -247,6 +253,7 @@ class VidVRDDataModule(SplitDataModule):
         import json
 
         from tailgraph.components import build_component
+        from tailgraph.data.tracklets import is_tracklet_file
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # a randomly initialised extractor is the same in every run
@@ -258,6 +265,12 @@ class VidVRDDataModule(SplitDataModule):
                 "stride": self.stride,
                 "size": self.max_size,
                 **self.tracklet_options,
+                # a user tracklet file's content is part of the key
+                **(
+                    {"source_digest": _digest(self.tracklet_options["source"])}
+                    if is_tracklet_file(self.tracklet_options["source"])
+                    else {}
+                ),
             },
             sort_keys=True,
             default=str,
@@ -364,3 +377,9 @@ class VidVRDDataModule(SplitDataModule):
             sampler=VideoSampler(len(ds), shuffle=shuffle, pad=split == "train"),
             num_workers=self.num_workers,
         )
+
+
+def _digest(path: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]

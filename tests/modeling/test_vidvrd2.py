@@ -451,3 +451,40 @@ def test_tracklet_segments_are_cached_on_disk_and_rebuilt_when_stale(tmp_path):
         torch.cat([s.feats for s in third.segments["test"]]),
         torch.cat([s.feats for s in first.segments["test"]]),
     )
+
+
+def test_user_tracklets_in_vidvrd_trajectory_layout(tmp_path):
+    import json
+
+    from tailgraph.data.tracklets import read_tracklet_file
+    from tailgraph.errors import DataError
+
+    v = _video()
+    frames = []
+    for f, fr in enumerate(v.frames):
+        boxes = []
+        for tid, b in zip(fr.track_ids.tolist(), fr.boxes.tolist()):
+            if tid == 9 and f == 3:
+                continue  # a skipped frame: the gap holds the last box
+            bbox = dict(zip(("xmin", "ymin", "xmax", "ymax"), b))
+            boxes.append({"tid": tid, "bbox": bbox})
+        frames.append(boxes)
+    path = tmp_path / "tracklets.json"
+    path.write_text(json.dumps({"v": {"trajectories": frames}}))
+    user = read_tracklet_file(str(path))
+    mine, tracks = segment_tracklets(v, 2, 6, str(path), user_tracks=user["v"])
+    gt, _ = segment_tracklets(v, 2, 6, "gt")
+    assert [(t.begin, t.boxes.tolist()) for t in mine] == [(t.begin, t.boxes.tolist()) for t in gt]
+    assert set(tracks) == {7, 9}  # labels still come from the annotation by vIoU
+    bad = [
+        ([[{"tid": 1, "bbox": {"xmin": 5, "ymin": 0, "xmax": 1, "ymax": 3}}]], "not finite and"),
+        ([[{"tid": 1, "bbox": {"xmin": 0, "ymin": 0, "xmax": 1}}]], "xmin, ymin, xmax, ymax"),
+        ([[{"tid": True, "bbox": {"xmin": 0, "ymin": 0, "xmax": 1, "ymax": 1}}]], "tid"),
+        ([[{"tid": 1, "bbox": {"xmin": 0, "ymin": 0, "xmax": 1, "ymax": 1}}] * 2], "twice"),
+        ("x", "trajectories"),
+    ]
+    for trajectories, text in bad:
+        path.write_text(json.dumps({"v": {"trajectories": trajectories}}))
+        with pytest.raises(DataError, match=text) as err:
+            read_tracklet_file(str(path))
+        assert str(path) in str(err.value)
