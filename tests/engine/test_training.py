@@ -118,3 +118,45 @@ def test_lightning_cli_fit_then_test(synth_root, tmp_path, monkeypatch):
     assert len(doc["predicates"]) == 50 and len(doc["train_counts"]) == 50
     assert tailgraph_main(["report", str(metrics[-1])]) == 0
     assert (metrics[-1].parent / "report.md").is_file()
+
+
+@pytest.mark.parametrize("context", ["pairwise", "motifs", "transformer", "vctree", "sttran"])
+def test_two_bf16_mixed_steps_on_cpu(context, tmp_path):
+    """Every context model trains two steps in ``bf16-mixed`` on CPU with finite weights."""
+    from tests.helpers import tiny_ag_recipe, tiny_vg_recipe
+
+    trainer = {"precision": "bf16-mixed", "limit_train_batches": 2}
+    if context == "sttran":
+        sttran = {"proj_dim": 16, "embed_dim": 8, "num_heads": 2, "ff_dim": 32}
+        model = {
+            "task": "predcls",
+            "features": {
+                "class_path": "tailgraph.modeling.roi.PixelFeatures",
+                "init_args": {"last_stage": "layer1", "out_dim": 16},
+            },
+            "context": {
+                "class_path": "tailgraph.modeling.context.sttran.STTranContext",
+                "init_args": {**sttran, "temporal_layers": 1},
+            },
+            "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"},
+        }
+        cfg = tiny_ag_recipe(tmp_path, model, epochs=1, num_train=4, **trainer)
+    else:
+        names = {
+            "pairwise": "pairwise.PairwiseMLPContext",
+            "motifs": "motifs.MotifsContext",
+            "transformer": "transformer.TransformerContext",
+            "vctree": "vctree.VCTreeContext",
+        }
+        spec = {"class_path": f"tailgraph.modeling.context.{names[context]}"}
+        spec["init_args"] = {"hidden_dim": 16}
+        cfg = tiny_vg_recipe(
+            tmp_path / "r.yaml", tmp_path / "vg", tmp_path, model={"context": spec}, trainer=trainer
+        )
+    assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
+    ckpt = next(tmp_path.rglob("last.ckpt"))
+    state = torch.load(ckpt, weights_only=True)
+    assert state["global_step"] == 2
+    for k, v in state["state_dict"].items():
+        if v.is_floating_point():
+            assert torch.isfinite(v).all(), k

@@ -276,7 +276,7 @@ class VCTreeContext(ContextModel):
         pair_score_logits = (a[s] * b[o]).sum(-1) / a.shape[1] ** 0.5
         trees: list[BinaryTree] = []
         members = [torch.nonzero(inp.obj_to_img == i).flatten() for i in range(inp.num_images)]
-        scores = torch.sigmoid(a @ b.t() / a.shape[1] ** 0.5).detach().cpu().numpy()
+        scores = torch.sigmoid(a @ b.t() / a.shape[1] ** 0.5).detach().float().cpu().numpy()
         for idx in members:
             if idx.numel() == 0:
                 trees.append(BinaryTree(-1, [], [], []))
