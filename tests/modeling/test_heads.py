@@ -245,3 +245,15 @@ def test_gmm_head_monte_carlo_evaluation_option():
     assert not torch.allclose(mc, at_mu, atol=1e-3)
     with pytest.raises(ValueError, match="test_samples"):
         GMMHead(6, 4, test_samples=-1)
+
+
+def test_bayesian_head_log_var_init_sets_the_starting_sigma():
+    from tailgraph.modeling.heads.bayesian import BayesianHead
+
+    torch.manual_seed(0)
+    h = BayesianHead(8, 3, log_var_init=-4.0)
+    out = h(torch.randn(5, 8))
+    assert torch.allclose(out.extras["aleatoric"], torch.full((5, 3), math.exp(-4.0)))
+    default = BayesianHead(8, 3)  # PyTorch's initialisation: sigma near 1
+    sigma2 = default(torch.randn(5, 8)).extras["aleatoric"]
+    assert 0.3 < float(sigma2.mean()) < 3.0

@@ -22,6 +22,10 @@ class BayesianHead(PredicateHead):
         num_predicates: classes ``C``.
         num_samples: ``S``.
         act: ``softmax`` or ``sigmoid``.
+        log_var_init: initial bias of the log-variance layer (its weights then start at 0): ``0``
+            starts every class at σ = 1 (PyTorch's default initialisation of both layers gives
+            σ ≈ 1), ``-4`` at σ ≈ 0.14. A diagnostic of how much of the early training the
+            sampling noise drowns (see RESULTS.md, FReMuRe's attention head).
 
     Shapes:
         ``forward(x [P, D], eps [S, P, C] | None) -> HeadOutput`` with ``probs`` ``[P, C]``,
@@ -31,12 +35,20 @@ class BayesianHead(PredicateHead):
     """
 
     def __init__(
-        self, in_dim: int, num_predicates: int, num_samples: int = 6, act: str = "softmax"
+        self,
+        in_dim: int,
+        num_predicates: int,
+        num_samples: int = 6,
+        act: str = "softmax",
+        log_var_init: float | None = None,
     ) -> None:
         super().__init__()
         mixture_activation(torch.zeros(1), act)
         self.mu = nn.Linear(in_dim, num_predicates)
         self.log_var = nn.Linear(in_dim, num_predicates)
+        if log_var_init is not None:
+            nn.init.zeros_(self.log_var.weight)
+            nn.init.constant_(self.log_var.bias, float(log_var_init))
         self.num_samples, self.act = num_samples, act
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> HeadOutput:
