@@ -82,16 +82,21 @@ def overlap_viou(t1: np.ndarray, d1: Sequence[int], t2: np.ndarray, d2: Sequence
 
 
 def _merge(r: dict, s: dict, score: str) -> dict:
-    b, e = r["duration"][0], max(r["duration"][1], s["duration"][1])
+    """Join instance ``s`` into the video-level instance ``r`` (overlapping in time, either may
+    start first): common frames average the two boxes, the others keep the one there is."""
+    b = min(r["duration"][0], s["duration"][0])
+    e = max(r["duration"][1], s["duration"][1])
     out = {"triplet": r["triplet"], "duration": [b, e], "_n": r.get("_n", 1) + 1}
     for key in ("sub_traj", "obj_traj"):
-        rows = [list(x) for x in r[key]]
-        for k, box in enumerate(s[key]):
-            f = s["duration"][0] + k
-            if f < r["duration"][1]:  # overlap: average the two segments' boxes
-                rows[f - b] = [(u + v) / 2 for u, v in zip(rows[f - b], box)]
-            else:
-                rows.append(list(box))
+        rows: list[list[float] | None] = [None] * (e - b)
+        for inst in (r, s):
+            for k, box in enumerate(inst[key]):
+                f = inst["duration"][0] + k - b
+                prev = rows[f]
+                rows[f] = list(box) if prev is None else [(u + v) / 2 for u, v in zip(prev, box)]
+        for f in range(e - b):  # a frame between two instances that only touch: hold the box
+            if rows[f] is None:
+                rows[f] = list(rows[f - 1])  # type: ignore[arg-type]
         out[key] = rows
     total = r["score"] + s["score"]
     out["score"] = (

@@ -488,3 +488,17 @@ def test_user_tracklets_in_vidvrd_trajectory_layout(tmp_path):
         with pytest.raises(DataError, match=text) as err:
             read_tracklet_file(str(path))
         assert str(path) in str(err.value)
+
+
+def test_association_joins_a_later_segments_instance_that_starts_earlier():
+    """With tracked tracklets a later segment's instance can begin before the video-level one
+    (its tracker linked the track sooner): the joined trajectory covers both spans, every frame
+    its own box (the old merge indexed rows from the wrong end)."""
+    t = ["dog", "chase", "cat"]
+    first = _inst(t, 20, 30, 0.5)
+    later = _inst(t, 15, 45, 0.25)
+    later["sub_traj"] = [[float(f), 0.0, f + 9.0, 9.0] for f in range(15, 45)]
+    first["sub_traj"] = [[float(f), 0.0, f + 9.0, 9.0] for f in range(20, 30)]
+    (out,) = greedy_association([[first], [later]], viou_threshold=0.3)
+    assert out["duration"] == [15, 45] and len(out["sub_traj"]) == 30
+    assert [box[0] for box in out["sub_traj"]] == [float(f) for f in range(15, 45)]
