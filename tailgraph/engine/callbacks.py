@@ -190,14 +190,15 @@ class FitSummary(Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:  # noqa: D102
         self._t0 = time.perf_counter()
         self._best = self._last = None
+        log_dir = trainer.log_dir  # a broadcast under DDP: every rank takes part
         if trainer.is_global_zero:  # where to look, before hours of work
             params = list(pl_module.parameters())
             trainable = sum(p.numel() for p in params if p.requires_grad)
             frozen = sum(p.numel() for p in params if not p.requires_grad)
             name = type(getattr(pl_module, "model", pl_module)).__name__
             print(f"model: {name}, {trainable:,} trainable + {frozen:,} frozen parameters")
-            if trainer.log_dir:
-                print(f"run folder: {trainer.log_dir}", flush=True)
+            if log_dir:
+                print(f"run folder: {log_dir}", flush=True)
         protocol = pl_module.protocol if isinstance(pl_module, SGGModule) else None
         self._key = f"val/{protocol.monitor}" if protocol is not None else None
 
