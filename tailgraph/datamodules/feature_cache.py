@@ -4,15 +4,14 @@ With a frozen trunk, object features depend only on the image, its boxes and the
 weights and settings, so they are computed once and read back on later epochs and runs. The
 cache stores a checksum of the extractor's parameters and buffers plus its settings; a cache
 built with other weights, other settings or other boxes is stale and :func:`ensure_cache`
-rebuilds it. Files are written to a temporary name and renamed, so an interrupted build never
-leaves a half-written cache.
+rebuilds it. The file is assembled in memory and written to a temporary name and renamed, so
+an interrupted build or a full disk never leaves a half-written cache.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -55,41 +54,42 @@ def build_cache(
         settings: anything else the features depend on (input size, ...).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    import h5py
+    from tailgraph.io.outputs import write_h5_atomic
+    from tailgraph.progress import track
 
     was_training = extractor.training
     extractor.eval()
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["checksum"] = extractor_checksum(extractor, settings)
-            f.attrs["version"] = CACHE_VERSION
-            f.attrs["settings"] = json.dumps(dict(settings or {}), sort_keys=True, default=str)
-            from tailgraph.progress import track
 
-            for batch in track(batches, "feature cache", unit="batch"):
-                graphs = batch.graphs
-                boxes = torch.cat([g.boxes for g in graphs])
-                owner = torch.repeat_interleave(
-                    torch.arange(len(graphs)), torch.tensor([g.num_boxes for g in graphs])
+    def fill(f: Any) -> None:
+        f.attrs["checksum"] = extractor_checksum(extractor, settings)
+        f.attrs["version"] = CACHE_VERSION
+        f.attrs["settings"] = json.dumps(dict(settings or {}), sort_keys=True, default=str)
+        for batch in track(batches, "feature cache", unit="batch"):
+            graphs = batch.graphs
+            boxes = torch.cat([g.boxes for g in graphs])
+            owner = torch.repeat_interleave(
+                torch.arange(len(graphs)), torch.tensor([g.num_boxes for g in graphs])
+            )
+            feats, _ = extractor(
+                batch.images, batch.scales, boxes, owner, torch.zeros((0, 2), dtype=torch.int64)
+            )
+            offset = 0
+            for g in graphs:
+                grp = f.create_group(str(g.image_id))
+                grp.create_dataset(
+                    "features",
+                    data=feats[offset : offset + g.num_boxes].cpu().numpy(),
+                    track_times=False,
                 )
-                feats, _ = extractor(
-                    batch.images, batch.scales, boxes, owner, torch.zeros((0, 2), dtype=torch.int64)
-                )
-                offset = 0
-                for g in graphs:
-                    grp = f.create_group(str(g.image_id))
-                    grp.create_dataset(
-                        "features",
-                        data=feats[offset : offset + g.num_boxes].cpu().numpy(),
-                        track_times=False,
-                    )
-                    grp.create_dataset("boxes", data=g.boxes.numpy(), track_times=False)
-                    offset += g.num_boxes
+                grp.create_dataset("boxes", data=g.boxes.numpy(), track_times=False)
+                offset += g.num_boxes
+
+    try:
+        # assembled in memory and written in one piece: HDF5's own write-error path (a full
+        # disk mid-file) can crash the process
+        write_h5_atomic(path, fill)
     finally:
         extractor.train(was_training)
-    os.replace(tmp, path)
     return path
 
 

@@ -4,7 +4,6 @@ videos, the settings and a checksum of the extractor's weights)."""
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -43,15 +42,13 @@ def save_segments(path: str | Path, segments: list) -> None:
                 "position": s.position,
             }
         )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        torch.save({"version": SEGMENT_CACHE_VERSION, "segments": rows}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    import io
+
+    from tailgraph.io.outputs import write_bytes_atomic
+
+    buf = io.BytesIO()  # serialised in memory: torch's zip writer does not report a full disk
+    torch.save({"version": SEGMENT_CACHE_VERSION, "segments": rows}, buf)
+    write_bytes_atomic(path, buf.getbuffer())
 
 
 def load_segments(path: str | Path) -> list | None:

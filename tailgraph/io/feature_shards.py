@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tailgraph.errors import DataError
+from tailgraph.io.outputs import write_h5_atomic
+
 __all__ = ["FeatureShards"]
 
 
@@ -40,8 +43,14 @@ class FeatureShards:
     @staticmethod
     def _flush_at_exit(ref: weakref.ref) -> None:
         obj = ref()
-        if obj is not None:
+        if obj is None:
+            return
+        try:
             obj.flush()
+        except OSError as exc:  # at exit the command's outputs are complete: a cache miss later
+            import sys
+
+            print(f"feature cache not written: {exc}", file=sys.stderr)
 
     def _read(self) -> None:
         import h5py
@@ -49,9 +58,15 @@ class FeatureShards:
         if not self.folder.is_dir():
             return
         for shard in sorted(self.folder.glob("shard_*.h5")):
-            with h5py.File(shard, "r") as fh:
-                for key in fh:
-                    self._data[key] = fh[key][()]
+            try:
+                with h5py.File(shard, "r") as fh:
+                    for key in fh:
+                        self._data[key] = fh[key][()]
+            except (OSError, KeyError, ValueError) as exc:
+                raise DataError(
+                    f"unreadable feature cache shard (delete it to rebuild): {exc}",
+                    file=str(shard),
+                ) from None
 
     def __contains__(self, key: object) -> bool:
         return key in self._data
@@ -81,9 +96,13 @@ class FeatureShards:
         while (self.folder / f"shard_{n:05d}.h5").exists():
             n += 1
         path = self.folder / f"shard_{n:05d}.h5"
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with h5py.File(tmp, "w") as fh:
-            for key in self._pending:
+        pending = list(self._pending)
+
+        def fill(fh: h5py.File) -> None:
+            for key in pending:
                 fh.create_dataset(key, data=self._data[key])
-        os.replace(tmp, path)
+
+        # assembled in memory, written in one piece: HDF5's own write-error path (a full disk
+        # mid-file) can crash the process
+        write_h5_atomic(path, fill)
         self._pending = []

@@ -173,3 +173,62 @@ def test_an_output_under_a_regular_file_is_one_line(case, binary, tmp_path, name
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and "Traceback" not in r.stderr and str(blocker) in err[0], err
     assert blocker.read_text() == "x"
+
+
+# the feature caches written during `fit`: under a file-size limit each write is an OSError
+# naming the cache file (EFBIG), never a crash inside HDF5 / torch's writer, and nothing is left
+CACHE_WRITER = """
+import errno, resource, signal, sys
+import numpy as np, torch
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+from pathlib import Path
+out = Path(sys.argv[1])
+kind = sys.argv[2]
+try:
+    if kind == "shards":
+        from tailgraph.io.feature_shards import FeatureShards
+        shards = FeatureShards(out / "shards", flush_every=1000)
+        for i in range(8):
+            shards.put(f"k{i}", np.random.rand(64, 64).astype(np.float32))
+        shards.flush()
+    elif kind == "segments":
+        from tailgraph.datamodules.tracklet_segments import save_segments
+        from tailgraph.structures import Segment, Tracklet
+        t = Tracklet(0, np.tile(np.array([[0, 0, 5, 5]], dtype=np.float32), (4, 1)), "1")
+        seg = Segment("v", 0, 4, [t], torch.rand(1, 5000), torch.zeros(1, dtype=torch.int64),
+                      torch.zeros(0, 2, dtype=torch.int64), torch.zeros(0, 3),
+                      torch.zeros(0, dtype=torch.bool), torch.zeros(1))
+        save_segments(out / "seg.pt", [seg])
+    else:
+        from tailgraph.datamodules.feature_cache import build_cache
+        from tailgraph.modeling.roi import PixelFeatures
+        from tailgraph.structures import GraphBatch, SceneGraph
+        gs = [SceneGraph(f"im{i}", 64, 48, [[0, 0, 20, 20]], [1], []) for i in range(40)]
+        fx = PixelFeatures(last_stage="layer1", out_dim=64, frozen_trunk=True,
+                           union_features=False)
+        b = [GraphBatch(gs[i : i + 8], torch.randn(8, 3, 48, 64), torch.ones(8))
+             for i in range(0, 40, 8)]
+        build_cache(out / "cache.h5", fx, b)
+except OSError as exc:
+    print(exc.errno == errno.EFBIG, exc.filename)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("kind", ["shards", "segments", "object_cache"])
+def test_a_feature_cache_that_cannot_be_written_is_an_error_naming_it(tmp_path, kind):
+    r = subprocess.run(
+        [sys.executable, "-c", CACHE_WRITER, str(tmp_path), kind],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 3, r.stderr[-2000:]
+    efbig, name = r.stdout.split()
+    assert efbig == "True"
+    target = {"shards": "shards/shard_00000.h5", "segments": "seg.pt"}.get(kind, "cache.h5")
+    assert name == str(tmp_path / target)
+    assert "HDF5" not in r.stderr and "Traceback" not in r.stderr
+    left = [p.name for p in tmp_path.rglob("*") if p.is_file()]
+    assert left == [], left
