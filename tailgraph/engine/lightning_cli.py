@@ -113,6 +113,24 @@ class TailgraphCLI(LightningCLI):
         self._given_args = list(args or [])
         super().parse_arguments(parser, args)
 
+    def _set_seed(self) -> None:
+        # the parsed recipe (with the checkpoint's model section) is range-checked before the
+        # seed is set and anything is built
+        self._check_values()
+        super()._set_seed()
+
+    def _check_values(self) -> None:
+        from tailgraph.io.recipes import check_recipe_values
+
+        sub = self.config.get("subcommand")
+        cfg = self.config[sub] if sub else self.config
+        files = [
+            a.split("=", 1)[1] if a.startswith("--config=") else self._given_args[i + 1]
+            for i, a in enumerate(self._given_args[:-1] + [""])
+            if a == "--config" or a.startswith("--config=")
+        ]
+        check_recipe_values(cfg.as_dict(), ", ".join(files) or "the command line")
+
     def _parse_ckpt_path(self) -> None:
         """With ``--ckpt_path``, Lightning replaces the ``model`` section by the checkpoint's
         hyperparameters (so ``test --config RECIPE`` rebuilds the model as it was trained, with
@@ -281,12 +299,14 @@ def _run(subcommand: str, argv: list[str]) -> int:
         if debug:
             raise
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(
-            f"tailgraph {subcommand}: "
-            f"{type(exc).__name__ + ': ' if not isinstance(exc, DataError) else ''}{msg}"
-            f" (--debug shows the traceback)",
-            file=sys.stderr,
-        )
+        if isinstance(exc, DataError):  # the input's fault, named: no traceback to look at
+            print(f"tailgraph {subcommand}: {msg}", file=sys.stderr)
+        else:
+            print(
+                f"tailgraph {subcommand}: {type(exc).__name__}: {msg}"
+                " (--debug shows the traceback)",
+                file=sys.stderr,
+            )
         return 2
     finally:
         sys.argv = saved_argv

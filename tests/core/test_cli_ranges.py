@@ -45,3 +45,55 @@ def test_range_types_accept_what_is_inside():
     for bad in ("6", "1.5", "inf", "x", ""):
         with pytest.raises(argparse.ArgumentTypeError):
             int_in(0, 5)(bad)
+
+
+RECIPE = "configs/synthetic/ag_predcls_sttran.yaml"
+
+
+@pytest.mark.parametrize(
+    "option,needle",
+    [
+        (["--trainer.max_epochs", "0"], "'trainer.max_epochs': 0 is outside [1, 100000]"),
+        (["--model.context.init_args.proj_dim", "100000000"], "'model.context.proj_dim'"),
+        (["--model.context.init_args.proj_dim", "1.5"], "expected an integer"),
+        (["--model.context.init_args.num_heads", "true"], "got True"),
+        (["--data.init_args.synth_train", "300000"], "'data.synth_train': 300000 is outside"),
+        (["--data.init_args.max_size", "8"], "'data.max_size': 8 is outside [32, 8192]"),
+    ],
+)
+def test_recipe_options_out_of_range_are_one_line_errors(option, needle, tmp_path):
+    import subprocess
+    import sys
+
+    argv = ["fit", "--config", RECIPE, *option, "--trainer.default_root_dir", str(tmp_path)]
+    r = subprocess.run(
+        [sys.executable, "-m", "tailgraph.cli", *argv], capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 2
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1 and needle in err and RECIPE in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_shipped_recipe_is_inside_the_ranges():
+    from pathlib import Path
+
+    import yaml
+
+    from tailgraph.io.recipes import check_recipe_values
+
+    recipes = sorted(Path("configs").rglob("*.yaml"))
+    assert len(recipes) > 20
+    for path in recipes:
+        check_recipe_values(yaml.safe_load(path.read_text()), str(path))
+
+
+def test_recipe_ranges_read_unlimited_and_text_values():
+    from tailgraph.errors import DataError
+    from tailgraph.io.recipes import check_recipe_values
+
+    check_recipe_values({"trainer": {"max_epochs": -1, "max_steps": None}})
+    check_recipe_values({"model": {"context": {"class_path": "x", "hidden_dim": "64"}}})
+    for bad in ({"model": {"lr": float("inf")}}, {"data": {"init_args": {"batch_size": 0}}}):
+        with pytest.raises(DataError):
+            check_recipe_values(bad)
