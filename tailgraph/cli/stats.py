@@ -31,6 +31,13 @@ def _print_table(stats: dict[str, Any]) -> None:
     f = stats.get("filtered", {})
     if f.get("splits"):
         _split_rows(f["splits"], "after default filters")
+        for name, sp in f["splits"].items():
+            removed = {k: v for k, v in (sp.get("removed") or {}).items() if v}
+            if removed:
+                print(
+                    f"  {name} filters removed: "
+                    + "; ".join(f"{v} {k}" for k, v in removed.items())
+                )
     raw = stats["predicate_counts"]
     filt = f.get("predicate_counts", {})
     per_split = {k: v.get("predicate_counts", {}) for k, v in f.get("splits", {}).items()}

@@ -700,7 +700,8 @@ def stats(root: str | Path) -> dict[str, Any]:
         count over all splits}, "filtered": {"splits": ..., "predicate_counts": ...}}``. Raw =
         every image row of the file; filtered = what ``load_vg`` yields for training and
         testing with the default filters (images without boxes or relations dropped,
-        duplicate predicates of a pair reduced to one in train).
+        duplicate predicates of a pair reduced to one in train); ``filtered.splits.<name>.removed``
+        counts what each filter removed.
     """
     root = Path(root)
     a = read_vg_arrays(root)
@@ -744,12 +745,24 @@ def stats(root: str | Path) -> dict[str, Any]:
         for g in graphs:
             pc += np.bincount(g.relations[:, 2].numpy(), minlength=vocab.num_predicates)
         fcounts += pc
+        code = SPLIT_CODE[split]
+        in_split = a.split == code
+        kept = _select_images(a, split, True, 0)
         fsplits[split] = {
             "images": len(graphs),
             "boxes": sum(g.num_boxes for g in graphs),
             "relations": sum(g.num_relations for g in graphs),
             "predicate_counts": {  # type: ignore[dict-item]
                 vocab.predicates[i]: int(pc[i]) for i in range(1, vocab.num_predicates)
+            },
+            # what each default filter removed from the raw split
+            "removed": {  # type: ignore[dict-item]
+                "images without boxes": int((in_split & (a.first_box < 0)).sum()),
+                "images without relations": int(
+                    (in_split & (a.first_box >= 0) & (a.first_rel < 0)).sum()
+                ),
+                "duplicate predicates of a pair (one kept, train)": int(nrel[kept].sum())
+                - sum(g.num_relations for g in graphs),
             },
         }
     filtered = {

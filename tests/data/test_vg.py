@@ -49,6 +49,26 @@ def test_real_rs_vg_files_read_as_they_are():
         + stats["filtered"]["splits"]["test"]["images"]
         == 7306 - 2891
     )
+    for name in ("train", "test"):  # what each filter removed accounts for every image
+        raw, kept = stats["splits"][name], stats["filtered"]["splits"][name]
+        removed = kept["removed"]
+        assert removed["images without boxes"] == 1
+        assert (
+            raw["images"] - kept["images"]
+            == removed["images without boxes"] + removed["images without relations"]
+        )
+    assert (
+        stats["filtered"]["splits"]["test"]["removed"][
+            "duplicate predicates of a pair (one kept, train)"
+        ]
+        == 0
+    )
+    assert (
+        stats["filtered"]["splits"]["train"]["removed"][
+            "duplicate predicates of a pair (one kept, train)"
+        ]
+        == stats["splits"]["train"]["relations"] - stats["filtered"]["splits"]["train"]["relations"]
+    )
     test, vocab = load_vg(RS_VG, "test")
     assert vocab.num_classes == 31 and vocab.num_predicates == 53
     assert sum(g.num_relations for g in test) == stats["splits"]["test"]["relations"]
