@@ -177,3 +177,43 @@ def _load_checked(torch, p: Path, where: dict) -> dict:
     if not isinstance(ck.get("hyper_parameters"), dict):
         raise DataError("not a tailgraph checkpoint: no 'hyper_parameters'", **where)
     return ck
+
+
+def run_version_of(checkpoint: str | os.PathLike, root: str | os.PathLike) -> int | None:
+    """``N`` when ``checkpoint`` is ``<root>/runs/version_N/checkpoints/*.ckpt`` (a run of this
+    root: resuming it continues that folder), else ``None``."""
+    p = Path(checkpoint).resolve()
+    run = p.parent.parent
+    if p.parent.name != "checkpoints" or run.parent != Path(root, "runs").resolve():
+        return None
+    kind, _, number = run.name.partition("_")
+    return int(number) if kind == "version" and number.isdigit() else None
+
+
+def continuing_csv_logger(save_dir: str | os.PathLike, version: int) -> Any:
+    """A ``CSVLogger`` writing into an existing ``runs/version_N`` of a resumed fit: its
+    ``metrics.csv`` is extended (Lightning's own writer deletes it when the folder is not
+    empty), the rows of the epochs before the resume kept."""
+    import csv
+
+    from lightning.pytorch.loggers import CSVLogger
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+    from lightning.pytorch.loggers.logger import rank_zero_experiment
+
+    class _Writer(ExperimentWriter):
+        def _check_log_dir_exists(self) -> None:
+            path = Path(self.metrics_file_path)
+            if path.is_file():  # the header's keys, so new rows extend the same columns
+                with open(path, newline="") as fh:
+                    self.metrics_keys = sorted(next(csv.reader(fh), []))
+
+    class _Logger(CSVLogger):
+        @property
+        @rank_zero_experiment
+        def experiment(self) -> Any:
+            if self._experiment is None:
+                self._fs.makedirs(self.root_dir, exist_ok=True)
+                self._experiment = _Writer(log_dir=self.log_dir)
+            return self._experiment
+
+    return _Logger(save_dir=str(save_dir), name="runs", version=version)

@@ -22,7 +22,13 @@ import lightning as L
 from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningCLI
 
-from tailgraph.engine.checkpoints import AtomicCheckpointIO, check_checkpoint, latest_checkpoint
+from tailgraph.engine.checkpoints import (
+    AtomicCheckpointIO,
+    check_checkpoint,
+    continuing_csv_logger,
+    latest_checkpoint,
+    run_version_of,
+)
 from tailgraph.engine.module import SGGModule
 from tailgraph.io.predictions import PRED_FORMATS
 
@@ -174,13 +180,30 @@ class TailgraphCLI(LightningCLI):
             check_checkpoint(kwargs["ckpt_path"])
         return kwargs
 
+    def _resumed_version(self, root: str) -> int | None:
+        """The run folder a ``fit --ckpt_path`` resumes: the checkpoint's own ``version_N``
+        when it is a run of this root (``last``: the newest run's), so a resumed run continues
+        its folder (logs, checkpoints) instead of starting a new one."""
+        sub = self.config.get("subcommand")
+        ckpt = self.config[sub].get("ckpt_path") if sub == "fit" else None
+        if not ckpt or ckpt in ("best", "hpc"):
+            return None
+        if ckpt == "last":
+            ckpt = latest_checkpoint(root)
+        return run_version_of(ckpt, root)
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> L.Trainer:
         # One run folder for every logger: <default_root_dir>/runs/version_N.
         if config.get("logger") in (None, True):
             from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
             root = config.get("default_root_dir") or os.getcwd()
-            csv = CSVLogger(save_dir=root, name="runs")
+            version = self._resumed_version(root)
+            csv = (
+                CSVLogger(save_dir=root, name="runs")
+                if version is None
+                else continuing_csv_logger(root, version)
+            )
             config["logger"] = [
                 csv,
                 TensorBoardLogger(

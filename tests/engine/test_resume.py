@@ -84,7 +84,15 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
         timeout=600,
     )
     assert res.returncode == 0, res.stderr[-3000:]
-    resumed = _final(tmp_path / "killed", 1)
+    # the resumed run continues its own folder: one run, its log from the first epoch on
+    runs = sorted(p.name for p in (tmp_path / "killed" / "runs").iterdir())
+    assert runs == ["version_0"], runs
+    killed_log = (tmp_path / "killed" / "runs" / "version_0" / "metrics.csv").read_text()
+    straight_log = (tmp_path / "straight" / "runs" / "version_0" / "metrics.csv").read_text()
+    epochs = {line.split(",", 1)[0] for line in killed_log.splitlines()[1:]}
+    assert epochs == {line.split(",", 1)[0] for line in straight_log.splitlines()[1:]}
+    assert killed_log.splitlines()[0] == straight_log.splitlines()[0]
+    resumed = _final(tmp_path / "killed", 0)
     assert resumed["epoch"] == ref["epoch"] and resumed["global_step"] == ref["global_step"]
     assert ref["state_dict"].keys() == resumed["state_dict"].keys()
     assert any(
@@ -94,7 +102,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
         assert torch.equal(v, resumed["state_dict"][k]), k
 
     metrics = []
-    for out, version in ((tmp_path / "straight", 0), (tmp_path / "killed", 1)):
+    for out, version in ((tmp_path / "straight", 0), (tmp_path / "killed", 0)):
         ckpt = out / "runs" / f"version_{version}" / "checkpoints" / "last.ckpt"
         recipe = straight if out.name == "straight" else killed
         subprocess.run(

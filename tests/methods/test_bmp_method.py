@@ -166,8 +166,8 @@ def test_bmp_through_the_engine_freezes_the_context_and_resumes_into_phase_two(
         )
         == 0
     )
-    second = torch.load(
-        tmp_path / "runs" / "version_1" / "checkpoints" / "last.ckpt", weights_only=True
+    second = torch.load(  # the resumed run continues its own folder
+        tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True
     )["state_dict"]
     changed = {
         k
@@ -185,9 +185,9 @@ def test_bmp_through_the_engine_freezes_the_context_and_resumes_into_phase_two(
         and "num_batches" not in k
     ]
     assert not frozen, frozen  # phase 2 trains the relation heads only (BN statistics aside)
-    ckpt = tmp_path / "runs" / "version_1" / "checkpoints" / "last.ckpt"
+    ckpt = tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt"
     assert tailgraph_main(["test", "--config", str(path), "--ckpt_path", str(ckpt)]) == 0
-    m = json.loads((tmp_path / "runs" / "version_2" / "metrics.json").read_text())["models"][
+    m = json.loads((tmp_path / "runs" / "version_1" / "metrics.json").read_text())["models"][
         "model"
     ]
     assert 0 < m["with"]["mR@20"] <= 1 and 0 < m["with"]["R@20"] <= 1
