@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -228,6 +229,35 @@ class TailgraphCLI(LightningCLI):
         return super()._instantiate_trainer(config, callbacks)
 
 
+def _recipe_beside_checkpoint(subcommand: str, argv: list[str]) -> list[str]:
+    """``test`` / ``validate`` / ``predict --ckpt_path CKPT`` without ``--config``: the run's
+    own resolved recipe (``runs/version_N/config.yaml``, beside ``checkpoints/``) is the
+    recipe, so a checkpoint and a data root (``--data.init_args.root``) are all it needs."""
+    from tailgraph.errors import DataError
+
+    if subcommand not in ("test", "validate", "predict"):
+        return argv
+    if any(a in ("--config", "-c") or a.startswith("--config=") for a in argv):
+        return argv
+    ckpt = None
+    for i, a in enumerate(argv):
+        if a == "--ckpt_path" and i + 1 < len(argv):
+            ckpt = argv[i + 1]
+        elif a.startswith("--ckpt_path="):
+            ckpt = a.split("=", 1)[1]
+    if not ckpt or ckpt in ("last", "best", "hpc") or any(a in ("-h", "--help") for a in argv):
+        return argv
+    recipe = Path(ckpt).parent.parent / "config.yaml"
+    if not recipe.is_file():
+        raise DataError(
+            "no --config given and no run recipe (config.yaml) beside the checkpoint's "
+            "checkpoints/ folder",
+            file=str(ckpt),
+            field="--config",
+        )
+    return ["--config", str(recipe), *argv]
+
+
 def _take_pred_format(subcommand: str, argv: list[str]) -> tuple[list[str], str | None]:
     """Strip ``--pred-format FMT`` (predict / test) from ``argv``: ``(argv, FMT or None)``."""
     from tailgraph.errors import DataError
@@ -282,6 +312,7 @@ def _run(subcommand: str, argv: list[str]) -> int:
     quiet_libraries()
     given = list(argv)
     argv, pred_format = _take_pred_format(subcommand, argv)
+    argv = _recipe_beside_checkpoint(subcommand, argv)
     _check_recipes(argv)
     debug = os.environ.get("TAILGRAPH_DEBUG") == "1"
     saved_argv = sys.argv

@@ -205,6 +205,15 @@ def test_synthetic_recipe_fits_and_tests(name, tmp_path, monkeypatch, capsys):
     else:
         assert {"R@20", "R@50", "R@100", "mR@50", "ngR@50", "zR@50", "A@50", "Mean@50"} <= set(m)
         assert m["Mean@50"] == (m["R@50"] + m["mR@50"]) / 2
+    if name == "vg_predcls_motifs":  # the checkpoint alone: its run's recipe is found beside it
+        argv = ["test", "--ckpt_path", str(ckpt), "--trainer.limit_test_batches", "2"]
+        assert tailgraph_main(argv) == 0
+        again = tmp_path / "out" / "runs" / "version_2" / "metrics.json"
+        assert json.loads(again.read_text())["models"]["model"] == m
+        (run / "config.yaml").rename(run / "moved.yaml")
+        capsys.readouterr()
+        assert tailgraph_main(argv) == 2
+        assert "config.yaml" in capsys.readouterr().err
 
 
 def test_hml_synthetic_recipe_fits_and_tests(tmp_path, monkeypatch):
