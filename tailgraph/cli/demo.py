@@ -62,8 +62,7 @@ def _trainer(out: Path, name: str, epochs: int):
         logger=[CSVLogger(out / "logs", name=name)],
         enable_checkpointing=False,
         default_root_dir=str(out / "runs" / name),
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
+        num_sanity_val_steps=0,  # validation each epoch: the report's validation curves
         enable_model_summary=False,
         log_every_n_steps=20,
         callbacks=[PhaseProgressBar()],

@@ -396,10 +396,11 @@ class FReMuReContext(RelationFeatureMixin, ContextModel):
 
     ``variant="code"`` (the released code): the statistics gate, tail-then-gate and clamped
     fusion of :class:`DualBranchLocal`, and the global phase as STTran's (window 2, learned
-    frame embedding, later-frame rule). Differences from the released code that are not
-    offered: it runs the three types through *one* set of transformer weights (only the
-    frequency mapper is per type), against the paper's separate parameters per type; its
-    frequencies also count the test split; it scales the memory read-out by ``1 + log(1/f)``.
+    frame embedding, later-frame rule). The released code runs the three types through *one*
+    set of transformer weights (only the frequency mapper is per type), against the paper's
+    separate parameters per type: offered as ``share_weights`` (with either variant).
+    Differences not offered: its frequencies also count the test split; it scales the memory
+    read-out by ``1 + log(1/f)``.
     Its frequency-softmax memory weights per video are the memory option
     ``weight_type: frequency`` (:class:`tailgraph.modeling.memory.RelationMemory`).
 
@@ -415,6 +416,11 @@ class FReMuReContext(RelationFeatureMixin, ContextModel):
         variant: ``paper`` | ``code``.
         decouple, frequency, dual_branch: Table 2's switches (``-freq False`` = ``frequency``
             false).
+        share_weights: with ``decouple``, the types' branches share their transformer weights
+            (the local head / tail encoders and the global decoder) and keep their own frequency
+            gates and fusion — the released code's form (its three types run through one set of
+            transformer weights, only the frequency parts per type). Default off: the paper's
+            separate parameters per type.
         gate: ``dataset`` (Eq. 2) | ``relation`` — the per-pair expected-frequency gate of
             :class:`DualBranchLocal` (an extension, not in the paper; its probe's logits go
             out as ``extras["frequency_probe"]`` = ``[(columns, [P, R_b] logits)]``).
@@ -453,6 +459,7 @@ class FReMuReContext(RelationFeatureMixin, ContextModel):
         memory: dict | None = None,
         union_is_map: bool = False,
         gate: str = "dataset",
+        share_weights: bool = False,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -496,12 +503,19 @@ class FReMuReContext(RelationFeatureMixin, ContextModel):
             for cols in branch_cols
         )
         self.branch_cols = [list(c) for c in branch_cols]
+        self.share_weights = bool(share_weights) and self.decouple
         self.temporal = nn.ModuleList(
             WindowedDecoder(
                 d, num_heads, ff_dim, dropout, temporal_layers, window, position, aggregate
             )
             for _ in branch_cols
         )
+        if self.share_weights:  # the released code: one set of transformer weights for all
+            for b in range(1, len(branch_cols)):
+                self.local[b].head = self.local[0].head
+                if self.local[0].dual_branch:
+                    self.local[b].tail = self.local[0].tail
+                self.temporal[b] = self.temporal[0]
         self.memory = None
         self.memories = None
         if memory is not None:

@@ -155,6 +155,14 @@ def plot_training_curves(
 
     fig, (ax_l, ax_v) = plt.subplots(1, 2, figsize=(11.0, 4.2))
     recall = re.compile(r"(^|/)(m?R@\d+)$")
+    # one colour per run (distinct up to 20 runs), one line style / marker per metric: each
+    # legend entry is one (run, metric) and no two look alike
+    labels = list(curves)
+    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    colours = {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
+    styles = ["-", "--", ":", "-."]
+    markers = ["o", "s", "^", "D", "v", "x", "*", "P"]
+    metric_style: dict[str, int] = {}
     n_loss = n_val = 0
     for label, cols in curves.items():
         for col, pts in cols.items():
@@ -163,11 +171,22 @@ def plot_training_curves(
             x, y = zip(*pts)
             short = col.split("/", 1)[1] if "/" in col else col
             name = f"{label}: {short}" if len(curves) > 1 else short
+            j = metric_style.setdefault(short, len(metric_style))
+            colour = colours[label] if len(curves) > 1 else cmap(j % cmap.N)
             if col.startswith("train/") and "loss" in col:
-                ax_l.plot(x, y, linewidth=1, label=name)
+                ax_l.plot(x, y, linewidth=1, label=name, color=colour, linestyle=styles[j % 4])
                 n_loss += 1
             elif col.startswith("val/") and recall.search(col):
-                ax_v.plot(x, y, marker="o", markersize=3, linewidth=1, label=name)
+                ax_v.plot(
+                    x,
+                    y,
+                    marker=markers[j % len(markers)],
+                    markersize=3,
+                    linewidth=1,
+                    label=name,
+                    color=colour,
+                    linestyle=styles[(j // len(markers)) % 4],
+                )
                 n_val += 1
     ax_l.set_xlabel("step")
     ax_l.set_ylabel("loss")
@@ -177,7 +196,7 @@ def plot_training_curves(
     ax_v.set_title("validation recalls")
     for ax, n in ((ax_l, n_loss), (ax_v, n_val)):
         if n:
-            ax.legend(fontsize=7, loc="best")
+            ax.legend(fontsize=7, loc="best", ncol=1 if n <= 8 else 2)
         else:
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
         ax.grid(True, alpha=0.3)
@@ -200,9 +219,16 @@ def plot_hierarchy_confusion(
         order += [i for i, p in enumerate(parents) if p == parent and i not in order]
     idx = np.asarray(order) + 1
     n = len(matrices)
-    size = max(4.0, 0.28 * len(order) + 2.0)
-    fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)
-    for ax, (label, m) in zip(axes[0], matrices):
+    # one map per row, as wide as a page allows: readable at page width whatever the count
+    size = min(11.0, max(4.0, 0.28 * len(order) + 2.0))
+    fig, axes = plt.subplots(n, 1, figsize=(size, size * n), squeeze=False)
+    groups = []  # (first position, length) of each coarse parent's block
+    for pos, i in enumerate(order):
+        if parents[i] is None:
+            groups.append([pos, 1])
+        elif groups:
+            groups[-1][1] += 1
+    for ax, (label, m) in zip(axes[:, 0], matrices):
         full = np.asarray(m, dtype=float)
         sub = full[np.ix_(idx, idx)]
         totals = full[idx].sum(1, keepdims=True)
@@ -215,6 +241,19 @@ def plot_hierarchy_confusion(
         ax.set_yticklabels(ticks, fontsize=7)
         ax.set_xlabel("predicted (top-1)")
         ax.set_ylabel("ground truth")
-        ax.set_title(f"{label} (* coarse)", fontsize=9)
+        ax.set_title(f"{label} (* coarse; boxes: a parent and its fine children)", fontsize=9)
+        from matplotlib.patches import Rectangle
+
+        for first, length in groups:
+            ax.add_patch(
+                Rectangle(
+                    (first - 0.5, first - 0.5),
+                    length,
+                    length,
+                    fill=False,
+                    edgecolor="white",
+                    linewidth=1.2,
+                )
+            )
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     return _save(fig, out_path)

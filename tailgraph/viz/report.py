@@ -739,12 +739,41 @@ def _markdown(runs, sec, files, k) -> str:
     return "\n".join(md)
 
 
-def _html_table(header: list[str], rows: list[list[str]]) -> str:
+def _html_table(header: list[str], rows: list[list[str]], sortable: bool = False) -> str:
     h = "".join(f"<th>{html.escape(c)}</th>" for c in header)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows
     )
-    return f"<table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
+    cls = " class='sortable'" if sortable else ""
+    return f"<table{cls}><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# a click on a header of a sortable table orders its rows by that column (numbers as numbers;
+# a second click reverses); no library, the page stays one self-contained file
+_SORT_SCRIPT = """<script>
+document.querySelectorAll('table.sortable th').forEach(function (th, col) {
+  th.style.cursor = 'pointer';
+  th.title = 'sort';
+  th.addEventListener('click', function () {
+    var body = th.closest('table').tBodies[0];
+    var rows = Array.from(body.rows);
+    var up = th.dataset.order !== 'up';
+    th.closest('tr').querySelectorAll('th').forEach(function (o) { delete o.dataset.order; });
+    th.dataset.order = up ? 'up' : 'down';
+    var key = function (r) {
+      var t = r.cells[col].textContent.trim(), v = parseFloat(t);
+      return isNaN(v) ? t.toLowerCase() : v;
+    };
+    rows.sort(function (a, b) {
+      var x = key(a), y = key(b);
+      var c = (typeof x === typeof y) ? (x < y ? -1 : x > y ? 1 : 0)
+        : (typeof x === 'number' ? -1 : 1);
+      return up ? c : -c;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+  });
+});
+</script>"""
 
 
 def _img(path: Path, alt: str) -> str:
@@ -803,9 +832,14 @@ def _html(runs, sec, images, k) -> str:
                     parts.append(f"<h3>{html.escape(name)} (%)</h3>")
                     parts.append(_html_table(header, rows))
     if sec["per_pred"]:
-        parts.append(f"<details><summary>Per-predicate recall@{k} (%)</summary>")
-        parts.append(_html_table(*sec["per_pred"]) + "</details>")
+        parts.append(
+            f"<details open><summary>Per-predicate recall@{k} (%) — click a column to sort"
+            "</summary>"
+        )
+        parts.append(_html_table(*sec["per_pred"], sortable=True) + "</details>")
     if sec["timings"]:
         parts.append("<h2>Timings</h2>" + _html_table(["phase", "seconds"], sec["timings"]))
+    if sec["per_pred"]:
+        parts.append(_SORT_SCRIPT)
     parts.append("</body></html>")
     return "".join(parts)

@@ -173,3 +173,53 @@ def test_report_of_20000_predicates_draws_a_bounded_chart(tmp_path):
     files = write_report(f, tmp_path / "o")
     width = Image.open(files["plot"]).size[0]
     assert width <= 110 * (0.28 * MAX_DRAWN_PREDICATES + 2) + 1, width
+
+
+def test_curves_of_many_runs_have_one_distinct_entry_per_run_and_metric(tmp_path, monkeypatch):
+    from tailgraph.viz import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, out: figures.append(fig) or out)
+    curves = {
+        f"run{r}": {
+            "train/loss": [(0, 1.0), (10, 0.5)],
+            "val/R@50": [(0, 0.2), (1, 0.3)],
+            "val/mR@50": [(0, 0.1), (1, 0.2)],
+        }
+        for r in range(12)
+    }
+    plots.plot_training_curves(curves, tmp_path / "c.png")
+    ax_loss, ax_val = figures[0].axes
+    for ax, n in ((ax_loss, 12), (ax_val, 24)):
+        lines = ax.get_lines()
+        assert len(lines) == n and len(ax.get_legend().get_texts()) == n
+        looks = {(str(ln.get_color()), ln.get_linestyle(), ln.get_marker()) for ln in lines}
+        assert len(looks) == n  # no two entries look alike
+    # one colour per run: a run's R@50 and mR@50 share it
+    colours = {ln.get_label(): str(ln.get_color()) for ln in ax_val.get_lines()}
+    assert colours["run3: R@50"] == colours["run3: mR@50"] != colours["run4: R@50"]
+
+
+def test_confusion_maps_are_one_per_row_with_groups_outlined(tmp_path, monkeypatch):
+    from tailgraph.viz import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, out: figures.append(fig) or out)
+    preds = ["on", "sitting_on", "lying_on", "has", "wearing"]
+    parents = [None, "on", "on", None, "has"]
+    m = np.eye(6).tolist()
+    plots.plot_hierarchy_confusion([("A", m), ("B", m), ("C", m)], preds, parents, tmp_path / "x")
+    fig = figures[0]
+    maps = [ax for ax in fig.axes if ax.get_images()]
+    assert len(maps) == 3
+    assert len({round(ax.get_position().x0, 3) for ax in maps}) == 1  # stacked, not side by side
+    assert fig.get_figwidth() <= 11.0
+    assert [(p.get_x(), p.get_width()) for p in maps[0].patches] == [(-0.5, 3), (2.5, 2)]
+
+
+def test_html_per_predicate_table_is_sortable(tmp_path):
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(doc()))
+    page = write_report(path)["html"].read_text()
+    assert "<table class='sortable'>" in page and "table.sortable th" in page
+    assert page.count("<script>") == 1
