@@ -248,6 +248,28 @@ def test_decoupled_branches_have_their_own_frequencies_parameters_and_gradients(
     )
 
 
+def test_shared_weights_are_one_set_of_transformers_with_per_type_frequency_parts():
+    ctx = _context(share_weights=True)
+    own = _context()
+    assert ctx.local[1].head is ctx.local[0].head and ctx.local[2].tail is ctx.local[0].tail
+    assert ctx.temporal[1] is ctx.temporal[0] and ctx.local[1].gate is not ctx.local[0].gate
+    assert ctx.local[1].fusion is not ctx.local[0].fusion
+    n = sum(p.numel() for p in ctx.parameters())
+    per_branch = sum(p.numel() for p in own.local[0].head.parameters()) + sum(
+        p.numel() for p in own.local[0].tail.parameters()
+    )
+    per_branch += sum(p.numel() for p in own.temporal[0].parameters())
+    assert n == sum(p.numel() for p in own.parameters()) - 2 * per_branch
+    head = TypedHead(ctx.out_dim, 7, GROUPS, split_input=True)
+    out = head(ctx(_inputs()).pair_feats)
+    out.logits[:, GROUPS[0][1]].sum().backward()  # attention alone trains the shared weights
+    assert ctx.local[0].head.layers[0].linear1.weight.grad.abs().sum() > 0
+    assert not ctx.local[1].fusion.weight.grad.any()  # a type's own parts: its loss only
+    restored = _context(share_weights=True)
+    restored.load_state_dict(ctx.state_dict())
+    assert restored.local[2].head is restored.local[0].head
+
+
 def test_typed_head_reads_one_block_per_type():
     torch.manual_seed(0)
     head = TypedHead(6, 7, GROUPS, split_input=True).eval()
