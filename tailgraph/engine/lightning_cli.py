@@ -258,6 +258,67 @@ def _recipe_beside_checkpoint(subcommand: str, argv: list[str]) -> list[str]:
     return ["--config", str(recipe), *argv]
 
 
+_COMPONENTS = (
+    "context",
+    "head",
+    "features",
+    "object_classifier",
+    "detector",
+    "method",
+    "optimizer",
+)
+
+
+def _component_overrides(argv: list[str]) -> list[str]:
+    """``--model.C SPEC`` (a YAML / JSON mapping with ``class_path``) and ``--model.C.class_path
+    X`` for a component ``C`` of the model (a plain ``dict`` option) become an inline recipe,
+    ``--config '{"model": {"C": SPEC}}'``, at the same place: the component is replaced
+    whole, in the command line's order (jsonargparse's own handling of these two forms fails on
+    a ``dict`` option that a recipe already set)."""
+    import json
+
+    import yaml
+
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        key, eq, value = a.partition("=")
+        parts = key[2:].split(".") if key.startswith("--model.") else []
+        form = None
+        if len(parts) == 2 and parts[1] in _COMPONENTS:
+            form = "spec"
+        elif len(parts) == 3 and parts[1] in _COMPONENTS and parts[2] == "class_path":
+            form = "class_path"
+        if form is None:
+            out.append(a)
+            i += 1
+            continue
+        if not eq:
+            if i + 1 >= len(argv):
+                out.append(a)
+                break
+            value = argv[i + 1]
+            i += 1
+        i += 1
+        if form == "class_path":
+            spec: object = {"class_path": value}
+        else:
+            try:
+                spec = yaml.safe_load(value)
+            except yaml.YAMLError:
+                spec = None
+            if spec is not None and not (isinstance(spec, dict) and "class_path" in spec):
+                from tailgraph.errors import DataError
+
+                raise DataError(
+                    f"expected a mapping with class_path (or null), got {value[:80]!r}",
+                    field=key,
+                )
+        out += ["--config", json.dumps({"model": {parts[1]: spec}})]
+    return out
+
+
 def _take_pred_format(subcommand: str, argv: list[str]) -> tuple[list[str], str | None]:
     """Strip ``--pred-format FMT`` (predict / test) from ``argv``: ``(argv, FMT or None)``."""
     from tailgraph.errors import DataError
@@ -312,7 +373,7 @@ def _run(subcommand: str, argv: list[str]) -> int:
     quiet_libraries()
     given = list(argv)
     argv, pred_format = _take_pred_format(subcommand, argv)
-    argv = _recipe_beside_checkpoint(subcommand, argv)
+    argv = _component_overrides(_recipe_beside_checkpoint(subcommand, argv))
     _check_recipes(argv)
     debug = os.environ.get("TAILGRAPH_DEBUG") == "1"
     saved_argv = sys.argv
