@@ -49,6 +49,32 @@ def ag_vocab(class_names):
     )
 
 
+def tiny_sttran_model(lr: float | None = None) -> dict:
+    """A PredCls STTran small enough for a test: pixel features (layer 1, 16 channels), a
+    one-layer temporal decoder, the typed head."""
+    model = {
+        "task": "predcls",
+        "features": {
+            "class_path": "tailgraph.modeling.roi.PixelFeatures",
+            "init_args": {"last_stage": "layer1", "out_dim": 16},
+        },
+        "context": {
+            "class_path": "tailgraph.modeling.context.sttran.STTranContext",
+            "init_args": {
+                "proj_dim": 16,
+                "embed_dim": 8,
+                "num_heads": 2,
+                "ff_dim": 32,
+                "temporal_layers": 1,
+            },
+        },
+        "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"},
+    }
+    if lr is not None:
+        model["lr"] = lr
+    return model
+
+
 def tiny_ag_recipe(
     tmp_path: Path, model: dict, epochs: int = 2, num_train: int = 4, **trainer
 ) -> Path:

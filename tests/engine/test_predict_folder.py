@@ -327,30 +327,12 @@ def test_predict_folder_bad_input(vg_case, tmp_path, capsys):
 
 
 def test_predict_video_frames_strip_and_timeline(tmp_path, monkeypatch):
-    from tests.helpers import tiny_ag_recipe
+    from tests.helpers import tiny_ag_recipe, tiny_sttran_model
 
     monkeypatch.chdir(tmp_path)
     cfg = tiny_ag_recipe(
         tmp_path,
-        {
-            "task": "predcls",
-            "lr": 0.001,
-            "features": {
-                "class_path": "tailgraph.modeling.roi.PixelFeatures",
-                "init_args": {"last_stage": "layer1", "out_dim": 16},
-            },
-            "context": {
-                "class_path": "tailgraph.modeling.context.sttran.STTranContext",
-                "init_args": {
-                    "proj_dim": 16,
-                    "embed_dim": 8,
-                    "num_heads": 2,
-                    "ff_dim": 32,
-                    "temporal_layers": 1,
-                },
-            },
-            "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"},
-        },
+        tiny_sttran_model(lr=0.001),
         epochs=1,
         num_train=4,
     )

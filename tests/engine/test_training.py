@@ -123,23 +123,11 @@ def test_lightning_cli_fit_then_test(synth_root, tmp_path, monkeypatch):
 @pytest.mark.parametrize("context", ["pairwise", "motifs", "transformer", "vctree", "sttran"])
 def test_two_bf16_mixed_steps_on_cpu(context, tmp_path):
     """Every context model trains two steps in ``bf16-mixed`` on CPU with finite weights."""
-    from tests.helpers import tiny_ag_recipe, tiny_vg_recipe
+    from tests.helpers import tiny_ag_recipe, tiny_sttran_model, tiny_vg_recipe
 
     trainer = {"precision": "bf16-mixed", "limit_train_batches": 2}
     if context == "sttran":
-        sttran = {"proj_dim": 16, "embed_dim": 8, "num_heads": 2, "ff_dim": 32}
-        model = {
-            "task": "predcls",
-            "features": {
-                "class_path": "tailgraph.modeling.roi.PixelFeatures",
-                "init_args": {"last_stage": "layer1", "out_dim": 16},
-            },
-            "context": {
-                "class_path": "tailgraph.modeling.context.sttran.STTranContext",
-                "init_args": {**sttran, "temporal_layers": 1},
-            },
-            "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"},
-        }
+        model = tiny_sttran_model()
         cfg = tiny_ag_recipe(tmp_path, model, epochs=1, num_train=4, **trainer)
     else:
         names = {
