@@ -10,6 +10,8 @@ both; the same seeds). Reported: images/s per round and the ratio of the medians
 
     .venv/bin/python benchmarks/bench_engine_throughput.py [--rev e710d02] [--batches 25]
         [--rounds 3]
+    .venv/bin/python benchmarks/bench_engine_throughput.py --overhead [--batches 25] [--rounds 3]
+        # the engine against a bare PyTorch loop on the same model and batches, one process
 """
 
 from __future__ import annotations
@@ -78,6 +80,104 @@ def worker(root: str, batches: int, seed: int) -> float:
     return n_img / (time.perf_counter() - t0)
 
 
+def _same(x):
+    return x
+
+
+def overhead(root: str, batches: int, rounds: int, seed: int) -> dict[str, list[float]]:
+    """Steps per second of the same model on the same in-memory batches through the engine (a
+    Lightning ``Trainer`` running ``SGGModule.training_step`` with the command line's callbacks
+    and loggers) and through a bare PyTorch loop (the method's losses, backward, AdamW step),
+    rounds alternating. Lightning's optimiser step is the same AdamW."""
+    import lightning as L
+    import torch
+    import yaml
+
+    from tailgraph.engine.callbacks import EpochCheckpoint, MetricsWriter, RunInfoWriter
+
+    torch.set_num_threads(2)
+    data_module, module_class, train_stats = _import_engine()
+    cfg = yaml.safe_load((ROOT / "configs" / "synth_vg_predcls.yaml").read_text())
+    dm = data_module(**dict(cfg["data"]["init_args"], root=root))
+    dm.prepare_data()
+    dm.setup("fit")
+    loader = iter(dm.train_dataloader())
+    items = [next(loader) for _ in range(batches + 2)]
+    args = {k: v for k, v in cfg["model"].items() if k in ("features", "context", "head", "lr")}
+    args["bg_per_image"] = cfg["model"]["bg_per_image"]
+    stats = train_stats.from_graphs(dm.train_graphs(), dm.vocab)
+
+    def fresh():
+        torch.manual_seed(seed)
+        m = module_class(**args, lr_schedule="constant")
+        m.build(dm.vocab, "vg", stats)
+        return m
+
+    class Timer(L.Callback):
+        def __init__(self) -> None:
+            self.t0 = 0.0
+            self.n = 0
+            self.elapsed = 0.0
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+            if batch_idx == 2:  # after 2 warm-up steps
+                self.t0 = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+            if batch_idx >= 2:
+                self.n += 1
+                self.elapsed = time.perf_counter() - self.t0
+
+    def engine(tmp: str) -> float:
+        from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+        m = fresh()
+        timer = Timer()
+        trainer = L.Trainer(
+            max_epochs=1,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            logger=[CSVLogger(tmp, name="runs"), TensorBoardLogger(tmp, name="runs")],
+            callbacks=[
+                timer,
+                EpochCheckpoint(save_last=True, filename="epoch{epoch}"),
+                MetricsWriter(),
+                RunInfoWriter(),
+            ],
+            log_every_n_steps=10,
+            default_root_dir=tmp,
+        )
+        from torch.utils.data import DataLoader
+
+        trainer.fit(m, train_dataloaders=DataLoader(items, batch_size=None, collate_fn=_same))
+        return timer.n / timer.elapsed
+
+    def bare() -> float:
+        m = fresh()
+        m.train()
+        opt = torch.optim.AdamW([q for q in m.parameters() if q.requires_grad], lr=m.lr)
+        t0 = 0.0
+        for i, batch in enumerate(items):
+            if i == 2:
+                t0 = time.perf_counter()
+            losses = m.method.training_step(m.model, m.train_batch(batch))
+            total = torch.stack(list(losses.values())).sum()
+            opt.zero_grad()
+            total.backward()
+            opt.step()
+        return batches / (time.perf_counter() - t0)
+
+    rates: dict[str, list[float]] = {"engine (Trainer + callbacks)": [], "bare loop": []}
+    for r in range(rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            rates["engine (Trainer + callbacks)"].append(engine(tmp))
+        rates["bare loop"].append(bare())
+        print(f"round {r}: " + ", ".join(f"{k} {v[-1]:.2f} steps/s" for k, v in rates.items()))
+    return rates
+
+
 def _measure(tree: Path, root: str, batches: int, seed: int) -> float:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--root", root]
@@ -94,7 +194,20 @@ def main() -> None:
     p.add_argument("--root", default=None, help="synth-vg folder (default: a temporary one)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--overhead",
+        action="store_true",
+        help="the engine against a bare PyTorch loop, same model and batches, one process",
+    )
     a = p.parse_args()
+    if a.overhead:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = a.root or str(Path(tmp) / "synth-vg")
+            rates = overhead(root, a.batches, a.rounds, a.seed)
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        ratio = med["engine (Trainer + callbacks)"] / med["bare loop"]
+        print(f"ratio engine / bare loop (medians): {ratio:.3f}")
+        return
     if a.worker:
         print(json.dumps({"images_per_s": worker(a.root, a.batches, a.seed)}))
         return
