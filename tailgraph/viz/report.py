@@ -836,7 +836,8 @@ def _html(runs, sec, images, k) -> str:
             f"<details open><summary>Per-predicate recall@{k} (%) — click a column to sort"
             "</summary>"
         )
-        parts.append(_html_table(*sec["per_pred"], sortable=True) + "</details>")
+        header, rows = sec["per_pred"]
+        parts.append(_html_table(header, rows, sortable=True) + "</details>")
     if sec["timings"]:
         parts.append("<h2>Timings</h2>" + _html_table(["phase", "seconds"], sec["timings"]))
     if sec["per_pred"]:
