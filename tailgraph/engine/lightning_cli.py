@@ -373,7 +373,9 @@ def _run(subcommand: str, argv: list[str]) -> int:
     quiet_libraries()
     given = list(argv)
     argv, pred_format = _take_pred_format(subcommand, argv)
-    argv = _component_overrides(_recipe_beside_checkpoint(subcommand, argv))
+    argv = _recipe_beside_checkpoint(subcommand, argv)
+    _check_recipes(argv)  # before any inline value is read as YAML (alias bombs)
+    argv = _component_overrides(argv)
     _check_recipes(argv)
     debug = os.environ.get("TAILGRAPH_DEBUG") == "1"
     saved_argv = sys.argv

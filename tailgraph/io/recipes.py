@@ -104,7 +104,6 @@ RECIPE_RANGES: dict[str, tuple[float, float, bool]] = {
     "trainer.check_val_every_n_epoch": (1, 100_000, True),
     "trainer.num_sanity_val_steps": (0, 10**6, True),
     "trainer.gradient_clip_val": (0, 1e9, False),
-    "seed_everything": (0, 2**32 - 1, True),
     "*.synth_train": (0, 200_000, True),
     "*.synth_test": (0, 200_000, True),
     "*.synth_size": (32, 4096, True),
