@@ -45,8 +45,10 @@ def _import_engine():
     return SynthVGDataModule, SGGModule, TrainStats
 
 
-def worker(root: str, batches: int, seed: int) -> float:
-    """Images per second of ``batches`` optimiser steps (after 2 warm-up steps)."""
+def _setup(root: str):
+    """``(module class, its model arguments, TrainStats class, data module)`` of
+    ``configs/synth_vg_predcls.yaml`` on the synth-vg at ``root`` (generated on first use), at
+    2 threads."""
     import torch
     import yaml
 
@@ -58,6 +60,14 @@ def worker(root: str, batches: int, seed: int) -> float:
     dm.setup("fit")
     args = {k: v for k, v in cfg["model"].items() if k in ("features", "context", "head", "lr")}
     args["bg_per_image"] = cfg["model"]["bg_per_image"]
+    return module_class, args, train_stats, dm
+
+
+def worker(root: str, batches: int, seed: int) -> float:
+    """Images per second of ``batches`` optimiser steps (after 2 warm-up steps)."""
+    import torch
+
+    module_class, args, train_stats, dm = _setup(root)
     torch.manual_seed(seed)
     m = module_class(**args)
     m.build(dm.vocab, "vg", train_stats.from_graphs(dm.train_graphs(), dm.vocab))
@@ -91,20 +101,12 @@ def overhead(root: str, batches: int, rounds: int, seed: int) -> dict[str, list[
     rounds alternating. Lightning's optimiser step is the same AdamW."""
     import lightning as L
     import torch
-    import yaml
 
     from tailgraph.engine.callbacks import EpochCheckpoint, MetricsWriter, RunInfoWriter
 
-    torch.set_num_threads(2)
-    data_module, module_class, train_stats = _import_engine()
-    cfg = yaml.safe_load((ROOT / "configs" / "synth_vg_predcls.yaml").read_text())
-    dm = data_module(**dict(cfg["data"]["init_args"], root=root))
-    dm.prepare_data()
-    dm.setup("fit")
+    module_class, args, train_stats, dm = _setup(root)
     loader = iter(dm.train_dataloader())
     items = [next(loader) for _ in range(batches + 2)]
-    args = {k: v for k, v in cfg["model"].items() if k in ("features", "context", "head", "lr")}
-    args["bg_per_image"] = cfg["model"]["bg_per_image"]
     stats = train_stats.from_graphs(dm.train_graphs(), dm.vocab)
 
     def fresh():
