@@ -494,29 +494,14 @@ def test_tempura_object_classifier_tracking_and_euc_con_through_the_engine(
     import json
 
     from tailgraph.cli import main as tailgraph_main
-    from tests.helpers import tiny_ag_recipe
+    from tests.helpers import tiny_ag_recipe, tiny_sttran_model
 
     monkeypatch.chdir(tmp_path)
-    cfg = tiny_ag_recipe(
-        tmp_path,
+    model = tiny_sttran_model(lr=0.001)
+    model["task"] = task
+    model["features"]["init_args"]["union_maps"] = True
+    model.update(
         {
-            "task": task,
-            "lr": 0.001,
-            "features": {
-                "class_path": "tailgraph.modeling.roi.PixelFeatures",
-                "init_args": {"last_stage": "layer1", "out_dim": 16, "union_maps": True},
-            },
-            "context": {
-                "class_path": "tailgraph.modeling.context.sttran.STTranContext",
-                "init_args": {
-                    "proj_dim": 16,
-                    "embed_dim": 8,
-                    "num_heads": 2,
-                    "ff_dim": 32,
-                    "temporal_layers": 1,
-                },
-            },
-            "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"},
             "object_classifier": {
                 "class_path": "tailgraph.modeling.object_classifier.TempuraObjectClassifier",
                 "init_args": {
@@ -550,7 +535,11 @@ def test_tempura_object_classifier_tracking_and_euc_con_through_the_engine(
                 if task == "sgdet"
                 else {}
             ),
-        },
+        }
+    )
+    cfg = tiny_ag_recipe(
+        tmp_path,
+        model,
         epochs=1,
         num_train=3,
         log_every_n_steps=1,

@@ -84,32 +84,15 @@ def test_memory_through_the_engine_is_checkpointed_and_used_at_test(tmp_path, mo
     import json
 
     from tailgraph.cli import main as tailgraph_main
-    from tests.helpers import tiny_ag_recipe
+    from tests.helpers import tiny_ag_recipe, tiny_sttran_model
 
     monkeypatch.chdir(tmp_path)
+    model = tiny_sttran_model(lr=0.001)
+    model["context"]["init_args"]["memory"] = {"lam": 0.5}
+    model["method"] = {"class_path": "tailgraph.methods.tempura.Tempura"}
     cfg = tiny_ag_recipe(
         tmp_path,
-        {
-            "task": "predcls",
-            "lr": 0.001,
-            "features": {
-                "class_path": "tailgraph.modeling.roi.PixelFeatures",
-                "init_args": {"last_stage": "layer1", "out_dim": 16},
-            },
-            "context": {
-                "class_path": "tailgraph.modeling.context.sttran.STTranContext",
-                "init_args": {
-                    "proj_dim": 16,
-                    "embed_dim": 8,
-                    "num_heads": 2,
-                    "ff_dim": 32,
-                    "temporal_layers": 1,
-                    "memory": {"lam": 0.5},
-                },
-            },
-            "head": {"class_path": "tailgraph.modeling.heads.typed.TypedHead"},
-            "method": {"class_path": "tailgraph.methods.tempura.Tempura"},
-        },
+        model,
         epochs=2,
         num_train=4,
     )
