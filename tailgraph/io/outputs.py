@@ -82,12 +82,27 @@ def temporary_name(path: str | os.PathLike, suffix: str = "") -> Path:
     return p.with_name(f".{p.name}.tmp-{os.getpid()}{suffix}")
 
 
-def _process_started_after(pid: int, mtime: float) -> bool | None:
-    """Whether process ``pid`` started after ``mtime`` (Linux ``/proc``); None if unknown."""
+def _process_start_time(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), from Linux ``/proc``: field 22
+    of ``/proc/PID/stat`` (clock ticks after boot) plus the boot time of ``/proc/stat``. (The
+    timestamps of ``/proc/PID`` itself are those of its first lookup, not of the start.)"""
     try:
-        return os.stat(f"/proc/{pid}").st_mtime > mtime + 1.0
-    except OSError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat[stat.rindex(")") + 2 :].split()[19])  # after "pid (comm) "
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
         return None
+
+
+def _process_started_after(pid: int, mtime: float) -> bool | None:
+    """Whether process ``pid`` started after ``mtime``; None if unknown."""
+    start = _process_start_time(pid)
+    return None if start is None else start > mtime + 2.0  # btime is whole seconds
 
 
 def _is_stale(pid: int, mtime: float) -> bool:

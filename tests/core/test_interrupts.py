@@ -232,3 +232,24 @@ def test_a_feature_cache_that_cannot_be_written_is_an_error_naming_it(tmp_path, 
     assert "HDF5" not in r.stderr and "Traceback" not in r.stderr
     left = [p.name for p in tmp_path.rglob("*") if p.is_file()]
     assert left == [], left
+
+
+def test_a_running_process_is_not_taken_for_a_reused_pid_when_looked_up_late(tmp_path):
+    # /proc/PID's own timestamps are those of its (possibly repeated, after dentry eviction)
+    # lookup: the start time comes from /proc/PID/stat, and a process looked up seconds after
+    # its temporary was made still counts as older than the temporary
+    from tailgraph.io.outputs import _is_stale, _process_start_time
+
+    before = time.time()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    after = time.time()
+    try:
+        start = _process_start_time(child.pid)
+        assert start is not None and before - 1.5 <= start <= after + 1.5  # btime: whole seconds
+        temp = tmp_path / f".d.tmp-{child.pid}"
+        temp.mkdir()
+        time.sleep(1.6)
+        assert not _is_stale(child.pid, temp.stat().st_mtime)
+    finally:
+        child.kill()
+        child.wait()
