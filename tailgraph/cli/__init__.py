@@ -14,14 +14,13 @@ outputs are written to temporaries and renamed, so they are complete or absent.
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import os
-import re
 import signal
 import sys
 
 from tailgraph.errors import DataError
+from tailgraph.io.outputs import output_error_line
 
 # name -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -58,39 +57,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-# errors of writing an output, reported as one line naming the path
-OUTPUT_ERRNOS = {
-    errno.ENOSPC: "no space left on the device",
-    errno.EFBIG: "file too large (a file-size limit?)",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
-    errno.EROFS: "read-only file system",
-    errno.EIO: "input/output error",
-    errno.ENOTDIR: "a part of the path is a file, not a folder",
-    errno.EEXIST: "a part of the path is a file, not a folder",
-}
-
-
 class Terminated(BaseException):
     """Raised in the main thread on SIGTERM, so outputs unwind like on Ctrl-C."""
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated()
-
-
-def _io_error_line(exc: OSError) -> str | None:
-    """One line for an I/O error of an output, or None when it is not one."""
-    code = exc.errno
-    if code is None and isinstance(exc.__cause__, OSError):
-        code = exc.__cause__.errno
-    if code not in OUTPUT_ERRNOS:
-        return None
-    where = exc.filename if exc.filename is not None else "an output"
-    if exc.filename is not None:  # a temporary stands for the output it becomes
-        where = re.sub(r"(^|/)\.([^/]+?)\.tmp-\d+[^/]*", r"\1\2", str(exc.filename))
-    return f"cannot write {where}: {OUTPUT_ERRNOS[code]}"
 
 
 def _one_line_error(self: argparse.ArgumentParser, message: str) -> None:
@@ -157,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tailgraph {name}: interrupted (SIGTERM)", file=sys.stderr)
         return 143
     except OSError as exc:
-        line = _io_error_line(exc)
+        line = output_error_line(exc)
         if line is None or debug:
             raise
         print(f"tailgraph {name}: {line}", file=sys.stderr)

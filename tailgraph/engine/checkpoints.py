@@ -14,7 +14,8 @@ __all__ = ["AtomicCheckpointIO", "latest_checkpoint", "check_checkpoint", "load_
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints are written to a temporary name and renamed: a run killed while saving
-    leaves the previous checkpoint intact, never a truncated one."""
+    leaves the previous checkpoint intact, never a truncated one. A write that fails (disk
+    full, a file-size limit) is an OSError naming the checkpoint, and leaves no temporary."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
@@ -24,6 +25,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         try:
             super().save_checkpoint(checkpoint, tmp, storage_options)
             os.replace(tmp, path)
+        except OSError as exc:
+            if exc.filename is not None and Path(exc.filename) != tmp:
+                raise
+            # torch's zip writer reports no file name; the checkpoint is what could not be written
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         finally:
             if tmp.exists():
                 tmp.unlink()

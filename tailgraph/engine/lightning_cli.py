@@ -31,6 +31,7 @@ from tailgraph.engine.checkpoints import (
     run_version_of,
 )
 from tailgraph.engine.module import SGGModule
+from tailgraph.io.outputs import output_error_line
 from tailgraph.io.predictions import PRED_FORMATS
 
 __all__ = ["fit_main", "validate_main", "test_main", "predict_main", "TailgraphCLI", "ddp_strategy"]
@@ -416,7 +417,10 @@ def _run(subcommand: str, argv: list[str]) -> int:
         if debug:
             raise
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if isinstance(exc, DataError):  # the input's fault, named: no traceback to look at
+        line = output_error_line(exc) if isinstance(exc, OSError) else None
+        if line is not None:  # a checkpoint, log or prediction file that could not be written
+            print(f"tailgraph {subcommand}: {line}", file=sys.stderr)
+        elif isinstance(exc, DataError):  # the input's fault, named: no traceback to look at
             print(f"tailgraph {subcommand}: {msg}", file=sys.stderr)
         else:
             print(

@@ -14,6 +14,7 @@ error inside the HDF5 library (whose failed close can crash the process).
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -36,6 +37,8 @@ __all__ = [
     "temporary_name",
     "remove_stale_temporaries",
     "naming_errors",
+    "OUTPUT_ERRNOS",
+    "output_error_line",
 ]
 
 T = TypeVar("T")
@@ -226,3 +229,31 @@ def build_folder_atomically(
 def write_json_atomic(path: str | Path, obj: Any) -> None:
     """Write JSON to ``path`` via a temporary file and an atomic rename (keys sorted)."""
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True))
+
+
+# errors of writing an output, reported as one line naming the path
+OUTPUT_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EFBIG: "file too large (a file-size limit?)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.EIO: "input/output error",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EEXIST: "a part of the path is a file, not a folder",
+}
+
+
+def output_error_line(exc: OSError) -> str | None:
+    """One line for an I/O error of writing an output (``cannot write PATH: why``), or None
+    when ``exc`` is not one. A temporary's name stands for the output it was to become."""
+    code = exc.errno
+    if code is None and isinstance(exc.__cause__, OSError):
+        code = exc.__cause__.errno
+    if code not in OUTPUT_ERRNOS:
+        return None
+    where = "an output"
+    if exc.filename is not None:
+        where = re.sub(r"(^|/)\.([^/]+?)\.tmp-\d+[^/]*", r"\1\2", str(exc.filename))
+    return f"cannot write {where}: {OUTPUT_ERRNOS[code]}"

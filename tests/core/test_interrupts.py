@@ -253,3 +253,25 @@ def test_a_running_process_is_not_taken_for_a_reused_pid_when_looked_up_late(tmp
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_checkpoint_that_cannot_be_written_is_one_line_naming_it(tmp_path):
+    # a tiny run's checkpoint is ~5 MB and its other files a few kB: under a 1 MB file-size
+    # limit Lightning's checkpoint write fails, and `fit` ends with one line naming the .ckpt
+    from ..engine.test_recipes import tiny_recipe
+
+    recipe = tiny_recipe("vg_predcls_motifs", tmp_path)
+    first = run(["fit", "--config", str(recipe)])  # writes the data set and a normal run
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert list((tmp_path / "out").rglob("*.ckpt"))
+    root = tmp_path / "limited"
+    r = run(["fit", "--config", str(recipe), "--trainer.default_root_dir", str(root)], 1_000_000)
+    assert r.returncode == 2, r.stderr[-2000:]
+    line = r.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in r.stderr
+    assert line.startswith("tailgraph fit: cannot write "), line
+    assert line.endswith(".ckpt: file too large (a file-size limit?)"), line
+    assert str(root) in line
+    assert [p for p in root.rglob("*.ckpt*")] == [] and not [
+        p for p in root.rglob(".*") if "tmp" in p.name
+    ]
