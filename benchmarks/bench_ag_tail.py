@@ -1,0 +1,201 @@
+"""Is synth-ag's tail in the trained models' scores, or in the frozen features at all?
+
+Two diagnostics on the runs of ``bench_video_methods.py`` (same data, cached trunk, seeds):
+
+* ``prior`` — post-hoc prior correction of each trained checkpoint's test scores: per relation
+  type, ``logit(s_c) - tau * log(prior_c)`` for the multi-label (sigmoid) spatial and contact
+  columns and ``p_c / prior_c^tau`` (renormalised) for the attention softmax, ``prior_c`` the
+  predicate's share of its type's training relations. ``tau = 0`` is the model as trained. If
+  a correction lifts the tail third, the scores rank the tail predicates and what the
+  debiasing methods change is the calibration; if the tail stays at 0, no reweighting of these
+  scores can reach it.
+* ``probe`` — a class-balanced linear probe (softmax over the 16 contact predicates, inverse
+  frequency weights) on the frozen trunk's RoI-pooled ``layer2`` union and object maps of the
+  contacting pairs: per-predicate test recall of the tail third. The frozen features' ceiling
+  for a model that sees the same maps, without the temporal encoder.
+
+    .venv/bin/python benchmarks/bench_ag_tail.py --work /tmp/vm_new --seeds 0 1 2 \\
+        --variants STTran TEMPURA BMP --json OUT
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_tempura_ablation import mean_std, test_variant  # noqa: E402
+from bench_video_methods import thirds  # noqa: E402
+
+TYPES = {"attention": slice(0, 3), "spatial": slice(3, 9), "contacting": slice(9, 26)}
+
+
+def type_priors(counts: dict[str, int], names: list[str]) -> np.ndarray:
+    """Each predicate's share of its relation type's training relations (``names`` order)."""
+    prior = np.zeros(len(names))
+    for sl in TYPES.values():
+        c = np.array([counts.get(n, 0) for n in names[sl]], dtype=np.float64) + 1.0
+        prior[sl] = c / c.sum()
+    return prior
+
+
+def corrected(scores: np.ndarray, prior: np.ndarray, tau: float) -> np.ndarray:
+    """``scores`` (pairs × 26) with the prior correction of strength ``tau``."""
+    out = scores.astype(np.float64).copy()
+    att = TYPES["attention"]
+    a = out[:, att] / prior[att] ** tau
+    out[:, att] = a / a.sum(1, keepdims=True)
+    for sl in (TYPES["spatial"], TYPES["contacting"]):
+        s = np.clip(out[:, sl], 1e-7, 1 - 1e-7)
+        logit = np.log(s) - np.log1p(-s) - tau * np.log(prior[sl])
+        out[:, sl] = 1.0 / (1.0 + np.exp(-logit))
+    return out.astype(np.float32)
+
+
+def prior_part(a, work: Path, data: Path, counts: dict) -> dict:
+    from tailgraph.protocols import DATA_KINDS
+    from tailgraph.protocols.base import EvalOptions, load_ground_truth
+
+    kind = DATA_KINDS["ag"]
+    graphs, vocab = load_ground_truth(data, "ag", kind.reader, "test")
+    names = list(vocab.predicates)
+    prior = type_priors(counts, names)
+    rows: dict[str, dict[float, list[dict]]] = {}
+    for name in a.variants:
+        for seed in a.seeds:
+            run, recipe = work / f"{name}_{seed}", work / f"{name}_{seed}.yaml"
+            found = sorted(run.glob("runs/version_*/test_predictions.h5"))
+            if found:
+                pred = found[0]
+            else:
+                pred = Path(test_variant(recipe, run, seed, data, [])["predictions"])
+            for tau in a.taus:
+                out = pred.with_name(f"prior_tau{tau}.h5")
+                shutil.copyfile(pred, out)
+                with h5py.File(out, "r+") as f:
+                    s = f["predicate_scores"][...]
+                    f["predicate_scores"][...] = corrected(s, prior, tau)
+                res = kind.protocol.evaluate_binary(graphs, vocab, str(out), EvalOptions())
+                out.unlink()
+                m = {}
+                for c in ("with", "semi", "no"):
+                    m[c] = {k: res[c][k] for k in ("R@20", "mR@20")}
+                    m[c].update(thirds(res[c]["per_predicate_R@20"], counts))
+                    m[c]["per_predicate_R@20"] = dict(zip(names, res[c]["per_predicate_R@20"]))
+                rows.setdefault(name, {}).setdefault(tau, []).append(m)
+                print(name, seed, tau, {k: round(v, 4) for k, v in m["with"].items()
+                                        if not isinstance(v, dict)}, flush=True)  # fmt: skip
+    return rows
+
+
+def probe_part(a, data: Path, counts: dict) -> dict:
+    import torch
+    import torch.nn.functional as F
+    from bench_ag_cues import trunk_features
+
+    from tailgraph.data.action_genome import CONTACTING, load_ag
+    from tailgraph.modeling.backbone import ResNetTrunk
+
+    def pairs(split: str) -> list[tuple]:
+        videos, vocab = load_ag(str(data), split, layout_only=False)
+        names = vocab.predicates
+        out = []
+        for v in videos:
+            for g in v.frames:
+                for s, o, p in g.relations.tolist():
+                    n = names[p]
+                    if n in CONTACTING and n != "not_contacting":
+                        out.append((g.image_path, g.boxes[s].tolist(), g.boxes[o].tolist(), n))
+        return out
+
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    tr, te = pairs("train"), pairs("test")
+    classes = sorted({p[3] for p in tr}, key=lambda n: -counts[n])
+    idx = {n: i for i, n in enumerate(classes)}
+    trunk = ResNetTrunk(18, last_stage="layer2", frozen=True).eval()
+    t0 = time.perf_counter()
+    feats = []
+    for ps in (tr, te):
+        feats.append(torch.cat([trunk_features(trunk, ps, "union"),
+                                trunk_features(trunk, ps, "obj")], 1))  # fmt: skip
+    ftr, fte = feats
+    mu, sd = ftr.mean(0), ftr.std(0) + 1e-6
+    ftr, fte = (ftr - mu) / sd, (fte - mu) / sd
+    y = torch.tensor([idx[p[3]] for p in tr])
+    yt = np.array([idx[p[3]] for p in te])
+    print(
+        f"probe: {len(tr)} / {len(te)} contacting pairs, features {time.perf_counter() - t0:.0f} s"
+    )
+    freq = torch.bincount(y, minlength=len(classes)).float()
+    out: dict = {"classes": classes, "train_counts": freq.tolist()}
+    for weighting in ("balanced", "plain"):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(ftr.shape[1], len(classes))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+        w = (freq.sum() / (len(classes) * freq)) if weighting == "balanced" else None
+        for _ in range(a.probe_epochs):
+            perm = torch.randperm(len(ftr))
+            for i in range(0, len(ftr), 256):
+                b = perm[i : i + 256]
+                loss = F.cross_entropy(model(ftr[b]), y[b], weight=w)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        with torch.no_grad():
+            pred = model(fte).argmax(1).numpy()
+        recall = {n: float((pred[yt == i] == i).mean()) for i, n in enumerate(classes)
+                  if (yt == i).any()}  # fmt: skip
+        out[weighting] = {"per_predicate_recall": recall, **thirds(recall, counts)}
+        print(f"probe {weighting}", {k: round(v, 3) for k, v in recall.items()}, flush=True)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--work", required=True, help="bench_video_methods.py's --work folder")
+    ap.add_argument("--parts", nargs="+", default=["prior", "probe"], choices=["prior", "probe"])
+    ap.add_argument("--variants", nargs="+", default=["STTran", "TEMPURA", "BMP"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--taus", type=float, nargs="+", default=[0.0, 0.5, 1.0, 1.5])
+    ap.add_argument("--probe-epochs", type=int, default=15)
+    ap.add_argument("--json", required=True)
+    a = ap.parse_args()
+    from tailgraph.protocols import DATA_KINDS
+
+    work = Path(a.work)
+    data = work / "synth-ag"
+    counts = DATA_KINDS["ag"].stats(data)["filtered"]["splits"]["train"]["predicate_counts"]
+    t0 = time.perf_counter()
+    result: dict = {}
+    if "prior" in a.parts:
+        rows = prior_part(a, work, data, counts)
+        result["prior"] = {n: {str(t): ms for t, ms in by.items()} for n, by in rows.items()}
+        lines = [
+            "| variant | tau | R@20 | mR@20 | head@20 | body@20 | tail@20 | tail@20 (no) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for n, by in rows.items():
+            for t, ms in by.items():
+                cells = [mean_std([m["with"][k] for m in ms]) for k in
+                         ("R@20", "mR@20", "head", "body", "tail")]  # fmt: skip
+                cells.append(mean_std([m["no"]["tail"] for m in ms]))
+                lines.append(f"| {n} | {t:g} | " + " | ".join(cells) + " |")
+        print("\n".join(lines))
+    if "probe" in a.parts:
+        result["probe"] = probe_part(a, data, counts)
+    result["wall_s"] = round(time.perf_counter() - t0, 1)
+    Path(a.json).write_text(json.dumps(result, indent=1, default=lambda x: None))
+    print(f"wall {result['wall_s']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
