@@ -46,6 +46,41 @@ DEFAULT_METHOD = {"class_path": "tailgraph.methods.base.Supervised"}
 SCHEDULES = ("auto", "constant", "onecycle", "plateau")
 
 
+COMPILE_KEYS = ("backend", "mode", "dynamic", "fullgraph", "options")
+
+
+def compile_options(spec: Any) -> dict | None:
+    """``model.compile`` as ``torch.compile`` keyword arguments (``None`` = eager)."""
+    from tailgraph.errors import DataError
+
+    if spec is None or spec is False:
+        return None
+    if spec is True:
+        return {"dynamic": True}
+    if not isinstance(spec, dict):
+        raise DataError(
+            f"must be true, false or a mapping of torch.compile options, got {spec!r}",
+            field="model.compile",
+        )
+    unknown = sorted(set(spec) - set(COMPILE_KEYS))
+    if unknown:
+        raise DataError(
+            f"unknown torch.compile option {unknown[0]!r} (known: {', '.join(COMPILE_KEYS)})",
+            field="model.compile",
+        )
+    for key in ("dynamic", "fullgraph"):
+        if key in spec and not isinstance(spec[key], bool | None):
+            raise DataError(f"must be a boolean, got {spec[key]!r}", field=f"model.compile.{key}")
+    for key in ("backend", "mode"):
+        if key in spec and not isinstance(spec[key], str | None):
+            raise DataError(f"must be a string, got {spec[key]!r}", field=f"model.compile.{key}")
+    if "options" in spec and not isinstance(spec["options"], dict | None):
+        raise DataError("must be a mapping", field="model.compile.options")
+    if spec.get("mode") is not None and spec.get("options") is not None:
+        raise DataError("give mode or options, not both", field="model.compile")
+    return {"dynamic": True, **spec}
+
+
 def library_versions() -> dict[str, str]:
     """Versions of tailgraph and the libraries a run depends on."""
     import lightning
@@ -98,6 +133,12 @@ class SGGModule(L.LightningModule):
             match by name and shape, the method's own state and the optimiser start fresh.
             Ignored when this module is itself restored from a checkpoint (resume, test,
             predict), whose weights replace the model's anyway.
+        compile: ``true`` runs the relation model through ``torch.compile`` (in place, with
+            ``nn.Module.compile``: checkpoint keys stay those of the eager model, so a
+            compiled run's checkpoints load into an eager one and back); a mapping passes
+            ``torch.compile`` options (``backend``, ``mode``, ``dynamic``, ``fullgraph``,
+            ``options``). Shapes change from batch to batch, so the default is
+            ``dynamic: true``.
     """
 
     def __init__(
@@ -124,6 +165,7 @@ class SGGModule(L.LightningModule):
         protocol_options: dict | None = None,
         vocab: dict | None = None,
         init_from: str | None = None,
+        compile: bool | dict | None = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["vocab"])
@@ -153,6 +195,7 @@ class SGGModule(L.LightningModule):
         self.protocol_name = protocol
         self.protocol_options = dict(protocol_options or {})
         self.init_from = init_from
+        self.compile_options = compile_options(compile)
         # set by build() (from the data module's vocabulary in setup, or from a checkpoint)
         self.vocab: Vocabulary | None = None
         self.protocol: Protocol = None  # type: ignore[assignment]
@@ -196,6 +239,8 @@ class SGGModule(L.LightningModule):
             from tailgraph.engine.checkpoints import load_model_weights
 
             load_model_weights(self.model, self.init_from, vocab)
+        if self.compile_options is not None:
+            self.model.compile(**self.compile_options)
         self.method = build_component(self.method_spec, {}, kind=Method)
         self.method.setup(self.model, vocab, train_stats, protocol=self.protocol)
 
