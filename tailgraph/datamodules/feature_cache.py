@@ -125,6 +125,7 @@ class CachedFeatures:
     def __contains__(self, image_id: object) -> bool:
         return str(image_id) in self.file
 
+    @torch.compiler.disable  # file I/O: runs eagerly under model.compile
     def features(self, graph: Any) -> torch.Tensor:
         key = str(graph.image_id)
         if key not in self.file:

@@ -201,6 +201,7 @@ class CachedTrunkFeatures(PixelFeatures):
                 self._shards = FeatureShards(folder, self.flush_every)
         return self._store if self._store is not None else self._shards
 
+    @torch.compiler.disable  # hashing and the cache's files: eager under model.compile
     def feature_map(self, images: torch.Tensor) -> torch.Tensor:
         import hashlib
 

@@ -39,6 +39,8 @@ def _data_and_spec(kind: str, tmp_path):
         generate_synth_ag(tmp_path / "ag", num_train=2, num_test=1, image_size=64)
         dm = AGDataModule(root=str(tmp_path / "ag"), max_size=64, val_fraction=0.0)
         spec = tiny_sttran_model()
+        # the trunk's maps from the cache (file and hash work that the compiled graph skips)
+        spec["features"]["class_path"] = "tailgraph.modeling.roi.CachedTrunkFeatures"
     dm.setup("fit")
     return dm, spec
 

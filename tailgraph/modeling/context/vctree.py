@@ -173,6 +173,25 @@ def build_forest(
     )
 
 
+@torch.compiler.disable  # a Python / NumPy tree search: eager under model.compile
+def _image_forest(
+    scores: torch.Tensor, obj_to_img: torch.Tensor, num_images: int
+) -> tuple[Forest, list[BinaryTree]]:
+    """The batch's forest and its per-image binary trees: per image the maximum spanning
+    tree of the object-pair ``scores`` ``[N, N]`` among its objects."""
+    trees: list[BinaryTree] = []
+    members = [torch.nonzero(obj_to_img == i).flatten() for i in range(num_images)]
+    dense = scores.float().cpu().numpy()
+    for idx in members:
+        if idx.numel() == 0:
+            trees.append(BinaryTree(-1, [], [], []))
+            continue
+        local = idx.cpu().numpy()
+        root, _, children = maximum_spanning_tree(dense[np.ix_(local, local)])
+        trees.append(to_binary_tree(root, children))
+    return build_forest(trees, members, scores.shape[0]), trees
+
+
 class _BiTreeLSTM(nn.Module):
     def __init__(self, in_dim: int, hidden: int) -> None:
         super().__init__()
@@ -274,18 +293,9 @@ class VCTreeContext(ContextModel):
         a, b = self.score_s(x), self.score_o(x)
         s, o = inp.pairs[:, 0], inp.pairs[:, 1]
         pair_score_logits = (a[s] * b[o]).sum(-1) / a.shape[1] ** 0.5
-        trees: list[BinaryTree] = []
-        members = [torch.nonzero(inp.obj_to_img == i).flatten() for i in range(inp.num_images)]
-        scores = torch.sigmoid(a @ b.t() / a.shape[1] ** 0.5).detach().float().cpu().numpy()
-        for idx in members:
-            if idx.numel() == 0:
-                trees.append(BinaryTree(-1, [], [], []))
-                continue
-            local = idx.cpu().numpy()
-            root, _, children = maximum_spanning_tree(scores[np.ix_(local, local)])
-            trees.append(to_binary_tree(root, children))
+        scores = torch.sigmoid(a @ b.t() / a.shape[1] ** 0.5).detach()
         # both TreeLSTMs run level by level over the whole batch's forest
-        forest = build_forest(trees, members, x.shape[0])
+        forest, trees = _image_forest(scores, inp.obj_to_img, inp.num_images)
         obj_ctx = self.obj_tree.forward_forest(x, forest)
         obj_logits = self.obj_classifier(obj_ctx)
         if inp.labels is not None:
