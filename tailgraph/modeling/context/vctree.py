@@ -199,6 +199,9 @@ class _BiTreeLSTM(nn.Module):
         self.down = _BinaryTreeLSTMCell(in_dim, hidden)
         self.hidden = hidden
 
+    # the loops over the levels would be unrolled into a graph per forest depth, recompiled
+    # whenever a batch's trees are deeper or shallower: eager under model.compile
+    @torch.compiler.disable
     def forward_forest(self, x: torch.Tensor, forest: Forest) -> torch.Tensor:
         """Both passes over every tree of the batch at once, one step per tree level: ``[N, 2H]``
         (rows of nodes outside every tree are 0). Equal to :meth:`forward` per tree."""
