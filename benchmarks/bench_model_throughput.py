@@ -2,11 +2,13 @@
 (2 CPU threads; image models: batch 16 synth-vg scenes at 128 px, ResNet-18 to layer2, 256-d
 features; STTran: the synth-ag recipe on 6 generated videos, the recipe's pixel path and
 ``CachedTrunkFeatures``), all rows in one run. ``--compile`` adds each cached-feature row
-again with ``model.compile: true`` (inductor; compilation is outside the timed steps).
+again with ``model.compile: true`` (inductor; compilation is outside the timed steps),
+``--bf16`` with ``bf16-mixed`` (CPU bfloat16 autocast).
 
-    .venv/bin/python benchmarks/bench_model_throughput.py [--compile] [--json OUT]
+    .venv/bin/python benchmarks/bench_model_throughput.py [--compile] [--bf16] [--json OUT]
 
-``OUT``: ``{"rows": [{"model", "features", "compiled", "images_per_s", "pairs_per_s"}]}``
+``OUT``: ``{"rows": [{"model", "features", "compiled", "precision", "images_per_s",
+"pairs_per_s"}]}``
 (``model`` among pairwise, motifs, transformer, vctree, sttran, negmining, vidvrd_ii; for
 STTran an image is a frame).
 """
@@ -35,16 +37,20 @@ KEYS = {
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def timed_steps(m, batches, iters: int, warm: int) -> tuple[float, float, int]:
+def timed_steps(
+    m, batches, iters: int, warm: int, precision: str = "32"
+) -> tuple[float, float, int]:
     """Seconds, images and pairs of ``iters`` training steps of module ``m`` over
-    ``batches`` (cycled), after ``warm`` untimed steps."""
+    ``batches`` (cycled), after ``warm`` untimed steps; ``precision`` ``bf16-mixed`` runs the
+    forward and the losses under CPU bfloat16 autocast (what Lightning's ``bf16-mixed`` does)."""
     opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], 1e-3)
     seconds, images, npairs = 0.0, 0, 0
     for it in range(warm + iters):
         batch = batches[it % len(batches)]
         t0 = time.perf_counter()
         b = m.train_batch(batch)
-        loss = sum(m.method.training_step(m.model, b).values())
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
+            loss = sum(m.method.training_step(m.model, b).values())
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -55,7 +61,7 @@ def timed_steps(m, batches, iters: int, warm: int) -> tuple[float, float, int]:
     return seconds, images, npairs
 
 
-def sttran_rows(compile_: bool, tmp: Path) -> list[tuple]:
+def sttran_rows(compile_: bool, bf16: bool, tmp: Path) -> list[tuple]:
     """STTran (the synth-ag recipe) from pixels and from ``CachedTrunkFeatures``."""
     import yaml
 
@@ -76,11 +82,13 @@ def sttran_rows(compile_: bool, tmp: Path) -> list[tuple]:
         "class_path": "tailgraph.modeling.roi.CachedTrunkFeatures",
         "init_args": dict(feats["init_args"]),
     }
-    variants = [("pixels", feats, False), ("cached", cached, False)]
+    variants = [("pixels", feats, False, "32"), ("cached", cached, False, "32")]
     if compile_:
-        variants.append(("cached", cached, True))
+        variants.append(("cached", cached, True, "32"))
+    if bf16:
+        variants.append(("cached", cached, False, "bf16-mixed"))
     rows = []
-    for mode, spec, comp in variants:
+    for mode, spec, comp, prec in variants:
         torch.manual_seed(0)
         torch._dynamo.reset()
         m = SGGModule(**dict(cfg["model"], features=spec, compile=comp))
@@ -90,8 +98,8 @@ def sttran_rows(compile_: bool, tmp: Path) -> list[tuple]:
             with torch.no_grad():
                 for b in batches:
                     m.model.features.feature_map(b.images)
-        sec, images, npairs = timed_steps(m, batches, 2 * len(batches), len(batches))
-        rows.append(("STTran", "sttran", mode, comp, images / sec, npairs / sec))
+        sec, images, npairs = timed_steps(m, batches, 2 * len(batches), len(batches), prec)
+        rows.append(("STTran", "sttran", mode, comp, prec, images / sec, npairs / sec))
         print(rows[-1], flush=True)
     return rows
 
@@ -99,6 +107,7 @@ def sttran_rows(compile_: bool, tmp: Path) -> list[tuple]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--compile", action="store_true", help="also time model.compile: true")
+    ap.add_argument("--bf16", action="store_true", help="also time bf16-mixed (CPU autocast)")
     ap.add_argument("--json", help="write the rows as JSON here")
     a = ap.parse_args()
     torch.set_num_threads(2)
@@ -120,9 +129,11 @@ def main() -> int:
         )
         build_cache(Path(d) / "c.h5", fx, [batch])
         cache = CachedFeatures(Path(d) / "c.h5")
-        variants = [("pixels", False), ("cached", False)] + ([("cached", True)] * a.compile)
+        variants = [("pixels", False, "32"), ("cached", False, "32")]
+        variants += [("cached", True, "32")] * a.compile
+        variants += [("cached", False, "bf16-mixed")] * a.bf16
         for name, path in MODELS.items():
-            for mode, comp in variants:
+            for mode, comp, prec in variants:
                 feats = {
                     "class_path": "tailgraph.modeling.roi.PixelFeatures",
                     "init_args": {"last_stage": "layer2", "out_dim": 256},
@@ -154,11 +165,11 @@ def main() -> int:
                         {"in_dim": ctx.out_dim, "num_predicates": world.vocab.num_predicates},
                     )
                     m.model.feature_cache = cache
-                sec, n_img, npairs = timed_steps(m, [batch], 5, 3 if comp else 1)
-                rows.append((name, KEYS[name], mode, comp, n_img / sec, npairs / sec))
+                sec, n_img, npairs = timed_steps(m, [batch], 5, 3 if comp else 1, prec)
+                rows.append((name, KEYS[name], mode, comp, prec, n_img / sec, npairs / sec))
                 print(rows[-1], flush=True)
         cache.close()
-        rows += sttran_rows(a.compile, Path(d))
+        rows += sttran_rows(a.compile, a.bf16, Path(d))
     # the negative-mining network (all three inputs) and the VidVRD-II tracklet-pair model
     from tailgraph.modeling.context.vidvrd_ii import TrackletPairModel
     from tailgraph.modeling.negmining import NegativeMiningNet
@@ -194,6 +205,7 @@ def main() -> int:
             "negmining",
             "pixels",
             False,
+            "32",
             16 * len(times) / sum(times),
             len(pairs) * len(times) / sum(times),
         )
@@ -221,6 +233,7 @@ def main() -> int:
             "vidvrd_ii",
             "tracklet features",
             False,
+            "32",
             float("nan"),
             len(tpairs) * len(times) / sum(times),
         )
@@ -239,12 +252,13 @@ def main() -> int:
         "`pixels` its trainable trunk, `cached` `CachedTrunkFeatures` filled before the timed "
         "steps. `compiled`: `model.compile: true` (inductor), compilation not timed.",
         "",
-        "| model | features | compiled | images / s | pairs / s |",
-        "|---|---|---|---|---|",
+        "| model | features | compiled | precision | images / s | pairs / s |",
+        "|---|---|---|---|---|---|",
     ]
-    for name, _, mode, comp, ips, pps in rows:
+    for name, _, mode, comp, prec, ips, pps in rows:
         ips_s = "–" if ips != ips else f"{ips:.0f}"
-        lines.append(f"| {name} | {mode} | {'yes' if comp else 'no'} | {ips_s} | {pps:.0f} |")
+        yes = "yes" if comp else "no"
+        lines.append(f"| {name} | {mode} | {yes} | {prec} | {ips_s} | {pps:.0f} |")
     out = Path(__file__).resolve().parent / "results" / "model_throughput.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -255,10 +269,11 @@ def main() -> int:
                     "model": key,
                     "features": mode,
                     "compiled": comp,
+                    "precision": prec,
                     "images_per_s": None if ips != ips else round(ips, 2),
                     "pairs_per_s": round(pps, 1),
                 }
-                for _, key, mode, comp, ips, pps in rows
+                for _, key, mode, comp, prec, ips, pps in rows
             ]
         }
         Path(a.json).write_text(json.dumps(doc, indent=1) + "\n")
