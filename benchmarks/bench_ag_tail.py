@@ -120,7 +120,8 @@ def probe_part(a, data: Path, counts: dict) -> dict:
     tr, te = pairs("train"), pairs("test")
     classes = sorted({p[3] for p in tr}, key=lambda n: -counts[n])
     idx = {n: i for i, n in enumerate(classes)}
-    trunk = ResNetTrunk(18, last_stage="layer2", frozen=True).eval()
+    # the recipes' frozen random trunk, or (--trunk-from) a trained run's trunk, frozen
+    trunk = ResNetTrunk(18, a.trunk_from, last_stage=a.probe_stage, frozen=True).eval()
     t0 = time.perf_counter()
     feats = []
     for ps in (tr, te):
@@ -138,7 +139,19 @@ def probe_part(a, data: Path, counts: dict) -> dict:
     out: dict = {"classes": classes, "train_counts": freq.tolist()}
     for weighting in ("balanced", "plain"):
         torch.manual_seed(0)
-        model = torch.nn.Linear(ftr.shape[1], len(classes))
+        if a.probe_model == "head":  # the relation models' RoI head: 1x1 conv, flatten, MLP
+            c = ftr.shape[1] // 49
+            model = torch.nn.Sequential(
+                torch.nn.Unflatten(1, (c, 7, 7)),
+                torch.nn.Conv2d(c, 32, 1),
+                torch.nn.ReLU(),
+                torch.nn.Flatten(),
+                torch.nn.Linear(32 * 49, 256),
+                torch.nn.ReLU(),
+                torch.nn.Linear(256, len(classes)),
+            )
+        else:
+            model = torch.nn.Linear(ftr.shape[1], len(classes))
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
         w = (freq.sum() / (len(classes) * freq)) if weighting == "balanced" else None
         for _ in range(a.probe_epochs):
@@ -158,20 +171,85 @@ def probe_part(a, data: Path, counts: dict) -> dict:
     return out
 
 
+def contact_part(a, work: Path, data: Path) -> dict:
+    """Does each trained model's contacting head read the pair? Over the test pairs of the
+    saved predictions: the AUC of ``1 - s(not_contacting)`` for "in contact" (any contact
+    predicate but ``not_contacting``) and the standard deviation of ``s(not_contacting)`` over
+    pairs (an input-blind head gives AUC 0.5, std ~0); per GT contact predicate, the share of
+    its pairs whose top contacting column is that predicate (what the with-constraint protocol
+    keeps)."""
+    from bench_ag_cues import auc
+
+    from tailgraph.protocols import DATA_KINDS
+    from tailgraph.protocols.base import load_ground_truth
+
+    graphs, vocab = load_ground_truth(data, "ag", DATA_KINDS["ag"].reader, "test")
+    names = list(vocab.predicates)
+    cols = list(range(TYPES["contacting"].start, TYPES["contacting"].stop))
+    nc = names.index("not_contacting")
+    by_id = {g.image_id: g for g in graphs}
+    out: dict = {}
+    for name in a.variants:
+        for seed in a.seeds:
+            run, recipe = work / f"{name}_{seed}", work / f"{name}_{seed}.yaml"
+            found = sorted(run.glob("runs/version_*/test_predictions.h5"))
+            pred = (
+                found[0]
+                if found
+                else Path(test_variant(recipe, run, seed, data, [])["predictions"])
+            )
+            with h5py.File(pred, "r") as f:
+                po, pairs, scores = f["pair_offsets"][:], f["pairs"][:], f["predicate_scores"][:]
+                ids = [x.decode() if isinstance(x, bytes) else str(x) for x in f["image_ids"][:]]
+            s_nc, in_contact, top1 = [], [], {}
+            for i, iid in enumerate(ids):
+                gt: dict = {}
+                for s_, o_, p_ in by_id[iid].relations.tolist():
+                    if p_ in cols:
+                        gt.setdefault((s_, o_), set()).add(p_)
+                sc = scores[po[i] : po[i + 1]]
+                for j, (s_, o_) in enumerate(pairs[po[i] : po[i + 1]].tolist()):
+                    labs = gt.get((s_, o_))
+                    if not labs:
+                        continue
+                    s_nc.append(sc[j, nc])
+                    in_contact.append(int(any(p_ != nc for p_ in labs)))
+                    best = cols[int(np.argmax(sc[j, cols]))]
+                    for p_ in labs:
+                        top1.setdefault(names[p_], []).append(best == p_)
+            s_arr = np.array(s_nc)
+            row = {
+                "in_contact_auc": auc(1 - s_arr, np.array(in_contact)),
+                "not_contacting_std": float(s_arr.std()),
+                "top1": {n: float(np.mean(v)) for n, v in top1.items()},
+            }
+            out.setdefault(name, []).append(row)
+            top = sorted(row["top1"].items(), key=lambda kv: -len(top1[kv[0]]))[:4]
+            auc_std = f"AUC {row['in_contact_auc']:.3f} std {row['not_contacting_std']:.3f}"
+            print(name, seed, auc_std, {k: round(v, 3) for k, v in top}, flush=True)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", required=True, help="bench_video_methods.py's --work folder")
-    ap.add_argument("--parts", nargs="+", default=["prior", "probe"], choices=["prior", "probe"])
+    ap.add_argument(
+        "--parts", nargs="+", default=["prior", "probe"], choices=["prior", "probe", "contact"]
+    )
     ap.add_argument("--variants", nargs="+", default=["STTran", "TEMPURA", "BMP"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--taus", type=float, nargs="+", default=[0.0, 0.5, 1.0, 1.5])
     ap.add_argument("--probe-epochs", type=int, default=15)
+    ap.add_argument("--trunk-from", default=None, help="probe this checkpoint's trunk")
+    ap.add_argument("--probe-model", choices=["linear", "head"], default="linear")
+    ap.add_argument("--probe-stage", default="layer2", help="the trunk stage probed")
+    ap.add_argument("--data", default=None, help="synth-ag folder (default: WORK/synth-ag)")
     ap.add_argument("--json", required=True)
     a = ap.parse_args()
     from tailgraph.protocols import DATA_KINDS
 
     work = Path(a.work)
-    data = work / "synth-ag"
+    data = Path(a.data) if a.data else work / "synth-ag"
     counts = DATA_KINDS["ag"].stats(data)["filtered"]["splits"]["train"]["predicate_counts"]
     t0 = time.perf_counter()
     result: dict = {}
@@ -189,6 +267,8 @@ def main() -> int:
                 cells.append(mean_std([m["no"]["tail"] for m in ms]))
                 lines.append(f"| {n} | {t:g} | " + " | ".join(cells) + " |")
         print("\n".join(lines))
+    if "contact" in a.parts:
+        result["contact"] = contact_part(a, work, data)
     if "probe" in a.parts:
         result["probe"] = probe_part(a, data, counts)
     result["wall_s"] = round(time.perf_counter() - t0, 1)

@@ -68,13 +68,31 @@ def thirds(per_predicate, counts: dict) -> dict:
     }
 
 
-def ag_recipe(name: str, seed: int, work: Path, data: Path, epochs: int | None) -> Path:
-    """The variant's recipe with the shared cached trunk and, for BMP, the same seed's TEMPURA
-    run as its start."""
+def ag_recipe(
+    name: str,
+    seed: int,
+    work: Path,
+    data: Path,
+    epochs: int | None,
+    trunk: str = "random",
+    trunk_from: str | None = None,
+) -> Path:
+    """The variant's recipe with the shared trunk and, for BMP, the same seed's TEMPURA run as
+    its start. ``trunk``: ``random`` — a frozen, randomly initialised trunk, its maps cached;
+    ``learned`` — the trunk of the checkpoint ``trunk_from`` (e.g. a run with a trainable
+    trunk), frozen and cached; ``trainable`` — the recipe's pixel path, trunk trained."""
     cfg = yaml.safe_load((SYN / f"{AG_RECIPES[name]}.yaml").read_text())
     feats = cfg["model"]["features"]
-    feats["class_path"] = "tailgraph.modeling.roi.CachedTrunkFeatures"
-    feats.setdefault("init_args", {})["cache_dir"] = str(work / "trunk_cache")
+    args = feats.setdefault("init_args", {})
+    if trunk == "trainable":
+        args["frozen_trunk"] = False
+    else:
+        feats["class_path"] = "tailgraph.modeling.roi.CachedTrunkFeatures"
+        args["cache_dir"] = str(work / "trunk_cache")
+        if trunk == "learned":
+            if trunk_from is None:
+                raise ValueError("trunk 'learned' needs trunk_from")
+            args["weights_path"] = str(trunk_from)
     if name == "BMP":
         cfg["model"]["init_from"] = str(work / f"TEMPURA_{seed}")
     if epochs is not None:
@@ -85,12 +103,20 @@ def ag_recipe(name: str, seed: int, work: Path, data: Path, epochs: int | None) 
     return path
 
 
-def run_ag(names, seeds, work: Path, epochs: int | None) -> dict:
+def run_ag(
+    names,
+    seeds,
+    work: Path,
+    epochs: int | None,
+    trunk: str = "random",
+    trunk_from=None,
+    data_dir=None,
+) -> dict:
     from tailgraph.data.synthetic.ag import generate_synth_ag
     from tailgraph.protocols import DATA_KINDS
 
     base = yaml.safe_load((SYN / "ag_predcls_sttran.yaml").read_text())["data"]["init_args"]
-    data = work / "synth-ag"
+    data = Path(data_dir) if data_dir else work / "synth-ag"
     if not data.exists():
         generate_synth_ag(
             data,
@@ -98,6 +124,16 @@ def run_ag(names, seeds, work: Path, epochs: int | None) -> dict:
             num_test=base["synth_test"],
             image_size=base["synth_size"],
         )
+    if trunk == "learned" and trunk_from is None:  # train the shared trunk once (seed 0)
+        trunk_from = work / "trunk.pt"
+        if not trunk_from.exists():
+            import subprocess
+
+            subprocess.run(
+                [sys.executable, str(Path(__file__).with_name("bench_ag_trunk.py")), "--data",
+                 str(data), "--out", str(trunk_from), "--json", str(work / "trunk.json")],
+                check=True,
+            )  # fmt: skip
     counts = DATA_KINDS["ag"].stats(data)["filtered"]["splits"]["train"]["predicate_counts"]
     order = list(names)
     if "BMP" in order and "TEMPURA" not in order:
@@ -105,7 +141,7 @@ def run_ag(names, seeds, work: Path, epochs: int | None) -> dict:
     runs: dict[str, list] = {}
     for seed in seeds:
         for name in sorted(order, key=lambda n: n == "BMP"):  # TEMPURA before BMP
-            recipe = ag_recipe(name, seed, work, data, epochs)
+            recipe = ag_recipe(name, seed, work, data, epochs, trunk, trunk_from)
             r = cli_fit_test(recipe, seed, data, work / f"{name}_{seed}")
             cfg = yaml.safe_load(recipe.read_text())
             r["epochs"] = cfg["trainer"]["max_epochs"]
@@ -210,6 +246,17 @@ def main() -> int:
     ap.add_argument("--vrd-variants", nargs="+", default=list(VRD_VARIANTS))
     ap.add_argument("--epochs", type=int, default=None, help="override the AG recipes' epochs")
     ap.add_argument("--vrd-epochs", type=int, default=None, help="override the VidVRD epochs")
+    ap.add_argument(
+        "--trunk",
+        choices=["random", "learned", "trainable"],
+        default="random",
+        help="AG trunk: frozen random init (cached), a trained run's trunk frozen (cached, "
+        "--trunk-from), or trained with each model (pixel path)",
+    )
+    ap.add_argument(
+        "--trunk-from", default=None, help="checkpoint whose trunk --trunk learned uses"
+    )
+    ap.add_argument("--data", default=None, help="synth-ag folder (default: WORK/synth-ag)")
     ap.add_argument("--work", default=str(ROOT / "benchmarks" / "results" / "video_methods"))
     ap.add_argument("--json", required=True)
     a = ap.parse_args()
@@ -225,7 +272,7 @@ def main() -> int:
     runs: dict = {}
     lines: list[str] = []
     if "ag" in a.parts:
-        runs["ag"] = run_ag(ag_names, seeds, work, ag_epochs)
+        runs["ag"] = run_ag(ag_names, seeds, work, ag_epochs, a.trunk, a.trunk_from, a.data)
         result["ag"] = summarise(runs["ag"], nested=True)
         cols = ["R@20", "mR@20", "mR@50", "head@20", "body@20", "tail@20"]
         for c in ("with", "semi", "no"):

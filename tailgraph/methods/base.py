@@ -39,7 +39,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from tailgraph.modeling.relation_model import RelationModel, RelationOutput
     from tailgraph.protocols import Protocol, Targets
 
-__all__ = ["TrainStats", "Method", "Supervised", "group_losses", "model_losses"]
+__all__ = [
+    "TrainStats",
+    "Method",
+    "Supervised",
+    "group_losses",
+    "margin_group_losses",
+    "model_losses",
+    "multilabel_margin",
+]
+
+MULTILABEL_LOSSES = ("bce", "margin")
 
 
 def group_losses(
@@ -66,6 +76,38 @@ def group_losses(
             out[f"loss_{group.name}"] = (
                 F.binary_cross_entropy_with_logits(z, y) if z.numel() else z.sum() * 0.0
             )
+    return out
+
+
+def multilabel_margin(scores: torch.Tensor, multi_hot: torch.Tensor) -> torch.Tensor:
+    """PyTorch's multi-label margin loss with multi-hot targets (rows without a positive
+    contribute 0)."""
+    if scores.numel() == 0:
+        return scores.sum() * 0.0
+    y = multi_hot > 0
+    c = y.shape[1]
+    # target format: the positive class indices first, then -1
+    order = torch.argsort((~y).to(torch.int8), dim=1, stable=True)
+    target = torch.where(
+        torch.arange(c, device=y.device).unsqueeze(0) < y.sum(1, keepdim=True), order, -1
+    )
+    return F.multilabel_margin_loss(scores, target)
+
+
+def margin_group_losses(probs: torch.Tensor, targets: Targets, protocol: Protocol) -> dict:
+    """STTran's loss of the multi-label groups: :func:`multilabel_margin` on the predicted
+    probabilities (the released STTran's ``MultiLabelMarginLoss`` on its sigmoid outputs).
+    Unlike the column-averaged BCE, every (positive, negative) pair of a row that violates
+    the margin contributes ``1 / C``, so a row's gradient does not shrink with the group's
+    size. Keys ``loss_<group>`` of the multi-label groups only."""
+    out: dict[str, torch.Tensor] = {}
+    for group in protocol.groups:
+        if group.single_label:
+            continue
+        cols = torch.tensor(group.columns, device=probs.device)
+        out[f"loss_{group.name}"] = multilabel_margin(
+            probs.index_select(1, cols), targets.multi_hot.index_select(1, cols)
+        )
     return out
 
 
@@ -151,6 +193,13 @@ class Supervised(Method):
             ``loss(logits [P, G], labels [P])``; its constructor may take ``predicate_counts``
             (injected). Default: cross-entropy.
         head_reg_weight: weight of the head's regulariser (GMM-Plus variance floor).
+        multilabel_loss: the multi-label groups' loss: ``bce`` — binary cross-entropy averaged
+            over the group's columns (TEMPURA, methods.md §0) — or ``margin`` — the multi-label
+            margin loss on the probabilities (:func:`margin_group_losses`; the released
+            STTran's default).
+        type_weights: ``{relation type: weight}`` multiplying that type's predicate loss
+            (default 1 each; e.g. ``{contacting: 17}`` undoes the column average of a 17-way
+            multi-label BCE against a single-label type's cross-entropy).
 
     A model with a memory bank (TEMPURA) trains with :class:`tailgraph.methods.tempura.Tempura`,
     which fills it; with this method the bank would stay empty, so :meth:`setup` refuses it.
@@ -158,8 +207,21 @@ class Supervised(Method):
 
     fills_memory = False  # Tempura (and the methods built on it) fill the memory banks
 
-    def __init__(self, loss: dict | None = None, head_reg_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        loss: dict | None = None,
+        head_reg_weight: float = 1.0,
+        multilabel_loss: str = "bce",
+        type_weights: dict[str, float] | None = None,
+    ) -> None:
         super().__init__()
+        if multilabel_loss not in MULTILABEL_LOSSES:
+            raise ValueError(f"multilabel_loss must be 'bce' or 'margin', got {multilabel_loss!r}")
+        self.multilabel_loss = multilabel_loss
+        self.type_weights = {str(k): float(v) for k, v in dict(type_weights or {}).items()}
+        bad = [k for k, v in self.type_weights.items() if not (v >= 0 and v != float("inf"))]
+        if bad:
+            raise ValueError(f"type_weights.{bad[0]} must be a finite number >= 0")
         self.loss_spec = loss
         self.head_reg_weight = head_reg_weight
         self.loss_fn: nn.Module | None = None
@@ -221,7 +283,22 @@ class Supervised(Method):
         """The protocol's per-type predicate losses (:func:`group_losses`)."""
         if self.protocol is None:
             raise RuntimeError("Method.setup(...) must run before training")
-        return group_losses(out.predicate_logits, targets, self.protocol, self.loss_fn)
+        losses = group_losses(out.predicate_logits, targets, self.protocol, self.loss_fn)
+        if self.multilabel_loss == "margin":
+            if out.predicate_probs is None:
+                raise RuntimeError("multilabel_loss 'margin' needs the head's probabilities")
+            losses.update(margin_group_losses(out.predicate_probs, targets, self.protocol))
+        if self.type_weights:
+            names = {g.name for g in self.protocol.groups}
+            unknown = sorted(set(self.type_weights) - names)
+            if unknown:
+                raise ValueError(
+                    f"type_weights names unknown relation types {unknown}; the protocol has "
+                    f"{sorted(names)}"
+                )
+            for name, w in self.type_weights.items():
+                losses[f"loss_{name}"] = w * losses[f"loss_{name}"]
+        return losses
 
     def after_forward(
         self, model: RelationModel, batch: GraphBatch, out: RelationOutput, targets: Targets

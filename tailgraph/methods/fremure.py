@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tailgraph.methods.base import group_losses
+from tailgraph.methods.base import group_losses, margin_group_losses
 from tailgraph.methods.tempura import Tempura
 from tailgraph.modeling.context.common import pad_by_image, unpad
 from tailgraph.modeling.context.sttran import (
@@ -584,10 +584,8 @@ class FReMuRe(Tempura):
             head_reg_weight=head_reg_weight,
             obj_eos_coef=obj_eos_coef,
             obj_con_weight=obj_con_weight,
+            multilabel_loss=multilabel_loss,
         )
-        if multilabel_loss not in ("bce", "margin"):
-            raise ValueError(f"multilabel_loss must be 'bce' or 'margin', got {multilabel_loss!r}")
-        self.multilabel_loss = multilabel_loss
 
     def training_step(self, model, batch):
         if self.protocol is None:
@@ -597,13 +595,7 @@ class FReMuRe(Tempura):
         self.after_forward(model, batch, out, targets)
         losses = group_losses(out.predicate_logits, targets, self.protocol)
         if self.multilabel_loss == "margin":
-            for group in self.protocol.groups:
-                if group.single_label:
-                    continue
-                cols = torch.tensor(group.columns, device=out.predicate_probs.device)
-                p = out.predicate_probs.index_select(1, cols)
-                y = targets.multi_hot.index_select(1, cols)
-                losses[f"loss_{group.name}"] = multilabel_margin(p, y)
+            losses.update(margin_group_losses(out.predicate_probs, targets, self.protocol))
         losses.update(self.model_losses(model, batch, out, targets))
         probes = out.extras.get("frequency_probe")
         if probes:  # gate "relation": the probe predicts each branch's classes
@@ -626,18 +618,3 @@ def frequency_probe_loss(
         return logits.sum() * 0.0
     q = y[has] / n[has]
     return -(q * torch.log_softmax(logits[has], -1)).sum(-1).mean()
-
-
-def multilabel_margin(scores: torch.Tensor, multi_hot: torch.Tensor) -> torch.Tensor:
-    """PyTorch's multi-label margin loss with multi-hot targets (rows without a positive
-    contribute 0)."""
-    if scores.numel() == 0:
-        return scores.sum() * 0.0
-    y = multi_hot > 0
-    c = y.shape[1]
-    # target format: the positive class indices first, then -1
-    order = torch.argsort((~y).to(torch.int8), dim=1, stable=True)
-    target = torch.where(
-        torch.arange(c, device=y.device).unsqueeze(0) < y.sum(1, keepdim=True), order, -1
-    )
-    return F.multilabel_margin_loss(scores, target)

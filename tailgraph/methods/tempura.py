@@ -116,7 +116,7 @@ class Tempura(Supervised):
     training batch and refreshed at each epoch's end, and TEMPURA's object losses.
 
     Args:
-        loss, head_reg_weight: as :class:`Supervised`.
+        loss, head_reg_weight, multilabel_loss, type_weights: as :class:`Supervised`.
         obj_eos_coef: weight of the background class in the object classifier's cross-entropy
             (TEMPURA's ``-eos_coef``); ``None`` = unweighted.
         obj_con_weight: weight of the ``euc_con`` contrastive loss on the object classifier's
@@ -132,8 +132,15 @@ class Tempura(Supervised):
         head_reg_weight: float = 1.0,
         obj_eos_coef: float | None = None,
         obj_con_weight: float = 0.0,
+        multilabel_loss: str = "bce",
+        type_weights: dict[str, float] | None = None,
     ) -> None:
-        super().__init__(loss=loss, head_reg_weight=head_reg_weight)
+        super().__init__(
+            loss=loss,
+            head_reg_weight=head_reg_weight,
+            multilabel_loss=multilabel_loss,
+            type_weights=type_weights,
+        )
         self.obj_eos_coef = obj_eos_coef
         self.obj_con_weight = obj_con_weight
 

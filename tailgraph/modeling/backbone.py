@@ -8,6 +8,7 @@ runs a prefix of the trunk and pools RoIs from its last stage.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -32,12 +33,17 @@ _LAYER_CHANNELS = {
 _STRIDES = {"stem": 4, "layer1": 4, "layer2": 8, "layer3": 16, "layer4": 32}
 
 
-def load_backbone_weights(model: nn.Module, path: str | Path) -> None:
+def load_backbone_weights(
+    model: nn.Module, path: str | Path, stages: tuple[str, ...] | None = None
+) -> None:
     """Load a torchvision ResNet state dict (``weights_only=True``) into ``model``.
 
     Accepts a plain state dict or a checkpoint with a ``state_dict`` / ``model`` entry; the
-    classifier (``fc``) may be missing. Raises :class:`DataError` naming the file when the
-    file is absent, unreadable or does not fit the architecture.
+    classifier (``fc``) may be missing. A tailgraph checkpoint whose model holds one ResNet
+    trunk (``….trunk.stages.stem.0.weight`` …) is read as that trunk: a trunk trained inside a
+    relation model can be frozen and cached for other runs. With ``stages`` (the stages the
+    caller keeps), parameters of the other stages may be missing. Raises :class:`DataError`
+    naming the file when the file is absent, unreadable or does not fit the architecture.
     """
     path = Path(path)
     if not path.is_file():
@@ -54,9 +60,18 @@ def load_backbone_weights(model: nn.Module, path: str | Path) -> None:
                 state = state[key]
     if not isinstance(state, dict):
         raise DataError("expected a state dict", file=str(path))
+    state = _trunk_of_checkpoint(state, path)
     state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
     own = model.state_dict()
-    missing = [k for k in own if k not in state and not k.startswith("fc.")]
+    kept = ("conv1.", "bn1.", *(f"{s}." for s in stages)) if stages is not None else None
+    missing = [
+        k
+        for k in own
+        if k not in state
+        and not k.startswith("fc.")
+        and not k.endswith("num_batches_tracked")  # absent from frozen (FrozenBatchNorm2d) trunks
+        and (kept is None or k.startswith(kept))
+    ]
     if missing:
         raise DataError(
             f"weights lack {len(missing)} parameters, e.g. {missing[:3]}", file=str(path)
@@ -70,6 +85,36 @@ def load_backbone_weights(model: nn.Module, path: str | Path) -> None:
                 field=key,
             )
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+
+
+_TRUNK_KEY = re.compile(r"^(.*?)stages\.(stem|layer[1-4])\.")
+_STEM = {"0": "conv1", "1": "bn1"}
+
+
+def _trunk_of_checkpoint(state: dict, path: Path) -> dict:
+    """The torchvision-named state of the one :class:`ResNetTrunk` in a tailgraph state dict
+    (a trunk's own, or a model's: ``model.features.trunk.stages.…``); ``state`` itself when it
+    holds none."""
+    found = {k: m for k in state if (m := _TRUNK_KEY.match(k))}
+    prefixes = sorted({m.group(1) for m in found.values()})
+    if not prefixes:
+        return state
+    if len(prefixes) > 1:
+        raise DataError(
+            f"the checkpoint holds {len(prefixes)} trunks ({', '.join(prefixes)}); "
+            "give the weights of one",
+            file=str(path),
+        )
+    out = {}
+    for key, m in found.items():
+        stage, rest = m.group(2), key[m.end() :]
+        if stage == "stem":
+            index, _, rest = rest.partition(".")
+            if index not in _STEM:
+                continue
+            stage = _STEM[index]
+        out[f"{stage}.{rest}"] = state[key]
+    return out
 
 
 class ResNetTrunk(nn.Module):
@@ -100,7 +145,8 @@ class ResNetTrunk(nn.Module):
             raise ValueError(f"last_stage must be one of {STAGE_NAMES}, got {last_stage!r}")
         net = _BUILDERS[depth](weights=None)
         if weights_path is not None:
-            load_backbone_weights(net, weights_path)
+            keep_stages = STAGE_NAMES[1 : STAGE_NAMES.index(last_stage) + 1]
+            load_backbone_weights(net, weights_path, stages=keep_stages)
         self.depth = depth
         self.pretrained = weights_path is not None
         keep = STAGE_NAMES[: STAGE_NAMES.index(last_stage) + 1]

@@ -1,5 +1,6 @@
 """synth-ag: written in Action Genome's files, read back equal to the generator's truth."""
 
+import pytest
 import torch
 
 from tailgraph.cli.synth import main as synth_main
@@ -92,6 +93,32 @@ def test_contact_rings_sit_on_the_touched_object(tmp_path):
                 ring[touched].append(float((d < 60).mean()))
     assert len(ring[True]) > 20 and len(ring[False]) > 20
     assert np.mean(ring[True]) > 0.5 > 0.2 > np.mean(ring[False])
+
+
+def test_end_marks_tell_the_pattern_apart_inside_the_box():
+    """Each glyph pattern leaves its own mark inside the touched box (none, a centre disc, the
+    diagonals, a band), so which contact it is can be read from the object's RoI alone: the
+    four marks differ on a 7 x 7 grid over the box, and all keep the coloured border."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from tailgraph.data.synthetic.render import GLYPH_PATTERNS, draw_end_mark
+
+    grids = {}
+    for pattern in GLYPH_PATTERNS:
+        img = Image.new("RGB", (56, 56))
+        draw_end_mark(ImageDraw.Draw(img), (0, 0, 55, 55), "white", pattern, width=2)
+        on = np.asarray(img)[..., 0] > 128
+        grids[pattern] = on.reshape(7, 8, 7, 8).mean((1, 3)) > 0.2
+        assert on[0].all() and on[:, 0].all()  # the border ring
+    inner = {p: g[1:-1, 1:-1] for p, g in grids.items()}
+    assert not inner["solid"].any()
+    for a in GLYPH_PATTERNS:
+        for b in GLYPH_PATTERNS:
+            if a < b:
+                assert (inner[a] != inner[b]).sum() >= 3, (a, b)
+    with pytest.raises(ValueError, match="unknown glyph pattern"):
+        draw_end_mark(ImageDraw.Draw(img), (0, 0, 55, 55), "white", "wavy")
 
 
 def test_gaze_ray_ends_on_the_looked_at_box():

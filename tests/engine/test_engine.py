@@ -112,6 +112,31 @@ def test_ag_targets_by_hand_attention_zero_is_a_real_class():
     losses = group_losses(logits, t, p)
     assert losses["loss_attention"].item() == pytest.approx(np.log(3))
     assert losses["loss_spatial"].item() == pytest.approx(np.log(2), abs=1e-6)
+    # STTran's multi-label margin loss on the probabilities: at p = 0.5 everywhere each
+    # (positive, negative) pair of a row costs 1 / C; a row without a positive costs 0
+    from types import SimpleNamespace
+
+    sup = Supervised(multilabel_loss="margin")
+    sup.protocol = p
+    out = SimpleNamespace(predicate_logits=logits, predicate_probs=torch.full((2, 26), 0.5))
+    margin = sup.predicate_losses(None, out, t)
+    assert margin["loss_attention"].item() == pytest.approx(np.log(3))
+    assert margin["loss_spatial"].item() == pytest.approx((5 / 6 + 8 / 6) / 2)  # {5}, {3, 7}
+    assert margin["loss_contacting"].item() == pytest.approx(16 / 17 / 2)
+    with pytest.raises(ValueError, match="multilabel_loss"):
+        Supervised(multilabel_loss="hinge")
+    # per-type weights multiply the type's loss; unknown types and bad weights are refused
+    weighted = Supervised(type_weights={"contacting": 17})
+    weighted.protocol = p
+    w = weighted.predicate_losses(None, out, t)
+    assert w["loss_contacting"].item() == pytest.approx(17 * losses["loss_contacting"].item())
+    assert w["loss_attention"].item() == pytest.approx(losses["loss_attention"].item())
+    wrong = Supervised(type_weights={"contact": 2})
+    wrong.protocol = p
+    with pytest.raises(ValueError, match="unknown relation types"):
+        wrong.predicate_losses(None, out, t)
+    with pytest.raises(ValueError, match="type_weights.spatial"):
+        Supervised(type_weights={"spatial": float("nan")})
     # the person is found by class, also when it is not box 0 (detections)
     d = SceneGraph(
         "v/0",

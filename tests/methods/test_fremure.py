@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tailgraph.methods.base import multilabel_margin
 from tailgraph.methods.fremure import (
     DualBranchLocal,
     FReMuReContext,
@@ -17,7 +18,6 @@ from tailgraph.methods.fremure import (
     frequency_correction,
     frequency_probe_loss,
     frequency_statistics,
-    multilabel_margin,
     relation_frequencies,
 )
 from tailgraph.modeling.context.sttran import sinusoidal_encoding

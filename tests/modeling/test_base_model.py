@@ -114,13 +114,44 @@ def test_backbone_weights_from_path(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(DataError, match="cannot read"):
         ResNetTrunk(18, weights_path=str(bad))
-    with pytest.raises(DataError, match="lack 96 parameters"):
+    with pytest.raises(DataError, match="lack 80 parameters"):
         load_backbone_weights(torchvision.models.resnet34(weights=None), path)
     wrong = ref.state_dict()
     wrong["conv1.weight"] = torch.zeros(64, 3, 3, 3)
     torch.save(wrong, tmp_path / "wrong.pt")
     with pytest.raises(DataError, match="conv1.weight has shape"):
         ResNetTrunk(18, weights_path=str(tmp_path / "wrong.pt"))
+
+
+def test_trunk_weights_from_a_tailgraph_checkpoint(tmp_path):
+    """A trunk trained inside a relation model loads, by its checkpoint, as a frozen trunk
+    (BatchNorm statistics included) for the stages it has; other stages are an error."""
+    torch.manual_seed(0)
+    feats = PixelFeatures(last_stage="layer2", out_dim=32)
+    with torch.no_grad():  # statistics unlike a fresh trunk's
+        feats.trunk(torch.rand(4, 3, 64, 64) * 3)
+        for p in feats.trunk.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    state = {f"model.features.{k}": v for k, v in feats.state_dict().items()}
+    path = tmp_path / "last.ckpt"
+    torch.save({"state_dict": state, "epoch": 3}, path)
+    frozen = ResNetTrunk(18, weights_path=str(path), last_stage="layer2", frozen=True)
+    x = torch.rand(2, 3, 64, 64)
+    feats.trunk.eval()
+    with torch.no_grad():
+        assert torch.allclose(frozen(x), feats.trunk(x), atol=1e-5)
+    # a frozen trunk's checkpoint (FrozenBatchNorm2d: no num_batches_tracked) loads as well
+    torch.save(frozen.state_dict(), tmp_path / "frozen.pt")  # a bare trunk's state
+    again = ResNetTrunk(18, weights_path=str(tmp_path / "frozen.pt"), last_stage="layer2")
+    assert torch.equal(
+        again.stages["layer2"][0].conv1.weight, frozen.stages["layer2"][0].conv1.weight
+    )
+    with pytest.raises(DataError, match="lack .* parameters, e.g. \\['layer3"):
+        ResNetTrunk(18, weights_path=str(path), last_stage="layer3")
+    two = {**state, **{k.replace("model.features", "model.other"): v for k, v in state.items()}}
+    torch.save(two, tmp_path / "two.pt")
+    with pytest.raises(DataError, match="holds 2 trunks"):
+        ResNetTrunk(18, weights_path=str(tmp_path / "two.pt"), last_stage="layer2")
 
 
 @pytest.mark.parametrize("pixels", [False, True])

@@ -11,9 +11,10 @@ at) and 2–4 moving objects. Per person–object pair and frame:
   drawn after / before the person), ``on_the_side_of`` (no overlap), ``in`` (inside the box);
 * contacting (multi-label): held over frame intervals (at least 4 frames) and drawn as
   interaction glyphs from the person's hand (one colour × pattern per predicate) that end in a
-  ring of the glyph's colour on the touched object's box border; ``not_contacting`` has no
-  glyph. Contact labels follow a long tail with a floor: each split deals them from a deck
-  (``tails.py``) so every predicate has enough relations to learn and to measure.
+  mark on the touched object: its box border in the glyph's colour and, inside, the pattern's
+  mark (none / centre disc / diagonals / band); ``not_contacting`` has neither. Contact labels
+  follow a long tail with a floor: each split deals them from a deck (``tails.py``) so every
+  predicate has enough relations to learn and to measure.
 
 Written in AG's files: ``annotations/{object_classes,relationship_classes}.txt``,
 ``person_bbox.pkl``, ``object_bbox_and_relationship.pkl`` (and ``..._filtersmall.pkl`` without
@@ -39,10 +40,10 @@ from tailgraph.data.synthetic.render import (
     GLYPH_PATTERNS,
     SHAPES,
     background,
+    draw_end_mark,
     draw_gaze_ray,
     draw_glyph,
     draw_person,
-    draw_ring,
     draw_shape,
 )
 from tailgraph.data.synthetic.tails import deal_deck
@@ -313,9 +314,12 @@ def generate_synth_ag(
                         period=max(6.0, size / 24),
                     )
                     # the glyph's end mark: the touched object's box outlined in its colour
-                    # (a second label's ring inside the first), so the contact is seen in the
-                    # object's own features and not only along a line shared with other pairs
-                    draw_ring(draw, tuple(ob), colour, inset=3 * j, width=max(2, size // 48))
+                    # with its pattern's inner mark (a second label's inside the first), so
+                    # the contact and which one it is are seen in the object's own features
+                    # and not only along a line shared with other pairs
+                    draw_end_mark(
+                        draw, tuple(ob), colour, pattern, inset=3 * j, width=max(2, size // 48)
+                    )
                 att = (
                     "unsure"
                     if not gaze_shown

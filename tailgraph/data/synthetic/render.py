@@ -20,6 +20,7 @@ __all__ = [
     "draw_shape",
     "draw_glyph",
     "draw_ring",
+    "draw_end_mark",
     "draw_gaze_ray",
     "GAZE_COLOUR",
 ]
@@ -197,6 +198,41 @@ def draw_ring(
     draw.rectangle(
         (x1 + pad, y1 + pad, x2 - pad, y2 - pad), outline=GLYPH_COLOURS[colour], width=width
     )
+
+
+def draw_end_mark(
+    draw: ImageDraw.ImageDraw,
+    box: tuple[float, float, float, float],
+    colour: str,
+    pattern: str,
+    inset: int = 0,
+    width: int = 2,
+) -> None:
+    """A glyph's end mark on the object it reaches: the box border in the glyph colour
+    (:func:`draw_ring`) plus, inside it, a mark of the glyph's pattern — ``solid`` none,
+    ``dashed`` a centre disc, ``zigzag`` the two diagonals, ``dotted`` a horizontal band — so
+    colour *and* pattern are in the object's own box at a size a stride-8 feature map keeps
+    (a 2-px line pattern is not)."""
+    x1, y1, x2, y2 = box
+    if x2 - x1 < 1 or y2 - y1 < 1:
+        return
+    draw_ring(draw, box, colour, inset=inset, width=width)
+    pad = max(0.0, min(float(inset), (x2 - x1) / 2 - 1, (y2 - y1) / 2 - 1))
+    x1, y1, x2, y2 = x1 + pad, y1 + pad, x2 - pad, y2 - pad
+    rgb = GLYPH_COLOURS[colour]
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    side = min(x2 - x1, y2 - y1)
+    if pattern == "dashed":
+        r = max(float(width), 0.22 * side)
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=rgb)
+    elif pattern == "zigzag":
+        draw.line((x1, y1, x2, y2), fill=rgb, width=width)
+        draw.line((x1, y2, x2, y1), fill=rgb, width=width)
+    elif pattern == "dotted":
+        hb = max(width / 2, 0.11 * (y2 - y1))
+        draw.rectangle((x1, cy - hb, x2, cy + hb), fill=rgb)
+    elif pattern != "solid":
+        raise ValueError(f"unknown glyph pattern {pattern!r}")
 
 
 def draw_gaze_ray(
