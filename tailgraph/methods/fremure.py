@@ -35,7 +35,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tailgraph.methods.base import group_losses, margin_group_losses
 from tailgraph.methods.tempura import Tempura
 from tailgraph.modeling.context.common import pad_by_image, unpad
 from tailgraph.modeling.context.sttran import (
@@ -567,6 +566,7 @@ class FReMuRe(Tempura):
 
     Args:
         multilabel_loss: ``bce`` | ``margin``.
+        type_weights: per relation type loss weights (:class:`tailgraph.methods.base.Supervised`).
         head_reg_weight: weight of the head regulariser.
         obj_eos_coef: background weight of the object cross-entropy (SGCls).
         obj_con_weight: weight of TEMPURA's ``euc_con`` object loss (SGCls with
@@ -579,12 +579,14 @@ class FReMuRe(Tempura):
         head_reg_weight: float = 1.0,
         obj_eos_coef: float | None = None,
         obj_con_weight: float = 0.0,
+        type_weights: dict[str, float] | None = None,
     ) -> None:
         super().__init__(
             head_reg_weight=head_reg_weight,
             obj_eos_coef=obj_eos_coef,
             obj_con_weight=obj_con_weight,
             multilabel_loss=multilabel_loss,
+            type_weights=type_weights,
         )
 
     def training_step(self, model, batch):
@@ -593,9 +595,7 @@ class FReMuRe(Tempura):
         out = model(batch)
         targets = self.protocol.targets(batch.graphs, out.pairs)
         self.after_forward(model, batch, out, targets)
-        losses = group_losses(out.predicate_logits, targets, self.protocol)
-        if self.multilabel_loss == "margin":
-            losses.update(margin_group_losses(out.predicate_probs, targets, self.protocol))
+        losses = self.predicate_losses(model, out, targets)
         losses.update(self.model_losses(model, batch, out, targets))
         probes = out.extras.get("frequency_probe")
         if probes:  # gate "relation": the probe predicts each branch's classes
