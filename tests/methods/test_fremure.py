@@ -302,6 +302,28 @@ def test_multilabel_margin_matches_torch_by_hand():
     assert float(multilabel_margin(p, y)) == pytest.approx(row0 / 2, rel=1e-6)
 
 
+def test_fremure_weights_its_per_type_losses():
+    """FReMuRe's training losses go through Supervised.predicate_losses: ``type_weights``
+    scales a type's loss and ``multilabel_loss: margin`` replaces its multi-label BCE."""
+    from types import SimpleNamespace
+
+    from tailgraph.methods.fremure import FReMuRe
+
+    groups = [SimpleNamespace(name="attention", single_label=True, columns=[0]),
+              SimpleNamespace(name="contacting", single_label=False, columns=[1])]  # fmt: skip
+    proto = SimpleNamespace(groups=groups)
+    targets = SimpleNamespace(labels={"attention": torch.tensor([0])},
+                              multi_hot=torch.tensor([[1.0, 1.0]]))  # fmt: skip
+    out = SimpleNamespace(
+        predicate_logits=torch.zeros(1, 2), predicate_probs=torch.full((1, 2), 0.5)
+    )
+    plain, weighted = FReMuRe(), FReMuRe(type_weights={"contacting": 3.0})
+    plain.protocol = weighted.protocol = proto
+    a, b = plain.predicate_losses(None, out, targets), weighted.predicate_losses(None, out, targets)
+    assert b["loss_contacting"].item() == pytest.approx(3 * a["loss_contacting"].item())
+    assert b["loss_attention"].item() == pytest.approx(a["loss_attention"].item())
+
+
 def test_union_maps_are_summed_with_the_mask_map_before_flattening():
     from tailgraph.modeling.context.sttran import STTranContext, box_masks
     from tailgraph.modeling.roi import PixelFeatures
