@@ -76,6 +76,7 @@ def ag_recipe(
     epochs: int | None,
     trunk: str = "random",
     trunk_from: str | None = None,
+    column_mean: bool = False,
 ) -> Path:
     """The variant's recipe with the shared trunk and, for BMP, the same seed's TEMPURA run as
     its start. ``trunk``: ``random`` — a frozen, randomly initialised trunk, its maps cached;
@@ -93,6 +94,9 @@ def ag_recipe(
             if trunk_from is None:
                 raise ValueError("trunk 'learned' needs trunk_from")
             args["weights_path"] = str(trunk_from)
+    if column_mean:
+        method = cfg["model"].get("method") or {}
+        (method.get("init_args") or {}).pop("type_weights", None)
     if name == "BMP":
         cfg["model"]["init_from"] = str(work / f"TEMPURA_{seed}")
     if epochs is not None:
@@ -111,6 +115,7 @@ def run_ag(
     trunk: str = "random",
     trunk_from=None,
     data_dir=None,
+    column_mean: bool = False,
 ) -> dict:
     from tailgraph.data.synthetic.ag import generate_synth_ag
     from tailgraph.protocols import DATA_KINDS
@@ -141,7 +146,7 @@ def run_ag(
     runs: dict[str, list] = {}
     for seed in seeds:
         for name in sorted(order, key=lambda n: n == "BMP"):  # TEMPURA before BMP
-            recipe = ag_recipe(name, seed, work, data, epochs, trunk, trunk_from)
+            recipe = ag_recipe(name, seed, work, data, epochs, trunk, trunk_from, column_mean)
             r = cli_fit_test(recipe, seed, data, work / f"{name}_{seed}")
             cfg = yaml.safe_load(recipe.read_text())
             r["epochs"] = cfg["trainer"]["max_epochs"]
@@ -256,6 +261,12 @@ def main() -> int:
     ap.add_argument(
         "--trunk-from", default=None, help="checkpoint whose trunk --trunk learned uses"
     )
+    ap.add_argument(
+        "--column-mean",
+        action="store_true",
+        help="AG: drop the recipes' type_weights (each multi-label type's BCE averaged over its "
+        "columns, TEMPURA's released loss)",
+    )
     ap.add_argument("--data", default=None, help="synth-ag folder (default: WORK/synth-ag)")
     ap.add_argument("--work", default=str(ROOT / "benchmarks" / "results" / "video_methods"))
     ap.add_argument("--json", required=True)
@@ -272,7 +283,9 @@ def main() -> int:
     runs: dict = {}
     lines: list[str] = []
     if "ag" in a.parts:
-        runs["ag"] = run_ag(ag_names, seeds, work, ag_epochs, a.trunk, a.trunk_from, a.data)
+        runs["ag"] = run_ag(
+            ag_names, seeds, work, ag_epochs, a.trunk, a.trunk_from, a.data, a.column_mean
+        )
         result["ag"] = summarise(runs["ag"], nested=True)
         cols = ["R@20", "mR@20", "mR@50", "head@20", "body@20", "tail@20"]
         for c in ("with", "semi", "no"):

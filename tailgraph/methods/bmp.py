@@ -250,6 +250,11 @@ class BMP(Method):
         vae_weight: weight of the prototype networks' VAE loss.
         supervised: options of the phase-1 :class:`tailgraph.methods.tempura.Tempura` losses
             (e.g. ``obj_eos_coef``).
+        type_weights: ``{relation type: weight}`` on the head stage's ``BCE`` and minority focal
+            terms of that type (both are means over the type's columns; e.g. ``{contacting:
+            17}`` makes them per-sample sums, as :class:`tailgraph.methods.base.Supervised`'s
+            option does for the phase-1 losses). Default: ``supervised``'s ``type_weights``, so
+            the two phases weigh the types alike.
         prototype_factor: scale the minority focal exponents by the prototype probability
             (seed 000: the loss "considering positive/negative factors and prototype
             probability"; released ``lib/MFL.py``: ``p_g[minority] *= pp``). The released code's
@@ -288,6 +293,7 @@ class BMP(Method):
         vae_weight: float = 0.0,
         supervised: dict | None = None,
         prototype_factor: bool = True,
+        type_weights: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         if tau_maj <= 0 or q < 1 or nstage < 0 or not 0 <= alpha <= 1 or base_epochs < 0:
@@ -304,6 +310,13 @@ class BMP(Method):
         self.base_epochs, self.max_samples, self.vae_weight = base_epochs, max_samples, vae_weight
         self.prototype_factor = bool(prototype_factor)
         self.base = Tempura(**dict(supervised or {}))
+        if type_weights is None:
+            self.type_weights = dict(self.base.type_weights)
+        else:
+            self.type_weights = {str(k): float(v) for k, v in dict(type_weights).items()}
+        bad = [k for k, v in self.type_weights.items() if not (v >= 0 and v != float("inf"))]
+        if bad:
+            raise ValueError(f"type_weights.{bad[0]} must be a finite number >= 0")
         self.prototype_nets = nn.ModuleList()
         self.register_buffer("train_counts", torch.zeros(0))
         self._epoch = 0
@@ -315,6 +328,12 @@ class BMP(Method):
         head = model.head
         if not isinstance(head, TypedHead):
             raise ValueError("BMP needs a TypedHead (one relation head per relation type)")
+        unknown = sorted(set(self.type_weights) - set(head.names))
+        if unknown:
+            raise ValueError(
+                f"type_weights names unknown relation types {unknown}; the head has "
+                f"{sorted(head.names)}"
+            )
         if not len(self.prototype_nets):
             for _ in head.names:
                 self.prototype_nets.append(PrototypeNetwork(memory.dim))
@@ -383,7 +402,8 @@ class BMP(Method):
             pp if self.prototype_factor else None,
         )
         consist = (pp * (log_pp.clamp_min(-1e30) - torch.log_softmax(logits, -1))).sum(-1).mean()
-        loss = base + self.lambda_mf * mf + self.lambda_consist * consist
+        w = self.type_weights.get(name, 1.0)
+        loss = w * (base + self.lambda_mf * mf) + self.lambda_consist * consist
         out = {f"loss_bmp_{name}": loss}
         if self.vae_weight:
             z0 = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)

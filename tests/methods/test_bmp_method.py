@@ -129,6 +129,43 @@ def test_no_minority_positive_gives_a_zero_loss_with_a_graph():
     losses["loss_bmp"].backward()
 
 
+def test_type_weights_scale_the_head_stage_bce_and_focal_terms_of_that_type():
+    video = torch.tensor([1.0, 2.0, 1.0, 0.0, 1.0, 3.0])
+
+    def losses(**kw):
+        m, model = _bmp(lambda_consist=0.0, **kw)
+        m.on_train_epoch_start(model, 1)
+        torch.manual_seed(1)
+        names = model.head.names
+        return {
+            n: float(m.type_losses(model, k, video)[f"loss_bmp_{n}"]) for k, n in enumerate(names)
+        }
+
+    plain = losses()
+    weighted = losses(type_weights={"spatial": 5.0})
+    assert weighted["attention"] == pytest.approx(plain["attention"])
+    assert weighted["spatial"] == pytest.approx(5.0 * plain["spatial"])
+    # by default the head stage weighs the types as the phase-1 losses do
+    inherited = losses(supervised={"type_weights": {"spatial": 5.0}})
+    assert inherited["spatial"] == pytest.approx(weighted["spatial"])
+    # the consistency term (a per-sample KL sum) is not scaled
+    m, model = _bmp(type_weights={"spatial": 5.0})
+    m.on_train_epoch_start(model, 1)
+    torch.manual_seed(1)
+    m.type_losses(model, 0, video)  # the same random draws as above
+    with_consist = float(m.type_losses(model, 1, video)["loss_bmp_spatial"])
+    m, model = _bmp()
+    m.on_train_epoch_start(model, 1)
+    torch.manual_seed(1)
+    m.type_losses(model, 0, video)
+    unweighted_consist = float(m.type_losses(model, 1, video)["loss_bmp_spatial"])
+    assert with_consist - unweighted_consist == pytest.approx(4.0 * plain["spatial"], rel=1e-4)
+    with pytest.raises(ValueError, match="unknown relation types"):
+        _bmp(type_weights={"contacting": 17.0})
+    with pytest.raises(ValueError, match="finite"):
+        BMP(type_weights={"spatial": float("nan")})
+
+
 def test_bmp_needs_the_memory_bank_and_typed_heads():
     model = TinyModel()
     model.context.memory = None
