@@ -101,10 +101,13 @@ def build_tracklet_segments(
     min_overlap: float,
     training: bool,
     frame_batch: int = 32,
+    user_tracks: dict[str, list] | None = None,
 ) -> list:
     """The VidVRD-II segments of ``videos`` (:mod:`tailgraph.data.tracklets`): tracklets,
     mean per-frame RoI features from ``extractor``, and (``training``) labelled candidate
-    pairs, else every ordered pair of tracklets."""
+    pairs, else every ordered pair of tracklets. ``user_tracks``: the videos' tracklets given
+    directly (video id → ``[(first frame, boxes [L, 4])]``, e.g. linked detections), in place
+    of ``source``."""
     import numpy as np
 
     from tailgraph.data.tracklets import (
@@ -124,7 +127,9 @@ def build_tracklet_segments(
     out = []
     from tailgraph.progress import track
 
-    user = read_tracklet_file(source) if is_tracklet_file(source) else None
+    user = user_tracks
+    if user is None and is_tracklet_file(source):
+        user = read_tracklet_file(source)
     for vi, v in enumerate(track(videos, "tracklet features", unit="video")):
         cats = {t: cls_index[c] for t, c in v.extras.get("categories", {}).items()}
         mine = None

@@ -22,7 +22,7 @@ from tailgraph.datamodules.tracklet_segments import (
 from tailgraph.errors import DataError
 from tailgraph.structures import GraphBatch, VideoSceneGraph
 
-__all__ = ["VidVRDDataModule"]
+__all__ = ["VidVRDDataModule", "build_extractor"]
 
 
 class _Segments(Dataset):
@@ -252,12 +252,9 @@ class VidVRDDataModule(SplitDataModule):
             return
         import json
 
-        from tailgraph.components import build_component
         from tailgraph.data.tracklets import is_tracklet_file
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)  # a randomly initialised extractor is the same in every run
-            extractor = build_component(self.feature_spec, {})
+        extractor = build_extractor(self.feature_spec)
         settings = json.dumps(
             {
                 "spec": self.feature_spec,
@@ -326,6 +323,22 @@ class VidVRDDataModule(SplitDataModule):
         f = torch.cat([s.feats for s in self.segments["train"]])
         self.feature_mean, self.feature_std = f.mean(0), f.std(0).clamp_min(1e-6)
 
+    def predict_settings(self) -> dict[str, Any] | None:
+        """What ``tailgraph predict`` needs to rebuild this module's tracklet segments for new
+        videos (kept in the checkpoint): segment length / stride, frame size, the feature
+        extractor's spec and the training features' mean and standard deviation; ``None``
+        unless ``output: tracklets`` and set up."""
+        if self.output != "tracklets" or self.feature_mean is None or self.feature_std is None:
+            return None
+        return {
+            "segment_length": int(self.length),
+            "segment_stride": int(self.stride),
+            "max_size": int(self.max_size),
+            "feature_extractor": self.feature_spec,
+            "feature_mean": self.feature_mean.detach().cpu().clone(),
+            "feature_std": self.feature_std.detach().cpu().clone(),
+        }
+
     def eval_graphs(self, split: str) -> list:
         """The whole videos of ``split`` (their relation instances are the metric's ground
         truth)."""
@@ -377,6 +390,16 @@ class VidVRDDataModule(SplitDataModule):
             sampler=VideoSampler(len(ds), shuffle=shuffle, pad=split == "train"),
             num_workers=self.num_workers,
         )
+
+
+def build_extractor(spec: dict) -> Any:
+    """The frozen per-box feature extractor of ``spec``; a randomly initialised one is the same
+    in every run (built under seed 0 without touching the global random state)."""
+    from tailgraph.components import build_component
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return build_component(spec, {})
 
 
 def _digest(path: str) -> str:

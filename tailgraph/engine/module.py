@@ -321,6 +321,10 @@ class SGGModule(L.LightningModule):
             "versions": library_versions(),
             "train_stats": None if st is None else st.to_dict(),
         }
+        settings = getattr(dm, "predict_settings", None) if dm is not None else None
+        segments = settings() if callable(settings) else None
+        if segments is not None:  # a segment model: what predict needs to build new videos'
+            checkpoint["tailgraph"]["tracklet_segments"] = segments
 
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
         """``nn.Module.load_state_dict``; a mismatch is a :class:`DataError` naming the file,

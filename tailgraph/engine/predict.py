@@ -93,6 +93,8 @@ def load_checkpoint_module(ckpt: str | Path):
             field="state_dict",
         )
     module.eval()
+    # what predict needs beyond the weights (e.g. a segment model's tracklet settings)
+    object.__setattr__(module, "checkpoint_info", info)
     size = info.get("image_max_size")
     return module, (int(size) if isinstance(size, int) and size > 0 else None)
 
@@ -295,8 +297,13 @@ def predict_folder(
     overwrite: bool = False,
     draw: bool = True,
     triplets: int = 20,
+    tracklets: str | None = None,
 ) -> dict[str, Any]:
     """Predict the scene graphs of the images (or videos) in ``input_dir`` into ``out``.
+
+    A segment-level video model (VidVRD-II) writes relation instances instead
+    (:mod:`tailgraph.engine.predict_video_relations`; tracklets from ``tracklets`` or linked
+    from the per-frame detections in ``boxes``).
 
     ``top``: triplets drawn per image; ``triplets``: named triplets written per image (in
     ``scene_graphs.json``'s entries, or ``triplets.json`` beside a binary file).
@@ -321,6 +328,29 @@ def predict_folder(
         raise DataError(f"must be an integer in [1, 10000], got {triplets!r}", field="--triplets")
     module, ck_size = load_checkpoint_module(ckpt)
     vocab = module.vocab
+    from tailgraph.modeling.types import SegmentRelationModel
+
+    if isinstance(module.model, SegmentRelationModel):
+        from tailgraph.engine.predict_video_relations import predict_video_relations
+
+        known = _boxes_by_id(boxes, vocab)
+        return predict_video_relations(
+            module,
+            ckpt,
+            list_inputs(input_dir, video=True),
+            out,
+            boxes=boxes,
+            tracklets=tracklets,
+            known=known,
+            frame_graph=lambda fid, path, kn: _graph_for(fid, path, kn, False, boxes),
+            batch_size=batch_size,
+            overwrite=overwrite,
+            max_size=max_size,
+        )
+    if tracklets is not None:
+        raise DataError(
+            "--tracklets is for segment-level video models (VidVRD-II)", field="--tracklets"
+        )
     if module.protocol.folder_input is None:
         raise DataError(
             f"predicting from image folders is for image and frame models; this checkpoint's "
@@ -435,6 +465,13 @@ def main(argv: list[str]) -> int:
         "{IMAGE_FILE: [{box: [x1, y1, x2, y2], label: CLASS_NAME}, ...]}, a COCO-style file "
         "(images / annotations / categories) or a ground-truth interchange file",
     )
+    p.add_argument(
+        "--tracklets",
+        default=None,
+        help="VidVRD-II: the videos' tracklets in VidVRD's trajectory layout ({VIDEO_ID: "
+        "{trajectories: [[{tid, bbox: {xmin, ymin, xmax, ymax}}, ...] per frame]}}); or give "
+        "per-frame detections with --boxes, linked into tracklets by an IoU tracker",
+    )
     p.add_argument("--pred-format", default="json", help="json, json.gz, h5 or npz")
     p.add_argument("--top", type=int_in(1, 100), default=5, help="triplets drawn per image (1-100)")
     p.add_argument(
@@ -470,7 +507,16 @@ def main(argv: list[str]) -> int:
         overwrite=a.overwrite,
         draw=not a.no_draw,
         triplets=a.triplets,
+        tracklets=a.tracklets,
     )
+    if "relations" in summary:  # a segment-level video model
+        print(
+            f"predict: {summary['videos']} videos, {summary['images']} frames, "
+            f"{summary['tracklets']} tracklets in {summary['seconds']:.1f} s -> {a.out} "
+            f"(relations.json: {summary['relations']} relation instances; tracklets.json)",
+            file=sys.stdout,
+        )
+        return 0
     kind = f"{summary['videos']} videos, " if summary["videos"] else ""
     print(
         f"predict: {kind}{summary['images']} images in {summary['seconds']:.1f} s "
