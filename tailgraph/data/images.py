@@ -14,11 +14,28 @@ from tailgraph.structures import IMAGENET_MEAN, IMAGENET_STD, GraphBatch, SceneG
 __all__ = [
     "GraphImageDataset",
     "collate_graph_batch",
+    "image_size",
     "load_image",
     "pad_images",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
 ]
+
+
+def image_size(path, sample: object = None) -> tuple[int, int]:
+    """``(width, height)`` of an image file, which must decode (a :class:`DataError` naming the
+    file and sample otherwise)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+        with Image.open(path) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DataError(
+            f"cannot decode image ({exc})", file=str(path), sample=sample, field="image"
+        ) from None
 
 
 def load_image(path: str, max_size: int, *, sample: object = None) -> tuple[torch.Tensor, float]:

@@ -116,7 +116,7 @@ def _sizes(root: Path, image_ids: set[str]) -> dict[str, tuple[int, int]]:
             sizes[image_id] = (w, h)
     missing = [i for i in image_ids if i not in sizes]
     if missing:
-        from PIL import Image
+        from tailgraph.data.images import image_size
 
         for image_id in missing:
             p = root / "images" / f"{image_id}.jpg"
@@ -127,8 +127,7 @@ def _sizes(root: Path, image_ids: set[str]) -> dict[str, tuple[int, int]]:
                     sample=image_id,
                     field="width/height",
                 )
-            with Image.open(p) as im:
-                sizes[image_id] = im.size
+            sizes[image_id] = image_size(p, image_id)
     return sizes
 
 

@@ -144,17 +144,9 @@ def list_inputs(root: str | Path, video: bool) -> list[InputItem]:
 
 
 def _image_size(path: Path, sample: str) -> tuple[int, int]:
-    from PIL import Image, UnidentifiedImageError
+    from tailgraph.data.images import image_size
 
-    try:
-        with Image.open(path) as im:
-            im.verify()
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise DataError(
-            f"cannot decode image ({exc})", file=str(path), sample=sample, field="image"
-        ) from None
+    return image_size(path, sample)
 
 
 def _boxes_by_id(path: str | None, vocab) -> dict[str, Any]:

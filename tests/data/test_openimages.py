@@ -91,6 +91,24 @@ def test_missing_columns(tmp_path):
         load_oi(root, "train")
 
 
+def test_image_sizes_from_images_that_do_not_decode_name_the_file(tmp_path):
+    """Without an image-sizes.csv entry the size is read from the image; one that does not
+    decode is an error naming it and its sample (was PIL's traceback)."""
+    from PIL import Image
+
+    root = write_oi(tmp_path, ROWS)
+    (root / "image-sizes.csv").unlink()
+    (root / "images").mkdir()
+    Image.new("RGB", (200, 100)).save(root / "images" / "img1.jpg")
+    (root / "images" / "img2.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataError) as err:
+        load_oi(root, "train")
+    assert "img2.jpg" in str(err.value) and "'img2'" in str(err.value)
+    Image.new("RGB", (50, 50)).save(root / "images" / "img2.jpg")
+    graphs, _ = load_oi(root, "train")
+    assert sorted((g.width, g.height) for g in graphs) == [(50, 50), (200, 100)]
+
+
 def test_stats_never_leaves_a_split_out(tmp_path):
     """A split that is there and cannot be read is an error naming its file; a missing root
     or a root without any split is an error (no empty statistics)."""
