@@ -61,8 +61,18 @@ class Terminated(BaseException):
     """Raised in the main thread on SIGTERM, so outputs unwind like on Ctrl-C."""
 
 
+class Interrupted(BaseException):
+    """Raised in the main thread on SIGINT. Not a :class:`KeyboardInterrupt`: Lightning turns
+    that into its own message and ``exit(1)``; this one unwinds through its teardown like any
+    other error, so every command ends the same way."""
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated()
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    raise Interrupted()
 
 
 def _one_line_error(self: argparse.ArgumentParser, message: str) -> None:
@@ -104,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if debug:
         os.environ["TAILGRAPH_DEBUG"] = "1"
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous_int = signal.signal(signal.SIGINT, _on_sigint)
     try:
         func = getattr(importlib.import_module(module_name), func_name)
         # a file-size limit makes a write fail with EFBIG instead of killing the process
@@ -118,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         if debug:
             raise
         print(f"tailgraph {name}: interrupted", file=sys.stderr)
@@ -136,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     return int(result or 0)
 
 

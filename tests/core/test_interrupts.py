@@ -275,3 +275,44 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_naming_it(tmp_path):
     assert [p for p in root.rglob("*.ckpt*")] == [] and not [
         p for p in root.rglob(".*") if "tmp" in p.name
     ]
+
+
+def test_fit_and_predict_end_with_one_line_on_an_interrupt(tmp_path):
+    """Ctrl-C during `fit` (at a checkpoint's rename) and `predict` (at its output folder's
+    rename): "interrupted", exit 130; fit's run keeps only complete checkpoints (resumable),
+    predict leaves nothing. Lightning alone would print its own message and exit 1."""
+    import torch
+
+    from tailgraph.cli import main as tailgraph_main
+    from tailgraph.datamodules.vg import SynthVGDataModule
+    from tailgraph.io.interchange import write_ground_truth
+
+    from ..helpers import tiny_vg_recipe
+
+    recipe = tiny_vg_recipe(tmp_path / "r.yaml", tmp_path / "data", tmp_path / "ok", epochs=2)
+    assert tailgraph_main(["fit", "--config", str(recipe)]) == 0  # the data set and a checkpoint
+    root = tmp_path / "interrupted"
+    r = run(["fit", "--config", str(recipe), "--trainer.default_root_dir", str(root)], sig="SIGINT")
+    assert r.returncode == 130, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1] == "tailgraph fit: interrupted", r.stderr
+    assert "Traceback" not in r.stderr and "KeyboardInterrupt" not in r.stderr
+    assert hidden(root) == []
+    for ck in root.rglob("*.ckpt"):  # what is there is whole
+        assert "state_dict" in torch.load(ck, map_location="cpu", weights_only=True)
+    ckpt = next((tmp_path / "ok").rglob("last.ckpt"))
+    dm = SynthVGDataModule(root=str(tmp_path / "data"), num_train=40, num_test=12, image_size=96)
+    dm.setup("test")
+    graphs = dm.eval_graphs("test")[:3]
+    images = tmp_path / "images"
+    images.mkdir()
+    for g in graphs:
+        (images / f"{g.image_id}.jpg").write_bytes(open(g.image_path, "rb").read())
+    write_ground_truth(tmp_path / "boxes.json", graphs, dm.vocab, "vg")
+    out = tmp_path / "pred"
+    argv = ["predict", "--ckpt", str(ckpt), "--input", str(images), "--out", str(out)]
+    argv += ["--boxes", str(tmp_path / "boxes.json")]
+    r = run(argv, sig="SIGINT")
+    assert r.returncode == 130, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines() == ["tailgraph predict: interrupted"], r.stderr
+    assert not out.exists() and hidden(tmp_path) == [], hidden(tmp_path)
+    assert run(argv).returncode == 0 and (out / "scene_graphs.json").is_file()  # the control
