@@ -9,6 +9,19 @@ Two diagnostics on the runs of ``bench_video_methods.py`` (same data, cached tru
   a correction lifts the tail third, the scores rank the tail predicates and what the
   debiasing methods change is the calibration; if the tail stays at 0, no reweighting of these
   scores can reach it.
+* ``headprobe`` — what a classifier-level method can reach at all: the contacting head's own
+  input features (captured at ``head.heads[contacting]``) of each trained checkpoint, on every
+  training and test pair with a contact label; a class-balanced softmax (inverse-frequency
+  weights) and a plain one retrained on the frozen training features (classifier re-training,
+  Kang et al. 2020), against the checkpoint's own head: per-predicate top-1 over the 17
+  contacting columns (what the with-constraint protocol keeps). If the balanced probe recalls
+  the tail third, the features hold it and a head-level method (BMP's phase 2) could reach it.
+* ``bmpsamples`` — do BMP's synthetic minority samples look like the real features of their
+  class? For each BMP checkpoint: samples ``decoder(μ_c + σ_c ε)`` of every minority contact
+  predicate ``c`` (200 each), against the real contacting-head inputs of the training pairs:
+  the share of samples whose nearest real class mean is ``c``, the mean distance of a sample
+  to its class's real mean over the median distance between real class means, and the BMP
+  head's top-1 on the samples (it is trained on them) against its top-1 on real test pairs.
 * ``probe`` — a class-balanced linear probe (softmax over the 16 contact predicates, inverse
   frequency weights) on the frozen trunk's RoI-pooled ``layer2`` union and object maps of the
   contacting pairs: per-predicate test recall of the tail third. The frozen features' ceiling
@@ -171,6 +184,158 @@ def probe_part(a, data: Path, counts: dict) -> dict:
     return out
 
 
+def head_features(ckpt: Path, recipe: Path, data: Path, split: str):
+    """``(features [Q, D], labels [Q], own top-1 column [Q])`` of every (pair, contact label)
+    of ``split``: the contacting head's input, the label's column among the 17 contacting
+    columns, and the checkpoint's own head's best contacting column."""
+    import torch
+    import yaml
+
+    from tailgraph.datamodules.ag import AGDataModule
+    from tailgraph.engine.predict import load_checkpoint_module
+
+    module, _ = load_checkpoint_module(ckpt)
+    head = module.model.head
+    k = head.names.index("contacting")
+    cols = head._cols(k)
+    col_of = {int(c): j for j, c in enumerate(cols.tolist())}
+    args = yaml.safe_load(recipe.read_text())["data"]["init_args"]
+    dm = AGDataModule(**{**args, "root": str(data)})
+    dm.setup("fit" if split == "train" else "test")
+    loader = dm.train_dataloader() if split == "train" else dm.test_dataloader()
+    seen: list = []
+    hook = head.heads[k].register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach()))
+    feats, labels, own = [], [], []
+    with torch.no_grad():
+        for batch in loader:
+            seen.clear()
+            b = module.eval_batch(batch)
+            out = module.model(b)
+            (f,) = seen
+            offsets, n = [], 0
+            for g in b.graphs:
+                offsets.append(n)
+                n += g.num_boxes
+            gt: dict = {}
+            for i, g in enumerate(b.graphs):
+                for s_, o_, p_ in g.relations.tolist():
+                    if int(p_) in col_of:
+                        gt.setdefault((i, s_, o_), []).append(col_of[int(p_)])
+            best = out.predicate_probs[:, cols].argmax(1)
+            for q, (i, (s_, o_)) in enumerate(zip(out.pair_to_img.tolist(), out.pairs.tolist())):
+                for c in gt.get((i, s_ - offsets[i], o_ - offsets[i]), []):
+                    feats.append(f[q])
+                    labels.append(c)
+                    own.append(int(best[q]))
+    hook.remove()
+    names = [module.vocab.predicates[int(c)] for c in cols.tolist()]
+    return torch.stack(feats), torch.tensor(labels), torch.tensor(own), names
+
+
+def headprobe_part(a, work: Path, data: Path, counts: dict) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(2)
+    out: dict = {}
+    for name in a.variants:
+        for seed in a.seeds:
+            run, recipe = work / f"{name}_{seed}", work / f"{name}_{seed}.yaml"
+            ckpt = sorted(run.glob("runs/version_*/checkpoints/last.ckpt"))[0]
+            t0 = time.perf_counter()
+            ftr, ytr, _, names = head_features(ckpt, recipe, data, "train")
+            fte, yte, own, _ = head_features(ckpt, recipe, data, "test")
+            mu, sd = ftr.mean(0), ftr.std(0) + 1e-6
+            ftr, fte = (ftr - mu) / sd, (fte - mu) / sd
+            freq = torch.bincount(ytr, minlength=len(names)).float().clamp_min(1)
+
+            def recall(pred, yte=yte, names=names) -> dict:
+                return {names[c]: float((pred[yte == c] == c).float().mean())
+                        for c in range(len(names)) if (yte == c).any()}  # fmt: skip
+
+            row = {"model": recall(own), "pairs": [len(ytr), len(yte)]}
+            for weighting in ("balanced", "plain"):
+                torch.manual_seed(seed)
+                probe = torch.nn.Linear(ftr.shape[1], len(names))
+                opt = torch.optim.Adam(probe.parameters(), lr=1e-3, weight_decay=1e-4)
+                w = freq.sum() / (len(names) * freq) if weighting == "balanced" else None
+                for _ in range(a.probe_epochs):
+                    perm = torch.randperm(len(ftr))
+                    for i in range(0, len(ftr), 512):
+                        bi = perm[i : i + 512]
+                        loss = F.cross_entropy(probe(ftr[bi]), ytr[bi], weight=w)
+                        opt.zero_grad()
+                        loss.backward()
+                        opt.step()
+                with torch.no_grad():
+                    row[weighting] = recall(probe(fte).argmax(1))
+            for key in ("model", "balanced", "plain"):
+                rec = {n: v for n, v in row[key].items() if n != "not_contacting"}
+                row[f"{key}_thirds"] = thirds(rec, counts)
+                row[f"{key}_mean"] = float(np.mean(list(row[key].values())))
+            out.setdefault(name, []).append(row)
+            print(name, seed, f"{time.perf_counter() - t0:.0f} s",
+                  {k: {t: round(v, 3) for t, v in row[f"{k}_thirds"].items()}
+                   for k in ("model", "balanced", "plain")}, flush=True)  # fmt: skip
+    return out
+
+
+def bmpsamples_part(a, work: Path, data: Path) -> dict:
+    import torch
+
+    from tailgraph.engine.predict import load_checkpoint_module
+    from tailgraph.methods.bmp import balance_prototypes, memory_bank
+
+    out: dict = {}
+    for seed in a.seeds:
+        run, recipe = work / f"BMP_{seed}", work / f"BMP_{seed}.yaml"
+        ckpt = sorted(run.glob("runs/version_*/checkpoints/last.ckpt"))[0]
+        ftr, ytr, _, names = head_features(ckpt, recipe, data, "train")
+        fte, yte, own, _ = head_features(ckpt, recipe, data, "test")
+        module, _ = load_checkpoint_module(ckpt)
+        bmp, head = module.method, module.model.head
+        k = head.names.index("contacting")
+        cols = head._cols(k)
+        memory = memory_bank(module.model)
+        counts = bmp.train_counts[cols]
+        minority = (counts < bmp.tau_maj) & memory.valid[cols]
+        nan = torch.full((ftr.shape[1],), float("nan"))
+        means = torch.stack(
+            [ftr[ytr == c].mean(0) if (ytr == c).any() else nan for c in range(len(names))]
+        )
+        inter = torch.cdist(means, means)
+        spread = float(inter[torch.isfinite(inter) & (inter > 0)].median())
+        torch.manual_seed(seed)
+        row: dict = {"per_predicate": {}}
+        with torch.no_grad():
+            mu, logvar = bmp.prototype_nets[k].prototypes(memory.means[cols])
+            mu, logvar = balance_prototypes(
+                mu, logvar, counts, minority, bmp.q, bmp.alpha, bmp.nstage
+            )
+            mem_gap = (memory.means[cols] - means).norm(dim=1) / spread
+            for c in minority.nonzero().flatten().tolist():
+                z = mu[c] + torch.exp(0.5 * logvar[c]) * torch.randn(200, mu.shape[1])
+                x = bmp.prototype_nets[k].decoder(z)
+                d = torch.cdist(x, torch.nan_to_num(means, nan=1e9))
+                head_top = head.heads[k](x).logits.argmax(1)
+                real = own[yte == c] if (yte == c).any() else torch.zeros(0)
+                row["per_predicate"][names[c]] = {
+                    "nearest_real_mean_is_class": float((d.argmin(1) == c).float().mean()),
+                    "distance_to_class_mean": float(d[:, c].mean() / spread),
+                    "memory_mean_to_real_mean": float(mem_gap[c]),
+                    "head_top1_synthetic": float((head_top == c).float().mean()),
+                    "head_top1_real_test": float((real == c).float().mean()) if len(real) else None,
+                }
+        pp = row["per_predicate"]
+        for key in next(iter(pp.values())):
+            vals = [v[key] for v in pp.values() if v[key] is not None]
+            row[key] = float(np.mean(vals)) if vals else None
+        out[str(seed)] = row
+        print("BMP", seed, {k_: round(v, 3) for k_, v in row.items() if isinstance(v, float)},
+              flush=True)  # fmt: skip
+    return out
+
+
 def contact_part(a, work: Path, data: Path) -> dict:
     """Does each trained model's contacting head read the pair? Over the test pairs of the
     saved predictions: the AUC of ``1 - s(not_contacting)`` for "in contact" (any contact
@@ -234,7 +399,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", required=True, help="bench_video_methods.py's --work folder")
     ap.add_argument(
-        "--parts", nargs="+", default=["prior", "probe"], choices=["prior", "probe", "contact"]
+        "--parts",
+        nargs="+",
+        default=["prior", "probe"],
+        choices=["prior", "probe", "contact", "headprobe", "bmpsamples"],
     )
     ap.add_argument("--variants", nargs="+", default=["STTran", "TEMPURA", "BMP"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -269,6 +437,22 @@ def main() -> int:
         print("\n".join(lines))
     if "contact" in a.parts:
         result["contact"] = contact_part(a, work, data)
+    if "headprobe" in a.parts:
+        rows = headprobe_part(a, work, data, counts)
+        result["headprobe"] = rows
+        lines = [
+            "| variant | contacting head | mean top-1 (17) | head | body | tail (thirds) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for n, rs in rows.items():
+            for key in ("model", "plain", "balanced"):
+                cells = [mean_std([r[f"{key}_mean"] for r in rs])]
+                cells += [mean_std([r[f"{key}_thirds"][t] for r in rs]) for t in
+                          ("head", "body", "tail")]  # fmt: skip
+                lines.append(f"| {n} | {key} | " + " | ".join(cells) + " |")
+        print("\n".join(lines))
+    if "bmpsamples" in a.parts:
+        result["bmpsamples"] = bmpsamples_part(a, work, data)
     if "probe" in a.parts:
         result["probe"] = probe_part(a, data, counts)
     result["wall_s"] = round(time.perf_counter() - t0, 1)

@@ -43,6 +43,15 @@ AG_RECIPES = {
     "FReMuRe-bayes": "fremure_bayes_ag_predcls",
     "FReMuRe-GMM-Plus": "fremure_gmmplus_ag_predcls",
 }
+# variants that are a recipe with method options changed: name -> (recipe variant, options)
+AG_OPTIONS = {
+    "BMP (head-input prototypes)": ("BMP", {"prototype_features": "head_input"}),
+    "BMP (head-input prototypes, VAE)": (
+        "BMP",
+        {"prototype_features": "head_input", "vae_weight": 1.0},
+    ),
+    "BMP (VAE)": ("BMP", {"vae_weight": 1.0}),
+}
 VRD_VARIANTS = ("VidVRD-II", "VidVRD-II + BCE", "+PDL", "+KDL", "+DLL")
 QUICK = {"ag": ("STTran", "TEMPURA", "BMP", "FReMuRe-bayes"), "vidvrd": ("VidVRD-II + BCE", "+DLL")}
 AG_METRICS = ("R@10", "R@20", "R@50", "mR@10", "mR@20", "mR@50")
@@ -82,7 +91,10 @@ def ag_recipe(
     its start. ``trunk``: ``random`` — a frozen, randomly initialised trunk, its maps cached;
     ``learned`` — the trunk of the checkpoint ``trunk_from`` (e.g. a run with a trainable
     trunk), frozen and cached; ``trainable`` — the recipe's pixel path, trunk trained."""
-    cfg = yaml.safe_load((SYN / f"{AG_RECIPES[name]}.yaml").read_text())
+    base, options = AG_OPTIONS.get(name, (name, {}))
+    cfg = yaml.safe_load((SYN / f"{AG_RECIPES[base]}.yaml").read_text())
+    if options:
+        cfg["model"]["method"].setdefault("init_args", {}).update(options)
     feats = cfg["model"]["features"]
     args = feats.setdefault("init_args", {})
     if trunk == "trainable":
@@ -97,10 +109,10 @@ def ag_recipe(
     if column_mean:
         method = cfg["model"].get("method") or {}
         (method.get("init_args") or {}).pop("type_weights", None)
-    if name == "BMP":
+    if base == "BMP":
         cfg["model"]["init_from"] = str(work / f"TEMPURA_{seed}")
     if epochs is not None:
-        cfg["trainer"]["max_epochs"] = epochs if name != "BMP" else max(1, epochs // 3)
+        cfg["trainer"]["max_epochs"] = epochs if base != "BMP" else max(1, epochs // 3)
     cfg["trainer"].pop("default_root_dir", None)
     path = work / f"{name}_{seed}.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -140,12 +152,19 @@ def run_ag(
                 check=True,
             )  # fmt: skip
     counts = DATA_KINDS["ag"].stats(data)["filtered"]["splits"]["train"]["predicate_counts"]
+
+    def is_bmp(n: str) -> bool:
+        return AG_OPTIONS.get(n, (n,))[0] == "BMP"
+
     order = list(names)
-    if "BMP" in order and "TEMPURA" not in order:
-        order.insert(order.index("BMP"), "TEMPURA")  # BMP needs the seed's TEMPURA run
+    if any(is_bmp(n) for n in order) and "TEMPURA" not in order:
+        order.insert(0, "TEMPURA")  # BMP needs the seed's TEMPURA run
     runs: dict[str, list] = {}
     for seed in seeds:
-        for name in sorted(order, key=lambda n: n == "BMP"):  # TEMPURA before BMP
+        for name in sorted(order, key=is_bmp):  # TEMPURA before BMP
+            done = work / f"{name}_{seed}" / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+            if name not in names and done.exists():  # only a start for BMP, already trained
+                continue
             recipe = ag_recipe(name, seed, work, data, epochs, trunk, trunk_from, column_mean)
             r = cli_fit_test(recipe, seed, data, work / f"{name}_{seed}")
             cfg = yaml.safe_load(recipe.read_text())
@@ -247,7 +266,12 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--quick", action="store_true", help="seed 0 of six variants")
     ap.add_argument("--parts", nargs="+", default=["ag", "vidvrd"])
-    ap.add_argument("--ag-variants", nargs="+", default=list(AG_RECIPES))
+    ap.add_argument(
+        "--ag-variants",
+        nargs="+",
+        default=list(AG_RECIPES),
+        choices=[*AG_RECIPES, *AG_OPTIONS],
+    )
     ap.add_argument("--vrd-variants", nargs="+", default=list(VRD_VARIANTS))
     ap.add_argument("--epochs", type=int, default=None, help="override the AG recipes' epochs")
     ap.add_argument("--vrd-epochs", type=int, default=None, help="override the VidVRD epochs")

@@ -250,6 +250,13 @@ class BMP(Method):
         vae_weight: weight of the prototype networks' VAE loss.
         supervised: options of the phase-1 :class:`tailgraph.methods.tempura.Tempura` losses
             (e.g. ``obj_eos_coef``).
+        prototype_features: where the class means the prototypes are built from come from:
+            ``memory`` — TEMPURA's memory bank (the paper and the released code); the memory
+            holds the context's features *before* the memory fusion, while the relation heads
+            see them *after* it, so the synthetic samples are drawn in another space than the
+            one the heads are applied to; ``head_input`` — running class means of the relation
+            heads' real inputs over the head stage's training batches (one extra forward of the
+            frozen model per batch; a class gets samples once it was seen). Not in the paper.
         type_weights: ``{relation type: weight}`` on the head stage's ``BCE`` and minority focal
             terms of that type (both are means over the type's columns; e.g. ``{contacting:
             17}`` makes them per-sample sums, as :class:`tailgraph.methods.base.Supervised`'s
@@ -294,8 +301,14 @@ class BMP(Method):
         supervised: dict | None = None,
         prototype_factor: bool = True,
         type_weights: dict[str, float] | None = None,
+        prototype_features: str = "memory",
     ) -> None:
         super().__init__()
+        if prototype_features not in ("memory", "head_input"):
+            raise ValueError(
+                f"prototype_features must be 'memory' or 'head_input', got {prototype_features!r}"
+            )
+        self.prototype_features = prototype_features
         if tau_maj <= 0 or q < 1 or nstage < 0 or not 0 <= alpha <= 1 or base_epochs < 0:
             raise ValueError(
                 "BMP needs tau_maj > 0, q >= 1, nstage >= 0, 0 <= alpha <= 1, base_epochs >= 0"
@@ -319,6 +332,8 @@ class BMP(Method):
             raise ValueError(f"type_weights.{bad[0]} must be a finite number >= 0")
         self.prototype_nets = nn.ModuleList()
         self.register_buffer("train_counts", torch.zeros(0))
+        self.register_buffer("head_sums", torch.zeros(0))  # prototype_features: head_input
+        self.register_buffer("head_counts", torch.zeros(0))
         self._epoch = 0
 
     def setup(self, model, vocab, train_stats, protocol=None) -> None:
@@ -339,6 +354,9 @@ class BMP(Method):
                 self.prototype_nets.append(PrototypeNetwork(memory.dim))
         counts = train_stats.predicate_counts if train_stats is not None else vocab.predicate_counts
         self.train_counts = torch.tensor([float(c) for c in counts])
+        if self.prototype_features == "head_input" and self.head_sums.numel() == 0:
+            self.head_sums = torch.zeros(len(counts), memory.dim)
+            self.head_counts = torch.zeros(len(counts))
 
     @property
     def phase(self) -> int:
@@ -364,11 +382,17 @@ class BMP(Method):
         cols = head._cols(k)
         name, single = head.names[k], head.single[k]
         dev = memory.means.device
-        available = memory.valid[cols]
+        if self.prototype_features == "head_input":
+            seen = self.head_counts.to(dev)[cols]
+            available = seen > 0
+            base_means = self.head_sums.to(dev)[cols] / seen.clamp_min(1)[:, None]
+        else:
+            available = memory.valid[cols]
+            base_means = memory.means[cols]
         counts = self.train_counts.to(dev)[cols]
         minority = (counts < self.tau_maj) & available
         net = self.prototype_nets[k]
-        mu, logvar = net.prototypes(memory.means[cols])  # type: ignore[operator]
+        mu, logvar = net.prototypes(base_means)  # type: ignore[operator]
         mu, logvar = balance_prototypes(
             mu, logvar, counts, minority, self.q, self.alpha, self.nstage
         )
@@ -407,17 +431,36 @@ class BMP(Method):
         out = {f"loss_bmp_{name}": loss}
         if self.vae_weight:
             z0 = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-            recon = ((net.decoder(z0) - memory.means[cols]) ** 2).sum(-1)[available].mean()  # type: ignore[operator]
+            recon = ((net.decoder(z0) - base_means) ** 2).sum(-1)[available].mean()  # type: ignore[operator]
             kl = gaussian_kl(mu, logvar, torch.zeros_like(mu), torch.zeros_like(logvar))[
                 available
             ].mean()
             out[f"loss_bmp_vae_{name}"] = self.vae_weight * (recon + kl)
         return out
 
+    @torch.no_grad()
+    def accumulate_head_inputs(self, model, batch) -> None:
+        """Add the batch's real relation-head inputs to the per-predicate running sums
+        (``prototype_features: head_input``; every positive predicate of a pair counts it)."""
+        seen: list[torch.Tensor] = []
+        hook = model.head.register_forward_pre_hook(lambda m, inp: seen.append(inp[0].detach()))
+        try:
+            out = model(batch)
+        finally:
+            hook.remove()
+        if not seen or out.pairs.numel() == 0:
+            return
+        targets = self.protocol.targets(batch.graphs, out.pairs)
+        hot = targets.multi_hot.to(seen[0].dtype)
+        self.head_sums = self.head_sums.to(hot.device) + hot.T @ seen[0]
+        self.head_counts = self.head_counts.to(hot.device) + hot.sum(0)
+
     def training_step(self, model, batch):
         if self.phase == 1:
             return self.base.training_step(model, batch)
         r = self.train_counts.numel()
+        if self.prototype_features == "head_input":
+            self.accumulate_head_inputs(model, batch)
         video = torch.zeros(r)
         for g in batch.graphs:
             if g.relations.numel():

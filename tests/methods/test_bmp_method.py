@@ -166,6 +166,40 @@ def test_type_weights_scale_the_head_stage_bce_and_focal_terms_of_that_type():
         BMP(type_weights={"spatial": float("nan")})
 
 
+def test_head_input_prototypes_are_running_class_means_of_the_real_head_inputs():
+    """``prototype_features: head_input``: the class means come from what the heads see on
+    the head stage's real batches (not the memory), and only seen classes get samples."""
+    from types import SimpleNamespace
+
+    m, model = _bmp(prototype_features="head_input")
+    m.on_train_epoch_start(model, 1)
+    x = torch.randn(4, 6)
+    hot = torch.zeros(4, 6)
+    hot[0, 1] = hot[1, 1] = hot[2, 4] = hot[3, 0] = 1.0
+
+    def forward(batch):
+        model.head(x)
+        return SimpleNamespace(pairs=torch.zeros(4, 2, dtype=torch.int64))
+
+    model.forward = forward
+    m.protocol = SimpleNamespace(targets=lambda graphs, pairs: SimpleNamespace(multi_hot=hot))
+    m.accumulate_head_inputs(model, SimpleNamespace(graphs=[]))
+    assert torch.allclose(m.head_counts, hot.sum(0))
+    assert torch.allclose(m.head_sums[1] / 2, (x[0] + x[1]) / 2)
+    assert torch.allclose(m.head_sums[4], x[2])
+    seen = {}
+    for k, h in enumerate(model.head.heads):
+        h.register_forward_hook(lambda mod, inp, out, k=k: seen.__setitem__(k, inp[0].shape[0]))
+    video = torch.tensor([1.0, 2.0, 1.0, 0.0, 1.0, 3.0])
+    m.type_losses(model, 0, video)
+    m.type_losses(model, 1, video)
+    # attention: minority 1 (seen) gets floor(45/5*2) = 18 samples, 2 (never seen) none;
+    # spatial: minority 4 (seen) floor(47/3*1) = 15
+    assert seen == {0: 18, 1: 15}
+    with pytest.raises(ValueError, match="prototype_features"):
+        BMP(prototype_features="pixels")
+
+
 def test_bmp_needs_the_memory_bank_and_typed_heads():
     model = TinyModel()
     model.context.memory = None
