@@ -283,6 +283,8 @@ class BMP(Method):
     """
 
     train_counts: torch.Tensor
+    head_sums: torch.Tensor
+    head_counts: torch.Tensor
 
     def __init__(
         self,
@@ -450,6 +452,8 @@ class BMP(Method):
             hook.remove()
         if not seen or out.pairs.numel() == 0:
             return
+        if self.protocol is None:
+            raise RuntimeError("BMP.setup(...) must run before training")
         targets = self.protocol.targets(batch.graphs, out.pairs)
         hot = targets.multi_hot.to(seen[0].dtype)
         self.head_sums = self.head_sums.to(hot.device) + hot.T @ seen[0]
