@@ -288,7 +288,7 @@ def bmpsamples_part(a, work: Path, data: Path) -> dict:
 
     out: dict = {}
     for seed in a.seeds:
-        run, recipe = work / f"BMP_{seed}", work / f"BMP_{seed}.yaml"
+        run, recipe = work / f"{a.bmp_variant}_{seed}", work / f"{a.bmp_variant}_{seed}.yaml"
         ckpt = sorted(run.glob("runs/version_*/checkpoints/last.ckpt"))[0]
         ftr, ytr, _, names = head_features(ckpt, recipe, data, "train")
         fte, yte, own, _ = head_features(ckpt, recipe, data, "test")
@@ -331,8 +331,8 @@ def bmpsamples_part(a, work: Path, data: Path) -> dict:
             vals = [v[key] for v in pp.values() if v[key] is not None]
             row[key] = float(np.mean(vals)) if vals else None
         out[str(seed)] = row
-        print("BMP", seed, {k_: round(v, 3) for k_, v in row.items() if isinstance(v, float)},
-              flush=True)  # fmt: skip
+        rounded = {k_: round(v, 3) for k_, v in row.items() if isinstance(v, float)}
+        print(a.bmp_variant, seed, rounded, flush=True)
     return out
 
 
@@ -406,6 +406,7 @@ def main() -> int:
     )
     ap.add_argument("--variants", nargs="+", default=["STTran", "TEMPURA", "BMP"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--bmp-variant", default="BMP", help="bmpsamples: the BMP runs' name")
     ap.add_argument("--taus", type=float, nargs="+", default=[0.0, 0.5, 1.0, 1.5])
     ap.add_argument("--probe-epochs", type=int, default=15)
     ap.add_argument("--trunk-from", default=None, help="probe this checkpoint's trunk")
