@@ -51,6 +51,8 @@ AG_OPTIONS = {
         {"prototype_features": "head_input", "vae_weight": 1.0},
     ),
     "BMP (VAE)": ("BMP", {"vae_weight": 1.0}),
+    # the ablation that isolates the samples: BMP's counts and losses on real head inputs
+    "BMP (real head samples)": ("BMP", {"head_samples": "real"}),
 }
 VRD_VARIANTS = ("VidVRD-II", "VidVRD-II + BCE", "+PDL", "+KDL", "+DLL")
 QUICK = {"ag": ("STTran", "TEMPURA", "BMP", "FReMuRe-bayes"), "vidvrd": ("VidVRD-II + BCE", "+DLL")}

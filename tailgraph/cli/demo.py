@@ -90,101 +90,117 @@ def run_demo(
 
         quiet_libraries()
 
-        import lightning as L
-        import numpy as np
-
-        from tailgraph.datamodules.vg import SynthVGDataModule
-        from tailgraph.engine.module import SGGModule
-        from tailgraph.io.outputs import write_json_atomic
-        from tailgraph.io.results import results_document
-        from tailgraph.viz.report import write_report
-
         out = Path(out)
+        created = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
-        timings: dict[str, float] = {}
-        models: dict[str, dict] = {}
-        logs: dict[str, str] = {}  # model -> its training curves (CSV), relative to ``out``
+        try:
+            return _run(out, num_train, num_test, epochs, stage_epochs, seed)
+        except BaseException:  # an error or an interrupt before anything landed: no empty --out
+            if created and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()
+            raise
 
+
+def _run(
+    out: Path,
+    num_train: int,
+    num_test: int,
+    epochs: int,
+    stage_epochs: tuple[int, ...],
+    seed: int,
+) -> dict[str, Any]:
+    """The body of :func:`run_demo` (determinism set, ``out`` made)."""
+    import lightning as L
+    import numpy as np
+
+    from tailgraph.datamodules.vg import SynthVGDataModule
+    from tailgraph.engine.module import SGGModule
+    from tailgraph.io.outputs import write_json_atomic
+    from tailgraph.io.results import results_document
+    from tailgraph.viz.report import write_report
+
+    timings: dict[str, float] = {}
+    models: dict[str, dict] = {}
+    logs: dict[str, str] = {}  # model -> its training curves (CSV), relative to ``out``
+
+    t0 = time.perf_counter()
+    data = {
+        **DEMO_DATA,
+        "num_train": num_train,
+        "num_test": num_test,
+        "num_val_im": min(DEMO_DATA["num_val_im"], num_train // 10),
+    }
+    dm = SynthVGDataModule(root=str(out / "synth-vg"), synth_seed=seed, **data)
+    dm.prepare_data()
+    dm.setup("fit")
+    dm.setup("test")
+    timings["generate synth-vg"] = time.perf_counter() - t0
+    counts = np.array([dm.vocab.predicate_counts[i] for i in dm.vocab.foreground_predicates])  # type: ignore[union-attr]
+    rels = np.array([g.num_relations for g in dm.splits["train"]])
+    print(
+        f"[demo] synth-vg: {len(dm.splits['train'])} train / {len(dm.splits['test'])} test "
+        f"images in {out / 'synth-vg'}; "
+        f"{rels.mean():.1f} relations per image; training relations per predicate "
+        f"{counts.min()}..{counts.max()} "
+        f"(head / tail {counts.max() / max(counts.min(), 1):.0f})"
+    )
+
+    t0 = time.perf_counter()
+    freq = SGGModule(context={"class_path": "tailgraph.modeling.freq.FrequencyBaseline"}, head=None)
+    _trainer(out, "freq", 1).test(freq, datamodule=dm, verbose=False)
+    models["FREQ"] = freq.last_metrics
+    timings["FREQ (count + test)"] = time.perf_counter() - t0
+
+    runs = {
+        "MOTIFS": ({"class_path": "tailgraph.methods.base.Supervised"}, epochs),
+        "MOTIFS + HML": (
+            {
+                "class_path": "tailgraph.methods.hml.HML",
+                "init_args": {"stage_epochs": list(stage_epochs)},
+            },
+            sum(stage_epochs),
+        ),
+    }
+    for name, (method, n_epochs) in runs.items():
         t0 = time.perf_counter()
-        data = {
-            **DEMO_DATA,
-            "num_train": num_train,
-            "num_test": num_test,
-            "num_val_im": min(DEMO_DATA["num_val_im"], num_train // 10),
-        }
-        dm = SynthVGDataModule(root=str(out / "synth-vg"), synth_seed=seed, **data)
-        dm.prepare_data()
-        dm.setup("fit")
-        dm.setup("test")
-        timings["generate synth-vg"] = time.perf_counter() - t0
-        counts = np.array([dm.vocab.predicate_counts[i] for i in dm.vocab.foreground_predicates])  # type: ignore[union-attr]
-        rels = np.array([g.num_relations for g in dm.splits["train"]])
+        L.seed_everything(seed, workers=True, verbose=False)
+        module = SGGModule(method=method, **DEMO_MODEL)  # type: ignore[arg-type]
+        trainer = _trainer(out, name.replace(" + ", "_").lower(), n_epochs)
+        trainer.fit(module, datamodule=dm)
+        trainer.test(module, datamodule=dm, verbose=False)
+        models[name] = module.last_metrics
+        logs[name] = str(Path(trainer.loggers[0].log_dir, "metrics.csv").relative_to(out))
+        timings[f"{name} ({n_epochs} epochs fit + test)"] = time.perf_counter() - t0
+
+    doc = results_document(
+        models,
+        dm.vocab,
+        "predcls",
+        timings=timings,
+        logs=logs,
+        dataset=f"synth-vg seed {seed}: {len(dm.splits['train'])} train / {num_test} test "
+        "images, head/tail "
+        f"{counts.max() / max(counts.min(), 1):.0f}, {rels.mean():.1f} relations per image",
+    )
+    write_json_atomic(out / "metrics.json", doc)
+    files = write_report(out / "metrics.json", out)
+    keys = ("R@20", "R@50", "R@100", "mR@20", "mR@50", "mR@100")
+    print()
+    print("PredCls on synth-vg (graph constraint), percent:")
+    print(f"{'model':<16}" + "".join(f"{k:>9}" for k in keys) + f"{'Mean@50':>9}")
+    for name, m in models.items():
         print(
-            f"[demo] synth-vg: {len(dm.splits['train'])} train / {len(dm.splits['test'])} test "
-            f"images in {out / 'synth-vg'}; "
-            f"{rels.mean():.1f} relations per image; training relations per predicate "
-            f"{counts.min()}..{counts.max()} "
-            f"(head / tail {counts.max() / max(counts.min(), 1):.0f})"
+            f"{name:<16}"
+            + "".join(f"{100 * m[k]:>9.2f}" for k in keys)
+            + f"{50 * (m['R@50'] + m['mR@50']):>9.2f}"
         )
-
-        t0 = time.perf_counter()
-        freq = SGGModule(
-            context={"class_path": "tailgraph.modeling.freq.FrequencyBaseline"}, head=None
-        )
-        _trainer(out, "freq", 1).test(freq, datamodule=dm, verbose=False)
-        models["FREQ"] = freq.last_metrics
-        timings["FREQ (count + test)"] = time.perf_counter() - t0
-
-        runs = {
-            "MOTIFS": ({"class_path": "tailgraph.methods.base.Supervised"}, epochs),
-            "MOTIFS + HML": (
-                {
-                    "class_path": "tailgraph.methods.hml.HML",
-                    "init_args": {"stage_epochs": list(stage_epochs)},
-                },
-                sum(stage_epochs),
-            ),
-        }
-        for name, (method, n_epochs) in runs.items():
-            t0 = time.perf_counter()
-            L.seed_everything(seed, workers=True, verbose=False)
-            module = SGGModule(method=method, **DEMO_MODEL)  # type: ignore[arg-type]
-            trainer = _trainer(out, name.replace(" + ", "_").lower(), n_epochs)
-            trainer.fit(module, datamodule=dm)
-            trainer.test(module, datamodule=dm, verbose=False)
-            models[name] = module.last_metrics
-            logs[name] = str(Path(trainer.loggers[0].log_dir, "metrics.csv").relative_to(out))
-            timings[f"{name} ({n_epochs} epochs fit + test)"] = time.perf_counter() - t0
-
-        doc = results_document(
-            models,
-            dm.vocab,
-            "predcls",
-            timings=timings,
-            logs=logs,
-            dataset=f"synth-vg seed {seed}: {len(dm.splits['train'])} train / {num_test} test "
-            "images, head/tail "
-            f"{counts.max() / max(counts.min(), 1):.0f}, {rels.mean():.1f} relations per image",
-        )
-        write_json_atomic(out / "metrics.json", doc)
-        files = write_report(out / "metrics.json", out)
-        keys = ("R@20", "R@50", "R@100", "mR@20", "mR@50", "mR@100")
-        print()
-        print("PredCls on synth-vg (graph constraint), percent:")
-        print(f"{'model':<16}" + "".join(f"{k:>9}" for k in keys) + f"{'Mean@50':>9}")
-        for name, m in models.items():
-            print(
-                f"{name:<16}"
-                + "".join(f"{100 * m[k]:>9.2f}" for k in keys)
-                + f"{50 * (m['R@50'] + m['mR@50']):>9.2f}"
-            )
-        print()
-        for phase, sec in timings.items():
-            print(f"[demo] {phase}: {sec:.1f} s")
-        print(f"[demo] metrics: {out / 'metrics.json'}")
-        for kind, path in files.items():
-            print(f"[demo] {kind}: {path}")
-        return doc
+    print()
+    for phase, sec in timings.items():
+        print(f"[demo] {phase}: {sec:.1f} s")
+    print(f"[demo] metrics: {out / 'metrics.json'}")
+    for kind, path in files.items():
+        print(f"[demo] {kind}: {path}")
+    return doc
 
 
 @contextmanager

@@ -33,6 +33,7 @@ __all__ = [
     "gaussian_kl",
     "balance_prototypes",
     "minority_sample_counts",
+    "real_samples",
     "prototype_log_posterior",
     "PrototypeNetwork",
     "BMP",
@@ -167,6 +168,30 @@ def minority_sample_counts(
     return torch.where(minority & (big_n > 0), k.clamp_min(0), torch.zeros_like(k)).to(torch.int64)
 
 
+def real_samples(
+    hot: torch.Tensor, n: torch.Tensor, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Rows of real samples standing in for ``n [C]`` synthetic ones per class.
+
+    Class ``c``'s ``n_c`` samples cycle over the rows with ``hot[:, c] > 0`` in a random order
+    (each row ``n_c // m`` or ``n_c // m + 1`` times for ``m`` such rows); a class without a
+    positive row gets none. Returns ``(rows, labels)`` (int64, equal lengths), or ``None`` when
+    no sample is left.
+    """
+    rows, labels = [], []
+    for c in (n > 0).nonzero().flatten().tolist():
+        pos = (hot[:, c] > 0).nonzero().flatten()
+        if pos.numel() == 0:
+            continue
+        order = pos[torch.randperm(pos.numel(), generator=generator).to(pos.device)]
+        reps = order.repeat(int(n[c]) // pos.numel() + 1)[: int(n[c])]
+        rows.append(reps)
+        labels.append(torch.full_like(reps, c))
+    if not rows:
+        return None
+    return torch.cat(rows), torch.cat(labels)
+
+
 # ---------------------------------------------------------------------------- the method
 
 
@@ -269,6 +294,13 @@ class BMP(Method):
             feature dimensions; the class posterior of the prototypes is used instead (the
             same ``pp`` as the consistency term). ``False`` = the exponents alone.
 
+        head_samples: ``synthetic`` — the head stage trains on decoded prototype samples (the
+            paper); ``real`` — an ablation that keeps every count, loss and frozen part and
+            replaces only the samples: each of class ``i``'s ``k_i`` samples is the real head
+            input of one of the batch's ``n_i`` positive pairs of ``i`` (each used
+            ``k_i / n_i`` times, the remainder spread at random), i.e. class-balanced
+            re-weighting of the real features. Not in the paper.
+
     Start BMP from a trained TEMPURA run with the module's ``init_from`` (and
     ``base_epochs: 0``): the memory bank and its attention are then trained before BMP's
     phase freezes them, instead of being frozen after one epoch from scratch.
@@ -304,8 +336,12 @@ class BMP(Method):
         prototype_factor: bool = True,
         type_weights: dict[str, float] | None = None,
         prototype_features: str = "memory",
+        head_samples: str = "synthetic",
     ) -> None:
         super().__init__()
+        if head_samples not in ("synthetic", "real"):
+            raise ValueError(f"head_samples must be 'synthetic' or 'real', got {head_samples!r}")
+        self.head_samples = head_samples
         if prototype_features not in ("memory", "head_input"):
             raise ValueError(
                 f"prototype_features must be 'memory' or 'head_input', got {prototype_features!r}"
@@ -376,9 +412,16 @@ class BMP(Method):
     def reset_optimizer(self) -> bool:
         return self._epoch == self.base_epochs
 
-    def type_losses(self, model, k: int, video_counts: torch.Tensor) -> dict[str, torch.Tensor]:
+    def type_losses(
+        self,
+        model,
+        k: int,
+        video_counts: torch.Tensor,
+        real: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Phase-2 losses of relation type ``k`` for a video with ``video_counts`` positives
-        per vocabulary predicate."""
+        per vocabulary predicate; ``real``: the batch's head inputs ``[P, d]`` and multi-hot
+        targets ``[P, R]`` (``head_samples: real``)."""
         head = model.head
         memory = memory_bank(model)
         cols = head._cols(k)
@@ -408,9 +451,16 @@ class BMP(Method):
             total = int(n.sum())
             if total == 0:
                 return {}
-        labels = torch.repeat_interleave(torch.arange(cols.numel(), device=dev), n)
-        z = mu[labels] + torch.exp(0.5 * logvar[labels]) * torch.randn_like(mu[labels])
-        x = net.decoder(z)  # type: ignore[operator]
+        if real is None:
+            labels = torch.repeat_interleave(torch.arange(cols.numel(), device=dev), n)
+            z = mu[labels] + torch.exp(0.5 * logvar[labels]) * torch.randn_like(mu[labels])
+            x = net.decoder(z)  # type: ignore[operator]
+        else:
+            picked = real_samples(real[1][:, cols.to(real[1].device)], n)
+            if picked is None:
+                return {}
+            rows, labels = picked
+            x, labels = real[0][rows.to(real[0].device)].to(dev), labels.to(dev)
         logits = head.heads[k](x).logits
         y = torch.nn.functional.one_hot(labels, cols.numel()).to(logits.dtype)
         if single:
@@ -441,9 +491,9 @@ class BMP(Method):
         return out
 
     @torch.no_grad()
-    def accumulate_head_inputs(self, model, batch) -> None:
-        """Add the batch's real relation-head inputs to the per-predicate running sums
-        (``prototype_features: head_input``; every positive predicate of a pair counts it)."""
+    def head_inputs(self, model, batch) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The batch's real relation-head inputs ``[P, d]`` and their multi-hot targets
+        ``[P, R]`` (one forward of the frozen model), or ``None`` without pairs."""
         seen: list[torch.Tensor] = []
         hook = model.head.register_forward_pre_hook(lambda m, inp: seen.append(inp[0].detach()))
         try:
@@ -451,27 +501,43 @@ class BMP(Method):
         finally:
             hook.remove()
         if not seen or out.pairs.numel() == 0:
-            return
+            return None
         if self.protocol is None:
             raise RuntimeError("BMP.setup(...) must run before training")
         targets = self.protocol.targets(batch.graphs, out.pairs)
-        hot = targets.multi_hot.to(seen[0].dtype)
-        self.head_sums = self.head_sums.to(hot.device) + hot.T @ seen[0]
+        return seen[0], targets.multi_hot.to(seen[0].dtype)
+
+    @torch.no_grad()
+    def accumulate_head_inputs(self, model, batch, inputs=None) -> None:
+        """Add the batch's real relation-head inputs to the per-predicate running sums
+        (``prototype_features: head_input``; every positive predicate of a pair counts it)."""
+        got = inputs if inputs is not None else self.head_inputs(model, batch)
+        if got is None:
+            return
+        feats, hot = got
+        self.head_sums = self.head_sums.to(hot.device) + hot.T @ feats
         self.head_counts = self.head_counts.to(hot.device) + hot.sum(0)
 
     def training_step(self, model, batch):
         if self.phase == 1:
             return self.base.training_step(model, batch)
         r = self.train_counts.numel()
+        real = None
+        if self.prototype_features == "head_input" or self.head_samples == "real":
+            real = self.head_inputs(model, batch)
         if self.prototype_features == "head_input":
-            self.accumulate_head_inputs(model, batch)
+            self.accumulate_head_inputs(model, batch, real)
+        if self.head_samples == "real" and real is None:
+            return {"loss_bmp": sum(p.sum() * 0.0 for p in model.head.parameters())}
         video = torch.zeros(r)
         for g in batch.graphs:
             if g.relations.numel():
                 video += torch.bincount(g.relations[:, 2].cpu(), minlength=r)[:r].float()
         losses: dict[str, torch.Tensor] = {}
         for k in range(len(model.head.names)):
-            losses.update(self.type_losses(model, k, video))
+            losses.update(
+                self.type_losses(model, k, video, real if self.head_samples == "real" else None)
+            )
         if not losses:  # no minority positive in this video: a zero that keeps the graph
             losses["loss_bmp"] = sum(p.sum() * 0.0 for p in model.head.parameters())
         return losses

@@ -316,3 +316,21 @@ def test_fit_and_predict_end_with_one_line_on_an_interrupt(tmp_path):
     assert r.stderr.strip().splitlines() == ["tailgraph predict: interrupted"], r.stderr
     assert not out.exists() and hidden(tmp_path) == [], hidden(tmp_path)
     assert run(argv).returncode == 0 and (out / "scene_graphs.json").is_file()  # the control
+
+
+def test_demo_ends_with_one_line_on_an_interrupt_and_leaves_no_empty_output(tmp_path):
+    """Ctrl-C during `demo` (at the first rename: its synth-vg folder landing): "interrupted",
+    exit 130, no temporary, and the --out folder the demo made is gone again."""
+    out = tmp_path / "demo"
+    argv = ["demo", "--train", "20", "--test", "5", "--epochs", "1", "--stage-epochs", "1", "1"]
+    r = run([*argv, "--out", str(out)], sig="SIGINT")
+    assert r.returncode == 130, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1] == "tailgraph demo: interrupted", r.stderr
+    assert "Traceback" not in r.stderr and "KeyboardInterrupt" not in r.stderr
+    assert not out.exists() and hidden(tmp_path) == [], hidden(tmp_path)
+    mine = tmp_path / "kept"  # a folder the user made is left in place, its contents untouched
+    mine.mkdir()
+    (mine / "notes.txt").write_text("x")
+    r = run([*argv, "--out", str(mine)], sig="SIGTERM")
+    assert r.returncode == 143, r.stderr[-2000:]
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"] and hidden(tmp_path) == []

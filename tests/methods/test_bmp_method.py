@@ -200,6 +200,56 @@ def test_head_input_prototypes_are_running_class_means_of_the_real_head_inputs()
         BMP(prototype_features="pixels")
 
 
+def test_real_head_samples_are_the_batchs_positive_head_inputs_with_the_synthetic_counts():
+    """``head_samples: real``: the same counts k_i as the synthetic samples, each sample one of
+    the batch's real head inputs positive for its class; the decoder is not used."""
+    from types import SimpleNamespace
+
+    from tailgraph.methods.bmp import real_samples
+
+    hot = torch.tensor([[1.0, 0, 1], [0, 0, 1], [1.0, 0, 0]])
+    rows, labels = real_samples(hot, torch.tensor([5, 3, 4]))
+    assert labels.tolist() == [0] * 5 + [2] * 4  # class 1 has no positive row: no sample
+    assert sorted(rows[:5].tolist()) == [0, 0, 0, 2, 2] and sorted(rows[5:].tolist()) == [
+        0,
+        0,
+        1,
+        1,
+    ]
+    assert real_samples(hot, torch.zeros(3, dtype=torch.long)) is None
+
+    m, model = _bmp(head_samples="real")
+    m.on_train_epoch_start(model, 1)
+    x = torch.randn(4, 6)
+    hot = torch.zeros(4, 6)
+    hot[0, 1] = hot[1, 1] = hot[2, 4] = hot[3, 0] = 1.0
+
+    def forward(batch):
+        model.head(x)
+        return SimpleNamespace(pairs=torch.zeros(4, 2, dtype=torch.int64))
+
+    model.forward = forward
+    m.protocol = SimpleNamespace(targets=lambda graphs, pairs: SimpleNamespace(multi_hot=hot))
+    real = m.head_inputs(model, SimpleNamespace(graphs=[]))
+    assert real is not None and torch.equal(real[0], x)
+    seen: dict = {}
+    for k, h in enumerate(model.head.heads):
+        h.register_forward_hook(lambda mod, inp, out, k=k: seen.__setitem__(k, inp[0]))
+    m.prototype_nets[0].decoder.register_forward_hook(lambda *a: seen.__setitem__("dec", 1))
+    video = torch.tensor([1.0, 2.0, 1.0, 0.0, 1.0, 3.0])
+    out = m.type_losses(model, 0, video, real)
+    m.type_losses(model, 1, video, real)
+    # attention: minority 1 gets floor(45/5*2) = 18 samples, all copies of pairs 0 and 1
+    # (9 each); class 2 has a count but no positive pair here: none; spatial: 4 gets 15 of pair 2
+    assert seen[0].shape[0] == 18 and "dec" not in seen
+    assert all(any(torch.equal(r, x[i]) for i in (0, 1)) for r in seen[0])
+    assert sum(torch.equal(r, x[0]) for r in seen[0]) == 9
+    assert seen[1].shape[0] == 15 and all(torch.equal(r, x[2]) for r in seen[1])
+    assert torch.isfinite(out["loss_bmp_attention"])
+    with pytest.raises(ValueError, match="head_samples"):
+        BMP(head_samples="decoded")
+
+
 def test_bmp_needs_the_memory_bank_and_typed_heads():
     model = TinyModel()
     model.context.memory = None
