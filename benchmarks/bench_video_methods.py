@@ -53,6 +53,24 @@ AG_OPTIONS = {
     "BMP (VAE)": ("BMP", {"vae_weight": 1.0}),
     # the ablation that isolates the samples: BMP's counts and losses on real head inputs
     "BMP (real head samples)": ("BMP", {"head_samples": "real"}),
+    "BMP (real head samples, no consistency)": (
+        "BMP",
+        {"head_samples": "real", "lambda_consist": 0.0},
+    ),
+    "BMP (no consistency)": ("BMP", {"lambda_consist": 0.0}),
+    "BMP (+ majority samples)": ("BMP", {"majority_samples": True}),
+    "BMP (+ majority samples, no consistency)": (
+        "BMP",
+        {"majority_samples": True, "lambda_consist": 0.0},
+    ),
+    "BMP (real head samples + majority)": (
+        "BMP",
+        {"head_samples": "real", "majority_samples": True},
+    ),
+    "BMP (real head samples + majority, no consistency)": (
+        "BMP",
+        {"head_samples": "real", "majority_samples": True, "lambda_consist": 0.0},
+    ),
 }
 VRD_VARIANTS = ("VidVRD-II", "VidVRD-II + BCE", "+PDL", "+KDL", "+DLL")
 QUICK = {"ag": ("STTran", "TEMPURA", "BMP", "FReMuRe-bayes"), "vidvrd": ("VidVRD-II + BCE", "+DLL")}

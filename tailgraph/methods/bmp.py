@@ -300,6 +300,10 @@ class BMP(Method):
             input of one of the batch's ``n_i`` positive pairs of ``i`` (each used
             ``k_i / n_i`` times, the remainder spread at random), i.e. class-balanced
             re-weighting of the real features. Not in the paper.
+        majority_samples: also give each majority class the batch's ``n_i`` samples (from its
+            prototype, or its real positives with ``head_samples: real``), so the head stage
+            keeps positives of every class; the paper's stage trains on minority samples only,
+            majority classes appear in it as negatives. Not in the paper.
 
     Start BMP from a trained TEMPURA run with the module's ``init_from`` (and
     ``base_epochs: 0``): the memory bank and its attention are then trained before BMP's
@@ -337,11 +341,13 @@ class BMP(Method):
         type_weights: dict[str, float] | None = None,
         prototype_features: str = "memory",
         head_samples: str = "synthetic",
+        majority_samples: bool = False,
     ) -> None:
         super().__init__()
         if head_samples not in ("synthetic", "real"):
             raise ValueError(f"head_samples must be 'synthetic' or 'real', got {head_samples!r}")
         self.head_samples = head_samples
+        self.majority_samples = bool(majority_samples)
         if prototype_features not in ("memory", "head_input"):
             raise ValueError(
                 f"prototype_features must be 'memory' or 'head_input', got {prototype_features!r}"
@@ -443,6 +449,9 @@ class BMP(Method):
         )
         n = minority_sample_counts(counts, video_counts[cols].to(dev), minority, self.tau_maj)
         n = torch.as_tensor(n, device=dev).long()
+        if self.majority_samples:
+            major = (counts >= self.tau_maj) & available
+            n = torch.where(major, video_counts[cols].to(dev).long(), n)
         total = int(n.sum())
         if total == 0:
             return {}

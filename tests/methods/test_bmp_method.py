@@ -250,6 +250,23 @@ def test_real_head_samples_are_the_batchs_positive_head_inputs_with_the_syntheti
         BMP(head_samples="decoded")
 
 
+def test_majority_samples_give_each_majority_class_its_batch_count():
+    """``majority_samples``: a majority class (count >= tau_maj) gets the batch's n_i samples
+    beside the minority ones (the paper's stage: none)."""
+    video = torch.tensor([2.0, 2.0, 1.0, 3.0, 1.0, 3.0])
+    # minority: 1 gets floor(45/5*2) = 18, 2 floor(48/2*1) = 24, 4 floor(47/3*1) = 15;
+    # majority 0 and 3 get their batch counts 2 and 3 with the option
+    for flag, expected in ((False, {0: 18 + 24, 1: 15}), (True, {0: 2 + 18 + 24, 1: 3 + 15})):
+        m, model = _bmp(majority_samples=flag)
+        m.on_train_epoch_start(model, 1)
+        seen: dict = {}
+        for k, h in enumerate(model.head.heads):
+            h.register_forward_hook(lambda mod, inp, out, k=k: seen.__setitem__(k, inp[0].shape[0]))
+        m.type_losses(model, 0, video)
+        m.type_losses(model, 1, video)
+        assert seen == expected, (flag, seen)
+
+
 def test_bmp_needs_the_memory_bank_and_typed_heads():
     model = TinyModel()
     model.context.memory = None
