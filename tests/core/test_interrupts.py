@@ -278,9 +278,10 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_naming_it(tmp_path):
 
 
 def test_fit_and_predict_end_with_one_line_on_an_interrupt(tmp_path):
-    """Ctrl-C during `fit` (at a checkpoint's rename) and `predict` (at its output folder's
-    rename): "interrupted", exit 130; fit's run keeps only complete checkpoints (resumable),
-    predict leaves nothing. Lightning alone would print its own message and exit 1."""
+    """Ctrl-C during `fit` (at a checkpoint's rename), `test` (at its metrics.json's rename)
+    and `predict` (at its output folder's rename): "interrupted", exit 130; fit's run keeps
+    only complete checkpoints (resumable), test and predict leave nothing. Lightning alone
+    would print its own message and exit 1."""
     import torch
 
     from tailgraph.cli import main as tailgraph_main
@@ -300,6 +301,13 @@ def test_fit_and_predict_end_with_one_line_on_an_interrupt(tmp_path):
     for ck in root.rglob("*.ckpt"):  # what is there is whole
         assert "state_dict" in torch.load(ck, map_location="cpu", weights_only=True)
     ckpt = next((tmp_path / "ok").rglob("last.ckpt"))
+    tested = tmp_path / "tested"  # test: interrupted at its metrics.json's rename
+    argv = ["test", "--config", str(recipe), "--ckpt_path", str(ckpt)]
+    r = run([*argv, "--trainer.default_root_dir", str(tested)], sig="SIGINT")
+    assert r.returncode == 130, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1] == "tailgraph test: interrupted", r.stderr
+    assert "Traceback" not in r.stderr and "KeyboardInterrupt" not in r.stderr
+    assert not list(tested.rglob("metrics.json")) and hidden(tested) == []
     dm = SynthVGDataModule(root=str(tmp_path / "data"), num_train=40, num_test=12, image_size=96)
     dm.setup("test")
     graphs = dm.eval_graphs("test")[:3]

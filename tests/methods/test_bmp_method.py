@@ -261,7 +261,9 @@ def test_majority_samples_give_each_majority_class_its_batch_count():
         m.on_train_epoch_start(model, 1)
         seen: dict = {}
         for k, h in enumerate(model.head.heads):
-            h.register_forward_hook(lambda mod, inp, out, k=k: seen.__setitem__(k, inp[0].shape[0]))
+            h.register_forward_hook(
+                lambda mod, inp, out, k=k, seen=seen: seen.__setitem__(k, inp[0].shape[0])
+            )
         m.type_losses(model, 0, video)
         m.type_losses(model, 1, video)
         assert seen == expected, (flag, seen)
