@@ -51,6 +51,9 @@ AG_OPTIONS = {
         {"prototype_features": "head_input", "vae_weight": 1.0},
     ),
     "BMP (VAE)": ("BMP", {"vae_weight": 1.0}),
+    # FReMuRe's Table 2 switches (context options, "context." prefix)
+    "FReMuRe-bayes (no frequency)": ("FReMuRe-bayes", {"context.frequency": False}),
+    "FReMuRe-bayes (no dual branch)": ("FReMuRe-bayes", {"context.dual_branch": False}),
     # the ablation that isolates the samples: BMP's counts and losses on real head inputs
     "BMP (real head samples)": ("BMP", {"head_samples": "real"}),
     "BMP (real head samples, no consistency)": (
@@ -113,8 +116,9 @@ def ag_recipe(
     trunk), frozen and cached; ``trainable`` — the recipe's pixel path, trunk trained."""
     base, options = AG_OPTIONS.get(name, (name, {}))
     cfg = yaml.safe_load((SYN / f"{AG_RECIPES[base]}.yaml").read_text())
-    if options:
-        cfg["model"]["method"].setdefault("init_args", {}).update(options)
+    for key, value in options.items():  # method options; "context.NAME": the context's
+        part, _, opt = key.rpartition(".")
+        cfg["model"][part or "method"].setdefault("init_args", {})[opt] = value
     feats = cfg["model"]["features"]
     args = feats.setdefault("init_args", {})
     if trunk == "trainable":
