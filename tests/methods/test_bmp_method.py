@@ -166,12 +166,11 @@ def test_type_weights_scale_the_head_stage_bce_and_focal_terms_of_that_type():
         BMP(type_weights={"spatial": float("nan")})
 
 
-def test_head_input_prototypes_are_running_class_means_of_the_real_head_inputs():
-    """``prototype_features: head_input``: the class means come from what the heads see on
-    the head stage's real batches (not the memory), and only seen classes get samples."""
+def _fake_head_stage(m, model):
+    """Phase 2 with a model whose forward feeds the heads 4 fixed inputs ``x``, and a protocol
+    whose targets are ``hot`` (pairs 0 and 1 positive for 1, pair 2 for 4, pair 3 for 0)."""
     from types import SimpleNamespace
 
-    m, model = _bmp(prototype_features="head_input")
     m.on_train_epoch_start(model, 1)
     x = torch.randn(4, 6)
     hot = torch.zeros(4, 6)
@@ -183,6 +182,16 @@ def test_head_input_prototypes_are_running_class_means_of_the_real_head_inputs()
 
     model.forward = forward
     m.protocol = SimpleNamespace(targets=lambda graphs, pairs: SimpleNamespace(multi_hot=hot))
+    return x, hot
+
+
+def test_head_input_prototypes_are_running_class_means_of_the_real_head_inputs():
+    """``prototype_features: head_input``: the class means come from what the heads see on
+    the head stage's real batches (not the memory), and only seen classes get samples."""
+    from types import SimpleNamespace
+
+    m, model = _bmp(prototype_features="head_input")
+    x, hot = _fake_head_stage(m, model)
     m.accumulate_head_inputs(model, SimpleNamespace(graphs=[]))
     assert torch.allclose(m.head_counts, hot.sum(0))
     assert torch.allclose(m.head_sums[1] / 2, (x[0] + x[1]) / 2)
@@ -210,26 +219,12 @@ def test_real_head_samples_are_the_batchs_positive_head_inputs_with_the_syntheti
     hot = torch.tensor([[1.0, 0, 1], [0, 0, 1], [1.0, 0, 0]])
     rows, labels = real_samples(hot, torch.tensor([5, 3, 4]))
     assert labels.tolist() == [0] * 5 + [2] * 4  # class 1 has no positive row: no sample
-    assert sorted(rows[:5].tolist()) == [0, 0, 0, 2, 2] and sorted(rows[5:].tolist()) == [
-        0,
-        0,
-        1,
-        1,
-    ]
+    assert sorted(rows[:5].tolist()) == [0, 0, 0, 2, 2]
+    assert sorted(rows[5:].tolist()) == [0, 0, 1, 1]
     assert real_samples(hot, torch.zeros(3, dtype=torch.long)) is None
 
     m, model = _bmp(head_samples="real")
-    m.on_train_epoch_start(model, 1)
-    x = torch.randn(4, 6)
-    hot = torch.zeros(4, 6)
-    hot[0, 1] = hot[1, 1] = hot[2, 4] = hot[3, 0] = 1.0
-
-    def forward(batch):
-        model.head(x)
-        return SimpleNamespace(pairs=torch.zeros(4, 2, dtype=torch.int64))
-
-    model.forward = forward
-    m.protocol = SimpleNamespace(targets=lambda graphs, pairs: SimpleNamespace(multi_hot=hot))
+    x, hot = _fake_head_stage(m, model)
     real = m.head_inputs(model, SimpleNamespace(graphs=[]))
     assert real is not None and torch.equal(real[0], x)
     seen: dict = {}
