@@ -54,6 +54,19 @@ AG_OPTIONS = {
     # FReMuRe's Table 2 switches (context options, "context." prefix)
     "FReMuRe-bayes (no frequency)": ("FReMuRe-bayes", {"context.frequency": False}),
     "FReMuRe-bayes (no dual branch)": ("FReMuRe-bayes", {"context.dual_branch": False}),
+    "FReMuRe-bayes (no decouple)": ("FReMuRe-bayes", {"context.decouple": False}),
+    "FReMuRe-bayes (shared weights)": ("FReMuRe-bayes", {"context.share_weights": True}),
+    # what FReMuRe adds after TEMPURA's relation feature, one part at a time: the Bayesian
+    # heads (a linear head per type instead), the global phase (STTran's: learned frame
+    # embedding, later-frame rule)
+    "FReMuRe (linear head)": (
+        "FReMuRe-bayes",
+        {"head.head": {"class_path": "tailgraph.modeling.heads.linear.LinearHead"}},
+    ),
+    "FReMuRe-bayes (STTran global phase)": (
+        "FReMuRe-bayes",
+        {"context.position": "learned", "context.aggregate": "later"},
+    ),
     # the ablation that isolates the samples: BMP's counts and losses on real head inputs
     "BMP (real head samples)": ("BMP", {"head_samples": "real"}),
     "BMP (real head samples, no consistency)": (
