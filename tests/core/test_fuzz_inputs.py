@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tailgraph.cli import main as tailgraph_main
@@ -54,6 +54,7 @@ def mutate(raw: bytes, m) -> bytes:
 
 def check_outcome(rc: int, err: str, path: Path) -> None:
     assert rc in (0, 2), rc
+    event("read (exit 0)" if rc == 0 else "clean error (exit 2)")  # --hypothesis-show-statistics
     if rc == 2:
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert len(lines) == 1, err

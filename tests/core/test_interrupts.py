@@ -23,13 +23,20 @@ from tailgraph.io.outputs import remove_stale_temporaries, temporary_name
 from ..helpers import write_interchange_case
 
 # runs `tailgraph ARGV`, first limiting output files to LIMIT bytes (0: no limit) and, when
-# SIGNAL is set, sending it to itself on the first os.replace (a temporary about to be renamed)
+# SIGNAL is set, sending it to itself on the first os.replace (a temporary about to be renamed);
+# an errno name instead of a signal makes that os.replace fail with the error
 RUNNER = """
 import os, resource, signal, sys
 limit, sig = int(sys.argv[1]), sys.argv[2]
 if limit:
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-if sig:
+if sig.startswith("E"):  # an I/O error (errno name) when the finished temporary is renamed
+    import errno
+    def replace(src, dst, *a, **k):
+        code = getattr(errno, sig)
+        raise OSError(code, os.strerror(code), str(dst))
+    os.replace = replace
+elif sig:
     real = os.replace
     def replace(src, dst, *a, **k):
         os.kill(os.getpid(), getattr(signal, sig))
@@ -99,6 +106,32 @@ def test_a_file_size_limit_is_one_line_naming_the_output(case, binary, tmp_path,
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "file too large" in lines[0], r.stderr
     # the output is named, not its temporary (synth: the file inside it that hit the limit)
+    assert str(target) in lines[0] and ".tmp-" not in lines[0], lines[0]
+    assert not target.exists() and hidden(tmp_path) == [], hidden(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name,error",
+    [
+        *((n, "ENOSPC") for n in ("convert h5", "convert npz", "evaluate --json", "report")),
+        ("convert json", "EACCES"),
+        ("synth", "EACCES"),
+        ("synth", "EROFS"),
+    ],
+)
+def test_an_io_error_on_the_output_is_one_line_naming_it(case, binary, tmp_path, name, error):
+    """Disk full, permission denied, read-only file system: one line naming the output, exit 2,
+    no output and no temporary left."""
+    import errno
+
+    from tailgraph.io.outputs import OUTPUT_ERRNOS
+
+    argv, target = commands(case, tmp_path)[name]
+    r = run(argv, sig=error)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert OUTPUT_ERRNOS[getattr(errno, error)] in lines[0], lines[0]
     assert str(target) in lines[0] and ".tmp-" not in lines[0], lines[0]
     assert not target.exists() and hidden(tmp_path) == [], hidden(tmp_path)
 
