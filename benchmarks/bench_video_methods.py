@@ -67,6 +67,23 @@ AG_OPTIONS = {
         "FReMuRe-bayes",
         {"context.position": "learned", "context.aggregate": "later"},
     ),
+    # TEMPURA's uncertainty-weighted memories (spec §0): the GMM heads' aleatoric, epistemic or
+    # summed uncertainty weights each sample's share of its class prototype
+    **{
+        f"TEMPURA (memory {w})": (
+            "TEMPURA",
+            {
+                "context.memory": {
+                    "compute": "joint",
+                    "weight_type": w,
+                    "fusion": "late",
+                    "selection": "manual",
+                    "lam": 0.5,
+                }
+            },
+        )
+        for w in ("al", "ep", "both")
+    },
     # the ablation that isolates the samples: BMP's counts and losses on real head inputs
     "BMP (real head samples)": ("BMP", {"head_samples": "real"}),
     "BMP (real head samples, no consistency)": (

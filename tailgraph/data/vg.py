@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from tailgraph.errors import DataError
+from tailgraph.io.h5probe import probe_h5
 from tailgraph.io.outputs import write_h5_atomic, write_text_atomic
 from tailgraph.structures import SceneGraph
 from tailgraph.vocab import BACKGROUND, Vocabulary
@@ -81,6 +82,7 @@ class VGArrays:
         import h5py
 
         self.path = path
+        probe_h5(path)
         try:
             f = h5py.File(path, "r")
         except OSError as exc:

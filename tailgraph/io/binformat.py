@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from tailgraph.errors import DataError
+from tailgraph.io.h5probe import probe_h5
 from tailgraph.io.outputs import (
     naming_errors,
     remove_stale_temporaries,
@@ -180,6 +181,7 @@ class _H5Store(_MappedStore):
         import h5py
 
         self.path = path
+        probe_h5(path)
         try:
             self.f = h5py.File(path, "r")
         except (OSError, ValueError) as exc:
