@@ -54,7 +54,7 @@ def mutate(raw: bytes, m) -> bytes:
 
 def check_outcome(rc: int, err: str, path: Path) -> None:
     assert rc in (0, 2), rc
-    event("read (exit 0)" if rc == 0 else "clean error (exit 2)")  # --hypothesis-show-statistics
+    event("read (exit 0)" if rc == 0 else "clean error (exit 2)")  # tags the example
     if rc == 2:
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert len(lines) == 1, err
