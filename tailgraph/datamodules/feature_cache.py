@@ -103,11 +103,7 @@ class CachedFeatures:
     def __init__(self, path: str | Path, checksum: str | None = None) -> None:
         import h5py
 
-        from tailgraph.io.h5probe import probe_h5
-
         self.path = Path(path)
-        if self.path.is_file():
-            probe_h5(self.path)
         try:
             self.file = h5py.File(self.path, "r")
         except (OSError, FileNotFoundError) as exc:
