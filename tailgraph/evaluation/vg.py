@@ -318,13 +318,16 @@ def _select(
 def _iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise IoU of ``a[i]`` and ``b[i]`` with the same float32 operations as
     :func:`box_iou_plus1` (so the values are identical)."""
-    area_a = (a[:, 2] - a[:, 0] + 1) * (a[:, 3] - a[:, 1] + 1)
-    area_b = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
-    lt = np.maximum(a[:, :2], b[:, :2])
-    rb = np.minimum(a[:, 2:], b[:, 2:])
-    wh = np.clip(rb - lt + 1, 0, None)
-    inter = wh[:, 0] * wh[:, 1]
-    return inter / (area_a + area_b - inter)
+    # a predicted box with float32-extreme coordinates overflows its area to inf; its IoU
+    # is then NaN, which matches nothing (as it should): no warning for that
+    with np.errstate(over="ignore", invalid="ignore"):
+        area_a = (a[:, 2] - a[:, 0] + 1) * (a[:, 3] - a[:, 1] + 1)
+        area_b = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+        lt = np.maximum(a[:, :2], b[:, :2])
+        rb = np.minimum(a[:, 2:], b[:, 2:])
+        wh = np.clip(rb - lt + 1, 0, None)
+        inter = wh[:, 0] * wh[:, 1]
+        return inter / (area_a + area_b - inter)
 
 
 def _min_match_rank(

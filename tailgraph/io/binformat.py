@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from tailgraph.errors import DataError
+from tailgraph.io.box_files import boxes_far_outside
 from tailgraph.io.h5probe import probe_h5
 from tailgraph.io.outputs import (
     naming_errors,
@@ -640,6 +641,13 @@ class BinaryReader:
             i = i0 + int(np.flatnonzero((widths <= 0) | (heights <= 0))[0])
             raise self._err("image size must be positive", i, "width/height")
         self._check_boxes(boxes, boff, i0)
+        if boxes.shape[0]:
+            counts = np.diff(boff)
+            far = boxes_far_outside(boxes, np.repeat(widths, counts), np.repeat(heights, counts))
+            if far.any():
+                raise self._err(
+                    "a box lies far outside its image", self._first_bad(far, boff, i0), "boxes"
+                )
         self._check_labels(labels, boff, i0)
         self._check_index(rels[:, :2], roff, np.diff(boff), i0, "relations")
         if rels.shape[0]:

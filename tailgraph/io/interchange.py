@@ -161,6 +161,7 @@ def read_ground_truth(
     Returns:
         ``(graphs, vocabulary, protocol)``.
     """
+    from tailgraph.io.box_files import boxes_far_outside
     from tailgraph.structures import SceneGraph
 
     p = str(path)
@@ -208,6 +209,15 @@ def read_ground_truth(
                 _get(e, "relations", p, i),
             )
             g.validate(num_classes=vocab.num_classes, num_predicates=vocab.num_predicates)
+            far = boxes_far_outside(g.boxes.numpy(), g.width, g.height)
+            if far.any():
+                j = int(far.argmax())
+                raise DataError(
+                    f"box {j} {g.boxes[j].tolist()} lies far outside the "
+                    f"{g.width}x{g.height} image",
+                    sample=image_id,
+                    field="boxes",
+                )
             if vocab.has_background and g.labels.numel() and int(g.labels.min()) == 0:
                 j = int((g.labels == 0).nonzero()[0, 0])
                 raise DataError(

@@ -525,3 +525,31 @@ def test_convert_refuses_to_overwrite_and_leaves_nothing_on_failure(tmp_path, ca
                 {**gts[1], "width": 1, "height": 1, "image_id": "b"},
             ]
         )
+
+
+def test_ground_truth_box_far_outside_its_image_is_an_error_and_extreme_predictions_match_nothing(
+    tmp_path, capsys, recwarn
+):
+    rng = np.random.default_rng(0)
+    gts, preds = random_case(rng, 4, "sgdet")
+    arrays = ground_truth_arrays([{**g, "width": 100, "height": 100} for g in gts])
+    meta = {"protocol": "vg", "object_classes": CLASSES, "predicates": PREDICATES}
+    ok = tmp_path / "gt.h5"
+    write_binary(ok, "ground_truth", arrays, meta)
+    far = arrays["boxes"].copy()
+    far[-1, 3] = 1e12  # the last image's last box: x1 y1 x2 y2 with y2 far below its image
+    bad = tmp_path / "far.h5"
+    write_binary(bad, "ground_truth", {**arrays, "boxes": far}, meta)
+    extreme = predictions_arrays(preds)
+    extreme["boxes"][:, 2:] = 3e38  # finite float32; every area overflows
+    write_binary(tmp_path / "pred.h5", "predictions", extreme)
+    args = ["evaluate", "--protocol", "vg", "--mode", "sgdet", "--pred", str(tmp_path / "pred.h5")]
+    capsys.readouterr()
+    assert tailgraph_main([*args, "--gt", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "far outside" in err and "'boxes'" in err, err
+    assert str(gts[-1]["image_id"]) in err, err
+    assert tailgraph_main([*args, "--gt", str(ok), "--json", str(tmp_path / "m.json")]) == 0
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    assert json.loads((tmp_path / "m.json").read_text())["R@100"] == 0.0
+    assert "RuntimeWarning" not in capsys.readouterr().err

@@ -346,6 +346,8 @@ def test_ground_truth_is_foreground_named_and_not_empty(tmp_path):
         assert err.value.field == field and "b.json" in str(err.value)
 
     bad(lambda d: d["images"][0]["labels"].__setitem__(1, 0), "labelled background", "labels")
+    bad(lambda d: d["images"][0]["boxes"][2].__setitem__(2, 1e12), "far outside", "boxes")
+    bad(lambda d: d["images"][0]["boxes"][0].__setitem__(0, -250), "far outside", "boxes")
     bad(lambda d: d["images"][0]["relations"][0].__setitem__(2, 0), "background predicate",
         "relations")  # fmt: skip
     bad(lambda d: d["images"][0]["relations"][0].__setitem__(1, 1.6), "integers", "relations")
