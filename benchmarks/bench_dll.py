@@ -143,6 +143,12 @@ def main() -> None:
         default=0.0,
         help="synth-vrd's p_multilabel (pairs also annotated with their spatial predicate)",
     )
+    ap.add_argument(
+        "--p-confuse",
+        type=float,
+        default=0.0,
+        help="synth-vrd's p_confuse (motion predicates annotated as their look-alike mate)",
+    )
     ap.add_argument("--variants", nargs="+", default=None, help="run only these variants")
     ap.add_argument(
         "--tracklets",
@@ -172,6 +178,11 @@ def main() -> None:
             **dict(data.get("synth_options") or {}),
             "p_multilabel": args.p_multilabel,
         }
+    if args.p_confuse:
+        data["synth_options"] = {
+            **dict(data.get("synth_options") or {}),
+            "p_confuse": args.p_confuse,
+        }
     dm = VidVRDDataModule(**data)
     t0 = time.perf_counter()
     dm.setup("fit")
@@ -199,6 +210,7 @@ def main() -> None:
     )
     cols = list(COLUMNS) + ["head", "body", "tail", "s_per_epoch"]
     multi = f", p_multilabel {args.p_multilabel}" if args.p_multilabel else ""
+    multi += f", p_confuse {args.p_confuse}" if args.p_confuse else ""
     lines = [
         f"synth-vrd ({data['synth_train']} / {data['synth_test']} videos{multi}, "
         f"{data.get('tracklets', 'gt')} tracklets), {epochs} "

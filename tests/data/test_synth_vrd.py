@@ -1,5 +1,7 @@
 """synth-vrd: VidVRD's per-video JSON + frames, read back equal to the generator's documents."""
 
+import pytest
+
 from tailgraph.data.synthetic.vrd import VRD_PREDICATES, generate_synth_vrd
 from tailgraph.data.vidvrd import load_vidvrd, predicate_patterns
 
@@ -133,3 +135,46 @@ def test_multilabel_pairs_carry_the_spatial_predicate_too(tmp_path):
     for d in plain.docs["train"]:
         pairs = [(r["subject_tid"], r["object_tid"]) for r in d["relation_instances"]]
         assert len(pairs) == len(set(pairs))
+
+
+def test_confused_labels_name_the_look_alike_and_change_nothing_else(tmp_path):
+    kw = dict(
+        num_train=30,
+        num_test=10,
+        seed=2,
+        image_size=64,
+        min_frames=8,
+        max_frames=10,
+        write_frames=False,
+        head_tail_ratio=2.0,
+    )
+    exact = generate_synth_vrd(tmp_path / "exact", **kw)
+    every = generate_synth_vrd(tmp_path / "every", p_confuse=1.0, **kw)
+    half = generate_synth_vrd(tmp_path / "half", p_confuse=0.5, **kw)
+    mate = {
+        "walk": "run",
+        "run": "walk",
+        "sit": "stand",
+        "stand": "sit",
+        "lie": "fly",
+        "fly": "lie",
+    }
+    swapped = kept = 0
+    for split in ("train", "test"):
+        for a, b, c in zip(exact.docs[split], every.docs[split], half.docs[split]):
+            assert a["trajectories"] == b["trajectories"] == c["trajectories"]
+            for ra, rb, rc in zip(
+                a["relation_instances"], b["relation_instances"], c["relation_instances"]
+            ):
+                assert {k: v for k, v in ra.items() if k != "predicate"} == {
+                    k: v for k, v in rb.items() if k != "predicate"
+                }
+                act, spa = predicate_patterns(ra["predicate"])
+                want = f"{mate[act]}_{spa}" if act in mate else ra["predicate"]
+                assert rb["predicate"] == want
+                if act in mate:
+                    swapped += rc["predicate"] == want
+                    kept += rc["predicate"] == ra["predicate"]
+    assert swapped > 10 and kept > 10
+    with pytest.raises(ValueError, match="p_confuse"):
+        generate_synth_vrd(tmp_path / "bad", p_confuse=1.5, **kw)

@@ -44,6 +44,8 @@ _MOVES = ["walk", "run", "sit", "stand", "lie", "fly"]
 VRD_PREDICATES = (
     _SPATIAL + _ACTIONS + [f"{m}_{s}" for m in _MOVES for s in ("left", "right", "front", "behind")]
 )
+# look-alike motions an annotator confuses (``p_confuse``)
+_MATE = {"walk": "run", "run": "walk", "sit": "stand", "stand": "sit", "lie": "fly", "fly": "lie"}
 _CATEGORIES = [
     "dog",
     "cat",
@@ -131,6 +133,7 @@ def generate_synth_vrd(
     jpeg_quality: int = 90,
     write_frames: bool = True,
     p_multilabel: float = 0.0,
+    p_confuse: float = 0.0,
 ) -> SynthVRDInfo:
     """Generate synth-vrd into ``out_dir``; returns the per-video JSON documents written.
 
@@ -144,7 +147,17 @@ def generate_synth_vrd(
     also annotated with its spatial predicate alone (``left``) over the same frames, so pairs
     carry several predicates as in VidVRD (0 = one predicate per pair; the output for a given
     seed is then unchanged).
+
+    ``p_confuse``: probability that a motion predicate's annotation names its confusable mate
+    instead (``walk`` / ``run``, ``sit`` / ``stand``, ``lie`` / ``fly`` at the same spatial
+    pattern: ``run_left`` drawn, ``walk_left`` annotated), in both splits — annotator noise
+    between look-alike predicates, as ImageNet-VidVRD's ``walk_*`` / ``run_*``; the drawing
+    keeps the dealt predicate (0 = exact labels; the output for a given seed is then
+    unchanged). Not part of specs/synthetic.md: an extension for testing knowledge transfer
+    between correlated labels (DLL's KDL).
     """
+    if not 0.0 <= p_confuse <= 1.0 or not 0.0 <= p_multilabel <= 1.0:
+        raise ValueError("p_confuse and p_multilabel must lie in [0, 1]")
     from tailgraph.data.vidvrd import predicate_patterns
 
     t0 = time.perf_counter()
@@ -187,6 +200,7 @@ def generate_synth_vrd(
     for v in track(range(num_train + num_test), "generate synth-vidvrd", unit="video"):
         split = "train" if v < num_train else "test"
         rng, n, k, m = plan(v)
+        noise = np.random.default_rng([seed, v, 4242])  # annotation noise: its own stream
         vid = f"SV{v:05d}"
         cats = [_CATEGORIES[int(i)] for i in rng.integers(len(_CATEGORIES), size=k)]
         sz = rng.uniform(0.1, 0.16, k) * size
@@ -214,11 +228,14 @@ def generate_synth_vrd(
             dx, dy = _offset(spa, sz[o], sz[s], u)
             centres[s, b:e] = centres[o, b:e] + np.array([dx, dy])
             centres[s] = np.clip(centres[s], sz[s] / 2, size - 1 - sz[s] / 2)
+            label = p
+            if p_confuse > 0 and act in _MATE and noise.random() < p_confuse:
+                label = f"{_MATE[act]}_{spa}"  # annotated as the look-alike; drawn as dealt
             instances.append(
                 {
                     "subject_tid": s,
                     "object_tid": o,
-                    "predicate": p,
+                    "predicate": label,
                     "begin_fid": b,
                     "end_fid": e,
                     "_act": act,
