@@ -75,7 +75,9 @@ def test_variant(recipe: Path, run: Path, seed: int, data: Path, extra: list[str
     h5 predictions' path."""
     common = ["--data.init_args.root", str(data), "--trainer.default_root_dir", str(run)]
     common += ["--trainer.enable_progress_bar", "false", "--seed_everything", str(seed)]
-    ckpt = run / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+    from tailgraph.engine.checkpoints import latest_checkpoint
+
+    ckpt = latest_checkpoint(run)  # the newest fit's, not version_0 of a reused folder
     before = set((run / "runs").glob("version_*"))
     cli("test", "--config", str(recipe), *common, "--ckpt_path", str(ckpt), "--pred-format",
         "h5", *extra)  # fmt: skip

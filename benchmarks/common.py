@@ -45,6 +45,17 @@ def cli_fit_test(recipe, seed: int, data, out) -> dict:
         "--seed_everything",
         str(seed),
     ]
+
+    def new_run(before: set) -> Path:
+        """The one run folder the command just made (a reused ``out`` keeps its old runs: the
+        fit's and the test's folders are found, never assumed to be version_0 / version_1)."""
+        made = set((out / "runs").glob("version_*")) - before
+        if len(made) != 1:
+            raise RuntimeError(f"expected one new run folder under {out / 'runs'}, got {made}")
+        return made.pop()
+
+    runs = out / "runs"
+    before = set(runs.glob("version_*"))
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "tailgraph.cli", "fit", "--config", str(recipe), *common],
@@ -52,7 +63,9 @@ def cli_fit_test(recipe, seed: int, data, out) -> dict:
         capture_output=True,
     )
     fit_s = time.perf_counter() - t0
-    ckpt = out / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+    fit_run = new_run(before)
+    ckpt = fit_run / "checkpoints" / "last.ckpt"
+    before = set(runs.glob("version_*"))
     subprocess.run(
         [
             sys.executable,
@@ -68,7 +81,7 @@ def cli_fit_test(recipe, seed: int, data, out) -> dict:
         check=True,
         capture_output=True,
     )
-    metrics = json.loads((out / "runs" / "version_1" / "metrics.json").read_text())
+    metrics = json.loads((new_run(before) / "metrics.json").read_text())
     return {"fit_s": fit_s, "metrics": metrics["models"]["model"]}
 
 
