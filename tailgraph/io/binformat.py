@@ -42,7 +42,6 @@ from typing import Any
 import numpy as np
 
 from tailgraph.errors import DataError
-from tailgraph.io.box_files import boxes_far_outside
 from tailgraph.io.h5probe import probe_h5
 from tailgraph.io.outputs import (
     naming_errors,
@@ -50,6 +49,7 @@ from tailgraph.io.outputs import (
     temporary_name,
     write_h5_atomic,
 )
+from tailgraph.ops.boxes import boxes_far_outside
 
 __all__ = [
     "BIN_FORMAT",

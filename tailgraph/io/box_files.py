@@ -107,21 +107,6 @@ def check_inside(entry: ImageBoxes, width: int, height: int, file: str, sample: 
             )
 
 
-def boxes_far_outside(boxes: Any, width: Any, height: Any) -> Any:
-    """Rows of ``boxes`` (``[N, 4]`` xyxy pixels) with a corner more than one image size
-    outside the ``width x height`` image (``width`` / ``height``: scalars or one per row).
-
-    Ground truth lies in its image; a box that far out is a corrupt coordinate, not an
-    annotation (a coordinate of ~1e19 would also overflow float32 areas in the evaluators).
-    """
-    import numpy as np
-
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    w = np.asarray(width, dtype=np.float64)
-    h = np.asarray(height, dtype=np.float64)
-    return (b[:, 0] < -w) | (b[:, 1] < -h) | (b[:, 2] > 2 * w) | (b[:, 3] > 2 * h)
-
-
 def box_file_kind(doc: Any) -> str:
     """``interchange`` | ``coco`` | ``coco-results`` | ``simple`` | ``unknown``."""
     if isinstance(doc, list):

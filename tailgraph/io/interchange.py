@@ -161,7 +161,7 @@ def read_ground_truth(
     Returns:
         ``(graphs, vocabulary, protocol)``.
     """
-    from tailgraph.io.box_files import boxes_far_outside
+    from tailgraph.ops.boxes import boxes_far_outside
     from tailgraph.structures import SceneGraph
 
     p = str(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["box_iou_plus1"]
+__all__ = ["box_iou_plus1", "boxes_far_outside"]
 
 
 def box_iou_plus1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -21,3 +21,16 @@ def box_iou_plus1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         wh = np.clip(rb - lt + 1, 0, None)
         inter = wh[..., 0] * wh[..., 1]
         return inter / (area_a[:, None] + area_b[None, :] - inter)
+
+
+def boxes_far_outside(boxes: np.ndarray, width, height) -> np.ndarray:
+    """Rows of ``boxes`` (``[N, 4]`` xyxy pixels) with a corner more than one image size
+    outside the ``width x height`` image (``width`` / ``height``: scalars or one per row).
+
+    Ground truth lies in its image; a box that far out is a corrupt coordinate, not an
+    annotation (a coordinate of ~1e19 would also overflow float32 areas in the evaluators).
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    w = np.asarray(width, dtype=np.float64)
+    h = np.asarray(height, dtype=np.float64)
+    return (b[:, 0] < -w) | (b[:, 1] < -h) | (b[:, 2] > 2 * w) | (b[:, 3] > 2 * h)
