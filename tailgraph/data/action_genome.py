@@ -32,6 +32,7 @@ import numpy as np
 
 from tailgraph.errors import DataError
 from tailgraph.io.safe_pickle import safe_load
+from tailgraph.ops.boxes import boxes_far_outside
 from tailgraph.structures import SceneGraph, VideoSceneGraph
 from tailgraph.vocab import BACKGROUND, Vocabulary
 
@@ -234,13 +235,28 @@ def _frame_graph(
             field="bbox",
         )
     size = _numbers(person["bbox_size"], (2,), person_file, key, "bbox_size")
-    w, h = (int(round(float(v))) for v in size)
+    if (size != np.round(size)).any():
+        raise DataError(
+            f"image size must be whole pixels, got {size.tolist()}",
+            file=person_file,
+            sample=key,
+            field="bbox_size",
+        )
+    w, h = (int(v) for v in size)
     if w <= 0 or h <= 0:
         raise DataError(
             f"image size must be positive, got {w}x{h}",
             file=person_file,
             sample=key,
             field="bbox_size",
+        )
+    if pbox.shape[0] and boxes_far_outside(pbox[:1], w, h)[0]:
+        raise DataError(
+            f"person box {pbox[0].tolist()} lies more than one image size outside the "
+            f"{w}x{h} frame",
+            file=person_file,
+            sample=key,
+            field="bbox",
         )
     boxes = [pbox[0]]
     labels = [vocab.class_index("person")]
@@ -289,8 +305,17 @@ def _frame_graph(
                 sample=f"{key} object {j}",
                 field="bbox",
             )
+        box = np.array([x, y, x + bw, y + bh])
+        if boxes_far_outside(box[None], w, h)[0]:
+            raise DataError(
+                f"box (x, y, w, h) = {obj['bbox']!r} lies more than one image size outside the "
+                f"{w}x{h} frame",
+                file=obj_file,
+                sample=f"{key} object {j}",
+                field="bbox",
+            )
         i = len(boxes)
-        boxes.append(np.array([x, y, x + bw, y + bh]))
+        boxes.append(box)
         labels.append(cls_index[obj["class"]])
         group = {}
         for gname, names, offset in (

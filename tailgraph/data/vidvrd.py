@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from tailgraph.errors import DataError
+from tailgraph.ops.boxes import boxes_far_outside
 from tailgraph.structures import SceneGraph, VideoSceneGraph
 from tailgraph.vocab import BACKGROUND, Vocabulary
 
@@ -102,6 +103,8 @@ def _check_types(doc: dict, file: str) -> None:
             isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0
         ):
             raise bad("a non-negative number", v, vid, key)
+        if key in ("width", "height", "frame_count") and v is not None and v != int(v):
+            raise bad("an integer", v, vid, key)  # 1.0 is 1; 640.5 is not a frame size
     for key in ("subject/objects", "trajectories", "relation_instances"):
         if not isinstance(doc[key], list):
             raise bad("a list", doc[key], vid, key)
@@ -193,6 +196,13 @@ def _video(
             if not np.isfinite(box).all() or box[2] < box[0] or box[3] < box[1]:
                 raise DataError(
                     f"bad box {box}",
+                    file=str(path),
+                    sample=f"{vid} frame {f} tid {tid}",
+                    field="bbox",
+                )
+            if width and height and boxes_far_outside(np.array([box]), width, height)[0]:
+                raise DataError(
+                    f"box {box} lies more than one frame size outside the {width}x{height} frame",
                     file=str(path),
                     sample=f"{vid} frame {f} tid {tid}",
                     field="bbox",

@@ -201,6 +201,39 @@ def test_bad_input_is_reported(tmp_path):
         load_ag(root, "train")
 
 
+@pytest.mark.parametrize(
+    "edit, text, field",
+    [
+        (lambda o, p: o[0].update(bbox=(1e12, 10.0, 5.0, 5.0)), "image size outside", "bbox"),
+        (lambda o, p: o[0].update(bbox=(-130.0, 10.0, 5.0, 5.0)), "image size outside", "bbox"),
+        (
+            lambda o, p: p.update(bbox=np.array([[5.0, -150.0, 60.0, 95.0]], dtype=np.float32)),
+            "image size outside",
+            "bbox",
+        ),
+        (lambda o, p: p.update(bbox_size=(120.5, 100)), "whole pixels", "bbox_size"),
+    ],
+)
+def test_boxes_far_outside_the_frame_and_fractional_sizes_are_errors(tmp_path, edit, text, field):
+    """An object or person box more than one frame size outside the ``bbox_size`` frame is a
+    corrupt coordinate; the frame size is whole pixels (120.5 is not rounded)."""
+    root = write_ag(tmp_path)
+    ann = root / "annotations"
+    with open(ann / "object_bbox_and_relationship.pkl", "rb") as fh:
+        objects = pickle.load(fh)
+    with open(ann / "person_bbox.pkl", "rb") as fh:
+        persons = pickle.load(fh)
+    key = "V0.mp4/000000.png"
+    edit(objects[key], persons[key])
+    with open(ann / "object_bbox_and_relationship.pkl", "wb") as fh:
+        pickle.dump(objects, fh)
+    with open(ann / "person_bbox.pkl", "wb") as fh:
+        pickle.dump(persons, fh)
+    with pytest.raises(DataError, match=text) as err:
+        load_ag(root, "train")
+    assert err.value.field == field and err.value.sample.startswith(key) and err.value.file
+
+
 class _Evil:
     def __reduce__(self):
         return (os.system, ("echo pwned > /tmp/tailgraph_pwned",))

@@ -249,3 +249,30 @@ def test_duplicate_tracks_boxes_and_videos_are_errors(tmp_path):
     with pytest.raises(DataError, match="also in") as err:
         load_vidvrd(tmp_path, "train")
     assert err.value.field == "video_id"
+
+
+@pytest.mark.parametrize(
+    "edit, text, field",
+    [
+        (lambda d: d["trajectories"][4][0]["bbox"].update(xmax=1e12), "frame size outside", "bbox"),
+        (lambda d: d["trajectories"][4][0]["bbox"].update(xmin=-250), "frame size outside", "bbox"),
+        (lambda d: d.update(width=200.5), "expected an integer", "width"),
+    ],
+)
+def test_boxes_far_outside_the_frame_and_fractional_sizes_are_errors(tmp_path, edit, text, field):
+    """A box more than one frame size outside its ``width x height`` frame is a corrupt
+    coordinate; a frame size is whole pixels (200.5 is not truncated to 200)."""
+    doc = write_video(tmp_path / "train", "v1")
+    edit(doc)
+    (tmp_path / "train" / "v1.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=text) as err:
+        load_vidvrd(tmp_path, "train")
+    assert err.value.field == field and "v1.json" in str(err.value)
+
+
+def test_boxes_a_little_outside_the_frame_are_read(tmp_path):
+    doc = write_video(tmp_path / "train", "v1")
+    doc["trajectories"][4][0]["bbox"] = {"xmin": -20, "ymin": 5, "xmax": 230, "ymax": 120}
+    (tmp_path / "train" / "v1.json").write_text(json.dumps(doc))
+    videos, _ = load_vidvrd(tmp_path, "train")
+    assert videos[0].frames[4].boxes[0].tolist() == [-20, 5, 230, 120]
