@@ -37,7 +37,7 @@ test: $(STAMP) browser
 	$(VENV)/bin/ruff format --check tailgraph tests benchmarks
 	$(VENV)/bin/mypy tailgraph
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -73,6 +73,15 @@ def main(argv: list[str]) -> int:
 
     kind = DATA_KINDS[a.protocol]
     try:
+        # an option of another protocol would be silently without effect
+        for given, option, protocol in (
+            (a.ignore is not None, "--ignore", "oi"),
+            (a.attention_softmax, "--attention-softmax", "ag"),
+        ):
+            if given and a.protocol != protocol:
+                raise DataError(
+                    f"applies to --protocol {protocol} only, not {a.protocol}", field=option
+                )
         from tailgraph.evaluation.vg import _check_ks
 
         ks = tuple(_check_ks(a.k or kind.default_ks))

@@ -174,6 +174,9 @@ def _read_results(path: Path) -> dict[str, Any]:
             file=str(path),
             field="train_counts",
         )
+    if preds is not None:
+        for name, m in data["models"].items():
+            _check_lengths(m, len(preds), path, name, "")
     parents = data.get("coarse_parent")
     if parents is not None and (
         not isinstance(parents, list)
@@ -187,6 +190,20 @@ def _read_results(path: Path) -> dict[str, Any]:
             field="coarse_parent",
         )
     return data
+
+
+def _check_lengths(m: dict, n: int, file: Path, model: str, key: str) -> None:
+    """Every per-predicate list of a model (at any depth: AG's ``with`` / ``semi`` / ``no``)
+    has one value per predicate of ``predicates`` — a longer or shorter one cannot be aligned
+    and would be dropped from the page."""
+    for k, v in m.items():
+        sub = f"{key}.{k}" if key else str(k)
+        if isinstance(v, dict):
+            _check_lengths(v, n, file, model, sub)
+        elif isinstance(v, list) and str(k).startswith("per_predicate_") and len(v) != n:
+            raise DataError(
+                f"{len(v)} values for the {n} predicates", file=str(file), sample=model, field=sub
+            )
 
 
 # metric names whose values are fractions (recalls, APs): numbers in [0, 1], or null where

@@ -52,6 +52,21 @@ def test_report_bad_input(tmp_path, capsys):
     assert "models" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("n", [2, 4])
+def test_a_per_predicate_list_of_another_length_is_an_error(tmp_path, capsys, n):
+    """A per-predicate list that does not match ``predicates`` (here nested as AG's ``with``)
+    cannot be aligned: an error naming the model and the field, not a page without it."""
+    d = doc()
+    d["models"]["pixel"] = {"with": {"R@50": 0.5, "per_predicate_R@50": [0.5] * n}}
+    f = tmp_path / "metrics.json"
+    f.write_text(json.dumps(d))
+    assert main([str(f), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'pixel'" in err[0] and "with.per_predicate_R@50" in err[0], err
+    assert f"{n} values for the 3 predicates" in err[0]
+    assert not (tmp_path / "o").exists()
+
+
 def test_report_rows_for_nested_and_ap_protocols(tmp_path):
     ag = {
         "with": {"R@20": 0.5, "mR@20": 0.25, "per_predicate_R@50": [0.5, 0.5]},

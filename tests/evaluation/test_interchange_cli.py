@@ -141,6 +141,23 @@ def test_evaluate_command(tmp_path, capsys):
     assert "no prediction" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "option", [["--ignore", "no_such_predicate"], ["--ignore"], ["--attention-softmax"]]
+)
+def test_an_option_of_another_protocol_is_an_error(tmp_path, capsys, option):
+    """``--ignore`` (oi) or ``--attention-softmax`` (ag) given to ``--protocol vg`` would have no
+    effect: one line naming the option, exit 2, no metrics file."""
+    g, p = data()
+    write_ground_truth(tmp_path / "gt.json", [g], VOCAB)
+    write_predictions(tmp_path / "pred.json", [p])
+    argv = ["--protocol", "vg", "--gt", str(tmp_path / "gt.json"), "--pred",
+            str(tmp_path / "pred.json"), "--json", str(tmp_path / "out.json")]  # fmt: skip
+    assert evaluate_main(argv + option) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and option[0] in err[0], err
+    assert not (tmp_path / "out.json").exists()
+
+
 def test_evaluate_command_on_a_data_set_folder(tmp_path):
     from tailgraph.data.vg import write_vg
 
