@@ -337,6 +337,106 @@ def _(case):
     )  # fmt: skip
 
 
+# ---------------------------------------------------------------- predict and checkpoints
+
+CKPT: dict[str, Path] = {}  # "vg": a 1-epoch MOTIFS checkpoint on the small synth-vg
+
+
+def _images(case: Path, n: int = 3) -> Path:
+    folder = case / "images"
+    folder.mkdir()
+    for f in sorted((BASE["synth-vg"] / "images").iterdir())[:n]:
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+def _boxes(case: Path, images: Path, box: list[float]) -> Path:
+    import torch
+
+    classes = torch.load(CKPT["vg"], map_location="cpu", weights_only=False)["tailgraph"]["vocab"][
+        "object_classes"
+    ]
+    doc = {
+        f.name: [{"box": [4, 4, 40, 40], "label": classes[1]}, {"box": box, "label": classes[2]}]
+        for f in sorted(images.iterdir())
+    }
+    (case / "boxes.json").write_text(json.dumps(doc))
+    return case / "boxes.json"
+
+
+def _predict(case: Path, box: list[float], out: str = "out") -> list[str]:
+    images = _images(case)
+    return ["predict", "--ckpt", str(CKPT["vg"]), "--input", str(images), "--boxes",
+            str(_boxes(case, images, box)), "--out", str(case / out)]  # fmt: skip
+
+
+trial("predict", "valid boxes", expect="ok", needs="ckpt")(
+    lambda case: _predict(case, [20, 20, 60, 60])
+)
+trial("predict", "a box far outside its image", needs="ckpt", output="out")(
+    lambda case: _predict(case, [20, 20, 1e9, 60])
+)
+trial("predict", "an inverted box", needs="ckpt", output="out")(
+    lambda case: _predict(case, [60, 20, 20, 60])
+)
+
+
+@trial("predict", "a truncated JPEG", needs="ckpt", output="out")
+def _(case):
+    argv = _predict(case, [20, 20, 60, 60])
+    f = sorted((case / "images").iterdir())[0]
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
+    return argv
+
+
+@trial("predict", "--out under a regular file", needs="ckpt")
+def _(case):
+    (case / "file").write_text("x")
+    return _predict(case, [20, 20, 60, 60], out="file/out")
+
+
+@trial("predict", "an unknown class name", needs="ckpt", output="out")
+def _(case):
+    argv = _predict(case, [20, 20, 60, 60])
+    doc = json.loads((case / "boxes.json").read_text())
+    next(iter(doc.values()))[0]["label"] = "no such class"
+    (case / "boxes.json").write_text(json.dumps(doc))
+    return argv
+
+
+@trial("predict", "a truncated checkpoint", needs="ckpt", output="out")
+def _(case):
+    argv = _predict(case, [20, 20, 60, 60])
+    bad = case / "bad.ckpt"
+    bad.write_bytes(CKPT["vg"].read_bytes()[:5000])
+    argv[argv.index("--ckpt") + 1] = str(bad)
+    return argv
+
+
+@trial("checkpoints", "a MOTIFS checkpoint tested with --model.context Transformer", needs="ckpt")
+def _(case):
+    # an explicit --model option wins over the checkpoint's model: the weights cannot load
+    recipe = Path(__file__).resolve().parents[1] / "configs/synthetic/vg_predcls_motifs.yaml"
+    return ["test", "--config", str(recipe), "--data.init_args.root", str(BASE["synth-vg"]),
+            "--data.init_args.num_train", "8", "--data.init_args.num_test", "4",
+            "--model.context.class_path",
+            "tailgraph.modeling.context.transformer.TransformerContext",
+            "--ckpt_path", str(CKPT["vg"]),
+            "--trainer.default_root_dir", str(case / "r")]  # fmt: skip
+
+
+@trial("signals", "SIGINT during predict", expect="interrupted", signal_after=6.0, needs="ckpt",
+       output="out")  # fmt: skip
+def _(case):
+    images = case / "images"
+    images.mkdir()
+    src = sorted((BASE["synth-vg"] / "images").iterdir())
+    for i in range(400):  # enough images that the command is still running at the signal
+        shutil.copy(src[i % len(src)], images / f"{i:04d}.jpg")
+    return ["predict", "--ckpt", str(CKPT["vg"]), "--input", str(images), "--boxes",
+            str(_boxes(case, images, [20, 20, 60, 60])), "--out", str(case / "out")]  # fmt: skip
+
+
 # ---------------------------------------------------------------- disk full, signals
 
 
@@ -458,6 +558,18 @@ def main() -> int:
             ["synth", "--variant", v, "--train", "8", "--test", "4", "--out", str(BASE[v])]
         )
         assert rc == 0, v
+    recipe = Path(__file__).resolve().parents[1] / "configs/synthetic/vg_predcls_motifs.yaml"
+    # in its own process: a fork after torch's thread pools have run could deadlock a child
+    import subprocess
+
+    subprocess.run(
+        [str(Path(sys.executable).with_name("tailgraph")), "fit", "--config", str(recipe),
+         "--data.init_args.root", str(BASE["synth-vg"]), "--data.init_args.num_train", "8",
+         "--data.init_args.num_test", "4", "--trainer.max_epochs", "1",
+         "--trainer.default_root_dir", str(work / "base" / "fit")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    CKPT["vg"] = next((work / "base" / "fit").rglob("last.ckpt"))
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows = []
     for i, t in enumerate(TRIALS):

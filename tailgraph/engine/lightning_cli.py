@@ -155,7 +155,21 @@ class TailgraphCLI(LightningCLI):
         sub = self.config.get("subcommand")
         if not sub:
             return
-        for a in self._given_args:
+        given = self._given_args
+        for i, a in enumerate(given[:-1]):
+            # a component given whole (``--model.context X`` or ``--model.context.class_path
+            # X``, rewritten by _component_overrides into a JSON --config) replaces the checkpoint's
+            if a == "--config" and given[i + 1].startswith('{"model": '):
+                import json
+
+                for comp in json.loads(given[i + 1])["model"]:
+                    dst = self.config[sub]["model"]
+                    value = copy.deepcopy(_child(before[sub]["model"], comp))
+                    if isinstance(dst, dict):
+                        dst[comp] = value
+                    else:
+                        setattr(dst, comp, value)
+        for a in given:
             if not a.startswith("--model."):
                 continue
             path = a[2:].split("=", 1)[0].split(".")[1:]

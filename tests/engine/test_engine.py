@@ -790,6 +790,13 @@ def test_a_checkpoint_of_another_model_names_file_key_and_setting(tmp_path, caps
         "trained with model.context.hidden_dim=16 (here 32)",
     ):
         assert needle in err[0], (needle, err[0])
+    # a component given whole on the command line wins over the checkpoint's too (it was
+    # silently replaced by the checkpoint's model before)
+    motifs = "tailgraph.modeling.context.motifs.MotifsContext"
+    assert tailgraph_main([*argv, "--model.context.class_path", motifs]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(ckpt) in err[0], err
+    assert f"PairwiseMLPContext (here {motifs})" in err[0], err[0]
     from tailgraph.engine.module import state_dict_mismatch
 
     own = {"a": torch.zeros(2), "b": torch.zeros(1)}
