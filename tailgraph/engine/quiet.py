@@ -5,7 +5,8 @@ about details of their own internals (a pytree deprecation inside Lightning, the
 ``transfer_batch_to_device`` override that tailgraph makes on purpose, a checkpoint folder that
 moves between ``fit`` and ``test`` runs, DataLoader worker counts on purpose left at 0, the
 hardware inventory every trainer prints, a short run smaller than the logging interval,
-jsonargparse's notes on APIs that Lightning's CLI still calls).
+jsonargparse's notes on APIs that Lightning's CLI still calls, the seed line, the line before a
+checkpoint loads).
 :func:`quiet_libraries` filters exactly those messages; every other warning and log line is
 kept.
 """
@@ -38,6 +39,11 @@ NOISE = (
     "`Trainer.fit` stopped: `max_epochs=",
     # the metrics are synchronised by torchmetrics (every rank logs the same value)
     "when logging on epoch level in distributed setting",
+    # the seed is the recipe's and is kept in run.json
+    "Seed set to ",
+    # printed before the weights load (so a checkpoint that does not fit would add a line to
+    # its one-line error); Lightning's "Loaded model weights from ..." still names the file
+    "Restoring states from the checkpoint path at",
 )
 
 
@@ -64,13 +70,15 @@ def quiet_libraries() -> None:
     for name in (
         "lightning.pytorch.utilities.rank_zero",
         "lightning.fabric.utilities.rank_zero",
+        "lightning.fabric.utilities.seed",
         "lightning.pytorch",
         "lightning.fabric",
     ):
         logging.getLogger(name).addFilter(drop)
-    # Lightning's own handler sits on the package logger: filter there too
-    for handler in logging.getLogger("lightning.pytorch").handlers:
-        handler.addFilter(drop)
+    # Lightning's own handlers sit on the package loggers: filter there too
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(drop)
 
 
 def _escape(text: str) -> str:
