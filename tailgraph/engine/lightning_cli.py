@@ -37,6 +37,16 @@ from tailgraph.io.predictions import PRED_FORMATS
 __all__ = ["fit_main", "validate_main", "test_main", "predict_main", "TailgraphCLI", "ddp_strategy"]
 
 
+def _class_path(spec: Any) -> str | None:
+    """The ``class_path`` of a component spec (a dict or a namespace), ``None`` for none."""
+    if spec is None:
+        return None
+    try:
+        return str(_child(spec, "class_path"))
+    except (KeyError, AttributeError, TypeError):
+        return None
+
+
 def _child(node: Any, key: str) -> Any:
     """``node[key]`` of a dict or a jsonargparse namespace."""
     return node[key] if isinstance(node, dict) else getattr(node, key)
@@ -143,7 +153,8 @@ class TailgraphCLI(LightningCLI):
         """With ``--ckpt_path``, Lightning replaces the ``model`` section by the checkpoint's
         hyperparameters (so ``test --config RECIPE`` rebuilds the model as it was trained, with
         the fit's overrides). Options given explicitly on this command line (``--model.…``)
-        then win over the checkpoint's, so test-time switches are not silently dropped."""
+        then win over the checkpoint's, so test-time switches are not silently dropped; a
+        recipe component that is not the checkpoint's gets a one-line note on stderr."""
         import copy
 
         sub = self.config.get("subcommand")
@@ -188,6 +199,19 @@ class TailgraphCLI(LightningCLI):
                 else:
                     setattr(dst, cand[-1], value)
                 break
+        # a recipe whose components are not the checkpoint's: the checkpoint's run, say so
+        for comp in _COMPONENTS:
+            try:
+                recipe = _class_path(_child(before[sub]["model"], comp))
+                used = _class_path(_child(self.config[sub]["model"], comp))
+            except (KeyError, AttributeError, TypeError):
+                continue
+            if recipe != used:
+                print(
+                    f"tailgraph {sub}: note: model.{comp} is the checkpoint's "
+                    f"({used or 'none'}), not the recipe's ({recipe or 'none'})",
+                    file=sys.stderr,
+                )
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)

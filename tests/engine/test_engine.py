@@ -797,6 +797,15 @@ def test_a_checkpoint_of_another_model_names_file_key_and_setting(tmp_path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(ckpt) in err[0], err
     assert f"PairwiseMLPContext (here {motifs})" in err[0], err[0]
+    # another recipe's model section: the checkpoint's model runs, and a note says so
+    other = tmp_path / "other.yaml"
+    doc = yaml.safe_load(cfg.read_text())
+    doc["model"]["context"] = {"class_path": motifs}
+    other.write_text(yaml.safe_dump(doc))
+    assert tailgraph_main(["test", "--config", str(other), "--ckpt_path", str(ckpt)]) == 0
+    err = capsys.readouterr().err
+    assert "model.context is the checkpoint's (tailgraph.modeling.context.pairwise" in err, err
+    assert f"not the recipe's ({motifs})" in err, err
     from tailgraph.engine.module import state_dict_mismatch
 
     own = {"a": torch.zeros(2), "b": torch.zeros(1)}
