@@ -250,15 +250,8 @@ def _frame_graph(
             sample=key,
             field="bbox_size",
         )
-    if pbox.shape[0] and boxes_far_outside(pbox[:1], w, h)[0]:
-        raise DataError(
-            f"person box {pbox[0].tolist()} lies more than one image size outside the "
-            f"{w}x{h} frame",
-            file=person_file,
-            sample=key,
-            field="bbox",
-        )
     boxes = [pbox[0]]
+    object_of = [-1]  # the object entry of each box (-1: the person)
     labels = [vocab.class_index("person")]
     rels, groups = [], []
     cls_index = {n: i for i, n in enumerate(vocab.object_classes)}
@@ -305,17 +298,9 @@ def _frame_graph(
                 sample=f"{key} object {j}",
                 field="bbox",
             )
-        box = np.array([x, y, x + bw, y + bh])
-        if boxes_far_outside(box[None], w, h)[0]:
-            raise DataError(
-                f"box (x, y, w, h) = {obj['bbox']!r} lies more than one image size outside the "
-                f"{w}x{h} frame",
-                file=obj_file,
-                sample=f"{key} object {j}",
-                field="bbox",
-            )
         i = len(boxes)
-        boxes.append(box)
+        boxes.append(np.array([x, y, x + bw, y + bh]))
+        object_of.append(j)
         labels.append(cls_index[obj["class"]])
         group = {}
         for gname, names, offset in (
@@ -337,6 +322,17 @@ def _frame_graph(
                 rels.append((i, 0, p) if offset == 3 else (0, i, p))
             group[gname.split("_")[0]] = idx
         groups.append(group)
+    # one check per frame, not per box
+    far = np.flatnonzero(boxes_far_outside(np.stack(boxes), w, h))
+    if far.size:
+        j = object_of[far[0]]
+        raise DataError(
+            f"{'person box' if j < 0 else 'box'} {boxes[far[0]].tolist()} lies more than one "
+            f"image size outside the {w}x{h} frame",
+            file=person_file if j < 0 else obj_file,
+            sample=key if j < 0 else f"{key} object {j}",
+            field="bbox",
+        )
     if len(boxes) == 1:
         return None
     try:

@@ -200,13 +200,6 @@ def _video(
                     sample=f"{vid} frame {f} tid {tid}",
                     field="bbox",
                 )
-            if width and height and boxes_far_outside(np.array([box]), width, height)[0]:
-                raise DataError(
-                    f"box {box} lies more than one frame size outside the {width}x{height} frame",
-                    file=str(path),
-                    sample=f"{vid} frame {f} tid {tid}",
-                    field="bbox",
-                )
             if tid in boxes:
                 raise DataError(
                     f"tid {tid} has two boxes in this frame",
@@ -216,6 +209,20 @@ def _video(
                 )
             boxes[tid] = box
         frame_boxes.append(boxes)
+    if width and height:  # one check per video, not per box
+        where = [(f, tid) for f, boxes in enumerate(frame_boxes) for tid in boxes]
+        if where:
+            every = np.array([frame_boxes[f][tid] for f, tid in where])
+            far = np.flatnonzero(boxes_far_outside(every, width, height))
+            if far.size:
+                f, tid = where[far[0]]
+                raise DataError(
+                    f"box {frame_boxes[f][tid]} lies more than one frame size outside the "
+                    f"{width}x{height} frame",
+                    file=str(path),
+                    sample=f"{vid} frame {f} tid {tid}",
+                    field="bbox",
+                )
     instances = []
     for i, r in enumerate(doc["relation_instances"]):
         try:

@@ -52,6 +52,14 @@ def _child(node: Any, key: str) -> Any:
     return node[key] if isinstance(node, dict) else getattr(node, key)
 
 
+def _set_child(node: Any, key: str, value: Any) -> None:
+    """``node[key] = value`` on a dict or a jsonargparse namespace."""
+    if isinstance(node, dict):
+        node[key] = value
+    else:
+        setattr(node, key, value)
+
+
 DDP_NAMES = ("ddp", "ddp_find_unused_parameters_true", "ddp_find_unused_parameters_false")
 
 
@@ -174,12 +182,8 @@ class TailgraphCLI(LightningCLI):
                 import json
 
                 for comp in json.loads(given[i + 1])["model"]:
-                    dst = self.config[sub]["model"]
                     value = copy.deepcopy(_child(before[sub]["model"], comp))
-                    if isinstance(dst, dict):
-                        dst[comp] = value
-                    else:
-                        setattr(dst, comp, value)
+                    _set_child(self.config[sub]["model"], comp, value)
         for a in given:
             if not a.startswith("--model."):
                 continue
@@ -194,10 +198,7 @@ class TailgraphCLI(LightningCLI):
                     value = _child(src, cand[-1])
                 except (KeyError, AttributeError, TypeError):
                     continue
-                if isinstance(dst, dict):
-                    dst[cand[-1]] = value
-                else:
-                    setattr(dst, cand[-1], value)
+                _set_child(dst, cand[-1], value)
                 break
         # a recipe whose components are not the checkpoint's: the checkpoint's run, say so
         for comp in _COMPONENTS:
