@@ -5,6 +5,8 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.tailgraph-installed
 DEMO_OUT ?= demo_out
+# the suite runs in this many pytest processes, one test file per process at a time
+TEST_WORKERS ?= 2
 
 .PHONY: demo test install bench clean browser
 
@@ -37,7 +39,7 @@ test: $(STAMP) browser
 	$(VENV)/bin/ruff format --check tailgraph tests benchmarks
 	$(VENV)/bin/mypy tailgraph
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=15 tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# CI has 2 cores. Run by pytest-xdist (``make test``: two worker processes), each worker and the
+# command-line subprocesses its tests start use one thread, so that the processes do not
+# oversubscribe the cores; a plain ``pytest`` uses both.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+else:
+    torch.set_num_threads(2)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The shared data sit beside the repository (../shared); TAILGRAPH_SHARED overrides that.
