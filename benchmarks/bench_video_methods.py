@@ -56,6 +56,7 @@ AG_OPTIONS = {
     "FReMuRe-bayes (no dual branch)": ("FReMuRe-bayes", {"context.dual_branch": False}),
     "FReMuRe-bayes (no decouple)": ("FReMuRe-bayes", {"context.decouple": False}),
     "FReMuRe-bayes (shared weights)": ("FReMuRe-bayes", {"context.share_weights": True}),
+    "FReMuRe-GMM-Plus (shared weights)": ("FReMuRe-GMM-Plus", {"context.share_weights": True}),
     # what FReMuRe adds after TEMPURA's relation feature, one part at a time: the Bayesian
     # heads (a linear head per type instead), the global phase (STTran's: learned frame
     # embedding, later-frame rule)
