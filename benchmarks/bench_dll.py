@@ -127,6 +127,98 @@ def head_body_tail(metrics: dict, dm, k: int = 100) -> tuple[float, float, float
     return tuple(float(np.mean([per[n] for n in t])) if len(t) else 0.0 for t in thirds)
 
 
+_LABELLED: dict[int, list] = {}
+
+
+def labelled_test_segments(dm) -> list:
+    """The test videos' segments built as training segments are (the data module's tracklets
+    and features, candidate pairs labelled against the relation instances; evaluation segments
+    carry no targets), normalised and batched like the data module's; built once per module."""
+    from torch.utils.data import DataLoader
+
+    from tailgraph.datamodules.tracklet_segments import build_tracklet_segments
+    from tailgraph.datamodules.vidvrd import _TrackletSegments, build_extractor
+    from tailgraph.structures import collate_segments
+
+    if id(dm) not in _LABELLED:
+        segments = build_tracklet_segments(
+            dm.splits["test"],
+            dm.vocab,
+            build_extractor(dm.feature_spec),
+            length=dm.length,
+            stride=dm.stride,
+            max_size=dm.max_size,
+            training=True,
+            **dm.tracklet_options,
+        )
+        ds = _TrackletSegments(segments, dm.feature_mean, dm.feature_std, None)
+        _LABELLED[id(dm)] = list(
+            DataLoader(ds, batch_size=dm.batch_size, collate_fn=collate_segments)
+        )
+    return _LABELLED[id(dm)]
+
+
+def score_diagnostics(module, dm) -> dict:
+    """Where a trained model's predicate scores go on the test videos' labelled segment pairs
+    (:func:`labelled_test_segments`, sigmoid scores). For the ground-truth positions of each
+    third of the predicates by training relation instances (``head`` / ``body`` / ``tail``):
+    the mean target score, the mean of the pair's largest non-target score, the share where
+    the target outranks every non-target of its pair and, of those it does not, the share lost
+    to the target's *header* (KDL's transfer source). Over all pairs: the mean non-target
+    score, and the mean top score of pairs with no relation (false triplets that compete with
+    the true ones in RelDet's ranking). A third with no test position has no entries."""
+    import torch
+
+    from tailgraph.methods.dll import PatternMap, header_predicates
+
+    vocab = dm.vocab
+    fg = list(vocab.foreground_predicates)
+    names = [vocab.predicates[p] for p in fg]
+    counts = {n: 0 for n in names}
+    for v in dm.splits["train"]:
+        for r in v.extras["relation_instances"]:
+            counts[r["predicate"]] += 1
+    order = sorted(range(len(fg)), key=lambda j: -counts[names[j]])
+    third = {int(j): i for i, t in enumerate(np.array_split(np.array(order), 3)) for j in t}
+    pmap, _, _ = PatternMap.from_names(
+        [vocab.action_pattern[p] for p in fg], [vocab.spatial_pattern[p] for p in fg]
+    )
+    header = header_predicates(pmap, [counts[n] for n in names])
+    acc: dict[str, list[float]] = {}
+
+    def add(key: str, values) -> None:
+        acc.setdefault(key, []).extend(float(x) for x in values)
+
+    module.eval()
+    with torch.no_grad():
+        for batch in labelled_test_segments(dm):
+            probs = torch.sigmoid(module.model(batch)["refined_logits"])
+            targets = batch.targets.bool()
+            if not probs.numel():
+                continue
+            add("nontarget_p", probs[~targets].tolist())
+            empty = ~targets.any(1)
+            add("background_top_p", probs[empty].max(1).values.tolist())
+            rows, ks = targets.nonzero(as_tuple=True)
+            others = probs[rows].masked_fill(targets[rows], -1.0)
+            top_other, top_j = others.max(1)
+            pk = probs[rows, ks]
+            for name, part in (("head", 0), ("body", 1), ("tail", 2)):
+                sel = torch.tensor([third[int(k)] == part for k in ks], dtype=torch.bool)
+                if not sel.any():
+                    continue
+                add(f"{name}_target_p", pk[sel].tolist())
+                add(f"{name}_top_nontarget_p", top_other[sel].tolist())
+                won = pk[sel] > top_other[sel]
+                add(f"{name}_target_top1", won.tolist())
+                lost = ~won
+                add(
+                    f"{name}_lost_to_header",
+                    (top_j[sel][lost] == header[ks[sel][lost]]).tolist(),
+                )
+    return {k: float(np.mean(v)) if v else float("nan") for k, v in acc.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -155,6 +247,11 @@ def main() -> None:
         default=None,
         choices=["gt", "jittered", "tracked"],
         help="the data module's tracklet source (default: the recipe's, jittered)",
+    )
+    ap.add_argument(
+        "--scores",
+        action="store_true",
+        help="also record where each model's test scores go (score_diagnostics)",
     )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "dll_synth_vrd"))
     args = ap.parse_args()
@@ -193,13 +290,21 @@ def main() -> None:
             continue
         for seed in args.seeds:
             L.seed_everything(seed, verbose=False)
-            metrics, seconds = fit_and_test(SGGModule(**model_spec(cfg, variant)), dm, epochs)
+            module = SGGModule(**model_spec(cfg, variant))
+            metrics, seconds = fit_and_test(module, dm, epochs)
             row = {c: float(metrics[c]) for c in COLUMNS}
             row["head"], row["body"], row["tail"] = head_body_tail(metrics, dm)
             row["s_per_epoch"] = seconds / epochs
             row["seed"] = seed
+            if args.scores:
+                row["scores"] = score_diagnostics(module, dm)
             runs.setdefault(name, []).append(row)
-            print(name, seed, {k: round(v, 4) for k, v in row.items()}, flush=True)
+            print(
+                name,
+                seed,
+                {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()},
+                flush=True,
+            )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(
@@ -230,6 +335,14 @@ def main() -> None:
             sd = statistics.stdev(vals) * scale if len(vals) > 1 else 0.0
             cells.append(f"{statistics.mean(vals) * scale:.2f} ± {sd:.2f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if args.scores:  # where the scores go, mean over seeds (score_diagnostics)
+        keys = sorted({k for rows in runs.values() for r in rows for k in r["scores"]})
+        lines += ["", "| variant | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        for name, rows in runs.items():
+            cells = [
+                f"{np.nanmean([r['scores'].get(k, float('nan')) for r in rows]):.3f}" for k in keys
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -36,3 +36,50 @@ def test_hostile_trials_are_classified_by_exit_code_lines_and_leftovers(tmp_path
     assert verdict(t, "clean") and not verdict(t, "read")
     assert verdict({"expect": "ok"}, "read") and not verdict({"expect": "ok"}, "clean")
     assert verdict({"expect": "any"}, "read") and not verdict({"expect": "any"}, "crash")
+
+
+def test_dll_score_diagnostics_follow_the_scores(tmp_path):
+    """``bench_dll.score_diagnostics`` on a model that scores every ground-truth predicate of a
+    pair above the rest (all targets win; the non-target mass is what the model gives) and on
+    its inverse (no target wins)."""
+    import torch
+    from bench_dll import score_diagnostics
+
+    from tailgraph.datamodules.vidvrd import VidVRDDataModule
+
+    dm = VidVRDDataModule(
+        root=str(tmp_path / "vrd"),
+        synth_train=12,
+        synth_test=16,
+        synth_size=64,
+        layout_only=False,
+        output="tracklets",
+        tracklets="gt",
+        segment_length=8,
+        segment_stride=4,
+        max_size=64,
+        val_fraction=0.0,
+    )
+    dm.setup("fit")
+
+    class Scores:
+        def __init__(self, sign):
+            self.sign = sign
+
+        def eval(self):
+            return self
+
+        def model(self, batch):
+            return {"refined_logits": self.sign * (batch.targets * 10.0 - 5.0)}
+
+    good = score_diagnostics(Scores(1.0), dm)
+    thirds = [t for t in ("head", "body", "tail") if f"{t}_target_top1" in good]
+    assert "head" in thirds and len(thirds) >= 2
+    assert all(good[f"{t}_target_top1"] == 1.0 for t in thirds)
+    assert good["head_target_p"] == pytest.approx(float(torch.sigmoid(torch.tensor(5.0))))
+    assert good["nontarget_p"] == pytest.approx(float(torch.sigmoid(torch.tensor(-5.0))))
+    assert good["background_top_p"] == pytest.approx(good["nontarget_p"])
+    assert good["head_lost_to_header"] != good["head_lost_to_header"]  # nothing lost: NaN
+    bad = score_diagnostics(Scores(-1.0), dm)
+    assert all(bad[f"{t}_target_top1"] == 0.0 for t in thirds)
+    assert all(0.0 <= bad[f"{t}_lost_to_header"] <= 1.0 for t in thirds)
