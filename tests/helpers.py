@@ -177,3 +177,24 @@ def write_interchange_case(folder: Path, seed: int, num_images: int, mode: str) 
     (folder / "gt.json").write_text(json.dumps(_gt_doc(gts)))
     (folder / "pred.json").write_text(json.dumps(_pred_doc(preds)))
     return folder
+
+
+def tiny_vrd_tracklets(root, train: int, test: int, size: int, **options):
+    """A synth-vrd VidVRD data module of ``train`` / ``test`` videos at ``size`` px giving
+    tracklet segments (8 frames, stride 4, features from the frames, no validation split);
+    ``options`` override or add data-module arguments. Not set up."""
+    from tailgraph.datamodules.vidvrd import VidVRDDataModule
+
+    args = dict(
+        root=str(root),
+        synth_train=train,
+        synth_test=test,
+        synth_size=size,
+        layout_only=False,
+        output="tracklets",
+        segment_length=8,
+        segment_stride=4,
+        max_size=size,
+        val_fraction=0.0,
+    )
+    return VidVRDDataModule(**{**args, **options})

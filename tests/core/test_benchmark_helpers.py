@@ -45,21 +45,9 @@ def test_dll_score_diagnostics_follow_the_scores(tmp_path):
     import torch
     from bench_dll import score_diagnostics
 
-    from tailgraph.datamodules.vidvrd import VidVRDDataModule
+    from tests.helpers import tiny_vrd_tracklets
 
-    dm = VidVRDDataModule(
-        root=str(tmp_path / "vrd"),
-        synth_train=12,
-        synth_test=16,
-        synth_size=64,
-        layout_only=False,
-        output="tracklets",
-        tracklets="gt",
-        segment_length=8,
-        segment_stride=4,
-        max_size=64,
-        val_fraction=0.0,
-    )
+    dm = tiny_vrd_tracklets(tmp_path / "vrd", 12, 16, 64, tracklets="gt")
     dm.setup("fit")
 
     class Scores:

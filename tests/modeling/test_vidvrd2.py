@@ -234,22 +234,16 @@ def test_model_predicts_foreground_columns_as_predicates_one_up():
 
 @pytest.fixture(scope="module")
 def vrd_dm(tmp_path_factory):
-    from tailgraph.datamodules.vidvrd import VidVRDDataModule
+    from tests.helpers import tiny_vrd_tracklets
 
     root = tmp_path_factory.mktemp("vrd") / "synth-vrd"
-    dm = VidVRDDataModule(
-        root=str(root),
-        synth_train=100,
-        synth_test=30,
-        synth_size=128,
-        layout_only=False,
-        output="tracklets",
+    dm = tiny_vrd_tracklets(
+        root,
+        100,
+        30,
+        128,
         tracklets="jittered",
         jitter=0.01,
-        segment_length=8,
-        segment_stride=4,
-        max_size=128,
-        val_fraction=0.0,
         synth_options={"head_tail_ratio": 10.0},
     )
     dm.setup("fit")
@@ -403,20 +397,14 @@ def test_dll_in_a_plain_training_loop_as_the_readme_shows(vrd_dm):
 
 
 def test_tracklet_segments_are_cached_on_disk_and_rebuilt_when_stale(tmp_path):
-    from tailgraph.datamodules.vidvrd import VidVRDDataModule
+    from tests.helpers import tiny_vrd_tracklets
 
     def dm(cache, pool=2):
-        return VidVRDDataModule(
-            root=str(tmp_path / "vrd"),
-            synth_train=6,
-            synth_test=2,
-            synth_size=64,
-            layout_only=False,
-            output="tracklets",
-            segment_length=8,
-            segment_stride=4,
-            max_size=64,
-            val_fraction=0.0,
+        return tiny_vrd_tracklets(
+            tmp_path / "vrd",
+            6,
+            2,
+            64,
             feature_cache=str(cache),
             feature_extractor={
                 "class_path": "tailgraph.modeling.tracklet_features.TrackletFeatureExtractor",
