@@ -57,6 +57,22 @@ AG_OPTIONS = {
     "FReMuRe-bayes (no decouple)": ("FReMuRe-bayes", {"context.decouple": False}),
     "FReMuRe-bayes (shared weights)": ("FReMuRe-bayes", {"context.share_weights": True}),
     "FReMuRe-GMM-Plus (shared weights)": ("FReMuRe-GMM-Plus", {"context.share_weights": True}),
+    # Eq. 6's density head trained on its means (no training perturbation), as evaluated
+    "FReMuRe-GMM-Plus (no perturbation, shared weights)": (
+        "FReMuRe-GMM-Plus",
+        {
+            "context.share_weights": True,
+            "head.head": {
+                "class_path": "tailgraph.modeling.heads.gmm_plus.GMMPlusHead",
+                "init_args": {
+                    "num_components": 6,
+                    "var_min": 0.001,
+                    "var_max": 5.0,
+                    "perturb": False,
+                },
+            },
+        },
+    ),
     # the released code's GMM-Plus (a mixture over perturbed logits) in place of Eq. 6's density
     "FReMuRe-GMM-Plus (code head, shared weights)": (
         "FReMuRe-GMM-Plus",

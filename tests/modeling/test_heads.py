@@ -257,3 +257,22 @@ def test_bayesian_head_log_var_init_sets_the_starting_sigma():
     default = BayesianHead(8, 3)  # PyTorch's initialisation: sigma near 1
     sigma2 = default(torch.randn(5, 8)).extras["aleatoric"]
     assert 0.3 < float(sigma2.mean()) < 3.0
+
+
+@pytest.mark.parametrize("variant", ["paper", "code"])
+def test_gmm_plus_perturb_false_trains_on_the_means_as_evaluation_does(variant):
+    """``perturb: false`` (the ablation switch): a training forward equals the evaluation one;
+    with the default the training forward draws a perturbation and differs."""
+    torch.manual_seed(0)
+    x = torch.randn(5, 8)
+    outs = {}
+    for perturb in (True, False):
+        torch.manual_seed(1)
+        head = GMMPlusHead(8, 3, num_components=2, variant=variant, perturb=perturb)
+        head.eval()
+        at_test = head(x).logits
+        head.train()
+        outs[perturb] = (head(x).logits, at_test)
+    torch.testing.assert_close(outs[False][0], outs[False][1])
+    assert not torch.allclose(outs[True][0], outs[True][1])
+    torch.testing.assert_close(outs[True][1], outs[False][1])  # the same weights at test

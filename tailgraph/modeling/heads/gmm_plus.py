@@ -54,6 +54,8 @@ class GMMPlusHead(PredicateHead):
             the code's).
         variant: ``paper`` (Eq. 6) or ``code``.
         embed_dim: ``d``, the size of the embedding the densities live in (paper variant).
+        perturb: draw the training perturbation (both variants; the paper and the released
+            code do). ``False`` trains on ``μ`` as evaluation does — an ablation switch.
 
     Shapes:
         ``forward(x [P, D], eps | None) -> HeadOutput`` with ``logits`` and ``probs``
@@ -77,6 +79,7 @@ class GMMPlusHead(PredicateHead):
         init_temperature: float | None = None,
         variant: str = "paper",
         embed_dim: int = 32,
+        perturb: bool = True,
     ) -> None:
         super().__init__()
         mixture_activation(torch.zeros(1), act)
@@ -84,6 +87,7 @@ class GMMPlusHead(PredicateHead):
             raise ValueError(f"variant must be 'paper' or 'code', got {variant!r}")
         self.k, self.c, self.act, self.variant = num_components, num_predicates, act, variant
         self.var_min, self.var_max, self.var_floor = var_min, var_max, var_floor
+        self.perturb = bool(perturb)
         if variant == "code":
             self.mean = nn.Linear(in_dim, num_components * num_predicates)
             self.spread = nn.Linear(in_dim, num_components * num_predicates)
@@ -126,7 +130,7 @@ class GMMPlusHead(PredicateHead):
         var = self.variances()
         log_pi = torch.log_softmax(self.mix_logits, dim=1)  # over components, per class
         mu = self.means.unsqueeze(0)  # [1, C, K, d]
-        if self.training:
+        if self.training and self.perturb:
             noise = torch.randn((z.shape[0], *self.means.shape), device=z.device, dtype=z.dtype)
             mu = mu + var.sqrt() * (noise if eps is None else eps)
         diff = z[:, None, None, :] - mu  # [P, C, K, d]
@@ -148,7 +152,7 @@ class GMMPlusHead(PredicateHead):
         var = (F.softplus(self._split(self.spread(x))) + 1e-6).clamp(self.var_min, self.var_max)
         pi = torch.softmax(self._split(self.mix(x)), dim=0)  # over components, per class
         z = mu
-        if self.training:
+        if self.training and self.perturb:
             z = mu + var.sqrt() * (torch.randn_like(mu) if eps is None else eps)
         probs = (pi * mixture_activation(z / tau, self.act)).sum(0)
         if self.act == "softmax":
