@@ -43,6 +43,24 @@ AG_RECIPES = {
     "FReMuRe-bayes": "fremure_bayes_ag_predcls",
     "FReMuRe-GMM-Plus": "fremure_gmmplus_ag_predcls",
 }
+
+
+def _shared_gmm_plus(**head_options) -> tuple[str, dict]:
+    """FReMuRe-GMM-Plus with shared weights and its GMM-Plus head (the recipe's K and variance
+    clamp) with ``head_options`` changed."""
+    head = {"num_components": 6, "var_min": 0.001, "var_max": 5.0, **head_options}
+    return (
+        "FReMuRe-GMM-Plus",
+        {
+            "context.share_weights": True,
+            "head.head": {
+                "class_path": "tailgraph.modeling.heads.gmm_plus.GMMPlusHead",
+                "init_args": head,
+            },
+        },
+    )
+
+
 # variants that are a recipe with method options changed: name -> (recipe variant, options)
 AG_OPTIONS = {
     "BMP (head-input prototypes)": ("BMP", {"prototype_features": "head_input"}),
@@ -58,37 +76,9 @@ AG_OPTIONS = {
     "FReMuRe-bayes (shared weights)": ("FReMuRe-bayes", {"context.share_weights": True}),
     "FReMuRe-GMM-Plus (shared weights)": ("FReMuRe-GMM-Plus", {"context.share_weights": True}),
     # Eq. 6's density head trained on its means (no training perturbation), as evaluated
-    "FReMuRe-GMM-Plus (no perturbation, shared weights)": (
-        "FReMuRe-GMM-Plus",
-        {
-            "context.share_weights": True,
-            "head.head": {
-                "class_path": "tailgraph.modeling.heads.gmm_plus.GMMPlusHead",
-                "init_args": {
-                    "num_components": 6,
-                    "var_min": 0.001,
-                    "var_max": 5.0,
-                    "perturb": False,
-                },
-            },
-        },
-    ),
+    "FReMuRe-GMM-Plus (no perturbation, shared weights)": _shared_gmm_plus(perturb=False),
     # the released code's GMM-Plus (a mixture over perturbed logits) in place of Eq. 6's density
-    "FReMuRe-GMM-Plus (code head, shared weights)": (
-        "FReMuRe-GMM-Plus",
-        {
-            "context.share_weights": True,
-            "head.head": {
-                "class_path": "tailgraph.modeling.heads.gmm_plus.GMMPlusHead",
-                "init_args": {
-                    "num_components": 6,
-                    "var_min": 0.001,
-                    "var_max": 5.0,
-                    "variant": "code",
-                },
-            },
-        },
-    ),
+    "FReMuRe-GMM-Plus (code head, shared weights)": _shared_gmm_plus(variant="code"),
     # what FReMuRe adds after TEMPURA's relation feature, one part at a time: the Bayesian
     # heads (a linear head per type instead), the global phase (STTran's: learned frame
     # embedding, later-frame rule)
