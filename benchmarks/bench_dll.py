@@ -113,14 +113,20 @@ def model_spec(cfg: dict, variant: dict) -> dict:
     return model
 
 
+def train_instance_counts(dm) -> dict[str, int]:
+    """Training relation instances per foreground predicate name."""
+    counts = {dm.vocab.predicates[p]: 0 for p in dm.vocab.foreground_predicates}
+    for v in dm.splits["train"]:
+        for r in v.extras["relation_instances"]:
+            counts[r["predicate"]] += 1
+    return counts
+
+
 def head_body_tail(metrics: dict, dm, k: int = 100) -> tuple[float, float, float]:
     """Mean recall@k of the most / middle / least frequent third of the predicates (training
     relation instances)."""
     names = [dm.vocab.predicates[p] for p in dm.vocab.foreground_predicates]
-    counts = {n: 0 for n in names}
-    for v in dm.splits["train"]:
-        for r in v.extras["relation_instances"]:
-            counts[r["predicate"]] += 1
+    counts = train_instance_counts(dm)
     per = metrics[f"per_predicate_R@{k}"]
     present = [n for n in sorted(names, key=lambda n: -counts[n]) if n in per]
     thirds = np.array_split(np.array(present), 3)
@@ -174,12 +180,11 @@ def score_diagnostics(module, dm) -> dict:
     vocab = dm.vocab
     fg = list(vocab.foreground_predicates)
     names = [vocab.predicates[p] for p in fg]
-    counts = {n: 0 for n in names}
-    for v in dm.splits["train"]:
-        for r in v.extras["relation_instances"]:
-            counts[r["predicate"]] += 1
+    counts = train_instance_counts(dm)
     order = sorted(range(len(fg)), key=lambda j: -counts[names[j]])
-    third = {int(j): i for i, t in enumerate(np.array_split(np.array(order), 3)) for j in t}
+    third = torch.zeros(len(fg), dtype=torch.int64)  # column -> 0 head, 1 body, 2 tail
+    for i, t in enumerate(np.array_split(np.array(order), 3)):
+        third[torch.as_tensor(t, dtype=torch.int64)] = i
     pmap, _, _ = PatternMap.from_names(
         [vocab.action_pattern[p] for p in fg], [vocab.spatial_pattern[p] for p in fg]
     )
@@ -204,7 +209,7 @@ def score_diagnostics(module, dm) -> dict:
             top_other, top_j = others.max(1)
             pk = probs[rows, ks]
             for name, part in (("head", 0), ("body", 1), ("tail", 2)):
-                sel = torch.tensor([third[int(k)] == part for k in ks], dtype=torch.bool)
+                sel = third[ks] == part
                 if not sel.any():
                     continue
                 add(f"{name}_target_p", pk[sel].tolist())
