@@ -223,3 +223,30 @@ def continuing_csv_logger(save_dir: str | os.PathLike, version: int) -> Any:
             return self._experiment
 
     return _Logger(save_dir=str(save_dir), name="runs", version=version)
+
+
+def folder_only_logger(save_dir: str | os.PathLike, version: int | None = None) -> Any:
+    """``trainer.logger: false``: a logger that records nothing, so that a run without logs
+    still writes into its own ``<save_dir>/runs/version_N`` (``checkpoints/``, ``config.yaml``,
+    ``run.json``, ``metrics.json``) rather than into ``checkpoints/`` and ``run.json`` of the
+    working directory, where ``--ckpt_path last`` and ``report`` would not find it."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    class _Logger(CSVLogger):
+        @property
+        def experiment(self) -> None:  # no writer: nothing is logged, nothing is cleared
+            return None
+
+        def log_metrics(self, metrics: Any, step: Any = None) -> None:
+            pass
+
+        def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def save(self) -> None:
+            pass
+
+        def finalize(self, status: str) -> None:
+            pass
+
+    return _Logger(save_dir=str(save_dir), name="runs", version=version)

@@ -8,8 +8,8 @@ Every run writes into one folder, ``<trainer.default_root_dir>/runs/version_N/``
 TensorBoard logs, ``config.yaml`` (the resolved recipe), ``run.json`` (library versions and
 seed), ``checkpoints/last.ckpt`` (``fit``) and ``metrics.json`` (``test``; the keys
 ``tailgraph evaluate --json`` writes for the protocol, AG nested under ``with`` / ``semi`` /
-``no``). Errors in the recipe or the data end in one line on stderr and exit code 2
-(``--debug`` shows the traceback).
+``no``); with ``trainer.logger: false`` the same folder without the logs. Errors in the recipe
+or the data end in one line on stderr and exit code 2 (``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from tailgraph.engine.checkpoints import (
     AtomicCheckpointIO,
     check_checkpoint,
     continuing_csv_logger,
+    folder_only_logger,
     latest_checkpoint,
     run_version_of,
 )
@@ -235,10 +236,12 @@ class TailgraphCLI(LightningCLI):
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> L.Trainer:
         # One run folder for every logger: <default_root_dir>/runs/version_N.
-        if config.get("logger") in (None, True):
+        root = config.get("default_root_dir") or os.getcwd()
+        if config.get("logger") is False:  # no logs, but still the run's own folder
+            config["logger"] = folder_only_logger(root, self._resumed_version(root))
+        elif config.get("logger") in (None, True):
             from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-            root = config.get("default_root_dir") or os.getcwd()
             version = self._resumed_version(root)
             csv = (
                 CSVLogger(save_dir=root, name="runs")

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from tailgraph.cli import main as tailgraph_main
@@ -156,8 +157,6 @@ def test_synthetic_recipe_fits_and_tests(name, tmp_path, monkeypatch, capsys):
     if name == "vg_predcls_motifs":  # a dotted override inside a component spec reaches it
         saved = yaml.safe_load((run / "config.yaml").read_text())["model"]["context"]
         assert str(saved.get("hidden_dim", saved["init_args"].get("hidden_dim"))) == "24"
-        import torch
-
         state = torch.load(
             run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True
         )["state_dict"]
@@ -235,8 +234,6 @@ def test_hml_synthetic_recipe_fits_and_tests(tmp_path, monkeypatch):
     recipe.write_text(yaml.safe_dump(cfg))
     assert tailgraph_main(["fit", "--config", str(recipe)]) == 0
     run = tmp_path / "out" / "runs" / "version_0"
-    import torch
-
     state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)[
         "state_dict"
     ]
@@ -321,3 +318,26 @@ def test_vg150_hml_recipes_use_the_authors_fixed_split():
         assert method["class_path"] == "tailgraph.methods.hml.HML"
         assert method["init_args"]["split"] == "fixed", path.name
     assert {"has", "in", "of", "with"} <= set(CODE_VG_STAGE1)
+
+
+def test_a_run_without_logger_still_writes_into_its_own_run_folder(tmp_path, monkeypatch):
+    """``trainer.logger: false``: no metrics.csv and no TensorBoard events, but the checkpoint,
+    recipe and run.json go to ``runs/version_N`` (never ``checkpoints/`` and ``run.json`` in
+    the working directory), and ``--ckpt_path last`` continues that folder."""
+    monkeypatch.chdir(tmp_path)
+    recipe = tiny_recipe("vg_predcls_motifs", tmp_path)
+    cfg = yaml.safe_load(recipe.read_text())
+    cfg["trainer"].pop("default_root_dir")
+    cfg["trainer"]["logger"] = False
+    recipe.write_text(yaml.safe_dump(cfg))
+    assert tailgraph_main(["fit", "--config", str(recipe)]) == 0
+    run = tmp_path / "runs" / "version_0"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert (run / "config.yaml").is_file() and (run / "run.json").is_file()
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "run.json").exists()
+    assert not list(run.glob("metrics.csv")) and not list(run.glob("events.out.tfevents*"))
+    again = ["fit", "--config", str(recipe), "--ckpt_path", "last", "--trainer.max_epochs", "2"]
+    assert tailgraph_main(again) == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["version_0"]
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["epoch"] == 1
