@@ -77,6 +77,8 @@ AG_OPTIONS = {
     "FReMuRe-GMM-Plus (shared weights)": ("FReMuRe-GMM-Plus", {"context.share_weights": True}),
     # Eq. 6's density head trained on its means (no training perturbation), as evaluated
     "FReMuRe-GMM-Plus (no perturbation, shared weights)": _shared_gmm_plus(perturb=False),
+    # the same with the perturbation drawn at 0.3 of its size (a dose between the two)
+    "FReMuRe-GMM-Plus (0.3 perturbation, shared weights)": _shared_gmm_plus(noise_scale=0.3),
     # the released code's GMM-Plus (a mixture over perturbed logits) in place of Eq. 6's density
     "FReMuRe-GMM-Plus (code head, shared weights)": _shared_gmm_plus(variant="code"),
     # what FReMuRe adds after TEMPURA's relation feature, one part at a time: the Bayesian

@@ -276,3 +276,30 @@ def test_gmm_plus_perturb_false_trains_on_the_means_as_evaluation_does(variant):
     torch.testing.assert_close(outs[False][0], outs[False][1])
     assert not torch.allclose(outs[True][0], outs[True][1])
     torch.testing.assert_close(outs[True][1], outs[False][1])  # the same weights at test
+
+
+@pytest.mark.parametrize("variant", ["paper", "code"])
+def test_gmm_plus_noise_scale_scales_the_drawn_perturbation(variant):
+    """``noise_scale: s`` trains on ``μ + s σ ε``: with the same ``ε`` a scale of 0 gives the
+    evaluation forward, 1 the default head's, and a scale in between moves the logits part of
+    the way (monotone in ``s``)."""
+    torch.manual_seed(0)
+    x = torch.randn(5, 8)
+    shape = (5, 3, 2, 32) if variant == "paper" else (2, 5, 3)
+    eps = torch.randn(shape)
+    logits = {}
+    for s in (0.0, 0.3, 1.0):
+        torch.manual_seed(1)
+        head = GMMPlusHead(8, 3, num_components=2, variant=variant, noise_scale=s)
+        head.eval()
+        at_test = head(x).logits
+        head.train()
+        logits[s] = head(x, eps).logits
+    torch.manual_seed(1)
+    default = GMMPlusHead(8, 3, num_components=2, variant=variant)
+    torch.testing.assert_close(logits[0.0], at_test)
+    torch.testing.assert_close(logits[1.0], default(x, eps).logits)
+    gap = {s: float((logits[s] - at_test).detach().abs().mean()) for s in logits}
+    assert 0 < gap[0.3] < gap[1.0]
+    with pytest.raises(ValueError, match="noise_scale"):
+        GMMPlusHead(8, 3, noise_scale=-1.0)

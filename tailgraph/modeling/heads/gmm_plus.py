@@ -56,6 +56,9 @@ class GMMPlusHead(PredicateHead):
         embed_dim: ``d``, the size of the embedding the densities live in (paper variant).
         perturb: draw the training perturbation (both variants; the paper and the released
             code do). ``False`` trains on ``μ`` as evaluation does — an ablation switch.
+        noise_scale: ``s`` in ``μ̃ = μ + s σ ε`` (default 1, the paper's and the code's draw;
+            neither states another scale). An ablation of the perturbation's size; ``0`` is
+            ``perturb=False``.
 
     Shapes:
         ``forward(x [P, D], eps | None) -> HeadOutput`` with ``logits`` and ``probs``
@@ -80,6 +83,7 @@ class GMMPlusHead(PredicateHead):
         variant: str = "paper",
         embed_dim: int = 32,
         perturb: bool = True,
+        noise_scale: float = 1.0,
     ) -> None:
         super().__init__()
         mixture_activation(torch.zeros(1), act)
@@ -88,6 +92,9 @@ class GMMPlusHead(PredicateHead):
         self.k, self.c, self.act, self.variant = num_components, num_predicates, act, variant
         self.var_min, self.var_max, self.var_floor = var_min, var_max, var_floor
         self.perturb = bool(perturb)
+        if not math.isfinite(noise_scale) or noise_scale < 0:
+            raise ValueError(f"noise_scale must be a finite number >= 0, got {noise_scale!r}")
+        self.noise_scale = float(noise_scale)
         if variant == "code":
             self.mean = nn.Linear(in_dim, num_components * num_predicates)
             self.spread = nn.Linear(in_dim, num_components * num_predicates)
@@ -132,7 +139,7 @@ class GMMPlusHead(PredicateHead):
         mu = self.means.unsqueeze(0)  # [1, C, K, d]
         if self.training and self.perturb:
             noise = torch.randn((z.shape[0], *self.means.shape), device=z.device, dtype=z.dtype)
-            mu = mu + var.sqrt() * (noise if eps is None else eps)
+            mu = mu + self.noise_scale * var.sqrt() * (noise if eps is None else eps)
         diff = z[:, None, None, :] - mu  # [P, C, K, d]
         log_n = -0.5 * ((diff**2) / var + var.log() + math.log(2 * math.pi)).sum(-1)
         return torch.logsumexp(log_pi + log_n, dim=-1), var, log_pi.exp()
@@ -153,7 +160,7 @@ class GMMPlusHead(PredicateHead):
         pi = torch.softmax(self._split(self.mix(x)), dim=0)  # over components, per class
         z = mu
         if self.training and self.perturb:
-            z = mu + var.sqrt() * (torch.randn_like(mu) if eps is None else eps)
+            z = mu + self.noise_scale * var.sqrt() * (torch.randn_like(mu) if eps is None else eps)
         probs = (pi * mixture_activation(z / tau, self.act)).sum(0)
         if self.act == "softmax":
             probs = probs / probs.sum(-1, keepdim=True)
