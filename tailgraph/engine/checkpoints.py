@@ -240,7 +240,7 @@ def folder_only_logger(save_dir: str | os.PathLike, version: int | None = None) 
         def log_metrics(self, metrics: Any, step: Any = None) -> None:
             pass
 
-        def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        def log_hyperparams(self, params: Any = None) -> None:
             pass
 
         def save(self) -> None:
