@@ -31,6 +31,7 @@ temporary name and are renamed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mmap
 import os
@@ -190,6 +191,11 @@ class _H5Store(_MappedStore):
         raw = self.f.attrs.get("meta")
         if raw is None:
             raise DataError("no 'meta' attribute: not a tailgraph binary file", file=path)
+        digest = self.f.attrs.get("meta_sha256")
+        if digest is not None and (
+            not isinstance(raw, bytes) or _digest(raw) != bytes(digest).decode(errors="replace")
+        ):
+            raise DataError("damaged: the meta attribute does not match its checksum", file=path)
         self.meta_raw = raw.decode() if isinstance(raw, bytes) else str(raw)
         self._maps: dict[str, np.ndarray | None] = {}
         self._regions: dict[str, tuple] = {}
@@ -850,6 +856,10 @@ def vidvrd_arrays(
     return arrays, list(names)
 
 
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def write_binary(
     path: str | os.PathLike,
     kind: str,
@@ -877,7 +887,12 @@ def write_binary(
         def fill(f: Any) -> None:
             import h5py
 
-            f.attrs["meta"] = json.dumps(full)
+            # fixed-length bytes live in the object header, which the 1.8 layout checksums; a
+            # Python str would be a variable-length string in the unchecksummed global heap
+            # (a meta over 64 KB goes to dense attribute storage, which is not: its digest is)
+            text = json.dumps(full).encode()
+            f.attrs["meta"] = np.bytes_(text)
+            f.attrs["meta_sha256"] = np.bytes_(_digest(text).encode())
             for name, arr in arrays.items():
                 arr = np.ascontiguousarray(arr)
                 if arr.dtype.kind == "U":

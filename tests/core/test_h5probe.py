@@ -49,9 +49,25 @@ def test_a_sound_file_and_a_python_level_error_pass_to_the_reader(tmp_path):
     h5probe.probe_h5(case / "bad.h5")  # h5py raises in the child: the reader reports it
 
 
-def test_the_fuzz_campaigns_hanging_ground_truth_is_one_line(tmp_path):
+def _as_older_versions_wrote_it(path) -> None:
+    """Rewrite a ground-truth file as tailgraph wrote it before it chose the 1.8 layout: HDF5's
+    oldest layout (no checksums), the meta a variable-length string in the global heap."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        meta = bytes(f.attrs["meta"]).decode()
+        arrays = {name: f[name][()] for name in f}
+    with h5py.File(path, "w", libver="earliest") as f:
+        f.attrs["meta"] = meta
+        for name, arr in arrays.items():
+            f.create_dataset(name, data=arr)
+
+
+def _evaluate_with_the_campaigns_mutation(tmp_path, probe_s: str, timeout: float, old=False):
     """The mutation the campaign found: 8 bytes inserted into the meta attribute's string."""
     case = _h5(tmp_path)
+    if old:
+        _as_older_versions_wrote_it(case / "gt.h5")
     raw = (case / "gt.h5").read_bytes()
     at = raw.index(b'"kind": "') + len(b'"kind": "')
     (case / "gt.h5").write_bytes(raw[:at] + bytes.fromhex("385c394deb05c37f") + raw[at:])
@@ -61,10 +77,54 @@ def test_the_fuzz_campaigns_hanging_ground_truth_is_one_line(tmp_path):
         [sys.executable, "-m", "tailgraph.cli", *args],
         capture_output=True,
         text=True,
-        timeout=120,
-        env={**os.environ, h5probe.PROBE_ENV: "3"},
+        timeout=timeout,
+        env={**os.environ, h5probe.PROBE_ENV: probe_s},
     )
     assert r.returncode == 2, r.stderr[-500:]
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "gt.h5" in lines[0], lines
     assert not (tmp_path / "m.json").exists()
+    return lines[0]
+
+
+def test_the_fuzz_campaigns_hanging_ground_truth_is_one_line(tmp_path):
+    """In HDF5's oldest layout (no checksums: files of older versions or other tools) the
+    damage sends the library into a loop; the probe refuses the file."""
+    line = _evaluate_with_the_campaigns_mutation(tmp_path, "3", 120, old=True)
+    assert "did not finish reading its structure in 3 s" in line
+
+
+def test_the_same_damage_to_a_file_tailgraph_writes_is_a_checksum_error_at_once(tmp_path):
+    """Files tailgraph writes carry metadata checksums (``H5_LIBVER``): the same damage is an
+    ordinary read error, long before a probe limit of 10 minutes."""
+    line = _evaluate_with_the_campaigns_mutation(tmp_path, "600", 90)
+    assert "checksum" in line
+
+
+@pytest.mark.parametrize("classes", [40, 6000])  # the meta in the object header / dense storage
+def test_any_damaged_byte_of_the_meta_text_is_an_error_not_other_class_names(tmp_path, classes):
+    import numpy as np
+
+    from tailgraph.io.binformat import ground_truth_arrays, read_ground_truth_binary, write_binary
+
+    graph = {
+        "image_id": 0,
+        "width": 10,
+        "height": 10,
+        "boxes": np.array([[0, 0, 5, 5], [1, 1, 6, 6]], np.float32),
+        "labels": np.array([1, 2]),
+        "relations": np.array([[0, 1, 1]]),
+    }
+    names = ["__background__", *[f"class-{i:05d}" for i in range(1, classes + 1)]]
+    path = tmp_path / "gt.h5"
+    meta = {"object_classes": names, "predicates": ["__background__", "on"]}
+    write_binary(path, "ground_truth", ground_truth_arrays([graph]), meta)
+    assert read_ground_truth_binary(path)[1]["object_classes"] == names
+    raw = path.read_bytes()
+    start = raw.index(b"class-00001")
+    for at in range(start, start + 40 * 12, 12):  # a digit of each of 40 names
+        damaged = bytearray(raw)
+        damaged[at + 10] = ord("7") if damaged[at + 10] != ord("7") else ord("3")
+        path.write_bytes(bytes(damaged))
+        with pytest.raises(DataError, match="checksum"):
+            read_ground_truth_binary(path)
