@@ -128,18 +128,27 @@ class VidVRDFrameMetric(EvalMetric):
     def prime(self) -> None:
         self.inner.prime()
 
-    def update(self, gts: Sequence[SceneGraph], preds: Sequence[Any]) -> None:
-        """Frame predictions with their ground-truth frames (track ids included)."""
+    def update(
+        self,
+        gts: Sequence[SceneGraph] = (),
+        preds: Sequence[Any] = (),
+        segments: Sequence[SegmentPrediction] = (),
+    ) -> None:
+        """Frame predictions with their ground-truth frames (track ids included), or
+        ``segments``: segment-level predictions (VidVRD-II). Both pass through torchmetrics'
+        ``update``, so ``compute`` knows the metric was fed and never returns a result cached
+        before the last update."""
+        if segments and self.associate is None:
+            raise ValueError("segment predictions need the segment model's association")
+        for vid, begin, instances in segments:
+            self.segments.setdefault(vid, []).append((begin, instances))
         for g, p in zip(gts, preds):
             vid = str(g.image_id).rsplit("/", 1)[0]
             self.frames.setdefault(vid, []).append((g, p))
 
     def update_segments(self, segments: Sequence[SegmentPrediction]) -> None:
-        """Segment-level predictions (VidVRD-II)."""
-        if self.associate is None:
-            raise ValueError("segment predictions need the segment model's association")
-        for vid, begin, instances in segments:
-            self.segments.setdefault(vid, []).append((begin, instances))
+        """Segment-level predictions (VidVRD-II): ``update(segments=...)``."""
+        self.update(segments=segments)
 
     def compute(self) -> dict[str, Any]:
         if not self.gt:

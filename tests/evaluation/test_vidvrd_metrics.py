@@ -294,3 +294,37 @@ def test_relation_instances_of_the_wrong_type_are_errors(change, field, text):
     no_duration = {k: v for k, v in gt["v"][0].items() if k != "duration"}
     with pytest.raises(DataError, match="missing key 'duration'"):
         evaluate_vidvrd({"v": [no_duration]}, {})
+
+
+def test_segment_predictions_feed_the_metric_through_update(tmp_path):
+    """VidVRD-II's segment predictions go through torchmetrics' ``update``: no "compute before
+    update" warning, and a ``compute`` after more segments sees them (no stale cached result)."""
+    import warnings
+
+    from tailgraph.data.vidvrd import to_groundtruth
+    from tailgraph.protocols.vidvrd import VidVRDFrameMetric
+    from tailgraph.structures import SegmentPrediction
+    from tests.helpers import tiny_vrd_tracklets
+
+    dm = tiny_vrd_tracklets(tmp_path / "vrd", 2, 3, 32)
+    dm.prepare_data()
+    dm.setup("test")
+    videos = dm.eval_graphs("test")
+    gt = to_groundtruth(videos)
+    metric = VidVRDFrameMetric(dm.vocab, videos, (50, 100), associate=lambda segs: sum(segs, []))
+    metric.prime()
+    with_relations = [v for v in gt if gt[v]]
+    assert len(with_relations) >= 2
+    first, rest = with_relations[0], with_relations[1:]
+    exact = {v: [{**r, "score": 1.0} for r in gt[v]] for v in with_relations}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metric.update_segments([SegmentPrediction(first, 0, exact[first])])
+        for v in rest:  # the other videos: predicted, but nothing right
+            metric.update_segments([SegmentPrediction(v, 0, [])])
+        partial = metric.compute()["RelDet_R@50"]
+        for v in rest:
+            metric.update_segments([SegmentPrediction(v, 8, exact[v])])
+        full = metric.compute()["RelDet_R@50"]
+    assert partial == pytest.approx(len(gt[first]) / sum(len(gt[v]) for v in with_relations))
+    assert full == pytest.approx(1.0)
