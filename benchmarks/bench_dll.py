@@ -97,6 +97,10 @@ def variants(parts: list[str]) -> dict[str, dict]:
             "method": {"pdl": False, "alpha": 1.0, "alpha_max": 1.0},
             "head": LINEAR,
         }
+        v["KDL, non-target softmax over logits"] = {
+            "method": {"pdl": False, "nontarget": "logits"},
+            "head": LINEAR,
+        }
     return v
 
 

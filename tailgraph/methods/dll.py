@@ -339,6 +339,14 @@ class DLL(Method):
             by ``L_cm`` it keeps most of the row's mass, so ``L_nt`` pulls tail samples towards
             the header predicate itself); ``target_and_header`` (default) also masks the header's
             own position, transferring only its non-target knowledge.
+        nontarget: how ``p_non`` is formed from the scores. ``probabilities`` (default, Eq. 10–11
+            as printed): the sigmoid probabilities with the masked positions dropped and the
+            rest renormalised. ``logits``: a softmax over the unmasked logits, the "dark
+            knowledge" distribution of knowledge distillation the paper cites — not in the
+            paper's equations. The renormalised sigmoid form is invariant to a common scale of
+            the probabilities, not of the logits: its gradient moves a row's logits as a whole
+            as well as reshaping them; the softmax form's gradient over a row's logits sums to
+            zero (it only reshapes the non-target distribution).
 
     Without PDL the predicate probabilities are the base head's; without KDL the loss is
     ``L_t + λ L_r``. The object loss of the base model is always added.
@@ -363,8 +371,12 @@ class DLL(Method):
         target_loss: str = "bce",
         focal_gamma: float = 2.0,
         transfer_mask: str = "target_and_header",
+        nontarget: str = "probabilities",
     ) -> None:
         super().__init__()
+        if nontarget not in ("probabilities", "logits"):
+            raise ValueError(f"nontarget must be 'probabilities' or 'logits', got {nontarget!r}")
+        self.nontarget = nontarget
         if alpha_growth not in ("recurrence", "linear"):
             raise ValueError(f"alpha_growth must be 'recurrence' or 'linear', got {alpha_growth!r}")
         if target_loss not in ("bce", "focal"):
@@ -444,15 +456,22 @@ class DLL(Method):
 
     # -- losses ------------------------------------------------------------------------------
     def kdl_losses(
-        self, probs: torch.Tensor, targets: torch.Tensor
+        self, probs: torch.Tensor, targets: torch.Tensor, logits: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(L_cm, L_nt)`` over every ground-truth position of ``targets`` (Eq. 10–11)."""
+        """``(L_cm, L_nt)`` over every ground-truth position of ``targets`` (Eq. 10–11);
+        ``logits`` (the scores before the sigmoid) are needed with ``nontarget: logits``."""
         rows, ks = targets.nonzero(as_tuple=True)
         if rows.numel() == 0:
             zero = probs.sum() * 0.0 + self.correlation.sum() * 0.0  # type: ignore[union-attr]
             return zero, zero
         m = torch.softmax(self.correlation, -1)  # type: ignore[arg-type]
-        p_non = non_target(probs[rows], ks)
+        if self.nontarget == "logits":
+            if logits is None:
+                raise ValueError("nontarget: logits needs the logits")
+            masked = logits[rows].masked_fill(F.one_hot(ks, logits.shape[-1]).bool(), -math.inf)
+            p_non = torch.softmax(masked, -1)
+        else:
+            p_non = non_target(probs[rows], ks)
         m_k = non_target(m[ks], ks)
         heads = self.header[ks]
         m_h = non_target(m[heads], ks)
@@ -488,7 +507,7 @@ class DLL(Method):
         if self.pdl and self.adversarial:
             losses["loss_adversarial"] = self.adv_weight * model.head.adversarial_loss(out["head"])
         if self.kdl:
-            l_cm, l_nt = self.kdl_losses(torch.sigmoid(logits), batch.targets)
+            l_cm, l_nt = self.kdl_losses(torch.sigmoid(logits), batch.targets, logits)
             losses["loss_correlation"] = gamma * l_cm
             losses["loss_transfer"] = gamma * self.alpha() * l_nt
         return losses

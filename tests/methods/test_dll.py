@@ -270,3 +270,28 @@ def test_transfer_mask_target_and_header_drops_the_headers_own_entry():
     assert float(l_same.detach()) == pytest.approx(float(l_plain.detach()))
     with pytest.raises(ValueError, match="transfer_mask"):
         DLL(transfer_mask="both")
+
+
+def test_nontarget_logits_is_a_softmax_over_the_other_logits_and_only_reshapes():
+    p = 5
+    d = _dll(p=p, header=(0,) * p)  # uniform M rows; the header of every predicate is 0
+    logits = torch.tensor([[2.0, 1.0, -1.0, -3.0, 0.5]], requires_grad=True)
+    targets = torch.tensor([[0.0, 0.0, 0.0, 0.0, 1.0]])
+    d.nontarget = "logits"
+    _, l_nt = d.kdl_losses(torch.sigmoid(logits), targets, logits)
+    z = logits.detach()[0, :4]
+    p_non = torch.softmax(z, -1)
+    m_h = torch.full((4,), 1 / 4)
+    assert float(l_nt) == pytest.approx(float(kl_divergence(p_non, m_h)), rel=1e-5)
+    (g_soft,) = torch.autograd.grad(l_nt, logits)
+    assert g_soft[0, 4] == 0 and abs(float(g_soft.sum())) < 1e-6  # level-neutral in logits
+    assert g_soft[0, 0] > 0 > g_soft[0, 3]  # flattening: the largest down, the smallest up
+    d.nontarget = "probabilities"  # the printed form also moves the row's logits as a whole
+    _, l_prob = d.kdl_losses(torch.sigmoid(logits), targets)
+    (g_prob,) = torch.autograd.grad(l_prob, logits)
+    assert abs(float(g_prob.sum())) > 1e-2
+    with pytest.raises(ValueError, match="needs the logits"):
+        d.nontarget = "logits"
+        d.kdl_losses(torch.sigmoid(logits), targets)
+    with pytest.raises(ValueError, match="nontarget"):
+        DLL(nontarget="softmax")
