@@ -101,6 +101,11 @@ def variants(parts: list[str]) -> dict[str, dict]:
             "method": {"pdl": False, "nontarget": "logits"},
             "head": LINEAR,
         }
+        for tau in (0.5, 0.25):  # a peakier transfer target than the header's own row
+            v[f"KDL, transfer target sharpened (tau {tau})"] = {
+                "method": {"pdl": False, "transfer_temperature": tau},
+                "head": LINEAR,
+            }
     return v
 
 

@@ -347,6 +347,9 @@ class DLL(Method):
             the probabilities, not of the logits: its gradient moves a row's logits as a whole
             as well as reshaping them; the softmax form's gradient over a row's logits sums to
             zero (it only reshapes the non-target distribution).
+        transfer_temperature: ``τ`` of a sharpened transfer target, ``m_non^h ∝ (m_non^h)^(1/τ)``
+            (default 1: Eq. 11 as printed). ``τ < 1`` makes the header's non-target row
+            peakier — an ablation of how flat the transfer target is; not in the paper.
 
     Without PDL the predicate probabilities are the base head's; without KDL the loss is
     ``L_t + λ L_r``. The object loss of the base model is always added.
@@ -372,8 +375,14 @@ class DLL(Method):
         focal_gamma: float = 2.0,
         transfer_mask: str = "target_and_header",
         nontarget: str = "probabilities",
+        transfer_temperature: float = 1.0,
     ) -> None:
         super().__init__()
+        if not (math.isfinite(transfer_temperature) and transfer_temperature > 0):
+            raise ValueError(
+                f"transfer_temperature must be a finite number > 0, got {transfer_temperature!r}"
+            )
+        self.transfer_temperature = float(transfer_temperature)
         if nontarget not in ("probabilities", "logits"):
             raise ValueError(f"nontarget must be 'probabilities' or 'logits', got {nontarget!r}")
         self.nontarget = nontarget
@@ -482,6 +491,9 @@ class DLL(Method):
             other = (heads != ks)[:, None]
             m_h = torch.where(other, non_target(m_h, heads), m_h)
             p_t = torch.where(other, non_target(p_non, heads), p_non)
+        if self.transfer_temperature != 1.0:
+            sharp = m_h.clamp_min(_EPS) ** (1.0 / self.transfer_temperature) * (m_h > 0)
+            m_h = sharp / sharp.sum(-1, keepdim=True).clamp_min(_EPS)
         l_cm = kl_divergence(m_k, p_non.detach()).mean()
         l_nt = kl_divergence(p_t, m_h.detach()).mean()
         return l_cm, l_nt

@@ -295,3 +295,22 @@ def test_nontarget_logits_is_a_softmax_over_the_other_logits_and_only_reshapes()
         d.kdl_losses(torch.sigmoid(logits), targets)
     with pytest.raises(ValueError, match="nontarget"):
         DLL(nontarget="softmax")
+
+
+def test_transfer_temperature_sharpens_the_headers_row():
+    d = _dll(p=4, header=(0, 0, 0, 0))
+    d.correlation = torch.nn.Parameter(torch.log(torch.tensor([[0.1, 0.2, 0.3, 0.4]] * 4)))
+    probs = torch.tensor([[0.2, 0.3, 0.5, 0.9]])
+    targets = torch.tensor([[0.0, 0.0, 0.0, 1.0]])  # k = 3; m_non^h = [0.1, 0.2, 0.3] / 0.6
+    _, l_plain = d.kdl_losses(probs, targets)
+    d.transfer_temperature = 0.5  # squares the row: [0.01, 0.04, 0.09] / 0.14
+    _, l_sharp = d.kdl_losses(probs, targets)
+    p_non = torch.tensor([0.2, 0.3, 0.5])
+    sharp = torch.tensor([0.01, 0.04, 0.09]) / 0.14
+    assert float(l_sharp) == pytest.approx(float(kl_divergence(p_non, sharp)), rel=1e-5)
+    assert float(l_plain) == pytest.approx(
+        float(kl_divergence(p_non, torch.tensor([1.0, 2.0, 3.0]) / 6)), rel=1e-5
+    )
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="transfer_temperature"):
+            DLL(transfer_temperature=bad)
