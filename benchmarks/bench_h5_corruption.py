@@ -5,7 +5,8 @@ written in two layouts: HDF5's oldest (``libver="earliest"``: version-0 superblo
 version-1 object headers, no checksums) and the 1.8 layout (``libver="v108"``: version-2
 superblock and object headers, each with a checksum). For each layout, ``--trials`` copies get
 one byte replaced by a random other value at a random offset — ``--trials`` offsets in the
-datasets' raw data (contiguous, memory-mapped, no checksum in any layout) and as many in
+datasets' raw data (contiguous, memory-mapped, checked by neither layout; tailgraph's writer
+records a CRC-32 per array in ``meta``, which the reader checks) and as many in
 everything else (superblock, object headers, heaps, B-trees: the metadata) — and each copy is
 read with :func:`tailgraph.io.binformat.read_ground_truth_binary` (which walks the file in a
 probe child first, ``TAILGRAPH_H5_PROBE_S`` seconds) in a child process. Outcomes:

@@ -98,9 +98,9 @@ def main(argv: list[str]) -> int:
             ignore=tuple(a.ignore if a.ignore is not None else ["under"]),
             split=a.split,
         )
-        kind.protocol.check_options(options)
+        kind.files.check_options(options)
         reader = data_kind(a.format, field="--format").reader if a.format else None
-        result = kind.protocol.evaluate_paths(a.gt, a.pred, options, reader=reader)
+        result = kind.files.evaluate_paths(a.gt, a.pred, options, reader=reader)
         known = result.get("per_predicate_AP") if isinstance(result, dict) else None
         if a.ignore and known is not None:
             unknown = [n for n in a.ignore if n not in known]
@@ -109,7 +109,7 @@ def main(argv: list[str]) -> int:
                     f"unknown predicate {unknown[0]!r}; the predicates are {sorted(known)}",
                     field="--ignore",
                 )
-        text = kind.protocol.summary(result, options)
+        text = kind.files.summary(result, options)
         if text:
             print(text)
     except DataError as exc:

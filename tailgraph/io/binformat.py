@@ -27,6 +27,13 @@ Reading streams: :class:`BinaryReader` hands out chunks of images whose arrays a
 does), so peak memory is bounded by a chunk, not by the file. Everything is validated at the
 border with the same one-line errors as the JSON readers (file, sample, field). Writes go to a
 temporary name and are renamed.
+
+Integrity: the writer records a CRC-32 of every array's bytes in the meta record
+(``"array_crc32": {name: crc}``; a text array's CRC is over its JSON list), and ``meta`` is
+itself covered (HDF5: ``meta_sha256``; ``.npz``: the zip member's CRC). Raw array data are
+otherwise checked by neither format, so a damaged byte would read back as another value; the
+reader verifies every listed array before it hands out the first chunk (``verify=False`` skips
+it; files written before the checksums were added have none and are read unverified).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import json
 import mmap
 import os
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -386,6 +394,8 @@ class BinaryReader:
             must be ``< num_predicates``.
         check_scores: refuse NaN / inf predicate scores while reading (an evaluator that
             checks them itself on its single pass turns this off).
+        verify: check every array against the CRC-32 the writer recorded in ``meta``
+            (one pass over the file, in bounded memory, before the first chunk).
     """
 
     def __init__(
@@ -395,11 +405,14 @@ class BinaryReader:
         num_classes: int | None = None,
         num_predicates: int | None = None,
         check_scores: bool = True,
+        verify: bool = True,
     ) -> None:
         self.path = str(path)
         self.store = _open_store(self.path)
         try:
             self._init(kind, num_classes, num_predicates, check_scores)
+            if verify:
+                self._verify()
         except BaseException:
             self.store.close()
             raise
@@ -476,6 +489,49 @@ class BinaryReader:
             names_ = meta.get("names")
             if not isinstance(names_, list) or not all(isinstance(x, str) for x in names_):
                 raise DataError("meta 'names' must be a list of strings", file=p, field="names")
+
+    def _verify(self) -> None:
+        """Every array the writer gave a CRC-32 has it still (a damaged byte of raw data is
+        otherwise another value, read without complaint)."""
+        p = self.path
+        crcs = self.meta.get("array_crc32")
+        if crcs is None:
+            return
+        if not isinstance(crcs, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32 for v in crcs.values()
+        ):
+            raise DataError(
+                "meta 'array_crc32' must map array names to 32-bit checksums",
+                file=p,
+                field="array_crc32",
+            )
+        names = set(self.store.names())
+        for name, want in crcs.items():
+            if name not in names:
+                raise DataError("a checksummed array is missing", file=p, field=name)
+            if self._crc(name) != want:
+                raise DataError(
+                    "damaged: the array's data do not match its checksum (crc32)",
+                    file=p,
+                    field=name,
+                )
+
+    def _crc(self, name: str) -> int:
+        shape, dtype = self.store.info(name)
+        if dtype.kind not in "iuf":
+            return _text_crc(self._ids(name))
+        n = shape[0] if shape else 1
+        row = max(1, int(np.prod(shape[1:])) * dtype.itemsize if len(shape) > 1 else dtype.itemsize)
+        step = max(1, _CRC_BLOCK // row)
+        crc = 0
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            block = np.ascontiguousarray(
+                self.store.read(name, a, b) if shape else self.store.read(name)
+            )
+            crc = zlib.crc32(block.reshape(-1).view(np.uint8).data, crc)
+            self.store.release(name, a, b)
+        return crc
 
     def _check_array(self, name: str, ndim: int, trail: tuple | None, dkind: str) -> None:
         shape, dtype = self.store.info(name)
@@ -860,6 +916,28 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# bytes per CRC step: large enough for zlib's speed, small enough to keep the pages bounded
+_CRC_BLOCK = 1 << 24
+
+
+def _text_crc(values: Sequence[str]) -> int:
+    return zlib.crc32(json.dumps([str(v) for v in values], ensure_ascii=False).encode())
+
+
+def _array_crc(arr: np.ndarray) -> int | None:
+    """The CRC-32 the reader recomputes (raw bytes of a number array, the JSON list of a text
+    array); ``None`` for a dtype tailgraph's readers do not read."""
+    if arr.dtype.kind in "iuf":
+        flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8).data
+        crc = 0
+        for i in range(0, len(flat), _CRC_BLOCK):
+            crc = zlib.crc32(flat[i : i + _CRC_BLOCK], crc)
+        return crc
+    if arr.dtype.kind == "U":
+        return _text_crc(arr.tolist())
+    return None
+
+
 def write_binary(
     path: str | os.PathLike,
     kind: str,
@@ -881,6 +959,8 @@ def write_binary(
     if path.is_dir():
         raise DataError("is a directory", file=str(path))
     full = {"format": BIN_FORMAT, "kind": kind, **(meta or {})}
+    crcs = {name: _array_crc(np.asarray(arr)) for name, arr in arrays.items()}
+    full["array_crc32"] = {name: c for name, c in crcs.items() if c is not None}
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() != ".npz":
 

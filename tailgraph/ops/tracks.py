@@ -5,9 +5,12 @@ that links per-frame detections into tracks (:func:`link_detections`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where a tensor function runs: the VidVRD evaluator
+    import torch  # (viou) is numpy only and serves ``tailgraph evaluate``
 
 __all__ = ["viou", "relative_motion_feature", "box_iou_np", "link_detections"]
 
@@ -35,6 +38,8 @@ def viou(
 def _one(
     sub: torch.Tensor, obj: torch.Tensor, t_s: torch.Tensor, t_o: torch.Tensor
 ) -> torch.Tensor:
+    import torch
+
     ws = (sub[:, 2] - sub[:, 0]).clamp_min(1e-6)
     hs = (sub[:, 3] - sub[:, 1]).clamp_min(1e-6)
     wo = (obj[:, 2] - obj[:, 0]).clamp_min(1e-6)
@@ -67,6 +72,8 @@ def relative_motion_feature(
     box centres ``(x, y)`` and ``t`` the frame each box is taken from (``t_sub`` / ``t_obj`` =
     (start frames, end frames)).
     """
+    import torch
+
     return torch.cat(
         [
             _one(sub_start, obj_start, t_sub[0], t_obj[0]),

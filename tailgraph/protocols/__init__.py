@@ -43,33 +43,28 @@ module in ``protocols/``, one reader in ``data/``, one data module and one evalu
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tailgraph.data import action_genome as ag_data
-from tailgraph.data import openimages as oi_data
-from tailgraph.data import vg as vg_data
-from tailgraph.data import vidvrd as vidvrd_data
-from tailgraph.data.synthetic import generate_synth_vg
-from tailgraph.data.synthetic.ag import generate_synth_ag
-from tailgraph.data.synthetic.oi import generate_synth_oi
-from tailgraph.data.synthetic.vrd import generate_synth_vrd
 from tailgraph.errors import DataError
-from tailgraph.protocols.ag import AGProtocol
-from tailgraph.protocols.base import (
-    EvalOptions,
-    LossGroup,
-    Protocol,
-    Targets,
-    assign_detections,
-    pair_relation_targets,
-    sample_background_pairs,
-)
-from tailgraph.protocols.vg import OIProtocol, VGProtocol
-from tailgraph.protocols.vidvrd import VidVRDProtocol, frames_to_relation_instances
-from tailgraph.structures import Task
-from tailgraph.vocab import Vocabulary
+from tailgraph.protocols.files import EvalOptions, FileEvaluation
+
+if TYPE_CHECKING:  # the names below are imported on first use (``__getattr__``)
+    from tailgraph.protocols.ag import AGProtocol
+    from tailgraph.protocols.base import (
+        LossGroup,
+        Protocol,
+        Targets,
+        assign_detections,
+        pair_relation_targets,
+        sample_background_pairs,
+    )
+    from tailgraph.protocols.vg import OIProtocol, VGProtocol
+    from tailgraph.protocols.vidvrd import VidVRDProtocol, frames_to_relation_instances
+    from tailgraph.structures import Task
+    from tailgraph.vocab import Vocabulary
 
 __all__ = [
     "DataKind",
@@ -94,13 +89,23 @@ __all__ = [
 ]
 
 
+def _resolve(ref: str) -> Any:
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 @dataclass(frozen=True)
 class DataKind:
     """One data kind: everything the command line and the data modules need to know of it.
 
+    The code of a kind is named by ``"module:attribute"`` references and imported on first
+    use, so that a command that needs one part (``evaluate``: the file evaluation, numpy
+    only) does not import the others (the protocol's targets, the readers: torch).
+
     Attributes:
         name: the kind's name (``--format`` of ``stats`` / ``evaluate``, ``--protocol``).
         protocol: its :class:`Protocol` class.
+        files: its evaluation from files (:mod:`tailgraph.protocols.files`).
         reader: ``reader(root, split, *, layout_only=True, **options) -> (samples, vocab)``.
         stats: ``stats(root) -> dict`` (``tailgraph stats --json``).
         interchange: the ``protocol`` value of its interchange files.
@@ -111,30 +116,77 @@ class DataKind:
     """
 
     name: str
-    protocol: type[Protocol]
-    reader: Callable[..., tuple[list[Any], Vocabulary]]
-    stats: Callable[[str], dict[str, Any]]
+    protocol_ref: str
+    files_ref: str
+    reader_ref: str
+    stats_ref: str
     interchange: str
     default_ks: tuple[int, ...]
     synthetic: str
-    generate: Callable[..., Any]
+    generate_ref: str
+
+    @property
+    def protocol(self) -> type[Protocol]:
+        return _resolve(self.protocol_ref)
+
+    @property
+    def files(self) -> type[FileEvaluation]:
+        return _resolve(self.files_ref)
+
+    @property
+    def reader(self) -> Callable[..., tuple[list[Any], Vocabulary]]:
+        return _resolve(self.reader_ref)
+
+    @property
+    def stats(self) -> Callable[[str], dict[str, Any]]:
+        return _resolve(self.stats_ref)
+
+    @property
+    def generate(self) -> Callable[..., Any]:
+        return _resolve(self.generate_ref)
 
 
+_P, _F, _D = "tailgraph.protocols", "tailgraph.protocols.files", "tailgraph.data"
 DATA_KINDS: dict[str, DataKind] = {
     k.name: k
     for k in (
-        DataKind("vg", VGProtocol, vg_data.load_vg, vg_data.stats, "vg", (20, 50, 100),
-                 "synth-vg", generate_synth_vg),
-        DataKind("ag", AGProtocol, ag_data.load_ag, ag_data.stats, "ag", (10, 20, 50),
-                 "synth-ag", generate_synth_ag),
-        DataKind("oi", OIProtocol, oi_data.load_oi, oi_data.stats, "oi", (20, 50, 100),
-                 "synth-oi", generate_synth_oi),
-        DataKind("vidvrd", VidVRDProtocol, vidvrd_data.load_vidvrd, vidvrd_data.stats,
-                 "vidvrd", (50, 100), "synth-vrd", generate_synth_vrd),
+        DataKind("vg", f"{_P}.vg:VGProtocol", f"{_F}:VGFiles", f"{_D}.vg:load_vg",
+                 f"{_D}.vg:stats", "vg", (20, 50, 100), "synth-vg",
+                 f"{_D}.synthetic:generate_synth_vg"),
+        DataKind("ag", f"{_P}.ag:AGProtocol", f"{_F}:AGFiles", f"{_D}.action_genome:load_ag",
+                 f"{_D}.action_genome:stats", "ag", (10, 20, 50), "synth-ag",
+                 f"{_D}.synthetic.ag:generate_synth_ag"),
+        DataKind("oi", f"{_P}.vg:OIProtocol", f"{_F}:OIFiles", f"{_D}.openimages:load_oi",
+                 f"{_D}.openimages:stats", "oi", (20, 50, 100), "synth-oi",
+                 f"{_D}.synthetic.oi:generate_synth_oi"),
+        DataKind("vidvrd", f"{_P}.vidvrd:VidVRDProtocol", f"{_F}:VidVRDFiles",
+                 f"{_D}.vidvrd:load_vidvrd", f"{_D}.vidvrd:stats", "vidvrd", (50, 100),
+                 "synth-vrd", f"{_D}.synthetic.vrd:generate_synth_vrd"),
     )
 }  # fmt: skip
 
-PROTOCOLS: dict[str, type[Protocol]] = {k.name: k.protocol for k in DATA_KINDS.values()}
+# the names re-exported from the protocol modules, imported on first use
+_LAZY = {
+    "Protocol": "base",
+    "LossGroup": "base",
+    "Targets": "base",
+    "assign_detections": "base",
+    "sample_background_pairs": "base",
+    "pair_relation_targets": "base",
+    "VGProtocol": "vg",
+    "OIProtocol": "vg",
+    "AGProtocol": "ag",
+    "VidVRDProtocol": "vidvrd",
+    "frames_to_relation_instances": "vidvrd",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PROTOCOLS":
+        return {k.name: k.protocol for k in DATA_KINDS.values()}
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def data_kind(name: str, field: str = "format") -> DataKind:
@@ -180,11 +232,11 @@ def load_dataset(
 def build_protocol(
     name: str,
     vocab: Vocabulary,
-    task: Task | str = Task.PREDCLS,
+    task: Task | str = "predcls",
     ks: Sequence[int] | None = None,
     **options: Any,
 ) -> Protocol:
     """The protocol ``name`` (``vg`` | ``ag`` | ``oi`` | ``vidvrd``) for ``vocab``."""
-    if name not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {name!r}; expected one of {sorted(PROTOCOLS)}")
-    return PROTOCOLS[name](vocab, task, ks, **options)
+    if name not in DATA_KINDS:
+        raise ValueError(f"unknown protocol {name!r}; expected one of {sorted(DATA_KINDS)}")
+    return DATA_KINDS[name].protocol(vocab, task, ks, **options)

@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from tailgraph.errors import DataError
 from tailgraph.evaluation.metric import AGMetric
-from tailgraph.protocols.base import EvalOptions, Protocol, matched_chunks
+from tailgraph.protocols.base import Protocol
+from tailgraph.protocols.files import AGFiles
 from tailgraph.structures import GraphBatch, Predictions, SceneGraph, Task
 from tailgraph.vocab import Vocabulary
 
@@ -31,6 +31,7 @@ class AGProtocol(Protocol):
     """
 
     name = "ag"
+    files = AGFiles
     folder_input = "videos"
     default_ks = (10, 20, 50, 100)
 
@@ -92,64 +93,6 @@ class AGProtocol(Protocol):
                 if isinstance(v, (int, float)):
                     out[f"{c}/{k}"] = float(v)
         return out
-
-    @classmethod
-    def check_options(cls, options: EvalOptions) -> None:
-        if not (0.0 <= options.semi_threshold <= 1.0):
-            raise DataError(
-                f"must be within [0, 1], got {options.semi_threshold}", field="--semi-threshold"
-            )
-
-    @classmethod
-    def evaluate_predictions(cls, graphs, vocab, preds, options: EvalOptions) -> dict[str, Any]:
-        from tailgraph.evaluation.ag import evaluate_ag
-
-        return evaluate_ag(
-            graphs,
-            preds,
-            mode=options.mode,
-            ks=options.ks,
-            semi_threshold=options.semi_threshold,
-            attention_softmax=options.attention_softmax,
-        )
-
-    @classmethod
-    def evaluate_binary(cls, graphs, vocab, pred, options: EvalOptions) -> dict[str, Any]:
-        from tailgraph.evaluation.ag import AGEvaluator
-
-        evs = {
-            c: AGEvaluator(
-                c,
-                options.mode,
-                options.ks,
-                options.semi_threshold,
-                attention_softmax=options.attention_softmax,
-            )
-            for c in AGMetric.constraints
-        }
-        for idx, gts, chunk in matched_chunks(pred, graphs, vocab, check_scores=True):
-            for ev in evs.values():
-                for gi, g, q in zip(idx, gts, chunk):
-                    ev.update_frame(g, q, order=gi)
-        return {c: ev.compute() for c, ev in evs.items()}
-
-    @classmethod
-    def summary(cls, result: dict[str, Any], options: EvalOptions) -> str:
-        ks, mode = options.ks, options.mode
-        frames = next(iter(result.values()))["num_frames"]
-        lines = [f"ag {mode}: {frames} frames evaluated (percent)"]
-        lines.append(
-            f"{'constraint':<12}"
-            + "".join(f"{'R@' + str(k):>9}" for k in ks)
-            + "".join(f"{'mR@' + str(k):>9}" for k in ks)
-        )
-        for c, m in result.items():
-            lines.append(
-                f"{c:<12}"
-                + "".join(f"{100 * m[f'R@{k}']:>9.2f}" for k in ks)
-                + "".join(f"{100 * m[f'mR@{k}']:>9.2f}" for k in ks)
-            )
-        return "\n".join(lines)
 
 
 def ag_frequency_predictions(

@@ -5,15 +5,19 @@ detections."""
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from tailgraph.errors import DataError
-from tailgraph.structures import GraphBatch, SceneGraph, Task, VideoSceneGraph
+from tailgraph.protocols.files import (
+    EvalOptions,
+    FileEvaluation,
+    load_ground_truth,
+    matched_chunks,
+)
+from tailgraph.structures import GraphBatch, SceneGraph, Task
 from tailgraph.vocab import Vocabulary
 
 __all__ = [
@@ -27,126 +31,6 @@ __all__ = [
     "sample_background_pairs",
     "pair_relation_targets",
 ]
-
-
-@dataclass(frozen=True)
-class EvalOptions:
-    """The options of an evaluation from files (``tailgraph evaluate``).
-
-    Attributes:
-        mode: ``predcls`` | ``sgcls`` | ``sgdet``.
-        ks: the K values.
-        zeroshot: ``[subject class, object class, predicate]`` triplets of zero-shot recall
-            (vg), or ``None``.
-        semi_threshold: the semi constraint's threshold (ag).
-        attention_softmax: softmax the attention columns first (ag, STTran's outputs).
-        ignore: predicates left out of mAP* (oi).
-        split: the split of a data set folder given as ground truth.
-    """
-
-    mode: str = "predcls"
-    ks: tuple[int, ...] = (20, 50, 100)
-    zeroshot: list | None = None
-    semi_threshold: float = 0.9
-    attention_softmax: bool = False
-    ignore: tuple[str, ...] = ("under",)
-    split: str = "test"
-
-
-def load_ground_truth(
-    path: str | Path,
-    protocol: str,
-    reader: Callable[..., tuple[list[Any], Vocabulary]] | None = None,
-    split: str = "test",
-) -> tuple[list[Any], Vocabulary]:
-    """Ground-truth graphs (frames, for video data sets) and vocabulary of an evaluation.
-
-    Args:
-        path: tailgraph's ground-truth file (interchange JSON, or ``.h5`` / ``.npz``) or a data
-            set folder (read with ``reader``).
-        protocol: the protocol the file must be written for.
-        reader: the data kind's reader, for a folder.
-        split: the split of a folder.
-    """
-    from tailgraph.io.binformat import is_binary, read_ground_truth_binary
-    from tailgraph.io.interchange import read_ground_truth
-
-    path = Path(path)
-    if path.is_dir():
-        if reader is None:
-            raise DataError(
-                "GT is a folder: say which data set format it is with --format",
-                file=str(path),
-                field="--format",
-            )
-        graphs, vocab = reader(str(path), split, layout_only=True)
-        if graphs and isinstance(graphs[0], VideoSceneGraph):  # frame-level evaluation (AG)
-            graphs = [f for v in graphs for f in v.frames]
-        return graphs, vocab
-    if is_binary(path):
-        graphs, meta = read_ground_truth_binary(path)
-        preds_ = meta["predicates"]
-        classes = meta["object_classes"]
-        vocab = Vocabulary(
-            classes,
-            preds_,
-            predicate_background=bool(preds_) and preds_[0] == "__background__",
-            has_background=bool(classes) and classes[0] == "__background__",
-        )
-        written_for = meta.get("protocol")
-    else:
-        graphs, vocab, written_for = read_ground_truth(path)
-    if written_for != protocol:
-        raise DataError(
-            f"ground truth is for protocol {written_for!r}, not {protocol!r}",
-            file=str(path),
-            field="protocol",
-        )
-    return graphs, vocab
-
-
-def matched_chunks(
-    pred_path: str, graphs: list[Any], vocab: Vocabulary, check_scores: bool
-) -> Iterator[tuple[list[int], list[Any], list[Any]]]:
-    """Chunks of ``(gt indices, gts, predictions)`` from a binary prediction file, every
-    prediction matched to its GT image; at the end, a GT image never predicted is an error."""
-    from tailgraph.io.binformat import BinaryReader
-    from tailgraph.progress import track
-
-    def image_id(g: Any) -> Any:
-        return g["image_id"] if isinstance(g, dict) else g.image_id
-
-    index = {image_id(g): i for i, g in enumerate(graphs)}
-    seen = [False] * len(graphs)
-    with BinaryReader(
-        pred_path,
-        kind="predictions",
-        num_classes=vocab.num_classes,
-        num_predicates=vocab.num_predicates,
-        check_scores=check_scores,
-    ) as r:
-        for chunk in track(r.chunks(64), "evaluate", total=len(graphs), unit="img", weight=len):
-            idx = []
-            for pred in chunk:
-                gi = index.get(pred["image_id"])
-                if gi is None:
-                    raise DataError(
-                        "prediction for an image that is not in the ground truth",
-                        file=pred_path,
-                        sample=pred["image_id"],
-                        field="image_id",
-                    )
-                seen[gi] = True
-                idx.append(gi)
-            yield idx, [graphs[i] for i in idx], chunk
-    missing = [i for i, s in enumerate(seen) if not s]
-    if missing:
-        raise DataError(
-            f"no prediction for this ground-truth image ({len(missing)} missing)",
-            file=pred_path,
-            sample=image_id(graphs[missing[0]]),
-            field="image_id",
-        )
 
 
 @dataclass(frozen=True)
@@ -454,10 +338,14 @@ class Protocol(abc.ABC):
         }
 
     # ------------------------------------------------------------------ files
+    # evaluation from files lives in :mod:`tailgraph.protocols.files` (no torch there); a
+    # protocol names its own and these pass through to it
+    files: type[FileEvaluation] = FileEvaluation
+
     @classmethod
     def check_options(cls, options: EvalOptions) -> None:
         """Refuse options out of range for this protocol (a :class:`DataError`)."""
-        return None
+        cls.files.check_options(options)
 
     @classmethod
     def evaluate_paths(
@@ -467,37 +355,24 @@ class Protocol(abc.ABC):
         options: EvalOptions,
         reader: Callable[..., tuple[list[Any], Vocabulary]] | None = None,
     ) -> dict[str, Any]:
-        """Metrics of the prediction file ``pred`` against the ground truth ``gt`` (a file,
-        or a data set folder read with ``reader``) — ``tailgraph evaluate``."""
-        from tailgraph.io.binformat import is_binary
-        from tailgraph.io.interchange import read_predictions
-
-        graphs, vocab = load_ground_truth(gt, cls.name, reader, options.split)
-        if is_binary(pred):
-            try:
-                return cls.evaluate_binary(graphs, vocab, pred, options)
-            except DataError as exc:
-                raise exc.with_context(file=pred) from None
-        preds = read_predictions(
-            pred, num_classes=vocab.num_classes, num_predicates=vocab.num_predicates
-        )
-        return cls.evaluate_predictions(graphs, vocab, preds, options)
+        """Metrics of the prediction file ``pred`` against the ground truth ``gt``."""
+        return cls.files.evaluate_paths(gt, pred, options, reader=reader)
 
     @classmethod
     def evaluate_predictions(
         cls, graphs: list[Any], vocab: Vocabulary, preds: list[Any], options: EvalOptions
     ) -> dict[str, Any]:
         """Metrics of in-memory predictions against ground-truth graphs."""
-        raise NotImplementedError(f"the {cls.name} protocol has no file evaluation")
+        return cls.files.evaluate_predictions(graphs, vocab, preds, options)
 
     @classmethod
     def evaluate_binary(
         cls, graphs: list[Any], vocab: Vocabulary, pred: str, options: EvalOptions
     ) -> dict[str, Any]:
-        """Metrics of a binary prediction file, read chunk by chunk (:func:`matched_chunks`)."""
-        raise NotImplementedError(f"the {cls.name} protocol reads no binary predictions")
+        """Metrics of a binary prediction file, read chunk by chunk."""
+        return cls.files.evaluate_binary(graphs, vocab, pred, options)
 
     @classmethod
     def summary(cls, result: dict[str, Any], options: EvalOptions) -> str:
         """The metrics as the lines ``tailgraph evaluate`` prints (percent)."""
-        return ""
+        return cls.files.summary(result, options)

@@ -5,15 +5,14 @@ for the RelDet / RelTag metrics."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from tailgraph.errors import DataError
 from tailgraph.evaluation.metric import EvalMetric, VidVRDMetric
 from tailgraph.modeling.types import SegmentRelationModel
-from tailgraph.protocols.base import EvalOptions, LossGroup, Protocol
+from tailgraph.protocols.base import LossGroup, Protocol
+from tailgraph.protocols.files import VidVRDFiles
 from tailgraph.structures import SceneGraph, SegmentBatch, SegmentPrediction
 from tailgraph.vocab import Vocabulary
 
@@ -183,6 +182,7 @@ class VidVRDProtocol(Protocol):
     frames' pair scores (:func:`frames_to_relation_instances`)."""
 
     name = "vidvrd"
+    files = VidVRDFiles
     folder_input = None
     default_ks = (50, 100)
     monitor = "RelDet_mAP"
@@ -213,99 +213,3 @@ class VidVRDProtocol(Protocol):
             str(v): model.associate([inst for _, inst in sorted(segs, key=lambda x: x[0])])
             for v, segs in by_video.items()
         }
-
-    @classmethod
-    def evaluate_paths(cls, gt, pred, options: EvalOptions, reader=None) -> dict[str, Any]:
-        """GT: tailgraph JSON with ``"protocol": "vidvrd"`` and ``"videos"`` (video id →
-        relation instances), a ``vidvrd_ground_truth`` binary file or a VidVRD folder;
-        predictions: the official VidVRD results JSON or a ``vidvrd_results`` binary file
-        (read video by video)."""
-        from tailgraph.data.vidvrd import load_vidvrd, to_groundtruth
-        from tailgraph.evaluation.vidvrd import (
-            aggregate_video_stats,
-            check_relation_instances,
-            evaluate_vidvrd,
-            read_vidvrd_results,
-            video_stats,
-        )
-        from tailgraph.io.binformat import BinaryReader, is_binary, read_vidvrd_binary
-        from tailgraph.io.interchange import FORMAT, read_json
-
-        if Path(gt).is_dir():
-            videos, vocab = (reader or load_vidvrd)(gt, options.split)
-            doc = {
-                "format": FORMAT,
-                "protocol": cls.name,
-                "videos": to_groundtruth(videos),
-                "predicates": vocab.predicates[1:],
-            }
-        elif is_binary(gt):
-            gt_videos, meta = read_vidvrd_binary(gt, "vidvrd_ground_truth")
-            doc = {
-                "format": FORMAT,
-                "protocol": cls.name,
-                "videos": gt_videos,
-                "predicates": meta.get("predicates"),
-            }
-        else:
-            doc = read_json(gt)
-        if (
-            not isinstance(doc, dict)
-            or doc.get("format") != FORMAT
-            or doc.get("protocol") != cls.name
-        ):
-            raise DataError(
-                f'expected a {FORMAT} ground-truth file with "protocol": "{cls.name}"',
-                file=gt,
-                field="protocol",
-            )
-        if not isinstance(doc.get("videos"), dict):
-            raise DataError(
-                "expected 'videos' (video id -> relation instances)", file=gt, field="videos"
-            )
-        videos_gt = doc["videos"]
-        try:  # the ground truth, validated before any prediction is read
-            for vid, g in videos_gt.items():
-                check_relation_instances(g, vid, scored=False)
-        except DataError as exc:
-            raise exc.with_context(file=str(gt)) from None
-        try:
-            if is_binary(pred):
-                order = {vid: i for i, vid in enumerate(videos_gt)}
-                stats: dict[int, object] = {}
-                with BinaryReader(pred, kind="vidvrd_results") as r:
-                    for vid, rels in r.videos():
-                        i = order.get(vid, order.get(str(vid)))
-                        if i is None:
-                            continue  # as the reference: predictions for other videos are ignored
-                        g = videos_gt[vid] if vid in videos_gt else videos_gt[str(vid)]
-                        if g:
-                            stats[i] = video_stats(g, rels, vid)
-                for vid, g in videos_gt.items():  # GT videos without predictions: an empty list
-                    if g and order[vid] not in stats:
-                        stats[order[vid]] = video_stats(g, [], vid)
-                return aggregate_video_stats(
-                    [stats[i] for i in sorted(stats)],  # type: ignore[misc]
-                    predicates=doc.get("predicates"),
-                )
-            preds = read_vidvrd_results(pred)
-            return evaluate_vidvrd(videos_gt, preds, predicates=doc.get("predicates"))
-        except DataError as exc:
-            raise exc.with_context(file=pred) from None
-
-    @classmethod
-    def summary(cls, result: dict[str, Any], options: EvalOptions) -> str:
-        lines = [f"vidvrd: {result['num_videos']} videos evaluated (percent)"]
-        for key in (
-            "RelDet_mAP",
-            "RelDet_R@50",
-            "RelDet_R@100",
-            "RelTag_P@1",
-            "RelTag_P@5",
-            "RelTag_P@10",
-            "mR@50",
-            "mR@100",
-            "Mean",
-        ):
-            lines.append(f"{key:<14}{100 * result[key]:>9.2f}")
-        return "\n".join(lines)

@@ -128,3 +128,110 @@ def test_any_damaged_byte_of_the_meta_text_is_an_error_not_other_class_names(tmp
         path.write_bytes(bytes(damaged))
         with pytest.raises(DataError, match="checksum"):
             read_ground_truth_binary(path)
+
+
+def _one_graph_arrays():
+    import numpy as np
+
+    from tailgraph.io.binformat import ground_truth_arrays
+
+    graph = {
+        "image_id": "img-0",
+        "width": 100,
+        "height": 80,
+        "boxes": np.array([[0, 0, 50, 50], [10, 10, 60, 60], [5, 5, 9, 9]], np.float32),
+        "labels": np.array([1, 2, 1]),
+        "relations": np.array([[0, 1, 1], [2, 1, 1]]),
+    }
+    return ground_truth_arrays([graph]), {
+        "object_classes": ["__background__", "a", "b"],
+        "predicates": ["__background__", "on"],
+    }
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".npz"])
+@pytest.mark.parametrize("field", ["boxes", "labels", "relations", "widths", "image_ids"])
+def test_a_damaged_byte_of_array_data_is_an_error_naming_the_array(tmp_path, suffix, field):
+    """Raw array data carry no checksum in either container; the CRC-32 the writer records in
+    ``meta`` turns a changed value (a label 1 -> 2, a box corner, an image id) into an error
+    naming the array, where it used to read back as the other value."""
+    import numpy as np
+
+    from tailgraph.io.binformat import read_ground_truth_binary, write_binary
+
+    arrays, meta = _one_graph_arrays()
+    path = tmp_path / f"gt{suffix}"
+    write_binary(path, "ground_truth", arrays, meta)
+    raw = path.read_bytes()
+    if field == "image_ids":  # UTF-8 in HDF5, UCS-4 in a .npy
+        needle = "img-0".encode("utf-8" if suffix == ".h5" else "utf-32-le")
+    else:
+        needle = np.ascontiguousarray(arrays[field]).tobytes()
+    at = raw.index(needle)
+    damaged = bytearray(raw)
+    # a byte that stays a valid value: a label 1 -> 2, an id 'img-0' -> 'img-1', a width 100 -> 101
+    damaged[at if field != "image_ids" else at + len(needle) * 4 // 5] += 1
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(DataError, match="checksum|CRC-32") as err:
+        read_ground_truth_binary(path)
+    assert err.value.file == str(path) and err.value.field == field
+
+
+def test_verify_false_and_files_without_checksums_read_the_stored_values(tmp_path):
+    import numpy as np
+
+    from tailgraph.io.binformat import BinaryReader, write_binary
+
+    arrays, meta = _one_graph_arrays()
+    path = tmp_path / "gt.h5"
+    write_binary(path, "ground_truth", arrays, meta)
+    raw = bytearray(path.read_bytes())
+    raw[raw.index(np.ascontiguousarray(arrays["labels"]).tobytes())] += 1  # label 1 -> 2
+    path.write_bytes(bytes(raw))
+    with BinaryReader(path, kind="ground_truth", verify=False) as r:
+        assert r.meta["array_crc32"]["labels"] >= 0
+        assert list(next(r.chunks())[0]["labels"]) == [2, 2, 1]
+    # a file from before the checksums (no 'array_crc32' in meta) is read as it is
+    from tailgraph.io import binformat
+
+    def without(arr):
+        return None
+
+    old = binformat._array_crc
+    binformat._array_crc = without
+    try:
+        write_binary(path, "ground_truth", arrays, meta)
+    finally:
+        binformat._array_crc = old
+    with BinaryReader(path, kind="ground_truth") as r:
+        assert r.meta["array_crc32"] == {} and list(next(r.chunks())[0]["labels"]) == [1, 2, 1]
+
+
+@pytest.mark.parametrize("bad", [[1, 2], {"labels": -1}, {"labels": 2**32}, {"labels": True}])
+def test_a_malformed_checksum_record_is_an_error(tmp_path, bad):
+    from tailgraph.io.binformat import read_ground_truth_binary, write_binary
+
+    arrays, meta = _one_graph_arrays()
+    path = tmp_path / "gt.npz"
+    write_binary(path, "ground_truth", arrays, meta)
+    import json
+    import zipfile
+
+    import numpy as np
+
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    with np.load(path) as f:
+        full = json.loads(str(f["__meta__"][()]))
+    full["array_crc32"] = bad
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.asarray(json.dumps(full)))
+    members["__meta__.npy"] = buf.getvalue()
+    with zipfile.ZipFile(path, "w") as z:
+        for n, b in members.items():
+            z.writestr(n, b)
+    with pytest.raises(DataError, match="array_crc32|checksum") as err:
+        read_ground_truth_binary(path)
+    assert err.value.file == str(path)

@@ -3,6 +3,7 @@ renamed into place, an existing output is replaced only with --overwrite, and a 
 nothing behind (metrics, reports, generated data sets)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,6 +113,11 @@ def test_report_failure_leaves_nothing(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
 
 
+def _generator_failing_half_way(out, **kwargs):
+    (Path(out) / "partial.txt").write_text("half")
+    raise RuntimeError("interrupted")
+
+
 def test_synth_out_is_atomic_and_replaced_only_with_overwrite(tmp_path, monkeypatch, capsys):
     out = tmp_path / "synth"
     args = [
@@ -140,13 +146,8 @@ def test_synth_out_is_atomic_and_replaced_only_with_overwrite(tmp_path, monkeypa
 
     from tailgraph.protocols import DATA_KINDS
 
-    def half(out, **kwargs):
-        from pathlib import Path
-
-        (Path(out) / "partial.txt").write_text("half")
-        raise RuntimeError("interrupted")
-
-    monkeypatch.setitem(DATA_KINDS, "ag", dataclasses.replace(DATA_KINDS["ag"], generate=half))
+    half = f"{__name__}:_generator_failing_half_way"
+    monkeypatch.setitem(DATA_KINDS, "ag", dataclasses.replace(DATA_KINDS["ag"], generate_ref=half))
     with pytest.raises(RuntimeError):
         tailgraph_main([*args, "--overwrite"])
     assert (out / "annotations" / "person_bbox.pkl").is_file() and not (

@@ -65,6 +65,32 @@ def _evaluate(tmp_path, name, args):
     return json.loads(out.read_text())
 
 
+_WITHOUT_TORCH = (
+    "import sys\n"
+    "from tailgraph.cli import main\n"
+    "rc = main(sys.argv[1:])\n"
+    "assert 'torch' not in sys.modules, 'tailgraph evaluate imported torch'\n"
+    "sys.exit(rc)\n"
+)
+
+
+def _evaluate_fresh(tmp_path, name, args):
+    """``tailgraph evaluate`` in a new process, which must not import torch: with binary ground
+    truth and predictions the evaluation is numpy only (a fresh command pays for numpy and
+    h5py, not for the model stack; JSON ground truth is validated as tensors)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / f"{name}.metrics.json"
+    run = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_TORCH, "evaluate", *args, "--json", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    return json.loads(out.read_text())
+
+
 @pytest.mark.parametrize("ext", [".h5", ".npz"])
 @pytest.mark.parametrize("mode", ["predcls", "sgdet"])
 def test_vg_binary_equals_json_in_any_order(tmp_path, ext, mode):
@@ -92,7 +118,7 @@ def test_vg_binary_equals_json_in_any_order(tmp_path, ext, mode):
     write_binary(
         tmp_path / f"pred{ext}", "predictions", predictions_arrays([preds[i] for i in perm])
     )
-    out = _evaluate(
+    out = _evaluate_fresh(
         tmp_path,
         "bin",
         [
@@ -222,6 +248,16 @@ def test_ag_and_oi_binary_equal_json(tmp_path):
         ],
     )
     assert out == ref
+    assert tailgraph_main(["convert", str(tmp_path / "gt.json"), str(tmp_path / "gt.h5")]) == 0
+    args = [
+        "--protocol",
+        "ag",
+        "--gt",
+        str(tmp_path / "gt.h5"),
+        "--pred",
+        str(tmp_path / "pred.npz"),
+    ]
+    assert _evaluate_fresh(tmp_path, "ag_fresh", args) == ref
     # Open Images: the same frames as an exhaustive-pair set with a background column
     del ag_preds
     oi_gts = [
@@ -277,6 +313,11 @@ def test_ag_and_oi_binary_equal_json(tmp_path):
         ],
     )
     assert out == ref
+    assert tailgraph_main(["convert", str(tmp_path / "oigt.json"), str(tmp_path / "oigt.npz")]) == 0
+    args = ["--protocol", "oi", "--gt", str(tmp_path / "oigt.npz")]
+    assert (
+        _evaluate_fresh(tmp_path, "oi_fresh", args + ["--pred", str(tmp_path / "oipred.h5")]) == ref
+    )
 
 
 def test_vidvrd_binary_equals_json(tmp_path):
@@ -327,7 +368,7 @@ def test_vidvrd_binary_equals_json(tmp_path):
     )
     assert tailgraph_main(["convert", str(tmp_path / "res.json"), str(tmp_path / "res.h5")]) == 0
     assert tailgraph_main(["convert", str(tmp_path / "gt.json"), str(tmp_path / "gt.npz")]) == 0
-    out = _evaluate(
+    out = _evaluate_fresh(
         tmp_path,
         "v_bin",
         [
