@@ -106,6 +106,10 @@ def variants(parts: list[str]) -> dict[str, dict]:
                 "method": {"pdl": False, "transfer_temperature": tau},
                 "head": LINEAR,
             }
+        v["KDL, transfer on misranked samples only"] = {
+            "method": {"pdl": False, "transfer_on": "misranked"},
+            "head": LINEAR,
+        }
     return v
 
 

@@ -350,6 +350,11 @@ class DLL(Method):
         transfer_temperature: ``τ`` of a sharpened transfer target, ``m_non^h ∝ (m_non^h)^(1/τ)``
             (default 1: Eq. 11 as printed). ``τ < 1`` makes the header's non-target row
             peakier — an ablation of how flat the transfer target is; not in the paper.
+        transfer_on: which ground-truth positions ``L_nt`` pulls. ``all`` (default, Eq. 11):
+            every one. ``misranked``: only those whose target probability does not exceed
+            every predicate the pair is not annotated with (a sample already ranked right
+            keeps its own non-target distribution); the sum is still divided by the number of
+            all positions, so a ranked-right position adds zero. An ablation, not in the paper.
 
     Without PDL the predicate probabilities are the base head's; without KDL the loss is
     ``L_t + λ L_r``. The object loss of the base model is always added.
@@ -376,8 +381,12 @@ class DLL(Method):
         transfer_mask: str = "target_and_header",
         nontarget: str = "probabilities",
         transfer_temperature: float = 1.0,
+        transfer_on: str = "all",
     ) -> None:
         super().__init__()
+        if transfer_on not in ("all", "misranked"):
+            raise ValueError(f"transfer_on must be 'all' or 'misranked', got {transfer_on!r}")
+        self.transfer_on = transfer_on
         if not (math.isfinite(transfer_temperature) and transfer_temperature > 0):
             raise ValueError(
                 f"transfer_temperature must be a finite number > 0, got {transfer_temperature!r}"
@@ -495,7 +504,12 @@ class DLL(Method):
             sharp = m_h.clamp_min(_EPS) ** (1.0 / self.transfer_temperature) * (m_h > 0)
             m_h = sharp / sharp.sum(-1, keepdim=True).clamp_min(_EPS)
         l_cm = kl_divergence(m_k, p_non.detach()).mean()
-        l_nt = kl_divergence(p_t, m_h.detach()).mean()
+        kl_nt = kl_divergence(p_t, m_h.detach())
+        if self.transfer_on == "misranked":
+            others = probs[rows].detach().masked_fill(targets[rows] > 0, -math.inf)
+            wrong = others.max(-1).values >= probs[rows, ks].detach()
+            kl_nt = kl_nt * wrong.to(kl_nt.dtype)
+        l_nt = kl_nt.mean()
         return l_cm, l_nt
 
     def training_step(self, model, batch):

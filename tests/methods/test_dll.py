@@ -314,3 +314,22 @@ def test_transfer_temperature_sharpens_the_headers_row():
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="transfer_temperature"):
             DLL(transfer_temperature=bad)
+
+
+def test_transfer_on_misranked_pulls_only_samples_another_predicate_outranks():
+    d = _dll(p=4, header=(0, 0, 0, 0))
+    d.correlation = torch.nn.Parameter(torch.log(torch.tensor([[0.1, 0.2, 0.3, 0.4]] * 4)))
+    # row 0: target 3 ranked first (0.9 > 0.5); row 1: target 3 outranked by predicate 2;
+    # row 2: two targets, 1 and 3 — 3 is first, 1 (0.3) is outranked by 2 (0.6)
+    probs = torch.tensor([[0.2, 0.3, 0.5, 0.9], [0.2, 0.3, 0.8, 0.4], [0.1, 0.3, 0.6, 0.7]])
+    targets = torch.tensor([[0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.0, 1.0]])
+    _, l_all = d.kdl_losses(probs, targets)
+    d.transfer_on = "misranked"
+    _, l_mis = d.kdl_losses(probs, targets)
+    rows, ks = targets.nonzero(as_tuple=True)  # positions (0,3) (1,3) (2,1) (2,3)
+    m = torch.softmax(d.correlation, -1)
+    per = kl_divergence(non_target(probs[rows], ks), non_target(m[d.header[ks]], ks))
+    assert float(l_all) == pytest.approx(float(per.mean()), rel=1e-5)
+    assert float(l_mis) == pytest.approx(float((per[1] + per[2]) / 4), rel=1e-5)
+    with pytest.raises(ValueError, match="transfer_on"):
+        DLL(transfer_on="wrong")
