@@ -45,6 +45,7 @@ def cli_row(tmp, protocol, gt_path, pred_path, extra=()):
             str(pred_path),
             "--json",
             str(out),
+            "--overwrite",
             *extra,
         ]
     )
@@ -90,7 +91,8 @@ def vidvrd_inputs(rng, n_videos, n_gt=10, n_pred=200, n_trip=150):
         x, y = rng.uniform(0, 400, 2)
         w, h = rng.uniform(20, 150, 2)
         t = np.arange(e - b)[:, None]
-        return (np.array([[x, y, x + w, y + h]]) + t * rng.uniform(-1, 1, 4)).tolist()
+        dx, dy = rng.uniform(-1, 1, 2)  # the box moves; its corners never cross
+        return (np.array([[x, y, x + w, y + h]]) + t * np.array([dx, dy, dx, dy])).tolist()
 
     gt, pred = {}, {}
     for v in range(n_videos):
@@ -241,7 +243,9 @@ def main() -> int:
     )
 
     n_img, n_box, nr = 2000, 12, 10
-    scores = rng.random((n_img * n_box * (n_box - 1), nr))
+    # float32, as every tailgraph reader and evaluator holds predicate scores (and models
+    # write them): the reference ranks the very same values
+    scores = rng.random((n_img * n_box * (n_box - 1), nr)).astype(np.float32)
     labels = np.zeros_like(scores, dtype=bool)
     pos = rng.random(scores.shape[0]) < 0.03
     labels[np.flatnonzero(pos), rng.integers(1, nr, int(pos.sum()))] = True
