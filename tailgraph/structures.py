@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from tailgraph.errors import DataError
+from tailgraph.io.graph_checks import _has_bool, as_array, check_boxes, check_graph, check_labels
 
 # what the structures' constructors accept: tensors, arrays, nested lists
 ArrayLike = Any
@@ -79,6 +80,10 @@ class Task(str, enum.Enum):
             ) from None
 
 
+# the tensor dtypes whose conversion from lists / arrays :func:`as_array` does (the one check)
+_NUMPY = {torch.float32: np.float32, torch.float64: np.float64, torch.int64: np.int64}
+
+
 def as_tensor(
     value: Any, dtype: torch.dtype, *, sample: object = None, field: str = ""
 ) -> torch.Tensor:
@@ -89,6 +94,8 @@ def as_tensor(
     never truncated)."""
     if isinstance(value, torch.Tensor):
         t = value
+    elif dtype in _NUMPY:
+        return torch.as_tensor(as_array(value, _NUMPY[dtype], sample=sample, field=field))
     else:
         if not dtype.is_floating_point and isinstance(value, (list, tuple)) and _has_bool(value):
             raise DataError("expected numbers, got booleans", sample=sample, field=field)
@@ -116,18 +123,6 @@ def as_tensor(
     return t.to(dtype)
 
 
-def _has_bool(value: Any) -> bool:
-    """Whether a (nested) list holds a Python / numpy boolean (NumPy would make it 0 / 1)."""
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, (list, tuple)):
-            stack.extend(v)
-        elif isinstance(v, (bool, np.bool_)):
-            return True
-    return False
-
-
 def _flat(t: torch.Tensor, sample: object, field: str) -> torch.Tensor:
     """``[N]`` (``[N, 1]`` and scalars-free lists pass; other shapes are an error)."""
     if t.ndim == 2 and t.shape[1] == 1:
@@ -137,42 +132,18 @@ def _flat(t: torch.Tensor, sample: object, field: str) -> torch.Tensor:
     raise DataError(f"expected a flat list, got shape {list(t.shape)}", sample=sample, field=field)
 
 
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
 def _check_boxes(boxes: torch.Tensor, sample: object, name: str = "boxes") -> None:
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise DataError(
-            f"expected shape [N, 4], got {list(boxes.shape)}", sample=sample, field=name
-        )
-    if boxes.numel() == 0:
-        return
-    finite = torch.isfinite(boxes).all(dim=1)
-    if not bool(finite.all()):
-        i = int((~finite).nonzero()[0, 0])
-        raise DataError(f"box {i} is not finite: {boxes[i].tolist()}", sample=sample, field=name)
-    bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
-    if bool(bad.any()):
-        i = int(bad.nonzero()[0, 0])
-        raise DataError(
-            f"box {i} has x2<x1 or y2<y1: {boxes[i].tolist()}", sample=sample, field=name
-        )
+    check_boxes(_np(boxes), sample, name)
 
 
 def _check_labels(
     labels: torch.Tensor, n: int, num_classes: int | None, sample: object, name: str
 ) -> None:
-    if labels.ndim != 1 or labels.shape[0] != n:
-        raise DataError(
-            f"expected shape [{n}], got {list(labels.shape)}", sample=sample, field=name
-        )
-    if labels.numel() and int(labels.min()) < 0:
-        i = int((labels < 0).nonzero()[0, 0])
-        raise DataError(f"label {i} is negative ({int(labels[i])})", sample=sample, field=name)
-    if num_classes is not None and labels.numel() and int(labels.max()) >= num_classes:
-        i = int((labels >= num_classes).nonzero()[0, 0])
-        raise DataError(
-            f"label {i} = {int(labels[i])} is out of range [0, {num_classes})",
-            sample=sample,
-            field=name,
-        )
+    check_labels(_np(labels), n, num_classes, sample, name)
 
 
 @dataclass
@@ -244,58 +215,17 @@ class SceneGraph:
         Returns:
             ``self``, so calls can be chained.
         """
-        sid = self.image_id
-        if (
-            not (
-                isinstance(self.width, (int, np.integer))
-                and isinstance(self.height, (int, np.integer))
-            )
-            or isinstance(self.width, (bool, np.bool_))
-            or isinstance(self.height, (bool, np.bool_))
-        ):
-            raise DataError("width/height must be integers", sample=sid, field="width/height")
-        if self.width <= 0 or self.height <= 0:
-            raise DataError(
-                f"image size must be positive, got {self.width}x{self.height}",
-                sample=sid,
-                field="width/height",
-            )
-        _check_boxes(self.boxes, sid)
-        n = self.boxes.shape[0]
-        _check_labels(self.labels, n, num_classes, sid, "labels")
-        rel = self.relations
-        if rel.ndim != 2 or rel.shape[1] != 3:
-            raise DataError(
-                f"expected shape [R, 3], got {list(rel.shape)}", sample=sid, field="relations"
-            )
-        if rel.numel():
-            idx = rel[:, :2]
-            bad = (idx < 0) | (idx >= n)
-            if bool(bad.any()):
-                r = int(bad.any(dim=1).nonzero()[0, 0])
-                raise DataError(
-                    f"relation {r} {rel[r].tolist()} points outside the {n} boxes",
-                    sample=sid,
-                    field="relations",
-                )
-            if int(rel[:, 2].min()) < 0:
-                r = int((rel[:, 2] < 0).nonzero()[0, 0])
-                raise DataError(
-                    f"relation {r} has a negative predicate", sample=sid, field="relations"
-                )
-            if num_predicates is not None and int(rel[:, 2].max()) >= num_predicates:
-                r = int((rel[:, 2] >= num_predicates).nonzero()[0, 0])
-                raise DataError(
-                    f"relation {r} predicate {int(rel[r, 2])} out of range [0, {num_predicates})",
-                    sample=sid,
-                    field="relations",
-                )
-        if self.track_ids is not None and self.track_ids.shape[0] != n:
-            raise DataError(
-                f"expected {n} track ids, got {self.track_ids.shape[0]}",
-                sample=sid,
-                field="track_ids",
-            )
+        check_graph(
+            self.image_id,
+            self.width,
+            self.height,
+            _np(self.boxes),
+            _np(self.labels),
+            _np(self.relations),
+            None if self.track_ids is None else _np(self.track_ids),
+            num_classes,
+            num_predicates,
+        )
         return self
 
     # ------------------------------------------------------------------ helpers

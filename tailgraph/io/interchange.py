@@ -28,6 +28,8 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from tailgraph.errors import DataError
 from tailgraph.io.outputs import naming_errors, remove_stale_temporaries, temporary_name
 from tailgraph.vocab import Vocabulary
@@ -150,19 +152,23 @@ def write_ground_truth(
 
 
 def read_ground_truth(
-    path: str | os.PathLike, protocols: Collection[str] | None = None
-) -> tuple[list[SceneGraph], Vocabulary, str]:
+    path: str | os.PathLike, protocols: Collection[str] | None = None, arrays: bool = False
+) -> tuple[list[Any], Vocabulary, str]:
     """Read and validate a ground-truth file.
 
     Args:
         path: the file.
         protocols: the ``protocol`` values accepted (the interchange kinds of
             :data:`tailgraph.protocols.DATA_KINDS`); ``None`` accepts any name.
+        arrays: the images as dicts of numpy arrays (``image_id``, ``width``, ``height``,
+            ``boxes``, ``labels``, ``relations`` and, where given, ``video_id`` /
+            ``frame_id``), as the binary reader gives them, instead of :class:`SceneGraph`s —
+            the same checks, without importing torch (``tailgraph evaluate``).
     Returns:
         ``(graphs, vocabulary, protocol)``.
     """
+    from tailgraph.io.graph_checks import check_graph, graph_arrays
     from tailgraph.ops.boxes import boxes_far_outside
-    from tailgraph.structures import SceneGraph
 
     p = str(path)
     doc = read_json(path)
@@ -197,10 +203,10 @@ def read_ground_truth(
         )
     except DataError as exc:
         raise exc.with_context(file=p) from None
-    graphs = []
+    graphs: list[Any] = []
     for i, e, image_id in _entries(doc, p):
         try:
-            g = SceneGraph(
+            g = graph_arrays(
                 image_id,
                 _get(e, "width", p, i),
                 _get(e, "height", p, i),
@@ -208,25 +214,35 @@ def read_ground_truth(
                 _get(e, "labels", p, i),
                 _get(e, "relations", p, i),
             )
-            g.validate(num_classes=vocab.num_classes, num_predicates=vocab.num_predicates)
-            far = boxes_far_outside(g.boxes.numpy(), g.width, g.height)
+            boxes, labels, rels = g["boxes"], g["labels"], g["relations"]
+            check_graph(
+                image_id,
+                g["width"],
+                g["height"],
+                boxes,
+                labels,
+                rels,
+                num_classes=vocab.num_classes,
+                num_predicates=vocab.num_predicates,
+            )
+            far = boxes_far_outside(boxes, g["width"], g["height"])
             if far.any():
                 j = int(far.argmax())
                 raise DataError(
-                    f"box {j} {g.boxes[j].tolist()} lies far outside the "
-                    f"{g.width}x{g.height} image",
+                    f"box {j} {boxes[j].tolist()} lies far outside the "
+                    f"{g['width']}x{g['height']} image",
                     sample=image_id,
                     field="boxes",
                 )
-            if vocab.has_background and g.labels.numel() and int(g.labels.min()) == 0:
-                j = int((g.labels == 0).nonzero()[0, 0])
+            if vocab.has_background and labels.size and int(labels.min()) == 0:
+                j = int(np.flatnonzero(labels == 0)[0])
                 raise DataError(
                     f"box {j} is labelled background: ground truth is foreground",
                     sample=image_id,
                     field="labels",
                 )
-            if bg and g.relations.numel() and int(g.relations[:, 2].min()) == 0:
-                j = int((g.relations[:, 2] == 0).nonzero()[0, 0])
+            if bg and rels.size and int(rels[:, 2].min()) == 0:
+                j = int(np.flatnonzero(rels[:, 2] == 0)[0])
                 raise DataError(
                     f"relation {j} has the background predicate: ground truth is foreground",
                     sample=image_id,
@@ -234,10 +250,15 @@ def read_ground_truth(
                 )
         except DataError as exc:
             raise exc.with_context(file=p) from None
-        for key in ("video_id", "frame_id"):
-            if key in e:
-                g.extras[key] = e[key]
-        graphs.append(g)
+        extras = {key: e[key] for key in ("video_id", "frame_id") if key in e}
+        if arrays:
+            graphs.append({**g, **extras})
+            continue
+        from tailgraph.structures import SceneGraph
+
+        graph = SceneGraph(image_id, g["width"], g["height"], boxes, labels, rels)
+        graph.extras.update(extras)
+        graphs.append(graph)
     if not graphs:
         raise DataError("ground truth holds no image", file=p, field="images")
     return graphs, vocab, protocol

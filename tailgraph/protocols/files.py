@@ -103,7 +103,7 @@ def load_ground_truth(
         )
         written_for = meta.get("protocol")
     else:
-        graphs, vocab, written_for = read_ground_truth(path)
+        graphs, vocab, written_for = read_ground_truth(path, arrays=True)
     if written_for != protocol:
         raise DataError(
             f"ground truth is for protocol {written_for!r}, not {protocol!r}",

@@ -75,9 +75,9 @@ _WITHOUT_TORCH = (
 
 
 def _evaluate_fresh(tmp_path, name, args):
-    """``tailgraph evaluate`` in a new process, which must not import torch: with binary ground
-    truth and predictions the evaluation is numpy only (a fresh command pays for numpy and
-    h5py, not for the model stack; JSON ground truth is validated as tensors)."""
+    """``tailgraph evaluate`` in a new process, which must not import torch: with binary
+    predictions (and JSON or binary ground truth) the evaluation is numpy only — a fresh
+    command pays for numpy and h5py, not for the model stack."""
     import subprocess
     import sys
 
@@ -134,7 +134,7 @@ def test_vg_binary_equals_json_in_any_order(tmp_path, ext, mode):
     )
     assert out == ref
     # JSON GT with binary predictions too
-    out2 = _evaluate(
+    out2 = _evaluate_fresh(
         tmp_path,
         "mixed",
         [
@@ -235,7 +235,7 @@ def test_ag_and_oi_binary_equal_json(tmp_path):
     )
     perm = rng.permutation(len(preds))
     write_binary(tmp_path / "pred.npz", "predictions", predictions_arrays([preds[i] for i in perm]))
-    out = _evaluate(
+    out = _evaluate_fresh(
         tmp_path,
         "ag_bin",
         [
@@ -300,7 +300,7 @@ def test_ag_and_oi_binary_equal_json(tmp_path):
     write_binary(
         tmp_path / "oipred.h5", "predictions", predictions_arrays([oi_preds[i] for i in perm])
     )
-    out = _evaluate(
+    out = _evaluate_fresh(
         tmp_path,
         "oi_bin",
         [
