@@ -95,7 +95,7 @@ def prior_part(a, work: Path, data: Path, counts: dict) -> dict:
                 with h5py.File(out, "r+") as f:
                     s = f["predicate_scores"][...]
                     f["predicate_scores"][...] = corrected(s, prior, tau)
-                res = kind.protocol.evaluate_binary(graphs, vocab, str(out), EvalOptions())
+                res = kind.files.evaluate_binary(graphs, vocab, str(out), EvalOptions())
                 out.unlink()
                 m = {}
                 for c in ("with", "semi", "no"):

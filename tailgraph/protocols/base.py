@@ -5,7 +5,7 @@ detections."""
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -338,41 +338,6 @@ class Protocol(abc.ABC):
         }
 
     # ------------------------------------------------------------------ files
-    # evaluation from files lives in :mod:`tailgraph.protocols.files` (no torch there); a
-    # protocol names its own and these pass through to it
+    # evaluation from files (``tailgraph evaluate``) lives in :mod:`tailgraph.protocols.files`,
+    # which imports no torch; a protocol names its own
     files: type[FileEvaluation] = FileEvaluation
-
-    @classmethod
-    def check_options(cls, options: EvalOptions) -> None:
-        """Refuse options out of range for this protocol (a :class:`DataError`)."""
-        cls.files.check_options(options)
-
-    @classmethod
-    def evaluate_paths(
-        cls,
-        gt: str,
-        pred: str,
-        options: EvalOptions,
-        reader: Callable[..., tuple[list[Any], Vocabulary]] | None = None,
-    ) -> dict[str, Any]:
-        """Metrics of the prediction file ``pred`` against the ground truth ``gt``."""
-        return cls.files.evaluate_paths(gt, pred, options, reader=reader)
-
-    @classmethod
-    def evaluate_predictions(
-        cls, graphs: list[Any], vocab: Vocabulary, preds: list[Any], options: EvalOptions
-    ) -> dict[str, Any]:
-        """Metrics of in-memory predictions against ground-truth graphs."""
-        return cls.files.evaluate_predictions(graphs, vocab, preds, options)
-
-    @classmethod
-    def evaluate_binary(
-        cls, graphs: list[Any], vocab: Vocabulary, pred: str, options: EvalOptions
-    ) -> dict[str, Any]:
-        """Metrics of a binary prediction file, read chunk by chunk."""
-        return cls.files.evaluate_binary(graphs, vocab, pred, options)
-
-    @classmethod
-    def summary(cls, result: dict[str, Any], options: EvalOptions) -> str:
-        """The metrics as the lines ``tailgraph evaluate`` prints (percent)."""
-        return cls.files.summary(result, options)
