@@ -464,7 +464,8 @@ def _(case):
 
 @trial("signals", "SIGINT during synth", expect="interrupted", signal_after=4.0, output="o")
 def _(case):
-    return ["synth", "--variant", "synth-vg", "--train", "3000", "--out", str(case / "o")]
+    # large enough to outlast the signal on a fast machine (3,000 images took 3.6 s)
+    return ["synth", "--variant", "synth-vg", "--train", "20000", "--out", str(case / "o")]
 
 
 @trial("signals", "SIGTERM during synth", expect="interrupted", sig=signal.SIGTERM,
