@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from tailgraph.errors import DataError
+from tailgraph.io.checksums import array_crc32
 
 __all__ = ["extractor_checksum", "build_cache", "CachedFeatures", "ensure_cache"]
 
@@ -76,11 +77,9 @@ def build_cache(
             offset = 0
             for g in graphs:
                 grp = f.create_group(str(g.image_id))
-                grp.create_dataset(
-                    "features",
-                    data=feats[offset : offset + g.num_boxes].cpu().numpy(),
-                    track_times=False,
-                )
+                values = feats[offset : offset + g.num_boxes].cpu().numpy()
+                ds = grp.create_dataset("features", data=values, track_times=False)
+                ds.attrs["crc32"] = np.uint32(array_crc32(values) or 0)
                 grp.create_dataset("boxes", data=g.boxes.numpy(), track_times=False)
                 offset += g.num_boxes
 
@@ -140,7 +139,17 @@ class CachedFeatures:
                 sample=graph.image_id,
                 field="boxes",
             )
-        return torch.from_numpy(grp["features"][:])
+        values = grp["features"][:]
+        crc = grp["features"].attrs.get("crc32")
+        if crc is not None and array_crc32(values) != int(crc):
+            raise DataError(
+                "damaged feature cache: the image's features do not match their checksum "
+                "(delete the file to rebuild it)",
+                file=str(self.path),
+                sample=graph.image_id,
+                field="features",
+            )
+        return torch.from_numpy(values)
 
     def close(self) -> None:
         self.file.close()

@@ -1,10 +1,15 @@
 """VidVRD-II's tracklet segments of a data set: tracklets, mean per-frame RoI features from a
 frozen extractor, labelled candidate pairs; built once and kept on disk (keyed by the split's
-videos, the settings and a checksum of the extractor's weights)."""
+videos, the settings and a checksum of the extractor's weights). The file is the ``torch.save``
+payload behind a header of a magic string and the payload's CRC-32 (``torch.load`` checks no
+checksum of tensor data: a damaged byte would be another feature value); a file whose CRC does
+not match is rebuilt like a stale one."""
 
 from __future__ import annotations
 
+import io
 import pickle
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +23,8 @@ from tailgraph.vocab import Vocabulary
 __all__ = ["save_segments", "load_segments", "build_tracklet_segments", "SEGMENT_CACHE_VERSION"]
 
 
-SEGMENT_CACHE_VERSION = 1
+SEGMENT_CACHE_VERSION = 2  # 2: the CRC-32 header
+_MAGIC = b"TGSEGv2\n"
 
 
 def save_segments(path: str | Path, segments: list) -> None:
@@ -42,13 +48,13 @@ def save_segments(path: str | Path, segments: list) -> None:
                 "position": s.position,
             }
         )
-    import io
-
     from tailgraph.io.outputs import write_bytes_atomic
 
     buf = io.BytesIO()  # serialised in memory: torch's zip writer does not report a full disk
     torch.save({"version": SEGMENT_CACHE_VERSION, "segments": rows}, buf)
-    write_bytes_atomic(path, buf.getbuffer())
+    payload = buf.getvalue()
+    crc = zlib.crc32(payload).to_bytes(4, "little")
+    write_bytes_atomic(path, _MAGIC + crc + payload)
 
 
 def load_segments(path: str | Path) -> list | None:
@@ -57,7 +63,16 @@ def load_segments(path: str | Path) -> list | None:
     from tailgraph.structures import Segment, Tracklet
 
     try:
-        doc = torch.load(path, map_location="cpu", weights_only=True)
+        raw = Path(path).read_bytes()
+    except OSError:
+        return None
+    head = len(_MAGIC) + 4
+    if raw[: len(_MAGIC)] != _MAGIC or zlib.crc32(raw[head:]) != int.from_bytes(
+        raw[len(_MAGIC) : head], "little"
+    ):
+        return None  # another version, or damaged: rebuilt
+    try:
+        doc = torch.load(io.BytesIO(raw[head:]), map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, KeyError, pickle.UnpicklingError):
         return None
     if not isinstance(doc, dict) or doc.get("version") != SEGMENT_CACHE_VERSION:

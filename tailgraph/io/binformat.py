@@ -43,7 +43,6 @@ import json
 import mmap
 import os
 import zipfile
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from tailgraph.errors import DataError
+from tailgraph.io.checksums import CRC_BLOCK, array_crc32, text_crc32, update_crc32
 from tailgraph.io.h5probe import probe_h5
 from tailgraph.io.outputs import (
     naming_errors,
@@ -519,17 +519,17 @@ class BinaryReader:
     def _crc(self, name: str) -> int:
         shape, dtype = self.store.info(name)
         if dtype.kind not in "iuf":
-            return _text_crc(self._ids(name))
+            return text_crc32(self._ids(name))
         n = shape[0] if shape else 1
         row = max(1, int(np.prod(shape[1:])) * dtype.itemsize if len(shape) > 1 else dtype.itemsize)
-        step = max(1, _CRC_BLOCK // row)
+        step = max(1, CRC_BLOCK // row)
         crc = 0
         for a in range(0, n, step):
             b = min(n, a + step)
             block = np.ascontiguousarray(
                 self.store.read(name, a, b) if shape else self.store.read(name)
             )
-            crc = zlib.crc32(block.reshape(-1).view(np.uint8).data, crc)
+            crc = update_crc32(block, crc)
             self.store.release(name, a, b)
         return crc
 
@@ -916,28 +916,6 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-# bytes per CRC step: large enough for zlib's speed, small enough to keep the pages bounded
-_CRC_BLOCK = 1 << 24
-
-
-def _text_crc(values: Sequence[str]) -> int:
-    return zlib.crc32(json.dumps([str(v) for v in values], ensure_ascii=False).encode())
-
-
-def _array_crc(arr: np.ndarray) -> int | None:
-    """The CRC-32 the reader recomputes (raw bytes of a number array, the JSON list of a text
-    array); ``None`` for a dtype tailgraph's readers do not read."""
-    if arr.dtype.kind in "iuf":
-        flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8).data
-        crc = 0
-        for i in range(0, len(flat), _CRC_BLOCK):
-            crc = zlib.crc32(flat[i : i + _CRC_BLOCK], crc)
-        return crc
-    if arr.dtype.kind == "U":
-        return _text_crc(arr.tolist())
-    return None
-
-
 def write_binary(
     path: str | os.PathLike,
     kind: str,
@@ -959,7 +937,7 @@ def write_binary(
     if path.is_dir():
         raise DataError("is a directory", file=str(path))
     full = {"format": BIN_FORMAT, "kind": kind, **(meta or {})}
-    crcs = {name: _array_crc(np.asarray(arr)) for name, arr in arrays.items()}
+    crcs = {name: array_crc32(np.asarray(arr)) for name, arr in arrays.items()}
     full["array_crc32"] = {name: c for name, c in crcs.items() if c is not None}
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() != ".npz":

@@ -5,7 +5,8 @@ that belongs to one extractor: ``<root>/<checksum>/shard_NNNNN.h5``. New entries
 memory and written as a new shard when ``flush_every`` of them are pending and when the cache
 is closed (also at interpreter exit); a shard is written to a temporary name and renamed, so an
 interrupted run loses at most its pending entries and never leaves a half-written shard. On
-open, every complete shard of the folder is read into memory.
+open, every complete shard of the folder is read into memory, each entry checked against the
+CRC-32 written beside it (attribute ``crc32``; shards written before it have none).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tailgraph.errors import DataError
+from tailgraph.io.checksums import array_crc32
 from tailgraph.io.outputs import write_h5_atomic
 
 __all__ = ["FeatureShards"]
@@ -61,7 +63,18 @@ class FeatureShards:
             try:
                 with h5py.File(shard, "r") as fh:
                     for key in fh:
-                        self._data[key] = fh[key][()]
+                        value = fh[key][()]
+                        crc = fh[key].attrs.get("crc32")
+                        if crc is not None and array_crc32(np.asarray(value)) != int(crc):
+                            raise DataError(
+                                "damaged feature cache shard: an entry does not match its "
+                                "checksum (delete the shard to rebuild it)",
+                                file=str(shard),
+                                sample=key,
+                            )
+                        self._data[key] = value
+            except DataError:
+                raise
             except (OSError, KeyError, ValueError) as exc:
                 raise DataError(
                     f"unreadable feature cache shard (delete it to rebuild): {exc}",
@@ -100,7 +113,10 @@ class FeatureShards:
 
         def fill(fh: h5py.File) -> None:
             for key in pending:
-                fh.create_dataset(key, data=self._data[key])
+                ds = fh.create_dataset(key, data=self._data[key])
+                crc = array_crc32(self._data[key])
+                if crc is not None:
+                    ds.attrs["crc32"] = np.uint32(crc)
 
         # assembled in memory, written in one piece: HDF5's own write-error path (a full disk
         # mid-file) can crash the process

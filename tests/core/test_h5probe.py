@@ -197,12 +197,12 @@ def test_verify_false_and_files_without_checksums_read_the_stored_values(tmp_pat
     def without(arr):
         return None
 
-    old = binformat._array_crc
-    binformat._array_crc = without
+    old = binformat.array_crc32
+    binformat.array_crc32 = without
     try:
         write_binary(path, "ground_truth", arrays, meta)
     finally:
-        binformat._array_crc = old
+        binformat.array_crc32 = old
     with BinaryReader(path, kind="ground_truth") as r:
         assert r.meta["array_crc32"] == {} and list(next(r.chunks())[0]["labels"]) == [1, 2, 1]
 

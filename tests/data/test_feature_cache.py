@@ -66,3 +66,42 @@ def test_truncated_cache(tmp_path):
     with pytest.raises(DataError, match="corrupt or truncated"):
         CachedFeatures(path)
     assert not (tmp_path / "c.h5.tmp").exists()
+
+
+def test_a_damaged_feature_value_is_an_error_not_another_feature(tmp_path):
+    """Raw HDF5 data carry no checksum; the CRC-32 beside each image's features does."""
+    import h5py
+
+    fx = PixelFeatures(last_stage="layer1", out_dim=4, frozen_trunk=True, union_features=False)
+    path = build_cache(tmp_path / "c.h5", fx, batches())
+    with h5py.File(path, "r") as f:
+        values = f["im1"]["features"][:]
+    raw = bytearray(path.read_bytes())
+    at = raw.index(values.tobytes())
+    raw[at + 5] ^= 0x40  # one byte of im1's first feature
+    path.write_bytes(bytes(raw))
+    cache = CachedFeatures(path)
+    assert cache.features(batches()[0].graphs[0]).shape == (2, 4)  # another image still reads
+    with pytest.raises(DataError, match="checksum") as err:
+        cache.features(batches()[0].graphs[1])
+    assert err.value.sample == "im1" and err.value.file == str(path)
+    cache.close()
+
+
+def test_a_damaged_feature_shard_entry_is_an_error_naming_the_shard(tmp_path):
+    import numpy as np
+
+    from tailgraph.io.feature_shards import FeatureShards
+
+    shards = FeatureShards(tmp_path / "s", flush_every=10)
+    shards.put("k1", np.arange(64, dtype=np.float32))
+    shards.put("k2", np.full(64, 7.0, dtype=np.float32))
+    shards.flush()
+    assert np.array_equal(FeatureShards(tmp_path / "s").get("k1"), np.arange(64))
+    shard = next((tmp_path / "s").glob("shard_*.h5"))
+    raw = bytearray(shard.read_bytes())
+    raw[raw.index(np.full(64, 7.0, dtype=np.float32).tobytes()) + 2] ^= 0x01
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="checksum") as err:
+        FeatureShards(tmp_path / "s")
+    assert err.value.file == str(shard) and err.value.sample == "k2"

@@ -439,6 +439,19 @@ def test_tracklet_segments_are_cached_on_disk_and_rebuilt_when_stale(tmp_path):
         torch.cat([s.feats for s in third.segments["test"]]),
         torch.cat([s.feats for s in first.segments["test"]]),
     )
+    # one damaged byte of a feature value (torch.load checks no CRC of tensor data): the file's
+    # CRC-32 header refuses it and the segments are rebuilt, not read with another value
+    assert files[0].name.startswith("test")
+    raw = bytearray(files[0].read_bytes())
+    at = raw.index(first.segments["test"][0].feats.numpy().tobytes()[:64])
+    raw[at + 3] ^= 0x20
+    files[0].write_bytes(bytes(raw))
+    fourth = dm(tmp_path / "cache")
+    fourth.setup("fit")
+    assert torch.equal(
+        torch.cat([s.feats for s in fourth.segments["test"]]),
+        torch.cat([s.feats for s in first.segments["test"]]),
+    )
 
 
 def test_user_tracklets_in_vidvrd_trajectory_layout(tmp_path):
