@@ -254,6 +254,19 @@ def headprobe_part(a, work: Path, data: Path, counts: dict) -> dict:
                         for c in range(len(names)) if (yte == c).any()}  # fmt: skip
 
             row = {"model": recall(own), "pairs": [len(ytr), len(yte)]}
+            # what the model's own head puts first on each label's test pairs (with constraint
+            # a pair keeps only that column): the three most frequent winners per label
+            row["model_winners"] = {
+                names[c]: [
+                    [names[int(w)], round(float(n) / int((yte == c).sum()), 3)]
+                    for w, n in sorted(
+                        zip(*torch.unique(own[yte == c], return_counts=True)),
+                        key=lambda t: -int(t[1]),
+                    )[:3]
+                ]
+                for c in range(len(names))
+                if (yte == c).any()
+            }
             for weighting in ("balanced", "plain"):
                 torch.manual_seed(seed)
                 probe = torch.nn.Linear(ftr.shape[1], len(names))
