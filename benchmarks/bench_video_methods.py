@@ -109,6 +109,12 @@ AG_OPTIONS = {
         )
         for w in ("al", "ep", "both")
     },
+    # the contacting type as one softmax (its columns compete for a pair's argmax, which the
+    # with-constraint metric keeps), its loss weight that of a softmax type (1, as attention)
+    "STTran (softmax contacting)": (
+        "STTran",
+        {"data.contact_single_label": True, "type_weights": {"spatial": 6}},
+    ),
     # the ablation that isolates the samples: BMP's counts and losses on real head inputs
     "BMP (real head samples)": ("BMP", {"head_samples": "real"}),
     "BMP (real head samples, no consistency)": (
@@ -173,6 +179,9 @@ def ag_recipe(
     cfg = yaml.safe_load((SYN / f"{AG_RECIPES[base]}.yaml").read_text())
     for key, value in options.items():  # method options; "context.NAME": the context's
         part, _, opt = key.rpartition(".")
+        if part == "data":  # "data.NAME": the data module's
+            cfg["data"]["init_args"][opt] = value
+            continue
         cfg["model"][part or "method"].setdefault("init_args", {})[opt] = value
     feats = cfg["model"]["features"]
     args = feats.setdefault("init_args", {})

@@ -89,9 +89,12 @@ def _lines(path: Path, expected: int) -> list[str]:
     return lines
 
 
-def ag_vocabulary(root: str | Path) -> Vocabulary:
+def ag_vocabulary(root: str | Path, contact_single_label: bool = False) -> Vocabulary:
     """Object classes (``__background__`` + 36, the reference's renames applied) and the 26
-    predicates with their relation type."""
+    predicates with their relation type. ``contact_single_label``: the contacting type is
+    trained as one softmax (a pair's one contact label) like attention, instead of 17
+    independent sigmoids — not AG's protocol (contact relations are multi-label there), an
+    option for data whose pairs carry one contact label."""
     ann = Path(root) / "annotations"
     classes = [BACKGROUND] + _lines(ann / "object_classes.txt", 36)
     for i, name in OBJECT_RENAMES.items():
@@ -111,7 +114,7 @@ def ag_vocabulary(root: str | Path) -> Vocabulary:
         classes,
         list(AG_PREDICATES),
         relation_type=types,  # type: ignore[arg-type]
-        single_label_types=["attention"],
+        single_label_types=["attention", "contacting"] if contact_single_label else ["attention"],
         predicate_background=False,
         name="action-genome",
     )
@@ -366,6 +369,7 @@ def load_ag(
     min_frames: int = 3,
     datasize: str = "large",
     mini_frames: int = 80000,
+    contact_single_label: bool = False,
 ) -> tuple[list[VideoSceneGraph], Vocabulary]:
     """Read one split of Action Genome.
 
@@ -380,6 +384,8 @@ def load_ag(
             of ``person_bbox.pkl`` in its stored order, as the reference loader's
             ``-datasize mini`` (80000) does, for quick runs.
         mini_frames: the frame count of ``mini``.
+        contact_single_label: train the contacting type as one softmax
+            (:func:`ag_vocabulary`).
     Returns:
         ``(videos, vocabulary)``; the vocabulary's ``predicate_counts`` are counted on the
         returned frames.
@@ -393,7 +399,12 @@ def load_ag(
         raise DataError(
             f"mini_frames must be a positive integer, got {mini_frames!r}", field="mini_frames"
         )
-    vocab = ag_vocabulary(root)
+    if not isinstance(contact_single_label, bool):
+        raise DataError(
+            f"contact_single_label must be true or false, got {contact_single_label!r}",
+            field="contact_single_label",
+        )
+    vocab = ag_vocabulary(root, contact_single_label)
     ann = root / "annotations"
     obj_file = ann / (
         "object_bbox_and_relationship_filtersmall.pkl"

@@ -29,6 +29,9 @@ class AGDataModule(SplitDataModule):
             ``-mode`` sets it (false for PredCls, true otherwise), here the recipe does.
         datasize: ``large`` | ``mini`` (the reference's ``-datasize``; ``mini`` keeps the
             first 80000 annotated frames).
+        contact_single_label: train the contacting type as one softmax over its 17 columns
+            (a pair's one contact label) instead of independent sigmoids; not AG's protocol,
+            an option for data whose pairs carry one contact label (97 % of synth-ag's).
     """
 
     protocol = "ag"
@@ -47,6 +50,7 @@ class AGDataModule(SplitDataModule):
         val_fraction: float = 0.1,
         filter_small_box: bool = False,
         datasize: str = "large",
+        contact_single_label: bool = False,
     ) -> None:
         super().__init__(
             root,
@@ -61,9 +65,14 @@ class AGDataModule(SplitDataModule):
         self.max_size = max_size
         self.filter_small_box = filter_small_box
         self.datasize = datasize
+        self.contact_single_label = contact_single_label
 
     def reader_options(self) -> dict:
-        return {"filter_small_box": self.filter_small_box, "datasize": self.datasize}
+        return {
+            "filter_small_box": self.filter_small_box,
+            "datasize": self.datasize,
+            "contact_single_label": self.contact_single_label,
+        }
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         ds = VideoFrames(self.splits[split], self.max_size, self.layout_only)

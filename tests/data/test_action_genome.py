@@ -368,3 +368,30 @@ def test_datasize_mini_and_filtersmall_through_the_data_module(tmp_path):
     dm = AGDataModule(str(root), layout_only=True, datasize="mini", val_fraction=0.0)
     dm.setup("fit")
     assert len(dm.splits["train"][0]) == 3
+
+
+def test_contact_single_label_trains_the_contacting_type_as_one_softmax(tmp_path):
+    from tailgraph.protocols import build_protocol
+
+    root = write_ag(tmp_path)
+    train, plain = load_ag(root, "train")
+    _, single = load_ag(root, "train", contact_single_label=True)
+    groups = {g.name: g.single_label for g in build_protocol("ag", plain).groups}
+    assert groups == {"attention": True, "spatial": False, "contacting": False}
+    protocol = build_protocol("ag", single)
+    assert {g.name: g.single_label for g in protocol.groups} == {
+        "attention": True,
+        "spatial": False,
+        "contacting": True,
+    }
+    frame = train[0].frames[0]
+    pairs = protocol.candidate_pairs([frame])[0]
+    t = protocol.targets([frame], pairs)
+    contact = next(g for g in protocol.groups if g.name == "contacting")
+    lab = t.labels["contacting"]
+    # each pair's label is one of its annotated contact columns (-100: none annotated)
+    for row, y in enumerate(lab.tolist()):
+        annotated = [j for j, c in enumerate(contact.columns) if t.multi_hot[row, c] > 0]
+        assert (y in annotated) if annotated else y == -100
+    with pytest.raises(DataError, match="contact_single_label"):
+        load_ag(root, "train", contact_single_label="yes")
