@@ -115,6 +115,17 @@ AG_OPTIONS = {
         "STTran",
         {"data.contact_single_label": True, "type_weights": {"spatial": 6}},
     ),
+    "TEMPURA (softmax contacting)": ("TEMPURA", {"data.contact_single_label": True}),
+    # BMP's balanced head stage on a softmax contact type, from the TEMPURA trained the same way
+    "BMP (real head samples + majority, no consistency, softmax contacting)": (
+        "BMP",
+        {
+            "head_samples": "real",
+            "majority_samples": True,
+            "lambda_consist": 0.0,
+            "data.contact_single_label": True,
+        },
+    ),
     # the ablation that isolates the samples: BMP's counts and losses on real head inputs
     "BMP (real head samples)": ("BMP", {"head_samples": "real"}),
     "BMP (real head samples, no consistency)": (
@@ -198,13 +209,19 @@ def ag_recipe(
         method = cfg["model"].get("method") or {}
         (method.get("init_args") or {}).pop("type_weights", None)
     if base == "BMP":
-        cfg["model"]["init_from"] = str(work / f"TEMPURA_{seed}")
+        cfg["model"]["init_from"] = str(work / f"{bmp_start(name)}_{seed}")
     if epochs is not None:
         cfg["trainer"]["max_epochs"] = epochs if base != "BMP" else max(1, epochs // 3)
     cfg["trainer"].pop("default_root_dir", None)
     path = work / f"{name}_{seed}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def bmp_start(name: str) -> str:
+    """The TEMPURA variant a BMP variant starts from (its data options must match)."""
+    data = {k: v for k, v in AG_OPTIONS.get(name, (name, {}))[1].items() if k.startswith("data.")}
+    return "TEMPURA (softmax contacting)" if data.get("data.contact_single_label") else "TEMPURA"
 
 
 def run_ag(
@@ -245,8 +262,9 @@ def run_ag(
         return AG_OPTIONS.get(n, (n,))[0] == "BMP"
 
     order = list(names)
-    if any(is_bmp(n) for n in order) and "TEMPURA" not in order:
-        order.insert(0, "TEMPURA")  # BMP needs the seed's TEMPURA run
+    for start in dict.fromkeys(bmp_start(n) for n in names if is_bmp(n)):
+        if start not in order:
+            order.insert(0, start)  # BMP needs the seed's TEMPURA run
     runs: dict[str, list] = {}
     for seed in seeds:
         for name in sorted(order, key=is_bmp):  # TEMPURA before BMP
