@@ -116,6 +116,22 @@ AG_OPTIONS = {
         {"data.contact_single_label": True, "type_weights": {"spatial": 6}},
     ),
     "TEMPURA (softmax contacting)": ("TEMPURA", {"data.contact_single_label": True}),
+    # the same with the contacting loss weight of a softmax type (1): the variant above keeps
+    # the recipe's x17 on a cross-entropy, a 17-fold larger step for that type only
+    "TEMPURA (softmax contacting, unit weight)": (
+        "TEMPURA",
+        {"data.contact_single_label": True, "type_weights": {"spatial": 6}},
+    ),
+    "BMP (real head samples + majority, no consistency, softmax contacting, unit weight)": (
+        "BMP",
+        {
+            "head_samples": "real",
+            "majority_samples": True,
+            "lambda_consist": 0.0,
+            "type_weights": {"spatial": 6},
+            "data.contact_single_label": True,
+        },
+    ),
     # BMP's balanced head stage on a softmax contact type, from the TEMPURA trained the same way
     "BMP (real head samples + majority, no consistency, softmax contacting)": (
         "BMP",
@@ -219,9 +235,23 @@ def ag_recipe(
 
 
 def bmp_start(name: str) -> str:
-    """The TEMPURA variant a BMP variant starts from (its data options must match)."""
-    data = {k: v for k, v in AG_OPTIONS.get(name, (name, {}))[1].items() if k.startswith("data.")}
-    return "TEMPURA (softmax contacting)" if data.get("data.contact_single_label") else "TEMPURA"
+    """The TEMPURA variant a BMP variant starts from: the one with the same data options and
+    loss type weights (``TEMPURA`` itself when the BMP variant changes neither)."""
+
+    def shared(options: dict) -> dict:
+        return {k: v for k, v in options.items() if k.startswith("data.") or k == "type_weights"}
+
+    wanted = shared(AG_OPTIONS.get(name, (name, {}))[1])
+    if not wanted:
+        return "TEMPURA"
+    for variant, (base, options) in AG_OPTIONS.items():
+        if base == "TEMPURA" and shared(options) == wanted:
+            return variant
+    wanted.pop("type_weights", None)  # a BMP variant may set its own head-stage weights
+    for variant, (base, options) in AG_OPTIONS.items():
+        if base == "TEMPURA" and shared(options) == wanted:
+            return variant
+    raise ValueError(f"no TEMPURA variant with the data options of {name!r}: {wanted}")
 
 
 def run_ag(

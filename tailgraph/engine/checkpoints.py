@@ -9,7 +9,16 @@ from typing import Any
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-__all__ = ["AtomicCheckpointIO", "latest_checkpoint", "check_checkpoint", "load_model_weights"]
+__all__ = [
+    "AtomicCheckpointIO",
+    "latest_checkpoint",
+    "check_checkpoint",
+    "load_model_weights",
+    "tensor_crc32",
+]
+
+# where a checkpoint written by tailgraph records the CRC-32 of each of its tensors
+CRC_KEY = "tensor_crc32"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -55,10 +64,12 @@ def latest_checkpoint(root: str | os.PathLike) -> str:
     return str(max(runs)[1])
 
 
-def check_checkpoint(path: str | os.PathLike, field: str = "ckpt_path") -> None:
-    """Refuse a checkpoint that is missing, truncated, foreign, or holds anything beyond tensors
-    and plain containers: it is read with ``torch.load(weights_only=True)`` (no code can run)
-    and must be a Lightning checkpoint with a ``state_dict`` and ``hyper_parameters``."""
+def check_checkpoint(path: str | os.PathLike, field: str = "ckpt_path") -> dict:
+    """Refuse a checkpoint that is missing, truncated, foreign, damaged, or holds anything
+    beyond tensors and plain containers: it is read with ``torch.load(weights_only=True)`` (no
+    code can run), must be a Lightning checkpoint with a ``state_dict`` and
+    ``hyper_parameters``, and its tensors must match their recorded CRC-32
+    (:func:`tensor_crc32`). Returns the loaded checkpoint (tensors memory-mapped)."""
     import warnings
 
     import torch
@@ -73,7 +84,7 @@ def check_checkpoint(path: str | os.PathLike, field: str = "ckpt_path") -> None:
         raise DataError("is a directory, expected a checkpoint file", **where)
     with warnings.catch_warnings():  # torch's notes on legacy formats: the error says it
         warnings.simplefilter("ignore")
-        _load_checked(torch, p, where)
+        return _load_checked(torch, p, where)
 
 
 def load_model_weights(model: Any, path: str | os.PathLike, vocab: Any) -> None:
@@ -148,6 +159,62 @@ def load_model_weights(model: Any, path: str | os.PathLike, vocab: Any) -> None:
     model.load_state_dict(state)
 
 
+def tensor_crc32(checkpoint: Any) -> dict[str, int]:
+    """CRC-32 of the bytes of every dense tensor in ``checkpoint`` (weights, optimiser moments,
+    random states, method buffers), keyed by its path (``state_dict/model.head.weight``,
+    ``optimizer_states/0/state/3/exp_avg``). A torch zip file stores tensor data uncompressed
+    and ``torch.load`` checks no CRC, so a damaged byte would otherwise load as another value.
+    ``SGGModule.on_save_checkpoint`` records it under ``tailgraph.tensor_crc32``; every load
+    through :func:`check_checkpoint` / :func:`load_model_weights` compares it."""
+    import torch
+
+    from tailgraph.io.checksums import update_crc32
+
+    out: dict[str, int] = {}
+
+    def walk(obj: Any, path: str) -> None:
+        if isinstance(obj, torch.Tensor):
+            if obj.layout == torch.strided and not obj.is_meta and not obj.is_quantized:
+                flat = obj.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+                out[path] = update_crc32(flat.numpy())
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                if path == "" and k == "tailgraph":
+                    continue  # the record itself (vocabulary, versions: no tensors)
+                walk(v, f"{path}/{k}" if path else str(k))
+        elif isinstance(obj, (list, tuple)):
+            for i, v in enumerate(obj):
+                walk(v, f"{path}/{i}" if path else str(i))
+
+    walk(checkpoint, "")
+    return out
+
+
+def _verify_tensors(ck: dict, where: dict) -> None:
+    """Compare the tensors of a loaded checkpoint with the CRC-32 recorded when it was saved
+    (checkpoints without a record, e.g. of older versions, are not verified)."""
+    from tailgraph.errors import DataError
+
+    info = ck.get("tailgraph")
+    recorded = info.get(CRC_KEY) if isinstance(info, dict) else None
+    if recorded is None:
+        return
+    if not isinstance(recorded, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+        for k, v in recorded.items()
+    ):
+        raise DataError("malformed tailgraph.tensor_crc32 (expected {path: integer})", **where)
+    now = tensor_crc32(ck)
+    for path, crc in recorded.items():
+        if path in now and now[path] != crc:
+            raise DataError(
+                f"tensor '{path}' does not match the CRC-32 recorded when the checkpoint was "
+                "saved: the file is damaged (or was edited outside tailgraph; an edited file "
+                "must drop 'tailgraph.tensor_crc32')",
+                **where,
+            )
+
+
 def _load_checked(torch, p: Path, where: dict) -> dict:
     import pickle
 
@@ -182,6 +249,7 @@ def _load_checked(torch, p: Path, where: dict) -> dict:
         raise DataError("not a Lightning checkpoint: no 'state_dict'", **where)
     if not isinstance(ck.get("hyper_parameters"), dict):
         raise DataError("not a tailgraph checkpoint: no 'hyper_parameters'", **where)
+    _verify_tensors(ck, where)
     return ck
 
 

@@ -325,6 +325,10 @@ class SGGModule(L.LightningModule):
         segments = settings() if callable(settings) else None
         if segments is not None:  # a segment model: what predict needs to build new videos'
             checkpoint["tailgraph"]["tracklet_segments"] = segments
+        from tailgraph.engine.checkpoints import CRC_KEY, tensor_crc32
+
+        # last: covers every tensor the checkpoint holds, this hook's random states included
+        checkpoint["tailgraph"][CRC_KEY] = tensor_crc32(checkpoint)
 
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
         """``nn.Module.load_state_dict``; a mismatch is a :class:`DataError` naming the file,

@@ -59,13 +59,10 @@ DEFAULT_MAX_SIZE = 592
 def load_checkpoint_module(ckpt: str | Path):
     """The :class:`SGGModule` of a checkpoint, built from its own hyperparameters and
     vocabulary, weights loaded, in eval mode. Returns ``(module, image_max_size or None)``."""
-    import torch
-
     from tailgraph.engine.checkpoints import check_checkpoint
     from tailgraph.engine.module import SGGModule
 
-    check_checkpoint(ckpt, field="--ckpt")
-    ck = torch.load(ckpt, map_location="cpu", weights_only=True)
+    ck = check_checkpoint(ckpt, field="--ckpt")
     where = {"file": str(ckpt), "field": "hyper_parameters"}
     params = inspect.signature(SGGModule.__init__).parameters
     hp = {k: v for k, v in ck["hyper_parameters"].items() if k in params and k != "self"}

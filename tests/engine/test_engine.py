@@ -814,6 +814,65 @@ def test_a_checkpoint_of_another_model_names_file_key_and_setting(tmp_path, caps
     assert "1 missing, first 'b'" in msg and "1 unexpected, first 'c'" in msg
 
 
+def _damage_tensor_bytes(ckpt, out):
+    """A copy of the torch zip ``ckpt`` with one byte flipped inside its largest tensor storage
+    (stored uncompressed: the zip's own CRC is not checked by ``torch.load``)."""
+    import zipfile
+
+    raw = bytearray(ckpt.read_bytes())
+    with zipfile.ZipFile(ckpt) as zf:
+        info = max((i for i in zf.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    name_len = int.from_bytes(raw[info.header_offset + 26 : info.header_offset + 28], "little")
+    extra_len = int.from_bytes(raw[info.header_offset + 28 : info.header_offset + 30], "little")
+    start = info.header_offset + 30 + name_len + extra_len
+    raw[start + info.file_size // 2] ^= 0x40
+    out.write_bytes(bytes(raw))
+    return out
+
+
+def test_a_damaged_checkpoint_tensor_is_refused_by_every_command(tmp_path, capsys):
+    from tailgraph.engine.checkpoints import check_checkpoint, load_model_weights, tensor_crc32
+
+    cfg = tiny_vg_recipe(tmp_path / "r.yaml", tmp_path / "vg", tmp_path / "run")
+    assert tailgraph_main(["fit", "--config", str(cfg)]) == 0
+    ckpt = next((tmp_path / "run").rglob("last.ckpt"))
+    ck = torch.load(ckpt, map_location="cpu", weights_only=True)
+    recorded = ck["tailgraph"]["tensor_crc32"]
+    # every tensor: weights, optimiser moments, random states
+    assert recorded == tensor_crc32(ck)
+    assert any(k.startswith("state_dict/model.") for k in recorded)
+    assert any(k.startswith("optimizer_states/0/state/") for k in recorded)
+    assert "tailgraph_rng/torch" in recorded
+    check_checkpoint(ckpt)  # the undamaged file loads
+
+    bad = _damage_tensor_bytes(ckpt, tmp_path / "damaged.ckpt")
+    # torch itself reads the flipped byte back as another value
+    loaded = torch.load(bad, map_location="cpu", weights_only=True)
+    assert tensor_crc32(loaded) != recorded
+    capsys.readouterr()
+    for argv in (
+        ["test", "--config", str(cfg), "--ckpt_path", str(bad)],
+        ["fit", "--config", str(cfg), "--ckpt_path", str(bad)],
+        ["predict", "--ckpt", str(bad), "--input", str(tmp_path / "vg"), "--out",
+         str(tmp_path / "pred")],
+    ):  # fmt: skip
+        assert tailgraph_main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(bad) in err[0], (argv, err)
+        assert "does not match the CRC-32 recorded" in err[0], err[0]
+    assert not (tmp_path / "pred").exists()
+    from tailgraph.engine.predict import load_checkpoint_module
+
+    module, _ = load_checkpoint_module(ckpt)  # model.init_from of a damaged start
+    with pytest.raises(DataError, match="CRC-32") as err:
+        load_model_weights(module.model, bad, module.vocab)
+    assert str(bad) in str(err.value) and "model.init_from" in str(err.value)
+    # an edited file that drops the record loads unverified
+    loaded["tailgraph"].pop("tensor_crc32")
+    torch.save(loaded, tmp_path / "edited.ckpt")
+    check_checkpoint(tmp_path / "edited.ckpt")
+
+
 def test_fit_names_checkpoints_by_the_epochs_shown_and_prints_its_folder_first(tmp_path, capsys):
     from tailgraph.engine.callbacks import _percent
 
