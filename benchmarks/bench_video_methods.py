@@ -132,6 +132,19 @@ AG_OPTIONS = {
             "data.contact_single_label": True,
         },
     ),
+    # the same stage on the contacting head only: the sigmoid types keep TEMPURA's heads
+    "BMP (real head samples + majority, no consistency, softmax contacting, unit weight, "
+    "contacting head only)": (
+        "BMP",
+        {
+            "head_samples": "real",
+            "majority_samples": True,
+            "lambda_consist": 0.0,
+            "type_weights": {"spatial": 6},
+            "head_types": ["contacting"],
+            "data.contact_single_label": True,
+        },
+    ),
     # BMP's balanced head stage on a softmax contact type, from the TEMPURA trained the same way
     "BMP (real head samples + majority, no consistency, softmax contacting)": (
         "BMP",

@@ -304,6 +304,10 @@ class BMP(Method):
             prototype, or its real positives with ``head_samples: real``), so the head stage
             keeps positives of every class; the paper's stage trains on minority samples only,
             majority classes appear in it as negatives. Not in the paper.
+        head_types: the relation types whose heads the head stage trains (default: all, the
+            paper). The others keep their start's weights — frozen, no phase-2 loss — e.g. the
+            multi-label sigmoid types, whose confidences the semi constraint thresholds, while
+            the stage re-balances a single-label type only. Not in the paper.
 
     Start BMP from a trained TEMPURA run with the module's ``init_from`` (and
     ``base_epochs: 0``): the memory bank and its attention are then trained before BMP's
@@ -342,8 +346,16 @@ class BMP(Method):
         prototype_features: str = "memory",
         head_samples: str = "synthetic",
         majority_samples: bool = False,
+        head_types: list[str] | None = None,
     ) -> None:
         super().__init__()
+        if head_types is not None and (
+            isinstance(head_types, str)
+            or not all(isinstance(t, str) for t in head_types)
+            or not list(head_types)
+        ):
+            raise ValueError("head_types must be a non-empty list of relation type names")
+        self.head_types = None if head_types is None else [str(t) for t in head_types]
         if head_samples not in ("synthetic", "real"):
             raise ValueError(f"head_samples must be 'synthetic' or 'real', got {head_samples!r}")
         self.head_samples = head_samples
@@ -393,6 +405,12 @@ class BMP(Method):
                 f"type_weights names unknown relation types {unknown}; the head has "
                 f"{sorted(head.names)}"
             )
+        unknown = sorted(set(self.head_types or ()) - set(head.names))
+        if unknown:
+            raise ValueError(
+                f"head_types names unknown relation types {unknown}; the head has "
+                f"{sorted(head.names)}"
+            )
         if not len(self.prototype_nets):
             for _ in head.names:
                 self.prototype_nets.append(PrototypeNetwork(memory.dim))
@@ -409,8 +427,17 @@ class BMP(Method):
     def on_train_epoch_start(self, model, epoch: int) -> None:
         self._epoch = epoch
         if self.phase == 2:  # only the relation heads (and the prototype networks) learn
+            frozen = tuple(
+                f"head.heads.{k}."
+                for k, t in enumerate(model.head.names)
+                if not self._trains_type(t)
+            )
             for name, p in model.named_parameters():
-                p.requires_grad_(name.startswith("head."))
+                p.requires_grad_(name.startswith("head.") and not name.startswith(frozen))
+
+    def _trains_type(self, name: str) -> bool:
+        """Whether the head stage trains relation type ``name``'s head (``head_types``)."""
+        return self.head_types is None or name in self.head_types
 
     def on_train_epoch_end(self, model, epoch: int) -> None:
         self.base.on_train_epoch_end(model, epoch)  # the memory's class means
@@ -544,6 +571,8 @@ class BMP(Method):
                 video += torch.bincount(g.relations[:, 2].cpu(), minlength=r)[:r].float()
         losses: dict[str, torch.Tensor] = {}
         for k in range(len(model.head.names)):
+            if not self._trains_type(model.head.names[k]):
+                continue
             losses.update(
                 self.type_losses(model, k, video, real if self.head_samples == "real" else None)
             )

@@ -99,6 +99,26 @@ def test_phase_two_freezes_all_but_the_heads_and_trains_heads_and_prototype_netw
     assert model.context.proj.weight.grad is None
 
 
+def test_head_types_train_only_the_named_types_heads_the_others_keep_their_weights():
+    m, model = _bmp(head_types=["attention"])
+    m.on_train_epoch_start(model, 1)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("head.heads.0.") for n in trainable)
+    assert any(n.startswith("head.heads.1.") for n, _ in model.named_parameters())
+    g = SceneGraph(
+        0, 10, 10, [[0, 0, 5, 5], [1, 1, 6, 6]], [1, 2], [[0, 1, 1], [0, 1, 2], [1, 0, 4]]
+    )
+    losses = m.training_step(model, type("B", (), {"graphs": [g]})())
+    assert set(losses) == {"loss_bmp_attention"}  # spatial has a minority positive (4) too
+    sum(losses.values()).backward()
+    assert all(p.grad is None for p in model.head.heads[1].parameters())
+    assert all(p.grad is not None for p in model.head.heads[0].parameters())
+    with pytest.raises(ValueError, match="head_types names unknown relation types"):
+        _bmp(head_types=["contact"])
+    with pytest.raises(ValueError, match="non-empty list"):
+        BMP(head_types="attention")
+
+
 def test_synthetic_sample_counts_per_minority_class():
     m, model = _bmp()
     m.on_train_epoch_start(model, 1)
