@@ -16,7 +16,7 @@ recall of the head / body / tail thirds of the predicates by training count and 
 epoch.
 
     .venv/bin/python benchmarks/bench_dll.py [--seeds 0 1 2] [--epochs 20] [--parts main ablation]
-        [--tracklets gt|jittered|tracked]
+        [--tracklets gt|jittered|tracked] [--max-step 0.25]
         [--train 400 --test 100 --root data/synth-vrd-400 --out benchmarks/results/dll_synth_vrd]
 """
 
@@ -259,6 +259,12 @@ def main() -> None:
         default=0.0,
         help="synth-vrd's p_confuse (motion predicates annotated as their look-alike mate)",
     )
+    ap.add_argument(
+        "--max-step",
+        type=float,
+        default=None,
+        help="synth-vrd's max_step (subjects reach their relations along ramps, no jumps)",
+    )
     ap.add_argument("--variants", nargs="+", default=None, help="run only these variants")
     ap.add_argument(
         "--tracklets",
@@ -297,6 +303,11 @@ def main() -> None:
         data["synth_options"] = {
             **dict(data.get("synth_options") or {}),
             "p_confuse": args.p_confuse,
+        }
+    if args.max_step is not None:
+        data["synth_options"] = {
+            **dict(data.get("synth_options") or {}),
+            "max_step": args.max_step,
         }
     dm = VidVRDDataModule(**data)
     t0 = time.perf_counter()

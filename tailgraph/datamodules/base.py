@@ -11,6 +11,7 @@ the first ones in file order), never the test split.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -98,21 +99,28 @@ class SplitDataModule(SGGDataModule):
         self.splits: dict[str, list] = {}
 
     def prepare_data(self) -> None:
-        if self.synth[0] and not (Path(self.root) / self.marker).exists():
-            from tailgraph.data.synthetic import generate_into
+        if not self.synth[0]:
+            return
+        from tailgraph.data.synthetic import SYNTH_RECORD, check_synth_record, generate_into
 
-            generate_into(
-                self.root,
-                self.marker,
-                lambda out: data_kind(self.protocol).generate(
-                    out,
-                    num_train=self.synth[0],
-                    num_test=self.synth[1],
-                    image_size=self.synth[2],
-                    seed=self.synth[3],
-                    **self.synth_options,
-                ),
-            )
+        settings = {
+            "num_train": self.synth[0],
+            "num_test": self.synth[1],
+            "image_size": self.synth[2],
+            "seed": self.synth[3],
+            **self.synth_options,
+        }
+        if (Path(self.root) / self.marker).exists():
+            # a generated root is reused only with the settings it was generated with
+            check_synth_record(self.root, settings)
+            return
+
+        def build(out):
+            info = data_kind(self.protocol).generate(out, **settings)
+            (Path(out) / SYNTH_RECORD).write_text(json.dumps(settings, sort_keys=True, default=str))
+            return info
+
+        generate_into(self.root, self.marker, build)
 
     def setup(self, stage: str | None = None) -> None:
         if not Path(self.root).exists() and not self.synth[0]:

@@ -8,6 +8,7 @@ time."""
 import json
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -52,14 +53,30 @@ def mutate(raw: bytes, m) -> bytes:
     return raw[:i] + b"\xff\xfe" + raw[i:]  # a non-UTF-8 byte sequence
 
 
-def check_outcome(rc: int, err: str, path: Path) -> None:
+READ, ERROR = "read (exit 0)", "clean error (exit 2)"
+
+
+def check_outcome(rc: int, err: str, path: Path, tally: Counter | None = None) -> None:
     assert rc in (0, 2), rc
-    event("read (exit 0)" if rc == 0 else "clean error (exit 2)")  # tags the example
+    # hypothesis' own statistics do not see a property defined inside a test: the outcome is
+    # also counted in ``tally``, which the test records and checks (see ``outcomes``)
+    event(READ if rc == 0 else ERROR)
+    if tally is not None:
+        tally[READ if rc == 0 else ERROR] += 1
     if rc == 2:
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert len(lines) == 1, err
         assert "Traceback" not in err
         assert path.name in lines[0] or str(path.parent.name) in lines[0], lines[0]
+
+
+def outcomes(tally: Counter, record_property) -> None:
+    """Record the campaign's outcome counts on the test (JUnit ``property``; pytest ``-rA``
+    prints them) and require that the inputs reached the error path: a campaign whose every
+    input still reads would test nothing."""
+    record_property("fuzz_outcomes", dict(tally))
+    print(f"fuzz outcomes: {dict(tally)}")
+    assert tally[ERROR] > 0, f"no input was refused: {dict(tally)}"
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +110,16 @@ def _files(root: Path, fmt: str) -> list[Path]:
 
 
 @pytest.mark.parametrize("fmt", ["vg", "ag", "vidvrd", "oi"])
-def test_mutated_dataset_files_read_or_fail_cleanly(fmt, datasets, tmp_path_factory, capsys):
+def test_mutated_dataset_files_read_or_fail_cleanly(
+    fmt, datasets, tmp_path_factory, capsys, record_property
+):
     files = _files(datasets, fmt)
     assert files, fmt
     assert (
         tailgraph_main(["stats", "--format", fmt, "--root", str(datasets / fmt)]) == 0
     )  # the control reads
+
+    tally: Counter = Counter()
 
     @FUZZ
     @given(which=st.integers(0, len(files) - 1), m=mutations())
@@ -109,10 +130,11 @@ def test_mutated_dataset_files_read_or_fail_cleanly(fmt, datasets, tmp_path_fact
         target.write_bytes(mutate(files[which].read_bytes(), m))
         capsys.readouterr()
         rc = tailgraph_main(["stats", "--format", fmt, "--root", str(work / fmt)])
-        check_outcome(rc, capsys.readouterr().err, target)
+        check_outcome(rc, capsys.readouterr().err, target, tally)
         shutil.rmtree(work)
 
     prop()
+    outcomes(tally, record_property)
 
 
 @pytest.fixture(scope="module")
@@ -138,10 +160,12 @@ def _evaluate_rc(folder: Path, name: str) -> int:
 
 @pytest.mark.parametrize("name", ["gt.json", "pred.json", "gt.h5", "pred.h5", "gt.npz", "pred.npz"])
 def test_mutated_interchange_files_evaluate_or_fail_cleanly(
-    name, interchange, tmp_path_factory, capsys
+    name, interchange, tmp_path_factory, capsys, record_property
 ):
     raw = (interchange / name).read_bytes()
     assert _evaluate_rc(interchange, name) == 0  # the control reads
+
+    tally: Counter = Counter()
 
     @FUZZ
     @given(m=mutations())
@@ -169,7 +193,7 @@ def test_mutated_interchange_files_evaluate_or_fail_cleanly(
                 str(work / "out.json"),
             ]
         )
-        check_outcome(rc, capsys.readouterr().err, target)
+        check_outcome(rc, capsys.readouterr().err, target, tally)
         if rc == 0:
             out = json.loads((work / "out.json").read_text())
             assert 0 <= out["R@50"] <= 1
@@ -178,6 +202,7 @@ def test_mutated_interchange_files_evaluate_or_fail_cleanly(
         shutil.rmtree(work)
 
     prop()
+    outcomes(tally, record_property)
 
 
 # --------------------------------------------------------------------- structural mutations
@@ -249,7 +274,7 @@ def _dump(path: Path, obj) -> None:
 
 @pytest.mark.parametrize("fmt", ["vg", "ag", "vidvrd"])
 def test_dataset_fields_of_the_wrong_type_or_range_fail_cleanly(
-    fmt, datasets, tmp_path_factory, capsys
+    fmt, datasets, tmp_path_factory, capsys, record_property
 ):
     files = [p for p in _files(datasets, fmt) if p.suffix in (".json", ".pkl")]
     trees = [_load(p) for p in files]
@@ -257,6 +282,8 @@ def test_dataset_fields_of_the_wrong_type_or_range_fail_cleanly(
     assert (
         tailgraph_main(["stats", "--format", fmt, "--root", str(datasets / fmt)]) == 0
     )  # the control reads
+
+    tally: Counter = Counter()
 
     @FUZZ
     @given(
@@ -274,19 +301,22 @@ def test_dataset_fields_of_the_wrong_type_or_range_fail_cleanly(
         _dump(target, _replace(trees[which], path, value))
         capsys.readouterr()
         rc = tailgraph_main(["stats", "--format", fmt, "--root", str(work / fmt)])
-        check_outcome(rc, capsys.readouterr().err, target)
+        check_outcome(rc, capsys.readouterr().err, target, tally)
         shutil.rmtree(work)
 
     prop()
+    outcomes(tally, record_property)
 
 
 @pytest.mark.parametrize("name", ["gt.json", "pred.json"])
 def test_interchange_fields_of_the_wrong_type_or_range_fail_cleanly(
-    name, interchange, tmp_path_factory, capsys
+    name, interchange, tmp_path_factory, capsys, record_property
 ):
     tree = json.loads((interchange / name).read_text())
     paths = _paths(tree)
     assert _evaluate_rc(interchange, name) == 0  # the control reads
+
+    tally: Counter = Counter()
 
     @FUZZ
     @given(pick=st.floats(0, 1, exclude_max=True), value=st.sampled_from(ODD_VALUES))
@@ -313,12 +343,13 @@ def test_interchange_fields_of_the_wrong_type_or_range_fail_cleanly(
                 str(work / "out.json"),
             ]
         )
-        check_outcome(rc, capsys.readouterr().err, target)
+        check_outcome(rc, capsys.readouterr().err, target, tally)
         if rc == 2:
             assert not (work / "out.json").exists()
         shutil.rmtree(work)
 
     prop()
+    outcomes(tally, record_property)
 
 
 @pytest.fixture(scope="module")
@@ -346,12 +377,14 @@ def _is_fraction_slot(path) -> bool:
 
 
 def test_report_inputs_of_the_wrong_type_or_range_fail_cleanly(
-    results_doc, tmp_path_factory, capsys
+    results_doc, tmp_path_factory, capsys, record_property
 ):
     """Any slot of a results document replaced by an odd value: the report is written, or the
     one-line error naming the file; a fraction metric made a string, NaN, ±inf or a number
     outside [0, 1] is always the error (never drawn, never dropped)."""
     paths = [p for p in _paths(results_doc) if p[0] in ("models", "predicates", "train_counts")]
+
+    tally: Counter = Counter()
 
     @FUZZ
     @given(pick=st.floats(0, 1, exclude_max=True), value=st.sampled_from(ODD_VALUES))
@@ -362,7 +395,7 @@ def test_report_inputs_of_the_wrong_type_or_range_fail_cleanly(
         target.write_text(json.dumps(_replace(results_doc, path, value)))
         capsys.readouterr()
         rc = tailgraph_main(["report", str(target), "--out", str(work / "out"), "-k", "50"])
-        check_outcome(rc, capsys.readouterr().err, target)
+        check_outcome(rc, capsys.readouterr().err, target, tally)
         scalar_bad = not (value is None or isinstance(value, (list, dict))) and (
             isinstance(value, (str, bool)) or not 0 <= value <= 1
         )
@@ -373,3 +406,4 @@ def test_report_inputs_of_the_wrong_type_or_range_fail_cleanly(
         shutil.rmtree(work)
 
     prop()
+    outcomes(tally, record_property)

@@ -174,3 +174,27 @@ def test_data_module_generation_is_atomic_and_never_writes_into_foreign_folders(
     with pytest.raises(DataError, match="no annotations/person_bbox.pkl"):
         generate_into(root, "annotations/person_bbox.pkl", fail)
     assert (root / "notes.txt").read_text() == "someone's"
+
+
+def test_a_generated_root_is_reused_only_with_the_settings_it_was_generated_with(tmp_path):
+    from tailgraph.data.synthetic import SYNTH_RECORD
+    from tailgraph.datamodules.vidvrd import VidVRDDataModule
+    from tailgraph.errors import DataError
+
+    root = tmp_path / "vrd"
+    kw = {"root": str(root), "synth_train": 3, "synth_test": 2, "synth_size": 32}
+    opts = {"write_frames": False, "min_frames": 4, "max_frames": 6}
+    VidVRDDataModule(**kw, synth_options=opts).prepare_data()
+    recorded = json.loads((root / SYNTH_RECORD).read_text())
+    assert recorded == {"num_train": 3, "num_test": 2, "image_size": 32, "seed": 0, **opts}
+    VidVRDDataModule(**kw, synth_options=opts).prepare_data()  # the same settings: reused
+    for change, field in (
+        ({"synth_train": 5}, "synth.num_train"),
+        ({"synth_options": {**opts, "max_step": 0.25}}, "synth.max_step"),
+        ({"synth_seed": 1}, "synth.seed"),
+    ):
+        with pytest.raises(DataError, match="was generated with") as err:
+            VidVRDDataModule(**{**kw, "synth_options": opts, **change}).prepare_data()
+        assert err.value.field == field and str(root) in str(err.value)
+    # reading the folder without generating (synth_train 0) is not checked
+    VidVRDDataModule(root=str(root)).prepare_data()

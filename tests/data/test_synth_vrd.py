@@ -178,3 +178,64 @@ def test_confused_labels_name_the_look_alike_and_change_nothing_else(tmp_path):
     assert swapped > 10 and kept > 10
     with pytest.raises(ValueError, match="p_confuse"):
         generate_synth_vrd(tmp_path / "bad", p_confuse=1.5, **kw)
+
+
+def _centres(doc):
+    """``{tid: [frame count, 2]}`` box centres of a generated video."""
+    import numpy as np
+
+    out = {}
+    for frame in doc["trajectories"]:
+        for t in frame:
+            b = t["bbox"]
+            c = ((b["xmin"] + b["xmax"]) / 2, (b["ymin"] + b["ymax"]) / 2, b["xmax"] - b["xmin"])
+            out.setdefault(t["tid"], []).append(c)
+    return {t: np.array(v) for t, v in out.items()}
+
+
+def test_max_step_moves_subjects_into_their_relations_smoothly_and_keeps_the_relations(tmp_path):
+    import numpy as np
+
+    kw = {"num_train": 30, "num_test": 0, "seed": 5, "image_size": 128, "write_frames": False}
+    jumpy = generate_synth_vrd(tmp_path / "a", **kw).docs["train"]
+    smooth = generate_synth_vrd(tmp_path / "b", max_step=0.25, **kw).docs["train"]
+
+    def largest_step(docs):  # per-frame centre move over the box's own width
+        return max(
+            float((np.linalg.norm(np.diff(c[:, :2], axis=0), axis=1) / c[1:, 2]).max())
+            for d in docs
+            for c in _centres(d).values()
+        )
+
+    def low_iou_share(docs):  # consecutive boxes of one trajectory with IoU < 0.3
+        low = total = 0
+        for d in docs:
+            for c in _centres(d).values():
+                gap = np.abs(np.diff(c[:, :2], axis=0)) / c[1:, 2:3]  # same-size boxes
+                inter = np.prod(np.clip(1 - gap, 0, None), axis=1)
+                low += int((inter / (2 - inter) < 0.3).sum())
+                total += len(inter)
+        return low / total
+
+    # the default re-places a subject on its relation's first frame: jumps past its own width
+    assert largest_step(jumpy) > 1.0 and low_iou_share(jumpy) > 0.03
+    # with max_step 0.25 a box moves a quarter of the video's smallest box per frame at most,
+    # plus the free path's slow drift (~0.01 of the canvas): never past its own width
+    assert largest_step(smooth) < 0.5 and low_iou_share(smooth) < 0.005
+    kept = []
+    for a, b in zip(jumpy, smooth):
+        assert a["relation_instances"] == b["relation_instances"]  # same instances and frames
+        ca, cb = _centres(a), _centres(b)
+        for r in b["relation_instances"]:
+            s, o = r["subject_tid"], r["object_tid"]
+            span = slice(r["begin_fid"], r["end_fid"])
+            off_a = ca[s][span, :2] - ca[o][span, :2]
+            off_b = cb[s][span, :2] - cb[o][span, :2]
+            kept.append(np.abs(off_a - off_b).max(axis=1) < 0.02)
+    # the subject sits at the default's offset from its object over the relation's frames; the
+    # canvas edge clips a box in both versions, at other frames where the object's path moved
+    assert np.concatenate(kept).mean() > 0.95
+    with pytest.raises(ValueError, match="max_step"):
+        generate_synth_vrd(tmp_path / "c", max_step=0, **kw)
+    with pytest.raises(ValueError, match="max_step"):
+        generate_synth_vrd(tmp_path / "d", max_step=True, **kw)

@@ -117,6 +117,25 @@ def _offset(spatial: str | None, so: float, ss: float, u: np.ndarray) -> tuple[f
     }[spatial]
 
 
+def _ramp(track: np.ndarray, free: np.ndarray, b: int, e: int, step: float) -> None:
+    """Blend ``track`` (``[n, 2]`` centres, placed at a relation over frames ``b:e``) back into
+    its ``free`` path before ``b`` and after ``e``: over ``L = ceil(d / step)`` frames, ``d``
+    the distance to cover, frame ``j`` away from the relation sits ``j / L`` of the way from the
+    relation's end position to the free path's."""
+    n = len(track)
+    for edge, sign in ((b, -1), (e - 1, 1)):
+        nxt = edge + sign
+        if not 0 <= nxt < n:
+            continue
+        anchor = track[edge].copy()
+        steps = int(np.ceil(float(np.linalg.norm(free[nxt] - anchor)) / step))
+        for j in range(1, steps + 1):
+            f = edge + sign * j
+            if not 0 <= f < n:
+                break
+            track[f] = anchor + (free[f] - anchor) * (j / steps)
+
+
 def generate_synth_vrd(
     out_dir: str | os.PathLike,
     *,
@@ -134,6 +153,7 @@ def generate_synth_vrd(
     write_frames: bool = True,
     p_multilabel: float = 0.0,
     p_confuse: float = 0.0,
+    max_step: float | None = None,
 ) -> SynthVRDInfo:
     """Generate synth-vrd into ``out_dir``; returns the per-video JSON documents written.
 
@@ -155,9 +175,25 @@ def generate_synth_vrd(
     keeps the dealt predicate (0 = exact labels; the output for a given seed is then
     unchanged). Not part of specs/synthetic.md: an extension for testing knowledge transfer
     between correlated labels (DLL's KDL).
+
+    ``max_step``: how a subject reaches its relation's geometry. ``None`` (the default, the
+    output of earlier versions for a given seed): it is placed there on ``begin_fid`` and
+    released to its own path on ``end_fid``, a jump of up to the canvas between two frames
+    (its trajectory is continuous only piecewise; an IoU tracker rightly breaks it there). A
+    number in (0, 4]: the same placements (instances, objects, offsets) are reached along
+    linear ramps over the frames before ``begin_fid`` and after ``end_fid``, at most about
+    ``max_step`` × the video's smallest box per frame (the video's first / last frame
+    permitting), so no box moves more than ``max_step`` of its own size between two frames
+    beyond its slow drift, and every trajectory moves smoothly as specs/synthetic.md describes;
+    the subject keeps its offset from its object over the relation's frames.
     """
     if not 0.0 <= p_confuse <= 1.0 or not 0.0 <= p_multilabel <= 1.0:
         raise ValueError("p_confuse and p_multilabel must lie in [0, 1]")
+    if max_step is not None and (
+        isinstance(max_step, bool) or not isinstance(max_step, (int, float))
+        or not 0.0 < float(max_step) <= 4.0
+    ):  # fmt: skip
+        raise ValueError(f"max_step must be None or a number in (0, 4], got {max_step!r}")
     from tailgraph.data.vidvrd import predicate_patterns
 
     t0 = time.perf_counter()
@@ -214,6 +250,8 @@ def generate_synth_vrd(
         # subject of at most one instance, and its object comes earlier in the order (already
         # placed), so no later placement moves a subject off its relation's geometry
         perm = [int(x) for x in rng.permutation(k)]
+        free = centres.copy()  # every tracklet's own path, before any subject is placed
+        placed: list[tuple[int, int, int, int, np.ndarray]] = []
         taken: dict[int, set] = {}  # object -> spatial patterns of its subjects
         for i in range(m):
             s = perm[i + 1]
@@ -227,6 +265,7 @@ def generate_synth_vrd(
             sz[s] = _subject_size(spa, sz[s], sz[o])
             dx, dy = _offset(spa, sz[o], sz[s], u)
             centres[s, b:e] = centres[o, b:e] + np.array([dx, dy])
+            placed.append((s, o, b, e, np.array([dx, dy])))
             centres[s] = np.clip(centres[s], sz[s] / 2, size - 1 - sz[s] / 2)
             label = p
             if p_confuse > 0 and act in _MATE and noise.random() < p_confuse:
@@ -256,6 +295,14 @@ def generate_synth_vrd(
                         "_spa": spa,
                     }
                 )
+        if max_step is not None:  # the same placements, reached along ramps
+            centres = free.copy()
+            step = float(max_step) * float(sz.min())  # the video's smallest box bounds a move
+            for s, o, b, e, offset in placed:
+                own = centres[s].copy()
+                centres[s, b:e] = centres[o, b:e] + offset
+                _ramp(centres[s], own, b, e, step)
+                centres[s] = np.clip(centres[s], sz[s] / 2, size - 1 - sz[s] / 2)
         # "front" draws the subject after the object, "behind" before
         depth = list(range(k))
         for r in instances:
