@@ -25,6 +25,7 @@ REQUIRED = {
     "vrd_vidvrd2",
     "dll_vrd",
     "bmp_ag_predcls",
+    "bmp_ag_predcls_balanced_softmax",
     "fremure_bayes_ag_predcls",
     "fremure_gmmplus_ag_predcls",
 }
@@ -136,6 +137,21 @@ def test_required_recipes_exist(capsys):
             # the recipe's classes and options resolve (nothing is instantiated)
             assert tailgraph_main(["fit", "--config", str(p), "--print_config"]) == 0, p
             capsys.readouterr()
+
+
+def test_every_synthetic_recipe_resolves_and_bmp_recipes_name_a_tempura_start(capsys):
+    for name in SYNTHETIC:
+        path = CONFIGS / "synthetic" / f"{name}.yaml"
+        doc = yaml.safe_load(path.read_text())
+        start = doc["model"].get("init_from")
+        if name.startswith("bmp_"):  # the run folder of a TEMPURA recipe here
+            assert start in SYNTHETIC and start.startswith("tempura_"), (name, start)
+            upstream = yaml.safe_load((CONFIGS / "synthetic" / f"{start}.yaml").read_text())
+            assert upstream["trainer"]["default_root_dir"] == start
+            for key in ("contact_single_label",):  # the start read its data the same way
+                assert doc["data"]["init_args"].get(key) == upstream["data"]["init_args"].get(key)
+        assert tailgraph_main(["fit", "--config", str(path), "--print_config"]) == 0, name
+        capsys.readouterr()
 
 
 @pytest.mark.parametrize("name", sorted(REQUIRED))
