@@ -11,7 +11,6 @@ the first ones in file order), never the test split.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +100,7 @@ class SplitDataModule(SGGDataModule):
     def prepare_data(self) -> None:
         if not self.synth[0]:
             return
-        from tailgraph.data.synthetic import SYNTH_RECORD, check_synth_record, generate_into
+        from tailgraph.data.synthetic import check_synth_record, generate_into, write_synth_record
 
         settings = {
             "num_train": self.synth[0],
@@ -117,7 +116,7 @@ class SplitDataModule(SGGDataModule):
 
         def build(out):
             info = data_kind(self.protocol).generate(out, **settings)
-            (Path(out) / SYNTH_RECORD).write_text(json.dumps(settings, sort_keys=True, default=str))
+            write_synth_record(out, settings)
             return info
 
         generate_into(self.root, self.marker, build)

@@ -124,6 +124,17 @@ def generate_synth_vg(
 SYNTH_RECORD = "synth_settings.json"
 
 
+def _record_text(settings: dict) -> str:
+    import json
+
+    return json.dumps(settings, sort_keys=True, default=str)
+
+
+def write_synth_record(folder: str | os.PathLike, settings: dict) -> None:
+    """Record the generator ``settings`` a data module generated ``folder`` with."""
+    (Path(folder) / SYNTH_RECORD).write_text(_record_text(settings))
+
+
 def check_synth_record(root: str | os.PathLike, settings: dict) -> None:
     """Refuse to reuse a generated ``root`` whose recorded generator settings differ from
     ``settings`` (a recipe asking for 1000 videos, or ``max_step``, must not silently train on
@@ -144,7 +155,7 @@ def check_synth_record(root: str | os.PathLike, settings: dict) -> None:
         ) from None
     if not isinstance(recorded, dict):
         raise DataError("the record of the generator settings is not an object", file=str(path))
-    wanted = json.loads(json.dumps(settings, sort_keys=True, default=str))
+    wanted = json.loads(_record_text(settings))
     for key in sorted(set(recorded) | set(wanted)):
         if recorded.get(key) != wanted.get(key):
             raise DataError(
