@@ -10,8 +10,9 @@ A video is cut into segments (:func:`tailgraph.data.vidvrd.split_segments`: 30 f
   probability :data:`TRACKED_MISS_RATE` and otherwise moved by per-frame noise of ``jitter`` ×
   its size — whose detections an IoU tracker links into tracklets
   (:func:`tailgraph.ops.tracks.link_detections`): identities can switch, tracks can break and
-  start late, as a real detector + tracker's do). A gap inside a tracklet is filled with the
-  previous box.
+  start late, as a real detector + tracker's do; the detector's classes are the annotated ones,
+  and by default the tracker links only boxes of one class). A gap inside a tracklet is filled
+  with the previous box.
 * A tracklet's **class label** (the object head's target) is the class of the annotated track
   it overlaps most with vIoU ≥ ``label_viou`` (0.5), else background.
 * **Candidate pairs** are the ordered pairs of distinct tracklets. A pair is *positive* for the
@@ -163,12 +164,16 @@ def segment_tracklets(
     jitter: float = 0.0,
     rng: np.random.Generator | None = None,
     user_tracks: Sequence[tuple[int, np.ndarray]] | None = None,
+    matching: str = "optimal",
+    by_class: bool = True,
 ) -> tuple[list[Tracklet], dict[Any, tuple[int, np.ndarray]]]:
     """The tracklets of segment ``[begin, end)`` and the annotated tracks they come from.
 
     ``jittered``: every box moves by ``jitter`` × its size times (a per-tracklet offset drawn
     once + a per-frame offset of half that scale), normal noise from ``rng``. ``tracked``: the
-    synthetic detector's boxes linked by the IoU tracker (see the module docstring).
+    synthetic detector's boxes linked by the IoU tracker (see the module docstring) with
+    ``matching`` (``optimal`` | ``greedy``), linking only boxes of one class when ``by_class``
+    (:func:`tailgraph.ops.tracks.link_detections`).
     """
     if user_tracks is not None:  # a user tracklet file (read_tracklet_file)
         return clip_tracks(user_tracks, begin, end), _track_boxes(video, begin, end)
@@ -179,17 +184,20 @@ def segment_tracklets(
     tracks = _track_boxes(video, begin, end)
     if source == "tracked":
         rng = rng if rng is not None else np.random.default_rng(0)
-        frames = []
+        frames, classes = [], []
         for f in range(begin, end):
             boxes = video.frames[f].boxes.numpy().astype(np.float64).reshape(-1, 4)
             keep = rng.random(len(boxes)) >= TRACKED_MISS_RATE
             boxes = boxes[keep]
+            classes.append(video.frames[f].labels.numpy().reshape(-1)[keep])
             wh = np.concatenate([boxes[:, 2:] - boxes[:, :2]] * 2, axis=1)
             boxes = boxes + rng.normal(0, jitter, boxes.shape) * wh
             x1, y1 = np.minimum(boxes[:, 0], boxes[:, 2]), np.minimum(boxes[:, 1], boxes[:, 3])
             x2, y2 = np.maximum(boxes[:, 0], boxes[:, 2]), np.maximum(boxes[:, 1], boxes[:, 3])
             frames.append(np.stack([x1, y1, x2, y2], axis=1))
-        linked = link_detections(frames, begin)
+        linked = link_detections(
+            frames, begin, labels=classes if by_class else None, matching=matching
+        )
         return [Tracklet(first, boxes) for first, boxes in linked], tracks
     out = []
     for t in sorted(tracks, key=str):

@@ -117,12 +117,15 @@ def build_tracklet_segments(
     training: bool,
     frame_batch: int = 32,
     user_tracks: dict[str, list] | None = None,
+    tracker_matching: str = "optimal",
+    tracker_by_class: bool = True,
 ) -> list:
     """The VidVRD-II segments of ``videos`` (:mod:`tailgraph.data.tracklets`): tracklets,
     mean per-frame RoI features from ``extractor``, and (``training``) labelled candidate
     pairs, else every ordered pair of tracklets. ``user_tracks``: the videos' tracklets given
     directly (video id → ``[(first frame, boxes [L, 4])]``, e.g. linked detections), in place
-    of ``source``."""
+    of ``source``. ``tracker_matching`` / ``tracker_by_class``: the IoU tracker's assignment and
+    class gating for ``source="tracked"`` (:func:`tailgraph.ops.tracks.link_detections`)."""
     import numpy as np
 
     from tailgraph.data.tracklets import (
@@ -156,7 +159,15 @@ def build_tracklet_segments(
         for si, seg in enumerate(split_segments(v, length, stride)):
             rng = np.random.default_rng([seed, vi, si, 4242])
             tracklets, tracks = segment_tracklets(
-                v, seg["begin"], seg["end"], source, jitter, rng, user_tracks=mine
+                v,
+                seg["begin"],
+                seg["end"],
+                source,
+                jitter,
+                rng,
+                user_tracks=mine,
+                matching=tracker_matching,
+                by_class=tracker_by_class,
             )
             if not tracklets:
                 continue

@@ -136,6 +136,10 @@ class VidVRDDataModule(SplitDataModule):
             VidVRD's trajectory layout (:func:`tailgraph.data.tracklets.read_tracklet_file`)
             (``output: tracklets``; see
             :func:`tailgraph.data.tracklets.segment_tracklets`), ``jitter`` its noise scale.
+        tracker_matching, tracker_by_class: how the IoU tracker links detections (``tracklets:
+            tracked`` and ``tailgraph predict --boxes``): ``optimal`` (Hungarian) or ``greedy``
+            assignment; link only boxes of one class (default) or of any class
+            (:func:`tailgraph.ops.tracks.link_detections`).
         feature_extractor: spec of the frozen per-box feature extractor (default
             :class:`tailgraph.modeling.tracklet_features.TrackletFeatureExtractor`); its
             ``out_dim`` must equal the model's ``feat_dim``.
@@ -181,6 +185,8 @@ class VidVRDDataModule(SplitDataModule):
         seed: int = 0,
         synth_options: dict | None = None,
         feature_cache: str | None = "auto",
+        tracker_matching: str = "optimal",
+        tracker_by_class: bool = True,
     ) -> None:
         super().__init__(
             root,
@@ -214,6 +220,18 @@ class VidVRDDataModule(SplitDataModule):
             )
         if is_tracklet_file(tracklets) and not Path(tracklets).is_file():
             raise DataError("tracklet file not found", file=tracklets, field="tracklets")
+        from tailgraph.ops.tracks import LINK_MATCHING
+
+        if tracker_matching not in LINK_MATCHING:
+            raise DataError(
+                f"tracker_matching must be one of {LINK_MATCHING}, got {tracker_matching!r}",
+                field="tracker_matching",
+            )
+        if not isinstance(tracker_by_class, bool):
+            raise DataError(
+                f"tracker_by_class must be true or false, got {tracker_by_class!r}",
+                field="tracker_by_class",
+            )
         if max_pairs < 1:
             raise DataError(f"max_pairs must be positive, got {max_pairs}", field="max_pairs")
         self.length, self.stride, self.batch_size, self.output, self.max_size = (
@@ -230,6 +248,8 @@ class VidVRDDataModule(SplitDataModule):
             "pos_viou": pos_viou,
             "neg_viou": neg_viou,
             "min_overlap": min_overlap,
+            "tracker_matching": tracker_matching,
+            "tracker_by_class": tracker_by_class,
         }
         self.feature_spec = feature_extractor or {
             "class_path": "tailgraph.modeling.tracklet_features.TrackletFeatureExtractor"
@@ -337,6 +357,8 @@ class VidVRDDataModule(SplitDataModule):
             "feature_extractor": self.feature_spec,
             "feature_mean": self.feature_mean.detach().cpu().clone(),
             "feature_std": self.feature_std.detach().cpu().clone(),
+            "tracker_matching": self.tracklet_options["tracker_matching"],
+            "tracker_by_class": self.tracklet_options["tracker_by_class"],
         }
 
     def eval_graphs(self, split: str) -> list:

@@ -9,7 +9,9 @@ is the folder's path below ``--input``). The tracklets come from one of:
   (:func:`tailgraph.data.tracklets.read_tracklet_file`);
 * ``--boxes FILE``: per-frame detections (the simple form ``{"VIDEO/FRAME_FILE": [{"box": [x1,
   y1, x2, y2], "label": "CLASS"}, ...]}``, COCO-style, or interchange), linked into tracklets by
-  the IoU tracker (:func:`tailgraph.ops.tracks.link_detections`). Their labels are not used:
+  the IoU tracker (:func:`tailgraph.ops.tracks.link_detections`) with the checkpoint's tracker
+  settings (the data module's ``tracker_matching`` / ``tracker_by_class``; by default an optimal
+  assignment that links only boxes of one class). Beyond that the labels are not used:
   VidVRD-II classifies its tracklets.
 
 The video is cut into the checkpoint's segments, each tracklet's features come from the
@@ -148,14 +150,21 @@ def predict_video_relations(
                     )
     else:
         tracks = {}
+        matching = str(settings.get("tracker_matching", "optimal"))
+        by_class = bool(settings.get("tracker_by_class", True))
         for it, v in zip(items, videos):
-            per_frame = []
+            per_frame, classes = [], []
             for fid, path in it.frames:
                 g = frame_graph(fid, path, known) if fid in known else None
                 per_frame.append(
                     np.zeros((0, 4)) if g is None else g.boxes.numpy().astype(np.float64)
                 )
-            tracks[str(v.video_id)] = link_detections(per_frame, 0)
+                classes.append(
+                    np.zeros(0, dtype=np.int64) if g is None else g.labels.numpy().reshape(-1)
+                )
+            tracks[str(v.video_id)] = link_detections(
+                per_frame, 0, labels=classes if by_class else None, matching=matching
+            )
     extractor = build_extractor(settings["feature_extractor"])
     size = int(max_size or settings["max_size"])
     mean = torch.as_tensor(settings["feature_mean"], dtype=torch.float32)

@@ -12,7 +12,7 @@ import numpy as np
 if TYPE_CHECKING:  # torch is imported where a tensor function runs: the VidVRD evaluator
     import torch  # (viou) is numpy only and serves ``tailgraph evaluate``
 
-__all__ = ["viou", "relative_motion_feature", "box_iou_np", "link_detections"]
+__all__ = ["viou", "relative_motion_feature", "box_iou_np", "link_detections", "LINK_MATCHING"]
 
 
 def viou(
@@ -96,47 +96,66 @@ def box_iou_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
+LINK_MATCHING = ("optimal", "greedy")
+
+
 def link_detections(
     frames: Sequence[np.ndarray],
     begin: int = 0,
     iou_threshold: float = 0.3,
     max_gap: int = 2,
     min_length: int = 2,
+    labels: Sequence[np.ndarray] | None = None,
+    matching: str = "optimal",
 ) -> list[tuple[int, np.ndarray]]:
-    """An IoU tracker (Bochinski et al., 2017, with gap bridging): per-frame detections
-    linked into tracks.
+    """An IoU tracker (Bochinski et al., 2017, with gap bridging and an optimal assignment):
+    per-frame detections linked into tracks.
 
-    Frame by frame, each live track's last box is matched to the frame's detections greedily,
-    highest IoU first, pairs below ``iou_threshold`` refused; an unmatched detection starts a
-    track; a track unmatched for more than ``max_gap`` frames ends. A bridged gap holds the last
-    box. Tracks shorter than ``min_length`` frames are dropped.
+    Frame by frame, each live track's last box is matched to the frame's detections by IoU,
+    pairs below ``iou_threshold`` refused: ``matching="optimal"`` takes the one-to-one
+    assignment of largest summed IoU (the Hungarian method,
+    :func:`scipy.optimize.linear_sum_assignment`), ``"greedy"`` the highest-IoU pair first (the
+    original IoU tracker, which swaps identities where boxes overlap: a subject drawn over its
+    object takes the object's next box when that one overlaps its own last box more). With
+    ``labels`` (the detections' classes, one array per frame) a track links only detections of
+    the class it started with. An unmatched detection starts a track; a track unmatched for
+    more than ``max_gap`` frames ends. A bridged gap holds the last box. Tracks shorter than
+    ``min_length`` frames are dropped.
 
     Args:
         frames: per frame ``[n_f, 4]`` detection boxes (x1, y1, x2, y2).
         begin: the frame index of ``frames[0]``.
+        labels: per frame ``[n_f]`` class indices, or ``None`` (classes not used).
+        matching: ``"optimal"`` | ``"greedy"``.
     Returns:
         ``[(first frame, boxes [L, 4])]`` ordered by first frame, then by first box.
     """
-    live: list[dict] = []  # {"first", "boxes", "missed"}
+    if matching not in LINK_MATCHING:
+        raise ValueError(f"matching must be one of {LINK_MATCHING}, got {matching!r}")
+    if labels is not None and len(labels) != len(frames):
+        raise ValueError(f"labels has {len(labels)} frames, frames {len(frames)}")
+    live: list[dict] = []  # {"first", "boxes", "missed", "label"}
     done: list[dict] = []
     for f, dets in enumerate(frames):
         dets = np.asarray(dets, dtype=np.float64).reshape(-1, 4)
+        cls = None if labels is None else np.asarray(labels[f]).reshape(-1)
+        if cls is not None and len(cls) != len(dets):
+            raise ValueError(f"frame {f}: {len(dets)} boxes but {len(cls)} labels")
         taken = np.zeros(len(dets), dtype=bool)
         matched = set()
         if live and len(dets):
             iou = box_iou_np(np.stack([t["boxes"][-1] for t in live]), dets)
-            order = np.dstack(np.unravel_index(np.argsort(-iou, axis=None), iou.shape))[0]
-            for ti, di in order:
-                if iou[ti, di] < iou_threshold:
-                    break
-                if ti in matched or taken[di]:
-                    continue
+            if cls is not None:
+                own = np.asarray([t["label"] for t in live])
+                iou = np.where(own[:, None] == cls[None, :], iou, 0.0)
+            iou = np.where(iou >= iou_threshold, iou, 0.0)
+            for ti, di in _assign(iou, matching):
                 t = live[ti]
                 hold = t["boxes"][-1]
                 t["boxes"].extend([hold] * t["missed"])  # the bridged gap holds the last box
                 t["boxes"].append(dets[di])
                 t["missed"] = 0
-                matched.add(int(ti))
+                matched.add(ti)
                 taken[di] = True
         still = []
         for ti, t in enumerate(live):
@@ -147,11 +166,32 @@ def link_detections(
                     continue
             still.append(t)
         live = still
-        for di in np.flatnonzero(~taken):
-            live.append({"first": begin + f, "boxes": [dets[di]], "missed": 0})
+        for dj in np.flatnonzero(~taken).tolist():
+            label = None if cls is None else cls[dj]
+            live.append({"first": begin + f, "boxes": [dets[dj]], "missed": 0, "label": label})
     tracks = [
         (t["first"], np.asarray(t["boxes"], dtype=np.float64).reshape(-1, 4))
         for t in done + live
         if len(t["boxes"]) >= min_length
     ]
     return sorted(tracks, key=lambda t: (t[0], tuple(t[1][0])))
+
+
+def _assign(score: np.ndarray, matching: str) -> list[tuple[int, int]]:
+    """One-to-one (track, detection) pairs of positive ``score`` (refused pairs hold 0)."""
+    if matching == "optimal":
+        from scipy.optimize import linear_sum_assignment
+
+        rows, cols = linear_sum_assignment(score, maximize=True)
+        return [(int(r), int(c)) for r, c in zip(rows, cols) if score[r, c] > 0]
+    pairs, used_t, used_d = [], set(), set()
+    order = np.dstack(np.unravel_index(np.argsort(-score, axis=None), score.shape))[0]
+    for ti, di in order:
+        if score[ti, di] <= 0:
+            break
+        if ti in used_t or di in used_d:
+            continue
+        pairs.append((int(ti), int(di)))
+        used_t.add(ti)
+        used_d.add(di)
+    return pairs

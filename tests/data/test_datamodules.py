@@ -1,5 +1,6 @@
 """Open Images and VidVRD data modules on their synthetic variants."""
 
+import pytest
 import torch
 
 from tailgraph.datamodules.oi import OIDataModule
@@ -80,3 +81,13 @@ def test_vidvrd_segments(tmp_path):
     for r in seg["relation_instances"]:
         assert seg["begin"] <= r["begin_fid"] < r["end_fid"] <= seg["end"]
     assert dm.vocab.num_predicates > 1
+
+
+def test_vidvrd_tracker_options_are_checked(tmp_path):
+    from tailgraph.errors import DataError
+
+    for bad, field in (({"tracker_matching": "hungry"}, "tracker_matching"),
+                       ({"tracker_by_class": "yes"}, "tracker_by_class")):  # fmt: skip
+        with pytest.raises(DataError) as err:
+            VidVRDDataModule(root=str(tmp_path / "vrd"), **bad)
+        assert err.value.field == field

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+import torch
 import yaml
 
 from tailgraph.cli import main as tailgraph_main
@@ -82,9 +83,26 @@ def test_predict_links_per_frame_detections_into_tracklets(vrd_case):
     tracks = json.loads((out / "tracklets.json").read_text())
     assert sorted(got) == sorted(engine["results"])
     assert any(len(v) for v in got.values())
+    given = json.loads((base / "boxes.json").read_text())
+    classes_of: dict = {}
     for vid, doc in tracks.items():  # one list per frame, every linked track with its boxes
-        assert len(doc["trajectories"]) == len(list((frames / vid).iterdir()))
+        names = sorted(p.name for p in (frames / vid).iterdir())
+        assert len(doc["trajectories"]) == len(names)
         assert any(doc["trajectories"])
+        for name, per_frame in zip(names, doc["trajectories"]):
+            for b in per_frame:
+                box = [b["bbox"][k] for k in ("xmin", "ymin", "xmax", "ymax")]
+                near = min(
+                    given[f"{vid}/{name}"],
+                    key=lambda d: sum(abs(x - y) for x, y in zip(d["box"], box)),
+                )
+                if sum(abs(x - y) for x, y in zip(near["box"], box)) < 1e-3:  # not a held box
+                    classes_of.setdefault((vid, b["tid"]), set()).add(near["label"])
+    # the tracker links only boxes of one class (the checkpoint's default tracker settings)
+    assert classes_of and all(len(c) == 1 for c in classes_of.values())
+    info = torch.load(ckpt, map_location="cpu", weights_only=True)["tailgraph"]
+    seg = info["tracklet_segments"]
+    assert (seg["tracker_matching"], seg["tracker_by_class"]) == ("optimal", True)
 
 
 def test_predict_video_relations_bad_input_is_one_line(vrd_case, tmp_path, capsys):

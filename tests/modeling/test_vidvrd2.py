@@ -79,6 +79,45 @@ def test_the_iou_tracker_links_bridges_gaps_and_separates_crossing_objects():
     assert [(f, len(bx)) for f, bx in link_detections(frames)] == [(0, 2), (5, 2)]
 
 
+def test_the_optimal_assignment_keeps_identities_where_the_greedy_one_swaps():
+    from tailgraph.ops.tracks import box_iou_np, link_detections
+
+    a0, b0 = [10, 10, 20, 20], [16, 16, 24, 27]
+    a1, b1 = [14, 8, 24, 18], [14, 12, 22, 23]
+    iou = box_iou_np(np.array([a0, b0], float), np.array([a1, b1], float))
+    # a's last box overlaps b's next box most (0.34), but a -> a and b -> b sum higher
+    assert iou[0, 1] > iou[0, 0] > 0.3 and iou[1, 1] > 0.3 > iou[1, 0]
+    frames = [np.array([a0, b0], float), np.array([a1, b1], float), np.array([a1, b1], float)]
+    kept = sorted((tuple(bx[0]), tuple(bx[1])) for _, bx in link_detections(frames))
+    assert kept == sorted(
+        [(tuple(map(float, a0)), tuple(map(float, a1)))]
+        + [(tuple(map(float, b0)), tuple(map(float, b1)))]
+    )
+    greedy = link_detections(frames, matching="greedy")
+    # greedy gives a b's box; b's track, left with nothing above 0.3, is replaced by a new one
+    assert (tuple(map(float, a0)), tuple(map(float, b1))) in [
+        (tuple(bx[0]), tuple(bx[1])) for _, bx in greedy
+    ]
+    with pytest.raises(ValueError, match="matching"):
+        link_detections(frames, matching="hungry")
+
+
+def test_linking_by_class_never_joins_boxes_of_two_classes():
+    from tailgraph.ops.tracks import link_detections
+
+    # two boxes of different classes trade places: by IoU alone each takes the other's place
+    frames = [np.array([[0, 0, 10, 10], [4, 0, 14, 10]], float)] * 2
+    frames += [np.array([[4, 0, 14, 10], [0, 0, 10, 10]], float)] * 2
+    labels = [np.array([1, 2])] * 2 + [np.array([1, 2])] * 2
+    by_box = {tuple(bx[0]): bx for _, bx in link_detections(frames)}
+    assert by_box[(0.0, 0.0, 10.0, 10.0)][-1].tolist() == [0, 0, 10, 10]  # kept its place
+    by_class = {tuple(bx[0]): bx for _, bx in link_detections(frames, labels=labels)}
+    assert by_class[(0.0, 0.0, 10.0, 10.0)][-1].tolist() == [4, 0, 14, 10]  # followed class 1
+    assert by_class[(4.0, 0.0, 14.0, 10.0)][-1].tolist() == [0, 0, 10, 10]
+    with pytest.raises(ValueError, match="labels"):
+        link_detections(frames, labels=[np.array([1])] * 4)
+
+
 def test_tracked_tracklets_come_from_detections_linked_by_the_tracker():
     v = _video(16)
     trs, tracks = segment_tracklets(v, 0, 16, "tracked", 0.02, np.random.default_rng(1))
