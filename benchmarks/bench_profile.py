@@ -8,8 +8,10 @@ step's start), the number of operator calls per step (a Python loop over frames,
 pairs or segments shows up as thousands of small calls), the inclusive share of each
 top-level part of the model (``features``, ``context``, ``head`` ...: forward only, measured
 with ``record_function`` around the part) and the operators with the largest self time.
+``--workers 0 1 2`` profiles each recipe once per number of data loader workers (the data
+module's ``num_workers``; persistent workers), one row each.
 
-    .venv/bin/python benchmarks/bench_profile.py [--recipes NAME ...] [--json OUT]
+    .venv/bin/python benchmarks/bench_profile.py [--recipes NAME ...] [--workers N ...] [--json OUT]
 """
 
 from __future__ import annotations
@@ -140,13 +142,16 @@ class StepProfiler(L.Callback):
         }
 
 
-def small_recipe(recipe: Path, work: Path, out: Path, warm: int, steps: int) -> Path:
+def small_recipe(
+    recipe: Path, work: Path, out: Path, warm: int, steps: int, workers: int = 0
+) -> Path:
     cfg = yaml.safe_load(recipe.read_text())
     data = cfg["data"]
     kind = data["class_path"].rsplit(".", 1)[1]
     init = dict(data.get("init_args") or {})
     init.update({k: v for k, v in SMALL.get(kind, {}).items() if k in init or "synth" in k})
     init["root"] = str(work / f"{kind}-{Path(init.get('root', 'data')).name}")
+    init["num_workers"] = workers
     data["init_args"] = init
     cfg["model"].pop("init_from", None)  # BMP's TEMPURA start: weights only, same steps
     cfg["trainer"] = dict(
@@ -167,7 +172,7 @@ def small_recipe(recipe: Path, work: Path, out: Path, warm: int, steps: int) -> 
     return path
 
 
-def profile_recipe(recipe: Path, work: Path, warm: int, steps: int) -> dict:
+def profile_recipe(recipe: Path, work: Path, warm: int, steps: int, workers: int = 0) -> dict:
     import os
 
     import bench_profile  # the module the recipe's class path names (not __main__)
@@ -178,7 +183,7 @@ def profile_recipe(recipe: Path, work: Path, warm: int, steps: int) -> dict:
     made = bench_profile.INSTANCES
     made.clear()
     with tempfile.TemporaryDirectory() as d:
-        path = small_recipe(recipe, work, Path(d), warm, steps)
+        path = small_recipe(recipe, work, Path(d), warm, steps, workers)
         rc = tailgraph_main(["fit", "--config", str(path)])
         if rc != 0 or not made:
             return {"error": f"tailgraph fit exited {rc}"}
@@ -191,6 +196,7 @@ def main() -> int:
     ap.add_argument("--work", default=None, help="folder for the small data sets")
     ap.add_argument("--warm", type=int, default=2)
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--workers", type=int, nargs="+", default=[0], help="data loader workers")
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.set_num_threads(2)
@@ -198,11 +204,14 @@ def main() -> int:
     rows: dict[str, dict] = {}
     t0 = time.perf_counter()
     for name in a.recipes:
-        try:
-            rows[name] = profile_recipe(SYN / f"{name}.yaml", work, a.warm, a.steps)
-        except Exception as exc:  # one recipe's failure is a row, not the end of the table
-            rows[name] = {"error": f"{type(exc).__name__}: {exc}"}
-        print(name, json.dumps(rows[name])[:400], flush=True)
+        for w in a.workers:
+            key = name if a.workers == [0] else f"{name} (workers {w})"
+            try:
+                rows[key] = profile_recipe(SYN / f"{name}.yaml", work, a.warm, a.steps, w)
+            except Exception as exc:  # one recipe's failure is a row, not the end of the table
+                rows[key] = {"error": f"{type(exc).__name__}: {exc}"}
+            rows[key]["workers"] = w
+            print(key, json.dumps(rows[key])[:400], flush=True)
     lines = [
         "| recipe | step (ms) | data wait | op calls / step | parts (share of step, forward) "
         "| top self-time ops (share) |",

@@ -447,12 +447,22 @@ class GraphBatch(Batch):
     pairs: list[torch.Tensor] | None = None
 
     def to(self, device: torch.device | str) -> GraphBatch:
+        images = self.images
+        if images is not None:  # a pinned batch (pin_memory) copies without blocking
+            images = images.to(device, non_blocking=images.is_pinned())
         return GraphBatch(
             graphs=[g.to(device) for g in self.graphs],
-            images=None if self.images is None else self.images.to(device),
+            images=images,
             scales=None if self.scales is None else self.scales.to(device),
             pairs=None if self.pairs is None else [p.to(device) for p in self.pairs],
         )
+
+    def pin_memory(self) -> GraphBatch:
+        """The same batch with its pixels in pinned host memory (what a ``DataLoader`` with
+        ``pin_memory`` calls; the graphs' small tensors are left as they are)."""
+        if self.images is None:
+            return self
+        return GraphBatch(self.graphs, self.images.pin_memory(), self.scales, self.pairs)
 
     def with_pairs(self, pairs: list[torch.Tensor]) -> GraphBatch:
         """The same batch restricted to the given candidate pairs (local ``[P_i, 2]`` per image)."""
@@ -517,7 +527,7 @@ class SegmentBatch(Batch):
     def to(self, device: torch.device | str) -> SegmentBatch:
         return SegmentBatch(
             self.segments,
-            self.feats.to(device),
+            self.feats.to(device, non_blocking=self.feats.is_pinned()),
             self.track_segment.to(device),
             self.labels.to(device),
             self.pairs.to(device),
@@ -526,6 +536,10 @@ class SegmentBatch(Batch):
             self.position.to(device),
             self.extras,
         )
+
+    def pin_memory(self) -> SegmentBatch:
+        """The same batch with its tracklet features in pinned host memory."""
+        return replace(self, feats=self.feats.pin_memory())
 
     def __len__(self) -> int:
         return len(self.segments)

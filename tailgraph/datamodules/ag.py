@@ -22,8 +22,8 @@ class AGDataModule(SplitDataModule):
             it has no annotations.
         max_size: frame size fed to the network.
         layout_only: no frame images.
-        num_workers, val_fraction: see :class:`SplitDataModule` (validation videos are held
-            out of the training videos).
+        num_workers, pin_memory, persistent_workers, val_fraction: see :class:`SplitDataModule`
+            (validation videos are held out of the training videos).
         filter_small_box: read the ``..._filtersmall.pkl`` annotations (boxes with a short
             side > 16 px), as the reference does for SGCls and SGDet; the reference's
             ``-mode`` sets it (false for PredCls, true otherwise), here the recipe does.
@@ -51,6 +51,8 @@ class AGDataModule(SplitDataModule):
         filter_small_box: bool = False,
         datasize: str = "large",
         contact_single_label: bool = False,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = True,
     ) -> None:
         super().__init__(
             root,
@@ -61,6 +63,8 @@ class AGDataModule(SplitDataModule):
             layout_only,
             num_workers,
             val_fraction,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
         )
         self.max_size = max_size
         self.filter_small_box = filter_small_box
@@ -75,10 +79,11 @@ class AGDataModule(SplitDataModule):
         }
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        ds = VideoFrames(self.splits[split], self.max_size, self.layout_only)
+        pixels = self.train_pixels_flag() if split == "train" else None
+        ds = VideoFrames(self.splits[split], self.max_size, self.layout_only, pixels)
         return DataLoader(
             ds,
             batch_size=None,
             sampler=VideoSampler(len(ds), shuffle=shuffle, pad=split == "train"),
-            num_workers=self.num_workers,
+            **self.loader_options(),
         )

@@ -40,6 +40,65 @@ class SGGDataModule(L.LightningDataModule):
     protocol = ""
     vocab: Vocabulary | None = None
     max_size: Any = None  # int in the image and video modules
+    num_workers: int = 0
+    pin_memory: bool | None = None
+    persistent_workers: bool = True
+
+    def set_loader_options(
+        self, num_workers: int, pin_memory: bool | None, persistent_workers: bool
+    ) -> None:
+        """Check and keep the options every split's ``DataLoader`` is built with
+        (:meth:`loader_options`)."""
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise DataError(
+                f"num_workers must be an integer >= 0, got {num_workers!r}", field="num_workers"
+            )
+        if pin_memory is not None and not isinstance(pin_memory, bool):
+            raise DataError(
+                f"pin_memory must be true, false or null, got {pin_memory!r}", field="pin_memory"
+            )
+        if not isinstance(persistent_workers, bool):
+            raise DataError(
+                f"persistent_workers must be true or false, got {persistent_workers!r}",
+                field="persistent_workers",
+            )
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.persistent_workers = persistent_workers
+
+    def pins_memory(self) -> bool:
+        """Whether the loaders pin their batches: ``pin_memory`` when set, otherwise only when
+        the attached trainer runs on a CUDA device (pinned host memory lets the copy to the
+        device overlap the step; on CPU it is only a cost)."""
+        if self.pin_memory is not None:
+            return self.pin_memory
+        trainer = getattr(self, "trainer", None)
+        device = getattr(getattr(trainer, "strategy", None), "root_device", None)
+        return isinstance(device, torch.device) and device.type == "cuda"
+
+    def set_train_pixels(self, needed: bool) -> None:
+        """Whether this epoch's training batches must carry pixels (the engine passes the
+        method's :meth:`~tailgraph.methods.base.Method.uses_pixels`). A training set that can
+        leave them out (video frames: :class:`VideoFrames`) then yields graphs only; the flag
+        lives in shared memory, so persistent loader workers see it too. Evaluation loaders
+        always decode."""
+        self.train_pixels_flag()[0] = bool(needed)
+
+    def train_pixels_flag(self) -> torch.Tensor:
+        """The shared one-element flag :meth:`set_train_pixels` writes (true at first)."""
+        flag = getattr(self, "_train_pixels", None)
+        if flag is None:
+            flag = self._train_pixels = torch.ones(1, dtype=torch.bool).share_memory_()
+        return flag
+
+    def loader_options(self) -> dict[str, Any]:
+        """The ``DataLoader`` keyword arguments shared by every split of every data kind:
+        ``num_workers`` worker processes, kept alive between epochs (``persistent_workers``,
+        when there are workers) and pinned memory (:meth:`pins_memory`)."""
+        return {
+            "num_workers": self.num_workers,
+            "persistent_workers": self.persistent_workers and self.num_workers > 0,
+            "pin_memory": self.pins_memory(),
+        }
 
     def train_graphs(self) -> list:
         """The training split's images / frames (what the training statistics count)."""
@@ -65,6 +124,8 @@ class SplitDataModule(SGGDataModule):
         val_fraction: fraction of the training samples (the first ones) held out for
             validation; 0 = no validation.
         synth_options: further options of the synthetic generator (e.g. ``head_tail_ratio``).
+        pin_memory: pin the batches' tensors (``None``: when training on CUDA).
+        persistent_workers: keep the loader's workers between epochs (with ``num_workers``).
     """
 
     marker = ""  # file or folder under root whose presence means "already generated"
@@ -80,19 +141,18 @@ class SplitDataModule(SGGDataModule):
         num_workers: int = 0,
         val_fraction: float = 0.1,
         synth_options: dict | None = None,
+        *,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = True,
     ) -> None:
         super().__init__()
+        self.set_loader_options(num_workers, pin_memory, persistent_workers)
         self.synth_options = dict(synth_options or {})
         if not 0.0 <= val_fraction < 1.0:
             raise DataError(
                 f"val_fraction must be in [0, 1), got {val_fraction}", field="val_fraction"
             )
-        self.root, self.layout_only, self.num_workers, self.val_fraction = (
-            root,
-            layout_only,
-            num_workers,
-            val_fraction,
-        )
+        self.root, self.layout_only, self.val_fraction = root, layout_only, val_fraction
         self.synth = (synth_train, synth_test, synth_size, synth_seed)
         self.vocab: Vocabulary | None = None
         self.splits: dict[str, list] = {}
@@ -176,17 +236,27 @@ class SplitDataModule(SGGDataModule):
 
 
 class VideoFrames(Dataset):
-    """One item per video: a :class:`GraphBatch` of its frames (and their pixels)."""
+    """One item per video: a :class:`GraphBatch` of its frames (and their pixels).
 
-    def __init__(self, videos: list[VideoSceneGraph], max_size: int, layout_only: bool) -> None:
+    ``pixels``: an optional shared flag (:meth:`SGGDataModule.train_pixels_flag`); while it is
+    false the items carry graphs only, as with ``layout_only``."""
+
+    def __init__(
+        self,
+        videos: list[VideoSceneGraph],
+        max_size: int,
+        layout_only: bool,
+        pixels: torch.Tensor | None = None,
+    ) -> None:
         self.videos, self.max_size, self.layout_only = videos, max_size, layout_only
+        self.pixels = pixels
 
     def __len__(self) -> int:
         return len(self.videos)
 
     def __getitem__(self, i: int) -> GraphBatch:
         v = self.videos[i]
-        if self.layout_only:
+        if self.layout_only or (self.pixels is not None and not bool(self.pixels[0])):
             return GraphBatch(list(v.frames))
         imgs = [load_image(f.image_path, self.max_size, sample=f.image_id) for f in v.frames]  # type: ignore[arg-type]
         images = pad_images([t for t, _ in imgs])

@@ -109,7 +109,8 @@ class OIDataModule(SplitDataModule):
             ``gt_only`` (annotated pairs only: the slides' baseline).
         shorter, longer_max: resizing (paper: 480 / 960).
         layout_only: no images.
-        num_workers, val_fraction, synth_options: see :class:`SplitDataModule`.
+        num_workers, pin_memory, persistent_workers, val_fraction, synth_options: see
+            :class:`SplitDataModule`.
         seed: pair-sampling seed.
 
     Evaluation batches score every ordered pair of annotated boxes (the OI protocol).
@@ -137,6 +138,8 @@ class OIDataModule(SplitDataModule):
         val_fraction: float = 0.1,
         seed: int = 0,
         synth_options: dict | None = None,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = True,
     ) -> None:
         super().__init__(
             root,
@@ -148,6 +151,8 @@ class OIDataModule(SplitDataModule):
             num_workers,
             val_fraction,
             synth_options,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
         )
         if negatives not in ("mined", "gt_only"):
             raise DataError(
@@ -177,6 +182,4 @@ class OIDataModule(SplitDataModule):
             )
         else:
             collate = NegativeMiningCollate(negatives="all")
-        return DataLoader(
-            ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers
-        )
+        return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, **self.loader_options())

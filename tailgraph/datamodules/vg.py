@@ -28,6 +28,8 @@ class VGDataModule(SGGDataModule):
         max_size: longer image side fed to the network.
         batch_size: images per batch.
         num_workers: DataLoader workers.
+        pin_memory: pin the batches' tensors (``None``: when training on CUDA).
+        persistent_workers: keep the loader's workers between epochs (with ``num_workers``).
         num_val_im: images of the training split held out for validation, the first ones of
             split 0 as in Scene-Graph-Benchmark (which holds out 5000); ``None`` = 10 % of
             them, at most 5000; ``0`` = no validation. Validation never reads the test split.
@@ -48,13 +50,15 @@ class VGDataModule(SGGDataModule):
         filter_non_overlap: bool = False,
         cache_images: bool = True,
         seed: int = 0,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = True,
     ) -> None:
         super().__init__()
         self.root = str(root)
         self.layout_only = layout_only
         self.max_size = max_size
         self.batch_size = batch_size
-        self.num_workers = num_workers
+        self.set_loader_options(num_workers, pin_memory, persistent_workers)
         self.num_val_im = num_val_im
         self.filter_non_overlap = filter_non_overlap
         self.cache_images = cache_images
@@ -132,9 +136,8 @@ class VGDataModule(SGGDataModule):
             # DDP-sharded here (the trainer's use_distributed_sampler is off): training shards
             # padded to equal length, evaluation shards disjoint and complete
             sampler=ShardSampler(len(ds), shuffle=shuffle, pad=split == "train"),
-            num_workers=self.num_workers,
             collate_fn=collate_graph_batch,
-            persistent_workers=self.num_workers > 0,
+            **self.loader_options(),
         )
 
     def train_dataloader(self) -> DataLoader:

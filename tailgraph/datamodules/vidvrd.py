@@ -131,7 +131,7 @@ class VidVRDDataModule(SplitDataModule):
             every ordered tracklet pair for evaluation (:func:`build_tracklet_segments`).
         max_size: frame size fed to a pixel model.
         layout_only: no frame images.
-        num_workers, val_fraction: see :class:`SplitDataModule`.
+        num_workers, pin_memory, persistent_workers, val_fraction: see :class:`SplitDataModule`.
         tracklets: ``gt`` | ``jittered`` | ``tracked`` | a user tracklet file ``*.json`` in
             VidVRD's trajectory layout (:func:`tailgraph.data.tracklets.read_tracklet_file`)
             (``output: tracklets``; see
@@ -187,6 +187,8 @@ class VidVRDDataModule(SplitDataModule):
         feature_cache: str | None = "auto",
         tracker_matching: str = "optimal",
         tracker_by_class: bool = True,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = True,
     ) -> None:
         super().__init__(
             root,
@@ -198,6 +200,8 @@ class VidVRDDataModule(SplitDataModule):
             num_workers,
             val_fraction,
             synth_options,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
         )
         self.feature_cache = feature_cache
         if output not in ("frames", "segments", "tracklets"):
@@ -383,7 +387,7 @@ class VidVRDDataModule(SplitDataModule):
                 batch_size=self.batch_size,
                 sampler=ShardSampler(len(ds), shuffle=shuffle, pad=split == "train", groups=videos),
                 collate_fn=collate_segments,
-                num_workers=self.num_workers,
+                **self.loader_options(),
             )
         if self.output == "segments":
             segments = _Segments(self.splits[split], self.length, self.stride)
@@ -397,7 +401,7 @@ class VidVRDDataModule(SplitDataModule):
                     groups=[v.video_id for v, _ in segments.items],
                 ),
                 collate_fn=list,
-                num_workers=self.num_workers,
+                **self.loader_options(),
             )
         ds = _SegmentFrames(  # type: ignore[assignment]
             self.splits[split],
@@ -410,7 +414,7 @@ class VidVRDDataModule(SplitDataModule):
             ds,
             batch_size=None,
             sampler=VideoSampler(len(ds), shuffle=shuffle, pad=split == "train"),
-            num_workers=self.num_workers,
+            **self.loader_options(),
         )
 
 

@@ -414,7 +414,16 @@ class SGGModule(L.LightningModule):
         self.log("train/loss", total.detach(), batch_size=n, prog_bar=True)
         return total
 
+    def on_fit_start(self) -> None:
+        self._tell_pixels()  # before the first epoch's loader starts (it fetches ahead)
+
+    def _tell_pixels(self) -> None:
+        dm = self._datamodule()
+        if dm is not None:
+            dm.set_train_pixels(self.method.uses_pixels(self.current_epoch))
+
     def on_train_epoch_start(self) -> None:
+        self._tell_pixels()
         self.method.on_train_epoch_start(self.model, self.current_epoch)
         if self.method.reset_optimizer() and self.trainer is not None:
             for opt in self.trainer.optimizers:

@@ -183,6 +183,12 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
         state (momenta) before the epoch, e.g. when a staged method starts a fresh model."""
         return False
 
+    def uses_pixels(self, epoch: int) -> bool:
+        """Whether :meth:`training_step` reads the batches' pixels in epoch ``epoch``. The
+        engine asks before each epoch; ``False`` lets the data module skip decoding them (the
+        batches then carry their graphs only)."""
+        return True
+
 
 class Supervised(Method):
     """Plain supervised training: the protocol's per-type losses (softmax CE for single-label

@@ -435,6 +435,15 @@ class BMP(Method):
             for name, p in model.named_parameters():
                 p.requires_grad_(name.startswith("head.") and not name.startswith(frozen))
 
+    def uses_pixels(self, epoch: int) -> bool:
+        """The head stage on synthetic features from the memory's prototypes reads only the
+        batch's relation labels, so its epochs need no pixels."""
+        return (
+            epoch < self.base_epochs
+            or self.prototype_features == "head_input"
+            or self.head_samples == "real"
+        )
+
     def _trains_type(self, name: str) -> bool:
         """Whether the head stage trains relation type ``name``'s head (``head_types``)."""
         return self.head_types is None or name in self.head_types

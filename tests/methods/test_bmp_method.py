@@ -443,3 +443,51 @@ def test_bmp_starts_from_a_trained_tempura_checkpoint(tmp_path, monkeypatch, cap
     assert tailgraph_main(["fit", "--config", str(tmp_path / "bad.yaml")]) == 2
     err = [x for x in capsys.readouterr().err.splitlines() if x.startswith("tailgraph")]
     assert len(err) == 1 and "shape" in err[0] and "model.init_from" in err[0]
+
+
+def test_bmp_head_stage_skips_decoding_pixels_and_trains_the_same(tmp_path, monkeypatch):
+    """The head stage on prototype samples reads only relation labels: its training batches
+    come without pixels (the data module is told before each epoch), and the weights equal a
+    run that decodes them."""
+    import yaml
+
+    from tailgraph.cli import main as tailgraph_main
+    from tailgraph.methods.bmp import BMP
+
+    monkeypatch.chdir(tmp_path)
+    seen: list[tuple[int, bool]] = []
+    step = BMP.training_step
+
+    def probe(self, model, batch):
+        seen.append((self._epoch, batch.images is not None))
+        return step(self, model, batch)
+
+    monkeypatch.setattr(BMP, "training_step", probe)
+    cfg = _tiny_ag_recipe(
+        tmp_path,
+        {
+            "class_path": "tailgraph.methods.bmp.BMP",
+            "init_args": {"base_epochs": 1, "tau_maj": 60, "max_samples": 256},
+        },
+    )
+    cfg["trainer"]["max_epochs"] = 2
+    path = tmp_path / "bmp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert tailgraph_main(["fit", "--config", str(path)]) == 0
+    assert {e for e, _ in seen} == {0, 1}
+    assert all(has for e, has in seen if e == 0)  # the base stage trains on pixels
+    assert not any(has for e, has in seen if e == 1)  # the head stage needs none
+    skipped = torch.load(
+        tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True
+    )["state_dict"]
+
+    seen.clear()
+    monkeypatch.setattr(BMP, "uses_pixels", lambda self, epoch: True)
+    assert tailgraph_main(["fit", "--config", str(path)]) == 0
+    assert all(has for _, has in seen)
+    decoded = torch.load(
+        tmp_path / "runs" / "version_1" / "checkpoints" / "last.ckpt", weights_only=True
+    )["state_dict"]
+    assert skipped.keys() == decoded.keys()
+    for k in skipped:
+        assert torch.equal(skipped[k], decoded[k]), k
