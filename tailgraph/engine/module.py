@@ -415,15 +415,17 @@ class SGGModule(L.LightningModule):
         return total
 
     def on_fit_start(self) -> None:
-        self._tell_pixels()  # before the first epoch's loader starts (it fetches ahead)
+        # The run's first batch is fetched before its first epoch starts (and before a resumed
+        # run's epoch is restored): it always carries pixels; from then on the method decides.
+        self._tell_pixels(True)
 
-    def _tell_pixels(self) -> None:
+    def _tell_pixels(self, needed: bool) -> None:
         dm = self._datamodule()
         if dm is not None:
-            dm.set_train_pixels(self.method.uses_pixels(self.current_epoch))
+            dm.set_train_pixels(needed)
 
     def on_train_epoch_start(self) -> None:
-        self._tell_pixels()
+        self._tell_pixels(self.method.uses_pixels(self.current_epoch))
         self.method.on_train_epoch_start(self.model, self.current_epoch)
         if self.method.reset_optimizer() and self.trainer is not None:
             for opt in self.trainer.optimizers:

@@ -186,7 +186,8 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
     def uses_pixels(self, epoch: int) -> bool:
         """Whether :meth:`training_step` reads the batches' pixels in epoch ``epoch``. The
         engine asks before each epoch; ``False`` lets the data module skip decoding them (the
-        batches then carry their graphs only)."""
+        batches then carry their graphs only), so the step must work on either kind of batch
+        (a run's first batch, fetched before its first epoch starts, always has pixels)."""
         return True
 
 
