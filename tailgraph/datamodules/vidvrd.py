@@ -56,10 +56,11 @@ class _SegmentFrames(Dataset):
         stride: int,
         max_size: int,
         layout_only: bool,
+        pixels: torch.Tensor | None = None,
     ) -> None:
         from tailgraph.data.vidvrd import split_segments
 
-        self.frames = VideoFrames(videos, max_size, layout_only)
+        self.frames = VideoFrames(videos, max_size, layout_only, pixels)
         self.items = (
             [
                 (i, s["begin"], s["end"])
@@ -77,7 +78,8 @@ class _SegmentFrames(Dataset):
         i, b, e = self.items[k]
         v = self.frames.videos[i]
         part = VideoSceneGraph(v.video_id, v.frames[b:e], list(range(b, e)), extras=v.extras)
-        return VideoFrames([part], self.frames.max_size, self.frames.layout_only)[0]
+        f = self.frames
+        return VideoFrames([part], f.max_size, f.layout_only, f.pixels)[0]
 
 
 class _TrackletSegments(Dataset):
@@ -409,6 +411,7 @@ class VidVRDDataModule(SplitDataModule):
             self.stride,
             self.max_size,
             self.layout_only,
+            self.train_pixels_flag() if split == "train" else None,
         )
         return DataLoader(
             ds,

@@ -124,8 +124,15 @@ def test_a_pinned_batch_copies_its_pixels_only():
     assert GraphBatch([]).pin_memory().images is None
 
 
-def test_persistent_workers_see_the_training_pixel_flag(tmp_path):
-    dm = _modules(tmp_path, num_workers=1)["ag"]
+@pytest.mark.parametrize("kind", ["ag", "vidvrd"])
+def test_persistent_workers_see_the_training_pixel_flag(tmp_path, kind):
+    if kind == "ag":
+        dm = _modules(tmp_path, num_workers=1)["ag"]
+    else:  # frame-level VidVRD with pixels
+        dm = VidVRDDataModule(
+            root=str(tmp_path / "vrd"), synth_train=3, synth_test=1, synth_size=64, max_size=64,
+            layout_only=False, val_fraction=0.0, num_workers=1,
+        )  # fmt: skip
     dm.setup("fit")
     loader = dm.train_dataloader()
     assert loader.persistent_workers
