@@ -9,7 +9,8 @@ pairs or segments shows up as thousands of small calls), the inclusive share of 
 top-level part of the model (``features``, ``context``, ``head`` ...: forward only, measured
 with ``record_function`` around the part) and the operators with the largest self time.
 ``--workers 0 1 2`` profiles each recipe once per number of data loader workers (the data
-module's ``num_workers``; persistent workers), one row each.
+module's ``num_workers``; persistent workers), one row each; ``--epoch 1`` profiles the steps
+of the second epoch instead of the first (caches filled, workers warm).
 
     .venv/bin/python benchmarks/bench_profile.py [--recipes NAME ...] [--workers N ...] [--json OUT]
 """
@@ -44,11 +45,11 @@ INSTANCES: list[StepProfiler] = []
 
 
 class StepProfiler(L.Callback):
-    """Profiles training steps ``warm .. warm + steps`` of the first epoch."""
+    """Profiles training steps ``warm .. warm + steps`` of epoch ``epoch`` (0 = the first)."""
 
-    def __init__(self, warm: int = 2, steps: int = 5) -> None:
+    def __init__(self, warm: int = 2, steps: int = 5, epoch: int = 0) -> None:
         INSTANCES.append(self)
-        self.warm, self.steps = warm, steps
+        self.warm, self.steps, self.epoch = warm, steps, epoch
         self.prof: torch.profiler.profile | None = None
         self.step_s: list[float] = []
         self.wait_s: list[float] = []
@@ -78,6 +79,8 @@ class StepProfiler(L.Callback):
             self._hooks.append(part.register_forward_hook(post))
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if trainer.current_epoch != self.epoch:
+            return
         now = time.perf_counter()
         if batch_idx == self.warm:
             self._hook_parts(module)
@@ -90,7 +93,7 @@ class StepProfiler(L.Callback):
             self._t_start = now
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if self.warm <= batch_idx < self.warm + self.steps:
+        if trainer.current_epoch == self.epoch and self.warm <= batch_idx < self.warm + self.steps:
             self._t_end = time.perf_counter()
             self.step_s.append(self._t_end - self._t_start)
             if batch_idx == self.warm + self.steps - 1:
@@ -143,7 +146,7 @@ class StepProfiler(L.Callback):
 
 
 def small_recipe(
-    recipe: Path, work: Path, out: Path, warm: int, steps: int, workers: int = 0
+    recipe: Path, work: Path, out: Path, warm: int, steps: int, workers: int = 0, epoch: int = 0
 ) -> Path:
     cfg = yaml.safe_load(recipe.read_text())
     data = cfg["data"]
@@ -156,7 +159,7 @@ def small_recipe(
     cfg["model"].pop("init_from", None)  # BMP's TEMPURA start: weights only, same steps
     cfg["trainer"] = dict(
         cfg.get("trainer") or {},
-        max_epochs=1,
+        max_epochs=epoch + 1,
         limit_val_batches=0,
         num_sanity_val_steps=0,
         enable_progress_bar=False,
@@ -165,14 +168,19 @@ def small_recipe(
     )
     # only the profiler: no checkpoints or metric files (outside the steps anyway)
     cfg["trainer"]["callbacks"] = [
-        {"class_path": "bench_profile.StepProfiler", "init_args": {"warm": warm, "steps": steps}}
+        {
+            "class_path": "bench_profile.StepProfiler",
+            "init_args": {"warm": warm, "steps": steps, "epoch": epoch},
+        }
     ]
     path = out / recipe.name
     path.write_text(yaml.safe_dump(cfg))
     return path
 
 
-def profile_recipe(recipe: Path, work: Path, warm: int, steps: int, workers: int = 0) -> dict:
+def profile_recipe(
+    recipe: Path, work: Path, warm: int, steps: int, workers: int = 0, epoch: int = 0
+) -> dict:
     import os
 
     import bench_profile  # the module the recipe's class path names (not __main__)
@@ -183,7 +191,7 @@ def profile_recipe(recipe: Path, work: Path, warm: int, steps: int, workers: int
     made = bench_profile.INSTANCES
     made.clear()
     with tempfile.TemporaryDirectory() as d:
-        path = small_recipe(recipe, work, Path(d), warm, steps, workers)
+        path = small_recipe(recipe, work, Path(d), warm, steps, workers, epoch)
         rc = tailgraph_main(["fit", "--config", str(path)])
         if rc != 0 or not made:
             return {"error": f"tailgraph fit exited {rc}"}
@@ -197,6 +205,7 @@ def main() -> int:
     ap.add_argument("--warm", type=int, default=2)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--workers", type=int, nargs="+", default=[0], help="data loader workers")
+    ap.add_argument("--epoch", type=int, default=0, help="profile this epoch's steps (0 = first)")
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.set_num_threads(2)
@@ -207,7 +216,7 @@ def main() -> int:
         for w in a.workers:
             key = name if a.workers == [0] else f"{name} (workers {w})"
             try:
-                rows[key] = profile_recipe(SYN / f"{name}.yaml", work, a.warm, a.steps, w)
+                rows[key] = profile_recipe(SYN / f"{name}.yaml", work, a.warm, a.steps, w, a.epoch)
             except Exception as exc:  # one recipe's failure is a row, not the end of the table
                 rows[key] = {"error": f"{type(exc).__name__}: {exc}"}
             rows[key]["workers"] = w

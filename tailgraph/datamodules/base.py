@@ -239,7 +239,9 @@ class VideoFrames(Dataset):
     """One item per video: a :class:`GraphBatch` of its frames (and their pixels).
 
     ``pixels``: an optional shared flag (:meth:`SGGDataModule.train_pixels_flag`); while it is
-    false the items carry graphs only, as with ``layout_only``."""
+    false the items carry graphs only, as with ``layout_only``. ``cache_frames``: keep each
+    video's decoded, padded frames after its first read (memory grows with the set: small sets
+    only; each loader worker keeps its own)."""
 
     def __init__(
         self,
@@ -247,9 +249,13 @@ class VideoFrames(Dataset):
         max_size: int,
         layout_only: bool,
         pixels: torch.Tensor | None = None,
+        cache_frames: bool = False,
     ) -> None:
         self.videos, self.max_size, self.layout_only = videos, max_size, layout_only
         self.pixels = pixels
+        self.cache: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = (
+            {} if cache_frames else None
+        )
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -258,8 +264,13 @@ class VideoFrames(Dataset):
         v = self.videos[i]
         if self.layout_only or (self.pixels is not None and not bool(self.pixels[0])):
             return GraphBatch(list(v.frames))
-        imgs = [load_image(f.image_path, self.max_size, sample=f.image_id) for f in v.frames]  # type: ignore[arg-type]
-        images = pad_images([t for t, _ in imgs])
-        return GraphBatch(
-            list(v.frames), images, torch.tensor([s for _, s in imgs], dtype=torch.float32)
-        )
+        got = self.cache.get(i) if self.cache is not None else None
+        if got is None:
+            imgs = [load_image(f.image_path, self.max_size, sample=f.image_id) for f in v.frames]  # type: ignore[arg-type]
+            got = (
+                pad_images([t for t, _ in imgs]),
+                torch.tensor([s for _, s in imgs], dtype=torch.float32),
+            )
+            if self.cache is not None:
+                self.cache[i] = got
+        return GraphBatch(list(v.frames), got[0], got[1])

@@ -142,3 +142,29 @@ def test_persistent_workers_see_the_training_pixel_flag(tmp_path, kind):
     assert all(b.images is not None for b in dm.test_dataloader())  # evaluation decodes
     dm.set_train_pixels(True)
     assert all(b.images is not None for b in loader)
+
+
+def test_cached_video_frames_equal_decoded_ones_and_are_read_once(tmp_path, monkeypatch):
+    import tailgraph.datamodules.base as base
+
+    plain = _modules(tmp_path)["ag"]
+    cached = AGDataModule(
+        root=str(tmp_path / "ag"), synth_train=3, synth_test=1, synth_size=64, max_size=64,
+        val_fraction=0.0, cache_frames=True,
+    )  # fmt: skip
+    for dm in (plain, cached):
+        dm.setup("fit")
+    reads = []
+    real = base.load_image
+    monkeypatch.setattr(base, "load_image", lambda *a, **k: reads.append(1) or real(*a, **k))
+    want = {b.graphs[0].image_id: b.images for b in plain.train_dataloader()}
+    n_frames = len(reads)
+    reads.clear()
+    loader = cached.train_dataloader()
+    for _ in range(3):  # three epochs: the frames are decoded in the first only
+        for b in loader:
+            assert torch.equal(b.images, want[b.graphs[0].image_id])
+    assert len(reads) == n_frames > 0
+    with pytest.raises(DataError) as err:
+        AGDataModule(root=str(tmp_path / "ag"), cache_frames="yes")
+    assert err.value.field == "cache_frames"
