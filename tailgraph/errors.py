@@ -56,3 +56,12 @@ class DataError(ValueError):
             sample=self.sample if self.sample is not None else sample,
             field=self.field if self.field is not None else field,
         )
+
+
+def require_flag(field: str, value: object, *, optional: bool = False) -> None:
+    """Raise :class:`DataError` naming ``field`` unless ``value`` is a boolean (or ``None``
+    where ``optional``): an option given as 1, ``"yes"`` or ``null`` is refused, not coerced."""
+    if isinstance(value, bool) or (optional and value is None):
+        return
+    allowed = "true, false or null" if optional else "true or false"
+    raise DataError(f"{field} must be {allowed}, got {value!r}", field=field)

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from tailgraph.errors import DataError
+from tailgraph.errors import DataError, require_flag
 from tailgraph.io.safe_pickle import safe_load
 from tailgraph.ops.boxes import boxes_far_outside
 from tailgraph.structures import SceneGraph, VideoSceneGraph
@@ -399,11 +399,7 @@ def load_ag(
         raise DataError(
             f"mini_frames must be a positive integer, got {mini_frames!r}", field="mini_frames"
         )
-    if not isinstance(contact_single_label, bool):
-        raise DataError(
-            f"contact_single_label must be true or false, got {contact_single_label!r}",
-            field="contact_single_label",
-        )
+    require_flag("contact_single_label", contact_single_label)
     vocab = ag_vocabulary(root, contact_single_label)
     ann = root / "annotations"
     obj_file = ann / (

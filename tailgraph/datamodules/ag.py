@@ -8,7 +8,7 @@ from tailgraph.data.samplers import (
     VideoSampler,
 )
 from tailgraph.datamodules.base import SplitDataModule, VideoFrames
-from tailgraph.errors import DataError
+from tailgraph.errors import require_flag
 
 __all__ = ["AGDataModule"]
 
@@ -71,10 +71,7 @@ class AGDataModule(SplitDataModule):
             pin_memory=pin_memory,
             persistent_workers=persistent_workers,
         )
-        if not isinstance(cache_frames, bool):
-            raise DataError(
-                f"cache_frames must be true or false, got {cache_frames!r}", field="cache_frames"
-            )
+        require_flag("cache_frames", cache_frames)
         self.cache_frames = cache_frames
         self.max_size = max_size
         self.filter_small_box = filter_small_box

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from tailgraph.data.images import load_image, pad_images
-from tailgraph.errors import DataError
+from tailgraph.errors import DataError, require_flag
 from tailgraph.protocols import data_kind
 from tailgraph.structures import GraphBatch, VideoSceneGraph
 from tailgraph.vocab import Vocabulary
@@ -53,15 +53,8 @@ class SGGDataModule(L.LightningDataModule):
             raise DataError(
                 f"num_workers must be an integer >= 0, got {num_workers!r}", field="num_workers"
             )
-        if pin_memory is not None and not isinstance(pin_memory, bool):
-            raise DataError(
-                f"pin_memory must be true, false or null, got {pin_memory!r}", field="pin_memory"
-            )
-        if not isinstance(persistent_workers, bool):
-            raise DataError(
-                f"persistent_workers must be true or false, got {persistent_workers!r}",
-                field="persistent_workers",
-            )
+        require_flag("pin_memory", pin_memory, optional=True)
+        require_flag("persistent_workers", persistent_workers)
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.persistent_workers = persistent_workers
 

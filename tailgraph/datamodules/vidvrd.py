@@ -19,7 +19,7 @@ from tailgraph.datamodules.tracklet_segments import (
     load_segments,
     save_segments,
 )
-from tailgraph.errors import DataError
+from tailgraph.errors import DataError, require_flag
 from tailgraph.structures import GraphBatch, VideoSceneGraph
 
 __all__ = ["VidVRDDataModule", "build_extractor"]
@@ -233,11 +233,7 @@ class VidVRDDataModule(SplitDataModule):
                 f"tracker_matching must be one of {LINK_MATCHING}, got {tracker_matching!r}",
                 field="tracker_matching",
             )
-        if not isinstance(tracker_by_class, bool):
-            raise DataError(
-                f"tracker_by_class must be true or false, got {tracker_by_class!r}",
-                field="tracker_by_class",
-            )
+        require_flag("tracker_by_class", tracker_by_class)
         if max_pairs < 1:
             raise DataError(f"max_pairs must be positive, got {max_pairs}", field="max_pairs")
         self.length, self.stride, self.batch_size, self.output, self.max_size = (
